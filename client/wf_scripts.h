@@ -1,0 +1,45 @@
+/* wf_scripts.h - the Lua scripts of lua/, embedded at build time (cmake/embed_lua.cmake).
+ *
+ * Each script is one atomic state transition; lua/lib.lua is prepended to each. The SHA1 that
+ * EVALSHA needs is learnt from Redis itself (SCRIPT LOAD at connect) and cached process-wide, since
+ * the sources never change while a process lives.
+ */
+#ifndef WF_SCRIPTS_H
+#define WF_SCRIPTS_H
+
+#include <stddef.h>
+
+typedef struct wf__script_src {
+    const char *name; /* file name without .lua */
+    const char *src;
+    size_t len;
+} wf__script_src;
+
+/* Generated: every lua/*.lua but lib.lua, sorted by name, then a {0,0,0} terminator. */
+extern const wf__script_src wf__script_sources[];
+
+/* The scripts by purpose. Keep in step with lua/: wf__script_lookup() fails loudly at first use if
+ * a name here has no file. */
+typedef enum wf__script {
+    WF__SCRIPT_ENQUEUE = 0,
+    WF__SCRIPT_CLAIM,
+    WF__SCRIPT_COMPLETE,
+    WF__SCRIPT_FAIL,
+    WF__SCRIPT_STOP,
+    WF__SCRIPT_HEARTBEAT,
+    WF__SCRIPT_RECLAIM,
+    WF__SCRIPT_WAKE,
+    WF__SCRIPT_COUNT
+} wf__script;
+
+/* The script's source (lib.lua included) and file name. Static. NULL if not embedded. */
+const wf__script_src *wf__script_get(wf__script script);
+
+/* The script's SHA1 as 40 hex chars, or NULL if not yet learnt from Redis. Thread-safe. */
+const char *wf__script_sha(wf__script script);
+
+/* Learns and caches every script's SHA1 by SCRIPT LOAD on `c` (also loads them into Redis).
+ * Returns 0 or -1 when Redis refused (err-free: callers report the connection error). */
+int wf__scripts_load(void *redis_context);
+
+#endif

@@ -1,0 +1,72 @@
+/* wf/worker.h - the worker pool: claim runs from Redis and execute their handlers.
+ *
+ * One wf_worker is one process's worth of work: a libevent loop on async hiredis that claims runs
+ * in batches from the streams of the workflows it knows, renews their leases, moves timers, and
+ * hands runs to `concurrency` executor threads that call the handlers. wf_worker_run() blocks in
+ * that loop until wf_worker_stop(). The `wf-worker` program wraps this with a supervisor that
+ * forks several such processes.
+ */
+#ifndef WF_WORKER_H
+#define WF_WORKER_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "workflow.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wf_worker wf_worker;
+
+/* Worker settings. Zero-initialise; zero fields take the defaults. */
+typedef struct wf_worker_options {
+    const char *redis_url; /* as wf_client_connect(); NULL: $WF_REDIS_URL or localhost */
+    int concurrency;       /* executor threads = runs in flight at once; default 8 */
+    int batch;             /* runs claimed per Redis round trip; default = concurrency */
+    int64_t lease_ms;      /* a claimed run is presumed lost this long after the last heartbeat;
+                              default 15000 (heartbeats every lease_ms / 3) */
+    int max_reclaims;      /* a run whose worker died this many times fails; default 5 */
+    const char *consumer;  /* consumer name; default "HOST:PID:RANDOM", unique per process */
+    int64_t drain_ms;      /* on stop, how long in-flight runs may take before they are handed
+                              back to the queue; default 30000 */
+    int register_all;      /* 1: also pick up every definition in the process-wide table
+                              (wf_workflow_register / WF_WORKFLOW); default 1 via wf_worker_new */
+} wf_worker_options;
+
+/* Creates a worker (connects to Redis, checks the schema). It picks up every workflow registered
+ * with WF_WORKFLOW in this process so far. Returns a worker the caller frees with
+ * wf_worker_free(), or NULL with `err` filled. */
+wf_worker *wf_worker_new(const wf_worker_options *options, wf_error *err);
+
+/* Registers a workflow handler under `name` (copied) with `options` (copied; NULL: defaults).
+ * Call before wf_worker_run(). Returns WF_OK, WF_ERR_BAD_NAME or WF_ERR_EXISTS. */
+int wf_worker_define(wf_worker *worker, const char *name, wf_handler_fn handler,
+                     const wf_workflow_options *options, wf_error *err);
+
+/* Loads every `*.so` workflow module in `dir` (built by wf_add_workflows) and registers what
+ * they define. Returns the number of workflows loaded (>= 0) or an error (unreadable directory, a
+ * module that fails to load: the message names the file and dlerror()). */
+int wf_worker_load_dir(wf_worker *worker, const char *dir, wf_error *err);
+
+/* Runs the loop on the calling thread until wf_worker_stop(). Returns WF_OK after a clean drain,
+ * or an error if the worker could not start (no workflows, Redis unreachable at start). Redis
+ * outages while running are survived with reconnect and backoff, not returned. */
+int wf_worker_run(wf_worker *worker, wf_error *err);
+
+/* Asks a running worker to drain and return from wf_worker_run(): it claims nothing more, lets
+ * in-flight runs finish for up to drain_ms, hands the rest back to the queue. Safe to call from
+ * any thread and from a signal handler. */
+void wf_worker_stop(wf_worker *worker);
+
+/* The worker's consumer name. Borrowed: valid until wf_worker_free(). */
+const char *wf_worker_consumer(const wf_worker *worker);
+
+/* Frees a worker that is not running. NULL is a no-op. */
+void wf_worker_free(wf_worker *worker);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

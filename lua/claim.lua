@@ -1,0 +1,43 @@
+-- claim.lua: turn stream entries this consumer just read into running runs with leases.
+-- KEYS: 1-12 fixed, then one run hash per good entry (in ARGV order)
+-- ARGV: 1 consumer, 2 lease ms, 3 number of good entries G, then G pairs (entry id, run id),
+--       then pairs (entry id, reason) for entries that are not valid run records
+-- Returns one item per good entry: {run id, lease token, attempt, input, started_at} when the run
+-- is now ours, or {run id} when the entry was stale (run stopped, paused or re-queued since).
+-- Every entry given is acknowledged and deleted here: from now on leases, not the stream's
+-- pending list, protect a running run. Invalid entries go to the dead-letter list with a reason.
+local consumer, lease_ms, g = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local out = {}
+for i = 1, g do
+    local entry, id = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+    local h = KEYS[WF_NFIXED + i]
+    redis.call('XACK', KEYS[1], 'workers', entry)
+    redis.call('XDEL', KEYS[1], entry)
+    local f = redis.call('HMGET', h, 'state', 'entry')
+    if f[1] == 'queued' and f[2] == entry then
+        local token = redis.call('HINCRBY', h, 'lease', 1)
+        set_state(h, id, 'queued', 'running', now)
+        redis.call('HSET', h, 'worker', consumer, 'started_at', now)
+        redis.call('HDEL', h, 'entry', 'wait_reason', 'wake_at')
+        redis.call('ZADD', KEYS[3], now + lease_ms, id)
+        local r = redis.call('HMGET', h, 'attempt', 'input')
+        out[#out + 1] = {id, tostring(token), tonumber(r[1]), r[2] or '', now}
+    else
+        out[#out + 1] = {id}
+    end
+end
+local b = 4 + 2 * g
+while ARGV[b] do
+    local entry, reason = ARGV[b], ARGV[b + 1] or 'invalid record'
+    local raw = redis.call('XRANGE', KEYS[1], entry, entry)
+    redis.call('XACK', KEYS[1], 'workers', entry)
+    redis.call('XDEL', KEYS[1], entry)
+    local fields = ''
+    if raw[1] then fields = cjson.encode(raw[1][2]) end
+    redis.call('LPUSH', KEYS[4], cjson.encode({entry = entry, reason = reason, at = now,
+        consumer = consumer, fields = fields}))
+    redis.call('LTRIM', KEYS[4], 0, 9999)
+    b = b + 2
+end
+return out

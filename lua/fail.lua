@@ -1,0 +1,31 @@
+-- fail.lua: a handler failed: schedule a retry (waiting, reason "retry") or fail the run.
+-- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- ARGV: 1 run id, 2 lease token, 3 error text, 4 fatal (1: no retry), 5 max attempts,
+--       6 backoff ms (doubled per attempt), 7 max backoff ms, 8 retry-after ms (-1: use backoff),
+--       9 retention ms, 10 final state for a fatal end ('failed' or 'terminated')
+-- Returns {state, wake_at}: 'waiting' with the retry time, or the final state with 0.
+local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
+local e = check_lease(h, id, ARGV[2])
+if e then return e end
+local now = now_ms()
+local attempt = tonumber(redis.call('HGET', h, 'attempt')) or 1
+local fatal, max_attempts = ARGV[4] == '1', tonumber(ARGV[5])
+redis.call('HSET', h, 'error', ARGV[3])
+redis.call('ZREM', KEYS[3], id)
+if fatal or attempt >= max_attempts then
+    local to = ARGV[10]
+    if to ~= 'terminated' then to = 'failed' end
+    finish(h, steps, id, 'running', to, now, tonumber(ARGV[9]))
+    return {to, 0}
+end
+local delay = tonumber(ARGV[8])
+if delay < 0 then
+    delay = tonumber(ARGV[6]) * (2 ^ (attempt - 1))
+    local cap = tonumber(ARGV[7])
+    if delay > cap then delay = cap end
+end
+delay = math.floor(delay)
+set_state(h, id, 'running', 'waiting', now)
+redis.call('HSET', h, 'attempt', attempt + 1, 'wait_reason', 'retry', 'wake_at', now + delay)
+redis.call('ZADD', KEYS[2], now + delay, id)
+return {'waiting', now + delay}

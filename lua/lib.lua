@@ -1,0 +1,65 @@
+-- lib.lua: helpers prepended to every wf script at build time (cmake/embed_lua.cmake).
+--
+-- Every script receives the workflow's fixed keys first, in this order (client/keys.c builds
+-- them), then the keys of the runs it touches:
+--   KEYS[1]  P:{W}:queue      stream of ready runs, consumer group "workers"
+--   KEYS[2]  P:{W}:delayed    zset run id -> due time (ms): retries, sleeps, delayed starts
+--   KEYS[3]  P:{W}:leases     zset run id -> lease expiry (ms) of running runs
+--   KEYS[4]  P:{W}:dead       list of stream entries that were not valid run records
+--   KEYS[5..12] P:{W}:state:S zset run id -> last change (ms), one per state below
+-- Scripts never build key names themselves, so every key they touch is declared (Redis Cluster).
+-- Time is Redis time: worker clocks may drift without harm.
+
+local WF_NFIXED = 12
+local WF_STATES = {'queued', 'running', 'paused', 'waiting', 'completed', 'failed', 'cancelled',
+                   'terminated'}
+local WF_STATE_KEY = {}
+for i, s in ipairs(WF_STATES) do WF_STATE_KEY[s] = KEYS[4 + i] end
+local WF_FINAL = {completed = true, failed = true, cancelled = true, terminated = true}
+
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Moves run `id` (hash `h`) from state `from` to `to`: the hash and the state indexes together.
+local function set_state(h, id, from, to, now)
+    if from and WF_STATE_KEY[from] then redis.call('ZREM', WF_STATE_KEY[from], id) end
+    redis.call('ZADD', WF_STATE_KEY[to], now, id)
+    redis.call('HSET', h, 'state', to, 'updated_at', now)
+end
+
+-- Appends a ready entry for run `id` to the queue and remembers it in the run hash, so a claim
+-- can tell the current entry from a stale one. The entry is the msgpack run record.
+local function push_ready(h, id, attempt)
+    local rec = cmsgpack.pack({v = 1, id = id, a = tonumber(attempt) or 1})
+    local entry = redis.call('XADD', KEYS[1], '*', 'r', rec)
+    redis.call('HSET', h, 'entry', entry)
+    return entry
+end
+
+-- Ends run `id` in final state `to`, keeps it `retention` ms, prunes the final index.
+local function finish(h, steps, id, from, to, now, retention)
+    set_state(h, id, from, to, now)
+    redis.call('HSET', h, 'finished_at', now)
+    redis.call('HDEL', h, 'wait_reason', 'wake_at', 'entry')
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', KEYS[2], id)
+    if retention > 0 then
+        redis.call('PEXPIRE', h, retention)
+        if steps then redis.call('PEXPIRE', steps, retention) end
+        redis.call('ZREMRANGEBYSCORE', WF_STATE_KEY[to], '-inf', now - retention)
+    end
+end
+
+-- Checks that the caller still holds run `id`'s lease; returns the run's state or raises the
+-- STALE error that the C side maps to WF_ERR_STALE.
+local function check_lease(h, id, token)
+    local f = redis.call('HMGET', h, 'state', 'lease')
+    if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
+    if f[1] ~= 'running' or f[2] ~= token then
+        return redis.error_reply('STALE run ' .. id .. ' is ' .. f[1] .. ' (lease ' ..
+            tostring(f[2]) .. ', caller has ' .. token .. ')')
+    end
+    return nil
+end

@@ -1,0 +1,36 @@
+-- reclaim.lua: runs whose lease expired (their worker died or lost Redis) go back to the queue.
+-- KEYS: 1-12 fixed, then per candidate (in ARGV order) its run hash and its steps hash
+-- ARGV: 1 max reclaims, 2 retention ms, then candidate run ids (read from the leases zset by the
+--       caller; each is re-checked here, so racing reapers are harmless)
+-- Returns the number of runs re-queued plus failed.
+local max_reclaims, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = now_ms()
+local n = 0
+local i = 1
+while ARGV[2 + i] do
+    local id = ARGV[2 + i]
+    local h, steps = KEYS[WF_NFIXED + 2 * i - 1], KEYS[WF_NFIXED + 2 * i]
+    local due = redis.call('ZSCORE', KEYS[3], id)
+    if due and tonumber(due) <= now then
+        redis.call('ZREM', KEYS[3], id)
+        local f = redis.call('HMGET', h, 'state', 'worker', 'attempt')
+        if f[1] == 'running' then
+            local r = redis.call('HINCRBY', h, 'reclaims', 1)
+            -- The lease token moves on, so a late answer from the presumed-dead worker is STALE.
+            redis.call('HINCRBY', h, 'lease', 1)
+            if r > max_reclaims then
+                redis.call('HSET', h, 'error', 'worker lost ' .. r .. ' times while running this ' ..
+                    'run (last: ' .. tostring(f[2]) .. '); the run may be crashing its worker')
+                finish(h, steps, id, 'running', 'failed', now, retention)
+            else
+                redis.call('HSET', h, 'error', 'lease expired: worker ' .. tostring(f[2]) ..
+                    ' presumed dead; run re-queued')
+                set_state(h, id, 'running', 'queued', now)
+                push_ready(h, id, f[3])
+            end
+            n = n + 1
+        end
+    end
+    i = i + 1
+end
+return n

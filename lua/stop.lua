@@ -1,0 +1,14 @@
+-- stop.lua: cancel a run in any non-final state.
+-- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- ARGV: 1 run id, 2 reason text, 3 retention ms
+-- Returns the state the run was in. Errors: NOTFOUND, FINAL <state> (nothing to do).
+-- A running run loses its lease here: its worker learns it at the next heartbeat (and sees
+-- wf_ctx_cancelled), and whatever it reports afterwards is refused as STALE.
+local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
+local f = redis.call('HMGET', h, 'state', 'entry')
+if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
+if WF_FINAL[f[1]] then return redis.error_reply('FINAL ' .. f[1]) end
+if f[2] then redis.call('XDEL', KEYS[1], f[2]) end
+redis.call('HSET', h, 'error', ARGV[2])
+finish(h, steps, id, f[1], 'cancelled', now_ms(), tonumber(ARGV[3]))
+return f[1]

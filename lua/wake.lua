@@ -1,0 +1,23 @@
+-- wake.lua: runs whose timer is due (retry backoff, sleep, delayed start) become ready again.
+-- KEYS: 1-12 fixed, then one run hash per candidate (in ARGV order)
+-- ARGV: candidate run ids (read from the delayed zset by the caller; re-checked here)
+-- Returns the number of runs made ready.
+local now = now_ms()
+local n = 0
+local i = 1
+while ARGV[i] do
+    local id, h = ARGV[i], KEYS[WF_NFIXED + i]
+    local due = redis.call('ZSCORE', KEYS[2], id)
+    if due and tonumber(due) <= now then
+        redis.call('ZREM', KEYS[2], id)
+        local f = redis.call('HMGET', h, 'state', 'attempt')
+        if f[1] == 'waiting' then
+            set_state(h, id, 'waiting', 'queued', now)
+            redis.call('HDEL', h, 'wait_reason', 'wake_at')
+            push_ready(h, id, f[2])
+            n = n + 1
+        end
+    end
+    i = i + 1
+end
+return n

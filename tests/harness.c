@@ -1,0 +1,290 @@
+/* harness.c - see harness.h. A real redis-server per test, started the way beanstalkd's testserv
+ * forks a real server: temp dir, free port, wait for PING with a deadline. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int wf_test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+int wf_test_wait(int (*cond)(void *arg), void *arg, int timeout_ms)
+{
+    long long end = mono_ms() + timeout_ms;
+    for (;;) {
+        if (cond(arg)) return 1;
+        if (mono_ms() >= end) return 0;
+        nap_ms(5);
+    }
+}
+
+static int redis_answers(void *arg)
+{
+    wf_test_redis *r = arg;
+    redisContext *c = wf_test_redis_connect(r);
+    if (!c) return 0;
+    redisReply *rep = redisCommand(c, "PING");
+    int ok = rep && rep->type == REDIS_REPLY_STATUS;
+    if (rep) freeReplyObject(rep);
+    redisFree(c);
+    return ok;
+}
+
+int wf_test_redis_start(wf_test_redis *r, const char *extra_conf)
+{
+    memset(r, 0, sizeof *r);
+    for (int tries = 0; tries < 5; tries++) {
+        snprintf(r->dir, sizeof r->dir, "/tmp/wf-test-redis-XXXXXX");
+        if (!mkdtemp(r->dir)) {
+            perror("mkdtemp");
+            return -1;
+        }
+        r->port = wf_test_free_port();
+        char conf[512];
+        snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
+        FILE *f = fopen(conf, "w");
+        if (!f) return -1;
+        fprintf(f,
+                "port %d\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\n"
+                "logfile %s/redis.log\nprotected-mode yes\n",
+                r->port, r->dir, r->dir);
+        if (extra_conf) fprintf(f, "%s\n", extra_conf);
+        fclose(f);
+        const char *argv[] = {"redis-server", conf, NULL};
+        r->pid = fork();
+        if (r->pid < 0) return -1;
+        if (r->pid == 0) {
+            int devnull = open("/dev/null", O_RDWR);
+            if (devnull >= 0) {
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+            }
+            execvp(argv[0], (char *const *)argv);
+            _exit(127);
+        }
+        snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
+        if (wf_test_wait(redis_answers, r, 10000)) return 0;
+        /* Port taken between our probe and its bind, or it failed: try another. */
+        wf_test_kill(r->pid, SIGKILL, 2000);
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", r->dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", r->dir);
+    }
+    fprintf(stderr, "harness: redis-server did not start (is it installed?)\n");
+    memset(r, 0, sizeof *r);
+    return -1;
+}
+
+void wf_test_redis_stop(wf_test_redis *r)
+{
+    if (!r || r->pid <= 0) return;
+    wf_test_kill(r->pid, SIGTERM, 5000);
+    if (r->dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", r->dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", r->dir);
+    }
+    memset(r, 0, sizeof *r);
+}
+
+redisContext *wf_test_redis_connect(const wf_test_redis *r)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    if (!c) return NULL;
+    if (c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+char *wf_test_path(const char *rel)
+{
+    size_t n = strlen(WF_BUILD_DIR) + strlen(rel) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", WF_BUILD_DIR, rel);
+    return p;
+}
+
+static void child_env(const char *const *env)
+{
+    for (; env && *env; env++) putenv((char *)*env);
+}
+
+pid_t wf_test_spawn(const char *const *argv, const char *const *env, const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    setpgid(0, 0);
+    child_env(env);
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+    }
+    execv(argv[0], (char *const *)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+int wf_test_kill(pid_t pid, int sig, int timeout_ms)
+{
+    if (pid <= 0) return -1;
+    kill(pid, sig);
+    long long end = mono_ms() + timeout_ms;
+    int status;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) return status;
+        if (w < 0) return -1;
+        if (mono_ms() >= end) {
+            kill(pid, SIGKILL);
+            if (waitpid(pid, &status, 0) == pid) return status;
+            return -1;
+        }
+        nap_ms(5);
+    }
+}
+
+int wf_test_run(const char *const *argv, const char *const *env, const char *input, char **out,
+                int timeout_ms)
+{
+    int outp[2], inp[2];
+    if (out) *out = NULL;
+    if (pipe(outp) != 0) return -1;
+    if (pipe(inp) != 0) {
+        close(outp[0]);
+        close(outp[1]);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        child_env(env);
+        dup2(inp[0], 0);
+        dup2(outp[1], 1);
+        close(inp[1]);
+        close(outp[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(inp[0]);
+    close(outp[1]);
+    if (input) {
+        size_t n = strlen(input), off = 0;
+        while (off < n) {
+            ssize_t w = write(inp[1], input + off, n - off);
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
+    }
+    close(inp[1]);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    long long end = mono_ms() + timeout_ms;
+    int timed_out = 0;
+    for (;;) {
+        long long left = end - mono_ms();
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+        struct pollfd p = {outp[0], POLLIN, 0};
+        int pr = poll(&p, 1, (int)(left > 100 ? 100 : left));
+        if (pr < 0 && errno != EINTR) break;
+        if (pr <= 0) continue;
+        if (len + 1024 > cap) {
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) break;
+            buf = nb;
+        }
+        ssize_t r = read(outp[0], buf + len, cap - len - 1);
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    close(outp[0]);
+    buf[len] = '\0';
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    if (timed_out) {
+        wf_test_kill(pid, SIGKILL, 1000);
+        return -2;
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return -1;
+}
+
+long long wf_test_cmd_int(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    long long v = -1;
+    if (r && r->type == REDIS_REPLY_INTEGER) v = r->integer;
+    if (r) freeReplyObject(r);
+    return v;
+}
+
+char *wf_test_cmd_str(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    char *s = NULL;
+    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+        s = strndup(r->str, r->len);
+    if (r) freeReplyObject(r);
+    return s;
+}

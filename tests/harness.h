@@ -1,0 +1,59 @@
+/* harness.h - test support: a real redis-server per test on a free loopback port, child
+ * processes, and waiting for conditions with a deadline (never a bare sleep). */
+#ifndef WF_TEST_HARNESS_H
+#define WF_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <hiredis/hiredis.h>
+
+typedef struct wf_test_redis {
+    pid_t pid;
+    int port;
+    char dir[256]; /* temp dir holding its config, log, data */
+    char url[128]; /* redis://127.0.0.1:PORT */
+} wf_test_redis;
+
+/* Starts redis-server (no persistence unless `extra_conf` says otherwise; extra_conf lines are
+ * appended to its config file, may be NULL) on a free port and waits until it answers PING.
+ * Returns 0 or -1 (message on stderr). */
+int wf_test_redis_start(wf_test_redis *r, const char *extra_conf);
+
+/* SIGTERM, then SIGKILL after 5 s; removes its dir. Safe on a zeroed struct. */
+void wf_test_redis_stop(wf_test_redis *r);
+
+/* A fresh synchronous connection to it (caller frees with redisFree()), or NULL. */
+redisContext *wf_test_redis_connect(const wf_test_redis *r);
+
+/* Path of a built program or file under the build dir, e.g. wf_test_path("wf-worker"). Static
+ * buffer per call site is not used: returns a malloc'd string the caller frees. */
+char *wf_test_path(const char *rel);
+
+/* Forks and execs argv (argv[0] a path) with `env` ("K=V" strings, NULL-terminated, added to the
+ * environment; may be NULL). stdout+stderr go to `log_path` (NULL: inherit). Returns the pid. */
+pid_t wf_test_spawn(const char *const *argv, const char *const *env, const char *log_path);
+
+/* Runs argv to completion (with env as above, stdin from `input` if not NULL), capturing stdout
+ * into *out (malloc'd, NUL-terminated; caller frees). Returns the exit status (0-255), or -1 when
+ * it could not run or was killed by a signal, or -2 when it ran past timeout_ms (then killed). */
+int wf_test_run(const char *const *argv, const char *const *env, const char *input, char **out,
+                int timeout_ms);
+
+/* Polls cond(arg) every few ms until it returns non-zero or timeout_ms passes.
+ * Returns 1 when the condition held, 0 on timeout. */
+int wf_test_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
+
+/* Sends `sig` to pid and reaps it (waits at most timeout_ms, then SIGKILL). Returns the wait
+ * status, or -1. */
+int wf_test_kill(pid_t pid, int sig, int timeout_ms);
+
+/* A free TCP port on 127.0.0.1 (bind to 0, read it back, close). */
+int wf_test_free_port(void);
+
+/* Runs a command on a connection and returns the integer / string reply (helpers for asserts).
+ * wf_test_cmd_str returns a malloc'd copy or NULL. */
+long long wf_test_cmd_int(redisContext *c, const char *fmt, ...);
+char *wf_test_cmd_str(redisContext *c, const char *fmt, ...);
+
+#endif
