@@ -68,6 +68,9 @@ void wf__runid_new(const char *workflow, char *out);
  * name ({ } * : whitespace, NUL, ...) through. */
 int wf__runid_parse(const char *id, char *workflow, wf_error *err);
 
+/* 1 if `s` is a valid caller-chosen id suffix ([A-Za-z0-9._-]{1,128}), else 0. */
+int wf__suffix_valid(const char *s);
+
 /* The workflow's fixed keys, in the order every Lua script expects (lua/lib.lua). */
 #define WF__NFIXED 12
 typedef struct wf__wfkeys {

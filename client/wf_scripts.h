@@ -15,7 +15,7 @@ typedef struct wf__script_src {
     size_t len;
 } wf__script_src;
 
-/* Generated: every lua/*.lua but lib.lua, sorted by name, then a {0,0,0} terminator. */
+/* Generated: every lua/NAME.lua but lib.lua, sorted by name, then a {0,0,0} terminator. */
 extern const wf__script_src wf__script_sources[];
 
 /* The scripts by purpose. Keep in step with lua/: wf__script_lookup() fails loudly at first use if
@@ -29,6 +29,7 @@ typedef enum wf__script {
     WF__SCRIPT_HEARTBEAT,
     WF__SCRIPT_RECLAIM,
     WF__SCRIPT_WAKE,
+    WF__SCRIPT_RELEASE,
     WF__SCRIPT_COUNT
 } wf__script;
 

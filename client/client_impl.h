@@ -1,0 +1,48 @@
+/* client_impl.h - the wf_client and wf_run structs, shared by the client's own files only. */
+#ifndef WF_CLIENT_IMPL_H
+#define WF_CLIENT_IMPL_H
+
+#include "wf_internal.h"
+
+typedef struct wf__defer wf__defer;
+
+/* A client: one synchronous connection plus, on demand, the deferred-start machinery. */
+struct wf_client {
+    wf__url url;       /* parsed settings; the password is wiped on free */
+    redisContext *c;   /* NULL after a failed reconnect; re-opened on the next call */
+    char **known;      /* workflow names seen in P:workflows (cache for the unknown check) */
+    size_t nknown;
+    wf__defer *defer;  /* background thread or async connection for wf_defer_workflow */
+    wf_defer_error_fn on_defer_error;
+    void *on_defer_error_ud;
+};
+
+struct wf_run {
+    wf_client *client;
+    char id[WF__ID_MAX];
+    char workflow[WF__NAME_MAX + 1];
+    char *key; /* run hash */
+};
+
+/* Makes sure client->c is connected (reconnecting once after a failure). */
+int wf__client_ensure(wf_client *client, wf_error *err);
+
+/* Runs a command; on a connection failure reconnects once and retries it if `idempotent`.
+ * Returns the reply (caller frees) or NULL with err filled (Redis error replies are errors). */
+redisReply *wf__client_cmd(wf_client *client, int idempotent, wf_error *err, const char *fmt, ...);
+
+/* The check behind WF_ERR_UNKNOWN_WORKFLOW, cached per client. */
+int wf__client_check_workflow(wf_client *client, const char *name, wf_error *err);
+
+/* Validates name and payload as wf_run_workflow would (shared with wf_defer_workflow). */
+int wf__check_start(wf_client *client, const char *name, const void *payload, size_t len,
+                    wf_error *err);
+
+/* Enqueue on a given sync connection (used by the defer thread too). Fills `id`. */
+int wf__enqueue(redisContext *c, const wf__url *url, const char *name, const void *payload,
+                size_t len, const wf_run_options *opt, char *id, wf_error *err);
+
+void wf__defer_free(wf_client *client);
+void wf__defer_report(wf_client *client, const char *workflow, const wf_error *err);
+
+#endif

@@ -1,0 +1,343 @@
+/* defer.c - deferWorkflow: start a run without making the caller wait for Redis.
+ *
+ * Two ways to send, chosen by whether the client was attached to the caller's libevent loop:
+ * - attached: an async hiredis connection on that loop sends the enqueue script; the reply comes
+ *   back on the loop thread;
+ * - not attached: a background thread with its own synchronous connection drains a queue.
+ * Either way a run that cannot be queued is reported to the defer error callback (stderr if none),
+ * never dropped in silence.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "client_impl.h"
+
+typedef struct job {
+    struct job *next;
+    char name[WF__NAME_MAX + 1];
+    size_t len;
+    char payload[]; /* flexible: the copied msgpack bytes */
+} job;
+
+struct wf__defer {
+    wf_client *client;
+    /* thread mode */
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;      /* signals new work or closing */
+    pthread_cond_t idle;      /* signals that the queue drained */
+    job *head, *tail;
+    size_t busy;              /* jobs taken but not yet finished */
+    int closing;
+    /* attached mode */
+    struct event_base *base;
+    redisAsyncContext *ac;
+    size_t inflight;
+};
+
+void wf__defer_report(wf_client *client, const char *workflow, const wf_error *err)
+{
+    if (client->on_defer_error)
+        client->on_defer_error(workflow, err, client->on_defer_error_ud);
+    else
+        fprintf(stderr, "wf: deferred run of '%s' could not be queued: %s (%s)\n", workflow,
+                err->message, wf_errname(err->code));
+}
+
+void wf_client_on_defer_error(wf_client *client, wf_defer_error_fn fn, void *userdata)
+{
+    client->on_defer_error = fn;
+    client->on_defer_error_ud = userdata;
+}
+
+static wf__defer *defer_get(wf_client *client)
+{
+    if (client->defer) return client->defer;
+    wf__defer *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->client = client;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    pthread_cond_init(&d->idle, NULL);
+    client->defer = d;
+    return d;
+}
+
+/* ---- thread mode ---------------------------------------------------------------------------- */
+
+/* Sends one job on the thread's own connection, reconnecting with backoff for up to the client's
+ * timeout before giving up and reporting. */
+static void send_job(wf__defer *d, redisContext **c, const job *j)
+{
+    const wf__url *url = &d->client->url;
+    wf_error err = {0};
+    int64_t deadline = wf__mono_ms() + url->timeout_ms;
+    int delay = 50;
+    for (;;) {
+        int rc;
+        if (!*c) *c = wf__redis_connect(url, &err);
+        if (*c) {
+            char known_key[WF__NAME_MAX + 80];
+            snprintf(known_key, sizeof known_key, "%s:workflows", url->prefix);
+            redisReply *r = redisCommand(*c, "HEXISTS %s %s", known_key, j->name);
+            if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+                freeReplyObject(r);
+                wf_error_set(&err, WF_ERR_UNKNOWN_WORKFLOW,
+                             "unknown workflow '%s': no worker has registered it", j->name);
+                break;
+            }
+            if (r) freeReplyObject(r);
+            char id[WF__ID_MAX];
+            rc = wf__enqueue(*c, url, j->name, j->len ? j->payload : NULL, j->len, NULL, id, &err);
+            if (rc == WF_OK) return;
+            if (rc != WF_ERR_IO) break;
+            redisFree(*c);
+            *c = NULL;
+        }
+        if (wf__mono_ms() + delay > deadline) break;
+        struct timespec ts = {0, (long)delay * 1000000L};
+        nanosleep(&ts, NULL);
+        delay = delay * 2 > 1000 ? 1000 : delay * 2;
+    }
+    wf__defer_report(d->client, j->name, &err);
+}
+
+static void *defer_main(void *arg)
+{
+    wf__defer *d = arg;
+    redisContext *c = NULL;
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        while (!d->head && !d->closing) pthread_cond_wait(&d->cond, &d->lock);
+        job *j = d->head;
+        if (!j) break; /* closing and drained */
+        d->head = j->next;
+        if (!d->head) d->tail = NULL;
+        d->busy++;
+        pthread_mutex_unlock(&d->lock);
+        send_job(d, &c, j);
+        free(j);
+        pthread_mutex_lock(&d->lock);
+        d->busy--;
+        if (!d->head && !d->busy) pthread_cond_broadcast(&d->idle);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (c) redisFree(c);
+    return NULL;
+}
+
+/* ---- attached mode -------------------------------------------------------------------------- */
+
+typedef struct async_job {
+    wf__defer *d;
+    char name[WF__NAME_MAX + 1];
+} async_job;
+
+static void async_disconnected(const redisAsyncContext *ac, int status)
+{
+    wf__defer *d = ac->data;
+    if (d && d->ac == ac) d->ac = NULL;
+}
+
+static void async_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    async_job *aj = privdata;
+    redisReply *r = reply;
+    wf_error err = {0};
+    if (!r)
+        wf_error_set(&err, WF_ERR_IO, "Redis connection lost before the run was queued");
+    else if (r->type == REDIS_REPLY_ERROR)
+        wf__script_error(r->str, r->len, &err);
+    else if (r->type != REDIS_REPLY_ARRAY)
+        wf_error_set(&err, WF_ERR_PROTOCOL, "unexpected reply from the enqueue script");
+    if (err.code) wf__defer_report(aj->d->client, aj->name, &err);
+    aj->d->inflight--;
+    free(aj);
+}
+
+static void auth_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply *r = reply;
+    wf__defer *d = privdata;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        wf_error err = {0};
+        wf_error_set(&err, WF_ERR_REDIS, "Redis refused AUTH/SELECT: %s", r->str);
+        wf__defer_report(d->client, "(connection)", &err);
+    }
+}
+
+static int async_open(wf__defer *d, wf_error *err)
+{
+    const wf__url *u = &d->client->url;
+    redisAsyncContext *ac =
+        u->unix_path ? redisAsyncConnectUnix(u->unix_path) : redisAsyncConnect(u->host, u->port);
+    if (!ac || ac->err) {
+        wf_error_set(err, WF_ERR_CONNECT, "cannot connect to Redis: %s",
+                     ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        return err ? err->code : WF_ERR_CONNECT;
+    }
+    ac->data = d;
+    if (redisLibeventAttach(ac, d->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return wf_error_set(err, WF_ERR_CONNECT, "cannot attach Redis to the event loop");
+    }
+    redisAsyncSetDisconnectCallback(ac, async_disconnected);
+    if (u->password) {
+        if (u->user)
+            redisAsyncCommand(ac, auth_reply, d, "AUTH %s %s", u->user, u->password);
+        else
+            redisAsyncCommand(ac, auth_reply, d, "AUTH %s", u->password);
+    }
+    if (u->db) redisAsyncCommand(ac, auth_reply, d, "SELECT %d", u->db);
+    d->ac = ac;
+    return WF_OK;
+}
+
+int wf_client_attach(wf_client *client, struct event_base *base, wf_error *err)
+{
+    if (!client || !base) return wf_error_set(err, WF_ERR_INVALID, "client or base is NULL");
+    wf__defer *d = defer_get(client);
+    if (!d) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    if (d->base) return wf_error_set(err, WF_ERR_EXISTS, "client is already attached");
+    d->base = base;
+    return async_open(d, err);
+}
+
+static int defer_async(wf__defer *d, const char *name, const void *payload, size_t len)
+{
+    wf_error err = {0};
+    if (!d->ac && async_open(d, &err) != WF_OK) {
+        wf__defer_report(d->client, name, &err);
+        return WF_OK; /* accepted, and its failure reported */
+    }
+    const wf__url *u = &d->client->url;
+    char id[WF__ID_MAX];
+    wf__runid_new(name, id);
+    wf__wfkeys wk;
+    char *runkey = wf__key_run(u->prefix, name, id);
+    async_job *aj = calloc(1, sizeof *aj);
+    if (!runkey || !aj || wf__wfkeys_init(&wk, u->prefix, name) != WF_OK) {
+        free(runkey);
+        free(aj);
+        return WF_ERR_NOMEM;
+    }
+    aj->d = d;
+    snprintf(aj->name, sizeof aj->name, "%s", name);
+    const char *keys[WF__NFIXED + 1];
+    for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
+    keys[WF__NFIXED] = runkey;
+    const char *args[4] = {id, name, payload ? (const char *)payload : "", "0"};
+    size_t lens[4] = {strlen(id), strlen(name), payload ? len : 0, 1};
+    int rc = wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 1,
+                                   keys, 4, args, lens);
+    free(runkey);
+    wf__wfkeys_free(&wk);
+    if (rc != WF_OK) {
+        free(aj);
+        wf_error_set(&err, rc, "could not send the run to Redis");
+        wf__defer_report(d->client, name, &err);
+        return WF_OK;
+    }
+    d->inflight++;
+    return WF_OK;
+}
+
+/* ---- API ------------------------------------------------------------------------------------ */
+
+int wf_defer_workflow(wf_client *client, const char *name, const void *payload, size_t len)
+{
+    wf_error err = {0};
+    int rc = wf__check_start(client, name, payload, len, &err);
+    if (rc != WF_OK) return rc;
+    wf__defer *d = defer_get(client);
+    if (!d) return WF_ERR_NOMEM;
+    if (d->base) {
+        /* Attached: no registered-workflow check, since a synchronous lookup would block the
+         * caller's loop; such a run waits queued (visible in `wf list`) until a worker for its
+         * workflow starts. */
+        return defer_async(d, name, payload, len);
+    }
+    job *j = malloc(sizeof *j + len);
+    if (!j) return WF_ERR_NOMEM;
+    j->next = NULL;
+    snprintf(j->name, sizeof j->name, "%s", name);
+    j->len = len;
+    if (len) memcpy(j->payload, payload, len);
+    pthread_mutex_lock(&d->lock);
+    if (d->closing) {
+        pthread_mutex_unlock(&d->lock);
+        free(j);
+        return WF_ERR_CLOSED;
+    }
+    if (!d->thread_started) {
+        if (pthread_create(&d->thread, NULL, defer_main, d) != 0) {
+            pthread_mutex_unlock(&d->lock);
+            free(j);
+            return WF_ERR_SYSTEM;
+        }
+        d->thread_started = 1;
+    }
+    if (d->tail)
+        d->tail->next = j;
+    else
+        d->head = j;
+    d->tail = j;
+    pthread_cond_signal(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    return WF_OK;
+}
+
+int wf_client_flush(wf_client *client, int timeout_ms, wf_error *err)
+{
+    wf__defer *d = client ? client->defer : NULL;
+    if (!d || !d->thread_started) return WF_OK;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    int rc = WF_OK;
+    pthread_mutex_lock(&d->lock);
+    while ((d->head || d->busy) && rc == WF_OK)
+        if (pthread_cond_timedwait(&d->idle, &d->lock, &until) == ETIMEDOUT)
+            rc = wf_error_set(err, WF_ERR_TIMEOUT, "deferred runs still unsent after %d ms",
+                              timeout_ms);
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+void wf__defer_free(wf_client *client)
+{
+    wf__defer *d = client->defer;
+    if (!d) return;
+    if (d->thread_started) {
+        pthread_mutex_lock(&d->lock);
+        d->closing = 1;
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->lock);
+        /* The thread sends what is queued (each job bounded by the client's timeout) and exits. */
+        pthread_join(d->thread, NULL);
+    }
+    if (d->ac) {
+        /* Pending replies fire with NULL and are reported as not queued. */
+        d->ac->data = NULL;
+        redisAsyncFree(d->ac);
+    }
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->cond);
+    pthread_cond_destroy(&d->idle);
+    free(d);
+    client->defer = NULL;
+}

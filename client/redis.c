@@ -1,0 +1,121 @@
+/* redis.c - opening a synchronous Redis connection the way every wf component needs it
+ * (timeouts, AUTH, SELECT), the schema check, the consumer group, and clocks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wf_internal.h"
+
+int64_t wf__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t wf__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *where(const wf__url *u, char *buf, size_t n)
+{
+    if (u->unix_path)
+        snprintf(buf, n, "%s", u->unix_path);
+    else
+        snprintf(buf, n, "%s:%d", u->host, u->port);
+    return buf;
+}
+
+redisContext *wf__redis_connect(const wf__url *u, wf_error *err)
+{
+    struct timeval tv = {u->timeout_ms / 1000, (u->timeout_ms % 1000) * 1000};
+    char at[300];
+    redisContext *c = u->unix_path ? redisConnectUnixWithTimeout(u->unix_path, tv)
+                                   : redisConnectWithTimeout(u->host, u->port, tv);
+    if (!c) {
+        wf_error_set(err, WF_ERR_NOMEM, "out of memory connecting to Redis");
+        return NULL;
+    }
+    if (c->err) {
+        wf_error_set(err, WF_ERR_CONNECT,
+                     "cannot connect to Redis at %s: %s (is redis-server running? check the URL "
+                     "or $WF_REDIS_URL)",
+                     where(u, at, sizeof at), c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    redisReply *r = NULL;
+    if (u->password) {
+        if (u->user)
+            r = redisCommand(c, "AUTH %s %s", u->user, u->password);
+        else
+            r = redisCommand(c, "AUTH %s", u->password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            wf_error_set(err, r ? WF_ERR_REDIS : WF_ERR_IO,
+                         "Redis at %s refused authentication%s%s", where(u, at, sizeof at),
+                         r ? ": " : "", r ? r->str : "");
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    if (u->db) {
+        r = redisCommand(c, "SELECT %d", u->db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            wf_error_set(err, r ? WF_ERR_REDIS : WF_ERR_IO, "Redis refused SELECT %d%s%s", u->db,
+                         r ? ": " : "", r ? r->str : "");
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    return c;
+}
+
+static int io_error(redisContext *c, wf_error *err)
+{
+    return wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
+                        c->errstr[0] ? c->errstr : "no reply");
+}
+
+int wf__schema_check(redisContext *c, const char *prefix, wf_error *err)
+{
+    char *key = wf__key_global(prefix, "schema");
+    if (!key) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    redisReply *r = redisCommand(c, "SET %s %d NX GET", key, WF__SCHEMA_VERSION);
+    int rc = WF_OK;
+    if (!r) {
+        rc = io_error(c, err);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        rc = wf__script_error(r->str, r->len, err);
+    } else if (r->type == REDIS_REPLY_STRING) {
+        char want[16];
+        snprintf(want, sizeof want, "%d", WF__SCHEMA_VERSION);
+        if (strlen(want) != r->len || memcmp(want, r->str, r->len) != 0)
+            rc = wf_error_set(err, WF_ERR_SCHEMA,
+                              "Redis key %s says schema version %.*s but this wf speaks %d: "
+                              "upgrade wf or use another prefix",
+                              key, (int)(r->len > 16 ? 16 : r->len), r->str, WF__SCHEMA_VERSION);
+    }
+    if (r) freeReplyObject(r);
+    free(key);
+    return rc;
+}
+
+int wf__ensure_group(redisContext *c, const char *queue, wf_error *err)
+{
+    redisReply *r = redisCommand(c, "XGROUP CREATE %s %s 0 MKSTREAM", queue, WF__GROUP);
+    if (!r) return io_error(c, err);
+    int rc = WF_OK;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
+        rc = wf__script_error(r->str, r->len, err);
+    freeReplyObject(r);
+    return rc;
+}

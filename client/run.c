@@ -1,0 +1,320 @@
+/* run.c - runWorkflow / getWorkflowRun and the run handle: id, provider, native, status, stop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_impl.h"
+
+#define ENQUEUE_MAX_DEPTH 64
+
+int wf__check_start(wf_client *client, const char *name, const void *payload, size_t len,
+                    wf_error *err)
+{
+    if (!client) return wf_error_set(err, WF_ERR_INVALID, "client is NULL");
+    if (!name || !wf__name_valid(name))
+        return wf_error_set(err, WF_ERR_BAD_NAME,
+                            "invalid workflow name '%.64s': use 1-%d characters of "
+                            "[A-Za-z0-9._-], starting with a letter or digit",
+                            name ? name : "(null)", WF__NAME_MAX);
+    if (len > client->url.max_payload)
+        return wf_error_set(err, WF_ERR_TOO_LARGE,
+                            "payload is %zu bytes, over the limit of %zu (raise max_payload in "
+                            "the Redis URL if this is intended)",
+                            len, client->url.max_payload);
+    if (len > 0 && !payload) return wf_error_set(err, WF_ERR_INVALID, "payload is NULL, len > 0");
+    if (len > 0) {
+        wf_payload_limits lim = {client->url.max_payload, ENQUEUE_MAX_DEPTH};
+        int rc = wf_msgpack_check(payload, len, &lim, err);
+        if (rc != WF_OK) return rc;
+    }
+    return WF_OK;
+}
+
+int wf__enqueue(redisContext *c, const wf__url *url, const char *name, const void *payload,
+                size_t len, const wf_run_options *opt, char *id, wf_error *err)
+{
+    if (opt && opt->id) {
+        if (!wf__suffix_valid(opt->id))
+            return wf_error_set(err, WF_ERR_BAD_ID,
+                                "run id suffix must be 1-%d characters of [A-Za-z0-9._-]",
+                                WF__SUFFIX_MAX);
+        snprintf(id, WF__ID_MAX, "%s:%s", name, opt->id);
+    } else {
+        wf__runid_new(name, id);
+    }
+    if (opt && opt->delay_ms < 0)
+        return wf_error_set(err, WF_ERR_INVALID, "delay_ms must be >= 0");
+    wf__wfkeys wk;
+    if (wf__wfkeys_init(&wk, url->prefix, name) != WF_OK)
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    const char *keys[WF__NFIXED + 1];
+    for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
+    char *runkey = wf__key_run(url->prefix, name, id);
+    if (!runkey) {
+        wf__wfkeys_free(&wk);
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
+    keys[WF__NFIXED] = runkey;
+    char delay[32];
+    snprintf(delay, sizeof delay, "%lld", (long long)(opt ? opt->delay_ms : 0));
+    const char *args[4] = {id, name, payload ? (const char *)payload : "", delay};
+    size_t lens[4] = {strlen(id), strlen(name), payload ? len : 0, strlen(delay)};
+    redisReply *r =
+        wf__script_call(c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 1, keys, 4, args, lens, err);
+    free(runkey);
+    wf__wfkeys_free(&wk);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    int rc = WF_OK;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from enqueue script");
+    freeReplyObject(r);
+    return rc;
+}
+
+static wf_run *run_new(wf_client *client, const char *id, const char *workflow, wf_error *err)
+{
+    wf_run *run = calloc(1, sizeof *run);
+    if (!run) {
+        wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    run->client = client;
+    snprintf(run->id, sizeof run->id, "%s", id);
+    snprintf(run->workflow, sizeof run->workflow, "%s", workflow);
+    run->key = wf__key_run(client->url.prefix, workflow, id);
+    if (!run->key) {
+        free(run);
+        wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    return run;
+}
+
+wf_run *wf_run_workflow_ex(wf_client *client, const char *name, const void *payload, size_t len,
+                           const wf_run_options *options, wf_error *err)
+{
+    if (wf__check_start(client, name, payload, len, err) != WF_OK) return NULL;
+    if (!(options && options->allow_unregistered) &&
+        wf__client_check_workflow(client, name, err) != WF_OK)
+        return NULL;
+    char id[WF__ID_MAX];
+    int rc = WF_ERR_IO;
+    /* One retry after a reconnect: the enqueue script is idempotent for a given id, so a retry
+     * after a lost reply never creates a second run. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (wf__client_ensure(client, err) != WF_OK) return NULL;
+        wf_run_options opt = options ? *options : (wf_run_options){0};
+        char suffix[WF__SUFFIX_MAX + 1];
+        if (attempt == 1 && !opt.id) {
+            /* Keep the id of the first try so the retry cannot duplicate the run. */
+            snprintf(suffix, sizeof suffix, "%s", strchr(id, ':') + 1);
+            opt.id = suffix;
+        }
+        rc = wf__enqueue(client->c, &client->url, name, payload, len, &opt, id, err);
+        if (rc != WF_ERR_IO) break;
+    }
+    if (rc != WF_OK) return NULL;
+    return run_new(client, id, name, err);
+}
+
+wf_run *wf_run_workflow(wf_client *client, const char *name, const void *payload, size_t len,
+                        wf_error *err)
+{
+    return wf_run_workflow_ex(client, name, payload, len, NULL, err);
+}
+
+wf_run *wf_get_workflow_run(wf_client *client, const char *id, wf_error *err)
+{
+    if (!client) {
+        wf_error_set(err, WF_ERR_INVALID, "client is NULL");
+        return NULL;
+    }
+    char workflow[WF__NAME_MAX + 1];
+    if (wf__runid_parse(id, workflow, err) != WF_OK) return NULL;
+    wf_run *run = run_new(client, id, workflow, err);
+    if (!run) return NULL;
+    redisReply *r = wf__client_cmd(client, 1, err, "EXISTS %s", run->key);
+    if (!r) {
+        wf_run_free(run);
+        return NULL;
+    }
+    int exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    if (!exists) {
+        wf_error_set(err, WF_ERR_NOT_FOUND,
+                     "no run '%s' (never started, or expired after its retention time)", id);
+        wf_run_free(run);
+        return NULL;
+    }
+    return run;
+}
+
+void wf_run_free(wf_run *run)
+{
+    if (!run) return;
+    free(run->key);
+    free(run);
+}
+
+const char *wf_run_id(const wf_run *run)
+{
+    return run->id;
+}
+
+const char *wf_run_provider(const wf_run *run)
+{
+    (void)run;
+    return "redis";
+}
+
+const char *wf_run_native(const wf_run *run)
+{
+    return run->key;
+}
+
+const char *wf_run_workflow_name(const wf_run *run)
+{
+    return run->workflow;
+}
+
+/* ---- status --------------------------------------------------------------------------------- */
+
+static int64_t field_i64(const redisReply *v)
+{
+    if (!v || v->type != REDIS_REPLY_STRING || v->len == 0 || v->len > 20) return 0;
+    char buf[24];
+    memcpy(buf, v->str, v->len);
+    buf[v->len] = '\0';
+    return strtoll(buf, NULL, 10);
+}
+
+static char *dup_bytes(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+int wf_run_status(wf_run *run, wf_status *st, wf_error *err)
+{
+    if (!run || !st) return wf_error_set(err, WF_ERR_INVALID, "run or status is NULL");
+    memset(st, 0, sizeof *st);
+    redisReply *r = wf__client_cmd(run->client, 1, err, "HGETALL %s", run->key);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to HGETALL");
+    }
+    if (r->elements == 0) {
+        freeReplyObject(r);
+        return wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id);
+    }
+    size_t n = r->elements / 2;
+    st->raw = calloc(n, sizeof *st->raw);
+    if (!st->raw) {
+        freeReplyObject(r);
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *k = r->element[2 * i], *v = r->element[2 * i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        wf_field *f = &st->raw[st->raw_len];
+        f->name = dup_bytes(k->str, k->len);
+        f->value = dup_bytes(v->str, v->len);
+        f->value_len = v->len;
+        if (!f->name || !f->value) {
+            free(f->name);
+            free(f->value);
+            freeReplyObject(r);
+            wf_status_clear(st);
+            return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+        }
+        st->raw_len++;
+        const char *name = f->name;
+        if (strcmp(name, "state") == 0)
+            st->state = wf_state_from_name(f->value);
+        else if (strcmp(name, "attempt") == 0)
+            st->attempt = (int)field_i64(v);
+        else if (strcmp(name, "created_at") == 0)
+            st->created_at_ms = field_i64(v);
+        else if (strcmp(name, "updated_at") == 0)
+            st->updated_at_ms = field_i64(v);
+        else if (strcmp(name, "started_at") == 0)
+            st->started_at_ms = field_i64(v);
+        else if (strcmp(name, "finished_at") == 0)
+            st->finished_at_ms = field_i64(v);
+        else if (strcmp(name, "wake_at") == 0)
+            st->wake_at_ms = field_i64(v);
+        else if (strcmp(name, "wait_reason") == 0)
+            st->wait_reason = f->value;
+        else if (strcmp(name, "worker") == 0)
+            st->worker = f->value;
+        else if (strcmp(name, "error") == 0)
+            st->error = f->value;
+        else if (strcmp(name, "output") == 0 && v->len > 0) {
+            st->output = f->value;
+            st->output_len = v->len;
+        }
+    }
+    freeReplyObject(r);
+    /* The convenience pointers alias raw[] values; make them owned copies so that clear() can
+     * free raw[] and them independently. */
+    st->wait_reason = st->wait_reason ? strdup(st->wait_reason) : NULL;
+    st->worker = st->worker ? strdup(st->worker) : NULL;
+    st->error = st->error ? strdup(st->error) : NULL;
+    st->output = st->output ? dup_bytes(st->output, st->output_len) : NULL;
+    return WF_OK;
+}
+
+void wf_status_clear(wf_status *st)
+{
+    if (!st) return;
+    for (size_t i = 0; i < st->raw_len; i++) {
+        free(st->raw[i].name);
+        free(st->raw[i].value);
+    }
+    free(st->raw);
+    free(st->output);
+    free(st->error);
+    free(st->wait_reason);
+    free(st->worker);
+    memset(st, 0, sizeof *st);
+}
+
+/* ---- stop ----------------------------------------------------------------------------------- */
+
+int wf_run_stop(wf_run *run, wf_error *err)
+{
+    if (!run) return wf_error_set(err, WF_ERR_INVALID, "run is NULL");
+    wf_client *client = run->client;
+    if (wf__client_ensure(client, err) != WF_OK) return err ? err->code : WF_ERR_CONNECT;
+    wf__wfkeys wk;
+    if (wf__wfkeys_init(&wk, client->url.prefix, run->workflow) != WF_OK)
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    char *steps = wf__key_steps(client->url.prefix, run->workflow, run->id);
+    const char *keys[WF__NFIXED + 2];
+    for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
+    keys[WF__NFIXED] = run->key;
+    keys[WF__NFIXED + 1] = steps ? steps : "";
+    char retention[32];
+    snprintf(retention, sizeof retention, "%lld", (long long)client->url.retention_ms);
+    const char *args[3] = {run->id, "stopped by request", retention};
+    wf_error e = {0};
+    redisReply *r =
+        wf__script_call(client->c, WF__SCRIPT_STOP, WF__NFIXED + 2, keys, 3, args, NULL, &e);
+    free(steps);
+    wf__wfkeys_free(&wk);
+    if (r) {
+        freeReplyObject(r);
+        return WF_OK;
+    }
+    if (e.code == WF_ERR_FINAL)
+        return wf_error_set(err, WF_ERR_FINAL, "run '%s' is already %s; nothing to stop",
+                            run->id, e.message + 6);
+    if (e.code == WF_ERR_NOT_FOUND)
+        return wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id);
+    if (err) *err = e;
+    return e.code;
+}

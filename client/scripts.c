@@ -1,0 +1,276 @@
+/* scripts.c - calling the embedded Lua scripts: EVALSHA first, EVAL when Redis lost its script
+ * cache (restart, SCRIPT FLUSH, failover), for both the synchronous and the async connection.
+ *
+ * SHA1s are learnt from Redis (SCRIPT LOAD answers with the digest) rather than computed here, so
+ * libwf carries no SHA1 code; they are process-wide because the sources never change.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wf_internal.h"
+
+static const char *const script_names[WF__SCRIPT_COUNT] = {
+    [WF__SCRIPT_ENQUEUE] = "enqueue",     [WF__SCRIPT_CLAIM] = "claim",
+    [WF__SCRIPT_COMPLETE] = "complete",   [WF__SCRIPT_FAIL] = "fail",
+    [WF__SCRIPT_STOP] = "stop",           [WF__SCRIPT_HEARTBEAT] = "heartbeat",
+    [WF__SCRIPT_RECLAIM] = "reclaim",     [WF__SCRIPT_WAKE] = "wake",
+    [WF__SCRIPT_RELEASE] = "release",
+};
+
+static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
+static char shas[WF__SCRIPT_COUNT][41];
+
+const wf__script_src *wf__script_get(wf__script script)
+{
+    if ((int)script < 0 || script >= WF__SCRIPT_COUNT || !script_names[script]) return NULL;
+    for (const wf__script_src *s = wf__script_sources; s->name; s++)
+        if (strcmp(s->name, script_names[script]) == 0) return s;
+    return NULL;
+}
+
+const char *wf__script_sha(wf__script script)
+{
+    if ((int)script < 0 || script >= WF__SCRIPT_COUNT) return NULL;
+    pthread_mutex_lock(&sha_lock);
+    const char *r = shas[script][0] ? shas[script] : NULL;
+    pthread_mutex_unlock(&sha_lock);
+    return r;
+}
+
+static void remember_sha(wf__script script, const char *sha, size_t len)
+{
+    if (len != 40) return;
+    pthread_mutex_lock(&sha_lock);
+    memcpy(shas[script], sha, 40);
+    shas[script][40] = '\0';
+    pthread_mutex_unlock(&sha_lock);
+}
+
+int wf__scripts_load(void *redis_context)
+{
+    redisContext *c = redis_context;
+    for (int i = 0; i < WF__SCRIPT_COUNT; i++) {
+        const wf__script_src *s = wf__script_get((wf__script)i);
+        if (!s) return -1;
+        if (redisAppendCommand(c, "SCRIPT LOAD %b", s->src, s->len) != REDIS_OK) return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < WF__SCRIPT_COUNT; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) return -1;
+        if (r->type == REDIS_REPLY_STRING)
+            remember_sha((wf__script)i, r->str, r->len);
+        else
+            rc = -1;
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int wf__script_error(const char *text, size_t len, wf_error *err)
+{
+    static const struct {
+        const char *prefix;
+        int code;
+    } map[] = {{"STALE ", WF_ERR_STALE}, {"NOTFOUND ", WF_ERR_NOT_FOUND}, {"FINAL ", WF_ERR_FINAL},
+               {"BADSTATE ", WF_ERR_STATE}, {"STEP ", WF_ERR_STEP}, {"EXISTS ", WF_ERR_EXISTS}};
+    /* Redis wraps script errors ("ERR Error running script ... : STALE ..." in older versions,
+     * the bare text from redis.error_reply in 7.x); look for our marker anywhere. */
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        size_t pl = strlen(map[i].prefix);
+        for (size_t off = 0; off + pl <= len; off++)
+            if (memcmp(text + off, map[i].prefix, pl) == 0)
+                return wf_error_set(err, map[i].code, "%.*s", (int)(len - off), text + off);
+    }
+    if (len >= 4 && memcmp(text, "OOM ", 4) == 0)
+        return wf_error_set(err, WF_ERR_REDIS,
+                            "Redis is out of memory (maxmemory reached): %.*s; free memory or "
+                            "raise maxmemory",
+                            (int)len, text);
+    if (len >= 9 && memcmp(text, "READONLY ", 9) == 0)
+        return wf_error_set(err, WF_ERR_REDIS,
+                            "Redis is a read-only replica: %.*s; point wf at the master", (int)len,
+                            text);
+    if (len >= 10 && memcmp(text, "WRONGTYPE ", 10) == 0)
+        return wf_error_set(err, WF_ERR_REDIS,
+                            "a wf key holds the wrong type (clobbered by something else?): %.*s",
+                            (int)len, text);
+    return wf_error_set(err, WF_ERR_REDIS, "Redis error: %.*s", (int)len, text);
+}
+
+/* Builds the argv of EVALSHA/EVAL: cmd, sha-or-source, numkeys, keys..., args... */
+typedef struct argv_buf {
+    int argc;
+    const char **argv;
+    size_t *len;
+    char numkeys[16];
+} argv_buf;
+
+static int build_argv(argv_buf *b, int eval, wf__script script, int nkeys, const char *const *keys,
+                      int nargs, const char *const *args, const size_t *arglen)
+{
+    const wf__script_src *s = wf__script_get(script);
+    if (!s) return -1;
+    b->argc = 3 + nkeys + nargs;
+    b->argv = malloc(sizeof(char *) * (size_t)b->argc);
+    b->len = malloc(sizeof(size_t) * (size_t)b->argc);
+    if (!b->argv || !b->len) {
+        free(b->argv);
+        free(b->len);
+        return -1;
+    }
+    const char *sha = eval ? NULL : wf__script_sha(script);
+    if (!eval && !sha) eval = 1;
+    b->argv[0] = eval ? "EVAL" : "EVALSHA";
+    b->len[0] = strlen(b->argv[0]);
+    b->argv[1] = eval ? s->src : sha;
+    b->len[1] = eval ? s->len : 40;
+    snprintf(b->numkeys, sizeof b->numkeys, "%d", nkeys);
+    b->argv[2] = b->numkeys;
+    b->len[2] = strlen(b->numkeys);
+    for (int i = 0; i < nkeys; i++) {
+        b->argv[3 + i] = keys[i];
+        b->len[3 + i] = strlen(keys[i]);
+    }
+    for (int i = 0; i < nargs; i++) {
+        b->argv[3 + nkeys + i] = args[i] ? args[i] : "";
+        b->len[3 + nkeys + i] = arglen ? arglen[i] : (args[i] ? strlen(args[i]) : 0);
+    }
+    return 0;
+}
+
+static void free_argv(argv_buf *b)
+{
+    free(b->argv);
+    free(b->len);
+}
+
+static int is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+redisReply *wf__script_call(redisContext *c, wf__script script, int nkeys, const char *const *keys,
+                            int nargs, const char *const *args, const size_t *arglen,
+                            wf_error *err)
+{
+    if (!c) {
+        wf_error_set(err, WF_ERR_IO, "not connected to Redis");
+        return NULL;
+    }
+    for (int eval = 0; eval < 2; eval++) {
+        argv_buf b;
+        if (build_argv(&b, eval, script, nkeys, keys, nargs, args, arglen) != 0) {
+            wf_error_set(err, WF_ERR_NOMEM, "out of memory (or script %d not embedded)", script);
+            return NULL;
+        }
+        redisReply *r = redisCommandArgv(c, b.argc, b.argv, b.len);
+        int was_eval = strcmp(b.argv[0], "EVAL") == 0;
+        free_argv(&b);
+        if (!r) {
+            wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
+                         c->errstr[0] ? c->errstr : "no reply");
+            return NULL;
+        }
+        if (is_noscript(r) && !was_eval) {
+            freeReplyObject(r);
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            wf__script_error(r->str, r->len, err);
+            freeReplyObject(r);
+            return NULL;
+        }
+        return r;
+    }
+    wf_error_set(err, WF_ERR_REDIS, "Redis kept answering NOSCRIPT");
+    return NULL;
+}
+
+/* ---- async ---------------------------------------------------------------------------------- */
+
+typedef struct async_call {
+    redisCallbackFn *fn;
+    void *privdata;
+    wf__script script;
+    int nkeys, nargs;
+    char **keys, **args;
+    size_t *arglen;
+} async_call;
+
+static void async_call_free(async_call *a)
+{
+    for (int i = 0; i < a->nkeys; i++) free(a->keys[i]);
+    for (int i = 0; i < a->nargs; i++) free(a->args[i]);
+    free(a->keys);
+    free(a->args);
+    free(a->arglen);
+    free(a);
+}
+
+static int async_send(redisAsyncContext *ac, async_call *a, int eval);
+
+static void async_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    async_call *a = privdata;
+    redisReply *r = reply;
+    if (is_noscript(r) && async_send(ac, a, 1) == 0) return;
+    a->fn(ac, reply, a->privdata);
+    async_call_free(a);
+}
+
+static void async_done_final(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    async_call *a = privdata;
+    a->fn(ac, reply, a->privdata);
+    async_call_free(a);
+}
+
+static int async_send(redisAsyncContext *ac, async_call *a, int eval)
+{
+    argv_buf b;
+    if (build_argv(&b, eval, a->script, a->nkeys, (const char *const *)a->keys, a->nargs,
+                   (const char *const *)a->args, a->arglen) != 0)
+        return -1;
+    int was_eval = strcmp(b.argv[0], "EVAL") == 0;
+    int rc = redisAsyncCommandArgv(ac, was_eval ? async_done_final : async_done, a, b.argc,
+                                   b.argv, b.len);
+    free_argv(&b);
+    return rc == REDIS_OK ? 0 : -1;
+}
+
+int wf__script_call_async(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata,
+                          wf__script script, int nkeys, const char *const *keys, int nargs,
+                          const char *const *args, const size_t *arglen)
+{
+    async_call *a = calloc(1, sizeof *a);
+    if (!a) return WF_ERR_NOMEM;
+    a->fn = fn;
+    a->privdata = privdata;
+    a->script = script;
+    a->keys = calloc((size_t)nkeys + 1, sizeof(char *));
+    a->args = calloc((size_t)nargs + 1, sizeof(char *));
+    a->arglen = calloc((size_t)nargs + 1, sizeof(size_t));
+    if (!a->keys || !a->args || !a->arglen) goto oom;
+    for (int i = 0; i < nkeys; i++) {
+        if (!(a->keys[i] = strdup(keys[i]))) goto oom;
+        a->nkeys = i + 1;
+    }
+    for (int i = 0; i < nargs; i++) {
+        size_t n = arglen ? arglen[i] : (args[i] ? strlen(args[i]) : 0);
+        if (!(a->args[i] = malloc(n + 1))) goto oom;
+        if (n) memcpy(a->args[i], args[i], n);
+        a->args[i][n] = '\0';
+        a->arglen[i] = n;
+        a->nargs = i + 1;
+    }
+    if (async_send(ac, a, 0) != 0) {
+        async_call_free(a);
+        return WF_ERR_IO;
+    }
+    return WF_OK;
+oom:
+    async_call_free(a);
+    return WF_ERR_NOMEM;
+}
