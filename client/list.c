@@ -85,8 +85,8 @@ int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, siz
         }
         for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED && rc == WF_OK; s++) {
             if (o.state != WF_STATE_UNKNOWN && (int)o.state != s) continue;
-            redisReply *r = wf__client_cmd(client, 1, err, "ZREVRANGE %s 0 %zu WITHSCORES",
-                                           wk.k[WF__K_STATE(s)], limit - 1);
+            redisReply *r = wf__client_cmd(client, 1, err, "ZREVRANGE %s 0 %lld WITHSCORES",
+                                           wk.k[WF__K_STATE(s)], (long long)limit - 1);
             if (!r) {
                 rc = err ? err->code : WF_ERR_IO;
                 break;
