@@ -73,3 +73,9 @@ char *wf__key_global(const char *prefix, const char *suffix)
     const char *parts[] = {prefix, ":", suffix};
     return join(parts, 3);
 }
+
+char *wf__key_event(const char *prefix, const char *event, const char *what)
+{
+    const char *parts[] = {prefix, ":{ev:", event, "}:", what};
+    return join(parts, 5);
+}

@@ -15,7 +15,11 @@ static const char *const script_names[WF__SCRIPT_COUNT] = {
     [WF__SCRIPT_COMPLETE] = "complete",   [WF__SCRIPT_FAIL] = "fail",
     [WF__SCRIPT_STOP] = "stop",           [WF__SCRIPT_HEARTBEAT] = "heartbeat",
     [WF__SCRIPT_RECLAIM] = "reclaim",     [WF__SCRIPT_WAKE] = "wake",
-    [WF__SCRIPT_RELEASE] = "release",
+    [WF__SCRIPT_RELEASE] = "release",     [WF__SCRIPT_STEP] = "step",
+    [WF__SCRIPT_SUSPEND] = "suspend",     [WF__SCRIPT_PAUSE] = "pause",
+    [WF__SCRIPT_RESUME] = "resume",       [WF__SCRIPT_RESTART] = "restart",
+    [WF__SCRIPT_EVENT_SEND] = "event_send", [WF__SCRIPT_EVENT_WAIT] = "event_wait",
+    [WF__SCRIPT_DELIVER] = "deliver",
 };
 
 static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -13,6 +13,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include <msgpack.h>
+
 #include "wf/wf.h"
 #include "wf_scripts.h"
 
@@ -88,6 +90,36 @@ char *wf__key_run(const char *prefix, const char *workflow, const char *id);
 char *wf__key_steps(const char *prefix, const char *workflow, const char *id);
 /* Untagged keys: "P:workflows" (hash of registered workflows), "P:schema", "P:events:NAME". */
 char *wf__key_global(const char *prefix, const char *suffix);
+
+/* Keys of an event: "P:{ev:NAME}:log" (stream) and "P:{ev:NAME}:waiters" (hash). Malloc'd. */
+char *wf__key_event(const char *prefix, const char *event, const char *what);
+
+/* 1 if `name` is a valid step name (1-128 printable ASCII bytes, no space), else 0. */
+int wf__step_name_valid(const char *name);
+
+/* ---- Step records (values of the steps hash) ------------------------------------------------ */
+
+/* A step's record, a msgpack map {k, s, r, n, t0, t1, e, u, ev, key, since}. Lua reads only `s`. */
+typedef struct wf__steprec {
+    char kind[8];        /* "run", "sleep", "event" */
+    char status[8];      /* "done", "failed", "waiting", "timeout" */
+    const char *result;  /* raw msgpack bytes of the result (borrowed from the decoded buffer) */
+    size_t result_len;
+    int attempts;
+    int64_t t0, t1, until;
+    const char *error;   /* borrowed; NUL-terminated copy in err_buf */
+    char err_buf[256];
+    char event[WF__NAME_MAX + 1];
+    char key[WF__NAME_MAX + 1];
+    char since[48];
+} wf__steprec;
+
+/* Packs `rec` into `out` (caller-owned, initialised). Returns WF_OK or WF_ERR_NOMEM. */
+int wf__steprec_encode(const wf__steprec *rec, msgpack_sbuffer *out);
+
+/* Decodes a record. `rec->result` points into `data`, which must outlive its use.
+ * Returns WF_OK or WF_ERR_BAD_PAYLOAD. */
+int wf__steprec_decode(const void *data, size_t len, wf__steprec *rec, wf_error *err);
 
 /* ---- The msgpack run record (a stream entry's field "r") ----------------------------------- */
 

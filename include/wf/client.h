@@ -172,6 +172,20 @@ void wf_status_clear(wf_status *status);
  * already finished: a no-op that says so. */
 int wf_run_stop(wf_run *run, wf_error *err);
 
+/* Pauses a queued, waiting or running run: it stays `paused` until wf_run_resume(). A running run
+ * loses its worker (whose later results are dropped) and, on resume, replays from its last
+ * recorded step. Returns WF_OK, WF_ERR_FINAL, WF_ERR_STATE (already paused), WF_ERR_NOT_FOUND. */
+int wf_run_pause(wf_run *run, wf_error *err);
+
+/* Resumes a paused run: back to `waiting` if its timer is still ahead, else `queued`.
+ * Returns WF_OK, WF_ERR_STATE (not paused), WF_ERR_FINAL, WF_ERR_NOT_FOUND. */
+int wf_run_resume(wf_run *run, wf_error *err);
+
+/* Runs the run again from the start as a new attempt, whatever its state (e.g. retry a failed
+ * run). clear_steps 1 forgets recorded step results so every step executes again; 0 replays
+ * them. Returns WF_OK or WF_ERR_NOT_FOUND. */
+int wf_run_restart(wf_run *run, int clear_steps, wf_error *err);
+
 /* ---- Deferred starts ---------------------------------------------------------------------- */
 
 /* Called for each deferred run that could not be queued, with the workflow name and the error.
@@ -221,10 +235,17 @@ void wf_list_free(char **items, size_t count);
 
 /* ---- Events ------------------------------------------------------------------------------- */
 
-/* Records an event `name` with an optional msgpack payload in Redis (`wf:events:NAME` stream).
- * Returns WF_OK or an error. */
+/* Sends the event `name` with an optional msgpack payload: it is recorded in Redis (kept in a
+ * capped log, so a wait registered a moment later still finds it) and delivered to every run
+ * waiting for it (wf_step_wait_for_event), which is queued again. Returns WF_OK or an error
+ * (WF_ERR_BAD_NAME, WF_ERR_BAD_PAYLOAD, WF_ERR_TOO_LARGE, a connection error). */
 int wf_send_event(wf_client *client, const char *name, const void *payload, size_t len,
                   wf_error *err);
+
+/* wf_send_event() for waits that filter on a key (e.g. an order id): delivered to waits on `name`
+ * whose key equals `key`, and to waits with no key. key NULL or "" means no key. */
+int wf_send_event_keyed(wf_client *client, const char *name, const char *key, const void *payload,
+                        size_t len, wf_error *err);
 
 #ifdef __cplusplus
 }

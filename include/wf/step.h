@@ -1,0 +1,90 @@
+/* wf/step.h - durable steps: checkpoints, sleeps, event waits (the original's ctx.step).
+ *
+ * wf executes a handler by deterministic replay. A step's result is recorded in Redis, atomically
+ * with the check that this worker still holds the run; when the handler runs again (after a
+ * retry, a sleep, an event, a crash) every finished step returns its recorded result without
+ * running again. Sleeps and event waits do not park a thread: they record what the run waits for,
+ * return WF_SUSPEND, and the handler returns it at once (`if (rc) return rc;`). The run then holds
+ * no worker slot until Redis queues it again.
+ *
+ * Rules for handler authors (docs/durable-execution.md has more):
+ * - Step names are unique within a run; reusing one with another kind is WF_ERR_STEP. Inside
+ *   loops use wf_step_name(ctx, "charge", i) -> "charge#3".
+ * - Code outside steps runs again on every replay: keep it deterministic and free of side effects.
+ * - A step's side effect happens at least once (a worker may die after the effect and before the
+ *   record); its recorded result is used exactly once.
+ */
+#ifndef WF_STEP_H
+#define WF_STEP_H
+
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "error.h"
+#include "workflow.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The body of a step: does the side effect and packs its result (one msgpack value; nothing
+ * packed means nil) into `result`. Returns WF_OK, WF_ERR_FATAL (no retry: the run fails), or any
+ * other negative code to be retried per the step's policy. Use wf_ctx_fail() for the message and
+ * wf_ctx_retry_after() to choose the delay. */
+typedef int (*wf_step_fn)(wf_ctx *ctx, void *arg, msgpack_packer *result);
+
+typedef enum wf_backoff {
+    WF_BACKOFF_EXPONENTIAL = 0, /* base * factor^(n-1) */
+    WF_BACKOFF_LINEAR,          /* base * n */
+} wf_backoff;
+
+/* A step's retry policy and timeout. Zero fields take the defaults shown. */
+typedef struct wf_step_options {
+    int max_attempts;      /* default 3 */
+    int64_t base_delay_ms; /* default 1000 */
+    double factor;         /* exponential backoff constant, default 2.0 */
+    wf_backoff backoff;    /* default exponential */
+    int jitter_pct;        /* +/- this percent of random jitter, default 0 */
+    int64_t max_delay_ms;  /* cap, default 300000 */
+    int64_t timeout_ms;    /* an attempt longer than this counts as failed; wf_ctx_cancelled()
+                              turns true at the deadline so `fn` can stop; default 0: none */
+} wf_step_options;
+
+/* Runs `fn(ctx, arg, packer)` once for this run and records its result under `name`; on replay
+ * returns the recorded result without calling `fn`. On WF_OK, `*result` (if not NULL) points to
+ * the result, borrowed: valid until the handler returns.
+ * Returns WF_OK; WF_SUSPEND when a failed attempt was scheduled for a durable retry (return it);
+ * WF_ERR_FATAL (or the step's last error after its attempts ran out: return it, the run fails);
+ * WF_ERR_CANCELLED when the run was stopped; WF_ERR_STEP for a name reused with another kind;
+ * WF_ERR_STALE when this worker lost the run. */
+int wf_step_run(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
+                const msgpack_object **result);
+
+/* wf_step_run() with a retry policy and timeout (NULL: defaults). */
+int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
+                   const wf_step_options *options, const msgpack_object **result);
+
+/* Sleeps durably for `ms` from the moment the step is first reached. Returns WF_SUSPEND the first
+ * time (return it: the run waits with no worker slot) and WF_OK once the time has passed. */
+int wf_step_sleep(wf_ctx *ctx, const char *name, int64_t ms);
+
+/* Sleeps durably until `epoch_ms` (ms since the epoch, Redis time). Same returns. */
+int wf_step_sleep_until(wf_ctx *ctx, const char *name, int64_t epoch_ms);
+
+/* Waits durably for the event `event` (optionally only one whose key equals `key`; NULL: any),
+ * for at most timeout_ms (0: forever). Events sent up to the look-back window (60 s) before the
+ * wait was first reached count, so an event sent a moment before the wait is not lost.
+ * Returns WF_SUSPEND while waiting (return it); WF_OK with `*payload` (borrowed until the handler
+ * returns; nil when the event had none) once the event arrived; WF_ERR_TIMEOUT when the timeout
+ * passed first (the handler may act on it). */
+int wf_step_wait_for_event(wf_ctx *ctx, const char *name, const char *event, const char *key,
+                           int64_t timeout_ms, const msgpack_object **payload);
+
+/* Returns "base#i", a stable step name for loops. Borrowed: valid until the handler returns. */
+const char *wf_step_name(wf_ctx *ctx, const char *base, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,26 @@
+-- deliver.lua: an event reached a run that waits for it: record it as the wait step's result and
+-- queue the run (or, if the run is still running and about to suspend, let suspend.lua see the
+-- step done and carry on).
+-- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- ARGV: 1 run id, 2 step name, 3 step record to store (msgpack, status done, with the payload)
+-- Returns 1 when delivered, 0 when the run no longer waits on that step (already delivered,
+-- timed out, finished, gone).
+local h, steps, id, step = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1], ARGV[2]
+local st = redis.call('HGET', h, 'state')
+if not st or WF_FINAL[st] then return 0 end
+local cur = redis.call('HGET', steps, step)
+if cur then
+    local ok, rec = pcall(cmsgpack.unpack, cur)
+    if not ok or type(rec) ~= 'table' or rec.s ~= 'waiting' then return 0 end
+elseif st ~= 'running' then
+    return 0
+end
+redis.call('HSET', steps, step, ARGV[3])
+if st == 'waiting' and redis.call('HGET', h, 'step') == step then
+    local now = now_ms()
+    redis.call('ZREM', KEYS[2], id)
+    set_state(h, id, 'waiting', 'queued', now)
+    redis.call('HDEL', h, 'wait_reason', 'wake_at')
+    push_ready(h, id, redis.call('HGET', h, 'attempt'))
+end
+return 1

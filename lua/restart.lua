@@ -1,0 +1,25 @@
+-- restart.lua: run a run again from the start as a new attempt, in any state (a failed run
+-- retried by hand, a stuck one restarted), keeping or clearing its step records.
+-- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- ARGV: 1 run id, 2 clear steps (1: forget recorded steps so they execute again)
+-- Returns the new attempt number. Errors: NOTFOUND.
+local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
+local f = redis.call('HMGET', h, 'state', 'entry', 'attempt')
+if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
+if f[2] then redis.call('XDEL', KEYS[1], f[2]) end
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('PERSIST', h)
+if ARGV[2] == '1' then
+    redis.call('DEL', steps)
+else
+    redis.call('PERSIST', steps)
+end
+local attempt = (tonumber(f[3]) or 0) + 1
+redis.call('HINCRBY', h, 'lease', 1)
+redis.call('HDEL', h, 'output', 'error', 'finished_at', 'wait_reason', 'wake_at', 'paused_from',
+    'step')
+redis.call('HSET', h, 'attempt', attempt, 'reclaims', 0)
+set_state(h, id, f[1], 'queued', now_ms())
+push_ready(h, id, attempt)
+return attempt

@@ -1,0 +1,30 @@
+-- suspend.lua: a running run waits (durable sleep, event wait, step retry): it gives back its
+-- lease and worker slot and becomes `waiting`; wake.lua queues it again at wake_at.
+-- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- ARGV: 1 run id, 2 lease token, 3 step name, 4 step record (msgpack), 5 wake_at ms (0: no
+--       timer, e.g. an event wait without timeout), 6 wait reason (shown by `wf status`)
+-- Returns 'OK' (now waiting) or 'RESUME' when the step was completed meanwhile (an event delivered
+-- between the wait's registration and this call): the handler goes on without waiting.
+-- Errors: STALE / NOTFOUND.
+local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
+local e = check_lease(h, id, ARGV[2])
+if e then return e end
+local cur = redis.call('HGET', steps, ARGV[3])
+if cur then
+    local ok, rec = pcall(cmsgpack.unpack, cur)
+    if ok and type(rec) == 'table' and rec.s == 'done' then return 'RESUME' end
+end
+local now = now_ms()
+local wake = tonumber(ARGV[5]) or 0
+redis.call('HSET', steps, ARGV[3], ARGV[4])
+redis.call('ZREM', KEYS[3], id)
+redis.call('HINCRBY', h, 'lease', 1)
+set_state(h, id, 'running', 'waiting', now)
+redis.call('HSET', h, 'wait_reason', ARGV[6], 'step', ARGV[3])
+if wake > 0 then
+    redis.call('HSET', h, 'wake_at', wake)
+    redis.call('ZADD', KEYS[2], wake, id)
+else
+    redis.call('HDEL', h, 'wake_at')
+end
+return 'OK'
