@@ -1,0 +1,111 @@
+/* cli.h - what the files of the `wf` command line share: exit codes, global options, the
+ * connection, reading JSON input, and printing.
+ *
+ * Each command lives in its own cmd_*.c and has the signature of wf__cli_cmd_fn: it gets argv
+ * starting at the command's name, parses its own options (the global ones are accepted anywhere),
+ * and returns the process exit code.
+ */
+#ifndef WF_CLI_H
+#define WF_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+#include "wf/wf.h"
+
+/* Exit codes: part of the command line's interface (wf --help prints this table). */
+enum {
+    WF_CLI_OK = 0,         /* success; with --wait: the run completed */
+    WF_CLI_USAGE = 1,      /* bad command line */
+    WF_CLI_NOT_FOUND = 2,  /* no such run, or a malformed run id */
+    WF_CLI_CONNECT = 3,    /* cannot reach Redis, bad Redis URL, Redis error */
+    WF_CLI_RUN_FAILED = 4, /* with --wait: the run ended failed, terminated or cancelled */
+    WF_CLI_FINISHED = 5,   /* stop: the run had already finished */
+    WF_CLI_BAD_INPUT = 6,  /* bad JSON, payload too large, unknown or invalid workflow name */
+    WF_CLI_TIMEOUT = 7,    /* with --wait: the run was not final within --timeout */
+};
+
+/* Global settings and the lazily opened connection. */
+typedef struct wf__cli {
+    const char *redis_url; /* --redis; NULL: $WF_REDIS_URL, else localhost */
+    int json;              /* --json: machine-readable output for every command */
+    int help;              /* --help seen: the command prints its usage and exits 0 */
+    wf_client *client;     /* opened by wf__cli_connect(), freed by main */
+} wf__cli;
+
+typedef int (*wf__cli_cmd_fn)(wf__cli *cli, int argc, char **argv);
+
+/* ---- Option parsing -------------------------------------------------------------------------- */
+
+/* Long options every command accepts; put WF__CLI_GLOBAL_OPTIONS first in a command's table. */
+enum { WF__OPT_REDIS = 1000, WF__OPT_JSON, WF__OPT_HELP };
+#define WF__CLI_GLOBAL_OPTIONS                                                                     \
+    {"redis", required_argument, NULL, WF__OPT_REDIS}, {"json", no_argument, NULL, WF__OPT_JSON},  \
+    {                                                                                              \
+        "help", no_argument, NULL, WF__OPT_HELP                                                    \
+    }
+
+/* Parses the next option of a command (getopt_long on `argv` from argv[1], positional arguments
+ * permuted to the end). Handles the global options itself and never returns them. Returns the
+ * option's value, -1 at the end, or '?' after printing a usage error. */
+int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *options);
+
+/* Parses a non-negative integer / a non-negative number of seconds. Returns 0 or -1. */
+int wf__cli_parse_long(const char *s, long long *out);
+int wf__cli_parse_seconds(const char *s, double *out);
+
+/* Prints "wf: <message>" plus, for usage errors, a hint to run `wf CMD --help`. Returns `code`. */
+int wf__cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- Connection and errors ------------------------------------------------------------------- */
+
+/* Opens the connection if not open yet. Returns WF_CLI_OK or, after printing the error,
+ * WF_CLI_CONNECT. */
+int wf__cli_connect(wf__cli *cli);
+
+/* Maps a wf_err to an exit code (see the table above). */
+int wf__cli_exit_code(int wf_code);
+
+/* Prints "wf: <err->message>" to stderr and returns wf__cli_exit_code(err->code). */
+int wf__cli_fail(const wf_error *err);
+
+/* ---- Input ----------------------------------------------------------------------------------- */
+
+/* Turns the command's JSON argument into msgpack in `out` (initialised by the caller): `arg` NULL
+ * means no input (out stays empty), "-" means read JSON from stdin. Returns WF_CLI_OK, or prints
+ * the error and returns WF_CLI_BAD_INPUT. */
+int wf__cli_read_input(const char *arg, msgpack_sbuffer *out);
+
+/* ---- Output ---------------------------------------------------------------------------------- */
+
+/* Prints `value` to stdout as JSON (indented on a terminal, one line otherwise) and steals the
+ * reference (NULL is taken as "out of memory"). Returns WF_CLI_OK, or 1 if it could not print. */
+int wf__cli_print_json(json_t *value);
+
+/* Formats a Redis timestamp (ms since the epoch) as "2024-05-01 12:00:03Z" in `buf`; returns buf,
+ * or "-" for a time that was never set. */
+const char *wf__cli_format_time(int64_t ms, char *buf, size_t size);
+
+/* ---- Commands -------------------------------------------------------------------------------- */
+
+int wf__cli_cmd_run(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_status(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_stop(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_workflows(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_send_event(wf__cli *cli, int argc, char **argv);
+
+/* Reattaches to run `id` and reads its status. On success returns WF_OK with `*run` (caller frees
+ * with wf_run_free()) and `*status` (caller clears with wf_status_clear()) filled; else returns
+ * the error with `err` filled and nothing to free. */
+int wf__cli_fetch(wf__cli *cli, const char *id, wf_run **run, wf_status *status, wf_error *err);
+
+#endif

@@ -1,0 +1,36 @@
+/* cmd_event.c - `wf send-event NAME [JSON|-]`: record an event that waiting runs can receive. */
+#include <stdio.h>
+
+#include "cli.h"
+
+static const char USAGE[] =
+    "Usage: wf send-event NAME [JSON|-]\n"
+    "\n"
+    "Records event NAME in Redis with an optional JSON payload (the argument, or stdin when it is\n"
+    "\"-\"); runs waiting for NAME are woken. Prints {\"ok\": true, \"event\": NAME}.\n"
+    "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
+
+int wf__cli_cmd_send_event(wf__cli *cli, int argc, char **argv)
+{
+    static const struct option options[] = {WF__CLI_GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
+    if (wf__cli_getopt(cli, argc, argv, options) != -1) return WF_CLI_USAGE;
+    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    int npos = argc - optind;
+    if (npos < 1 || npos > 2)
+        return wf__cli_usage_error("send-event", "send-event wants an event name and at most "
+                                                 "one JSON payload");
+    const char *name = argv[optind];
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init(&payload);
+    int rc = wf__cli_read_input(npos == 2 ? argv[optind + 1] : NULL, &payload);
+    if (rc == WF_CLI_OK) rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) {
+        wf_error err = {0};
+        if (wf_send_event(cli->client, name, payload.data, payload.size, &err) != WF_OK)
+            rc = wf__cli_fail(&err);
+        else
+            rc = wf__cli_print_json(json_pack("{s:b, s:s}", "ok", 1, "event", name));
+    }
+    msgpack_sbuffer_destroy(&payload);
+    return rc;
+}

@@ -1,0 +1,143 @@
+/* main.c - the `wf` command line: global options, the command table, `wf --help` (with the exit
+ * code table) and `wf --version`. Each command is in its own cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char USAGE[] =
+    "Usage: wf [--redis URL] [--json] COMMAND [ARGS...]\n"
+    "\n"
+    "Starts, inspects and stops durable workflow runs kept in Redis.\n"
+    "\n"
+    "Commands:\n"
+    "  run NAME [JSON|-]         start a run of workflow NAME (input: the JSON argument, or stdin\n"
+    "                            with -); --wait to wait for its result\n"
+    "  status ID                 print a run's status\n"
+    "  stop ID                   cancel a run that has not finished\n"
+    "  list                      list recent runs (--state S, --workflow W, --limit N)\n"
+    "  workflows                 list the workflows that workers have registered\n"
+    "  send-event NAME [JSON|-]  record an event that waiting runs can receive\n"
+    "  help [COMMAND]            this text, or a command's options\n"
+    "\n"
+    "Global options (accepted before or after the command):\n"
+    "  --redis URL    Redis to use (default: $WF_REDIS_URL, else redis://127.0.0.1:6379):\n"
+    "                 redis://[user[:pass]@]host[:port][/db][?prefix=P&timeout_ms=N]\n"
+    "                 or unix:///path/to/redis.sock\n"
+    "  --json         JSON output for every command (run, status and stop always print JSON;\n"
+    "                 list and workflows print a table unless --json is given)\n"
+    "  -h, --help     help; `wf COMMAND --help` for a command\n"
+    "  -V, --version  print the version\n"
+    "\n"
+    "A status is {\"id\", \"workflow\", \"state\", \"attempt\", \"output\", \"error\",\n"
+    "\"createdAt\", \"updatedAt\", \"startedAt\", \"finishedAt\", \"waitReason\", \"wakeAt\",\n"
+    "\"worker\"}; times are ms since the epoch (null when unset). JSON is indented on a terminal\n"
+    "and one line otherwise.\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success; with --wait: the run completed\n"
+    "  1  usage error (or an internal error such as out of memory)\n"
+    "  2  no such run, or a malformed run id\n"
+    "  3  cannot connect to Redis, bad Redis URL, or Redis answered with an error\n"
+    "  4  with --wait: the run ended failed, terminated or cancelled\n"
+    "  5  stop: the run had already finished\n"
+    "  6  bad input: malformed JSON, payload too large, unknown or invalid workflow name\n"
+    "  7  with --wait: the run was not final within --timeout\n"
+    "Errors are printed to stderr as \"wf: <message>\".\n";
+
+typedef struct command {
+    const char *name;
+    wf__cli_cmd_fn fn;
+} command;
+
+static const command COMMANDS[] = {
+    {"run", wf__cli_cmd_run},
+    {"status", wf__cli_cmd_status},
+    {"stop", wf__cli_cmd_stop},
+    {"list", wf__cli_cmd_list},
+    {"workflows", wf__cli_cmd_workflows},
+    {"send-event", wf__cli_cmd_send_event},
+};
+#define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
+    return NULL;
+}
+
+/* Runs `cmd` with argv starting at its name, getopt reset for it. */
+static int dispatch(wf__cli *cli, const command *cmd, int argc, char **argv)
+{
+    optind = 0; /* glibc: full re-initialisation, so the command's getopt starts at argv[1] */
+    return cmd->fn(cli, argc, argv);
+}
+
+/* `wf help [COMMAND]`: the global help, or the command's own (as `wf COMMAND --help`). */
+static int help(wf__cli *cli, int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stdout);
+        return WF_CLI_OK;
+    }
+    const command *cmd = find_command(argv[1]);
+    if (!cmd) return wf__cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+    static char help_flag[] = "--help";
+    char *args[] = {argv[1], help_flag, NULL};
+    return dispatch(cli, cmd, 2, args);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"redis", required_argument, NULL, WF__OPT_REDIS},
+        {"json", no_argument, NULL, WF__OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    wf__cli cli = {0};
+    opterr = 0;
+    int c;
+    /* "+": stop at the command's name; what follows is the command's to parse. */
+    while ((c = getopt_long(argc, argv, "+:hV", options, NULL)) != -1) {
+        switch (c) {
+        case WF__OPT_REDIS:
+            cli.redis_url = optarg;
+            break;
+        case WF__OPT_JSON:
+            cli.json = 1;
+            break;
+        case 'h':
+            fputs(USAGE, stdout);
+            return WF_CLI_OK;
+        case 'V':
+            printf("wf %s\n", WF_VERSION);
+            return WF_CLI_OK;
+        case ':':
+            return wf__cli_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return wf__cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) {
+        fputs(USAGE, stderr);
+        return WF_CLI_USAGE;
+    }
+    const char *name = argv[optind];
+    int rc;
+    if (strcmp(name, "help") == 0) {
+        rc = help(&cli, argc - optind, argv + optind);
+    } else {
+        const command *cmd = find_command(name);
+        if (!cmd) return wf__cli_usage_error(NULL, "unknown command '%s'", name);
+        rc = dispatch(&cli, cmd, argc - optind, argv + optind);
+    }
+    wf_client_free(cli.client);
+    if (fflush(stdout) != 0 && rc == WF_CLI_OK) {
+        perror("wf: writing output");
+        rc = WF_CLI_USAGE;
+    }
+    return rc;
+}

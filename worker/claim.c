@@ -1,0 +1,374 @@
+/* claim.c - taking runs from the queues: the blocking XREADGROUP on the block connection, the
+ * periodic XAUTOCLAIM that recovers entries a dead consumer read but never claimed, and
+ * claim.lua, which turns stream entries into running runs with leases.
+ *
+ * Slots: a read asks for at most as many entries as there are free executor slots (and at most
+ * `batch`); entries that decode are "reserved" slots until claim.lua answers, then become jobs.
+ * XREADGROUP's COUNT applies per stream, so with several workflows a read can return more than
+ * was asked; those runs are claimed anyway and wait in the executor queue under heartbeats.
+ * Entries that do not decode go to claim.lua as (entry, reason) pairs: it moves them to the
+ * workflow's dead-letter list, so bad data never blocks a queue.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wf_worker_internal.h"
+
+#define AUTOCLAIM_MAX 100
+
+/* One claim.lua call in flight. */
+typedef struct claim_batch {
+    wf_worker *w;
+    wf__wdef *def;
+    int ngood; /* slots reserved */
+} claim_batch;
+
+static wf__wdef *def_by_queue(wf_worker *w, const char *name, size_t len)
+{
+    for (int i = 0; i < w->ndefs; i++) {
+        const char *q = w->defs[i]->keys.k[WF__K_QUEUE];
+        if (strlen(q) == len && memcmp(q, name, len) == 0) return w->defs[i];
+    }
+    return NULL;
+}
+
+static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *item)
+{
+    const redisReply *id = item->element[0], *tok = item->element[1], *att = item->element[2],
+                     *in = item->element[3];
+    if (id->type != REDIS_REPLY_STRING || id->len >= WF__ID_MAX ||
+        tok->type != REDIS_REPLY_STRING || tok->len >= sizeof(((wf__job *)0)->token) ||
+        att->type != REDIS_REPLY_INTEGER || in->type != REDIS_REPLY_STRING)
+        return NULL;
+    wf__job *job = calloc(1, sizeof *job);
+    if (!job) return NULL;
+    memcpy(job->id, id->str, id->len);
+    memcpy(job->token, tok->str, tok->len);
+    snprintf(job->workflow, sizeof job->workflow, "%s", def->name);
+    job->attempt = (int)att->integer;
+    if (in->len > 0) {
+        job->input = malloc(in->len);
+        if (!job->input) {
+            free(job);
+            return NULL;
+        }
+        memcpy(job->input, in->str, in->len);
+        job->input_len = in->len;
+    }
+    job->prefix = strdup(w->url.prefix);
+    if (!job->prefix) {
+        free(job->input);
+        free(job);
+        return NULL;
+    }
+    job->handler = def->handler;
+    job->opt = def->opt;
+    job->max_payload = w->url.max_payload;
+    job->ctx.job = job;
+    job->ctx.pool = w->pool;
+    job->retry_after = -1;
+    msgpack_sbuffer_init(&job->out);
+    job->def = def;
+    return job;
+}
+
+static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    claim_batch *b = privdata;
+    wf_worker *w = b->w;
+    redisReply *r = reply;
+    w->reserved -= b->ngood;
+    w->claims_inflight--;
+    if (!r) {
+        if (!w->closing)
+            wf__log(WF__LOG_WARN, "connection lost while claiming from %s; unclaimed entries are "
+                                  "recovered by XAUTOCLAIM after the lease time",
+                    b->def->name);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        wf_error e = {0};
+        wf__script_error(r->str, r->len, &e);
+        wf__log(WF__LOG_ERROR, "claim.lua failed for workflow %s: %s", b->def->name, e.message);
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *item = r->element[i];
+            if (item->type != REDIS_REPLY_ARRAY || item->elements == 0) continue;
+            if (item->elements < 5) {
+                if (item->element[0]->type == REDIS_REPLY_STRING)
+                    wf__log(WF__LOG_DEBUG, "skipping stale queue entry of run %s (stopped, paused "
+                                           "or re-queued since)",
+                            item->element[0]->str);
+                continue;
+            }
+            wf__job *job = job_from_claim(w, b->def, item);
+            if (!job) {
+                wf__log(WF__LOG_ERROR, "unusable claim reply item for workflow %s (or out of "
+                                       "memory); its lease will expire and it will be re-run",
+                        b->def->name);
+                continue;
+            }
+            wf__log_run(WF__LOG_DEBUG, job->id, job->workflow, job->attempt, "run claimed");
+            wf__job_hold(w, job);
+        }
+    }
+    free(b);
+    wf__claim_arm(w);
+    wf__worker_check_drain(w);
+}
+
+/* Runs claim.lua over one stream's entries (an array of [entry id, [field, value, ...]]). */
+static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries)
+{
+    if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return;
+    size_t n = entries->elements;
+    /* Worst case: every entry good (2 args + 1 key) or bad (2 args). */
+    const char **keys = calloc(WF__NFIXED + n, sizeof *keys);
+    const char **good = calloc(2 * n, sizeof *good);
+    const char **bad = calloc(2 * n, sizeof *bad);
+    char **owned = calloc(3 * n, sizeof *owned); /* run keys, ids, reasons we allocated */
+    const char **args = calloc(3 + 4 * n, sizeof *args);
+    size_t *arglen = calloc(3 + 4 * n, sizeof *arglen);
+    int ngood = 0, nbad = 0, nowned = 0;
+    if (!keys || !good || !bad || !owned || !args || !arglen) goto out;
+    for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue; /* nil: an entry deleted while pending; nothing to claim */
+        const char *entry = e->element[0]->str;
+        const redisReply *fields = e->element[1];
+        const redisReply *rec = NULL;
+        if (fields->type == REDIS_REPLY_ARRAY)
+            for (size_t f = 0; f + 1 < fields->elements; f += 2)
+                if (fields->element[f]->type == REDIS_REPLY_STRING &&
+                    fields->element[f]->len == 1 && fields->element[f]->str[0] == 'r' &&
+                    fields->element[f + 1]->type == REDIS_REPLY_STRING)
+                    rec = fields->element[f + 1];
+        if (fields->type != REDIS_REPLY_ARRAY) continue; /* deleted entry */
+        char id[WF__ID_MAX], wfname[WF__NAME_MAX + 1];
+        wf_error err = {0};
+        char *reason = NULL;
+        if (!rec) {
+            reason = strdup("entry has no field 'r' (not written by wf)");
+        } else if (wf__record_decode(rec->str, rec->len, id, NULL, &err) != WF_OK) {
+            reason = strdup(err.message);
+        } else if (wf__runid_parse(id, wfname, &err) != WF_OK || strcmp(wfname, def->name) != 0) {
+            char buf[WF__ID_MAX + 64];
+            snprintf(buf, sizeof buf, "run %s does not belong to workflow %s", id, def->name);
+            reason = strdup(buf);
+        } else {
+            char *key = wf__key_run(w->url.prefix, def->name, id);
+            char *idc = strdup(id);
+            if (!key || !idc) {
+                free(key);
+                free(idc);
+                continue;
+            }
+            owned[nowned++] = key;
+            owned[nowned++] = idc;
+            keys[WF__NFIXED + ngood] = key;
+            good[2 * ngood] = entry;
+            good[2 * ngood + 1] = idc;
+            ngood++;
+            continue;
+        }
+        if (!reason) continue;
+        owned[nowned++] = reason;
+        wf__log(WF__LOG_WARN, "queue entry %s of workflow %s is not a valid run record (%s); "
+                              "moving it to the dead-letter list %s",
+                entry, def->name, reason, def->keys.k[WF__K_DEAD]);
+        bad[2 * nbad] = entry;
+        bad[2 * nbad + 1] = reason;
+        nbad++;
+    }
+    if (ngood + nbad == 0) goto out;
+    char lease[24], count[24];
+    snprintf(lease, sizeof lease, "%lld", (long long)w->opt.lease_ms);
+    snprintf(count, sizeof count, "%d", ngood);
+    int na = 0;
+    args[na++] = w->consumer;
+    args[na++] = lease;
+    args[na++] = count;
+    for (int i = 0; i < 2 * ngood; i++) args[na++] = good[i];
+    for (int i = 0; i < 2 * nbad; i++) args[na++] = bad[i];
+    for (int i = 0; i < na; i++) arglen[i] = strlen(args[i]);
+    claim_batch *b = malloc(sizeof *b);
+    if (!b) goto out;
+    b->w = w;
+    b->def = def;
+    b->ngood = ngood;
+    if (!wf__conn_usable(&w->cmd) ||
+        wf__script_call_async(w->cmd.ac, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood,
+                              keys, na, args, arglen) != WF_OK) {
+        wf__log(WF__LOG_WARN, "cannot send claim.lua for workflow %s now; the entries are "
+                              "recovered by XAUTOCLAIM after the lease time",
+                def->name);
+        free(b);
+        goto out;
+    }
+    w->reserved += ngood;
+    w->claims_inflight++;
+out:
+    if (owned)
+        for (int i = 0; i < nowned; i++) free(owned[i]);
+    free(owned);
+    free(keys);
+    free(good);
+    free(bad);
+    free(args);
+    free(arglen);
+}
+
+/* ---- XREADGROUP on the block connection ------------------------------------------------------ */
+
+static void ensure_groups(wf_worker *w);
+
+static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    wf_worker *w = privdata;
+    redisReply *r = reply;
+    w->read_inflight = 0;
+    if (!r) return; /* connection gone: conn.c reconnects, on_ready re-arms */
+    if (r->type == REDIS_REPLY_ERROR) {
+        wf__log(WF__LOG_ERROR, "XREADGROUP failed: %s; retrying shortly", r->str);
+        if (strncmp(r->str, "NOGROUP", 7) == 0) ensure_groups(w);
+        w->read_retry_at = wf__mono_ms() + 500;
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *s = r->element[i];
+            if (s->type != REDIS_REPLY_ARRAY || s->elements < 2 ||
+                s->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            wf__wdef *def = def_by_queue(w, s->element[0]->str, s->element[0]->len);
+            if (def) claim_entries(w, def, s->element[1]);
+        }
+    }
+    wf__claim_arm(w);
+}
+
+void wf__claim_arm(wf_worker *w)
+{
+    if (w->closing || w->draining || w->read_inflight || w->ndefs == 0) return;
+    if (!wf__conn_usable(&w->block) || !wf__conn_usable(&w->cmd)) return;
+    if (w->read_retry_at && wf__mono_ms() < w->read_retry_at) return;
+    int free_slots = wf__worker_free_slots(w);
+    if (free_slots <= 0) return;
+    int count = free_slots < w->opt.batch ? free_slots : w->opt.batch;
+    int argc = 9 + 2 * w->ndefs;
+    const char **argv = calloc((size_t)argc, sizeof *argv);
+    if (!argv) return;
+    char cnt[16];
+    snprintf(cnt, sizeof cnt, "%d", count);
+    int a = 0;
+    argv[a++] = "XREADGROUP";
+    argv[a++] = "GROUP";
+    argv[a++] = WF__GROUP;
+    argv[a++] = w->consumer;
+    argv[a++] = "COUNT";
+    argv[a++] = cnt;
+    argv[a++] = "BLOCK";
+    argv[a++] = "1000";
+    argv[a++] = "STREAMS";
+    for (int i = 0; i < w->ndefs; i++) argv[a++] = w->defs[i]->keys.k[WF__K_QUEUE];
+    for (int i = 0; i < w->ndefs; i++) argv[a++] = ">";
+    if (redisAsyncCommandArgv(w->block.ac, read_reply, w, argc, argv, NULL) == REDIS_OK) {
+        w->read_inflight = 1;
+        w->read_retry_at = 0;
+    }
+    free(argv);
+}
+
+/* ---- XAUTOCLAIM on the cmd connection ------------------------------------------------------- */
+
+typedef struct autoclaim_ctx {
+    wf_worker *w;
+    wf__wdef *def;
+} autoclaim_ctx;
+
+static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    autoclaim_ctx *c = privdata;
+    wf_worker *w = c->w;
+    wf__wdef *def = c->def;
+    free(c);
+    def->autoclaim_busy = 0;
+    redisReply *r = reply;
+    if (!r || w->closing) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        wf__log(WF__LOG_ERROR, "XAUTOCLAIM on %s failed: %s", def->keys.k[WF__K_QUEUE], r->str);
+        if (strncmp(r->str, "NOGROUP", 7) == 0) ensure_groups(w);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) return;
+    const redisReply *entries = r->element[1];
+    if (entries->type == REDIS_REPLY_ARRAY && entries->elements > 0) {
+        wf__log(WF__LOG_INFO, "recovering %zu queue entr%s of workflow %s read by a consumer "
+                              "that never claimed them",
+                entries->elements, entries->elements == 1 ? "y" : "ies", def->name);
+        if (!w->draining) claim_entries(w, def, entries);
+    }
+}
+
+void wf__claim_autoclaim(wf_worker *w, wf__wdef *def)
+{
+    if (w->closing || w->draining || def->autoclaim_busy || !wf__conn_usable(&w->cmd)) return;
+    int free_slots = wf__worker_free_slots(w);
+    if (free_slots <= 0) return;
+    if (free_slots > AUTOCLAIM_MAX) free_slots = AUTOCLAIM_MAX;
+    autoclaim_ctx *c = malloc(sizeof *c);
+    if (!c) return;
+    c->w = w;
+    c->def = def;
+    if (redisAsyncCommand(w->cmd.ac, autoclaim_reply, c, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
+                          def->keys.k[WF__K_QUEUE], WF__GROUP, w->consumer,
+                          (long long)w->opt.lease_ms, free_slots) != REDIS_OK) {
+        free(c);
+        return;
+    }
+    def->autoclaim_busy = 1;
+}
+
+/* ---- Consumer groups and registration ---------------------------------------------------- */
+
+static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    redisReply *r = reply;
+    const char *what = privdata;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
+        wf__log(WF__LOG_ERROR, "%s failed: %s", what, r->str);
+}
+
+static void ensure_groups(wf_worker *w)
+{
+    if (!wf__conn_usable(&w->cmd)) return;
+    for (int i = 0; i < w->ndefs; i++)
+        redisAsyncCommand(w->cmd.ac, setup_reply, "XGROUP CREATE", "XGROUP CREATE %s %s 0 MKSTREAM",
+                          w->defs[i]->keys.k[WF__K_QUEUE], WF__GROUP);
+}
+
+/* Called on every (re)connect of cmd: Redis may have restarted empty. */
+void wf__claim_setup(wf_worker *w)
+{
+    if (!wf__conn_usable(&w->cmd)) return;
+    char *schema = wf__key_global(w->url.prefix, "schema");
+    char *reg = wf__key_global(w->url.prefix, "workflows");
+    if (schema)
+        redisAsyncCommand(w->cmd.ac, setup_reply, "schema check", "SET %s %d NX", schema,
+                          WF__SCHEMA_VERSION);
+    ensure_groups(w);
+    for (int i = 0; reg && i < w->ndefs; i++) {
+        char json[256];
+        wf__wdef_json(w->defs[i], json, sizeof json);
+        redisAsyncCommand(w->cmd.ac, setup_reply, "registering workflows", "HSET %s %s %s", reg,
+                          w->defs[i]->name, json);
+    }
+    free(schema);
+    free(reg);
+}

@@ -1,0 +1,214 @@
+/* main.c - the `wf-worker` program: loads workflow modules and runs workers.
+ *
+ *   wf-worker --redis redis://host:6379 --workflows build/workflows --processes 4
+ *
+ * The modules are loaded once, in the supervisor, before it forks the worker processes (each
+ * inherits them). With --processes 0 the worker runs in this process, without a supervisor.
+ * Exit status: 0 after a clean drain, 1 on a runtime failure, 2 for a usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wf_worker_internal.h"
+
+static const char usage[] =
+    "usage: wf-worker [options]\n"
+    "\n"
+    "Runs the workflows built by wf_add_workflows() (NAME.so modules) against Redis.\n"
+    "\n"
+    "  --redis URL          Redis URL (default: $WF_REDIS_URL, else redis://127.0.0.1:6379);\n"
+    "                       redis://[user[:password]@]host[:port][/db][?prefix=P&...] or\n"
+    "                       unix:///path/redis.sock[?db=N&...]\n"
+    "  --workflows DIR      load every *.so in DIR (repeatable; at least one)\n"
+    "  --processes N        worker processes under a supervisor (default 1; 0: run in this\n"
+    "                       process without a supervisor)\n"
+    "  --concurrency M      runs in flight per process (default 8)\n"
+    "  --batch B            runs claimed per Redis round trip (default: concurrency)\n"
+    "  --lease-ms L         lease of a claimed run, renewed every L/3 ms (default 15000)\n"
+    "  --drain-ms D         on SIGTERM/SIGINT, how long running runs may finish before they\n"
+    "                       are handed back to the queue (default 30000)\n"
+    "  --log-level LEVEL    error, warn, info (default) or debug\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "SIGTERM or SIGINT drains every worker process and exits 0.\n";
+
+static wf_worker *volatile g_worker;
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+    wf_worker *w = g_worker;
+    if (w) wf_worker_stop(w);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    fprintf(stderr, "wf-worker: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun 'wf-worker --help' for usage.\n");
+    return 2;
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* One worker process: create, run until stopped, free. */
+static int run_worker(void *arg)
+{
+    const wf_worker_options *opt = arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    wf_error err = {0};
+    wf_worker *w = wf_worker_new(opt, &err);
+    if (!w) {
+        wf__log(WF__LOG_ERROR, "cannot start worker: %s", err.message);
+        return 1;
+    }
+    g_worker = w;
+    if (g_stop) wf_worker_stop(w);
+    int rc = wf_worker_run(w, &err);
+    if (rc != WF_OK) wf__log(WF__LOG_ERROR, "worker failed: %s", err.message);
+    g_worker = NULL;
+    wf_worker_free(w);
+    return rc == WF_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_REDIS = 1, O_WORKFLOWS, O_PROCESSES, O_CONCURRENCY, O_BATCH, O_LEASE, O_DRAIN, O_LOG };
+    static const struct option longopts[] = {
+        {"redis", required_argument, NULL, O_REDIS},
+        {"workflows", required_argument, NULL, O_WORKFLOWS},
+        {"processes", required_argument, NULL, O_PROCESSES},
+        {"concurrency", required_argument, NULL, O_CONCURRENCY},
+        {"batch", required_argument, NULL, O_BATCH},
+        {"lease-ms", required_argument, NULL, O_LEASE},
+        {"drain-ms", required_argument, NULL, O_DRAIN},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    wf_worker_options opt = {0};
+    const char *url = NULL;
+    const char *dirs[64];
+    int ndirs = 0;
+    long long processes = 1, v;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        const char *a = optarg;
+        switch (c) {
+        case O_REDIS:
+            url = a;
+            break;
+        case O_WORKFLOWS:
+            if (ndirs == (int)(sizeof dirs / sizeof dirs[0]))
+                return usage_error("too many --workflows folders (the limit is 64; at '%s')", a);
+            dirs[ndirs++] = a;
+            break;
+        case O_PROCESSES:
+            if (parse_int(a, 0, 1024, &processes) != 0)
+                return usage_error("--processes wants a whole number from 0 to 1024, not '%s'", a);
+            break;
+        case O_CONCURRENCY:
+            if (parse_int(a, 1, 4096, &v) != 0)
+                return usage_error("--concurrency wants a whole number from 1 to 4096, not '%s'",
+                                   a);
+            opt.concurrency = (int)v;
+            break;
+        case O_BATCH:
+            if (parse_int(a, 1, 4096, &v) != 0)
+                return usage_error("--batch wants a whole number from 1 to 4096, not '%s'", a);
+            opt.batch = (int)v;
+            break;
+        case O_LEASE:
+            if (parse_int(a, 300, 86400000, &v) != 0)
+                return usage_error("--lease-ms wants milliseconds from 300 to 86400000, not '%s'",
+                                   a);
+            opt.lease_ms = v;
+            break;
+        case O_DRAIN:
+            if (parse_int(a, 1, 86400000, &v) != 0)
+                return usage_error("--drain-ms wants milliseconds from 1 to 86400000, not '%s'",
+                                   a);
+            opt.drain_ms = v;
+            break;
+        case O_LOG: {
+            int l = wf__log_parse_level(a);
+            if (l < 0)
+                return usage_error("--log-level wants error, warn, info or debug, not '%s'", a);
+            wf__log_set_level((wf__log_level)l);
+            break;
+        }
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case ':':
+            return usage_error("option %s needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (ndirs == 0) return usage_error("%s", "no --workflows DIR given: nothing to run");
+
+    if (!url) url = getenv("WF_REDIS_URL");
+    wf__url parsed;
+    wf_error err = {0};
+    if (wf__url_parse(url, &parsed, &err) != WF_OK) {
+        fprintf(stderr, "wf-worker: bad Redis URL: %s\n", err.message);
+        return 2;
+    }
+    wf__url_free(&parsed);
+    opt.redis_url = url;
+
+    int total = 0;
+    for (int i = 0; i < ndirs; i++) {
+        const wf_workflow_def **defs = NULL;
+        int n = 0;
+        int rc = wf__load_dir(dirs[i], &defs, &n, &err);
+        free(defs);
+        if (rc < 0) {
+            fprintf(stderr, "wf-worker: %s\n", err.message);
+            return 2;
+        }
+        total += rc;
+    }
+    if (total == 0 || wf_workflow_count() == 0) {
+        fprintf(stderr, "wf-worker: no workflows found in the --workflows folder%s (expected "
+                        "NAME.so modules built by wf_add_workflows)\n",
+                ndirs == 1 ? "" : "s");
+        return 2;
+    }
+    if (processes == 0) return run_worker(&opt);
+    signal(SIGPIPE, SIG_IGN);
+    return wf__supervise((int)processes, run_worker, &opt);
+}

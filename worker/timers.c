@@ -1,0 +1,292 @@
+/* timers.c - the worker's 100 ms tick: lease heartbeats (every lease_ms / 3), attempt timeouts,
+ * due timers (delayed zset -> wake.lua), expired leases of other workers (leases zset ->
+ * reclaim.lua), XAUTOCLAIM (every lease_ms), ctx-call deadlines, and drain progress.
+ *
+ * Candidates are read with ZRANGEBYSCORE against an estimate of Redis time (the TIME read at
+ * connect plus the monotonic clock); the scripts re-check with Redis's own clock, so a skewed
+ * estimate only delays or wastes a call. At most one call of each kind per workflow is in flight.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wf_worker_internal.h"
+
+#define SCAN_LIMIT 100
+
+typedef enum timer_kind { TIMER_WAKE, TIMER_RECLAIM } timer_kind;
+
+typedef struct timer_ctx {
+    wf_worker *w;
+    wf__wdef *def;
+    timer_kind kind;
+} timer_ctx;
+
+static int *busy_flag(wf__wdef *def, timer_kind kind)
+{
+    return kind == TIMER_WAKE ? &def->wake_busy : &def->reclaim_busy;
+}
+
+static void script_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    timer_ctx *t = privdata;
+    redisReply *r = reply;
+    *busy_flag(t->def, t->kind) = 0;
+    const char *name = t->kind == TIMER_WAKE ? "wake.lua" : "reclaim.lua";
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        wf_error e = {0};
+        wf__script_error(r->str, r->len, &e);
+        wf__log(WF__LOG_ERROR, "%s failed for workflow %s: %s", name, t->def->name, e.message);
+    } else if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+        wf__log(t->kind == TIMER_WAKE ? WF__LOG_DEBUG : WF__LOG_WARN,
+                t->kind == TIMER_WAKE ? "%lld run%s of workflow %s due again"
+                                      : "%lld run%s of workflow %s had an expired lease (worker "
+                                        "died or lost Redis): re-queued or failed",
+                r->integer, r->integer == 1 ? "" : "s", t->def->name);
+    }
+    free(t);
+}
+
+/* A run id from a zset: valid and of this workflow? Otherwise it is dropped from the zset so a
+ * clobbered entry cannot block the scan forever. */
+static int candidate_ok(wf_worker *w, wf__wdef *def, const char *zset, const redisReply *id)
+{
+    char wfname[WF__NAME_MAX + 1];
+    if (id->type == REDIS_REPLY_STRING && id->len < WF__ID_MAX && strlen(id->str) == id->len &&
+        wf__runid_parse(id->str, wfname, NULL) == WF_OK && strcmp(wfname, def->name) == 0)
+        return 1;
+    wf__log(WF__LOG_WARN, "removing invalid member '%.*s' from %s", (int)(id->len > 200 ? 200 : id->len),
+            id->str ? id->str : "", zset);
+    if (wf__conn_usable(&w->cmd))
+        redisAsyncCommand(w->cmd.ac, NULL, NULL, "ZREM %s %b", zset, id->str, id->len);
+    return 0;
+}
+
+static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    timer_ctx *t = privdata;
+    wf_worker *w = t->w;
+    wf__wdef *def = t->def;
+    redisReply *r = reply;
+    const char *zset = def->keys.k[t->kind == TIMER_WAKE ? WF__K_DELAYED : WF__K_LEASES];
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->closing ||
+        !wf__conn_usable(&w->cmd)) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            wf__log(WF__LOG_ERROR, "reading %s failed: %s", zset, r->str);
+        *busy_flag(def, t->kind) = 0;
+        free(t);
+        return;
+    }
+    size_t n = r->elements;
+    int per = t->kind == TIMER_WAKE ? 1 : 2; /* keys per candidate: run (+ steps) */
+    const char **keys = calloc(WF__NFIXED + per * n, sizeof *keys);
+    char **owned = calloc(per * n, sizeof *owned);
+    const char **args = calloc(2 + n, sizeof *args);
+    size_t *arglen = calloc(2 + n, sizeof *arglen);
+    int nc = 0, nowned = 0, nargs = 0;
+    char maxr[16], ret[24];
+    if (!keys || !owned || !args || !arglen) goto out;
+    for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
+    if (t->kind == TIMER_RECLAIM) {
+        snprintf(maxr, sizeof maxr, "%d", w->opt.max_reclaims);
+        snprintf(ret, sizeof ret, "%lld", (long long)w->url.retention_ms);
+        args[nargs++] = maxr;
+        args[nargs++] = ret;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = r->element[i];
+        if (!candidate_ok(w, def, zset, id)) continue;
+        char *run = wf__key_run(w->url.prefix, def->name, id->str);
+        char *steps = per == 2 ? wf__key_steps(w->url.prefix, def->name, id->str) : NULL;
+        if (!run || (per == 2 && !steps)) {
+            free(run);
+            free(steps);
+            continue;
+        }
+        owned[nowned++] = run;
+        keys[WF__NFIXED + per * nc] = run;
+        if (steps) {
+            owned[nowned++] = steps;
+            keys[WF__NFIXED + per * nc + 1] = steps;
+        }
+        args[nargs++] = id->str;
+        nc++;
+    }
+    if (nc > 0) {
+        for (int i = 0; i < nargs; i++) arglen[i] = strlen(args[i]);
+        wf__script s = t->kind == TIMER_WAKE ? WF__SCRIPT_WAKE : WF__SCRIPT_RECLAIM;
+        if (wf__script_call_async(w->cmd.ac, script_reply, t, s, WF__NFIXED + per * nc, keys,
+                                  nargs, args, arglen) == WF_OK)
+            t = NULL; /* script_reply frees it */
+    }
+out:
+    if (t) {
+        *busy_flag(def, t->kind) = 0;
+        free(t);
+    }
+    for (int i = 0; i < nowned; i++) free(owned[i]);
+    free(owned);
+    free(keys);
+    free(args);
+    free(arglen);
+}
+
+static void scan(wf_worker *w, wf__wdef *def, timer_kind kind)
+{
+    int *busy = busy_flag(def, kind);
+    if (*busy || !w->have_clock) return;
+    timer_ctx *t = malloc(sizeof *t);
+    if (!t) return;
+    t->w = w;
+    t->def = def;
+    t->kind = kind;
+    const char *zset = def->keys.k[kind == TIMER_WAKE ? WF__K_DELAYED : WF__K_LEASES];
+    if (redisAsyncCommand(w->cmd.ac, scan_reply, t, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %d", zset,
+                          (long long)wf__worker_redis_now(w), SCAN_LIMIT) != REDIS_OK) {
+        free(t);
+        return;
+    }
+    *busy = 1;
+}
+
+/* ---- Heartbeats ----------------------------------------------------------------------------- */
+
+typedef struct hb_ctx {
+    wf_worker *w;
+    wf__wdef *def;
+    int n;
+    char (*tokens)[32]; /* token per run sent, to match lost ids to the right attempt */
+    char **ids;
+} hb_ctx;
+
+static void hb_free(hb_ctx *h)
+{
+    for (int i = 0; h->ids && i < h->n; i++) free(h->ids[i]);
+    free(h->ids);
+    free(h->tokens);
+    free(h);
+}
+
+static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    hb_ctx *h = privdata;
+    wf_worker *w = h->w;
+    redisReply *r = reply;
+    h->def->heartbeat_busy = 0;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        wf_error e = {0};
+        wf__script_error(r->str, r->len, &e);
+        wf__log(WF__LOG_ERROR, "heartbeat.lua failed for workflow %s: %s", h->def->name,
+                e.message);
+    } else if (r && r->type == REDIS_REPLY_ARRAY && !w->closing) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *id = r->element[i];
+            if (id->type != REDIS_REPLY_STRING) continue;
+            for (int k = 0; k < h->n; k++) {
+                if (strcmp(h->ids[k], id->str) != 0) continue;
+                for (wf__job *j = w->held_head; j; j = j->next) {
+                    if (j->def == h->def && strcmp(j->id, id->str) == 0 &&
+                        strcmp(j->token, h->tokens[k]) == 0) {
+                        wf__job_lost(w, j, "the run was stopped, timed out or taken over");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    hb_free(h);
+}
+
+static void heartbeat(wf_worker *w, wf__wdef *def)
+{
+    if (def->heartbeat_busy) return;
+    int n = 0;
+    for (wf__job *j = w->held_head; j; j = j->next)
+        if (j->def == def && j->lease == WF__LEASE_HELD) n++;
+    if (n == 0) return;
+    hb_ctx *h = calloc(1, sizeof *h);
+    const char **keys = calloc(WF__NFIXED + (size_t)n, sizeof *keys);
+    const char **args = calloc(1 + 2 * (size_t)n, sizeof *args);
+    char **runkeys = calloc((size_t)n, sizeof *runkeys);
+    if (!h || !keys || !args || !runkeys) goto out;
+    h->w = w;
+    h->def = def;
+    h->ids = calloc((size_t)n, sizeof *h->ids);
+    h->tokens = calloc((size_t)n, sizeof *h->tokens);
+    if (!h->ids || !h->tokens) goto out;
+    char lease[24];
+    snprintf(lease, sizeof lease, "%lld", (long long)w->opt.lease_ms);
+    for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
+    args[0] = lease;
+    for (wf__job *j = w->held_head; j && h->n < n; j = j->next) {
+        if (j->def != def || j->lease != WF__LEASE_HELD) continue;
+        int k = h->n;
+        runkeys[k] = wf__key_run(w->url.prefix, def->name, j->id);
+        h->ids[k] = strdup(j->id);
+        h->n++;
+        if (!runkeys[k] || !h->ids[k]) goto out;
+        keys[WF__NFIXED + k] = runkeys[k];
+        args[1 + 2 * k] = j->id;
+        args[2 + 2 * k] = j->token;
+        memcpy(h->tokens[k], j->token, sizeof h->tokens[k]);
+    }
+    if (wf__script_call_async(w->cmd.ac, hb_reply, h, WF__SCRIPT_HEARTBEAT, WF__NFIXED + h->n,
+                              keys, 1 + 2 * h->n, args, NULL) == WF_OK) {
+        def->heartbeat_busy = 1;
+        h = NULL; /* hb_reply frees it */
+    }
+out:
+    if (h) hb_free(h);
+    if (runkeys)
+        for (int i = 0; i < n; i++) free(runkeys[i]);
+    free(runkeys);
+    free(keys);
+    free(args);
+}
+
+/* ---- The tick ----------------------------------------------------------------------------- */
+
+static void check_timeouts(wf_worker *w, int64_t now)
+{
+    for (wf__job *j = w->held_head, *next; j; j = next) {
+        next = j->next;
+        if (j->lease != WF__LEASE_HELD || !j->dispatched || j->returned || j->opt.timeout_ms <= 0)
+            continue;
+        int64_t started = atomic_load(&j->started_mono);
+        if (started == 0 || now - started <= j->opt.timeout_ms) continue;
+        atomic_store(&j->cancelled, 1);
+        wf__log_run(WF__LOG_WARN, j->id, j->workflow, j->attempt,
+                    "attempt overran its timeout of %lld ms: terminating the run",
+                    (long long)j->opt.timeout_ms);
+        wf__job_end(w, j, WF__OP_TIMEOUT);
+    }
+}
+
+void wf__timers_tick(wf_worker *w)
+{
+    if (w->closing) return;
+    int64_t now = wf__mono_ms();
+    wf__reqs_pump(w);
+    check_timeouts(w, now);
+    if (wf__conn_usable(&w->cmd)) {
+        for (int i = 0; i < w->ndefs; i++) {
+            wf__wdef *def = w->defs[i];
+            if (now >= def->next_heartbeat) {
+                def->next_heartbeat = now + w->opt.lease_ms / 3;
+                heartbeat(w, def);
+            }
+            if (w->draining) continue;
+            scan(w, def, TIMER_WAKE);
+            scan(w, def, TIMER_RECLAIM);
+            if (now >= def->next_autoclaim) {
+                def->next_autoclaim = now + w->opt.lease_ms;
+                wf__claim_autoclaim(w, def);
+            }
+        }
+    }
+    wf__worker_check_drain(w);
+    wf__claim_arm(w);
+}

@@ -1,0 +1,365 @@
+/* wf_worker_internal.h - what the files of libwf-worker share with each other, wf-worker and the
+ * worker tests, but not with users.
+ *
+ * Design
+ * ------
+ * A wf_worker is one libevent loop (the loop thread: whoever calls wf_worker_run) plus a pool of
+ * `concurrency` executor threads. Only the loop thread touches the two async Redis connections:
+ *
+ *   block  XREADGROUP ... BLOCK 1000 over the queues of every defined workflow, one at a time,
+ *          only while executor slots are free;
+ *   cmd    everything else: claim.lua for what block read, complete/fail/release for results,
+ *          heartbeat.lua, timers (wake.lua, reclaim.lua), XAUTOCLAIM, and the calls that
+ *          handlers make through wf__ctx_call().
+ *
+ * A claimed run becomes a wf__job. The loop owns it (the `held` list) from the claim until Redis
+ * has answered the script that ends its attempt; an executor thread borrows it while the handler
+ * runs. Two independent little state machines describe a job:
+ *
+ *   exec   QUEUED -> RUNNING -> RETURNED           (executor side; changed under the pool lock)
+ *   lease  HELD -> ENDING -> GONE                  (loop side only)
+ *
+ * ENDING means "an end operation was decided" (complete/fail from the handler's result, fail as
+ * terminated after a timeout, or release on drain); it is sent when the cmd connection is up and
+ * re-sent after a reconnect if the connection dropped before Redis answered (a lease that expired
+ * meanwhile makes the script answer STALE, which is fine). A job is freed once it is RETURNED and
+ * GONE with no command in flight.
+ *
+ * Results come back to the loop through the pool's done list and one `event_active` (evthread is
+ * on, so that is safe from any thread); wf_worker_stop writes to a self-pipe, which is
+ * async-signal-safe.
+ */
+#ifndef WF_WORKER_INTERNAL_H
+#define WF_WORKER_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <msgpack.h>
+
+#include "wf/wf.h"
+#include "wf_internal.h"
+
+/* ---- Logging (log.c) ------------------------------------------------------------------------ */
+
+typedef enum wf__log_level {
+    WF__LOG_ERROR = 0,
+    WF__LOG_WARN,
+    WF__LOG_INFO,
+    WF__LOG_DEBUG,
+} wf__log_level;
+
+/* Sets the process-wide level (default info, or $WF_LOG_LEVEL). */
+void wf__log_set_level(wf__log_level level);
+/* Parses "error", "warn", "info", "debug"; returns -1 for anything else. */
+int wf__log_parse_level(const char *name);
+/* Writes one logfmt line to stderr with one write(2): ts=... level=... pid=... msg="..." and, when
+ * `run` is not NULL, run= workflow= attempt=. Thread-safe. */
+void wf__log_run(wf__log_level level, const char *run, const char *workflow, int attempt,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define wf__log(level, ...) wf__log_run((level), NULL, NULL, 0, __VA_ARGS__)
+
+/* ---- The process-wide table of definitions (registry.c) ----------------------------------- */
+
+/* Snapshot of the table: the definitions whose address lies inside the module loaded at
+ * `base` (NULL: all). Fills up to `max` pointers, returns how many matched. */
+int wf__registry_find_module(const void *module_base, const char *module_name,
+                             const wf_workflow_def **out, int max);
+
+/* ---- Loading modules (loader.c) ------------------------------------------------------------ */
+
+/* dlopens every *.so in `dir` (sorted by name, RTLD_NOW) so their WF_WORKFLOW constructors fill
+ * the process-wide table. Appends the definitions each module made to `out` (grown with realloc;
+ * caller frees the array, not the definitions) and returns how many, or an error naming the file. */
+int wf__load_dir(const char *dir, const wf_workflow_def ***out, int *nout, wf_error *err);
+
+/* ---- Reply copies (reply.c) ------------------------------------------------------------------ */
+
+/* Deep-copies a hiredis reply (NULL in, NULL out; NULL when out of memory). Free with
+ * wf__reply_free(). */
+redisReply *wf__reply_copy(const redisReply *r);
+void wf__reply_free(redisReply *r);
+
+/* ---- Jobs ------------------------------------------------------------------------------------ */
+
+typedef struct wf__pool wf__pool;
+typedef struct wf__job wf__job;
+typedef struct wf__wdef wf__wdef;
+
+typedef enum wf__exec_state {
+    WF__EXEC_QUEUED = 0, /* waiting for an executor thread */
+    WF__EXEC_RUNNING,    /* the handler runs on an executor thread */
+    WF__EXEC_RETURNED,   /* the handler returned (or never will run); result in the job */
+} wf__exec_state;
+
+typedef enum wf__lease_state {
+    WF__LEASE_HELD = 0, /* we hold the run's lease; heartbeats renew it */
+    WF__LEASE_ENDING,   /* an end operation (`op`) was decided; sent or waiting for the conn */
+    WF__LEASE_GONE,     /* the run is no longer ours: ended, stopped, timed out, reclaimed */
+} wf__lease_state;
+
+typedef enum wf__end_op {
+    WF__OP_NONE = 0,
+    WF__OP_RESULT,  /* complete.lua or fail.lua from the handler's result */
+    WF__OP_TIMEOUT, /* fail.lua, fatal, final state terminated */
+    WF__OP_RELEASE, /* release.lua: hand the run back to the queue (drain) */
+} wf__end_op;
+
+const char *wf__exec_state_name(wf__exec_state s);
+const char *wf__lease_state_name(wf__lease_state s);
+
+/* The execution context handed to a handler. Lives inside its job. */
+struct wf_ctx {
+    wf__job *job;
+    wf__pool *pool; /* for wf__ctx_call: reaches the loop even from a detached thread */
+};
+
+/* One attempt of one run, from claim to the answer of the script that ends it. */
+struct wf__job {
+    /* -- identity (set at claim, read-only after) -- */
+    char id[WF__ID_MAX];               /* run id */
+    char workflow[WF__NAME_MAX + 1];   /* workflow name (copied: outlives the worker if detached) */
+    char token[32];                    /* lease token from claim.lua */
+    int attempt;                       /* 1 for the first execution */
+    char *input;                       /* msgpack bytes, NULL/0 for none */
+    size_t input_len;
+    wf_handler_fn handler;             /* copied from the definition */
+    wf_workflow_options opt;           /* copied, defaults applied */
+    char *prefix;                      /* key prefix (copied) */
+    size_t max_payload;                /* the URL's max_payload, for wf_ctx_send_event */
+    wf__wfkeys *keys;                  /* fixed keys, made on first wf__ctx_keys(); executor side */
+    wf_ctx ctx;
+
+    /* -- executor side: exec_state changes under the pool lock -- */
+    wf__exec_state exec_state;
+    wf__job *qnext;                    /* link in the pool's run queue or done list */
+    _Atomic int64_t started_mono;      /* when the handler started (0: not yet) */
+    atomic_int cancelled;              /* wf_ctx_cancelled(): stopped, timed out, released */
+    int orphaned;                      /* worker freed while this ran: the thread frees the job */
+
+    /* -- the handler's result (written by the executor before RETURNED) -- */
+    int rc;                            /* WF_OK, WF_SUSPEND or a negative wf_err */
+    msgpack_sbuffer out;               /* what the handler packed */
+    char *error;                       /* wf_ctx_fail() text (malloc'd) or NULL */
+    int64_t retry_after;               /* wf_ctx_retry_after(), -1: none */
+
+    /* -- loop side only -- */
+    wf__wdef *def;                     /* the worker's definition (valid while the loop runs) */
+    wf__lease_state lease;
+    wf__end_op op;                     /* meaningful while ENDING */
+    int op_inflight;                   /* the end op was sent; Redis has not answered */
+    int dispatched;                    /* handed to the pool */
+    int returned;                      /* the loop took it back from the done list */
+    wf__job *prev, *next;              /* the worker's held list */
+};
+
+/* Frees a job's memory (not its links). Safe from any thread. */
+void wf__job_free(wf__job *job);
+
+/* ---- Executor pool (executor.c) ----------------------------------------------------------- */
+
+/* Creates `n` threads that run queued jobs, post them to the done list and activate `done_ev`
+ * (an event on the loop's base) after each. Returns NULL with `err` filled on failure. The worker
+ * holds one reference, each thread one; the last one frees the pool. */
+wf__pool *wf__pool_new(int n, struct event *done_ev, wf_error *err);
+/* Queues a job for a thread (exec_state must be QUEUED). */
+void wf__pool_submit(wf__pool *pool, wf__job *job);
+/* Takes the whole done list (jobs now RETURNED), in completion order. */
+wf__job *wf__pool_take_done(wf__pool *pool);
+/* Stops the pool as the worker goes away: asks threads to quit, joins those that exit within
+ * `grace_ms`, detaches the rest (a handler stuck forever must not hang wf_worker_free), marks the
+ * pool orphaned and forgets its queued and done lists (the worker frees those jobs, except the
+ * ones wf__pool_orphan_if_running() hands to their still-running thread). Then the worker drops
+ * its reference with wf__pool_unref(). */
+void wf__pool_stop(wf__pool *pool, int64_t grace_ms);
+void wf__pool_unref(wf__pool *pool);
+/* Under the pool lock: 1 if the job is RUNNING and now orphaned (caller must not free it). */
+int wf__pool_orphan_if_running(wf__pool *pool, wf__job *job);
+/* Loop liveness for ctx calls: while 0, wf__ctx_call fails at once with WF_ERR_CLOSED. */
+void wf__pool_set_loop_running(wf__pool *pool, int running);
+
+/* A call from an executor thread into the loop's cmd connection (wf__ctx_call). */
+typedef struct wf__req {
+    struct wf__req *next;
+    int raw;                 /* 1: plain command argv; 0: script `script` */
+    wf__script script;
+    int nkeys;               /* scripts: how many of argv are keys */
+    int argc;
+    char **argv;             /* copies */
+    size_t *argvlen;
+    int64_t queued_mono;     /* for failing it when the connection stays down */
+    /* completion, under the pool lock */
+    pthread_cond_t cv;
+    int done;
+    redisReply *reply;       /* deep copy on success */
+    wf_error err;
+} wf__req;
+
+/* Queues `req` for the loop and blocks until wf__req_complete() (executor side). Returns
+ * req->err.code; WF_ERR_CLOSED at once when the loop is not running. */
+int wf__pool_call(wf__pool *pool, wf__req *req);
+/* Takes every request queued by executor threads (loop side). */
+wf__req *wf__pool_take_reqs(wf__pool *pool);
+/* Completes a request (loop side or shutdown): wakes its caller. `reply` is copied. */
+void wf__req_complete(wf__pool *pool, wf__req *req, const redisReply *reply, const wf_error *err);
+
+/* ---- Durable-step primitive (ctx.c) ------------------------------------------------------- */
+
+/* From an executor thread (inside a handler): runs Lua script `s` with `nkeys` keys and `nargs`
+ * arguments (arglen NULL: strlen) on the worker's cmd connection and blocks until Redis answers.
+ * On success sets `*reply` to a deep copy the caller frees with wf__reply_free() and returns
+ * WF_OK; on failure returns the error (script errors STALE/NOTFOUND/FINAL/... mapped as by
+ * wf__script_error, WF_ERR_IO when the connection dropped or stayed down past the URL's
+ * timeout_ms, WF_ERR_CLOSED when the worker is shutting down) and leaves `*reply` NULL. */
+int wf__ctx_call(wf_ctx *ctx, wf__script s, int nkeys, const char *const *keys, int nargs,
+                 const char *const *args, const size_t *arglen, redisReply **reply,
+                 wf_error *err);
+/* The same for a plain command (argv[0] is the command name). Error replies become WF_ERR_REDIS
+ * (or the mapped script codes). */
+int wf__ctx_command(wf_ctx *ctx, int argc, const char *const *argv, const size_t *argvlen,
+                    redisReply **reply, wf_error *err);
+/* What a step engine needs about the run (borrowed for the handler call). */
+const char *wf__ctx_token(const wf_ctx *ctx);
+const char *wf__ctx_prefix(const wf_ctx *ctx);
+/* The workflow's fixed keys (made on first use), or NULL when out of memory. */
+const wf__wfkeys *wf__ctx_keys(wf_ctx *ctx);
+
+/* ---- The worker ----------------------------------------------------------------------------- */
+
+/* One workflow as this worker runs it. */
+struct wf__wdef {
+    char *name;
+    wf_handler_fn handler;
+    wf_workflow_options opt; /* defaults applied */
+    wf__wfkeys keys;
+    int wake_busy, reclaim_busy, autoclaim_busy, heartbeat_busy; /* one of each in flight */
+    int64_t next_heartbeat, next_autoclaim; /* mono ms */
+};
+
+/* One async connection with its reconnect state. */
+typedef struct wf__conn {
+    struct wf_worker *w;
+    const char *name;          /* "block" or "cmd", for logs */
+    redisAsyncContext *ac;     /* NULL while down */
+    int ready;                 /* AUTH/SELECT (and TIME for cmd) done */
+    int backoff_ms;            /* next reconnect delay: 100 ms doubling to 5 s */
+    struct event *retry_ev;
+    int closed;                /* closed for good: no reconnect */
+    int failed;                /* the handshake failed on this connection attempt */
+} wf__conn;
+
+struct wf_worker {
+    wf_worker_options opt;     /* defaults applied; strings point at the copies below */
+    char *url_str;
+    char *consumer;
+    wf__url url;
+    redisContext *sync;        /* start-up connection; freed once the loop runs */
+
+    wf__wdef **defs;
+    int ndefs;
+
+    struct event_base *base;
+    wf__conn block, cmd;
+    struct event *tick_ev, *stop_ev, *done_ev;
+    int stop_pipe[2];
+    volatile sig_atomic_t stop_requested;
+    wf__pool *pool;
+
+    int started;               /* wf_worker_run was entered */
+    int draining;
+    int released;              /* drain deadline passed: the rest were handed back */
+    int closing;               /* the loop is being left: no more commands, no reconnects */
+    int64_t drain_deadline;    /* mono ms */
+
+    wf__job *held_head, *held_tail; /* jobs of claimed runs, oldest first */
+    int nheld;
+    int busy;                  /* jobs not yet RETURNED (occupying executor slots) */
+    int reserved;              /* slots promised to entries whose claim.lua is in flight */
+    int read_inflight;         /* an XREADGROUP is outstanding on block */
+    int claims_inflight;       /* claim.lua calls outstanding */
+    int ops_inflight;          /* end operations outstanding */
+    int64_t read_retry_at;     /* mono ms: after NOGROUP etc., wait before reading again */
+
+    int have_clock;
+    int64_t clock_offset;      /* Redis ms - wf__mono_ms() */
+
+    wf__req *reqs_head, *reqs_tail; /* ctx calls waiting for the cmd connection */
+};
+
+/* Defaults. */
+#define WF__DEFAULT_CONCURRENCY 8
+#define WF__DEFAULT_LEASE_MS 15000
+#define WF__DEFAULT_MAX_RECLAIMS 5
+#define WF__DEFAULT_DRAIN_MS 30000
+#define WF__DEFAULT_MAX_ATTEMPTS 3
+#define WF__DEFAULT_BACKOFF_MS 1000
+#define WF__DEFAULT_MAX_BACKOFF_MS 60000
+#define WF__TICK_MS 100
+#define WF__FREE_GRACE_MS 1000
+
+/* Fills zero fields of `o` with the defaults. */
+void wf__workflow_options_defaults(wf_workflow_options *o);
+
+/* Redis time estimated from the clock offset read at connect (ms since the epoch). */
+int64_t wf__worker_redis_now(const wf_worker *w);
+
+/* Free executor slots (concurrency - busy - reserved), never below 0. */
+int wf__worker_free_slots(const wf_worker *w);
+
+/* ---- The loop's parts ------------------------------------------------------------------------ */
+
+/* conn.c: set up, start (or restart) a connection; close it for good; whether commands may be
+ * sent on it now (connected, handshake done, not dying). */
+int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name);
+void wf__conn_start(wf__conn *conn);
+void wf__conn_close(wf__conn *conn);
+void wf__conn_free(wf__conn *conn);
+int wf__conn_usable(const wf__conn *conn);
+/* Called by conn.c when a connection became ready / went down. */
+void wf__loop_on_ready(wf_worker *w, wf__conn *conn);
+void wf__loop_on_down(wf_worker *w, wf__conn *conn);
+
+/* claim.c: issue the next XREADGROUP when possible; periodic XAUTOCLAIM for `def`. */
+void wf__claim_arm(wf_worker *w);
+void wf__claim_autoclaim(wf_worker *w, wf__wdef *def);
+/* On every (re)connect of cmd: schema key, consumer groups, P:workflows registration. */
+void wf__claim_setup(wf_worker *w);
+/* The registration value kept in P:workflows for `def` (small JSON). */
+void wf__wdef_json(const wf__wdef *def, char *buf, size_t n);
+
+/* finish.c: the loop side of a job's life. */
+void wf__job_hold(wf_worker *w, wf__job *job);          /* add to held, dispatch to pool */
+void wf__job_returned(wf_worker *w, wf__job *job);      /* the handler came back */
+void wf__job_end(wf_worker *w, wf__job *job, wf__end_op op); /* decide and send an end op */
+void wf__job_lost(wf_worker *w, wf__job *job, const char *why); /* lease gone: cancel, drop */
+void wf__job_flush_ops(wf_worker *w);                   /* resend end ops after a reconnect */
+void wf__job_maybe_free(wf_worker *w, wf__job *job);
+wf__job *wf__job_find(wf_worker *w, const wf__wdef *def, const char *id, size_t len);
+
+/* timers.c: the 100 ms tick: heartbeats, timeouts, wake, reclaim, autoclaim, drain. */
+void wf__timers_tick(wf_worker *w);
+
+/* ctx.c: send the ctx calls waiting in the worker's list (cmd up) / fail the old ones. */
+void wf__reqs_pump(wf_worker *w);
+void wf__reqs_fail_all(wf_worker *w, int code, const char *why);
+
+/* loop.c: create the loop's events; run the loop until drained (pool, connections, tick);
+ * drain progress check, which leaves the loop when done. */
+int wf__loop_init(wf_worker *w, wf_error *err);
+int wf__loop_run(wf_worker *w, wf_error *err);
+void wf__worker_check_drain(wf_worker *w);
+
+/* ---- Supervisor (supervisor.c) ------------------------------------------------------------- */
+
+/* Forks `n` children, each calling child(arg) and exiting with its return value; restarts a child
+ * that dies (backoff 100 ms doubling to 5 s while it keeps dying young, logging its exit status or
+ * signal); forwards SIGTERM/SIGINT to all children and waits for them. Returns the process exit
+ * status: 0 when every child exited 0 after the stop signal, 1 otherwise. */
+int wf__supervise(int n, int (*child)(void *arg), void *arg);
+
+#endif
