@@ -8,11 +8,11 @@ typedef struct wf__defer wf__defer;
 
 /* A client: one synchronous connection plus, on demand, the deferred-start machinery. */
 struct wf_client {
-    wf__url url;       /* parsed settings; the password is wiped on free */
-    redisContext *c;   /* NULL after a failed reconnect; re-opened on the next call */
-    char **known;      /* workflow names seen in P:workflows (cache for the unknown check) */
+    wf__url url;     /* parsed settings; the password is wiped on free */
+    redisContext *c; /* NULL after a failed reconnect; re-opened on the next call */
+    char **known;    /* workflow names seen in P:workflows (cache for the unknown check) */
     size_t nknown;
-    wf__defer *defer;  /* background thread or async connection for wf_defer_workflow */
+    wf__defer *defer; /* background thread or async connection for wf_defer_workflow */
     wf_defer_error_fn on_defer_error;
     void *on_defer_error_ud;
 };

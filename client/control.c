@@ -22,8 +22,8 @@ static redisReply *call_on_run(wf_run *run, wf__script script, const char *extra
     keys[WF__NFIXED] = run->key;
     keys[WF__NFIXED + 1] = steps ? steps : "";
     const char *args[2] = {run->id, extra};
-    redisReply *r = wf__script_call(client->c, script, WF__NFIXED + 2, keys, extra ? 2 : 1, args,
-                                    NULL, err);
+    redisReply *r =
+        wf__script_call(client->c, script, WF__NFIXED + 2, keys, extra ? 2 : 1, args, NULL, err);
     free(steps);
     wf__wfkeys_free(&wk);
     return r;

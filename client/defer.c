@@ -32,10 +32,10 @@ struct wf__defer {
     pthread_t thread;
     int thread_started;
     pthread_mutex_t lock;
-    pthread_cond_t cond;      /* signals new work or closing */
-    pthread_cond_t idle;      /* signals that the queue drained */
+    pthread_cond_t cond; /* signals new work or closing */
+    pthread_cond_t idle; /* signals that the queue drained */
     job *head, *tail;
-    size_t busy;              /* jobs taken but not yet finished */
+    size_t busy; /* jobs taken but not yet finished */
     int closing;
     /* attached mode */
     struct event_base *base;
@@ -237,8 +237,8 @@ static int defer_async(wf__defer *d, const char *name, const void *payload, size
     keys[WF__NFIXED] = runkey;
     const char *args[4] = {id, name, payload ? (const char *)payload : "", "0"};
     size_t lens[4] = {strlen(id), strlen(name), payload ? len : 0, 1};
-    int rc = wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 1,
-                                   keys, 4, args, lens);
+    int rc = wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 1, keys,
+                                   4, args, lens);
     free(runkey);
     wf__wfkeys_free(&wk);
     if (rc != WF_OK) {

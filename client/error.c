@@ -7,24 +7,30 @@
 const char *wf_strerror(int code)
 {
     switch (code) {
-    case WF_OK: return "success";
+    case WF_OK:
+        return "success";
 #define WF_X_(name, value, msg)                                                                    \
-    case value: return msg;
+    case value:                                                                                    \
+        return msg;
         WF_ERRNO_MAP(WF_X_)
 #undef WF_X_
-    default: return "unknown error";
+    default:
+        return "unknown error";
     }
 }
 
 const char *wf_errname(int code)
 {
     switch (code) {
-    case WF_OK: return "WF_OK";
+    case WF_OK:
+        return "WF_OK";
 #define WF_X_(name, value, msg)                                                                    \
-    case value: return "WF_ERR_" #name;
+    case value:                                                                                    \
+        return "WF_ERR_" #name;
         WF_ERRNO_MAP(WF_X_)
 #undef WF_X_
-    default: return "WF_ERR_UNKNOWN";
+    default:
+        return "WF_ERR_UNKNOWN";
     }
 }
 

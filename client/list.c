@@ -35,7 +35,7 @@ int wf_list_workflows(wf_client *client, char ***names, size_t *count, wf_error 
         if (r->element[i]->type == REDIS_REPLY_STRING && wf__name_valid(r->element[i]->str))
             if ((out[n] = strdup(r->element[i]->str))) n++;
     freeReplyObject(r);
-    qsort(out, n, sizeof(char *), cmp_str);
+    if (n) qsort(out, n, sizeof(char *), cmp_str);
     *names = out;
     *count = n;
     return WF_OK;
@@ -111,7 +111,7 @@ int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, siz
     }
     wf_list_free(wfs, nwf);
     if (rc == WF_OK) {
-        qsort(all, nall, sizeof *all, cmp_newest);
+        if (nall) qsort(all, nall, sizeof *all, cmp_newest);
         size_t n = nall < limit ? nall : limit;
         char **out = calloc(n + 1, sizeof(char *));
         if (!out) {

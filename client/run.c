@@ -42,8 +42,7 @@ int wf__enqueue(redisContext *c, const wf__url *url, const char *name, const voi
     } else {
         wf__runid_new(name, id);
     }
-    if (opt && opt->delay_ms < 0)
-        return wf_error_set(err, WF_ERR_INVALID, "delay_ms must be >= 0");
+    if (opt && opt->delay_ms < 0) return wf_error_set(err, WF_ERR_INVALID, "delay_ms must be >= 0");
     wf__wfkeys wk;
     if (wf__wfkeys_init(&wk, url->prefix, name) != WF_OK)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
@@ -311,8 +310,8 @@ int wf_run_stop(wf_run *run, wf_error *err)
         return WF_OK;
     }
     if (e.code == WF_ERR_FINAL)
-        return wf_error_set(err, WF_ERR_FINAL, "run '%s' is already %s; nothing to stop",
-                            run->id, e.message + 6);
+        return wf_error_set(err, WF_ERR_FINAL, "run '%s' is already %s; nothing to stop", run->id,
+                            e.message + 6);
     if (e.code == WF_ERR_NOT_FOUND)
         return wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id);
     if (err) *err = e;

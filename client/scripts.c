@@ -11,14 +11,22 @@
 #include "wf_internal.h"
 
 static const char *const script_names[WF__SCRIPT_COUNT] = {
-    [WF__SCRIPT_ENQUEUE] = "enqueue",     [WF__SCRIPT_CLAIM] = "claim",
-    [WF__SCRIPT_COMPLETE] = "complete",   [WF__SCRIPT_FAIL] = "fail",
-    [WF__SCRIPT_STOP] = "stop",           [WF__SCRIPT_HEARTBEAT] = "heartbeat",
-    [WF__SCRIPT_RECLAIM] = "reclaim",     [WF__SCRIPT_WAKE] = "wake",
-    [WF__SCRIPT_RELEASE] = "release",     [WF__SCRIPT_STEP] = "step",
-    [WF__SCRIPT_SUSPEND] = "suspend",     [WF__SCRIPT_PAUSE] = "pause",
-    [WF__SCRIPT_RESUME] = "resume",       [WF__SCRIPT_RESTART] = "restart",
-    [WF__SCRIPT_EVENT_SEND] = "event_send", [WF__SCRIPT_EVENT_WAIT] = "event_wait",
+    [WF__SCRIPT_ENQUEUE] = "enqueue",
+    [WF__SCRIPT_CLAIM] = "claim",
+    [WF__SCRIPT_COMPLETE] = "complete",
+    [WF__SCRIPT_FAIL] = "fail",
+    [WF__SCRIPT_STOP] = "stop",
+    [WF__SCRIPT_HEARTBEAT] = "heartbeat",
+    [WF__SCRIPT_RECLAIM] = "reclaim",
+    [WF__SCRIPT_WAKE] = "wake",
+    [WF__SCRIPT_RELEASE] = "release",
+    [WF__SCRIPT_STEP] = "step",
+    [WF__SCRIPT_SUSPEND] = "suspend",
+    [WF__SCRIPT_PAUSE] = "pause",
+    [WF__SCRIPT_RESUME] = "resume",
+    [WF__SCRIPT_RESTART] = "restart",
+    [WF__SCRIPT_EVENT_SEND] = "event_send",
+    [WF__SCRIPT_EVENT_WAIT] = "event_wait",
     [WF__SCRIPT_DELIVER] = "deliver",
 };
 
@@ -77,8 +85,9 @@ int wf__script_error(const char *text, size_t len, wf_error *err)
     static const struct {
         const char *prefix;
         int code;
-    } map[] = {{"STALE ", WF_ERR_STALE}, {"NOTFOUND ", WF_ERR_NOT_FOUND}, {"FINAL ", WF_ERR_FINAL},
-               {"BADSTATE ", WF_ERR_STATE}, {"STEP ", WF_ERR_STEP}, {"EXISTS ", WF_ERR_EXISTS}};
+    } map[] = {{"STALE ", WF_ERR_STALE}, {"NOTFOUND ", WF_ERR_NOT_FOUND},
+               {"FINAL ", WF_ERR_FINAL}, {"BADSTATE ", WF_ERR_STATE},
+               {"STEP ", WF_ERR_STEP},   {"EXISTS ", WF_ERR_EXISTS}};
     /* Redis wraps script errors ("ERR Error running script ... : STALE ..." in older versions,
      * the bare text from redis.error_reply in 7.x); look for our marker anywhere. */
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
@@ -156,8 +165,7 @@ static int is_noscript(const redisReply *r)
 }
 
 redisReply *wf__script_call(redisContext *c, wf__script script, int nkeys, const char *const *keys,
-                            int nargs, const char *const *args, const size_t *arglen,
-                            wf_error *err)
+                            int nargs, const char *const *args, const size_t *arglen, wf_error *err)
 {
     if (!c) {
         wf_error_set(err, WF_ERR_IO, "not connected to Redis");
@@ -238,8 +246,8 @@ static int async_send(redisAsyncContext *ac, async_call *a, int eval)
                    (const char *const *)a->args, a->arglen) != 0)
         return -1;
     int was_eval = strcmp(b.argv[0], "EVAL") == 0;
-    int rc = redisAsyncCommandArgv(ac, was_eval ? async_done_final : async_done, a, b.argc,
-                                   b.argv, b.len);
+    int rc = redisAsyncCommandArgv(ac, was_eval ? async_done_final : async_done, a, b.argc, b.argv,
+                                   b.len);
     free_argv(&b);
     return rc == REDIS_OK ? 0 : -1;
 }

@@ -3,7 +3,7 @@
 
 #include "wf/client.h"
 
-static const char *const names[] = {"unknown", "queued",    "running",   "paused",    "waiting",
+static const char *const names[] = {"unknown",   "queued", "running",   "paused",    "waiting",
                                     "completed", "failed", "cancelled", "terminated"};
 
 const char *wf_state_name(wf_state state)
@@ -22,6 +22,6 @@ wf_state wf_state_from_name(const char *name)
 
 int wf_state_is_final(wf_state state)
 {
-    return state == WF_STATE_COMPLETED || state == WF_STATE_FAILED ||
-           state == WF_STATE_CANCELLED || state == WF_STATE_TERMINATED;
+    return state == WF_STATE_COMPLETED || state == WF_STATE_FAILED || state == WF_STATE_CANCELLED ||
+           state == WF_STATE_TERMINATED;
 }

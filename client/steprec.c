@@ -28,9 +28,8 @@ int wf__steprec_encode(const wf__steprec *rec, msgpack_sbuffer *out)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    int n = 5 + (rec->result ? 1 : 0) + (rec->error && *rec->error ? 1 : 0) +
-            (rec->until ? 1 : 0) + (rec->event[0] ? 1 : 0) + (rec->key[0] ? 1 : 0) +
-            (rec->since[0] ? 1 : 0);
+    int n = 5 + (rec->result ? 1 : 0) + (rec->error && *rec->error ? 1 : 0) + (rec->until ? 1 : 0) +
+            (rec->event[0] ? 1 : 0) + (rec->key[0] ? 1 : 0) + (rec->since[0] ? 1 : 0);
     msgpack_pack_map(&pk, (size_t)n);
     pack_str(&pk, "k");
     pack_str(&pk, rec->kind);

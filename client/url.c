@@ -77,8 +77,9 @@ static int parse_query(const char *q, wf__url *u, wf_error *err)
         const char *amp = strchr(q, '&');
         size_t len = amp ? (size_t)(amp - q) : strlen(q);
         const char *eq = memchr(q, '=', len);
-        if (!eq) return wf_error_set(err, WF_ERR_URL, "URL query part '%.*s' has no '='",
-                                     (int)(len > 40 ? 40 : len), q);
+        if (!eq)
+            return wf_error_set(err, WF_ERR_URL, "URL query part '%.*s' has no '='",
+                                (int)(len > 40 ? 40 : len), q);
         size_t klen = (size_t)(eq - q), vlen = len - klen - 1;
         const char *v = eq + 1;
         long long n;
@@ -170,8 +171,9 @@ static int parse_authority(const char *s, size_t n, wf__url *u, wf_error *err)
     if (!u->host) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     for (const char *p = u->host; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr(".-_:", *p))
-            return wf_error_set(err, WF_ERR_URL, "URL host contains a character not allowed "
-                                                 "in a host name");
+            return wf_error_set(err, WF_ERR_URL,
+                                "URL host contains a character not allowed "
+                                "in a host name");
     if (portp) {
         long long port;
         if (parse_long(portp, (size_t)(s + hlen - portp), 1, 65535, &port))

@@ -22,29 +22,29 @@
  * field's meaning changes incompatibly; docs/redis-layout.md says how. */
 #define WF__SCHEMA_VERSION 1
 
-#define WF__NAME_MAX 128      /* workflow name: [A-Za-z0-9][A-Za-z0-9._-]{0,127} */
-#define WF__SUFFIX_MAX 128    /* run id suffix: [A-Za-z0-9._-]{1,128} */
-#define WF__ID_MAX (WF__NAME_MAX + 1 + WF__SUFFIX_MAX + 1)
-#define WF__DEFAULT_MAX_PAYLOAD (1024 * 1024)
-#define WF__DEFAULT_TIMEOUT_MS 5000
+#define WF__NAME_MAX             128 /* workflow name: [A-Za-z0-9][A-Za-z0-9._-]{0,127} */
+#define WF__SUFFIX_MAX           128 /* run id suffix: [A-Za-z0-9._-]{1,128} */
+#define WF__ID_MAX               (WF__NAME_MAX + 1 + WF__SUFFIX_MAX + 1)
+#define WF__DEFAULT_MAX_PAYLOAD  (1024 * 1024)
+#define WF__DEFAULT_TIMEOUT_MS   5000
 #define WF__DEFAULT_RETENTION_MS (7LL * 24 * 3600 * 1000)
-#define WF__GROUP "workers"
+#define WF__GROUP                "workers"
 
 /* ---- URL ----------------------------------------------------------------------------------- */
 
 /* A parsed Redis URL. Strings are owned by the struct; free with wf__url_free(). */
 typedef struct wf__url {
-    char *host;       /* NULL for unix sockets */
+    char *host; /* NULL for unix sockets */
     int port;
-    char *unix_path;  /* NULL for TCP */
-    char *user;       /* NULL: no ACL user */
-    char *password;   /* NULL: no AUTH */
+    char *unix_path; /* NULL for TCP */
+    char *user;      /* NULL: no ACL user */
+    char *password;  /* NULL: no AUTH */
     int db;
-    char *prefix;     /* never NULL after parse: default "wf" */
+    char *prefix; /* never NULL after parse: default "wf" */
     int timeout_ms;
     size_t max_payload;
     int64_t retention_ms;
-    char *redacted;   /* the URL with the password replaced by "***" */
+    char *redacted; /* the URL with the password replaced by "***" */
 } wf__url;
 
 /* Parses `url` (NULL: $WF_REDIS_URL, else redis://127.0.0.1:6379). Returns WF_OK or WF_ERR_URL
@@ -82,13 +82,13 @@ int wf__wfkeys_init(wf__wfkeys *keys, const char *prefix, const char *workflow);
 void wf__wfkeys_free(wf__wfkeys *keys);
 enum { WF__K_QUEUE = 0, WF__K_DELAYED, WF__K_LEASES, WF__K_DEAD, WF__K_STATE0 };
 /* Index into k[] of state `s`'s index zset (s is a wf_state other than UNKNOWN). */
-#define WF__K_STATE(s) (WF__K_STATE0 + (int)(s) - 1)
+#define WF__K_STATE(s) (WF__K_STATE0 + (int)(s)-1)
 
 /* Key of a run's hash / steps hash ("P:{W}:run:ID", "P:{W}:run:ID:steps"). Returns a malloc'd
  * string the caller frees, or NULL when out of memory. `workflow` must be the id's workflow. */
 char *wf__key_run(const char *prefix, const char *workflow, const char *id);
 char *wf__key_steps(const char *prefix, const char *workflow, const char *id);
-/* Untagged keys: "P:workflows" (hash of registered workflows), "P:schema", "P:events:NAME". */
+/* Untagged keys: "P:workflows" (hash of registered workflows), "P:schema". */
 char *wf__key_global(const char *prefix, const char *suffix);
 
 /* Keys of an event: "P:{ev:NAME}:log" (stream) and "P:{ev:NAME}:waiters" (hash). Malloc'd. */
@@ -101,13 +101,13 @@ int wf__step_name_valid(const char *name);
 
 /* A step's record, a msgpack map {k, s, r, n, t0, t1, e, u, ev, key, since}. Lua reads only `s`. */
 typedef struct wf__steprec {
-    char kind[8];        /* "run", "sleep", "event" */
-    char status[8];      /* "done", "failed", "waiting", "timeout" */
-    const char *result;  /* raw msgpack bytes of the result (borrowed from the decoded buffer) */
+    char kind[8];       /* "run", "sleep", "event" */
+    char status[8];     /* "done", "failed", "waiting", "timeout" */
+    const char *result; /* raw msgpack bytes of the result (borrowed from the decoded buffer) */
     size_t result_len;
     int attempts;
     int64_t t0, t1, until;
-    const char *error;   /* borrowed; NUL-terminated copy in err_buf */
+    const char *error; /* borrowed; NUL-terminated copy in err_buf */
     char err_buf[256];
     char event[WF__NAME_MAX + 1];
     char key[WF__NAME_MAX + 1];

@@ -133,10 +133,9 @@ Test(client, reattach_and_stop_queued_run)
 
 Test(client, bad_ids_are_rejected_before_touching_redis)
 {
-    const char *bad[] = {"",          "nocolon",      "publish-draft:",  ":abc",
-                         "a{b}:x",    "wf:{x}",       "x:a*b",           "x:a\nb",
-                         "x:a b",     "x:a:b",        "-bad:x",          "x:\x01",
-                         "x:{tag}",   "x:abc\r",      "x:ab\xff"};
+    const char *bad[] = {"",       "nocolon", "publish-draft:", ":abc",    "a{b}:x",
+                         "wf:{x}", "x:a*b",   "x:a\nb",         "x:a b",   "x:a:b",
+                         "-bad:x", "x:\x01",  "x:{tag}",        "x:abc\r", "x:ab\xff"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         wf_error err = {0};
         wf_run *run = wf_get_workflow_run(cl, bad[i], &err);
@@ -416,9 +415,9 @@ Test(client, urls)
 {
     wf__url u;
     wf_error err = {0};
-    cr_assert_eq(wf__url_parse("redis://user:p%40ss@example.org:7000/3?prefix=app&timeout_ms=250",
-                               &u, &err),
-                 WF_OK, "%s", err.message);
+    cr_assert_eq(
+        wf__url_parse("redis://user:p%40ss@example.org:7000/3?prefix=app&timeout_ms=250", &u, &err),
+        WF_OK, "%s", err.message);
     cr_assert_str_eq(u.host, "example.org");
     cr_assert_eq(u.port, 7000);
     cr_assert_eq(u.db, 3);
@@ -436,14 +435,13 @@ Test(client, urls)
     cr_assert_str_eq(u.unix_path, "/tmp/r.sock");
     cr_assert_eq(u.db, 2);
     wf__url_free(&u);
-    const char *bad[] = {"http://x",          "redis://",         "redis://h:0",
-                         "redis://h:99999",   "redis://h:12ab",   "redis://h?nope=1",
-                         "redis://h?prefix=a{b}", "redis://h/x",  "redis://h%zz@h",
-                         "rediss://h",        "unix://relative",  "redis://h x"};
+    const char *bad[] = {
+        "http://x",       "redis://",         "redis://h:0",           "redis://h:99999",
+        "redis://h:12ab", "redis://h?nope=1", "redis://h?prefix=a{b}", "redis://h/x",
+        "redis://h%zz@h", "rediss://h",       "unix://relative",       "redis://h x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&err, 0, sizeof err);
-        cr_assert_eq(wf__url_parse(bad[i], &u, &err), WF_ERR_URL, "'%s' must be refused",
-                     bad[i]);
+        cr_assert_eq(wf__url_parse(bad[i], &u, &err), WF_ERR_URL, "'%s' must be refused", bad[i]);
         cr_assert_gt(strlen(err.message), 5);
     }
 }

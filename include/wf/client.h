@@ -87,7 +87,8 @@ typedef struct wf_run_options {
     const char *id;
     /* Start no earlier than this many milliseconds from now (the run waits as `waiting`). */
     int64_t delay_ms;
-    /* Skip the check that some worker has registered this workflow (see WF_ERR_UNKNOWN_WORKFLOW). */
+    /* Skip the check that some worker has registered this workflow (see WF_ERR_UNKNOWN_WORKFLOW).
+     */
     int allow_unregistered;
 } wf_run_options;
 
@@ -141,7 +142,7 @@ typedef struct wf_field {
 /* A snapshot of a run. Filled by wf_run_status(); release with wf_status_clear(). */
 typedef struct wf_status {
     wf_state state;
-    char *output;          /* msgpack bytes of the handler's result, or NULL */
+    char *output; /* msgpack bytes of the handler's result, or NULL */
     size_t output_len;
     char *error;           /* error text of a failed/terminated/cancelled run, or NULL */
     int attempt;           /* 1 for the first execution, +1 for each retry */
@@ -149,10 +150,10 @@ typedef struct wf_status {
     int64_t updated_at_ms;
     int64_t started_at_ms;
     int64_t finished_at_ms;
-    char *wait_reason;     /* why a waiting/paused run waits (e.g. "sleep", "retry"), or NULL */
-    int64_t wake_at_ms;    /* when a waiting run is due again, or 0 */
-    char *worker;          /* consumer name of the worker that holds or last held it, or NULL */
-    wf_field *raw;         /* every field of the run hash, as stored */
+    char *wait_reason;  /* why a waiting/paused run waits (e.g. "sleep", "retry"), or NULL */
+    int64_t wake_at_ms; /* when a waiting run is due again, or 0 */
+    char *worker;       /* consumer name of the worker that holds or last held it, or NULL */
+    wf_field *raw;      /* every field of the run hash, as stored */
     size_t raw_len;
 } wf_status;
 
@@ -222,7 +223,8 @@ typedef struct wf_list_options {
 } wf_list_options;
 
 /* Lists run ids, newest first (by last state change). On success sets `*ids` to an array of
- * `*count` strings; the caller frees it with wf_list_free(*ids, *count). Returns WF_OK or an error. */
+ * `*count` strings; the caller frees it with wf_list_free(*ids, *count). Returns WF_OK or an error.
+ */
 int wf_list_runs(wf_client *client, const wf_list_options *options, char ***ids, size_t *count,
                  wf_error *err);
 

@@ -18,7 +18,8 @@ extern "C" {
 #endif
 
 typedef enum wf_payload_format {
-    WF_PAYLOAD_AUTO = 0, /* JSON if the first non-blank byte is one of {["tfn-0123456789, else msgpack */
+    WF_PAYLOAD_AUTO =
+        0, /* JSON if the first non-blank byte is one of {["tfn-0123456789, else msgpack */
     WF_PAYLOAD_MSGPACK,
     WF_PAYLOAD_JSON,
 } wf_payload_format;

@@ -11,7 +11,7 @@
 #define WF_VERSION_MAJOR 0
 #define WF_VERSION_MINOR 1
 #define WF_VERSION_PATCH 0
-#define WF_VERSION "0.1.0"
+#define WF_VERSION       "0.1.0"
 
 #include "error.h"
 #include "client.h"

@@ -36,10 +36,10 @@ typedef int (*wf_handler_fn)(wf_ctx *ctx, const msgpack_object *input, msgpack_p
 
 /* Options of one workflow definition (defineWorkflow's options). Zero fields take defaults. */
 typedef struct wf_workflow_options {
-    int64_t timeout_ms;    /* maximum execution time of one attempt; 0: no limit. An attempt that
-                              overruns it ends the run as `terminated` with a timeout error. */
-    int max_attempts;      /* attempts before a failing run is `failed`; default 3 */
-    int64_t backoff_ms;    /* delay before the first retry, doubled each time; default 1000 */
+    int64_t timeout_ms;     /* maximum execution time of one attempt; 0: no limit. An attempt that
+                               overruns it ends the run as `terminated` with a timeout error. */
+    int max_attempts;       /* attempts before a failing run is `failed`; default 3 */
+    int64_t backoff_ms;     /* delay before the first retry, doubled each time; default 1000 */
     int64_t max_backoff_ms; /* cap on the retry delay; default 60000 */
 } wf_workflow_options;
 
@@ -68,11 +68,10 @@ const wf_workflow_def *wf_workflow_at(int i);
 /* (The leading 0 lets the option list be empty; a designated option that sets the first field
  * again would trip -Woverride-init, which -Wextra enables, so that warning is off for the line.) */
 #define WF_WORKFLOW(handler_fn, ...)                                                               \
-    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Woverride-init\"")          \
-    static const wf_workflow_def wf_workflow_def_ = {WF_WORKFLOW_NAME, handler_fn,                 \
-                                                     {0, __VA_ARGS__}};                            \
-    _Pragma("GCC diagnostic pop")                                                                  \
-    __attribute__((constructor)) static void wf_workflow_ctor_(void)                               \
+    _Pragma("GCC diagnostic push")                                                                 \
+        _Pragma("GCC diagnostic ignored \"-Woverride-init\"") static const wf_workflow_def         \
+            wf_workflow_def_ = {WF_WORKFLOW_NAME, handler_fn, {0, __VA_ARGS__}};                   \
+    _Pragma("GCC diagnostic pop") __attribute__((constructor)) static void wf_workflow_ctor_(void) \
     {                                                                                              \
         (void)wf_workflow_register(&wf_workflow_def_);                                             \
     }                                                                                              \
