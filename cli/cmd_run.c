@@ -16,7 +16,7 @@ static const char USAGE[] =
     "  --wait             poll the run until it is final, then print the final status; exits 0\n"
     "                     if it completed, 4 if it failed, was terminated or cancelled\n"
     "  --timeout SECONDS  with --wait: give up after SECONDS (fractions allowed), print the last\n"
-    "                     status and exit 7 (the run goes on); default: wait as long as it takes\n"
+    "                     status and exit 7 (the run goes on); default or 0: no limit\n"
     "  --id SUFFIX        the run's id becomes NAME:SUFFIX ([A-Za-z0-9._-]); starting an id that\n"
     "                     exists returns that run instead of a new one\n"
     "  --delay MS         start no earlier than MS milliseconds from now\n"

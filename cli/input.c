@@ -7,7 +7,7 @@
 
 /* The largest JSON text accepted. The client still applies its own limit (max_payload in the
  * Redis URL) to the msgpack it becomes. */
-#define MAX_JSON_BYTES (64u * 1024 * 1024)
+#define MAX_JSON_BYTES ((size_t)64 * 1024 * 1024)
 
 /* Reads all of stdin into a malloc'd buffer. Returns WF_OK, WF_ERR_TOO_LARGE or WF_ERR_SYSTEM. */
 static int read_stdin(char **text, size_t *len, wf_error *err)
@@ -19,8 +19,8 @@ static int read_stdin(char **text, size_t *len, wf_error *err)
         if (n == cap) {
             if (cap >= MAX_JSON_BYTES) {
                 free(buf);
-                return wf_error_set(err, WF_ERR_TOO_LARGE, "input on stdin is larger than %u bytes",
-                                    MAX_JSON_BYTES);
+                return wf_error_set(err, WF_ERR_TOO_LARGE,
+                                    "input on stdin is larger than %zu bytes", MAX_JSON_BYTES);
             }
             cap *= 2;
             char *grown = realloc(buf, cap);

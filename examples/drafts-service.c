@@ -39,7 +39,7 @@
 #include "status_json.h"
 
 #define WORKFLOW       "publish-draft"
-#define MAX_BODY_BYTES (64 * 1024)
+#define MAX_BODY_BYTES ((size_t)64 * 1024)
 #define MAX_BODY_DEPTH 16
 #define TITLE_MESSAGE  "Enter a title for the draft."
 
@@ -273,7 +273,7 @@ static int start(service *svc, const char *listen, const char *redis_url)
         return -1;
     }
     wf_client_on_defer_error(svc->client, on_defer_error, svc);
-    evhttp_set_max_body_size(svc->http, MAX_BODY_BYTES);
+    evhttp_set_max_body_size(svc->http, (ev_ssize_t)MAX_BODY_BYTES);
     evhttp_set_allowed_methods(svc->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
     evhttp_set_timeout(svc->http, 30);
     evhttp_set_cb(svc->http, "/drafts", on_drafts, svc);

@@ -1,12 +1,10 @@
 /* test_cli.c - the built `wf` command line against a real Redis and a real wf-worker running the
  * example workflows: outputs (parsed with jansson) and every documented exit code. */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -373,11 +371,12 @@ Test(cli, bad_input_exits_6)
     free(out);
     cr_assert_eq(wf(&out, NULL, "run", "bad name!", "{}", NULL), 6);
     free(out);
-    char *big = malloc(2 * 1024 * 1024 + 16);
+    size_t n = (size_t)2 * 1024 * 1024; /* a JSON string twice the default max_payload */
+    char *big = malloc(n + 2);
     cr_assert_not_null(big);
-    memset(big, 'x', 2 * 1024 * 1024);
+    memset(big, 'x', n);
     big[0] = '"';
-    strcpy(big + 2 * 1024 * 1024, "\"");
+    strcpy(big + n, "\"");
     cr_assert_eq(wf(&out, big, "run", "publish-draft", "-", NULL), 6, "over max_payload");
     free(out);
     free(big);

@@ -274,7 +274,7 @@ Test(example, wrong_route_method_and_size)
     cr_assert_eq(http("GET", "/drafts", NULL, &res), 405);
     free(res.body);
     /* Refused on its Content-Length alone, before any of the body is read. */
-    cr_assert_eq(exchange("POST", "/drafts", NULL, 128 * 1024, &res), 413);
+    cr_assert_eq(exchange("POST", "/drafts", NULL, (size_t)128 * 1024, &res), 413);
     free(res.body);
 }
 
