@@ -1,6 +1,6 @@
 /* example_env.h - the environment that test_cli.c and test_example.c share: a real redis-server
  * plus a real `wf-worker` that loads the example workflows (<build>/examples/workflows), ready
- * once publish-draft is registered. Header-only: each test program includes it once. */
+ * once publish-draft and order are registered. Header-only: each test program includes it once. */
 #ifndef WF_TEST_EXAMPLE_ENV_H
 #define WF_TEST_EXAMPLE_ENV_H
 
@@ -41,9 +41,10 @@ static inline int example_env_registered(void *arg)
     size_t count = 0;
     if (wf_list_workflows(env->client, &names, &count, NULL) != WF_OK) return 0;
     int found = 0;
-    for (size_t i = 0; i < count; i++) found |= strcmp(names[i], "publish-draft") == 0;
+    for (size_t i = 0; i < count; i++)
+        found |= (strcmp(names[i], "publish-draft") == 0) | (strcmp(names[i], "order") == 0) << 1;
     wf_list_free(names, count);
-    return found;
+    return found == 3;
 }
 
 /* Starts Redis and a worker for the example workflows; waits until publish-draft is registered. */

@@ -327,16 +327,16 @@ Test(cli, list_json_and_table)
     free(out);
 }
 
-Test(cli, workflows_lists_publish_draft)
+Test(cli, workflows_lists_the_example_workflows)
 {
     char *out;
     cr_assert_eq(wf(&out, NULL, "workflows", NULL), 0);
-    cr_assert_str_eq(out, "publish-draft\n");
+    cr_assert_str_eq(out, "order\npublish-draft\n", "sorted, one per line");
     free(out);
     cr_assert_eq(wf(&out, NULL, "workflows", "--json", NULL), 0);
     json_t *names = parse(out);
-    cr_assert_eq(json_array_size(names), 1);
-    cr_assert_str_eq(json_string_value(json_array_get(names, 0)), "publish-draft");
+    cr_assert_eq(json_array_size(names), 2);
+    cr_assert_str_eq(json_string_value(json_array_get(names, 1)), "publish-draft");
     json_decref(names);
 }
 

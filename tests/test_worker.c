@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,8 +97,10 @@ static char *slurp(const char *path)
 static int registered(void *arg)
 {
     (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS wf:workflows slow") == 1;
+    static const char *const names[] = {"echo", "fatal", "flaky", "sender", "slow", "timeout"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (wf_test_cmd_int(rc, "HEXISTS wf:workflows %s", names[i]) != 1) return 0;
+    return 1;
 }
 
 /* Starts wf-worker with the test workflows plus `extra` flags (NULL-terminated). */
@@ -165,8 +168,8 @@ static void wait_state(wf_run *run, wf_state want, int timeout_ms, wf_status *st
     if (!ok) {
         char *log = slurp(log_path);
         cr_assert_fail("run %s is %s, not %s (error: %s)\nworker log:\n%s", wf_run_id(run),
-                       wf_state_name(st->state), wf_state_name(want),
-                       st->error ? st->error : "-", log);
+                       wf_state_name(st->state), wf_state_name(want), st->error ? st->error : "-",
+                       log);
     }
 }
 
@@ -270,7 +273,8 @@ Test(worker, many_runs_two_processes_each_once)
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:leases"), 0);
 }
 
-/* ---- outcomes --------------------------------------------------------------------------------- */
+/* ---- outcomes ---------------------------------------------------------------------------------
+ */
 
 Test(worker, retry_then_success_on_attempt_2)
 {
@@ -353,7 +357,7 @@ Test(worker, send_event_from_a_handler)
     wf_status st;
     wait_state(run, WF_STATE_COMPLETED, 10000, &st);
     wf_status_clear(&st);
-    cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:events:test-event"), 1);
+    cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{ev:test-event}:log"), 1);
     wf_run_free(run);
 }
 
@@ -489,11 +493,68 @@ Test(worker, survives_client_kill)
     wf_run *b = start_run("echo", p, n);
     wait_state(b, WF_STATE_COMPLETED, 15000, &st);
     wf_status_clear(&st);
+    /* Scripts flushed (as after a Redis restart): EVALSHA falls back to EVAL. */
+    r = redisCommand(rc, "SCRIPT FLUSH");
+    if (r) freeReplyObject(r);
+    wf_run *c = start_run("flaky", NULL, 0);
+    wait_state(c, WF_STATE_COMPLETED, 15000, &st);
+    cr_assert_eq(st.attempt, 2);
+    wf_status_clear(&st);
     wf_run_free(a);
     wf_run_free(b);
+    wf_run_free(c);
 }
 
-/* ---- the program's command line --------------------------------------------------------------- */
+typedef struct count_log {
+    const char *text;
+    int times;
+} count_log;
+
+static int log_count_at_least(void *arg)
+{
+    count_log *c = arg;
+    char *log = slurp(log_path);
+    int n = 0;
+    for (char *p = log; (p = strstr(p, c->text)); p++) n++;
+    free(log);
+    return n >= c->times;
+}
+
+Test(worker, result_finished_while_disconnected_is_sent_after_reconnect)
+{
+    worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
+    char p[16];
+    size_t n = pack_int(p, 200);
+    wf_run *run = start_run("slow", p, n);
+    wf_status st;
+    wait_state(run, WF_STATE_RUNNING, 10000, &st);
+    wf_status_clear(&st);
+    /* Cut the worker off: drop its connections and refuse new ones (only ours stays). */
+    redisReply *r = redisCommand(rc, "CONFIG SET maxclients 1");
+    if (r) freeReplyObject(r);
+    r = redisCommand(rc, "CLIENT KILL TYPE normal");
+    if (r) freeReplyObject(r);
+    /* Refused three times: 100 + 200 + 400 ms of backoff, well past the handler's 200 ms. */
+    count_log c = {"max number of clients", 3};
+    cr_assert(wf_test_wait(log_count_at_least, &c, 15000), "worker kept retrying");
+    cr_assert_eq(exec_count(wf_run_id(run)), 1, "the handler ran");
+    char *state = wf_test_cmd_str(rc, "HGET %s state", wf_run_native(run));
+    cr_assert_str_eq(state, "running", "the result is still waiting in the worker");
+    free(state);
+    r = redisCommand(rc, "CONFIG SET maxclients 10000");
+    if (r) freeReplyObject(r);
+    wf_error err = {0};
+    cr_assert_eq(wf__client_reconnect(cl, &err), WF_OK, "%s", err.message);
+    wait_state(run, WF_STATE_COMPLETED, 15000, &st);
+    cr_assert_eq(st.attempt, 1);
+    cr_assert_eq(st.output_len, 6);
+    wf_status_clear(&st);
+    cr_assert_eq(exec_count(wf_run_id(run)), 1, "not re-run: the lease survived the outage");
+    wf_run_free(run);
+}
+
+/* ---- the program's command line ---------------------------------------------------------------
+ */
 
 static int run_cli(const char *const *args, char **out)
 {
@@ -518,9 +579,9 @@ Test(worker, command_line_errors)
     cr_assert_eq(run_cli((const char *[]){"--workflows", wfdir, "--processes", "x", NULL}, NULL),
                  2);
     cr_assert_eq(run_cli((const char *[]){"--redis", srv.url, NULL}, NULL), 2, "no --workflows");
-    cr_assert_eq(run_cli((const char *[]){"--redis", "http://nope", "--workflows", wfdir, NULL},
-                         NULL),
-                 2, "bad URL");
+    cr_assert_eq(
+        run_cli((const char *[]){"--redis", "http://nope", "--workflows", wfdir, NULL}, NULL), 2,
+        "bad URL");
     cr_assert_eq(
         run_cli((const char *[]){"--redis", srv.url, "--workflows", "/nonexistent/dir", NULL},
                 NULL),
@@ -530,7 +591,8 @@ Test(worker, command_line_errors)
     free(wfdir);
 }
 
-/* ---- embedding -------------------------------------------------------------------------------- */
+/* ---- embedding --------------------------------------------------------------------------------
+ */
 
 static int embedded(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out)
 {
@@ -585,6 +647,121 @@ Test(worker, embedding_api)
     cr_assert_eq((intptr_t)ret, WF_OK);
     wf_worker_free(w);
     wf_run_free(run);
+}
+
+/* Uses the durable-step primitive: a script (heartbeat.lua on its own run, which it holds) and
+ * a script error mapped to its code (complete.lua with a wrong token is STALE). */
+static int ctxcall(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out)
+{
+    (void)input;
+    const wf__wfkeys *fixed = wf__ctx_keys(ctx);
+    if (!fixed) return wf_ctx_fail(ctx, WF_ERR_NOMEM, "no keys");
+    char *run = wf__key_run(wf__ctx_prefix(ctx), wf_ctx_workflow(ctx), wf_ctx_event_id(ctx));
+    char *steps = wf__key_steps(wf__ctx_prefix(ctx), wf_ctx_workflow(ctx), wf_ctx_event_id(ctx));
+    const char *keys[WF__NFIXED + 2];
+    for (int i = 0; i < WF__NFIXED; i++) keys[i] = fixed->k[i];
+    keys[WF__NFIXED] = run;
+    keys[WF__NFIXED + 1] = steps;
+    const char *hb[] = {"60000", wf_ctx_event_id(ctx), wf__ctx_token(ctx)};
+    redisReply *r = NULL;
+    wf_error err = {0};
+    int hrc = wf__ctx_call(ctx, WF__SCRIPT_HEARTBEAT, WF__NFIXED + 1, keys, 3, hb, NULL, &r, &err);
+    int lost = r && r->type == REDIS_REPLY_ARRAY ? (int)r->elements : -1;
+    wf__reply_free(r);
+    const char *bad[] = {wf_ctx_event_id(ctx), "999999", "\xc0", "0"};
+    int stale =
+        wf__ctx_call(ctx, WF__SCRIPT_COMPLETE, WF__NFIXED + 2, keys, 4, bad, NULL, &r, &err);
+    free(run);
+    free(steps);
+    if (hrc != WF_OK) return wf_ctx_fail(ctx, WF_ERR_FATAL, "heartbeat call: %d", hrc);
+    msgpack_pack_array(out, 2);
+    msgpack_pack_int(out, lost);
+    msgpack_pack_int(out, stale);
+    return WF_OK;
+}
+
+Test(worker, ctx_call_runs_scripts_from_a_handler)
+{
+    wf_error err = {0};
+    wf_worker_options opt = {.redis_url = srv.url, .concurrency = 1};
+    wf_worker *w = wf_worker_new(&opt, &err);
+    cr_assert_not_null(w, "%s", err.message);
+    cr_assert_eq(wf_worker_define(w, "ctxcall", ctxcall, NULL, &err), WF_OK, "%s", err.message);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, run_thread, w), 0);
+    wf_run *run = wf_run_workflow_ex(cl, "ctxcall", NULL, 0,
+                                     &(wf_run_options){.allow_unregistered = 1}, &err);
+    cr_assert_not_null(run, "%s", err.message);
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    /* [0 lost runs, WF_ERR_STALE] */
+    cr_assert_eq(st.output_len, 3);
+    cr_assert_eq((unsigned char)st.output[0], 0x92);
+    cr_assert_eq(st.output[1], 0);
+    cr_assert_eq((signed char)st.output[2], WF_ERR_STALE);
+    wf_status_clear(&st);
+    wf_worker_stop(w);
+    pthread_join(t, NULL);
+    wf_worker_free(w);
+    wf_run_free(run);
+}
+
+static atomic_int stuck_release; /* set by the test to let the stuck handler go */
+static atomic_int stuck_running;
+
+static int stuck(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out)
+{
+    (void)ctx;
+    (void)input;
+    (void)out;
+    atomic_store(&stuck_running, 1);
+    while (!atomic_load(&stuck_release)) usleep(1000); /* ignores wf_ctx_cancelled on purpose */
+    return WF_OK;
+}
+
+Test(worker, a_stuck_handler_does_not_hang_free)
+{
+    wf_error err = {0};
+    wf_worker_options opt = {.redis_url = srv.url, .concurrency = 1, .drain_ms = 100};
+    wf_worker *w = wf_worker_new(&opt, &err);
+    cr_assert_not_null(w, "%s", err.message);
+    cr_assert_eq(wf_worker_define(w, "stuck", stuck, NULL, &err), WF_OK, "%s", err.message);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, run_thread, w), 0);
+    wf_run *run =
+        wf_run_workflow_ex(cl, "stuck", NULL, 0, &(wf_run_options){.allow_unregistered = 1}, &err);
+    cr_assert_not_null(run, "%s", err.message);
+    wf_status st;
+    wait_state(run, WF_STATE_RUNNING, 10000, &st);
+    wf_status_clear(&st);
+    wf_worker_stop(w);
+    void *ret;
+    pthread_join(t, &ret); /* returns after the drain deadline, the run handed back */
+    cr_assert_eq((intptr_t)ret, WF_OK);
+    int64_t t0 = wf__mono_ms();
+    wf_worker_free(w); /* detaches the stuck thread after a short grace */
+    cr_assert_lt(wf__mono_ms() - t0, 5000);
+    wait_state(run, WF_STATE_QUEUED, 1000, &st);
+    wf_status_clear(&st);
+    atomic_store(&stuck_release, 1); /* the detached thread returns and frees its job */
+    wf_run_free(run);
+}
+
+Test(worker, stop_before_run_returns_at_once)
+{
+    wf_error err = {0};
+    wf_worker_options opt = {.redis_url = srv.url};
+    wf_worker *w = wf_worker_new(&opt, &err);
+    cr_assert_not_null(w, "%s", err.message);
+    cr_assert_eq(wf_worker_run(w, &err), WF_ERR_INVALID, "no workflows: %s", err.message);
+    wf_worker_free(w);
+    w = wf_worker_new(&opt, &err);
+    cr_assert_not_null(w, "%s", err.message);
+    cr_assert_eq(wf_worker_define(w, "embedded", embedded, NULL, &err), WF_OK);
+    wf_worker_stop(w);
+    cr_assert_eq(wf_worker_run(w, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(wf_worker_run(w, &err), WF_ERR_STATE, "a worker runs once");
+    wf_worker_free(w);
 }
 
 Test(worker, load_dir_in_process)

@@ -47,6 +47,11 @@ static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *it
     memcpy(job->token, tok->str, tok->len);
     snprintf(job->workflow, sizeof job->workflow, "%s", def->name);
     job->attempt = (int)att->integer;
+    /* Redis time at the claim anchors the step engine's clock (sleeps compare with Redis time). */
+    job->claimed_mono = wf__mono_ms();
+    job->claimed_redis_ms = item->elements > 4 && item->element[4]->type == REDIS_REPLY_INTEGER
+                                ? item->element[4]->integer
+                                : wf__now_ms();
     if (in->len > 0) {
         job->input = malloc(in->len);
         if (!job->input) {
@@ -83,8 +88,9 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     w->claims_inflight--;
     if (!r) {
         if (!w->closing)
-            wf__log(WF__LOG_WARN, "connection lost while claiming from %s; unclaimed entries are "
-                                  "recovered by XAUTOCLAIM after the lease time",
+            wf__log(WF__LOG_WARN,
+                    "connection lost while claiming from %s; unclaimed entries are "
+                    "recovered by XAUTOCLAIM after the lease time",
                     b->def->name);
     } else if (r->type == REDIS_REPLY_ERROR) {
         wf_error e = {0};
@@ -96,15 +102,17 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
             if (item->type != REDIS_REPLY_ARRAY || item->elements == 0) continue;
             if (item->elements < 5) {
                 if (item->element[0]->type == REDIS_REPLY_STRING)
-                    wf__log(WF__LOG_DEBUG, "skipping stale queue entry of run %s (stopped, paused "
-                                           "or re-queued since)",
+                    wf__log(WF__LOG_DEBUG,
+                            "skipping stale queue entry of run %s (stopped, paused "
+                            "or re-queued since)",
                             item->element[0]->str);
                 continue;
             }
             wf__job *job = job_from_claim(w, b->def, item);
             if (!job) {
-                wf__log(WF__LOG_ERROR, "unusable claim reply item for workflow %s (or out of "
-                                       "memory); its lease will expire and it will be re-run",
+                wf__log(WF__LOG_ERROR,
+                        "unusable claim reply item for workflow %s (or out of "
+                        "memory); its lease will expire and it will be re-run",
                         b->def->name);
                 continue;
             }
@@ -176,8 +184,9 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
         }
         if (!reason) continue;
         owned[nowned++] = reason;
-        wf__log(WF__LOG_WARN, "queue entry %s of workflow %s is not a valid run record (%s); "
-                              "moving it to the dead-letter list %s",
+        wf__log(WF__LOG_WARN,
+                "queue entry %s of workflow %s is not a valid run record (%s); "
+                "moving it to the dead-letter list %s",
                 entry, def->name, reason, def->keys.k[WF__K_DEAD]);
         bad[2 * nbad] = entry;
         bad[2 * nbad + 1] = reason;
@@ -200,10 +209,11 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     b->def = def;
     b->ngood = ngood;
     if (!wf__conn_usable(&w->cmd) ||
-        wf__script_call_async(w->cmd.ac, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood,
-                              keys, na, args, arglen) != WF_OK) {
-        wf__log(WF__LOG_WARN, "cannot send claim.lua for workflow %s now; the entries are "
-                              "recovered by XAUTOCLAIM after the lease time",
+        wf__script_call_async(w->cmd.ac, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood, keys,
+                              na, args, arglen) != WF_OK) {
+        wf__log(WF__LOG_WARN,
+                "cannot send claim.lua for workflow %s now; the entries are "
+                "recovered by XAUTOCLAIM after the lease time",
                 def->name);
         free(b);
         goto out;
@@ -308,8 +318,9 @@ static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) return;
     const redisReply *entries = r->element[1];
     if (entries->type == REDIS_REPLY_ARRAY && entries->elements > 0) {
-        wf__log(WF__LOG_INFO, "recovering %zu queue entr%s of workflow %s read by a consumer "
-                              "that never claimed them",
+        wf__log(WF__LOG_INFO,
+                "recovering %zu queue entr%s of workflow %s read by a consumer "
+                "that never claimed them",
                 entries->elements, entries->elements == 1 ? "y" : "ies", def->name);
         if (!w->draining) claim_entries(w, def, entries);
     }

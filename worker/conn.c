@@ -62,10 +62,13 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     conn->ready = 0;
     if (conn->closed || conn->w->closing) return;
     if (status != REDIS_OK || was_ready)
-        wf__log(WF__LOG_WARN, "%s connection to Redis lost%s%s; reconnecting in %d ms",
-                conn->name, ac->errstr && ac->errstr[0] ? ": " : "",
-                ac->errstr ? ac->errstr : "", conn->backoff_ms);
-    if (was_ready) wf__loop_on_down(conn->w, conn);
+        wf__log(WF__LOG_WARN, "%s connection to Redis lost%s%s; reconnecting in %d ms", conn->name,
+                ac->errstr && ac->errstr[0] ? ": " : "", ac->errstr ? ac->errstr : "",
+                conn->backoff_ms);
+    if (was_ready) {
+        conn->lost = 1;
+        wf__loop_on_down(conn->w, conn);
+    }
     schedule_retry(conn);
 }
 
@@ -105,7 +108,8 @@ static void ready_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     conn->ready = 1;
     conn->backoff_ms = BACKOFF_MIN_MS;
-    wf__log(WF__LOG_DEBUG, "%s connection ready", conn->name);
+    if (conn->lost) wf__log(WF__LOG_INFO, "%s connection to Redis restored", conn->name);
+    conn->lost = 0;
     wf__loop_on_ready(w, conn);
 }
 
@@ -128,8 +132,9 @@ void wf__conn_start(wf__conn *conn)
     redisAsyncContext *ac = w->url.unix_path ? redisAsyncConnectUnix(w->url.unix_path)
                                              : redisAsyncConnect(w->url.host, w->url.port);
     if (!ac || ac->err) {
-        wf__log(WF__LOG_WARN, "cannot connect (%s connection) to Redis at %s: %s; retrying in %d ms",
-                conn->name, w->url.redacted, ac ? ac->errstr : "out of memory", conn->backoff_ms);
+        wf__log(WF__LOG_WARN,
+                "cannot connect (%s connection) to Redis at %s: %s; retrying in %d ms", conn->name,
+                w->url.redacted, ac ? ac->errstr : "out of memory", conn->backoff_ms);
         if (ac) redisAsyncFree(ac);
         schedule_retry(conn);
         return;

@@ -39,7 +39,7 @@ int wf_ctx_attempt(const wf_ctx *ctx)
 
 int wf_ctx_cancelled(const wf_ctx *ctx)
 {
-    return atomic_load(&ctx->job->cancelled);
+    return atomic_load(&ctx->job->cancelled) || wf__steps_deadline_passed(ctx);
 }
 
 int wf_ctx_fail(wf_ctx *ctx, int code, const char *fmt, ...)
@@ -57,6 +57,11 @@ int wf_ctx_fail(wf_ctx *ctx, int code, const char *fmt, ...)
 void wf_ctx_retry_after(wf_ctx *ctx, int64_t delay_ms)
 {
     ctx->job->retry_after = delay_ms < 0 ? 0 : delay_ms;
+}
+
+void wf__ctx_mark_suspended(wf_ctx *ctx)
+{
+    ctx->job->suspended = 1;
 }
 
 const char *wf__ctx_token(const wf_ctx *ctx)
@@ -138,8 +143,7 @@ static int run_req(wf_ctx *ctx, wf__req *req, redisReply **reply, wf_error *err)
 }
 
 int wf__ctx_call(wf_ctx *ctx, wf__script s, int nkeys, const char *const *keys, int nargs,
-                 const char *const *args, const size_t *arglen, redisReply **reply,
-                 wf_error *err)
+                 const char *const *args, const size_t *arglen, redisReply **reply, wf_error *err)
 {
     if (reply) *reply = NULL;
     if (!ctx || !reply || nkeys < 0 || nargs < 0 || (nkeys && !keys) || (nargs && !args))
@@ -179,8 +183,53 @@ int wf__ctx_command(wf_ctx *ctx, int argc, const char *const *argv, const size_t
     return run_req(ctx, req, reply, err);
 }
 
-int wf_ctx_send_event(wf_ctx *ctx, const char *name, const void *payload, size_t len,
-                      wf_error *err)
+/* Delivers an event to one waiter "RUNID STEP" (deliver.lua in the run's own slot), as
+ * wf_send_event() does. Members that are not well formed are skipped. */
+static int deliver(wf_ctx *ctx, const char *member, const char *event, const void *payload,
+                   size_t len, wf_error *err)
+{
+    char id[WF__ID_MAX], workflow[WF__NAME_MAX + 1];
+    const char *sp = strchr(member, ' ');
+    if (!sp || (size_t)(sp - member) >= sizeof id) return WF_OK;
+    memcpy(id, member, (size_t)(sp - member));
+    id[sp - member] = '\0';
+    const char *step = sp + 1;
+    if (wf__runid_parse(id, workflow, NULL) != WF_OK || !wf__step_name_valid(step)) return WF_OK;
+    wf__steprec rec = {0};
+    snprintf(rec.kind, sizeof rec.kind, "event");
+    snprintf(rec.status, sizeof rec.status, "done");
+    snprintf(rec.event, sizeof rec.event, "%s", event);
+    rec.result = payload ? payload : "\xc0"; /* nil when the event has no payload */
+    rec.result_len = payload ? len : 1;
+    rec.t1 = wf__now_ms();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wf__wfkeys wk = {0};
+    char *run = wf__key_run(ctx->job->prefix, workflow, id);
+    char *steps = wf__key_steps(ctx->job->prefix, workflow, id);
+    int rc;
+    if (!run || !steps || wf__steprec_encode(&rec, &sb) != WF_OK ||
+        wf__wfkeys_init(&wk, ctx->job->prefix, workflow) != WF_OK) {
+        rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    } else {
+        const char *keys[WF__NFIXED + 2];
+        for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
+        keys[WF__NFIXED] = run;
+        keys[WF__NFIXED + 1] = steps;
+        const char *args[3] = {id, step, sb.data};
+        size_t lens[3] = {strlen(id), strlen(step), sb.size};
+        redisReply *r = NULL;
+        rc = wf__ctx_call(ctx, WF__SCRIPT_DELIVER, WF__NFIXED + 2, keys, 3, args, lens, &r, err);
+        wf__reply_free(r);
+    }
+    wf__wfkeys_free(&wk);
+    free(run);
+    free(steps);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int wf_ctx_send_event(wf_ctx *ctx, const char *name, const void *payload, size_t len, wf_error *err)
 {
     if (!ctx) return wf_error_set(err, WF_ERR_INVALID, "ctx is NULL");
     if (!name || !wf__name_valid(name))
@@ -195,15 +244,31 @@ int wf_ctx_send_event(wf_ctx *ctx, const char *name, const void *payload, size_t
         int rc = wf_msgpack_check(payload, len, &lim, err);
         if (rc != WF_OK) return rc;
     }
-    char suffix[WF__NAME_MAX + 16];
-    snprintf(suffix, sizeof suffix, "events:%s", name);
-    char *key = wf__key_global(ctx->job->prefix, suffix);
-    if (!key) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    const char *argv[] = {"XADD", key, "MAXLEN", "~", "10000", "*", "p", payload ? payload : ""};
-    size_t argvlen[] = {4, strlen(key), 6, 1, 5, 1, 1, len};
+    char *log = wf__key_event(ctx->job->prefix, name, "log");
+    char *waiters = wf__key_event(ctx->job->prefix, name, "waiters");
+    if (!log || !waiters) {
+        free(log);
+        free(waiters);
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
+    const char *keys[2] = {log, waiters};
+    const char *args[3] = {"", payload ? payload : "", "10000"};
+    size_t lens[3] = {0, len, 5};
     redisReply *r = NULL;
-    int rc = wf__ctx_command(ctx, 8, argv, argvlen, &r, err);
-    free(key);
+    int rc = wf__ctx_call(ctx, WF__SCRIPT_EVENT_SEND, 2, keys, 3, args, lens, &r, err);
+    free(log);
+    free(waiters);
+    if (rc != WF_OK) return rc;
+    /* r = {entry id, waiter members...}: deliver to each; go on past failures, report the first. */
+    for (size_t i = 1; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING) continue;
+        wf_error e = {0};
+        int d = deliver(ctx, r->element[i]->str, name, payload, len, &e);
+        if (d != WF_OK && rc == WF_OK) {
+            rc = d;
+            if (err) *err = e;
+        }
+    }
     wf__reply_free(r);
     return rc;
 }

@@ -31,7 +31,7 @@ struct wf__pool {
     int nthreads;
     int alive;
     pthread_t *threads;
-    int *exited;            /* per thread: 1 once it left its loop (joinable at once) */
+    int *exited; /* per thread: 1 once it left its loop (joinable at once) */
 };
 
 typedef struct thread_arg {

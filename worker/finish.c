@@ -25,6 +25,7 @@ const char *wf__lease_state_name(wf__lease_state s)
 void wf__job_free(wf__job *job)
 {
     if (!job) return;
+    wf__steps_free(job->ctx.steps);
     free(job->input);
     free(job->error);
     free(job->prefix);
@@ -101,22 +102,25 @@ static int result_outcome(wf__job *job, char *text, size_t n, int *fatal)
     *fatal = 0;
     if (job->rc == WF_OK) {
         if (job->out.size == 0 || one_value(&job->out)) return 1;
-        snprintf(text, n, "the handler packed malformed output (%zu bytes that are not exactly "
-                          "one msgpack value)",
+        snprintf(text, n,
+                 "the handler packed malformed output (%zu bytes that are not exactly "
+                 "one msgpack value)",
                  job->out.size);
         *fatal = 1;
         return 0;
     }
     if (job->rc == WF_SUSPEND) {
-        /* Seam for durable steps: a suspended run will be handed back as `waiting` here. */
-        snprintf(text, n, "the handler returned WF_SUSPEND, but this worker does not support "
-                          "durable steps (wf_step_*) yet");
+        /* Only reached when no step suspended the run (see wf__job_returned). */
+        snprintf(text, n,
+                 "the handler returned WF_SUSPEND, but no step helper suspended the run "
+                 "(return WF_SUSPEND only when a wf_step_* call returned it)");
         *fatal = 1;
         return 0;
     }
     if (job->rc > 0) {
-        snprintf(text, n, "the handler returned %d, which is not WF_OK, WF_SUSPEND or an error "
-                          "code",
+        snprintf(text, n,
+                 "the handler returned %d, which is not WF_OK, WF_SUSPEND or an error "
+                 "code",
                  job->rc);
         return 0;
     }
@@ -189,8 +193,8 @@ static void send_op(wf_worker *w, wf__job *job)
     }
     for (int i = 0; i < nargs; i++)
         if (!(script == WF__SCRIPT_COMPLETE && i == 2)) arglen[i] = strlen(args[i]);
-    if (wf__script_call_async(w->cmd.ac, op_reply, job, script, nkeys, keys, nargs, args,
-                              arglen) == WF_OK) {
+    if (wf__script_call_async(w->cmd.ac, op_reply, job, script, nkeys, keys, nargs, args, arglen) ==
+        WF_OK) {
         job->op_inflight = 1;
         w->ops_inflight++;
     }
@@ -239,8 +243,7 @@ static void op_reply(redisAsyncContext *ac, void *reply, void *privdata)
                         "run handed back to the queue (worker stopping)");
         } else if (job->op == WF__OP_TIMEOUT) {
             wf__log_run(WF__LOG_WARN, job->id, job->workflow, job->attempt,
-                        "run terminated: timed out after %lld ms",
-                        (long long)job->opt.timeout_ms);
+                        "run terminated: timed out after %lld ms", (long long)job->opt.timeout_ms);
         } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
                    r->element[0]->type == REDIS_REPLY_STRING) {
             char text[512];
@@ -290,7 +293,12 @@ void wf__job_returned(wf_worker *w, wf__job *job)
 {
     job->returned = 1;
     w->busy--;
-    if (job->lease == WF__LEASE_HELD) {
+    if (job->lease == WF__LEASE_HELD && job->rc == WF_SUSPEND && job->suspended) {
+        /* suspend.lua already made the run `waiting` and moved its lease on. */
+        job->lease = WF__LEASE_GONE;
+        wf__log_run(WF__LOG_DEBUG, job->id, job->workflow, job->attempt,
+                    "run suspended (waiting for a timer or an event)");
+    } else if (job->lease == WF__LEASE_HELD) {
         wf__job_end(w, job, WF__OP_RESULT);
     } else {
         const char *why = job->lease == WF__LEASE_GONE ? "its lease was lost (stopped, timed out "

@@ -91,11 +91,11 @@ void wf__log_run(wf__log_level level, const char *run, const char *workflow, int
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    size_t off = (size_t)snprintf(line, sizeof line,
-                                  "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s pid=%ld msg=",
-                                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                  tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                                  level_names[level], (long)getpid());
+    size_t off = (size_t)snprintf(
+        line, sizeof line,
+        "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s pid=%ld msg=", tm.tm_year + 1900,
+        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+        level_names[level], (long)getpid());
     /* Always quote the message so it reads as one field. */
     if (off + 1 < sizeof line) line[off++] = '"';
     for (const char *p = msg; *p && off + 3 < sizeof line; p++) {

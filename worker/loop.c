@@ -65,8 +65,9 @@ void wf__worker_check_drain(wf_worker *w)
             wf__job_end(w, j, WF__OP_RELEASE);
         }
         if (n)
-            wf__log(WF__LOG_WARN, "drain deadline (%lld ms) passed: handing %d running run%s "
-                                  "back to the queue",
+            wf__log(WF__LOG_WARN,
+                    "drain deadline (%lld ms) passed: handing %d running run%s "
+                    "back to the queue",
                     (long long)w->opt.drain_ms, n, n == 1 ? "" : "s");
     }
     int pending = w->claims_inflight > 0 || w->ops_inflight > 0;
@@ -156,7 +157,8 @@ int wf__loop_run(wf_worker *w, wf_error *err)
     event_add(w->tick_ev, &tv);
     wf__conn_start(&w->cmd);
     wf__conn_start(&w->block);
-    if (w->stop_requested) begin_drain(w);
+    /* A stop requested before now is in the pipe: stop_cb sees it on the first iteration. (A
+     * loopbreak issued before event_base_dispatch would be forgotten by libevent.) */
     event_base_dispatch(w->base);
     /* Left by leave() (or the base ran dry, which cannot happen while the tick is armed). */
     if (!w->closing) leave(w);

@@ -157,8 +157,7 @@ int main(int argc, char **argv)
             break;
         case O_DRAIN:
             if (parse_int(a, 1, 86400000, &v) != 0)
-                return usage_error("--drain-ms wants milliseconds from 1 to 86400000, not '%s'",
-                                   a);
+                return usage_error("--drain-ms wants milliseconds from 1 to 86400000, not '%s'", a);
             opt.drain_ms = v;
             break;
         case O_LOG: {
@@ -203,8 +202,9 @@ int main(int argc, char **argv)
         total += rc;
     }
     if (total == 0 || wf_workflow_count() == 0) {
-        fprintf(stderr, "wf-worker: no workflows found in the --workflows folder%s (expected "
-                        "NAME.so modules built by wf_add_workflows)\n",
+        fprintf(stderr,
+                "wf-worker: no workflows found in the --workflows folder%s (expected "
+                "NAME.so modules built by wf_add_workflows)\n",
                 ndirs == 1 ? "" : "s");
         return 2;
     }

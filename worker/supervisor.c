@@ -19,7 +19,7 @@
 
 #define RESTART_MIN_MS 100
 #define RESTART_MAX_MS 5000
-#define YOUNG_MS 10000 /* a child that dies younger than this backs off further */
+#define YOUNG_MS       10000 /* a child that dies younger than this backs off further */
 
 typedef struct slot {
     pid_t pid;          /* 0: not running */

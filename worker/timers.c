@@ -56,8 +56,8 @@ static int candidate_ok(wf_worker *w, wf__wdef *def, const char *zset, const red
     if (id->type == REDIS_REPLY_STRING && id->len < WF__ID_MAX && strlen(id->str) == id->len &&
         wf__runid_parse(id->str, wfname, NULL) == WF_OK && strcmp(wfname, def->name) == 0)
         return 1;
-    wf__log(WF__LOG_WARN, "removing invalid member '%.*s' from %s", (int)(id->len > 200 ? 200 : id->len),
-            id->str ? id->str : "", zset);
+    wf__log(WF__LOG_WARN, "removing invalid member '%.*s' from %s",
+            (int)(id->len > 200 ? 200 : id->len), id->str ? id->str : "", zset);
     if (wf__conn_usable(&w->cmd))
         redisAsyncCommand(w->cmd.ac, NULL, NULL, "ZREM %s %b", zset, id->str, id->len);
     return 0;
@@ -117,8 +117,8 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (nc > 0) {
         for (int i = 0; i < nargs; i++) arglen[i] = strlen(args[i]);
         wf__script s = t->kind == TIMER_WAKE ? WF__SCRIPT_WAKE : WF__SCRIPT_RECLAIM;
-        if (wf__script_call_async(w->cmd.ac, script_reply, t, s, WF__NFIXED + per * nc, keys,
-                                  nargs, args, arglen) == WF_OK)
+        if (wf__script_call_async(w->cmd.ac, script_reply, t, s, WF__NFIXED + per * nc, keys, nargs,
+                                  args, arglen) == WF_OK)
             t = NULL; /* script_reply frees it */
     }
 out:
@@ -179,8 +179,7 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (r && r->type == REDIS_REPLY_ERROR) {
         wf_error e = {0};
         wf__script_error(r->str, r->len, &e);
-        wf__log(WF__LOG_ERROR, "heartbeat.lua failed for workflow %s: %s", h->def->name,
-                e.message);
+        wf__log(WF__LOG_ERROR, "heartbeat.lua failed for workflow %s: %s", h->def->name, e.message);
     } else if (r && r->type == REDIS_REPLY_ARRAY && !w->closing) {
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *id = r->element[i];
@@ -233,8 +232,8 @@ static void heartbeat(wf_worker *w, wf__wdef *def)
         args[2 + 2 * k] = j->token;
         memcpy(h->tokens[k], j->token, sizeof h->tokens[k]);
     }
-    if (wf__script_call_async(w->cmd.ac, hb_reply, h, WF__SCRIPT_HEARTBEAT, WF__NFIXED + h->n,
-                              keys, 1 + 2 * h->n, args, NULL) == WF_OK) {
+    if (wf__script_call_async(w->cmd.ac, hb_reply, h, WF__SCRIPT_HEARTBEAT, WF__NFIXED + h->n, keys,
+                              1 + 2 * h->n, args, NULL) == WF_OK) {
         def->heartbeat_busy = 1;
         h = NULL; /* hb_reply frees it */
     }

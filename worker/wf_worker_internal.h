@@ -75,7 +75,8 @@ int wf__registry_find_module(const void *module_base, const char *module_name,
 
 /* dlopens every *.so in `dir` (sorted by name, RTLD_NOW) so their WF_WORKFLOW constructors fill
  * the process-wide table. Appends the definitions each module made to `out` (grown with realloc;
- * caller frees the array, not the definitions) and returns how many, or an error naming the file. */
+ * caller frees the array, not the definitions) and returns how many, or an error naming the file.
+ */
 int wf__load_dir(const char *dir, const wf_workflow_def ***out, int *nout, wf_error *err);
 
 /* ---- Reply copies (reply.c) ------------------------------------------------------------------ */
@@ -116,46 +117,57 @@ const char *wf__lease_state_name(wf__lease_state s);
 /* The execution context handed to a handler. Lives inside its job. */
 struct wf_ctx {
     wf__job *job;
-    wf__pool *pool; /* for wf__ctx_call: reaches the loop even from a detached thread */
+    wf__pool *pool;          /* for wf__ctx_call: reaches the loop even from a detached thread */
+    struct wf__steps *steps; /* step engine state (step.c), made on the first step call */
 };
+
+/* ---- Durable steps (step.c) ---------------------------------------------------------------- */
+
+/* Frees what the step engine kept for one execution. NULL is a no-op. */
+void wf__steps_free(struct wf__steps *steps);
+/* 1 when a step body runs past its step timeout (wf_ctx_cancelled() reports it). */
+int wf__steps_deadline_passed(const wf_ctx *ctx);
 
 /* One attempt of one run, from claim to the answer of the script that ends it. */
 struct wf__job {
     /* -- identity (set at claim, read-only after) -- */
-    char id[WF__ID_MAX];               /* run id */
-    char workflow[WF__NAME_MAX + 1];   /* workflow name (copied: outlives the worker if detached) */
-    char token[32];                    /* lease token from claim.lua */
-    int attempt;                       /* 1 for the first execution */
-    char *input;                       /* msgpack bytes, NULL/0 for none */
+    char id[WF__ID_MAX];             /* run id */
+    char workflow[WF__NAME_MAX + 1]; /* workflow name (copied: outlives the worker if detached) */
+    char token[32];                  /* lease token from claim.lua */
+    int attempt;                     /* 1 for the first execution */
+    int64_t claimed_redis_ms;        /* Redis time at the claim (claim.lua's started_at) */
+    int64_t claimed_mono;            /* wf__mono_ms() when the claim reply arrived */
+    char *input;                     /* msgpack bytes, NULL/0 for none */
     size_t input_len;
-    wf_handler_fn handler;             /* copied from the definition */
-    wf_workflow_options opt;           /* copied, defaults applied */
-    char *prefix;                      /* key prefix (copied) */
-    size_t max_payload;                /* the URL's max_payload, for wf_ctx_send_event */
-    wf__wfkeys *keys;                  /* fixed keys, made on first wf__ctx_keys(); executor side */
+    wf_handler_fn handler;   /* copied from the definition */
+    wf_workflow_options opt; /* copied, defaults applied */
+    char *prefix;            /* key prefix (copied) */
+    size_t max_payload;      /* the URL's max_payload, for wf_ctx_send_event */
+    wf__wfkeys *keys;        /* fixed keys, made on first wf__ctx_keys(); executor side */
     wf_ctx ctx;
 
     /* -- executor side: exec_state changes under the pool lock -- */
     wf__exec_state exec_state;
-    wf__job *qnext;                    /* link in the pool's run queue or done list */
-    _Atomic int64_t started_mono;      /* when the handler started (0: not yet) */
-    atomic_int cancelled;              /* wf_ctx_cancelled(): stopped, timed out, released */
-    int orphaned;                      /* worker freed while this ran: the thread frees the job */
+    wf__job *qnext;               /* link in the pool's run queue or done list */
+    _Atomic int64_t started_mono; /* when the handler started (0: not yet) */
+    atomic_int cancelled;         /* wf_ctx_cancelled(): stopped, timed out, released */
+    int orphaned;                 /* worker freed while this ran: the thread frees the job */
 
     /* -- the handler's result (written by the executor before RETURNED) -- */
-    int rc;                            /* WF_OK, WF_SUSPEND or a negative wf_err */
-    msgpack_sbuffer out;               /* what the handler packed */
-    char *error;                       /* wf_ctx_fail() text (malloc'd) or NULL */
-    int64_t retry_after;               /* wf_ctx_retry_after(), -1: none */
+    int rc;              /* WF_OK, WF_SUSPEND or a negative wf_err */
+    msgpack_sbuffer out; /* what the handler packed */
+    char *error;         /* wf_ctx_fail() text (malloc'd) or NULL */
+    int64_t retry_after; /* wf_ctx_retry_after(), -1: none */
+    int suspended;       /* a step handed the run back: suspend.lua answered OK */
 
     /* -- loop side only -- */
-    wf__wdef *def;                     /* the worker's definition (valid while the loop runs) */
+    wf__wdef *def; /* the worker's definition (valid while the loop runs) */
     wf__lease_state lease;
-    wf__end_op op;                     /* meaningful while ENDING */
-    int op_inflight;                   /* the end op was sent; Redis has not answered */
-    int dispatched;                    /* handed to the pool */
-    int returned;                      /* the loop took it back from the done list */
-    wf__job *prev, *next;              /* the worker's held list */
+    wf__end_op op;        /* meaningful while ENDING */
+    int op_inflight;      /* the end op was sent; Redis has not answered */
+    int dispatched;       /* handed to the pool */
+    int returned;         /* the loop took it back from the done list */
+    wf__job *prev, *next; /* the worker's held list */
 };
 
 /* Frees a job's memory (not its links). Safe from any thread. */
@@ -186,17 +198,17 @@ void wf__pool_set_loop_running(wf__pool *pool, int running);
 /* A call from an executor thread into the loop's cmd connection (wf__ctx_call). */
 typedef struct wf__req {
     struct wf__req *next;
-    int raw;                 /* 1: plain command argv; 0: script `script` */
+    int raw; /* 1: plain command argv; 0: script `script` */
     wf__script script;
-    int nkeys;               /* scripts: how many of argv are keys */
+    int nkeys; /* scripts: how many of argv are keys */
     int argc;
-    char **argv;             /* copies */
+    char **argv; /* copies */
     size_t *argvlen;
-    int64_t queued_mono;     /* for failing it when the connection stays down */
+    int64_t queued_mono; /* for failing it when the connection stays down */
     /* completion, under the pool lock */
     pthread_cond_t cv;
     int done;
-    redisReply *reply;       /* deep copy on success */
+    redisReply *reply; /* deep copy on success */
     wf_error err;
 } wf__req;
 
@@ -217,12 +229,15 @@ void wf__req_complete(wf__pool *pool, wf__req *req, const redisReply *reply, con
  * wf__script_error, WF_ERR_IO when the connection dropped or stayed down past the URL's
  * timeout_ms, WF_ERR_CLOSED when the worker is shutting down) and leaves `*reply` NULL. */
 int wf__ctx_call(wf_ctx *ctx, wf__script s, int nkeys, const char *const *keys, int nargs,
-                 const char *const *args, const size_t *arglen, redisReply **reply,
-                 wf_error *err);
+                 const char *const *args, const size_t *arglen, redisReply **reply, wf_error *err);
 /* The same for a plain command (argv[0] is the command name). Error replies become WF_ERR_REDIS
  * (or the mapped script codes). */
 int wf__ctx_command(wf_ctx *ctx, int argc, const char *const *argv, const size_t *argvlen,
                     redisReply **reply, wf_error *err);
+/* A step helper calls this after suspend.lua answered OK: the run is `waiting` and no longer
+ * ours, so the WF_SUSPEND the handler returns ends the attempt with nothing more to send.
+ * (WF_SUSPEND without it fails the run: a handler must not invent WF_SUSPEND.) */
+void wf__ctx_mark_suspended(wf_ctx *ctx);
 /* What a step engine needs about the run (borrowed for the handler call). */
 const char *wf__ctx_token(const wf_ctx *ctx);
 const char *wf__ctx_prefix(const wf_ctx *ctx);
@@ -238,27 +253,28 @@ struct wf__wdef {
     wf_workflow_options opt; /* defaults applied */
     wf__wfkeys keys;
     int wake_busy, reclaim_busy, autoclaim_busy, heartbeat_busy; /* one of each in flight */
-    int64_t next_heartbeat, next_autoclaim; /* mono ms */
+    int64_t next_heartbeat, next_autoclaim;                      /* mono ms */
 };
 
 /* One async connection with its reconnect state. */
 typedef struct wf__conn {
     struct wf_worker *w;
-    const char *name;          /* "block" or "cmd", for logs */
-    redisAsyncContext *ac;     /* NULL while down */
-    int ready;                 /* AUTH/SELECT (and TIME for cmd) done */
-    int backoff_ms;            /* next reconnect delay: 100 ms doubling to 5 s */
+    const char *name;      /* "block" or "cmd", for logs */
+    redisAsyncContext *ac; /* NULL while down */
+    int ready;             /* AUTH/SELECT (and TIME for cmd) done */
+    int backoff_ms;        /* next reconnect delay: 100 ms doubling to 5 s */
     struct event *retry_ev;
-    int closed;                /* closed for good: no reconnect */
-    int failed;                /* the handshake failed on this connection attempt */
+    int closed; /* closed for good: no reconnect */
+    int failed; /* the handshake failed on this connection attempt */
+    int lost;   /* was ready, then dropped: log when it is back */
 } wf__conn;
 
 struct wf_worker {
-    wf_worker_options opt;     /* defaults applied; strings point at the copies below */
+    wf_worker_options opt; /* defaults applied; strings point at the copies below */
     char *url_str;
     char *consumer;
     wf__url url;
-    redisContext *sync;        /* start-up connection; freed once the loop runs */
+    redisContext *sync; /* start-up connection; freed once the loop runs */
 
     wf__wdef **defs;
     int ndefs;
@@ -270,37 +286,37 @@ struct wf_worker {
     volatile sig_atomic_t stop_requested;
     wf__pool *pool;
 
-    int started;               /* wf_worker_run was entered */
+    int started; /* wf_worker_run was entered */
     int draining;
-    int released;              /* drain deadline passed: the rest were handed back */
-    int closing;               /* the loop is being left: no more commands, no reconnects */
-    int64_t drain_deadline;    /* mono ms */
+    int released;           /* drain deadline passed: the rest were handed back */
+    int closing;            /* the loop is being left: no more commands, no reconnects */
+    int64_t drain_deadline; /* mono ms */
 
     wf__job *held_head, *held_tail; /* jobs of claimed runs, oldest first */
     int nheld;
-    int busy;                  /* jobs not yet RETURNED (occupying executor slots) */
-    int reserved;              /* slots promised to entries whose claim.lua is in flight */
-    int read_inflight;         /* an XREADGROUP is outstanding on block */
-    int claims_inflight;       /* claim.lua calls outstanding */
-    int ops_inflight;          /* end operations outstanding */
-    int64_t read_retry_at;     /* mono ms: after NOGROUP etc., wait before reading again */
+    int busy;              /* jobs not yet RETURNED (occupying executor slots) */
+    int reserved;          /* slots promised to entries whose claim.lua is in flight */
+    int read_inflight;     /* an XREADGROUP is outstanding on block */
+    int claims_inflight;   /* claim.lua calls outstanding */
+    int ops_inflight;      /* end operations outstanding */
+    int64_t read_retry_at; /* mono ms: after NOGROUP etc., wait before reading again */
 
     int have_clock;
-    int64_t clock_offset;      /* Redis ms - wf__mono_ms() */
+    int64_t clock_offset; /* Redis ms - wf__mono_ms() */
 
     wf__req *reqs_head, *reqs_tail; /* ctx calls waiting for the cmd connection */
 };
 
 /* Defaults. */
-#define WF__DEFAULT_CONCURRENCY 8
-#define WF__DEFAULT_LEASE_MS 15000
-#define WF__DEFAULT_MAX_RECLAIMS 5
-#define WF__DEFAULT_DRAIN_MS 30000
-#define WF__DEFAULT_MAX_ATTEMPTS 3
-#define WF__DEFAULT_BACKOFF_MS 1000
+#define WF__DEFAULT_CONCURRENCY    8
+#define WF__DEFAULT_LEASE_MS       15000
+#define WF__DEFAULT_MAX_RECLAIMS   5
+#define WF__DEFAULT_DRAIN_MS       30000
+#define WF__DEFAULT_MAX_ATTEMPTS   3
+#define WF__DEFAULT_BACKOFF_MS     1000
 #define WF__DEFAULT_MAX_BACKOFF_MS 60000
-#define WF__TICK_MS 100
-#define WF__FREE_GRACE_MS 1000
+#define WF__TICK_MS                100
+#define WF__FREE_GRACE_MS          1000
 
 /* Fills zero fields of `o` with the defaults. */
 void wf__workflow_options_defaults(wf_workflow_options *o);
@@ -333,11 +349,11 @@ void wf__claim_setup(wf_worker *w);
 void wf__wdef_json(const wf__wdef *def, char *buf, size_t n);
 
 /* finish.c: the loop side of a job's life. */
-void wf__job_hold(wf_worker *w, wf__job *job);          /* add to held, dispatch to pool */
-void wf__job_returned(wf_worker *w, wf__job *job);      /* the handler came back */
-void wf__job_end(wf_worker *w, wf__job *job, wf__end_op op); /* decide and send an end op */
+void wf__job_hold(wf_worker *w, wf__job *job);                  /* add to held, dispatch to pool */
+void wf__job_returned(wf_worker *w, wf__job *job);              /* the handler came back */
+void wf__job_end(wf_worker *w, wf__job *job, wf__end_op op);    /* decide and send an end op */
 void wf__job_lost(wf_worker *w, wf__job *job, const char *why); /* lease gone: cancel, drop */
-void wf__job_flush_ops(wf_worker *w);                   /* resend end ops after a reconnect */
+void wf__job_flush_ops(wf_worker *w); /* resend end ops after a reconnect */
 void wf__job_maybe_free(wf_worker *w, wf__job *job);
 wf__job *wf__job_find(wf_worker *w, const wf__wdef *def, const char *id, size_t len);
 

@@ -301,6 +301,12 @@ void wf_worker_free(wf_worker *worker)
     if (!worker) return;
     wf_worker *w = worker;
     w->closing = 1;
+    /* Connections first (normally already closed by the drain): their pending callbacks still
+     * see the pool and the jobs. */
+    if (w->base) {
+        wf__conn_free(&w->block);
+        wf__conn_free(&w->cmd);
+    }
     if (w->pool) {
         wf__pool_stop(w->pool, WF__FREE_GRACE_MS);
         for (wf__job *j = w->held_head, *next; j; j = next) {
@@ -313,8 +319,6 @@ void wf_worker_free(wf_worker *worker)
         w->pool = NULL;
     }
     if (w->base) {
-        wf__conn_free(&w->block);
-        wf__conn_free(&w->cmd);
         if (w->stop_ev) event_free(w->stop_ev);
         if (w->tick_ev) event_free(w->tick_ev);
         if (w->done_ev) event_free(w->done_ev);

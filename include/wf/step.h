@@ -81,6 +81,10 @@ int wf_step_sleep_until(wf_ctx *ctx, const char *name, int64_t epoch_ms);
 int wf_step_wait_for_event(wf_ctx *ctx, const char *name, const char *event, const char *key,
                            int64_t timeout_ms, const msgpack_object **payload);
 
+/* Inside a step body: the attempt of that step, 1 for its first execution (across replays and
+ * workers). Outside a step body: 0. */
+int wf_step_attempt(const wf_ctx *ctx);
+
 /* Returns "base#i", a stable step name for loops. Borrowed: valid until the handler returns. */
 const char *wf_step_name(wf_ctx *ctx, const char *base, int i);
 

@@ -4,6 +4,7 @@
  *   payload.h   readValidatedPayload, msgpack <-> JSON
  *   workflow.h  defineWorkflow: handlers, options, the execution context
  *   worker.h    the worker pool that executes runs
+ *   step.h      durable steps: checkpoints, sleeps, event waits
  */
 #ifndef WF_WF_H
 #define WF_WF_H
@@ -18,5 +19,6 @@
 #include "payload.h"
 #include "workflow.h"
 #include "worker.h"
+#include "step.h"
 
 #endif

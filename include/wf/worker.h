@@ -31,8 +31,9 @@ typedef struct wf_worker_options {
     const char *consumer;  /* consumer name; default "HOST:PID:RANDOM", unique per process */
     int64_t drain_ms;      /* on stop, how long in-flight runs may take before they are handed
                               back to the queue; default 30000 */
-    int register_all;      /* 1: also pick up every definition in the process-wide table
-                              (wf_workflow_register / WF_WORKFLOW); default 1 via wf_worker_new */
+    int register_all;      /* pick up every definition in the process-wide table
+                              (wf_workflow_register / WF_WORKFLOW): 0 or 1 yes (the default),
+                              -1 no (only wf_worker_define / wf_worker_load_dir) */
 } wf_worker_options;
 
 /* Creates a worker (connects to Redis, checks the schema). It picks up every workflow registered
@@ -63,7 +64,10 @@ void wf_worker_stop(wf_worker *worker);
 /* The worker's consumer name. Borrowed: valid until wf_worker_free(). */
 const char *wf_worker_consumer(const wf_worker *worker);
 
-/* Frees a worker that is not running. NULL is a no-op. */
+/* Frees a worker that is not running. Executor threads are joined; a handler still running
+ * after wf_worker_run() returned (one that ignores wf_ctx_cancelled() past the drain deadline) is
+ * given one more second, then its thread is detached: it frees its own run when the handler
+ * returns, and its result is dropped. NULL is a no-op. */
 void wf_worker_free(wf_worker *worker);
 
 #ifdef __cplusplus

@@ -1,0 +1,360 @@
+/* test_steps.c - durable execution end to end: steps that replay, durable sleeps that free the
+ * worker slot, step retries, event waits (including an event sent before the wait), stop, pause,
+ * resume and restart of waiting runs, against a real redis-server and real wf-worker processes. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "wf_internal.h"
+
+static wf_test_redis srv;
+static redisContext *rc;
+static wf_client *cl;
+static char dir[256];
+static char log_path[300], exec_path[300], exec_env[340], port_env[64];
+static pid_t worker_pid;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    buf[got] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void setup(void)
+{
+    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
+    rc = wf_test_redis_connect(&srv);
+    wf_error err = {0};
+    cl = wf_client_connect(srv.url, &err);
+    cr_assert_not_null(cl, "%s", err.message);
+    snprintf(dir, sizeof dir, "/tmp/wf-test-steps-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
+    snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
+    snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
+    snprintf(port_env, sizeof port_env, "WF_TEST_REDIS_PORT=%d", srv.port);
+    worker_pid = 0;
+}
+
+static void teardown(void)
+{
+    int status = 0;
+    if (worker_pid > 0) status = wf_test_kill(worker_pid, SIGTERM, 30000);
+    int drained = worker_pid <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *log = slurp(log_path);
+    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
+    if (!clean || !drained) fprintf(stderr, "worker log:\n%s", log);
+    free(log);
+    wf_client_free(cl);
+    redisFree(rc);
+    wf_test_redis_stop(&srv);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    cr_assert(clean, "a sanitizer reported an error in a worker process");
+    cr_assert(drained, "wf-worker did not drain and exit 0 (status 0x%x)", status);
+}
+
+TestSuite(steps, .init = setup, .fini = teardown, .timeout = 180);
+
+static int registered(void *arg)
+{
+    (void)arg;
+    return wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1 &&
+           wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1;
+}
+
+static pid_t start_worker(const char *processes, const char *concurrency, const char *lease)
+{
+    char *bin = wf_test_path("wf-worker");
+    char *wfdir = wf_test_path("tests/workflows");
+    const char *argv[] = {bin,         "--redis",     srv.url,   "--workflows",
+                          wfdir,       "--processes", processes, "--concurrency",
+                          concurrency, "--lease-ms",  lease,     NULL};
+    const char *env[] = {exec_env, port_env, NULL};
+    pid_t pid = wf_test_spawn(argv, env, log_path);
+    free(bin);
+    free(wfdir);
+    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered");
+    return pid;
+}
+
+/* Starts `stepper` with a JSON input. */
+static wf_run *start(const char *json)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wf_error err = {0};
+    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK, "%s", err.message);
+    wf_run *run = wf_run_workflow(cl, "stepper", sb.data, sb.size, &err);
+    msgpack_sbuffer_destroy(&sb);
+    cr_assert_not_null(run, "%s", err.message);
+    return run;
+}
+
+typedef struct want {
+    wf_run *run;
+    wf_state state;
+} want;
+
+static int reached(void *arg)
+{
+    want *w = arg;
+    wf_status st;
+    if (wf_run_status(w->run, &st, NULL) != WF_OK) return 0;
+    int ok = st.state == w->state;
+    wf_status_clear(&st);
+    return ok;
+}
+
+static void wait_state(wf_run *run, wf_state state, int ms, wf_status *st)
+{
+    want w = {run, state};
+    int ok = wf_test_wait(reached, &w, ms);
+    cr_assert_eq(wf_run_status(run, st, NULL), WF_OK);
+    if (!ok) {
+        char *log = slurp(log_path);
+        cr_assert_fail("run %s is %s, not %s (error %s)\n%s", wf_run_id(run),
+                       wf_state_name(st->state), wf_state_name(state), st->error ? st->error : "-",
+                       log);
+    }
+}
+
+/* The run's output as compact JSON (caller frees). */
+static char *output_json(const wf_status *st)
+{
+    char *json = NULL;
+    cr_assert_not_null(st->output);
+    cr_assert_eq(wf_msgpack_to_json(st->output, st->output_len, &json, NULL), WF_OK);
+    return json;
+}
+
+/* Lines of the exec log equal to "WHAT RUNID STEP". */
+static int count_lines(const char *what, const char *id, const char *step)
+{
+    char line[400];
+    snprintf(line, sizeof line, "%s %s %s\n", what, id, step);
+    char *log = slurp(exec_path);
+    int n = 0;
+    for (char *p = log; (p = strstr(p, line)); p += strlen(line))
+        if (p == log || p[-1] == '\n') n++;
+    free(log);
+    return n;
+}
+
+static int count_violations(void)
+{
+    char *log = slurp(exec_path);
+    int n = 0;
+    for (char *p = log; (p = strstr(p, "VIOLATION")); p++) n++;
+    free(log);
+    return n;
+}
+
+/* ---- steps and sleeps ------------------------------------------------------------------------ */
+
+Test(steps, sleep_holds_no_slot_and_replays_finished_steps)
+{
+    worker_pid = start_worker("1", "1", "15000");
+    wf_run *sleeper = start("{\"n\":3,\"sleep_ms\":2000}");
+    wf_status st;
+    wait_state(sleeper, WF_STATE_WAITING, 10000, &st);
+    cr_assert(strstr(st.wait_reason, "sleep nap until"), "reason: %s", st.wait_reason);
+    cr_assert_gt(st.wake_at_ms, st.created_at_ms + 1500, "wake time shown");
+    wf_status_clear(&st);
+    /* With one slot, another run completes while the sleeper waits: it holds no slot. */
+    wf_error err = {0};
+    wf_run *other = wf_run_workflow(cl, "echo", NULL, 0, &err);
+    cr_assert_not_null(other);
+    wait_state(other, WF_STATE_COMPLETED, 1500, &st);
+    wf_status_clear(&st);
+    wf_status st2;
+    cr_assert_eq(wf_run_status(sleeper, &st2, NULL), WF_OK);
+    cr_assert_eq(st2.state, WF_STATE_WAITING, "still asleep while the other run finished");
+    wf_status_clear(&st2);
+
+    wait_state(sleeper, WF_STATE_COMPLETED, 10000, &st);
+    cr_assert_geq(st.finished_at_ms - st.created_at_ms, 2000, "slept at least 2 s");
+    char *json = output_json(&st);
+    cr_assert_str_eq(json, "{\"sum\":30,\"event\":null}");
+    free(json);
+    wf_status_clear(&st);
+    /* s#0 ran before the sleep and was replayed after it, not executed again. */
+    cr_assert_eq(count_lines("STEP", wf_run_id(sleeper), "s#0"), 1);
+    cr_assert_eq(count_lines("STEP", wf_run_id(sleeper), "s#1"), 1);
+    cr_assert_eq(count_violations(), 0);
+    wf_run_free(other);
+    wf_run_free(sleeper);
+}
+
+Test(steps, step_retries_durably_then_succeeds)
+{
+    worker_pid = start_worker("1", "2", "15000");
+    wf_run *run = start("{\"n\":1,\"flaky\":3}");
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 15000, &st);
+    cr_assert_eq(st.attempt, 1, "step retries are not run attempts");
+    wf_status_clear(&st);
+    cr_assert_eq(count_lines("STEP", wf_run_id(run), "flaky"), 3);
+    cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 1, "replayed across step retries");
+    wf_run_free(run);
+}
+
+Test(steps, step_out_of_attempts_fails_the_run)
+{
+    worker_pid = start_worker("1", "2", "15000");
+    /* The flaky step needs 5 attempts but its policy allows 3. */
+    wf_run *run = start("{\"n\":0,\"flaky\":5,\"flaky_max\":3}");
+    wf_status st;
+    wait_state(run, WF_STATE_FAILED, 60000, &st);
+    cr_assert(strstr(st.error, "step 'flaky' failed after 3 attempts"), "error: %s", st.error);
+    cr_assert_eq(st.attempt, 1, "a step out of attempts fails the run at once");
+    wf_status_clear(&st);
+    wf_run_free(run);
+}
+
+/* ---- events ---------------------------------------------------------------------------------- */
+
+Test(steps, event_wakes_a_waiting_run_with_its_payload)
+{
+    worker_pid = start_worker("1", "2", "15000");
+    wf_run *run = start("{\"n\":1,\"event\":\"shipped\",\"key\":\"A-1\"}");
+    wf_status st;
+    wait_state(run, WF_STATE_WAITING, 10000, &st);
+    cr_assert(strstr(st.wait_reason, "event shipped key A-1"), "reason: %s", st.wait_reason);
+    wf_status_clear(&st);
+    wf_error err = {0};
+    /* Another key does not wake it. */
+    cr_assert_eq(wf_send_event_keyed(cl, "shipped", "B-2",
+                                     "\xa3"
+                                     "box",
+                                     4, &err),
+                 WF_OK);
+    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
+    cr_assert_eq(st.state, WF_STATE_WAITING);
+    wf_status_clear(&st);
+    cr_assert_eq(wf_send_event_keyed(cl, "shipped", "A-1",
+                                     "\xa5"
+                                     "truck",
+                                     6, &err),
+                 WF_OK, "%s", err.message);
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    char *json = output_json(&st);
+    cr_assert_str_eq(json, "{\"sum\":0,\"event\":\"truck\"}");
+    free(json);
+    wf_status_clear(&st);
+    cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 1);
+    wf_run_free(run);
+}
+
+Test(steps, event_sent_before_the_wait_is_received)
+{
+    wf_error err = {0};
+    /* No worker yet: the event is sent first, the run registers its wait afterwards. */
+    cr_assert_eq(wf_send_event_keyed(cl, "paid", "X-9", "\x2a", 1, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(wf_test_cmd_int(rc, "HSET wf:workflows stepper {}"), 1);
+    wf_run *run = start("{\"n\":0,\"event\":\"paid\",\"key\":\"X-9\"}");
+    worker_pid = start_worker("1", "2", "15000");
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    char *json = output_json(&st);
+    cr_assert_str_eq(json, "{\"sum\":0,\"event\":42}");
+    free(json);
+    wf_status_clear(&st);
+    wf_run_free(run);
+}
+
+Test(steps, event_wait_times_out)
+{
+    worker_pid = start_worker("1", "2", "15000");
+    wf_run *run = start("{\"n\":0,\"event\":\"never\",\"event_timeout_ms\":300}");
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    char *json = output_json(&st);
+    cr_assert_str_eq(json, "{\"sum\":0,\"event\":\"timeout\"}");
+    free(json);
+    wf_status_clear(&st);
+    wf_run_free(run);
+}
+
+/* ---- control of waiting and running runs ----------------------------------------------------- */
+
+Test(steps, stop_pause_resume_restart_a_waiting_run)
+{
+    worker_pid = start_worker("1", "2", "15000");
+    wf_run *run = start("{\"n\":2,\"event\":\"go\"}");
+    wf_status st;
+    wait_state(run, WF_STATE_WAITING, 10000, &st);
+    wf_status_clear(&st);
+    wf_error err = {0};
+    cr_assert_eq(wf_run_pause(run, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(wf_run_pause(run, &err), WF_ERR_STATE, "pausing twice says so");
+    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
+    cr_assert_eq(st.state, WF_STATE_PAUSED);
+    wf_status_clear(&st);
+    cr_assert_eq(wf_run_resume(run, &err), WF_OK, "%s", err.message);
+    /* A waiting run without a timer resumes to queued, replays, and waits again. */
+    wait_state(run, WF_STATE_WAITING, 10000, &st);
+    wf_status_clear(&st);
+    cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#1"), 1, "replayed, not re-run");
+    cr_assert_eq(wf_run_stop(run, &err), WF_OK);
+    wait_state(run, WF_STATE_CANCELLED, 5000, &st);
+    wf_status_clear(&st);
+    /* Restart keeping steps: finishes without executing s#0 again once the event comes. */
+    cr_assert_eq(wf_run_restart(run, 0, &err), WF_OK, "%s", err.message);
+    wait_state(run, WF_STATE_WAITING, 10000, &st);
+    cr_assert_eq(st.attempt, 2);
+    wf_status_clear(&st);
+    cr_assert_eq(wf_send_event(cl, "go", NULL, 0, &err), WF_OK);
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    wf_status_clear(&st);
+    cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 1);
+    /* Restart clearing steps: s#0 executes again, and the fresh wait finds the "go" event sent a
+     * moment ago in the event log (the look-back window). */
+    cr_assert_eq(wf_run_restart(run, 1, &err), WF_OK);
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    wf_status_clear(&st);
+    cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 2);
+    wf_run_free(run);
+}
+
+static int hold_started(void *arg)
+{
+    return count_lines("STEP", wf_run_id(arg), "hold") >= 1;
+}
+
+Test(steps, pause_a_running_run_then_resume_replays)
+{
+    worker_pid = start_worker("1", "2", "15000");
+    wf_run *run = start("{\"n\":1,\"hold_ms\":1500}");
+    wf_status st;
+    wait_state(run, WF_STATE_RUNNING, 10000, &st);
+    wf_status_clear(&st);
+    /* Wait until the hold step is executing (s#0 is recorded by then). */
+    cr_assert(wf_test_wait(hold_started, run, 10000), "the hold step never started");
+    wf_error err = {0};
+    cr_assert_eq(wf_run_pause(run, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
+    cr_assert_eq(st.state, WF_STATE_PAUSED);
+    wf_status_clear(&st);
+    cr_assert_eq(wf_run_resume(run, &err), WF_OK);
+    wait_state(run, WF_STATE_COMPLETED, 20000, &st);
+    wf_status_clear(&st);
+    cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 1, "finished step not re-run");
+    cr_assert_eq(count_violations(), 0);
+    wf_run_free(run);
+}
