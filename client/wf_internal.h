@@ -149,6 +149,25 @@ int wf__script_call_async(redisAsyncContext *ac, redisCallbackFn *fn, void *priv
 /* Maps a script error reply's text to a wf_err and fills `err`. Returns the code. */
 int wf__script_error(const char *text, size_t len, wf_error *err);
 
+/* ---- Events --------------------------------------------------------------------------------- */
+
+/* How wf__event_send reaches Redis: `call` runs a script and sets *reply (freed with
+ * `free_reply`) or returns an error. The client passes its sync connection; the worker passes
+ * its loop's connection (wf__ctx_call). */
+typedef struct wf__transport {
+    int (*call)(void *ctx, wf__script s, int nkeys, const char *const *keys, int nargs,
+                const char *const *args, const size_t *arglen, redisReply **reply, wf_error *err);
+    void (*free_reply)(redisReply *reply);
+    void *ctx;
+} wf__transport;
+
+/* sendEvent for both sides: checks name, key and payload (at most max_payload bytes), records the
+ * event (event_send.lua) and delivers it to each waiting run (deliver.lua). Returns WF_OK or the
+ * first error. */
+int wf__event_send(const wf__transport *t, const char *prefix, size_t max_payload,
+                   const char *name, const char *key, const void *payload, size_t len,
+                   wf_error *err);
+
 /* ---- The client's internals, for the worker ----------------------------------------------- */
 
 redisContext *wf__client_redis(wf_client *client);

@@ -288,3 +288,17 @@ char *wf_test_cmd_str(redisContext *c, const char *fmt, ...)
     if (r) freeReplyObject(r);
     return s;
 }
+
+char *wf_test_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc(n > 0 ? (size_t)n + 1 : 1);
+    size_t got = buf && n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
+    if (buf) buf[got] = '\0';
+    fclose(f);
+    return buf;
+}

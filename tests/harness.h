@@ -48,6 +48,10 @@ int wf_test_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
  * status, or -1. */
 int wf_test_kill(pid_t pid, int sig, int timeout_ms);
 
+/* The whole file at `path` as a malloc'd NUL-terminated string ("" when it cannot be read).
+ * Caller frees. */
+char *wf_test_slurp(const char *path);
+
 /* A free TCP port on 127.0.0.1 (bind to 0, read it back, close). */
 int wf_test_free_port(void);
 

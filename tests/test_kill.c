@@ -41,20 +41,6 @@ static void teardown(void)
 
 TestSuite(kill, .init = setup, .fini = teardown, .timeout = 600);
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* Children of `parent`, from /proc. Returns how many were written to out. */
 static int children_of(pid_t parent, pid_t *out, int max)
 {
@@ -180,11 +166,11 @@ Test(kill, thousand_runs_survive_random_sigkills)
     free(ids);
     wf_client_free(cl);
 
-    char *exec = slurp(exec_path);
+    char *exec = wf_test_slurp(exec_path);
     int steps_run = count_of(exec, "STEP ");
     int violations = count_of(exec, "VIOLATION");
     free(exec);
-    char *log = slurp(log_path);
+    char *log = wf_test_slurp(log_path);
     int sanitizer = strstr(log, "Sanitizer") || strstr(log, "runtime error");
     if (sanitizer) fprintf(stderr, "%s", log);
     free(log);

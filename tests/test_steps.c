@@ -20,20 +20,6 @@ static char dir[256];
 static char log_path[300], exec_path[300], exec_env[340], port_env[64];
 static pid_t worker_pid;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void setup(void)
 {
     cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
@@ -55,7 +41,7 @@ static void teardown(void)
     int status = 0;
     if (worker_pid > 0) status = wf_test_kill(worker_pid, SIGTERM, 30000);
     int drained = worker_pid <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    char *log = slurp(log_path);
+    char *log = wf_test_slurp(log_path);
     int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
     if (!clean || !drained) fprintf(stderr, "worker log:\n%s", log);
     free(log);
@@ -127,7 +113,7 @@ static void wait_state(wf_run *run, wf_state state, int ms, wf_status *st)
     int ok = wf_test_wait(reached, &w, ms);
     cr_assert_eq(wf_run_status(run, st, NULL), WF_OK);
     if (!ok) {
-        char *log = slurp(log_path);
+        char *log = wf_test_slurp(log_path);
         cr_assert_fail("run %s is %s, not %s (error %s)\n%s", wf_run_id(run),
                        wf_state_name(st->state), wf_state_name(state), st->error ? st->error : "-",
                        log);
@@ -148,7 +134,7 @@ static int count_lines(const char *what, const char *id, const char *step)
 {
     char line[400];
     snprintf(line, sizeof line, "%s %s %s\n", what, id, step);
-    char *log = slurp(exec_path);
+    char *log = wf_test_slurp(exec_path);
     int n = 0;
     for (char *p = log; (p = strstr(p, line)); p += strlen(line))
         if (p == log || p[-1] == '\n') n++;
@@ -158,7 +144,7 @@ static int count_lines(const char *what, const char *id, const char *step)
 
 static int count_violations(void)
 {
-    char *log = slurp(exec_path);
+    char *log = wf_test_slurp(exec_path);
     int n = 0;
     for (char *p = log; (p = strstr(p, "VIOLATION")); p++) n++;
     free(log);

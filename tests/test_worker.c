@@ -43,12 +43,10 @@ static void setup(void)
     worker_pid = 0;
 }
 
-static char *slurp(const char *path);
-
 static void teardown(void)
 {
     if (getenv("WF_TEST_SHOW_LOG")) { /* debugging aid: print the worker's log */
-        char *log = slurp(log_path);
+        char *log = wf_test_slurp(log_path);
         fprintf(stderr, "---- worker log ----\n%s", log);
         free(log);
     }
@@ -58,7 +56,7 @@ static void teardown(void)
     worker_pid = 0;
     /* Under WF_SANITIZE, a report in any worker process fails the test (and a leak makes that
      * process exit non-zero, which the supervisor passes on). */
-    char *log = slurp(log_path);
+    char *log = wf_test_slurp(log_path);
     int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
     wf_client_free(cl);
     cl = NULL;
@@ -79,20 +77,6 @@ static void teardown(void)
 TestSuite(worker, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
 
 static int registered(void *arg)
 {
@@ -166,7 +150,7 @@ static void wait_state(wf_run *run, wf_state want, int timeout_ms, wf_status *st
     wf_error err = {0};
     cr_assert_eq(wf_run_status(run, st, &err), WF_OK, "status: %s", err.message);
     if (!ok) {
-        char *log = slurp(log_path);
+        char *log = wf_test_slurp(log_path);
         cr_assert_fail("run %s is %s, not %s (error: %s)\nworker log:\n%s", wf_run_id(run),
                        wf_state_name(st->state), wf_state_name(want), st->error ? st->error : "-",
                        log);
@@ -176,7 +160,7 @@ static void wait_state(wf_run *run, wf_state want, int timeout_ms, wf_status *st
 /* How many lines of the exec log name `id`. */
 static int exec_count(const char *id)
 {
-    char *log = slurp(exec_path);
+    char *log = wf_test_slurp(exec_path);
     int n = 0;
     size_t il = strlen(id);
     for (char *p = log; (p = strstr(p, id)); p += il)
@@ -192,7 +176,7 @@ typedef struct log_wait {
 static int log_has(void *arg)
 {
     log_wait *l = arg;
-    char *log = slurp(log_path);
+    char *log = wf_test_slurp(log_path);
     int ok = strstr(log, l->text) != NULL;
     free(log);
     return ok;
@@ -202,7 +186,7 @@ static void wait_log(const char *text, int timeout_ms)
 {
     log_wait l = {text};
     if (!wf_test_wait(log_has, &l, timeout_ms)) {
-        char *log = slurp(log_path);
+        char *log = wf_test_slurp(log_path);
         cr_assert_fail("worker log never said \"%s\":\n%s", text, log);
     }
 }
@@ -244,11 +228,11 @@ Test(worker, many_runs_two_processes_each_once)
     }
     count_wait c = {"wf:{echo}:state:completed", N};
     if (!wf_test_wait(zcard_is, &c, 60000)) {
-        char *log = slurp(log_path);
+        char *log = wf_test_slurp(log_path);
         cr_assert_fail("only %lld of %d runs completed\n%s",
                        wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:completed"), N, log);
     }
-    char *log = slurp(exec_path);
+    char *log = wf_test_slurp(exec_path);
     int lines = 0;
     for (char *p = log; *p; p++) lines += *p == '\n';
     free(log);
@@ -513,7 +497,7 @@ typedef struct count_log {
 static int log_count_at_least(void *arg)
 {
     count_log *c = arg;
-    char *log = slurp(log_path);
+    char *log = wf_test_slurp(log_path);
     int n = 0;
     for (char *p = log; (p = strstr(p, c->text)); p++) n++;
     free(log);

@@ -183,94 +183,20 @@ int wf__ctx_command(wf_ctx *ctx, int argc, const char *const *argv, const size_t
     return run_req(ctx, req, reply, err);
 }
 
-/* Delivers an event to one waiter "RUNID STEP" (deliver.lua in the run's own slot), as
- * wf_send_event() does. Members that are not well formed are skipped. */
-static int deliver(wf_ctx *ctx, const char *member, const char *event, const void *payload,
-                   size_t len, wf_error *err)
+/* The worker's transport for wf__event_send: the loop's cmd connection. */
+static int ctx_transport_call(void *c, wf__script s, int nkeys, const char *const *keys, int nargs,
+                              const char *const *args, const size_t *arglen, redisReply **reply,
+                              wf_error *err)
 {
-    char id[WF__ID_MAX], workflow[WF__NAME_MAX + 1];
-    const char *sp = strchr(member, ' ');
-    if (!sp || (size_t)(sp - member) >= sizeof id) return WF_OK;
-    memcpy(id, member, (size_t)(sp - member));
-    id[sp - member] = '\0';
-    const char *step = sp + 1;
-    if (wf__runid_parse(id, workflow, NULL) != WF_OK || !wf__step_name_valid(step)) return WF_OK;
-    wf__steprec rec = {0};
-    snprintf(rec.kind, sizeof rec.kind, "event");
-    snprintf(rec.status, sizeof rec.status, "done");
-    snprintf(rec.event, sizeof rec.event, "%s", event);
-    rec.result = payload ? payload : "\xc0"; /* nil when the event has no payload */
-    rec.result_len = payload ? len : 1;
-    rec.t1 = wf__now_ms();
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    wf__wfkeys wk = {0};
-    char *run = wf__key_run(ctx->job->prefix, workflow, id);
-    char *steps = wf__key_steps(ctx->job->prefix, workflow, id);
-    int rc;
-    if (!run || !steps || wf__steprec_encode(&rec, &sb) != WF_OK ||
-        wf__wfkeys_init(&wk, ctx->job->prefix, workflow) != WF_OK) {
-        rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    } else {
-        const char *keys[WF__NFIXED + 2];
-        for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
-        keys[WF__NFIXED] = run;
-        keys[WF__NFIXED + 1] = steps;
-        const char *args[3] = {id, step, sb.data};
-        size_t lens[3] = {strlen(id), strlen(step), sb.size};
-        redisReply *r = NULL;
-        rc = wf__ctx_call(ctx, WF__SCRIPT_DELIVER, WF__NFIXED + 2, keys, 3, args, lens, &r, err);
-        wf__reply_free(r);
-    }
-    wf__wfkeys_free(&wk);
-    free(run);
-    free(steps);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+    return wf__ctx_call(c, s, nkeys, keys, nargs, args, arglen, reply, err);
 }
 
 int wf_ctx_send_event(wf_ctx *ctx, const char *name, const void *payload, size_t len, wf_error *err)
 {
     if (!ctx) return wf_error_set(err, WF_ERR_INVALID, "ctx is NULL");
-    if (!name || !wf__name_valid(name))
-        return wf_error_set(err, WF_ERR_BAD_NAME,
-                            "invalid event name: use 1-128 characters of [A-Za-z0-9._-]");
-    if (!payload) len = 0;
-    if (len > ctx->job->max_payload)
-        return wf_error_set(err, WF_ERR_TOO_LARGE, "event payload is %zu bytes, over %zu", len,
-                            ctx->job->max_payload);
-    if (len > 0) {
-        wf_payload_limits lim = {ctx->job->max_payload, 64};
-        int rc = wf_msgpack_check(payload, len, &lim, err);
-        if (rc != WF_OK) return rc;
-    }
-    char *log = wf__key_event(ctx->job->prefix, name, "log");
-    char *waiters = wf__key_event(ctx->job->prefix, name, "waiters");
-    if (!log || !waiters) {
-        free(log);
-        free(waiters);
-        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    }
-    const char *keys[2] = {log, waiters};
-    const char *args[3] = {"", payload ? payload : "", "10000"};
-    size_t lens[3] = {0, len, 5};
-    redisReply *r = NULL;
-    int rc = wf__ctx_call(ctx, WF__SCRIPT_EVENT_SEND, 2, keys, 3, args, lens, &r, err);
-    free(log);
-    free(waiters);
-    if (rc != WF_OK) return rc;
-    /* r = {entry id, waiter members...}: deliver to each; go on past failures, report the first. */
-    for (size_t i = 1; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_STRING) continue;
-        wf_error e = {0};
-        int d = deliver(ctx, r->element[i]->str, name, payload, len, &e);
-        if (d != WF_OK && rc == WF_OK) {
-            rc = d;
-            if (err) *err = e;
-        }
-    }
-    wf__reply_free(r);
-    return rc;
+    wf__transport t = {ctx_transport_call, wf__reply_free, ctx};
+    return wf__event_send(&t, ctx->job->prefix, ctx->job->max_payload, name, NULL, payload, len,
+                          err);
 }
 
 /* ---- Requests (loop side) ------------------------------------------------------------------ */
