@@ -27,6 +27,9 @@ enum {
     WF_CLI_FINISHED = 5,   /* stop: the run had already finished */
     WF_CLI_BAD_INPUT = 6,  /* bad JSON, payload too large, unknown or invalid workflow name */
     WF_CLI_TIMEOUT = 7,    /* with --wait: the run was not final within --timeout */
+    WF_CLI_STATE = 8,      /* the run's state does not allow it (pause a paused run, resume one
+                              that is not paused, retry one that has not ended) */
+    WF_CLI_LISTEN = 9,     /* web: cannot listen on the address */
 };
 
 /* Global settings and the lazily opened connection. */
@@ -58,6 +61,14 @@ int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *opt
 int wf__cli_parse_long(const char *s, long long *out);
 int wf__cli_parse_seconds(const char *s, double *out);
 
+/* Parses a duration: a number with a unit, ms, s, m, h or d ("500ms", "10m", "1.5h", "7d"), or a
+ * bare number of milliseconds. Returns 0 with *ms set, or -1. */
+int wf__cli_parse_duration(const char *s, int64_t *ms);
+
+/* Parses a point in time: milliseconds since the epoch (a bare number), or a duration with a unit
+ * meaning that long before `now_ms` ("10m" = ten minutes ago). Returns 0 or -1. */
+int wf__cli_parse_time(const char *s, int64_t now_ms, int64_t *out);
+
 /* Prints "wf: <message>" plus, for usage errors, a hint to run `wf CMD --help`. Returns `code`. */
 int wf__cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -73,6 +84,10 @@ int wf__cli_connect(wf__cli *cli);
 
 /* Maps a wf_err to an exit code (see the table above). */
 int wf__cli_exit_code(int wf_code);
+
+/* The error's message for people (a script's marker word such as "BADSTATE" removed). Borrowed
+ * from `err`. */
+const char *wf__cli_error_text(const wf_error *err);
 
 /* Prints "wf: <err->message>" to stderr and returns wf__cli_exit_code(err->code). */
 int wf__cli_fail(const wf_error *err);
@@ -94,6 +109,19 @@ int wf__cli_print_json(json_t *value);
  * or "-" for a time that was never set. */
 const char *wf__cli_format_time(int64_t ms, char *buf, size_t size);
 
+/* Formats a duration in ms for people ("850ms", "12.3s", "4m05s", "2h10m", "3d04h") in `buf`;
+ * returns buf. */
+const char *wf__cli_format_duration(int64_t ms, char *buf, size_t size);
+
+/* Copies `s` into `buf` cut to `width` bytes (then ending in "..."), control characters turned
+ * into spaces, for one table cell. NULL or "" gives "-". Returns buf. */
+const char *wf__cli_cell(const char *s, size_t width, char *buf, size_t size);
+
+/* A workflow's numbers as `wf stats --json` prints them, and a worker as `wf workers --json` does
+ * (also the dashboard's API). New references; NULL when out of memory. */
+json_t *wf__cli_stats_json(const wf_stats *stats);
+json_t *wf__cli_worker_json(const wf_worker_info *worker);
+
 /* ---- Commands -------------------------------------------------------------------------------- */
 
 int wf__cli_cmd_run(wf__cli *cli, int argc, char **argv);
@@ -102,10 +130,23 @@ int wf__cli_cmd_stop(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_workflows(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_send_event(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_steps(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_pause(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_resume(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_restart(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_retry(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_stats(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_workers(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_web(wf__cli *cli, int argc, char **argv);
 
 /* Reattaches to run `id` and reads its status. On success returns WF_OK with `*run` (caller frees
  * with wf_run_free()) and `*status` (caller clears with wf_status_clear()) filled; else returns
  * the error with `err` filled and nothing to free. */
 int wf__cli_fetch(wf__cli *cli, const char *id, wf_run **run, wf_status *status, wf_error *err);
+
+/* Parses `wf CMD ID` with no other options than the global ones: returns WF_CLI_OK with *id set,
+ * an exit code for a usage error, or -1 after printing `usage` for --help. */
+int wf__cli_parse_id(wf__cli *cli, int argc, char **argv, const char *usage, const char **id);
 
 #endif

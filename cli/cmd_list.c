@@ -3,12 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "status_json.h"
 
 static const char LIST_USAGE[] =
-    "Usage: wf list [--state S] [--workflow W] [--limit N]\n"
+    "Usage: wf list [--state S] [--workflow W] [--since T] [--until T] [--limit N] [--offset N]\n"
     "\n"
     "Lists runs, newest first (by last state change): a table, or with --json an array of\n"
     "statuses (see `wf --help` for their fields).\n"
@@ -17,7 +18,11 @@ static const char LIST_USAGE[] =
     "  --state S      only runs in state S: queued, running, paused, waiting, completed,\n"
     "                 failed, cancelled or terminated\n"
     "  --workflow W   only runs of workflow W (default: every registered workflow)\n"
+    "  --since T      only runs whose last state change is at or after T: ms since the epoch,\n"
+    "                 or a duration before now (30s, 10m, 2h, 7d; this machine's clock)\n"
+    "  --until T      only runs whose last state change is at or before T (same forms)\n"
     "  --limit N      at most N runs (default 100)\n"
+    "  --offset N     skip the N newest matching runs first (the next page: --offset 100)\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
 static const char WORKFLOWS_USAGE[] =
@@ -28,6 +33,13 @@ static const char WORKFLOWS_USAGE[] =
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
 #define ERROR_COLUMN 40
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* One row of the table: ID, STATE, ATTEMPT, CREATED, FINISHED, ERROR (cut to one short line). */
 static void print_row(const char *id, const wf_status *st, int id_width)
@@ -80,16 +92,20 @@ static int print_runs(wf__cli *cli, char **ids, size_t count)
 
 int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_STATE = 1, OPT_WORKFLOW, OPT_LIMIT };
+    enum { OPT_STATE = 1, OPT_WORKFLOW, OPT_LIMIT, OPT_OFFSET, OPT_SINCE, OPT_UNTIL };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"state", required_argument, NULL, OPT_STATE},
         {"workflow", required_argument, NULL, OPT_WORKFLOW},
         {"limit", required_argument, NULL, OPT_LIMIT},
+        {"offset", required_argument, NULL, OPT_OFFSET},
+        {"since", required_argument, NULL, OPT_SINCE},
+        {"until", required_argument, NULL, OPT_UNTIL},
         {NULL, 0, NULL, 0},
     };
     wf_list_options lo = {0};
     long long limit;
+    int64_t now = now_ms();
     int c;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
         switch (c) {
@@ -106,12 +122,27 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
                 return wf__cli_usage_error("list", "--limit wants a count > 0, not '%s'", optarg);
             lo.limit = (size_t)limit;
             break;
+        case OPT_OFFSET:
+            if (wf__cli_parse_long(optarg, &limit) != 0)
+                return wf__cli_usage_error("list", "--offset wants a count, not '%s'", optarg);
+            lo.offset = (size_t)limit;
+            break;
+        case OPT_SINCE:
+        case OPT_UNTIL:
+            if (wf__cli_parse_time(optarg, now, c == OPT_SINCE ? &lo.since_ms : &lo.until_ms) != 0)
+                return wf__cli_usage_error("list",
+                                           "--%s wants ms since the epoch or a duration like "
+                                           "10m, not '%s'",
+                                           c == OPT_SINCE ? "since" : "until", optarg);
+            break;
         default:
             return WF_CLI_USAGE;
         }
     }
     if (cli->help) return fputs(LIST_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (optind != argc) return wf__cli_usage_error("list", "list takes no arguments");
+    if (lo.since_ms && lo.until_ms && lo.since_ms > lo.until_ms)
+        return wf__cli_usage_error("list", "--since is after --until");
     int rc = wf__cli_connect(cli);
     if (rc != WF_CLI_OK) return rc;
     char **ids = NULL;

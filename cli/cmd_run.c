@@ -2,8 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "run_view.h"
 #include "status_json.h"
 
 static const char USAGE[] =
@@ -14,7 +16,9 @@ static const char USAGE[] =
     "\n"
     "Options:\n"
     "  --wait             poll the run until it is final, then print the final status; exits 0\n"
-    "                     if it completed, 4 if it failed, was terminated or cancelled\n"
+    "                     if it completed, 4 if it failed, was terminated or cancelled. Shows\n"
+    "                     progress on stderr: a live line (state, step, time) on a terminal,\n"
+    "                     a line per change otherwise\n"
     "  --timeout SECONDS  with --wait: give up after SECONDS (fractions allowed), print the last\n"
     "                     status and exit 7 (the run goes on); default or 0: no limit\n"
     "  --id SUFFIX        the run's id becomes NAME:SUFFIX ([A-Za-z0-9._-]); starting an id that\n"
@@ -38,14 +42,50 @@ static void nap_ms(int ms)
     while (nanosleep(&ts, &ts) != 0) continue;
 }
 
-/* Polls the run's status (every 50 ms, growing to 250 ms) until it is final or `timeout_s` (0: no
- * limit) passed. Leaves the last status read in `st`. Returns an exit code. */
-static int wait_final(wf_run *run, wf_status *st, double timeout_s)
+/* Progress while waiting, on stderr (stdout keeps the one JSON document): on a terminal one line
+ * rewritten in place ("\r"), with the state, the step the run is on and the time waited so far;
+ * otherwise a plain line each time the state or the step changes. */
+typedef struct progress {
+    int tty;
+    double start;
+    wf_state state; /* last shown */
+    char step[160];
+} progress;
+
+static void show_progress(progress *p, const wf_run *run, const wf_status *st, int last)
+{
+    size_t len;
+    const char *field = wf__cli_status_field(st, "step", &len);
+    char step[160] = "";
+    if (field) snprintf(step, sizeof step, "%.*s", (int)len, field);
+    char elapsed[32];
+    wf__cli_format_duration((int64_t)((mono_seconds() - p->start) * 1000), elapsed, sizeof elapsed);
+    if (p->tty) {
+        if (last) {
+            fputs("\r\033[K", stderr);
+        } else {
+            fprintf(stderr, "\r\033[K%s  %-10s  %s%s%s  %s", wf_run_id(run),
+                    wf_state_name(st->state), step[0] ? "step " : "", step, step[0] ? "  " : "",
+                    elapsed);
+        }
+        fflush(stderr);
+    } else if (st->state != p->state || strcmp(step, p->step) != 0) {
+        fprintf(stderr, "wf: %s %s%s%s after %s\n", wf_run_id(run), wf_state_name(st->state),
+                step[0] ? ", step " : "", step, elapsed);
+    }
+    p->state = st->state;
+    snprintf(p->step, sizeof p->step, "%s", step);
+}
+
+/* The polling of wait_final(): returns WF_CLI_OK once the run is final, or an exit code. */
+static int wait_loop(wf_run *run, wf_status *st, double timeout_s, progress *p)
 {
     double deadline = timeout_s > 0 ? mono_seconds() + timeout_s : 0;
     int interval = POLL_FIRST_MS;
     while (!wf_state_is_final(st->state)) {
+        show_progress(p, run, st, 0);
         if (deadline > 0 && mono_seconds() >= deadline) {
+            show_progress(p, run, st, 1);
             fprintf(stderr, "wf: run '%s' is still %s after %g s\n", wf_run_id(run),
                     wf_state_name(st->state), timeout_s);
             return WF_CLI_TIMEOUT;
@@ -59,10 +99,25 @@ static int wait_final(wf_run *run, wf_status *st, double timeout_s)
         interval = interval * 3 / 2 > POLL_MAX_MS ? POLL_MAX_MS : interval * 3 / 2;
         wf_status next;
         wf_error err = {0};
-        if (wf_run_status(run, &next, &err) != WF_OK) return wf__cli_fail(&err);
+        if (wf_run_status(run, &next, &err) != WF_OK) {
+            show_progress(p, run, st, 1);
+            return wf__cli_fail(&err);
+        }
         wf_status_clear(st);
         *st = next;
     }
+    return WF_CLI_OK;
+}
+
+/* Polls the run's status (every 50 ms, growing to 250 ms) until it is final or `timeout_s` (0: no
+ * limit) passed, showing progress on stderr. Leaves the last status read in `st`. Returns an exit
+ * code. */
+static int wait_final(wf_run *run, wf_status *st, double timeout_s)
+{
+    progress p = {isatty(fileno(stderr)), mono_seconds(), WF_STATE_UNKNOWN, ""};
+    int rc = wait_loop(run, st, timeout_s, &p);
+    show_progress(&p, run, st, 1);
+    if (rc != WF_CLI_OK) return rc;
     if (st->state == WF_STATE_COMPLETED) return WF_CLI_OK;
     fprintf(stderr, "wf: run '%s' ended %s%s%s\n", wf_run_id(run), wf_state_name(st->state),
             st->error ? ": " : "", st->error ? st->error : "");

@@ -1,13 +1,30 @@
-/* cmd_status.c - `wf status ID` (getWorkflowRun + status()) and `wf stop ID` (stop()). */
+/* cmd_status.c - `wf status ID` (getWorkflowRun + status(), with steps and timeline), `wf steps ID`
+ * (the recorded steps alone) and `wf stop ID` (stop()). */
 #include <stdio.h>
 
 #include "cli.h"
+#include "run_view.h"
 #include "status_json.h"
 
 static const char STATUS_USAGE[] =
-    "Usage: wf status ID\n"
+    "Usage: wf status ID [--text]\n"
     "\n"
-    "Prints the status of run ID (e.g. publish-draft:01JD3M5S0RM3Y6ZC2W7D8X9A1B) as JSON.\n"
+    "Prints run ID (e.g. publish-draft:01JD3M5S0RM3Y6ZC2W7D8X9A1B) as JSON: the status (see\n"
+    "`wf --help`) plus \"step\" (the step it is on), \"pausedFrom\", \"reclaims\", \"input\",\n"
+    "\"steps\" (each recorded step: name, kind, status, attempts, startedAt, finishedAt,\n"
+    "durationMs, until, error, event, eventKey, result) and \"timeline\" ([{at, event, detail}]).\n"
+    "\n"
+    "Options:\n"
+    "  --text         the same for people: state with the waiting reason and wake time,\n"
+    "                 attempt, worker, last error, times, output, then a table of the steps\n"
+    "  --redis URL, --json, --help   as for every command (see `wf --help`)\n"
+    "Exits 2 when there is no such run or ID is malformed.\n";
+
+static const char STEPS_USAGE[] =
+    "Usage: wf steps ID\n"
+    "\n"
+    "Prints the steps run ID has recorded, oldest first: a table (STEP, KIND, STATUS, ATTEMPTS,\n"
+    "STARTED, DURATION, UNTIL, ERROR), or with --json the \"steps\" array of `wf status`.\n"
     "Exits 2 when there is no such run or ID is malformed.\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
@@ -19,21 +36,6 @@ static const char STOP_USAGE[] =
     "Exits 5 when the run had already finished (nothing changes), 2 when there is no such run.\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
-/* Parses `wf CMD ID`: returns WF_CLI_OK with *id set, an exit code for a usage error, or -1 after
- * printing the help. */
-static int parse_id(wf__cli *cli, int argc, char **argv, const char *usage, const char **id)
-{
-    static const struct option options[] = {WF__CLI_GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
-    if (wf__cli_getopt(cli, argc, argv, options) != -1) return WF_CLI_USAGE;
-    if (cli->help) {
-        fputs(usage, stdout);
-        return -1;
-    }
-    if (argc - optind != 1) return wf__cli_usage_error(argv[0], "%s wants one run id", argv[0]);
-    *id = argv[optind];
-    return WF_CLI_OK;
-}
-
 /* Prints the status of an attached run. Returns an exit code. */
 static int print_status(wf_run *run, const wf_status *st)
 {
@@ -42,16 +44,59 @@ static int print_status(wf_run *run, const wf_status *st)
 
 int wf__cli_cmd_status(wf__cli *cli, int argc, char **argv)
 {
+    enum { OPT_TEXT = 1 };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"text", no_argument, NULL, OPT_TEXT},
+        {NULL, 0, NULL, 0},
+    };
+    int text = 0, c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c != OPT_TEXT) return WF_CLI_USAGE;
+        text = 1;
+    }
+    if (cli->help) return fputs(STATUS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (argc - optind != 1) return wf__cli_usage_error("status", "status wants one run id");
+    if (text && cli->json)
+        return wf__cli_usage_error("status", "--text and --json exclude each other");
+    int rc = wf__cli_connect(cli);
+    if (rc != WF_CLI_OK) return rc;
+    wf_run *run;
+    wf_status st;
+    wf_step_info *steps;
+    size_t n;
+    wf_error err = {0};
+    if (wf__cli_fetch_detail(cli->client, argv[optind], &run, &st, &steps, &n, &err) != WF_OK)
+        return wf__cli_fail(&err);
+    if (text)
+        wf__cli_print_run_text(stdout, wf_run_id(run), wf_run_workflow_name(run), &st, steps, n);
+    else
+        rc = wf__cli_print_json(
+            wf__cli_run_detail_json(wf_run_id(run), wf_run_workflow_name(run), &st, steps, n));
+    wf_steps_free(steps, n);
+    wf_status_clear(&st);
+    wf_run_free(run);
+    return rc;
+}
+
+int wf__cli_cmd_steps(wf__cli *cli, int argc, char **argv)
+{
     const char *id = NULL;
-    int rc = parse_id(cli, argc, argv, STATUS_USAGE, &id);
+    int rc = wf__cli_parse_id(cli, argc, argv, STEPS_USAGE, &id);
     if (rc != WF_CLI_OK) return rc < 0 ? WF_CLI_OK : rc;
     if ((rc = wf__cli_connect(cli)) != WF_CLI_OK) return rc;
-    wf_run *run;
-    wf_status st = {0};
     wf_error err = {0};
-    if (wf__cli_fetch(cli, id, &run, &st, &err) != WF_OK) return wf__cli_fail(&err);
-    rc = print_status(run, &st);
-    wf_status_clear(&st);
+    wf_run *run = wf_get_workflow_run(cli->client, id, &err);
+    if (!run) return wf__cli_fail(&err);
+    wf_step_info *steps = NULL;
+    size_t n = 0;
+    if (wf_run_steps(run, &steps, &n, &err) != WF_OK)
+        rc = wf__cli_fail(&err);
+    else if (cli->json)
+        rc = wf__cli_print_json(wf__cli_steps_json(steps, n));
+    else
+        wf__cli_print_steps_table(stdout, steps, n);
+    wf_steps_free(steps, n);
     wf_run_free(run);
     return rc;
 }
@@ -59,7 +104,7 @@ int wf__cli_cmd_status(wf__cli *cli, int argc, char **argv)
 int wf__cli_cmd_stop(wf__cli *cli, int argc, char **argv)
 {
     const char *id = NULL;
-    int rc = parse_id(cli, argc, argv, STOP_USAGE, &id);
+    int rc = wf__cli_parse_id(cli, argc, argv, STOP_USAGE, &id);
     if (rc != WF_CLI_OK) return rc < 0 ? WF_CLI_OK : rc;
     if ((rc = wf__cli_connect(cli)) != WF_CLI_OK) return rc;
     wf_error err = {0};

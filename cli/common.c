@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -57,6 +58,53 @@ int wf__cli_parse_seconds(const char *s, double *out)
     return 0;
 }
 
+int wf__cli_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"", 1}};
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v) || v < 0 || *s == '+' || *s == '-' || *s == ' ')
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) != 0) continue;
+        double total = v * units[i].ms;
+        if (total > 9.0e15) return -1;
+        *ms = (int64_t)total;
+        return 0;
+    }
+    return -1;
+}
+
+int wf__cli_parse_time(const char *s, int64_t now_ms, int64_t *out)
+{
+    long long epoch;
+    if (wf__cli_parse_long(s, &epoch) == 0) {
+        *out = epoch;
+        return 0;
+    }
+    int64_t ago;
+    if (wf__cli_parse_duration(s, &ago) != 0) return -1;
+    *out = now_ms > ago ? now_ms - ago : 1;
+    return 0;
+}
+
+int wf__cli_parse_id(wf__cli *cli, int argc, char **argv, const char *usage, const char **id)
+{
+    static const struct option options[] = {WF__CLI_GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
+    if (wf__cli_getopt(cli, argc, argv, options) != -1) return WF_CLI_USAGE;
+    if (cli->help) {
+        fputs(usage, stdout);
+        return -1;
+    }
+    if (argc - optind != 1) return wf__cli_usage_error(argv[0], "%s wants one run id", argv[0]);
+    *id = argv[optind];
+    return WF_CLI_OK;
+}
+
 int wf__cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -90,6 +138,8 @@ int wf__cli_exit_code(int code)
         return WF_CLI_CONNECT;
     case WF_ERR_FINAL:
         return WF_CLI_FINISHED;
+    case WF_ERR_STATE:
+        return WF_CLI_STATE;
     case WF_ERR_INVALID:
     case WF_ERR_BAD_NAME:
     case WF_ERR_BAD_PAYLOAD:
@@ -102,9 +152,19 @@ int wf__cli_exit_code(int code)
     }
 }
 
+const char *wf__cli_error_text(const wf_error *err)
+{
+    /* Script refusals keep their marker word ("BADSTATE run ... is already paused"): drop it. */
+    static const char *const markers[] = {"BADSTATE ", "NOTFOUND ", "STALE ", "FINAL "};
+    const char *m = err->message[0] ? err->message : wf_strerror(err->code);
+    for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++)
+        if (strncmp(m, markers[i], strlen(markers[i])) == 0) return m + strlen(markers[i]);
+    return m;
+}
+
 int wf__cli_fail(const wf_error *err)
 {
-    fprintf(stderr, "wf: %s\n", err->message[0] ? err->message : wf_strerror(err->code));
+    fprintf(stderr, "wf: %s\n", wf__cli_error_text(err));
     return wf__cli_exit_code(err->code);
 }
 

@@ -13,11 +13,20 @@ static const char USAGE[] =
     "Commands:\n"
     "  run NAME [JSON|-]         start a run of workflow NAME (input: the JSON argument, or stdin\n"
     "                            with -); --wait to wait for its result\n"
-    "  status ID                 print a run's status\n"
+    "  status ID                 print a run's status, steps and timeline (--text for people)\n"
+    "  steps ID                  print the steps a run has recorded\n"
     "  stop ID                   cancel a run that has not finished\n"
-    "  list                      list recent runs (--state S, --workflow W, --limit N)\n"
+    "  pause ID / resume ID      hold a run / let it go on\n"
+    "  restart ID                run a run again from the start (--clear-steps)\n"
+    "  retry ID                  run a failed, terminated or cancelled run again\n"
+    "  list                      list recent runs (--state, --workflow, --since, --until,\n"
+    "                            --limit, --offset)\n"
     "  workflows                 list the workflows that workers have registered\n"
+    "  stats                     runs per state, throughput and queue age per workflow\n"
+    "  workers                   the worker processes, their load and last heartbeat\n"
+    "  purge --older-than D      delete finished runs older than D (e.g. 7d)\n"
     "  send-event NAME [JSON|-]  record an event that waiting runs can receive\n"
+    "  web --listen ADDR:PORT    serve the dashboard (--token T: required off loopback)\n"
     "  help [COMMAND]            this text, or a command's options\n"
     "\n"
     "Global options (accepted before or after the command):\n"
@@ -25,7 +34,7 @@ static const char USAGE[] =
     "                 redis://[user[:pass]@]host[:port][/db][?prefix=P&timeout_ms=N]\n"
     "                 or unix:///path/to/redis.sock\n"
     "  --json         JSON output for every command (run, status and stop always print JSON;\n"
-    "                 list and workflows print a table unless --json is given)\n"
+    "                 the others print text for people unless --json is given)\n"
     "  -h, --help     help; `wf COMMAND --help` for a command\n"
     "  -V, --version  print the version\n"
     "\n"
@@ -40,9 +49,12 @@ static const char USAGE[] =
     "  2  no such run, or a malformed run id\n"
     "  3  cannot connect to Redis, bad Redis URL, or Redis answered with an error\n"
     "  4  with --wait: the run ended failed, terminated or cancelled\n"
-    "  5  stop: the run had already finished\n"
+    "  5  stop, pause, resume: the run had already finished\n"
     "  6  bad input: malformed JSON, payload too large, unknown or invalid workflow name\n"
     "  7  with --wait: the run was not final within --timeout\n"
+    "  8  the run's state does not allow it: pause a paused run, resume a run that is not\n"
+    "     paused, retry a run that has not ended or that completed\n"
+    "  9  web: cannot listen on the address\n"
     "Errors are printed to stderr as \"wf: <message>\".\n";
 
 typedef struct command {
@@ -57,6 +69,15 @@ static const command COMMANDS[] = {
     {"list", wf__cli_cmd_list},
     {"workflows", wf__cli_cmd_workflows},
     {"send-event", wf__cli_cmd_send_event},
+    {"steps", wf__cli_cmd_steps},
+    {"pause", wf__cli_cmd_pause},
+    {"resume", wf__cli_cmd_resume},
+    {"restart", wf__cli_cmd_restart},
+    {"retry", wf__cli_cmd_retry},
+    {"stats", wf__cli_cmd_stats},
+    {"workers", wf__cli_cmd_workers},
+    {"purge", wf__cli_cmd_purge},
+    {"web", wf__cli_cmd_web},
 };
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

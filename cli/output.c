@@ -1,5 +1,6 @@
 /* output.c - printing: JSON documents on stdout, and the pieces of the human-readable table. */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,5 +30,40 @@ const char *wf__cli_format_time(int64_t ms, char *buf, size_t size)
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     if (!gmtime_r(&secs, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%SZ", &tm) == 0) return "?";
+    return buf;
+}
+
+const char *wf__cli_format_duration(int64_t ms, char *buf, size_t size)
+{
+    if (ms < 0) ms = 0;
+    long long s = (long long)(ms / 1000);
+    if (ms < 1000)
+        snprintf(buf, size, "%lldms", (long long)ms);
+    else if (ms < 60000)
+        snprintf(buf, size, "%.1fs", (double)ms / 1000.0);
+    else if (s < 3600)
+        snprintf(buf, size, "%lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, size, "%lldh%02lldm", s / 3600, s / 60 % 60);
+    else
+        snprintf(buf, size, "%lldd%02lldh", s / 86400, s / 3600 % 24);
+    return buf;
+}
+
+const char *wf__cli_cell(const char *s, size_t width, char *buf, size_t size)
+{
+    if (!s || !*s) return "-";
+    if (width + 1 > size) width = size - 1;
+    size_t n = strlen(s);
+    if (n <= width) {
+        memcpy(buf, s, n + 1);
+    } else {
+        size_t keep = width > 3 ? width - 3 : width;
+        memcpy(buf, s, keep);
+        memcpy(buf + keep, "...", width - keep);
+        buf[width] = '\0';
+    }
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == 0x7f) *p = ' ';
     return buf;
 }

@@ -68,6 +68,11 @@ char *wf__key_steps(const char *prefix, const char *workflow, const char *id)
     return join(parts, 6);
 }
 
+char *wf__key_wf(const char *prefix, const char *workflow, const char *suffix)
+{
+    return tagged(prefix, workflow, suffix, "");
+}
+
 char *wf__key_global(const char *prefix, const char *suffix)
 {
     const char *parts[] = {prefix, ":", suffix};

@@ -1,4 +1,6 @@
-/* list.c - listing runs from the per-state index zsets, and the registered workflows. */
+/* list.c - listing runs from the per-state index zsets (newest first, with an optional time window
+ * and paging), and the registered workflows. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +61,15 @@ int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, siz
     *count = 0;
     wf_list_options o = opt ? *opt : (wf_list_options){0};
     size_t limit = o.limit ? o.limit : 100;
+    if (o.since_ms < 0 || o.until_ms < 0 || (o.until_ms && o.since_ms > o.until_ms))
+        return wf_error_set(err, WF_ERR_INVALID, "since (%lld) is after until (%lld)",
+                            (long long)o.since_ms, (long long)o.until_ms);
+    /* Each index gives its newest offset + limit members in the time window; the merge below
+     * keeps the overall newest, skips `offset` of them and returns `limit`. */
+    size_t want = o.offset + limit;
+    char min[32] = "-inf", max[32] = "+inf";
+    if (o.since_ms) snprintf(min, sizeof min, "%lld", (long long)o.since_ms);
+    if (o.until_ms) snprintf(max, sizeof max, "%lld", (long long)o.until_ms);
     char **wfs = NULL;
     size_t nwf = 0;
     int rc;
@@ -85,8 +96,9 @@ int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, siz
         }
         for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED && rc == WF_OK; s++) {
             if (o.state != WF_STATE_UNKNOWN && (int)o.state != s) continue;
-            redisReply *r = wf__client_cmd(client, 1, err, "ZREVRANGE %s 0 %lld WITHSCORES",
-                                           wk.k[WF__K_STATE(s)], (long long)limit - 1);
+            redisReply *r =
+                wf__client_cmd(client, 1, err, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %lld",
+                               wk.k[WF__K_STATE(s)], max, min, (long long)want);
             if (!r) {
                 rc = err ? err->code : WF_ERR_IO;
                 break;
@@ -112,14 +124,15 @@ int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, siz
     wf_list_free(wfs, nwf);
     if (rc == WF_OK) {
         if (nall) qsort(all, nall, sizeof *all, cmp_newest);
-        size_t n = nall < limit ? nall : limit;
+        size_t first = o.offset < nall ? o.offset : nall;
+        size_t n = nall - first < limit ? nall - first : limit;
         char **out = calloc(n + 1, sizeof(char *));
         if (!out) {
             rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
         } else {
             for (size_t i = 0; i < n; i++) {
-                out[i] = all[i].id;
-                all[i].id = NULL;
+                out[i] = all[first + i].id;
+                all[first + i].id = NULL;
             }
             *ids = out;
             *count = n;

@@ -293,16 +293,21 @@ int wf_run_stop(wf_run *run, wf_error *err)
     if (wf__wfkeys_init(&wk, client->url.prefix, run->workflow) != WF_OK)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     char *steps = wf__key_steps(client->url.prefix, run->workflow, run->id);
-    const char *keys[WF__NFIXED + 2];
+    /* The workflow's webhook outbox: "auto" records the cancellation there when a worker with
+     * webhooks created it (lua/lib.lua outbox_add), so the notification is as durable as the stop. */
+    char *outbox = wf__key_wf(client->url.prefix, run->workflow, "outbox");
+    const char *keys[WF__NFIXED + 3];
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
     keys[WF__NFIXED] = run->key;
     keys[WF__NFIXED + 1] = steps ? steps : "";
+    keys[WF__NFIXED + 2] = outbox ? outbox : "";
     char retention[32];
     snprintf(retention, sizeof retention, "%lld", (long long)client->url.retention_ms);
-    const char *args[3] = {run->id, "stopped by request", retention};
+    const char *args[4] = {run->id, "stopped by request", retention, outbox ? "auto" : "0"};
     wf_error e = {0};
     redisReply *r =
-        wf__script_call(client->c, WF__SCRIPT_STOP, WF__NFIXED + 2, keys, 3, args, NULL, &e);
+        wf__script_call(client->c, WF__SCRIPT_STOP, WF__NFIXED + 3, keys, 4, args, NULL, &e);
+    free(outbox);
     free(steps);
     wf__wfkeys_free(&wk);
     if (r) {

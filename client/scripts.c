@@ -28,6 +28,8 @@ static const char *const script_names[WF__SCRIPT_COUNT] = {
     [WF__SCRIPT_EVENT_SEND] = "event_send",
     [WF__SCRIPT_EVENT_WAIT] = "event_wait",
     [WF__SCRIPT_DELIVER] = "deliver",
+    [WF__SCRIPT_PURGE] = "purge",
+    [WF__SCRIPT_OUTBOX] = "outbox",
 };
 
 static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;

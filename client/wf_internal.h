@@ -88,6 +88,8 @@ enum { WF__K_QUEUE = 0, WF__K_DELAYED, WF__K_LEASES, WF__K_DEAD, WF__K_STATE0 };
  * string the caller frees, or NULL when out of memory. `workflow` must be the id's workflow. */
 char *wf__key_run(const char *prefix, const char *workflow, const char *id);
 char *wf__key_steps(const char *prefix, const char *workflow, const char *id);
+/* Another key of workflow W, "P:{W}:SUFFIX" (e.g. "outbox", "outbox:dead"). Malloc'd. */
+char *wf__key_wf(const char *prefix, const char *workflow, const char *suffix);
 /* Untagged keys: "P:workflows" (hash of registered workflows), "P:schema". */
 char *wf__key_global(const char *prefix, const char *suffix);
 

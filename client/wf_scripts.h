@@ -38,6 +38,8 @@ typedef enum wf__script {
     WF__SCRIPT_EVENT_SEND,
     WF__SCRIPT_EVENT_WAIT,
     WF__SCRIPT_DELIVER,
+    WF__SCRIPT_PURGE,
+    WF__SCRIPT_OUTBOX, /* webhook notifications: ack / dead (worker/webhook.c) */
     WF__SCRIPT_COUNT
 } wf__script;
 

@@ -3,33 +3,20 @@
 -- ARGV: 1 consumer, 2 lease ms, 3 number of good entries G, then G pairs (entry id, run id),
 --       then pairs (entry id, reason) for entries that are not valid run records
 -- Returns one item per good entry: {run id, lease token, attempt, input, started_at} when the run
--- is now ours, or {run id} when the entry was stale (run stopped, paused or re-queued since).
+-- is now ours, {run id} when the entry was stale (run stopped, paused or re-queued since), or
+-- {run id, 'DEAD', reason} when the run's key is not a hash (clobbered): that entry went to the
+-- dead-letter list and the rest of the batch is claimed as usual.
 -- Every entry given is acknowledged and deleted here: from now on leases, not the stream's
 -- pending list, protect a running run. Invalid entries go to the dead-letter list with a reason.
+-- A clobbered fixed key refuses the whole batch before anything is written (WRONGTYPE): the
+-- entries stay pending and XAUTOCLAIM retries them once the key is repaired.
+local bad = check_fixed_keys()
+if bad then return bad end
 local consumer, lease_ms, g = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local out = {}
-for i = 1, g do
-    local entry, id = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
-    local h = KEYS[WF_NFIXED + i]
-    redis.call('XACK', KEYS[1], 'workers', entry)
-    redis.call('XDEL', KEYS[1], entry)
-    local f = redis.call('HMGET', h, 'state', 'entry')
-    if f[1] == 'queued' and f[2] == entry then
-        local token = redis.call('HINCRBY', h, 'lease', 1)
-        set_state(h, id, 'queued', 'running', now)
-        redis.call('HSET', h, 'worker', consumer, 'started_at', now)
-        redis.call('HDEL', h, 'entry', 'wait_reason', 'wake_at')
-        redis.call('ZADD', KEYS[3], now + lease_ms, id)
-        local r = redis.call('HMGET', h, 'attempt', 'input')
-        out[#out + 1] = {id, tostring(token), tonumber(r[1]), r[2] or '', now}
-    else
-        out[#out + 1] = {id}
-    end
-end
-local b = 4 + 2 * g
-while ARGV[b] do
-    local entry, reason = ARGV[b], ARGV[b + 1] or 'invalid record'
+
+local function dead_letter(entry, reason)
     local raw = redis.call('XRANGE', KEYS[1], entry, entry)
     redis.call('XACK', KEYS[1], 'workers', entry)
     redis.call('XDEL', KEYS[1], entry)
@@ -38,6 +25,36 @@ while ARGV[b] do
     redis.call('LPUSH', KEYS[4], cjson.encode({entry = entry, reason = reason, at = now,
         consumer = consumer, fields = fields}))
     redis.call('LTRIM', KEYS[4], 0, 9999)
+end
+
+for i = 1, g do
+    local entry, id = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+    local h = KEYS[WF_NFIXED + i]
+    local t = key_type(h)
+    if t ~= 'hash' and t ~= 'none' then
+        local reason = 'run key ' .. h .. ' holds a ' .. t .. ', not a hash (WRONGTYPE)'
+        dead_letter(entry, reason)
+        out[#out + 1] = {id, 'DEAD', reason}
+    else
+        redis.call('XACK', KEYS[1], 'workers', entry)
+        redis.call('XDEL', KEYS[1], entry)
+        local f = redis.call('HMGET', h, 'state', 'entry')
+        if f[1] == 'queued' and f[2] == entry then
+            local token = redis.call('HINCRBY', h, 'lease', 1)
+            set_state(h, id, 'queued', 'running', now)
+            redis.call('HSET', h, 'worker', consumer, 'started_at', now)
+            redis.call('HDEL', h, 'entry', 'wait_reason', 'wake_at')
+            redis.call('ZADD', KEYS[3], now + lease_ms, id)
+            local r = redis.call('HMGET', h, 'attempt', 'input')
+            out[#out + 1] = {id, tostring(token), tonumber(r[1]), r[2] or '', now}
+        else
+            out[#out + 1] = {id}
+        end
+    end
+end
+local b = 4 + 2 * g
+while ARGV[b] do
+    dead_letter(ARGV[b], ARGV[b + 1] or 'invalid record')
     b = b + 2
 end
 return out

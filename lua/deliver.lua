@@ -5,6 +5,8 @@
 -- ARGV: 1 run id, 2 step name, 3 step record to store (msgpack, status done, with the payload)
 -- Returns 1 when delivered, 0 when the run no longer waits on that step (already delivered,
 -- timed out, finished, gone).
+local bad = check_fixed_keys()
+if bad then return bad end
 local h, steps, id, step = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1], ARGV[2]
 local st = redis.call('HGET', h, 'state')
 if not st or WF_FINAL[st] then return 0 end

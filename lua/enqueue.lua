@@ -3,6 +3,8 @@
 -- ARGV: 1 run id, 2 workflow name, 3 input (msgpack, may be empty), 4 delay ms (0: ready now)
 -- Returns {1, state} for a new run; {0, state} when a run with this id already exists (a
 -- caller-chosen id used twice returns the existing run, untouched).
+local bad = check_fixed_keys()
+if bad then return bad end
 local h, id = KEYS[WF_NFIXED + 1], ARGV[1]
 local existing = redis.call('HGET', h, 'state')
 if existing then return {0, existing} end

@@ -1,8 +1,10 @@
 -- fail.lua: a handler failed: schedule a retry (waiting, reason "retry") or fail the run.
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- KEYS: 1-12 fixed, 13 run hash, 14 steps hash, [15 P:{W}:outbox, only with ARGV 11]
 -- ARGV: 1 run id, 2 lease token, 3 error text, 4 fatal (1: no retry), 5 max attempts,
 --       6 backoff ms (doubled per attempt), 7 max backoff ms, 8 retry-after ms (-1: use backoff),
---       9 retention ms, 10 final state for a fatal end ('failed' or 'terminated')
+--       9 retention ms, 10 final state for a fatal end ('failed' or 'terminated'),
+--       [11 notify: '1' / 'auto' records a final end in the outbox KEYS[15] (lib.lua outbox_add);
+--       a retry is not an end and records nothing]
 -- Returns {state, wake_at}: 'waiting' with the retry time, or the final state with 0.
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
 local e = check_lease(h, id, ARGV[2])
@@ -16,6 +18,7 @@ if fatal or attempt >= max_attempts then
     local to = ARGV[10]
     if to ~= 'terminated' then to = 'failed' end
     finish(h, steps, id, 'running', to, now, tonumber(ARGV[9]))
+    outbox_add(ARGV[11], KEYS[WF_NFIXED + 3], h, id, to, now)
     return {to, 0}
 end
 local delay = tonumber(ARGV[8])

@@ -52,9 +52,34 @@ local function finish(h, steps, id, from, to, now, retention)
     end
 end
 
+-- The type Redis reports for key `k` ('hash', 'zset', 'none', ...).
+local function key_type(k)
+    local t = redis.call('TYPE', k)
+    return t.ok or t
+end
+
+-- Refuses to run on a clobbered fixed key (e.g. `SET P:{W}:leases x` by hand): Redis scripts are
+-- not rolled back, so a WRONGTYPE error half-way through would leave a run half-moved (running
+-- without a lease, never reclaimed). Checked before anything is written; returns the error reply
+-- to return, or nil.
+local WF_FIXED_TYPES = {'stream', 'zset', 'zset', 'list'}
+local function check_fixed_keys()
+    for i = 1, WF_NFIXED do
+        local want = WF_FIXED_TYPES[i] or 'zset'
+        local t = key_type(KEYS[i])
+        if t ~= want and t ~= 'none' then
+            return redis.error_reply('WRONGTYPE wf key ' .. KEYS[i] .. ' holds a ' .. t ..
+                ', not a ' .. want .. ' (clobbered by hand?): delete or repair it')
+        end
+    end
+    return nil
+end
+
 -- Checks that the caller still holds run `id`'s lease; returns the run's state or raises the
--- STALE error that the C side maps to WF_ERR_STALE.
+-- STALE error that the C side maps to WF_ERR_STALE (or the WRONGTYPE one of check_fixed_keys).
 local function check_lease(h, id, token)
+    local bad = check_fixed_keys()
+    if bad then return bad end
     local f = redis.call('HMGET', h, 'state', 'lease')
     if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
     if f[1] ~= 'running' or f[2] ~= token then
@@ -62,4 +87,18 @@ local function check_lease(h, id, token)
             tostring(f[2]) .. ', caller has ' .. token .. ')')
     end
     return nil
+end
+
+-- Records that run `id` ended in `state` in the workflow's outbox stream `outbox` (P:{W}:outbox,
+-- consumer group "webhooks"), in the script that ends the run, so a crash between the end and the
+-- delivery of its notification loses nothing (worker/webhook.c delivers). `mode` is the optional
+-- trailing "notify" ARGV of complete/fail/stop: '1' always, 'auto' only when the outbox exists (a
+-- worker with webhooks created its group), anything else (or absent) never. The stream keeps the
+-- newest ~100,000 entries if nobody drains it.
+local function outbox_add(mode, outbox, h, id, state, now)
+    if not outbox or (mode ~= '1' and mode ~= 'auto') then return end
+    if mode == 'auto' and redis.call('EXISTS', outbox) == 0 then return end
+    local wf = redis.call('HGET', h, 'workflow') or ''
+    redis.call('XADD', outbox, 'MAXLEN', '~', 100000, '*', 'id', id, 'state', state,
+        'workflow', wf, 'at', now)
 end

@@ -4,6 +4,8 @@
 -- Returns the state it was paused from. Errors: NOTFOUND, FINAL <state>, BADSTATE (already
 -- paused). A running run loses its lease (its worker's later results are STALE) and, on resume,
 -- replays from its last recorded step.
+local bad = check_fixed_keys()
+if bad then return bad end
 local h, id = KEYS[WF_NFIXED + 1], ARGV[1]
 local f = redis.call('HMGET', h, 'state', 'entry')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end

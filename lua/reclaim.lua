@@ -3,6 +3,8 @@
 -- ARGV: 1 max reclaims, 2 retention ms, then candidate run ids (read from the leases zset by the
 --       caller; each is re-checked here, so racing reapers are harmless)
 -- Returns the number of runs re-queued plus failed.
+local bad = check_fixed_keys()
+if bad then return bad end
 local max_reclaims, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
 local n = 0
@@ -13,7 +15,10 @@ while ARGV[2 + i] do
     local due = redis.call('ZSCORE', KEYS[3], id)
     if due and tonumber(due) <= now then
         redis.call('ZREM', KEYS[3], id)
-        local f = redis.call('HMGET', h, 'state', 'worker', 'attempt')
+        -- A run key that is not a hash (clobbered) is dropped from the leases, not fatal to
+        -- the whole batch.
+        local f = key_type(h) == 'hash' and redis.call('HMGET', h, 'state', 'worker', 'attempt')
+            or {}
         if f[1] == 'running' then
             local r = redis.call('HINCRBY', h, 'reclaims', 1)
             -- The lease token moves on, so a late answer from the presumed-dead worker is STALE.

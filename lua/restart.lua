@@ -3,6 +3,8 @@
 -- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
 -- ARGV: 1 run id, 2 clear steps (1: forget recorded steps so they execute again)
 -- Returns the new attempt number. Errors: NOTFOUND.
+local bad = check_fixed_keys()
+if bad then return bad end
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
 local f = redis.call('HMGET', h, 'state', 'entry', 'attempt')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end

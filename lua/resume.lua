@@ -3,6 +3,8 @@
 -- KEYS: 1-12 fixed, 13 run hash
 -- ARGV: 1 run id
 -- Returns the new state. Errors: NOTFOUND, FINAL <state>, BADSTATE (not paused).
+local bad = check_fixed_keys()
+if bad then return bad end
 local h, id = KEYS[WF_NFIXED + 1], ARGV[1]
 local f = redis.call('HMGET', h, 'state', 'paused_from', 'wake_at', 'attempt')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end

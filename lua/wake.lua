@@ -2,6 +2,8 @@
 -- KEYS: 1-12 fixed, then one run hash per candidate (in ARGV order)
 -- ARGV: candidate run ids (read from the delayed zset by the caller; re-checked here)
 -- Returns the number of runs made ready.
+local bad = check_fixed_keys()
+if bad then return bad end
 local now = now_ms()
 local n = 0
 local i = 1
@@ -10,7 +12,8 @@ while ARGV[i] do
     local due = redis.call('ZSCORE', KEYS[2], id)
     if due and tonumber(due) <= now then
         redis.call('ZREM', KEYS[2], id)
-        local f = redis.call('HMGET', h, 'state', 'attempt')
+        -- A clobbered run key (not a hash) is dropped from the timers, not fatal to the batch.
+        local f = key_type(h) == 'hash' and redis.call('HMGET', h, 'state', 'attempt') or {}
         if f[1] == 'waiting' then
             set_state(h, id, 'waiting', 'queued', now)
             redis.call('HDEL', h, 'wait_reason', 'wake_at')

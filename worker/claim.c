@@ -100,6 +100,12 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *item = r->element[i];
             if (item->type != REDIS_REPLY_ARRAY || item->elements == 0) continue;
+            if (item->elements == 3 && item->element[0]->type == REDIS_REPLY_STRING &&
+                item->element[2]->type == REDIS_REPLY_STRING) {
+                wf__log(WF__LOG_WARN, "run %s: moved its queue entry to %s: %s",
+                        item->element[0]->str, b->def->keys.k[WF__K_DEAD], item->element[2]->str);
+                continue;
+            }
             if (item->elements < 5) {
                 if (item->element[0]->type == REDIS_REPLY_STRING)
                     wf__log(WF__LOG_DEBUG,

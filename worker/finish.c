@@ -278,6 +278,7 @@ void wf__job_lost(wf_worker *w, wf__job *job, const char *why)
 {
     if (job->lease == WF__LEASE_HELD) {
         atomic_store(&job->cancelled, 1);
+        job->cancel_mono = wf__mono_ms();
         job->lease = WF__LEASE_GONE;
         wf__log_run(WF__LOG_INFO, job->id, job->workflow, job->attempt,
                     "lease lost (%s): cancelling the handler; its result will be dropped", why);

@@ -72,7 +72,8 @@ void wf__worker_check_drain(wf_worker *w)
     }
     int pending = w->claims_inflight > 0 || w->ops_inflight > 0;
     for (wf__job *j = w->held_head; j && !pending; j = j->next)
-        if (j->lease != WF__LEASE_GONE || (!w->released && j->dispatched && !j->returned))
+        if (j->lease != WF__LEASE_GONE ||
+            (!w->released && j->dispatched && !j->returned && !wf__recycle_abandoned(w, j)))
             pending = 1;
     if (!pending) {
         wf__log(WF__LOG_INFO, "drained: leaving the loop");

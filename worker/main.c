@@ -33,6 +33,11 @@ static const char usage[] =
     "  --lease-ms L         lease of a claimed run, renewed every L/3 ms (default 15000)\n"
     "  --drain-ms D         on SIGTERM/SIGINT, how long running runs may finish before they\n"
     "                       are handed back to the queue (default 30000)\n"
+    "  --stuck-grace-ms G   replace a worker process whose handler is still running G ms\n"
+    "                       after it was cancelled (timeout, stop): its thread cannot be\n"
+    "                       taken back (default 10000; 0: never; needs --processes >= 1)\n"
+    "  --max-rss-mb M       replace a worker process whose resident memory exceeds M MiB\n"
+    "                       (default 0: no limit; needs --processes >= 1)\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n"
     "  -h, --help           this help\n"
     "\n"
@@ -40,6 +45,10 @@ static const char usage[] =
 
 static wf_worker *volatile g_worker;
 static volatile sig_atomic_t g_stop;
+/* Recycling (recycle.c), only under the supervisor, which replaces a process that exits with
+ * WF__EXIT_RECYCLE. */
+static long long g_stuck_grace_ms = 10000, g_max_rss_mb;
+static int g_supervised;
 
 static void on_signal(int sig)
 {
@@ -93,17 +102,31 @@ static int run_worker(void *arg)
         return 1;
     }
     g_worker = w;
+    if (g_supervised) wf__worker_set_recycle(w, g_stuck_grace_ms, g_max_rss_mb);
     if (g_stop) wf_worker_stop(w);
     int rc = wf_worker_run(w, &err);
     if (rc != WF_OK) wf__log(WF__LOG_ERROR, "worker failed: %s", err.message);
     g_worker = NULL;
+    int recycled = rc == WF_OK && !g_stop && wf__worker_recycled(w) != WF__RECYCLE_NONE;
     wf_worker_free(w);
+    if (recycled) return WF__EXIT_RECYCLE;
     return rc == WF_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
-    enum { O_REDIS = 1, O_WORKFLOWS, O_PROCESSES, O_CONCURRENCY, O_BATCH, O_LEASE, O_DRAIN, O_LOG };
+    enum {
+        O_REDIS = 1,
+        O_WORKFLOWS,
+        O_PROCESSES,
+        O_CONCURRENCY,
+        O_BATCH,
+        O_LEASE,
+        O_DRAIN,
+        O_LOG,
+        O_STUCK,
+        O_RSS
+    };
     static const struct option longopts[] = {
         {"redis", required_argument, NULL, O_REDIS},
         {"workflows", required_argument, NULL, O_WORKFLOWS},
@@ -113,6 +136,8 @@ int main(int argc, char **argv)
         {"lease-ms", required_argument, NULL, O_LEASE},
         {"drain-ms", required_argument, NULL, O_DRAIN},
         {"log-level", required_argument, NULL, O_LOG},
+        {"stuck-grace-ms", required_argument, NULL, O_STUCK},
+        {"max-rss-mb", required_argument, NULL, O_RSS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -159,6 +184,15 @@ int main(int argc, char **argv)
             if (parse_int(a, 1, 86400000, &v) != 0)
                 return usage_error("--drain-ms wants milliseconds from 1 to 86400000, not '%s'", a);
             opt.drain_ms = v;
+            break;
+        case O_STUCK:
+            if (parse_int(a, 0, 86400000, &g_stuck_grace_ms) != 0)
+                return usage_error(
+                    "--stuck-grace-ms wants milliseconds from 0 to 86400000, not '%s'", a);
+            break;
+        case O_RSS:
+            if (parse_int(a, 0, 1024 * 1024, &g_max_rss_mb) != 0)
+                return usage_error("--max-rss-mb wants MiB from 0 to 1048576, not '%s'", a);
             break;
         case O_LOG: {
             int l = wf__log_parse_level(a);
@@ -210,5 +244,6 @@ int main(int argc, char **argv)
     }
     if (processes == 0) return run_worker(&opt);
     signal(SIGPIPE, SIG_IGN);
+    g_supervised = 1;
     return wf__supervise((int)processes, run_worker, &opt);
 }

@@ -2,6 +2,9 @@
  * restarts one that dies (with backoff while it keeps dying young), forwards SIGTERM/SIGINT to
  * all of them and waits until every one has drained and exited.
  *
+ * A child that exits with WF__EXIT_RECYCLE drained on purpose to be replaced (recycle.c) and is
+ * restarted at once, without backoff.
+ *
  * Signals are blocked in the supervisor and taken synchronously with sigtimedwait(), so there is
  * no handler and no race between a signal and a fork; children get the original mask back, and
  * PR_SET_PDEATHSIG makes a child drain if the supervisor itself is killed.
@@ -115,6 +118,16 @@ int wf__supervise(int n, int (*child)(void *arg), void *arg)
                 continue;
             }
             int64_t now = wf__mono_ms();
+            if (WIFEXITED(status) && WEXITSTATUS(status) == WF__EXIT_RECYCLE) {
+                /* It drained on purpose (stuck handler, memory): replace it at once. */
+                s[i].backoff_ms = RESTART_MIN_MS;
+                s[i].restart_at = now;
+                wf__log(WF__LOG_WARN,
+                        "supervisor: worker process %ld drained to be recycled (a stuck handler "
+                        "or its memory limit); starting a fresh one",
+                        (long)pid);
+                continue;
+            }
             if (now - s[i].started >= YOUNG_MS) s[i].backoff_ms = RESTART_MIN_MS;
             s[i].restart_at = now + s[i].backoff_ms;
             wf__log(WF__LOG_WARN, "supervisor: worker process %ld %s; restarting in %d ms",

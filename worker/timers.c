@@ -257,6 +257,7 @@ static void check_timeouts(wf_worker *w, int64_t now)
         int64_t started = atomic_load(&j->started_mono);
         if (started == 0 || now - started <= j->opt.timeout_ms) continue;
         atomic_store(&j->cancelled, 1);
+        j->cancel_mono = now;
         wf__log_run(WF__LOG_WARN, j->id, j->workflow, j->attempt,
                     "attempt overran its timeout of %lld ms: terminating the run",
                     (long long)j->opt.timeout_ms);
@@ -270,6 +271,7 @@ void wf__timers_tick(wf_worker *w)
     int64_t now = wf__mono_ms();
     wf__reqs_pump(w);
     check_timeouts(w, now);
+    wf__recycle_check(w, now);
     if (wf__conn_usable(&w->cmd)) {
         for (int i = 0; i < w->ndefs; i++) {
             wf__wdef *def = w->defs[i];

@@ -152,6 +152,8 @@ struct wf__job {
     _Atomic int64_t started_mono; /* when the handler started (0: not yet) */
     atomic_int cancelled;         /* wf_ctx_cancelled(): stopped, timed out, released */
     int orphaned;                 /* worker freed while this ran: the thread frees the job */
+    int64_t cancel_mono;          /* loop side: when the handler was told to stop (timeout, lost
+                                     lease); 0: never. Stuck past the grace: recycle.c */
 
     /* -- the handler's result (written by the executor before RETURNED) -- */
     int rc;              /* WF_OK, WF_SUSPEND or a negative wf_err */
@@ -305,6 +307,12 @@ struct wf_worker {
     int64_t clock_offset; /* Redis ms - wf__mono_ms() */
 
     wf__req *reqs_head, *reqs_tail; /* ctx calls waiting for the cmd connection */
+
+    /* recycle.c: asking the supervisor for a fresh process (0: feature off) */
+    int64_t stuck_grace_ms; /* a cancelled handler not back after this: recycle */
+    int64_t max_rss_kb;     /* resident memory above this: recycle */
+    int64_t next_rss_check; /* mono ms */
+    int recycle;            /* why the worker is draining to be replaced (wf__recycle_reason) */
 };
 
 /* Defaults. */
@@ -369,6 +377,31 @@ void wf__reqs_fail_all(wf_worker *w, int code, const char *why);
 int wf__loop_init(wf_worker *w, wf_error *err);
 int wf__loop_run(wf_worker *w, wf_error *err);
 void wf__worker_check_drain(wf_worker *w);
+
+/* ---- Recycling (recycle.c) ------------------------------------------------------------------ */
+
+/* Exit status of a worker process that drained on purpose to be replaced by a fresh one (a
+ * handler stuck past its timeout holds a thread that can never be taken back; memory grew past
+ * the limit). The supervisor restarts such a process at once. */
+#define WF__EXIT_RECYCLE 75
+
+typedef enum wf__recycle_reason {
+    WF__RECYCLE_NONE = 0,
+    WF__RECYCLE_STUCK, /* a handler told to stop (timeout, stop, lost lease) never returned */
+    WF__RECYCLE_RSS,   /* resident memory over the limit */
+} wf__recycle_reason;
+
+/* Turns recycling on (call before wf_worker_run): when a handler that was cancelled has not
+ * returned `stuck_grace_ms` later (0: never checked), or the process's resident memory exceeds
+ * `max_rss_mb` (0: no limit), the worker drains as on wf_worker_stop() and wf_worker_run()
+ * returns; wf__worker_recycled() then says why. Without it a stuck handler is only logged. */
+void wf__worker_set_recycle(wf_worker *w, int64_t stuck_grace_ms, int64_t max_rss_mb);
+/* Why the worker left its loop to be replaced, or WF__RECYCLE_NONE. */
+int wf__worker_recycled(const wf_worker *w);
+/* From the tick: checks stuck handlers and memory; starts the drain when one is over its limit. */
+void wf__recycle_check(wf_worker *w, int64_t now);
+/* The drain must not wait for this job: recycling abandons its stuck handler. */
+int wf__recycle_abandoned(const wf_worker *w, const wf__job *job);
 
 /* ---- Supervisor (supervisor.c) ------------------------------------------------------------- */
 

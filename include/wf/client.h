@@ -107,6 +107,25 @@ wf_run *wf_run_workflow(wf_client *client, const char *name, const void *payload
 wf_run *wf_run_workflow_ex(wf_client *client, const char *name, const void *payload, size_t len,
                            const wf_run_options *options, wf_error *err);
 
+/* Starts `n` runs of workflow `name` with far fewer round trips than n wf_run_workflow() calls:
+ * the enqueue script calls are pipelined on the client's connection, a few hundred per round
+ * trip. Each run is created exactly as wf_run_workflow_ex() would, atomically on its own; the
+ * batch as a whole is not atomic.
+ *
+ * payloads[i] / lens[i] is run i's input (msgpack bytes); `payloads` NULL (or lens NULL) means no
+ * input for any run. Every payload is checked before anything is sent, so a bad one (returned as
+ * WF_ERR_BAD_PAYLOAD / WF_ERR_TOO_LARGE, message naming its index) starts nothing. `options`
+ * applies to every run (NULL: none); options->id must be NULL (WF_ERR_INVALID otherwise).
+ *
+ * `runs`, when not NULL, is an array of n pointers the call fills: runs[i] is a handle of run i
+ * that the caller frees with wf_run_free(), or NULL if run i was not confirmed queued. Returns
+ * WF_OK when all n runs are queued. On a connection failure the unconfirmed runs are re-sent once
+ * after reconnecting (with the same ids: no run is created twice); if that fails too, returns the
+ * error, and exactly the runs whose runs[i] is non-NULL are known to be queued (others may be). */
+int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
+                          const void *const *payloads, const size_t *lens,
+                          const wf_run_options *options, wf_run **runs, wf_error *err);
+
 /* Reattaches to an existing run by id (one Redis round trip).
  * Returns a handle the caller frees with wf_run_free(), or NULL with `err` filled: WF_ERR_BAD_ID
  * when `id` is not a well-formed run id, WF_ERR_NOT_FOUND when no such run exists (or it expired
@@ -220,10 +239,15 @@ typedef struct wf_list_options {
     const char *workflow; /* only this workflow; NULL: every registered workflow */
     wf_state state;       /* only this state; WF_STATE_UNKNOWN: every state */
     size_t limit;         /* at most this many ids (0: 100) */
+    int64_t since_ms;     /* only runs whose last state change is at or after this (Redis ms
+                             since the epoch); 0: no lower bound */
+    int64_t until_ms;     /* only runs whose last state change is at or before this; 0: none */
+    size_t offset;        /* skip this many of the newest matching runs first (paging) */
 } wf_list_options;
 
 /* Lists run ids, newest first (by last state change). On success sets `*ids` to an array of
- * `*count` strings; the caller frees it with wf_list_free(*ids, *count). Returns WF_OK or an error.
+ * `*count` strings; the caller frees it with wf_list_free(*ids, *count). Returns WF_OK or an error
+ * (WF_ERR_BAD_NAME for an invalid options->workflow, WF_ERR_INVALID when since_ms > until_ms).
  */
 int wf_list_runs(wf_client *client, const wf_list_options *options, char ***ids, size_t *count,
                  wf_error *err);
@@ -248,6 +272,104 @@ int wf_send_event(wf_client *client, const char *name, const void *payload, size
  * whose key equals `key`, and to waits with no key. key NULL or "" means no key. */
 int wf_send_event_keyed(wf_client *client, const char *name, const char *key, const void *payload,
                         size_t len, wf_error *err);
+
+/* ---- Operating: steps, statistics, workers, purging ----------------------------------------- */
+
+/* One recorded step of a run (a value of its steps hash), as wf_run_steps() returns it. The
+ * strings are NUL-terminated and owned by the array; release it with wf_steps_free(). */
+typedef struct wf_step_info {
+    char *name;             /* the step's name, as the workflow gave it */
+    char *kind;             /* "run" (wf_step_run), "sleep" or "event" (wf_step_wait_for_event) */
+    char *status;           /* "done", "failed", "waiting" or "timeout"; "unreadable" when the
+                               record did not decode (then `error` says why) */
+    int attempts;           /* executions of the step so far */
+    int64_t started_at_ms;  /* Redis time, ms since the epoch; 0 when not recorded */
+    int64_t finished_at_ms; /* when it finished; 0 while it waits */
+    int64_t until_ms;       /* a sleep's wake time or an event wait's deadline; 0: none */
+    char *error;            /* the step's last error text, or NULL */
+    char *event;            /* kind "event": the event's name, else NULL */
+    char *event_key;        /* kind "event": the key the wait filters on, or NULL */
+    char *result;           /* msgpack bytes of the step's result (an event's payload), or NULL */
+    size_t result_len;
+} wf_step_info;
+
+/* Reads the steps a run has recorded (one or two round trips), ordered by start time, then name.
+ * On success sets `*steps` to an array of `*n` entries (NULL and 0 for a run without steps) that
+ * the caller frees with wf_steps_free(*steps, *n), and returns WF_OK. Returns WF_ERR_NOT_FOUND when
+ * the run no longer exists, or a connection error. */
+int wf_run_steps(wf_run *run, wf_step_info **steps, size_t *n, wf_error *err);
+
+/* Frees an array returned by wf_run_steps(). NULL is a no-op. */
+void wf_steps_free(wf_step_info *steps, size_t n);
+
+/* A workflow's numbers at one moment, as wf_workflow_stats() returns them. */
+typedef struct wf_stats {
+    char *workflow;                           /* owned by the array */
+    long long count[WF_STATE_TERMINATED + 1]; /* runs per state, indexed by wf_state ([0]: 0) */
+    long long completed_last_minute;          /* runs that completed in the last 60 s */
+    double runs_per_second;                   /* completed_last_minute / 60 */
+    int64_t oldest_queued_ms;                 /* age of the oldest queued run (ms); 0: none */
+    long long dead;                           /* dead letters kept (P:{W}:dead) */
+    int64_t now_ms;                           /* the Redis time the numbers were taken at */
+} wf_stats;
+
+/* Counts runs per state for workflow `workflow` (NULL: every registered workflow, sorted by
+ * name), from the state indexes, plus throughput and the queue's oldest run, all against Redis's
+ * clock. One pipelined round trip per workflow. On success sets `*stats` to `*n` entries that the
+ * caller frees with wf_stats_free(*stats, *n). Returns WF_OK, WF_ERR_BAD_NAME, or a connection
+ * error. A workflow that was never registered simply counts zero everywhere. */
+int wf_workflow_stats(wf_client *client, const char *workflow, wf_stats **stats, size_t *n,
+                      wf_error *err);
+
+/* Frees an array returned by wf_workflow_stats(). NULL is a no-op. */
+void wf_stats_free(wf_stats *stats, size_t n);
+
+/* A worker is stale when its last heartbeat in P:workers is older than this. */
+#define WF_WORKER_STALE_MS 60000
+
+/* A worker process as it describes itself in the hash P:workers (written by every worker at each
+ * heartbeat, removed when it exits cleanly). */
+typedef struct wf_worker_info {
+    char *name; /* consumer name, "HOST:PID:HEX" (the run hash's `worker` field) */
+    char *host; /* NULL when the entry did not parse */
+    long long pid;
+    int64_t started_at_ms; /* ms since the epoch; 0 unknown */
+    int64_t last_seen_ms;  /* the last heartbeat (Redis ms since the epoch); 0 unknown */
+    int64_t age_ms;        /* Redis time minus last_seen_ms */
+    int concurrency;       /* executor slots */
+    int busy;              /* slots in use at the last heartbeat */
+    char **workflows;      /* the workflows it runs; `nworkflows` strings */
+    size_t nworkflows;
+    int stale; /* 1 when last_seen is older than WF_WORKER_STALE_MS (or unreadable): presumed dead
+                */
+} wf_worker_info;
+
+/* Lists the worker processes registered in P:workers, sorted by name. `include_stale` 0 leaves out
+ * those presumed dead. On success sets `*workers` to `*n` entries that the caller frees with
+ * wf_workers_free(*workers, *n). Returns WF_OK or a connection error. */
+int wf_list_workers(wf_client *client, int include_stale, wf_worker_info **workers, size_t *n,
+                    wf_error *err);
+
+/* Frees an array returned by wf_list_workers(). NULL is a no-op. */
+void wf_workers_free(wf_worker_info *workers, size_t n);
+
+/* What wf_purge_runs() deletes. Zero-initialise. */
+typedef struct wf_purge_options {
+    int64_t older_than_ms; /* only runs whose last state change is at least this old (Redis time) */
+    const char *workflow;  /* only this workflow; NULL: every registered workflow */
+    wf_state state;        /* only this final state; WF_STATE_UNKNOWN: all four final states */
+    int dry_run;           /* 1: delete nothing, count what would go */
+} wf_purge_options;
+
+/* Deletes finished runs (completed, failed, cancelled, terminated) whose last state change is
+ * older than options->older_than_ms, with their steps, before their retention time would: each
+ * run is re-checked to be final and old enough inside Redis (lua/purge.lua), so a run restarted
+ * meanwhile is never touched. Runs that are not final are never deleted. Sets `*purged` (may be
+ * NULL) to the number deleted (or, with dry_run, the number that would be). Returns WF_OK,
+ * WF_ERR_INVALID (a non-final state, a negative age), WF_ERR_BAD_NAME, or a connection error
+ * (then some runs may already be deleted: *purged counts them). */
+int wf_purge_runs(wf_client *client, const wf_purge_options *options, size_t *purged,
+                  wf_error *err);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,22 @@ typedef struct wf_worker_options {
     int register_all;      /* pick up every definition in the process-wide table
                               (wf_workflow_register / WF_WORKFLOW): 0 or 1 yes (the default),
                               -1 no (only wf_worker_define / wf_worker_load_dir) */
+
+    /* -- Operations (docs/observability.md); added at the end so older initialisers still fit.
+     *    Strings are copied by wf_worker_new(). NULL / 0: off or the default. -- */
+    const char *http_listen;       /* "HOST:PORT": serve /healthz, /readyz and /metrics
+                                      (Prometheus text) there on the worker's loop; NULL: none */
+    const char *http_token;        /* then every request needs "Authorization: Bearer TOKEN";
+                                      required (16+ characters) when HOST is not loopback */
+    const char *webhook_url;       /* POST a signed notification for every run of this worker's
+                                      workflows that ends (completed, failed, cancelled,
+                                      terminated), from the durable outbox; NULL: none */
+    const char *webhook_secret;    /* HMAC-SHA256 key of X-WF-Signature; required with a URL */
+    int webhook_max_attempts;      /* attempts before a notification goes to the dead outbox
+                                      P:{W}:outbox:dead; default 10 */
+    int64_t webhook_timeout_ms;    /* one delivery attempt; default 10000 */
+    int64_t webhook_visibility_ms; /* a notification a dead worker left unacknowledged is taken
+                                      over by another worker after this; default 60000 */
 } wf_worker_options;
 
 /* Creates a worker (connects to Redis, checks the schema). It picks up every workflow registered

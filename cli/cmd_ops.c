@@ -1,0 +1,263 @@
+/* cmd_ops.c - looking after a whole Redis of runs: `wf stats` (counts per state and throughput
+ * per workflow), `wf workers` (the live worker processes) and `wf purge` (delete old finished
+ * runs before their retention time). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char STATS_USAGE[] =
+    "Usage: wf stats [--workflow W]\n"
+    "\n"
+    "Per workflow: how many runs are in each state, how many completed in the last minute (and\n"
+    "so runs/s), how long the oldest queued run has waited, and the dead letters kept. A table,\n"
+    "or with --json an array of {\"workflow\", \"counts\": {STATE: N...}, \"total\",\n"
+    "\"completedLastMinute\", \"runsPerSecond\", \"oldestQueuedMs\", \"dead\", \"now\"}.\n"
+    "\n"
+    "Options:\n"
+    "  --workflow W   only workflow W (default: every registered workflow)\n"
+    "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
+
+static const char WORKERS_USAGE[] =
+    "Usage: wf workers [--live]\n"
+    "\n"
+    "Lists the worker processes that registered with this Redis: name (as in a run's \"worker\"),\n"
+    "host, pid, slots in use of its concurrency, when it started, its last heartbeat, and its\n"
+    "workflows. A worker not heard from for 60 s is shown as stale (presumed dead; its runs are\n"
+    "reclaimed when their leases expire). A table, or with --json an array of {\"name\", "
+    "\"host\",\n"
+    "\"pid\", \"startedAt\", \"lastSeen\", \"ageMs\", \"concurrency\", \"busy\", \"workflows\",\n"
+    "\"stale\"}.\n"
+    "\n"
+    "Options:\n"
+    "  --live         leave out stale workers\n"
+    "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
+
+static const char PURGE_USAGE[] =
+    "Usage: wf purge --older-than DURATION [--workflow W] [--state S] [--dry-run]\n"
+    "\n"
+    "Deletes finished runs (completed, failed, cancelled, terminated), with their steps, whose\n"
+    "last state change is older than DURATION (by Redis's clock), before their retention time\n"
+    "would. Runs that have not finished are never touched. Prints how many were deleted, or\n"
+    "with --json {\"purged\": N, \"dryRun\": BOOL}.\n"
+    "\n"
+    "Options:\n"
+    "  --older-than D  required: 30s, 10m, 2h, 7d, or milliseconds\n"
+    "  --workflow W    only workflow W (default: every registered workflow)\n"
+    "  --state S       only one final state: completed, failed, cancelled or terminated\n"
+    "  --dry-run       delete nothing; print how many runs would be deleted\n"
+    "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
+
+/* ---- stats ------------------------------------------------------------------------------------
+ */
+
+json_t *wf__cli_stats_json(const wf_stats *s)
+{
+    json_t *counts = json_object();
+    long long total = 0;
+    for (int st = WF_STATE_QUEUED; counts && st <= WF_STATE_TERMINATED; st++) {
+        json_object_set_new(counts, wf_state_name((wf_state)st), json_integer(s->count[st]));
+        total += s->count[st];
+    }
+    return json_pack("{s:s, s:o*, s:I, s:I, s:f, s:I, s:I, s:I}", "workflow", s->workflow, "counts",
+                     counts, "total", (json_int_t)total, "completedLastMinute",
+                     (json_int_t)s->completed_last_minute, "runsPerSecond", s->runs_per_second,
+                     "oldestQueuedMs", (json_int_t)s->oldest_queued_ms, "dead", (json_int_t)s->dead,
+                     "now", (json_int_t)s->now_ms);
+}
+
+static void print_stats(const wf_stats *stats, size_t n)
+{
+    int w = 8;
+    for (size_t i = 0; i < n; i++)
+        if ((int)strlen(stats[i].workflow) > w) w = (int)strlen(stats[i].workflow);
+    printf("%-*s  %7s %7s %6s %7s %9s %6s %9s %10s  %8s %7s  %-13s %5s\n", w, "WORKFLOW", "QUEUED",
+           "RUNNING", "PAUSED", "WAITING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",
+           "DONE/MIN", "RUNS/S", "OLDEST QUEUED", "DEAD");
+    for (size_t i = 0; i < n; i++) {
+        const wf_stats *s = &stats[i];
+        char oldest[32] = "-";
+        if (s->count[WF_STATE_QUEUED] > 0)
+            wf__cli_format_duration(s->oldest_queued_ms, oldest, sizeof oldest);
+        printf("%-*s  %7lld %7lld %6lld %7lld %9lld %6lld %9lld %10lld  %8lld %7.2f  %-13s %5lld\n",
+               w, s->workflow, s->count[WF_STATE_QUEUED], s->count[WF_STATE_RUNNING],
+               s->count[WF_STATE_PAUSED], s->count[WF_STATE_WAITING], s->count[WF_STATE_COMPLETED],
+               s->count[WF_STATE_FAILED], s->count[WF_STATE_CANCELLED],
+               s->count[WF_STATE_TERMINATED], s->completed_last_minute, s->runs_per_second, oldest,
+               s->dead);
+    }
+    if (n == 0) puts("no workflows registered");
+}
+
+int wf__cli_cmd_stats(wf__cli *cli, int argc, char **argv)
+{
+    enum { OPT_WORKFLOW = 1 };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"workflow", required_argument, NULL, OPT_WORKFLOW},
+        {NULL, 0, NULL, 0},
+    };
+    const char *workflow = NULL;
+    int c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c != OPT_WORKFLOW) return WF_CLI_USAGE;
+        workflow = optarg;
+    }
+    if (cli->help) return fputs(STATS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (optind != argc) return wf__cli_usage_error("stats", "stats takes no arguments");
+    int rc = wf__cli_connect(cli);
+    if (rc != WF_CLI_OK) return rc;
+    wf_stats *stats = NULL;
+    size_t n = 0;
+    wf_error err = {0};
+    if (wf_workflow_stats(cli->client, workflow, &stats, &n, &err) != WF_OK)
+        return wf__cli_fail(&err);
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++) json_array_append_new(a, wf__cli_stats_json(&stats[i]));
+        rc = wf__cli_print_json(a);
+    } else {
+        print_stats(stats, n);
+    }
+    wf_stats_free(stats, n);
+    return rc;
+}
+
+/* ---- workers ----------------------------------------------------------------------------------
+ */
+
+json_t *wf__cli_worker_json(const wf_worker_info *w)
+{
+    json_t *wfs = json_array();
+    for (size_t i = 0; wfs && i < w->nworkflows; i++)
+        json_array_append_new(wfs, json_string(w->workflows[i]));
+    return json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:i, s:i, s:o*, s:b}", "name", w->name,
+                     "host", w->host, "pid", (json_int_t)w->pid, "startedAt",
+                     (json_int_t)w->started_at_ms, "lastSeen", (json_int_t)w->last_seen_ms, "ageMs",
+                     (json_int_t)w->age_ms, "concurrency", w->concurrency, "busy", w->busy,
+                     "workflows", wfs, "stale", w->stale);
+}
+
+static void print_workers(const wf_worker_info *ws, size_t n)
+{
+    if (n == 0) {
+        puts("no workers");
+        return;
+    }
+    int w = 4;
+    for (size_t i = 0; i < n; i++)
+        if ((int)strlen(ws[i].name) > w) w = (int)strlen(ws[i].name);
+    printf("%-*s  %-20s  %8s  %9s  %-20s  %-9s  %-6s  %s\n", w, "NAME", "HOST", "PID", "BUSY",
+           "STARTED", "SEEN", "STATUS", "WORKFLOWS");
+    for (size_t i = 0; i < n; i++) {
+        const wf_worker_info *x = &ws[i];
+        char host[24], busy[24], started[32], seen[40], age[24], wfs[256] = "";
+        snprintf(busy, sizeof busy, "%d/%d", x->busy, x->concurrency);
+        snprintf(seen, sizeof seen, "%s ago", wf__cli_format_duration(x->age_ms, age, sizeof age));
+        for (size_t j = 0; j < x->nworkflows; j++) {
+            size_t len = strlen(wfs);
+            snprintf(wfs + len, sizeof wfs - len, "%s%s", j ? "," : "", x->workflows[j]);
+        }
+        printf("%-*s  %-20s  %8lld  %9s  %-20s  %-9s  %-6s  %s\n", w, x->name,
+               wf__cli_cell(x->host, 20, host, sizeof host), x->pid, busy,
+               wf__cli_format_time(x->started_at_ms, started, sizeof started),
+               x->last_seen_ms > 0 ? seen : "never", x->stale ? "stale" : "live",
+               wfs[0] ? wfs : "-");
+    }
+}
+
+int wf__cli_cmd_workers(wf__cli *cli, int argc, char **argv)
+{
+    enum { OPT_LIVE = 1 };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"live", no_argument, NULL, OPT_LIVE},
+        {NULL, 0, NULL, 0},
+    };
+    int live = 0, c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c != OPT_LIVE) return WF_CLI_USAGE;
+        live = 1;
+    }
+    if (cli->help) return fputs(WORKERS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (optind != argc) return wf__cli_usage_error("workers", "workers takes no arguments");
+    int rc = wf__cli_connect(cli);
+    if (rc != WF_CLI_OK) return rc;
+    wf_worker_info *ws = NULL;
+    size_t n = 0;
+    wf_error err = {0};
+    if (wf_list_workers(cli->client, !live, &ws, &n, &err) != WF_OK) return wf__cli_fail(&err);
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++) json_array_append_new(a, wf__cli_worker_json(&ws[i]));
+        rc = wf__cli_print_json(a);
+    } else {
+        print_workers(ws, n);
+    }
+    wf_workers_free(ws, n);
+    return rc;
+}
+
+/* ---- purge ------------------------------------------------------------------------------------
+ */
+
+int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv)
+{
+    enum { OPT_OLDER = 1, OPT_WORKFLOW, OPT_STATE, OPT_DRY };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"older-than", required_argument, NULL, OPT_OLDER},
+        {"workflow", required_argument, NULL, OPT_WORKFLOW},
+        {"state", required_argument, NULL, OPT_STATE},
+        {"dry-run", no_argument, NULL, OPT_DRY},
+        {NULL, 0, NULL, 0},
+    };
+    wf_purge_options po = {0};
+    int has_age = 0, c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        switch (c) {
+        case OPT_OLDER:
+            if (wf__cli_parse_duration(optarg, &po.older_than_ms) != 0)
+                return wf__cli_usage_error("purge",
+                                           "--older-than wants a duration like 7d, not "
+                                           "'%s'",
+                                           optarg);
+            has_age = 1;
+            break;
+        case OPT_WORKFLOW:
+            po.workflow = optarg;
+            break;
+        case OPT_STATE:
+            po.state = wf_state_from_name(optarg);
+            if (!wf_state_is_final(po.state))
+                return wf__cli_usage_error("purge",
+                                           "--state wants a final state (completed, failed, "
+                                           "cancelled, terminated), not '%s'",
+                                           optarg);
+            break;
+        case OPT_DRY:
+            po.dry_run = 1;
+            break;
+        default:
+            return WF_CLI_USAGE;
+        }
+    }
+    if (cli->help) return fputs(PURGE_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (optind != argc) return wf__cli_usage_error("purge", "purge takes no arguments");
+    if (!has_age) return wf__cli_usage_error("purge", "purge needs --older-than DURATION");
+    int rc = wf__cli_connect(cli);
+    if (rc != WF_CLI_OK) return rc;
+    size_t purged = 0;
+    wf_error err = {0};
+    if (wf_purge_runs(cli->client, &po, &purged, &err) != WF_OK) {
+        if (purged) fprintf(stderr, "wf: %zu runs were deleted before the error\n", purged);
+        return wf__cli_fail(&err);
+    }
+    if (cli->json)
+        return wf__cli_print_json(
+            json_pack("{s:I, s:b}", "purged", (json_int_t)purged, "dryRun", po.dry_run));
+    printf("%s %zu finished run%s\n", po.dry_run ? "would purge" : "purged", purged,
+           purged == 1 ? "" : "s");
+    return WF_CLI_OK;
+}

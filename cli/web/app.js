@@ -1,0 +1,304 @@
+// app.js - the wf dashboard: polls the JSON API of `wf web` every 1.5 s and draws the overview
+// (workflows, workers, runs) or one run (#/run/ID). Every piece of data goes into the DOM as text
+// (text nodes and textContent, never parsed as markup), so a run's input or error cannot inject
+// markup.
+'use strict';
+
+const POLL_MS = 1500;
+const STATES = ['queued', 'running', 'paused', 'waiting', 'completed', 'failed', 'cancelled',
+  'terminated'];
+const FINAL = new Set(['completed', 'failed', 'cancelled', 'terminated']);
+
+const $ = (id) => document.getElementById(id);
+let token = sessionStorage.getItem('wf-token') || '';
+let timer = null;
+let busy = false;
+
+// ---- DOM helpers ------------------------------------------------------------------------------
+
+// el('td', {className: 'x', title: 't'}, 'text', childNode...): strings become text nodes.
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node[k] = v;
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function stateBadge(state) {
+  return el('span', { className: 'state state-' + (STATES.includes(state) ? state : 'unknown') },
+    state);
+}
+
+function fmtTime(ms) {
+  if (!ms) return '-';
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+}
+
+function fmtDuration(ms) {
+  if (ms === null || ms === undefined) return '-';
+  if (ms < 0) ms = 0;
+  if (ms < 1000) return ms + 'ms';
+  const s = Math.floor(ms / 1000);
+  if (ms < 60000) return (ms / 1000).toFixed(1) + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm' + String(s % 60).padStart(2, '0') + 's';
+  if (s < 86400) return Math.floor(s / 3600) + 'h' + String(Math.floor(s / 60) % 60).padStart(2, '0') + 'm';
+  return Math.floor(s / 86400) + 'd' + String(Math.floor(s / 3600) % 24).padStart(2, '0') + 'h';
+}
+
+function json(v) {
+  return v === null || v === undefined ? '(none)' : JSON.stringify(v, null, 2);
+}
+
+function runLink(id) {
+  return el('a', { href: '#/run/' + encodeURIComponent(id) }, id);
+}
+
+function showError(msg) {
+  const b = $('error-banner');
+  b.textContent = msg || '';
+  b.hidden = !msg;
+  const live = $('live');
+  live.textContent = msg ? 'disconnected' : 'live';
+  live.className = 'live ' + (msg ? 'bad' : 'ok');
+}
+
+// ---- API ----------------------------------------------------------------------------------------
+
+class NeedToken extends Error {}
+
+async function api(path, method) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const res = await fetch('/api' + path, { method: method || 'GET', headers, cache: 'no-store' });
+  let body = null;
+  try { body = await res.json(); } catch (e) { body = null; }
+  if (res.status === 401) throw new NeedToken((body && body.error) || 'token needed');
+  if (!res.ok) {
+    const err = new Error((body && body.error) || ('HTTP ' + res.status));
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+
+// ---- Overview -----------------------------------------------------------------------------------
+
+const filters = JSON.parse(sessionStorage.getItem('wf-filters') || '{}');
+
+function setFilter(workflow, state) {
+  filters.workflow = workflow;
+  filters.state = state;
+  $('filter-workflow').value = workflow || '';
+  $('filter-state').value = state || '';
+  sessionStorage.setItem('wf-filters', JSON.stringify(filters));
+  refresh();
+}
+
+function drawWorkflows(list) {
+  const body = $('workflows').tBodies[0];
+  const rows = list.map((w) => {
+    const cells = [el('td', {}, el('a', { className: 'count', onclick: () => setFilter(w.workflow, '') },
+      w.workflow))];
+    for (const s of STATES) {
+      const n = w.counts[s] || 0;
+      cells.push(el('td', { className: 'num' + (n ? '' : ' zero'), dataset: { state: s } },
+        n ? el('a', { className: 'count', onclick: () => setFilter(w.workflow, s) }, n) : '0'));
+    }
+    cells.push(el('td', { className: 'num' }, w.completedLastMinute));
+    cells.push(el('td', { className: 'num' }, w.counts.queued ? fmtDuration(w.oldestQueuedMs) : '-'));
+    return el('tr', { dataset: { workflow: w.workflow } }, ...cells);
+  });
+  body.replaceChildren(...rows);
+  $('workflows-empty').hidden = list.length > 0;
+  const sel = $('filter-workflow');
+  const known = Array.from(sel.options).map((o) => o.value);
+  for (const w of list) if (!known.includes(w.workflow)) sel.append(el('option', { value: w.workflow }, w.workflow));
+  sel.value = filters.workflow || '';
+}
+
+function drawWorkers(list) {
+  const rows = list.map((w) => el('tr', {},
+    el('td', { className: 'id' }, w.name),
+    el('td', {}, w.host || '?'),
+    el('td', { className: 'num' }, w.pid),
+    el('td', { className: 'num' }, w.busy + '/' + w.concurrency),
+    el('td', {}, w.lastSeen ? fmtDuration(w.ageMs) + ' ago' : 'never'),
+    el('td', {}, w.stale ? 'stale' : 'live'),
+    el('td', {}, (w.workflows || []).join(', '))));
+  $('workers').tBodies[0].replaceChildren(...rows);
+  $('workers-empty').hidden = list.length > 0;
+}
+
+function drawRuns(list) {
+  const rows = list.map((r) => el('tr', { dataset: { id: r.id, state: r.state } },
+    el('td', { className: 'id' }, runLink(r.id)),
+    el('td', {}, stateBadge(r.state)),
+    el('td', { className: 'num' }, r.attempt),
+    el('td', {}, fmtTime(r.createdAt)),
+    el('td', {}, fmtTime(r.updatedAt)),
+    el('td', { className: 'err', title: r.error || '' }, r.error || '')));
+  $('runs').tBodies[0].replaceChildren(...rows);
+  $('runs-empty').hidden = list.length > 0;
+}
+
+async function refreshOverview() {
+  const q = new URLSearchParams();
+  if (filters.workflow) q.set('workflow', filters.workflow);
+  if (filters.state) q.set('state', filters.state);
+  q.set('limit', $('filter-limit').value);
+  const [wfs, workers, runs] = await Promise.all([
+    api('/workflows'), api('/workers'), api('/runs?' + q.toString())]);
+  drawWorkflows(wfs.workflows);
+  drawWorkers(workers.workers);
+  drawRuns(runs.runs);
+}
+
+// ---- One run ------------------------------------------------------------------------------------
+
+let currentRun = null;
+
+function fact(dl, label, value) {
+  dl.append(el('dt', {}, label), el('dd', {}, value === null || value === undefined || value === '' ? '-' : value));
+}
+
+function drawRun(r) {
+  currentRun = r;
+  document.title = r.id + ' · wf';
+  $('run-id').textContent = r.id;
+  $('run-state').replaceWith(Object.assign(stateBadge(r.state), { id: 'run-state' }));
+  const dl = $('run-facts');
+  dl.replaceChildren();
+  fact(dl, 'Workflow', r.workflow);
+  fact(dl, 'State', r.state + (r.pausedFrom ? ' (was ' + r.pausedFrom + ')' : ''));
+  if (r.waitReason || r.wakeAt) {
+    fact(dl, 'Waiting for', (r.waitReason || 'event') +
+      (r.wakeAt ? ', due ' + fmtTime(r.wakeAt) + ' (in ' + fmtDuration(r.wakeAt - Date.now()) + ')' : ''));
+  }
+  fact(dl, 'Attempt', r.attempt);
+  fact(dl, 'Step', r.step);
+  fact(dl, 'Worker', r.worker);
+  fact(dl, 'Reclaims', r.reclaims);
+  fact(dl, 'Created', fmtTime(r.createdAt));
+  fact(dl, 'Started', fmtTime(r.startedAt));
+  fact(dl, 'Last change', fmtTime(r.updatedAt));
+  fact(dl, 'Finished', r.finishedAt
+    ? fmtTime(r.finishedAt) + ' (after ' + fmtDuration(r.finishedAt - r.createdAt) + ')' : null);
+  $('run-input').textContent = json(r.input);
+  $('run-output').textContent = json(r.output);
+  $('run-error').textContent = r.error || '';
+  $('run-error-box').hidden = !r.error;
+
+  const steps = r.steps.map((s) => el('tr', { dataset: { step: s.name } },
+    el('td', { className: 'id' }, s.name), el('td', {}, s.kind), el('td', {}, s.status),
+    el('td', { className: 'num' }, s.attempts), el('td', {}, fmtTime(s.startedAt)),
+    el('td', {}, fmtDuration(s.durationMs)), el('td', {}, fmtTime(s.until)),
+    el('td', { className: 'err' }, s.error || '')));
+  $('run-steps').tBodies[0].replaceChildren(...steps);
+  $('steps-empty').hidden = r.steps.length > 0;
+
+  $('run-timeline').replaceChildren(...r.timeline.map((t) => el('li', {},
+    el('span', { className: 'at' }, fmtTime(t.at)), el('span', { className: 'ev' }, t.event),
+    t.detail || '')));
+
+  const allowed = {
+    stop: !FINAL.has(r.state),
+    pause: ['queued', 'waiting', 'running'].includes(r.state),
+    resume: r.state === 'paused',
+    retry: ['failed', 'terminated', 'cancelled'].includes(r.state),
+  };
+  for (const b of document.querySelectorAll('#run-view [data-action]')) b.disabled = !allowed[b.dataset.action];
+}
+
+async function refreshRun(id) {
+  try {
+    drawRun(await api('/runs/' + encodeURIComponent(id)));
+  } catch (e) {
+    if (e.status === 404 || e.status === 400) {
+      $('run-id').textContent = id;
+      $('run-facts').replaceChildren(el('dt', {}, 'Error'), el('dd', {}, e.message));
+      return;
+    }
+    throw e;
+  }
+}
+
+async function act(action) {
+  if (!currentRun) return;
+  const msg = $('action-msg');
+  msg.className = 'message';
+  msg.textContent = action + '…';
+  try {
+    const res = await api('/runs/' + encodeURIComponent(currentRun.id) + '/' + action, 'POST');
+    msg.textContent = action + ': now ' + res.run.state;
+  } catch (e) {
+    if (e instanceof NeedToken) return askToken();
+    msg.className = 'message bad';
+    msg.textContent = e.message;
+  }
+  refresh();
+}
+
+// ---- Routing, polling, token --------------------------------------------------------------------
+
+function route() {
+  const m = location.hash.match(/^#\/run\/(.+)$/);
+  return m ? { view: 'run', id: decodeURIComponent(m[1]) } : { view: 'overview' };
+}
+
+function askToken() {
+  clearTimeout(timer);
+  $('token-box').hidden = false;
+  $('overview-view').hidden = true;
+  $('run-view').hidden = true;
+  $('token-input').focus();
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  if (busy) { timer = setTimeout(refresh, 200); return; }
+  busy = true;
+  const r = route();
+  $('overview-view').hidden = r.view !== 'overview';
+  $('run-view').hidden = r.view !== 'run';
+  try {
+    if (r.view === 'run') await refreshRun(r.id);
+    else { document.title = 'wf dashboard'; await refreshOverview(); }
+    showError('');
+    timer = setTimeout(refresh, POLL_MS);
+  } catch (e) {
+    if (e instanceof NeedToken) askToken();
+    else { showError('Cannot reach the API: ' + e.message); timer = setTimeout(refresh, POLL_MS * 2); }
+  } finally {
+    busy = false;
+  }
+}
+
+function init() {
+  $('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    token = $('token-input').value.trim();
+    sessionStorage.setItem('wf-token', token);
+    $('token-input').value = '';
+    $('token-box').hidden = true;
+    refresh();
+  });
+  $('filters').addEventListener('submit', (ev) => ev.preventDefault());
+  $('filter-workflow').addEventListener('change', (ev) => setFilter(ev.target.value, filters.state));
+  $('filter-state').addEventListener('change', (ev) => setFilter(filters.workflow, ev.target.value));
+  $('filter-limit').addEventListener('change', () => refresh());
+  for (const b of document.querySelectorAll('#run-view [data-action]')) {
+    b.addEventListener('click', () => act(b.dataset.action));
+  }
+  $('filter-state').value = filters.state || '';
+  window.addEventListener('hashchange', () => { currentRun = null; $('action-msg').textContent = ''; refresh(); });
+  refresh();
+}
+
+init();

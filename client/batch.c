@@ -1,0 +1,235 @@
+/* batch.c - wf_run_workflow_batch: starting many runs with pipelined enqueue.lua calls.
+ *
+ * wf_run_workflow() pays one network round trip per run. Here the same EVALSHA calls are appended
+ * to the client's synchronous hiredis connection CHUNK at a time and their replies read back in
+ * order, so a batch costs about n / CHUNK round trips. Each call is the ordinary enqueue script,
+ * atomic per run and idempotent per id: after a connection failure the runs of the chunk that were
+ * not confirmed are re-sent with the same ids, so a lost reply never creates a second run.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_impl.h"
+
+#define CHUNK 256 /* enqueue calls per round trip: bounds the client's buffers, not Redis's */
+
+/* One run of the chunk being sent. */
+typedef struct item {
+    char id[WF__ID_MAX];
+    char *key;      /* the run's hash key (owned) */
+    const void *in; /* input bytes (borrowed from the caller) */
+    size_t in_len;  /* 0: no input */
+    int confirmed;  /* Redis answered the enqueue script with {new, state} */
+    int sent;       /* appended in the current pipeline */
+} item;
+
+/* What every call of one batch shares. */
+typedef struct batch {
+    wf_client *client;
+    const char *name;
+    wf__wfkeys keys;
+    char delay[32];
+} batch;
+
+/* Appends one EVALSHA (or EVAL when the SHA is unknown) of enqueue.lua for `it`. */
+static int append_call(batch *b, const item *it)
+{
+    enum { NARGS = 3 + WF__NFIXED + 1 + 4 };
+    const char *argv[NARGS];
+    size_t len[NARGS];
+    const char *sha = wf__script_sha(WF__SCRIPT_ENQUEUE);
+    const wf__script_src *src = wf__script_get(WF__SCRIPT_ENQUEUE);
+    if (!sha && !src) return -1;
+    char numkeys[8];
+    snprintf(numkeys, sizeof numkeys, "%d", WF__NFIXED + 1);
+    int a = 0;
+    argv[a] = sha ? "EVALSHA" : "EVAL";
+    len[a] = strlen(argv[a]);
+    a++;
+    argv[a] = sha ? sha : src->src;
+    len[a++] = sha ? 40 : src->len;
+    argv[a] = numkeys;
+    len[a] = strlen(numkeys);
+    a++;
+    for (int k = 0; k < WF__NFIXED; k++, a++) {
+        argv[a] = b->keys.k[k];
+        len[a] = strlen(argv[a]);
+    }
+    argv[a] = it->key;
+    len[a] = strlen(it->key);
+    a++;
+    argv[a] = it->id;
+    len[a] = strlen(it->id);
+    a++;
+    argv[a] = b->name;
+    len[a] = strlen(b->name);
+    a++;
+    argv[a] = it->in_len ? (const char *)it->in : "";
+    len[a++] = it->in_len;
+    argv[a] = b->delay;
+    len[a] = strlen(b->delay);
+    a++;
+    return redisAppendCommandArgv(b->client->c, a, argv, len) == REDIS_OK ? 0 : -1;
+}
+
+/* The enqueue script's normal answer: {1|0, state}. */
+static int reply_ok(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+}
+
+/* Re-runs one call through wf__script_call, which falls back to EVAL after NOSCRIPT. */
+static int call_one(batch *b, item *it, wf_error *err)
+{
+    const char *keys[WF__NFIXED + 1];
+    for (int k = 0; k < WF__NFIXED; k++) keys[k] = b->keys.k[k];
+    keys[WF__NFIXED] = it->key;
+    const char *args[4] = {it->id, b->name, it->in_len ? (const char *)it->in : "", b->delay};
+    size_t lens[4] = {strlen(it->id), strlen(b->name), it->in_len, strlen(b->delay)};
+    redisReply *r =
+        wf__script_call(b->client->c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 1, keys, 4, args, lens, err);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    int ok = reply_ok(r);
+    freeReplyObject(r);
+    if (!ok) return wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from enqueue script");
+    it->confirmed = 1;
+    return WF_OK;
+}
+
+/* Sends every unconfirmed item of `its` in one pipeline and reads the replies. Returns WF_OK,
+ * WF_ERR_IO (connection failed: the caller may reconnect and call again), or the first error
+ * Redis answered (the pipeline is still read to its end so the connection stays usable). */
+static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
+{
+    redisContext *c = b->client->c;
+    size_t nsent = 0;
+    for (size_t i = 0; i < m; i++) {
+        its[i].sent = 0;
+        if (its[i].confirmed) continue;
+        if (append_call(b, &its[i]) != 0)
+            return wf_error_set(err, WF_ERR_IO, "cannot queue the enqueue call: %s",
+                                c->errstr[0] ? c->errstr : "out of memory");
+        its[i].sent = 1;
+        nsent++;
+    }
+    int rc = WF_OK;
+    for (size_t i = 0; i < m && nsent > 0; i++) {
+        if (!its[i].sent) continue;
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
+            return wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
+                                c->errstr[0] ? c->errstr : "no reply");
+        nsent--;
+        if (reply_ok(r)) {
+            its[i].confirmed = 1;
+        } else if (r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
+                   memcmp(r->str, "NOSCRIPT", 8) == 0) {
+            its[i].sent = 2; /* redo with EVAL once the pipeline is drained */
+        } else if (rc == WF_OK) {
+            rc = r->type == REDIS_REPLY_ERROR
+                     ? wf__script_error(r->str, r->len, err)
+                     : wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from enqueue script");
+        }
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < m && rc == WF_OK; i++)
+        if (its[i].sent == 2) rc = call_one(b, &its[i], err);
+    return rc;
+}
+
+/* Makes a handle for a confirmed run (the same as wf_run_workflow's). NULL when out of memory. */
+static wf_run *handle_new(wf_client *client, const char *name, item *it)
+{
+    wf_run *run = calloc(1, sizeof *run);
+    if (!run) return NULL;
+    run->client = client;
+    snprintf(run->id, sizeof run->id, "%s", it->id);
+    snprintf(run->workflow, sizeof run->workflow, "%s", name);
+    run->key = it->key;
+    it->key = NULL;
+    return run;
+}
+
+/* Checks every payload before anything is sent. */
+static int check_all(wf_client *client, const char *name, size_t n, const void *const *payloads,
+                     const size_t *lens, wf_error *err)
+{
+    int rc = wf__check_start(client, name, NULL, 0, err);
+    if (rc != WF_OK || !payloads || !lens) return rc;
+    for (size_t i = 0; i < n; i++) {
+        wf_error e = {0};
+        rc = wf__check_start(client, name, payloads[i], lens[i], &e);
+        if (rc != WF_OK) return wf_error_set(err, rc, "payload %zu of the batch: %s", i, e.message);
+    }
+    return WF_OK;
+}
+
+/* Sends one chunk, with one reconnect and resend after a connection failure. */
+static int send_chunk(batch *b, item *its, size_t m, wf_error *err)
+{
+    int rc = WF_ERR_IO;
+    for (int attempt = 0; attempt < 2 && rc == WF_ERR_IO; attempt++) {
+        if (wf__client_ensure(b->client, err) != WF_OK) return err ? err->code : WF_ERR_CONNECT;
+        rc = send_pipeline(b, its, m, err);
+        if (rc == WF_ERR_IO && attempt == 0 && b->client->c) b->client->c->err = REDIS_ERR_IO;
+    }
+    return rc;
+}
+
+int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
+                          const void *const *payloads, const size_t *lens,
+                          const wf_run_options *options, wf_run **runs, wf_error *err)
+{
+    if (runs)
+        for (size_t i = 0; i < n; i++) runs[i] = NULL;
+    if (!client) return wf_error_set(err, WF_ERR_INVALID, "client is NULL");
+    if (options && options->id)
+        return wf_error_set(err, WF_ERR_INVALID,
+                            "options->id must be NULL for a batch (one id "
+                            "cannot name several runs)");
+    if (options && options->delay_ms < 0)
+        return wf_error_set(err, WF_ERR_INVALID, "delay_ms must be >= 0");
+    int rc = check_all(client, name, n, payloads, lens, err);
+    if (rc != WF_OK || n == 0) return rc;
+    if (!(options && options->allow_unregistered) &&
+        wf__client_check_workflow(client, name, err) != WF_OK)
+        return err ? err->code : WF_ERR_UNKNOWN_WORKFLOW;
+
+    batch b = {.client = client, .name = name};
+    if (wf__wfkeys_init(&b.keys, client->url.prefix, name) != WF_OK)
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    snprintf(b.delay, sizeof b.delay, "%lld", (long long)(options ? options->delay_ms : 0));
+    item *its = calloc(n < CHUNK ? n : CHUNK, sizeof *its);
+    if (!its) {
+        wf__wfkeys_free(&b.keys);
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
+    for (size_t start = 0; start < n && rc == WF_OK; start += CHUNK) {
+        size_t m = n - start < CHUNK ? n - start : CHUNK;
+        for (size_t i = 0; i < m && rc == WF_OK; i++) {
+            item *it = &its[i];
+            memset(it, 0, sizeof *it);
+            wf__runid_new(name, it->id);
+            it->key = wf__key_run(client->url.prefix, name, it->id);
+            if (!it->key) rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+            if (payloads && lens && lens[start + i] > 0) {
+                it->in = payloads[start + i];
+                it->in_len = lens[start + i];
+            }
+        }
+        if (rc == WF_OK) rc = send_chunk(&b, its, m, err);
+        for (size_t i = 0; i < m; i++) {
+            if (runs && its[i].confirmed && its[i].key) {
+                runs[start + i] = handle_new(client, name, &its[i]);
+                if (!runs[start + i] && rc == WF_OK)
+                    rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory (the runs are queued)");
+            }
+            free(its[i].key);
+            its[i].key = NULL;
+        }
+    }
+    free(its);
+    wf__wfkeys_free(&b.keys);
+    return rc;
+}

@@ -1,0 +1,405 @@
+/* stats.c - what an operator asks of Redis as a whole rather than of one run: counts per state and
+ * throughput per workflow (wf_workflow_stats), the live worker processes (wf_list_workers, from
+ * the hash P:workers that workers keep), and deleting old finished runs (wf_purge_runs, through
+ * lua/purge.lua). Everything is measured against Redis's clock (TIME), like the scripts do. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "client_impl.h"
+
+/* ---- Helpers ----------------------------------------------------------------------------------
+ */
+
+/* Sends `n` commands (argv arrays, NULL-terminated each) as one pipeline and reads the `n`
+ * replies into `out` (the caller frees each with freeReplyObject()). Read-only commands only:
+ * after a connection failure it reconnects and sends them all once more. Returns WF_OK or an
+ * error; on error nothing is left in `out`. Error replies are kept as replies. */
+static int pipeline(wf_client *client, size_t n, const char *const *const *cmds, redisReply **out,
+                    wf_error *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (wf__client_ensure(client, err) != WF_OK) return err ? err->code : WF_ERR_CONNECT;
+        int ok = 1;
+        for (size_t i = 0; i < n && ok; i++) {
+            int argc = 0;
+            while (cmds[i][argc]) argc++;
+            ok = redisAppendCommandArgv(client->c, argc, (const char **)cmds[i], NULL) == REDIS_OK;
+        }
+        size_t got = 0;
+        for (; ok && got < n; got++) {
+            void *r = NULL;
+            if (redisGetReply(client->c, &r) != REDIS_OK || !r) ok = 0;
+            out[got] = r;
+            if (!ok) break;
+        }
+        if (ok) return WF_OK;
+        for (size_t i = 0; i < got; i++) freeReplyObject(out[i]);
+        memset(out, 0, n * sizeof *out);
+        wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
+                     client->c && client->c->errstr[0] ? client->c->errstr : "no reply");
+        if (client->c) client->c->err = REDIS_ERR_IO; /* reconnect on the next try */
+    }
+    return err ? err->code : WF_ERR_IO;
+}
+
+static long long reply_int(const redisReply *r)
+{
+    if (!r) return 0;
+    if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+    if (r->type == REDIS_REPLY_STRING) return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+/* Redis TIME as ms since the epoch, from a TIME reply; 0 when it is not one. */
+static int64_t reply_time_ms(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return 0;
+    return (int64_t)reply_int(r->element[0]) * 1000 + (int64_t)reply_int(r->element[1]) / 1000;
+}
+
+/* Redis time in ms, or 0 with `err` filled. */
+static int64_t redis_now(wf_client *client, wf_error *err)
+{
+    redisReply *r = wf__client_cmd(client, 1, err, "TIME");
+    if (!r) return 0;
+    int64_t now = reply_time_ms(r);
+    freeReplyObject(r);
+    if (!now) wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to TIME");
+    return now;
+}
+
+/* The workflows to look at: just `workflow` (checked), or every registered one. Same ownership
+ * as wf_list_workflows(). */
+static int workflows_of(wf_client *client, const char *workflow, char ***names, size_t *n,
+                        wf_error *err)
+{
+    if (!workflow) return wf_list_workflows(client, names, n, err);
+    *names = NULL;
+    *n = 0;
+    if (!wf__name_valid(workflow))
+        return wf_error_set(err, WF_ERR_BAD_NAME, "invalid workflow name '%.64s'", workflow);
+    char **one = calloc(1, sizeof *one);
+    if (!one || !(one[0] = strdup(workflow))) {
+        free(one);
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
+    *names = one;
+    *n = 1;
+    return WF_OK;
+}
+
+/* ---- Statistics -------------------------------------------------------------------------------
+ */
+
+void wf_stats_free(wf_stats *stats, size_t n)
+{
+    if (!stats) return;
+    for (size_t i = 0; i < n; i++) free(stats[i].workflow);
+    free(stats);
+}
+
+/* Commands per workflow: TIME, 8 x ZCARD, ZCOUNT completed, ZRANGE queued 0 0, LLEN dead. */
+#define NSTATS_CMDS 12
+
+static int stats_one(wf_client *client, const char *workflow, wf_stats *out, wf_error *err)
+{
+    wf__wfkeys wk;
+    if (wf__wfkeys_init(&wk, client->url.prefix, workflow) != WF_OK)
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    /* Redis's clock first, then one pipeline; the last minute is counted back from it. */
+    int64_t now = redis_now(client, err);
+    if (!now) {
+        wf__wfkeys_free(&wk);
+        return err ? err->code : WF_ERR_PROTOCOL;
+    }
+    char minute_ago[32];
+    snprintf(minute_ago, sizeof minute_ago, "(%lld", (long long)(now - 60000));
+    const char *cmds[NSTATS_CMDS][6];
+    size_t c = 0;
+    for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED; s++, c++) {
+        cmds[c][0] = "ZCARD";
+        cmds[c][1] = wk.k[WF__K_STATE(s)];
+        cmds[c][2] = NULL;
+    }
+    const char *zcount[] = {"ZCOUNT", wk.k[WF__K_STATE(WF_STATE_COMPLETED)], minute_ago, "+inf",
+                            NULL};
+    const char *oldest[] = {"ZRANGE", wk.k[WF__K_STATE(WF_STATE_QUEUED)], "0", "0", "WITHSCORES",
+                            NULL};
+    const char *dead[] = {"LLEN", wk.k[WF__K_DEAD], NULL};
+    const char *const *list[NSTATS_CMDS - 1];
+    for (size_t i = 0; i < c; i++) list[i] = cmds[i];
+    list[c++] = zcount;
+    list[c++] = oldest;
+    list[c++] = dead;
+    redisReply *r[NSTATS_CMDS - 1] = {0};
+    int rc = pipeline(client, c, list, r, err);
+    wf__wfkeys_free(&wk);
+    if (rc != WF_OK) return rc;
+    memset(out, 0, sizeof *out);
+    out->now_ms = now;
+    for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED; s++)
+        out->count[s] = reply_int(r[s - 1]);
+    out->completed_last_minute = reply_int(r[8]);
+    out->runs_per_second = (double)out->completed_last_minute / 60.0;
+    const redisReply *q = r[9];
+    if (q && q->type == REDIS_REPLY_ARRAY && q->elements == 2) {
+        int64_t since = (int64_t)strtoll(q->element[1]->str ? q->element[1]->str : "0", NULL, 10);
+        out->oldest_queued_ms = since > 0 && now > since ? now - since : 0;
+    }
+    out->dead = reply_int(r[10]);
+    for (size_t i = 0; i < c; i++) {
+        if (r[i] && r[i]->type == REDIS_REPLY_ERROR && rc == WF_OK)
+            rc = wf__script_error(r[i]->str, r[i]->len, err);
+        freeReplyObject(r[i]);
+    }
+    if (rc == WF_OK) out->workflow = strdup(workflow);
+    if (rc == WF_OK && !out->workflow) rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    return rc;
+}
+
+int wf_workflow_stats(wf_client *client, const char *workflow, wf_stats **stats, size_t *n,
+                      wf_error *err)
+{
+    if (!client || !stats || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    *stats = NULL;
+    *n = 0;
+    char **names;
+    size_t count;
+    int rc = workflows_of(client, workflow, &names, &count, err);
+    if (rc != WF_OK) return rc;
+    wf_stats *out = calloc(count + 1, sizeof *out);
+    if (!out) rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    size_t done = 0;
+    for (; rc == WF_OK && done < count; done++)
+        if ((rc = stats_one(client, names[done], &out[done], err)) != WF_OK) break;
+    wf_list_free(names, count);
+    if (rc != WF_OK) {
+        wf_stats_free(out, done);
+        return rc;
+    }
+    *stats = out;
+    *n = count;
+    return WF_OK;
+}
+
+/* ---- Workers ----------------------------------------------------------------------------------
+ */
+
+static void worker_clear(wf_worker_info *w)
+{
+    free(w->name);
+    free(w->host);
+    wf_list_free(w->workflows, w->nworkflows);
+    memset(w, 0, sizeof *w);
+}
+
+void wf_workers_free(wf_worker_info *workers, size_t n)
+{
+    if (!workers) return;
+    for (size_t i = 0; i < n; i++) worker_clear(&workers[i]);
+    free(workers);
+}
+
+static int64_t json_i64(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v)) return (int64_t)json_integer_value(v);
+    if (json_is_real(v)) return (int64_t)json_real_value(v);
+    return 0;
+}
+
+/* Fills `w` from field `name` = JSON `value`. An entry that does not parse is kept, stale, with
+ * only its name. Returns WF_OK or WF_ERR_NOMEM. */
+static int parse_worker(const redisReply *name, const redisReply *value, int64_t now,
+                        wf_worker_info *w)
+{
+    memset(w, 0, sizeof *w);
+    w->stale = 1;
+    if (!(w->name = strndup(name->str, name->len))) return WF_ERR_NOMEM;
+    json_t *o = json_loadb(value->str, value->len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return WF_OK;
+    }
+    const char *host = json_string_value(json_object_get(o, "host"));
+    int oom = host && !(w->host = strdup(host));
+    w->pid = json_i64(o, "pid");
+    w->started_at_ms = json_i64(o, "started_at");
+    w->last_seen_ms = json_i64(o, "last_seen");
+    w->concurrency = (int)json_i64(o, "concurrency");
+    w->busy = (int)json_i64(o, "busy");
+    w->age_ms = w->last_seen_ms > 0 && now > w->last_seen_ms ? now - w->last_seen_ms : 0;
+    w->stale = w->last_seen_ms <= 0 || w->age_ms > WF_WORKER_STALE_MS;
+    json_t *wfs = json_object_get(o, "workflows");
+    size_t nw = json_is_array(wfs) ? json_array_size(wfs) : 0;
+    if (nw && !oom) {
+        w->workflows = calloc(nw, sizeof(char *));
+        oom = !w->workflows;
+        for (size_t i = 0; !oom && i < nw; i++) {
+            const char *s = json_string_value(json_array_get(wfs, i));
+            if (!s) continue;
+            oom = !(w->workflows[w->nworkflows] = strdup(s));
+            if (!oom) w->nworkflows++;
+        }
+    }
+    json_decref(o);
+    return oom ? WF_ERR_NOMEM : WF_OK;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const wf_worker_info *)a)->name, ((const wf_worker_info *)b)->name);
+}
+
+int wf_list_workers(wf_client *client, int include_stale, wf_worker_info **workers, size_t *n,
+                    wf_error *err)
+{
+    if (!client || !workers || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    *workers = NULL;
+    *n = 0;
+    char *key = wf__key_global(client->url.prefix, "workers");
+    if (!key) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    const char *time_cmd[] = {"TIME", NULL};
+    const char *hgetall[] = {"HGETALL", key, NULL};
+    const char *const *cmds[] = {time_cmd, hgetall};
+    redisReply *r[2] = {0};
+    int rc = pipeline(client, 2, cmds, r, err);
+    free(key);
+    if (rc != WF_OK) return rc;
+    int64_t now = reply_time_ms(r[0]);
+    const redisReply *h = r[1];
+    wf_worker_info *out = NULL;
+    size_t count = 0, cap = h->elements / 2 + 1;
+    if (h->type == REDIS_REPLY_ERROR) {
+        rc = wf__script_error(h->str, h->len, err);
+    } else if (h->type != REDIS_REPLY_ARRAY || !now) {
+        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to TIME/HGETALL");
+    } else if (!(out = calloc(cap, sizeof *out))) {
+        rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    } else {
+        for (size_t i = 0; i + 1 < h->elements && rc == WF_OK; i += 2) {
+            const redisReply *k = h->element[i], *v = h->element[i + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+            if (parse_worker(k, v, now, &out[count]) != WF_OK)
+                rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+            if (rc == WF_OK && !include_stale && out[count].stale)
+                worker_clear(&out[count]);
+            else
+                count++;
+        }
+    }
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+    if (rc != WF_OK) {
+        wf_workers_free(out, out ? cap : 0); /* entries past the filled ones are zeroed */
+        return rc;
+    }
+    if (count > 1) qsort(out, count, sizeof *out, by_name);
+    *workers = out;
+    *n = count;
+    return WF_OK;
+}
+
+/* ---- Purging ----------------------------------------------------------------------------------
+ */
+
+#define PURGE_BATCH 200
+
+/* Purges (or counts) old runs of one final state of one workflow. Adds to *purged. */
+static int purge_state(wf_client *client, const wf__wfkeys *wk, const char *workflow, wf_state s,
+                       const wf_purge_options *o, int64_t cutoff, size_t *purged, wf_error *err)
+{
+    const char *index = wk->k[WF__K_STATE(s)];
+    char max[32];
+    snprintf(max, sizeof max, "%lld", (long long)cutoff);
+    if (o->dry_run) {
+        redisReply *r = wf__client_cmd(client, 1, err, "ZCOUNT %s -inf %s", index, max);
+        if (!r) return err ? err->code : WF_ERR_IO;
+        *purged += (size_t)reply_int(r);
+        freeReplyObject(r);
+        return WF_OK;
+    }
+    char age[32];
+    snprintf(age, sizeof age, "%lld", (long long)o->older_than_ms);
+    long long skip = 0; /* candidates the script left alone (not old enough after all) */
+    for (;;) {
+        redisReply *ids = wf__client_cmd(client, 1, err, "ZRANGEBYSCORE %s -inf %s LIMIT %lld %d",
+                                         index, max, skip, PURGE_BATCH);
+        if (!ids) return err ? err->code : WF_ERR_IO;
+        size_t m = ids->type == REDIS_REPLY_ARRAY ? ids->elements : 0;
+        if (m == 0) {
+            freeReplyObject(ids);
+            return WF_OK;
+        }
+        const char **keys = calloc(WF__NFIXED + 2 * m, sizeof *keys);
+        const char **args = calloc(1 + m, sizeof *args);
+        int rc = keys && args ? WF_OK : wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+        size_t nk = WF__NFIXED, na = 1;
+        if (rc == WF_OK) {
+            for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk->k[i];
+            args[0] = age;
+            for (size_t i = 0; i < m && rc == WF_OK; i++) {
+                const char *id = ids->element[i]->str;
+                char *h = wf__key_run(client->url.prefix, workflow, id);
+                char *st = wf__key_steps(client->url.prefix, workflow, id);
+                keys[nk++] = h;
+                keys[nk++] = st;
+                args[na++] = id;
+                if (!h || !st) rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+            }
+        }
+        redisReply *r = NULL;
+        if (rc == WF_OK && wf__client_ensure(client, err) == WF_OK)
+            r = wf__script_call(client->c, WF__SCRIPT_PURGE, (int)nk, keys, (int)na, args, NULL,
+                                err);
+        if (rc == WF_OK && !r) rc = err ? err->code : WF_ERR_IO;
+        long long deleted = r ? reply_int(r) : 0;
+        freeReplyObject(r);
+        for (size_t i = WF__NFIXED; keys && i < nk; i++) free((char *)keys[i]);
+        free(keys);
+        free(args);
+        freeReplyObject(ids);
+        if (rc != WF_OK) return rc;
+        *purged += (size_t)deleted;
+        skip += (long long)m - deleted;
+        if (m < PURGE_BATCH) return WF_OK;
+    }
+}
+
+int wf_purge_runs(wf_client *client, const wf_purge_options *options, size_t *purged, wf_error *err)
+{
+    size_t total = 0;
+    if (purged) *purged = 0;
+    if (!client || !options) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    if (options->older_than_ms < 0)
+        return wf_error_set(err, WF_ERR_INVALID, "older_than_ms must not be negative");
+    if (options->state != WF_STATE_UNKNOWN && !wf_state_is_final(options->state))
+        return wf_error_set(err, WF_ERR_INVALID,
+                            "only finished runs can be purged (completed, failed, cancelled, "
+                            "terminated), not %s ones",
+                            wf_state_name(options->state));
+    char **names;
+    size_t count;
+    int rc = workflows_of(client, options->workflow, &names, &count, err);
+    if (rc != WF_OK) return rc;
+    int64_t now = redis_now(client, err);
+    if (!now) rc = err ? err->code : WF_ERR_PROTOCOL;
+    int64_t cutoff = now - options->older_than_ms;
+    for (size_t w = 0; w < count && rc == WF_OK; w++) {
+        wf__wfkeys wk;
+        if (wf__wfkeys_init(&wk, client->url.prefix, names[w]) != WF_OK) {
+            rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+            break;
+        }
+        for (int s = WF_STATE_COMPLETED; s <= WF_STATE_TERMINATED && rc == WF_OK; s++)
+            if (options->state == WF_STATE_UNKNOWN || (int)options->state == s)
+                rc = purge_state(client, &wk, names[w], (wf_state)s, options, cutoff, &total, err);
+        wf__wfkeys_free(&wk);
+    }
+    wf_list_free(names, count);
+    if (purged) *purged = total;
+    return rc;
+}

@@ -1,0 +1,372 @@
+/* test_web_api.c - the dashboard's JSON API (`wf web`) over real HTTP, with a real Redis and a
+ * real wf-worker: the listings, a run in detail, the actions and their refusals, 400/404/405,
+ * the page itself, the access checks (loopback Host, Origin, the token) and the refusals at
+ * start-up. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <criterion/criterion.h>
+
+#include "ops_env.h"
+
+#define TOKEN "web-api-test-token-0123456789"
+
+static pid_t web, web_token;
+static int port, token_port;
+
+/* ---- A minimal blocking HTTP/1.1 client ------------------------------------------------------ */
+
+typedef struct response {
+    int status;
+    char *head; /* status line and headers */
+    char *body;
+} response;
+
+static void response_free(response *r)
+{
+    free(r->head);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static int connect_to(int p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)p);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One request to port `p` with extra header lines `headers` (each ending in \r\n, may be NULL;
+ * a "Host:" among them replaces the default one). Returns the status or -1. */
+static int http_to(int p, const char *method, const char *path, const char *headers, response *res)
+{
+    memset(res, 0, sizeof *res);
+    int fd = connect_to(p);
+    if (fd < 0) return -1;
+    char req[2048];
+    int has_host = headers && strncmp(headers, "Host:", 5) == 0;
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\n%s%d\r\nConnection: close\r\nContent-Length: 0\r\n%s\r\n",
+                     method, path, has_host ? "X-Test: " : "Host: 127.0.0.1:", p,
+                     headers ? headers : "");
+    int ok = send(fd, req, (size_t)n, MSG_NOSIGNAL) == n;
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    for (ssize_t r = 1; ok && buf && r > 0;) {
+        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
+        if (!buf) break;
+        r = read(fd, buf + len, cap - len - 1);
+        if (r > 0) len += (size_t)r;
+    }
+    close(fd);
+    if (!buf) return -1;
+    buf[len] = '\0';
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (!ok || !sep || sscanf(buf, "HTTP/1.%*d %d", &res->status) != 1) {
+        free(buf);
+        return -1;
+    }
+    res->head = strndup(buf, (size_t)(sep - buf));
+    res->body = strdup(sep + 4);
+    free(buf);
+    return res->status;
+}
+
+static int http(const char *method, const char *path, response *res)
+{
+    return http_to(port, method, path, NULL, res);
+}
+
+/* The body as JSON; frees the response. */
+static json_t *body_json(response *res)
+{
+    json_t *v = parse(res->body);
+    res->body = NULL;
+    response_free(res);
+    return v;
+}
+
+/* GET/POST that must answer `code`; returns the JSON body. */
+static json_t *call(const char *method, const char *path, int code)
+{
+    response res;
+    int got = http(method, path, &res);
+    cr_assert_eq(got, code, "%s %s: %d, want %d: %s", method, path, got, code,
+                 res.body ? res.body : "");
+    return body_json(&res);
+}
+
+/* ---- Set-up ---------------------------------------------------------------------------------- */
+
+static int answers(void *arg)
+{
+    int fd = connect_to(*(int *)arg);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
+}
+
+static pid_t start_web(int p, const char *token)
+{
+    char listen[64], log[300];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", p);
+    snprintf(log, sizeof log, "%s/web-%d.log", env.redis.dir, p);
+    char *bin = wf_test_path("wf");
+    const char *argv[] = {
+        bin,   "web", "--listen", listen, "--redis", env.redis.url, token ? "--token" : NULL,
+        token, NULL};
+    pid_t pid = wf_test_spawn(argv, NULL, log);
+    free(bin);
+    cr_assert(wf_test_wait(answers, &p, 10000), "wf web did not listen on %s", listen);
+    return pid;
+}
+
+static void setup(void)
+{
+    ops_env_start();
+    port = wf_test_free_port();
+    web = start_web(port, NULL);
+}
+
+static void teardown(void)
+{
+    if (web > 0) {
+        int status = wf_test_kill(web, SIGTERM, 5000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "wf web did not exit cleanly");
+    }
+    if (web_token > 0) wf_test_kill(web_token, SIGTERM, 5000);
+    web = web_token = 0;
+    ops_env_stop();
+}
+
+TestSuite(web_api, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---- Reading --------------------------------------------------------------------------------- */
+
+Test(web_api, workflows_runs_and_one_run)
+{
+    char *done = start_run("publish-draft", "{\"title\":\"Web <b>API</b>\"}", "--wait", NULL, NULL);
+    char *waiting = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+
+    json_t *doc = call("GET", "/api/workflows", 200);
+    cr_assert_gt(json_integer_value(json_object_get(doc, "now")), 0);
+    json_t *w;
+    size_t i;
+    int seen = 0;
+    json_array_foreach(json_object_get(doc, "workflows"), i, w)
+    {
+        if (strcmp(sfield(w, "workflow"), "publish-draft") != 0) continue;
+        json_t *c = json_object_get(w, "counts");
+        cr_assert_eq(json_integer_value(json_object_get(c, "completed")), 1);
+        cr_assert_eq(json_integer_value(json_object_get(c, "waiting")), 1);
+        seen = 1;
+    }
+    cr_assert(seen, "publish-draft listed");
+    json_decref(doc);
+
+    doc = call("GET", "/api/runs", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 2);
+    cr_assert_str_eq(sfield(json_array_get(json_object_get(doc, "runs"), 0), "id"), waiting,
+                     "newest first");
+    json_decref(doc);
+    doc = call("GET", "/api/runs?workflow=publish-draft&state=completed&limit=5", 200);
+    json_t *runs = json_object_get(doc, "runs");
+    cr_assert_eq(json_array_size(runs), 1);
+    cr_assert_str_eq(sfield(json_array_get(runs, 0), "id"), done);
+    json_decref(doc);
+    doc = call("GET", "/api/runs?state=failed", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 0);
+    json_decref(doc);
+
+    char path[300];
+    snprintf(path, sizeof path, "/api/runs/%s", done);
+    doc = call("GET", path, 200);
+    cr_assert_str_eq(sfield(doc, "state"), "completed");
+    cr_assert_str_eq(sfield(json_object_get(doc, "input"), "title"), "Web <b>API</b>");
+    cr_assert_str_eq(sfield(json_object_get(doc, "output"), "slug"), "web-b-api-b-");
+    cr_assert(json_is_null(json_object_get(doc, "error")));
+    cr_assert(json_is_array(json_object_get(doc, "steps")));
+    json_t *timeline = json_object_get(doc, "timeline");
+    cr_assert_geq(json_array_size(timeline), 3);
+    cr_assert_str_eq(sfield(json_array_get(timeline, 0), "event"), "created");
+    cr_assert_str_eq(sfield(json_array_get(timeline, json_array_size(timeline) - 1), "event"),
+                     "completed");
+    json_decref(doc);
+
+    /* The id percent-encoded, as the page's encodeURIComponent sends it. */
+    char enc[300];
+    snprintf(enc, sizeof enc, "/api/runs/publish-draft%%3A%s", strchr(waiting, ':') + 1);
+    doc = call("GET", enc, 200);
+    cr_assert_str_eq(sfield(doc, "state"), "waiting");
+    cr_assert_str_eq(sfield(doc, "waitReason"), "delayed start");
+    json_decref(doc);
+
+    doc = call("GET", "/api/workers", 200);
+    cr_assert(json_is_array(json_object_get(doc, "workers")));
+    json_decref(doc);
+    free(done);
+    free(waiting);
+}
+
+/* ---- Actions --------------------------------------------------------------------------------- */
+
+static json_t *act(const char *id, const char *action, int code)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/api/runs/%s/%s", id, action);
+    return call("POST", path, code);
+}
+
+static void act_state(const char *id, const char *action, const char *state)
+{
+    json_t *doc = act(id, action, 200);
+    cr_assert(json_is_true(json_object_get(doc, "ok")));
+    cr_assert_str_eq(sfield(json_object_get(doc, "run"), "state"), state, "after %s", action);
+    json_decref(doc);
+}
+
+Test(web_api, actions_and_their_conflicts)
+{
+    char *id = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    act_state(id, "pause", "paused");
+    json_t *doc = act(id, "pause", 409);
+    cr_assert_not_null(strstr(sfield(doc, "error"), "already paused"), "%s", sfield(doc, "error"));
+    cr_assert_eq(json_integer_value(json_object_get(doc, "status")), 409);
+    json_decref(doc);
+    act_state(id, "resume", "waiting");
+    json_decref(act(id, "resume", 409));
+    json_decref(act(id, "retry", 409)); /* not ended */
+    act_state(id, "stop", "cancelled");
+    doc = act(id, "stop", 409);
+    cr_assert_not_null(strstr(sfield(doc, "error"), "already cancelled"));
+    json_decref(doc);
+    doc = act(id, "retry", 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc, "run"), "attempt")), 2);
+    json_decref(doc);
+    wait_state(id, "completed");
+    json_decref(act(id, "retry", 409)); /* completed */
+    json_decref(act(id, "pause", 409));
+    free(id);
+}
+
+Test(web_api, bad_ids_unknown_runs_routes_and_methods)
+{
+    static const char *const bad[] = {"/api/runs/not%20an%20id", "/api/runs/%7Bx%7D:y",
+                                      "/api/runs/publish-draft:a%00b", "/api/runs/nocolon"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc = call("GET", bad[i], 400);
+        cr_assert_gt(strlen(sfield(doc, "error")), 0);
+        json_decref(doc);
+    }
+    json_decref(call("POST", "/api/runs/not%20an%20id/stop", 400));
+    json_decref(call("GET", "/api/runs/publish-draft:01AAAAAAAAAAAAAAAAAAAAAAAA", 404));
+    json_decref(call("POST", "/api/runs/publish-draft:nope/stop", 404));
+    json_decref(call("POST", "/api/runs/publish-draft:nope/explode", 404));
+    json_decref(call("GET", "/api/nothing", 404));
+    json_decref(call("GET", "/nothing.html", 404));
+    json_decref(call("POST", "/api/runs", 405));
+    json_decref(call("GET", "/api/runs/publish-draft:nope/stop", 405));
+    json_decref(call("POST", "/api/runs/publish-draft:nope", 405));
+    json_decref(call("GET", "/api/runs?state=bogus", 400));
+    json_decref(call("GET", "/api/runs?limit=0", 400));
+    json_decref(call("GET", "/api/runs?limit=abc", 400));
+    json_decref(call("GET", "/api/runs?since=soon", 400));
+    json_decref(call("GET", "/api/runs?workflow=bad%20name", 400));
+}
+
+/* ---- The page and access --------------------------------------------------------------------- */
+
+Test(web_api, page_is_served_with_a_strict_policy)
+{
+    static const char *const files[][2] = {
+        {"/", "text/html"}, {"/app.js", "text/javascript"}, {"/style.css", "text/css"}};
+    for (size_t i = 0; i < 3; i++) {
+        response res;
+        cr_assert_eq(http("GET", files[i][0], &res), 200, "%s", files[i][0]);
+        cr_assert_not_null(strstr(res.head, files[i][1]), "%s", res.head);
+        cr_assert_not_null(strstr(res.head, "Content-Security-Policy: default-src 'none'"));
+        cr_assert_not_null(strstr(res.head, "X-Content-Type-Options: nosniff"));
+        cr_assert_gt(strlen(res.body), 500);
+        response_free(&res);
+    }
+    response res;
+    http("GET", "/app.js", &res);
+    cr_assert_null(strstr(res.body, "innerHTML"), "data goes into the DOM as text only");
+    response_free(&res);
+}
+
+Test(web_api, loopback_host_and_same_origin_posts_only)
+{
+    response res;
+    cr_assert_eq(http_to(port, "GET", "/api/workflows", "Host: evil.example\r\n", &res), 403);
+    response_free(&res);
+    cr_assert_eq(http_to(port, "GET", "/api/workflows", "Host: localhost\r\n", &res), 200);
+    response_free(&res);
+    char *id = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    char path[300];
+    snprintf(path, sizeof path, "/api/runs/%s/stop", id);
+    cr_assert_eq(http_to(port, "POST", path, "Origin: http://evil.example\r\n", &res), 403);
+    response_free(&res);
+    cr_assert_str_eq(state_of(id), "waiting", "a cross-site POST changes nothing");
+    char origin[128];
+    snprintf(origin, sizeof origin, "Origin: http://127.0.0.1:%d\r\n", port);
+    cr_assert_eq(http_to(port, "POST", path, origin, &res), 200);
+    response_free(&res);
+    cr_assert_str_eq(state_of(id), "cancelled");
+    free(id);
+}
+
+Test(web_api, with_a_token_every_api_call_needs_it)
+{
+    token_port = wf_test_free_port();
+    web_token = start_web(token_port, TOKEN);
+    response res;
+    cr_assert_eq(http_to(token_port, "GET", "/api/runs", NULL, &res), 401);
+    cr_assert_not_null(strstr(res.head, "WWW-Authenticate: Bearer"));
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/api/runs", "Authorization: Bearer nope\r\n", &res),
+                 401);
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "POST", "/api/runs/publish-draft:x/stop",
+                         "Authorization: Basic " TOKEN "\r\n", &res),
+                 401);
+    response_free(&res);
+    cr_assert_eq(
+        http_to(token_port, "GET", "/api/runs", "Authorization: Bearer " TOKEN "\r\n", &res), 200);
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/", NULL, &res), 200, "the page itself is public");
+    response_free(&res);
+}
+
+Test(web_api, refuses_to_start_unsafely)
+{
+    char *bin = wf_test_path("wf"), *out, busy[64], wide[64];
+    snprintf(wide, sizeof wide, "0.0.0.0:%d", wf_test_free_port());
+    const char *no_token[] = {bin, "web", "--listen", wide, "--redis", env.redis.url, NULL};
+    cr_assert_eq(wf_test_run(no_token, NULL, NULL, &out, 10000), 1, "off loopback, no token");
+    free(out);
+    const char *short_token[] = {bin,     "web",     "--listen",    wide, "--token",
+                                 "short", "--redis", env.redis.url, NULL};
+    cr_assert_eq(wf_test_run(short_token, NULL, NULL, &out, 10000), 1);
+    free(out);
+    snprintf(busy, sizeof busy, "127.0.0.1:%d", port);
+    const char *in_use[] = {bin, "web", "--listen", busy, "--redis", env.redis.url, NULL};
+    cr_assert_eq(wf_test_run(in_use, NULL, NULL, &out, 10000), 9, "port in use");
+    free(out);
+    const char *bad[] = {bin, "web", "--listen", "nowhere", NULL};
+    cr_assert_eq(wf_test_run(bad, NULL, NULL, &out, 10000), 1);
+    free(out);
+    free(bin);
+}

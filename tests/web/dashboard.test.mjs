@@ -1,0 +1,208 @@
+// dashboard.test.mjs - the wf dashboard in a real browser: a private redis-server, a real
+// wf-worker running publish-draft, `wf web`, and Debian's chromium driven by playwright-core.
+//
+//   node tests/web/dashboard.test.mjs [BUILD_DIR]      (default: build)
+//
+// Checks that a run started with `wf run` shows up completed in the list, that a delayed run's
+// page shows it waiting and its Stop button cancels it, that data is shown as text (a title with
+// markup runs no script), and that with --token the page asks for the token and then works.
+// Saves BUILD_DIR/dashboard.png (the overview) and BUILD_DIR/dashboard-run.png (a run's page).
+// Everything it starts listens on 127.0.0.1 and is stopped at the end; the whole test is bounded
+// to 60 s. Exits 0 when every check passed.
+import { spawn, execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const run = promisify(execFile);
+const BUILD = path.resolve(process.argv[2] || 'build');
+const CHROMIUM = process.env.WF_CHROMIUM || '/usr/bin/chromium';
+const LIMIT_MS = 60000;
+const TOKEN = 'dashboard-test-token-0123456789';
+
+const children = [];
+let browser = null;
+let tmp = null;
+let checks = 0;
+
+function check(cond, what) {
+  if (!cond) throw new Error('check failed: ' + what);
+  checks++;
+  console.log('ok ' + checks + ' - ' + what);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function start(cmd, args, env, log) {
+  const out = fs.openSync(path.join(tmp, log), 'a');
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  children.push(child);
+  return child;
+}
+
+async function waitFor(what, fn, ms = 15000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      if (await fn()) return;
+    } catch (e) { /* not yet */ }
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function redisAnswers(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
+    s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+    s.on('error', () => resolve(false));
+  });
+}
+
+async function wf(env, ...args) {
+  const { stdout } = await run(path.join(BUILD, 'wf'), args, { env: { ...process.env, ...env } });
+  return stdout;
+}
+
+async function startWeb(env, extra) {
+  const port = await freePort();
+  start(path.join(BUILD, 'wf'), ['web', '--listen', '127.0.0.1:' + port, ...extra], env,
+    'web-' + port + '.log');
+  const url = 'http://127.0.0.1:' + port + '/';
+  await waitFor('wf web on ' + url, async () => (await fetch(url)).ok);
+  return url;
+}
+
+async function stopAll() {
+  if (browser) await browser.close().catch(() => {});
+  for (const c of children.reverse()) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    const done = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 10000);
+    await done;
+    clearTimeout(t);
+  }
+  if (tmp && !process.env.WF_KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+function dumpLogs() {
+  if (!tmp) return;
+  for (const f of fs.readdirSync(tmp).filter((n) => n.endsWith('.log'))) {
+    console.error('---- ' + f);
+    console.error(fs.readFileSync(path.join(tmp, f), 'utf8').slice(-3000));
+  }
+}
+
+async function main() {
+  for (const f of ['wf', 'wf-worker', 'examples/workflows/publish-draft.so']) {
+    if (!fs.existsSync(path.join(BUILD, f))) throw new Error(path.join(BUILD, f) + ' is missing: build first');
+  }
+  if (!fs.existsSync(CHROMIUM)) throw new Error(CHROMIUM + ' is missing: apt-get install chromium');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wf-dashboard-'));
+
+  const redisPort = await freePort();
+  start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--dir', tmp], {}, 'redis.log');
+  await waitFor('redis-server', () => redisAnswers(redisPort));
+  const env = { WF_REDIS_URL: 'redis://127.0.0.1:' + redisPort };
+
+  // Only publish-draft: other modules of the examples folder are not this test's business.
+  const mods = path.join(tmp, 'workflows');
+  fs.mkdirSync(mods);
+  fs.symlinkSync(path.join(BUILD, 'examples/workflows/publish-draft.so'), path.join(mods, 'publish-draft.so'));
+  start(path.join(BUILD, 'wf-worker'), ['--workflows', mods], env, 'worker.log');
+  await waitFor('publish-draft registered', async () => (await wf(env, 'workflows')).includes('publish-draft'));
+
+  const url = await startWeb(env, []);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(url);
+  await page.locator('#workflows tr[data-workflow="publish-draft"]').waitFor();
+  check(true, 'overview lists workflow publish-draft');
+
+  // A run that completes, with markup in its input that must stay text.
+  const evil = '<img src=x onerror="window.__xss=1">Hello';
+  await wf(env, 'run', 'publish-draft', JSON.stringify({ title: evil }), '--id', 'browser-1');
+  await page.locator('#runs tr[data-id="publish-draft:browser-1"][data-state="completed"]')
+    .waitFor({ timeout: 15000 });
+  check(true, 'a run started with `wf run` shows up completed in the list');
+  const count = await page.locator('#workflows tr[data-workflow="publish-draft"] td[data-state="completed"]').innerText();
+  check(Number(count) >= 1, 'the completed count of publish-draft is ' + count);
+
+  await page.click('#runs a:text("publish-draft:browser-1")');
+  await page.locator('#run-state:text("completed")').waitFor();
+  const output = await page.locator('#run-output').innerText();
+  check(output.includes('<img src=x onerror='), 'the run page shows the output, markup as text');
+  check(await page.evaluate(() => window.__xss === undefined), 'no script ran from run data');
+  check((await page.locator('#run-timeline li').count()) >= 3, 'the run page shows a timeline');
+
+  // A delayed run: waiting, then stopped with its button.
+  await wf(env, 'run', 'publish-draft', '{}', '--delay', '600000', '--id', 'browser-delayed');
+  await page.goto(url + '#/');
+  await page.locator('#runs tr[data-id="publish-draft:browser-delayed"][data-state="waiting"]').waitFor();
+  await page.click('#runs a:text("publish-draft:browser-delayed")');
+  await page.locator('#run-state:text("waiting")').waitFor();
+  check(await page.locator('button[data-action="resume"]').isDisabled(), 'resume is disabled for a waiting run');
+  await page.screenshot({ path: path.join(BUILD, 'dashboard-run.png'), fullPage: true });
+  await page.click('button[data-action="stop"]');
+  await page.locator('#run-state:text("cancelled")').waitFor({ timeout: 10000 });
+  check(true, 'the Stop button cancels the waiting run');
+  const status = JSON.parse(await wf(env, 'status', 'publish-draft:browser-delayed'));
+  check(status.state === 'cancelled', 'Redis agrees: the run is cancelled');
+  check(await page.locator('button[data-action="retry"]').isEnabled(), 'retry is enabled for a cancelled run');
+
+  await page.goto(url + '#/');
+  await page.locator('#runs tr[data-id="publish-draft:browser-delayed"][data-state="cancelled"]').waitFor();
+  await page.screenshot({ path: path.join(BUILD, 'dashboard.png'), fullPage: true });
+  check(fs.statSync(path.join(BUILD, 'dashboard.png')).size > 10000, 'screenshot saved to ' + path.join(BUILD, 'dashboard.png'));
+
+  // With a token: the page asks for it once, then shows the runs.
+  const tokenUrl = await startWeb({ ...env, WF_WEB_TOKEN: TOKEN }, []);
+  const page2 = await browser.newPage();
+  await page2.goto(tokenUrl);
+  await page2.locator('#token-box').waitFor({ state: 'visible' });
+  check(true, 'with --token the page asks for the token');
+  await page2.fill('#token-input', TOKEN);
+  await page2.click('#token-form button');
+  await page2.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  check(true, 'with the token the runs show');
+
+  check(pageErrors.length === 0, 'no JavaScript errors (' + pageErrors.join('; ') + ')');
+}
+
+const deadline = setTimeout(async () => {
+  console.error('dashboard: gave up after ' + LIMIT_MS / 1000 + ' s');
+  dumpLogs();
+  await stopAll();
+  process.exit(1);
+}, LIMIT_MS);
+
+let failed = false;
+try {
+  await main();
+} catch (e) {
+  failed = true;
+  console.error('not ok - ' + (e && e.stack ? e.stack : e));
+  dumpLogs();
+} finally {
+  await stopAll();
+  clearTimeout(deadline);
+}
+console.log(failed ? 'dashboard: FAILED after ' + checks + ' checks' : 'dashboard: ' + checks + ' checks passed');
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,183 @@
+/* wf_ops.h - operating a worker: what it tells the outside about itself. Included at the end of
+ * wf_worker_internal.h; shared by the files below and the hooks the loop calls.
+ *
+ *   presence.c  the worker's entry in the hash P:workers (`wf workers` reads it)
+ *   metrics.c   process-wide counters and histograms per workflow, Prometheus text rendering
+ *   http.c      /healthz, /readyz, /metrics with evhttp on the worker's own event base
+ *   webhook.c   run notifications from the durable outbox P:{W}:outbox, POSTed and signed
+ *   curl_ev.c   libcurl's multi interface driven by the worker's libevent loop (no threads)
+ *   ops.c       options, start and stop, the hooks, the gauges refreshed on the tick
+ *
+ * Design
+ * ------
+ * Everything here runs on the loop thread and talks to Redis on the cmd connection, except
+ * wf__metrics_*(), which executor threads call too (step durations) and which only touch atomics
+ * in a table that lives as long as the process. Counters are process-wide (one wf-worker process
+ * runs one wf_worker; an embedding program with two workers sees the sum in both); gauges (queue
+ * depth, oldest queued run, runs in flight, Redis round trip) are the worker's own.
+ *
+ * Hooks into the loop: wf_worker_new -> wf__ops_new; wf_worker_run -> wf__ops_start before the
+ * loop and wf__ops_stop after it; the cmd connection ready -> wf__ops_on_ready; the 100 ms tick
+ * -> wf__ops_tick; an end operation answered -> wf__ops_on_end; wf_worker_free -> wf__ops_free
+ * (after the connections, whose pending callbacks may still reach ops, before the event base).
+ *
+ * The end of a run is recorded in the outbox by the script that ends it (complete.lua, fail.lua,
+ * stop.lua with the trailing "notify" argument, see lua/lib.lua outbox_add), so a worker that dies
+ * right after loses no notification: another one finds the entry in the stream or, once it was
+ * read, in the consumer group's pending list (XAUTOCLAIM after the visibility timeout). Delivery
+ * is at least once; receivers deduplicate on X-WF-Event (the outbox entry id) or runId + state.
+ */
+#ifndef WF_OPS_H
+#define WF_OPS_H
+
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+/* ---- Metrics (metrics.c) ------------------------------------------------------------------- */
+
+typedef enum wf__counter {
+    WF__C_STARTED = 0,    /* attempts claimed and handed to an executor */
+    WF__C_COMPLETED,      /* complete.lua answered OK */
+    WF__C_FAILED,         /* fail.lua ended the run failed */
+    WF__C_RETRIED,        /* fail.lua scheduled a retry */
+    WF__C_CANCELLED,      /* results dropped: the run was stopped, timed out or taken over */
+    WF__C_TERMINATED,     /* fail.lua ended the run terminated (timeout) */
+    WF__C_RECLAIMED,      /* expired leases reclaim.lua re-queued or failed */
+    WF__C_HOOK_DELIVERED, /* webhook notifications answered 2xx */
+    WF__C_HOOK_RETRIED,   /* webhook attempts that failed and will be tried again */
+    WF__C_HOOK_DEAD,      /* webhook notifications given up (P:{W}:outbox:dead) */
+    WF__C_COUNT
+} wf__counter;
+
+/* Adds `n` to counter `c` of `workflow`. Any thread; lock-free once the workflow has a slot. */
+void wf__metrics_inc(const char *workflow, wf__counter c, long long n);
+/* Observes one attempt's duration (claim to confirmed end) / one step body's duration, in ms. */
+void wf__metrics_run_ms(const char *workflow, int64_t ms);
+void wf__metrics_step_ms(const char *workflow, int64_t ms);
+/* Current value of a counter (0 for an unknown workflow). For the tests and the renderer. */
+long long wf__metrics_get(const char *workflow, wf__counter c);
+
+/* ---- The ops state of one worker (ops.c) ------------------------------------------------- */
+
+typedef struct wf__hooks wf__hooks; /* webhook.c */
+
+/* Gauges of one workflow, refreshed about every second on the tick. */
+typedef struct wf__gauges {
+    long long depth;      /* XLEN of the queue: ready runs not yet claimed; -1 unknown */
+    double oldest_age_s;  /* Redis time minus the oldest queued run's last change; 0 if none */
+    int64_t redis_now_ms; /* Redis TIME of the refresh, for the age */
+} wf__gauges;
+
+typedef struct wf__ops {
+    struct wf_worker *w;
+
+    /* -- configuration (copied at wf_worker_new) -- */
+    char *http_host;     /* NULL: no HTTP server */
+    int http_port;       /* first port to try */
+    int http_span;       /* ports tried: http_port .. http_port + span - 1 (wf-worker --processes) */
+    char *http_token;    /* NULL: none (loopback only) */
+    char *webhook_url;   /* NULL: no webhooks */
+    char *webhook_secret;
+    size_t webhook_secret_len;
+    int webhook_max_attempts;
+    int64_t webhook_timeout_ms, webhook_visibility_ms;
+
+    /* -- presence (presence.c) -- */
+    char host[256];           /* gethostname() */
+    int64_t started_at;       /* Redis ms of the first registration; 0 before */
+    int64_t next_presence;    /* mono ms: next HSET P:workers */
+    int64_t next_prune;       /* mono ms: next removal of long-dead entries */
+    int presence_busy;        /* an HSET is in flight */
+    int presence_written;     /* at least one HSET answered: remove the entry at exit */
+
+    /* -- health (ops.c) -- */
+    int scripts_ok;        /* a script answered since the cmd connection (re)connected */
+    int probe_busy;        /* a probe script is in flight */
+    int64_t next_probe;    /* mono ms */
+    int64_t next_gauges;   /* mono ms */
+    int gauges_inflight;   /* replies of the last refresh still outstanding */
+    int64_t rtt_sent_mono; /* when the refresh's TIME was sent */
+    double rtt_s;          /* last measured Redis round trip; -1 none yet */
+    wf__gauges *gauges;    /* one per w->defs entry */
+
+    /* -- HTTP (http.c) -- */
+    struct evhttp *http;
+    char http_addr[300]; /* "http://HOST:PORT/" actually bound */
+
+    /* -- webhooks (webhook.c); NULL when off -- */
+    wf__hooks *hooks;
+} wf__ops;
+
+/* Creates the ops state from the options (checks the HTTP address and token rule, the webhook
+ * secret). Returns NULL with `err` filled. Called by wf_worker_new once the base exists. */
+wf__ops *wf__ops_new(struct wf_worker *w, const wf_worker_options *o, wf_error *err);
+/* Frees it (HTTP server, webhook transfers, gauges). NULL is a no-op. */
+void wf__ops_free(wf__ops *ops);
+/* wf_worker_run, before the loop: binds the HTTP server (WF_ERR_SYSTEM if it cannot listen). */
+int wf__ops_start(struct wf_worker *w, wf_error *err);
+/* wf_worker_run, after the loop: removes the worker's P:workers entry (own short connection). */
+void wf__ops_stop(struct wf_worker *w);
+/* The cmd connection became ready: register presence, probe the scripts, outbox groups. */
+void wf__ops_on_ready(struct wf_worker *w);
+/* From the 100 ms tick. */
+void wf__ops_tick(struct wf_worker *w, int64_t now);
+/* An end operation of `job` was answered with `r` (NULL: connection lost): counts the outcome. */
+void wf__ops_on_end(struct wf_worker *w, const wf__job *job, const redisReply *r);
+/* The "notify" argument for complete/fail: "1" with webhooks configured, else "auto" (record
+ * only where another worker's webhooks created the outbox). */
+const char *wf__ops_notify_mode(const struct wf_worker *w);
+/* wf-worker --processes N: each process takes the first free port of http_port .. +N-1. */
+void wf__ops_set_http_span(struct wf_worker *w, int span);
+/* Checks "HOST:PORT" and the token rule; fills host (caller frees) and port. WF_OK or
+ * WF_ERR_INVALID with what to do. */
+int wf__ops_parse_listen(const char *listen, const char *token, char **host, int *port,
+                         wf_error *err);
+/* NULL when ready (both connections up, a script answered, not draining), else why not. */
+const char *wf__ops_not_ready(const struct wf_worker *w);
+
+/* ---- Parts --------------------------------------------------------------------------------- */
+
+/* presence.c: HSET the entry when due (about every 5 s); HDEL it at exit (sync connection). */
+void wf__presence_tick(struct wf_worker *w, int64_t now);
+void wf__presence_remove(struct wf_worker *w);
+
+/* metrics.c: the exposition of worker `w` (its workflows, its gauges) appended to `out`. */
+void wf__metrics_render(struct wf_worker *w, struct evbuffer *out);
+
+/* http.c: listen (first free port of the span) / stop listening. */
+int wf__http_start(wf__ops *ops, wf_error *err);
+void wf__http_stop(wf__ops *ops);
+
+/* webhook.c: create (curl multi on the base), on cmd ready (consumer groups), tick (read, take
+ * over, retry, refresh), free (transfers aborted; unacknowledged entries stay pending). */
+wf__hooks *wf__hooks_new(wf__ops *ops, wf_error *err);
+void wf__hooks_on_ready(wf__hooks *h);
+void wf__hooks_tick(wf__hooks *h, int64_t now);
+void wf__hooks_free(wf__hooks *h);
+
+/* ---- HTTP client on the loop (curl_ev.c) ------------------------------------------------- */
+
+typedef struct wf__curl wf__curl;
+
+/* A transfer ended: `code` is the CURLcode (0 = a response came, `status` its HTTP status),
+ * `error` a readable message when code != 0 (borrowed for the call). Fires exactly once, on the
+ * loop thread, also when the transfer is aborted by wf__curl_free (CURLE_ABORTED_BY_CALLBACK). */
+typedef void (*wf__curl_done_fn)(void *arg, int code, long status, const char *error);
+
+/* A curl multi handle driven by `base` (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION on libevent
+ * events). NULL with `err` filled on failure. Free with wf__curl_free(). */
+wf__curl *wf__curl_new(struct event_base *base, wf_error *err);
+/* Starts a POST of `body` (copied) to `url` with `nheaders` "Name: value" headers (copied), within
+ * `timeout_ms`. Returns WF_OK (then `fn` fires later) or an error (then it never fires). */
+int wf__curl_post(wf__curl *c, const char *url, const char *const *headers, int nheaders,
+                  const char *body, size_t len, int64_t timeout_ms, wf__curl_done_fn fn,
+                  void *arg);
+/* Transfers in progress. */
+int wf__curl_active(const wf__curl *c);
+/* Aborts every transfer (their callbacks fire) and frees. NULL is a no-op. */
+void wf__curl_free(wf__curl *c);
+
+#endif
