@@ -166,9 +166,8 @@ typedef struct wf__transport {
 /* sendEvent for both sides: checks name, key and payload (at most max_payload bytes), records the
  * event (event_send.lua) and delivers it to each waiting run (deliver.lua). Returns WF_OK or the
  * first error. */
-int wf__event_send(const wf__transport *t, const char *prefix, size_t max_payload,
-                   const char *name, const char *key, const void *payload, size_t len,
-                   wf_error *err);
+int wf__event_send(const wf__transport *t, const char *prefix, size_t max_payload, const char *name,
+                   const char *key, const void *payload, size_t len, wf_error *err);
 
 /* ---- The client's internals, for the worker ----------------------------------------------- */
 
