@@ -139,6 +139,8 @@ int wf__cli_cmd_stats(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_workers(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_web(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_schedule(wf__cli *cli, int argc, char **argv); /* cmd_schedule.c */
+int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv);    /* cmd_limit.c */
 
 /* Reattaches to run `id` and reads its status. On success returns WF_OK with `*run` (caller frees
  * with wf_run_free()) and `*status` (caller clears with wf_status_clear()) filled; else returns

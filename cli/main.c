@@ -26,6 +26,8 @@ static const char USAGE[] =
     "  workers                   the worker processes, their load and last heartbeat\n"
     "  purge --older-than D      delete finished runs older than D (e.g. 7d)\n"
     "  send-event NAME [JSON|-]  record an event that waiting runs can receive\n"
+    "  schedule add|list|remove  runs on a cron expression or an interval (@every 30s)\n"
+    "  limit WORKFLOW            show or set how many of its runs may run at once\n"
     "  web --listen ADDR:PORT    serve the dashboard (--token T: required off loopback)\n"
     "  help [COMMAND]            this text, or a command's options\n"
     "\n"
@@ -78,6 +80,8 @@ static const command COMMANDS[] = {
     {"workers", wf__cli_cmd_workers},
     {"purge", wf__cli_cmd_purge},
     {"web", wf__cli_cmd_web},
+    {"schedule", wf__cli_cmd_schedule},
+    {"limit", wf__cli_cmd_limit},
 };
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

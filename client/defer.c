@@ -18,6 +18,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "client_impl.h"
+#include "sentinel.h"
 
 typedef struct job {
     struct job *next;
@@ -177,8 +178,12 @@ static void auth_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static int async_open(wf__defer *d, wf_error *err)
 {
     const wf__url *u = &d->client->url;
+    char host[256];
+    int port = 0;
+    if (!u->unix_path && wf__url_target(u, host, sizeof host, &port, err) != WF_OK)
+        return err ? err->code : WF_ERR_CONNECT; /* a sentinel URL: no master found now */
     redisAsyncContext *ac =
-        u->unix_path ? redisAsyncConnectUnix(u->unix_path) : redisAsyncConnect(u->host, u->port);
+        u->unix_path ? redisAsyncConnectUnix(u->unix_path) : redisAsyncConnect(host, port);
     if (!ac || ac->err) {
         wf_error_set(err, WF_ERR_CONNECT, "cannot connect to Redis: %s",
                      ac ? ac->errstr : "out of memory");

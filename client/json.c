@@ -192,7 +192,8 @@ static void jansson_free(void *p)
     f(p);
 }
 
-#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER)
+#define DUMP_FLAGS   (JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER)
+#define KEY_TEXT_MAX 1024 /* longest JSON text a non-string map key may turn into */
 
 static int to_json(const msgpack_object *o, int depth, json_t **out, wf_error *err);
 
@@ -220,6 +221,16 @@ static int add_entry(json_t *obj, const msgpack_object_kv *kv, int depth, wf_err
         if (!text) return wf_error_set(err, WF_ERR_NOMEM, "out of memory converting a map key");
         key = text;
         klen = strlen(text);
+        /* Each level of containers-as-keys escapes the quotes of the level below, doubling the
+         * text: 80 bytes of msgpack nested 30 deep would become gigabytes. Bounded here, per
+         * level, so the work stays linear. */
+        if (klen > KEY_TEXT_MAX) {
+            jansson_free(text);
+            return wf_error_set(err, WF_ERR_BAD_PAYLOAD,
+                                "msgpack map key converts to %zu bytes of JSON text, over %d; "
+                                "use string keys",
+                                klen, KEY_TEXT_MAX);
+        }
     }
     if (json_object_getn(obj, key, klen)) {
         rc = wf_error_set(err, WF_ERR_BAD_PAYLOAD,

@@ -21,6 +21,13 @@ int wf__record_decode(const void *data, size_t len, char *id, int *attempt, wf_e
 {
     if (!data || len == 0) return wf_error_set(err, WF_ERR_BAD_PAYLOAD, "empty run record");
     if (len > 1024) return wf_error_set(err, WF_ERR_BAD_PAYLOAD, "run record over 1024 bytes");
+    /* Anyone who can write to the stream can forge a record: walk it first, so a count the
+     * bytes cannot hold (a 5-byte "array of 4 billion") never reaches msgpack-c's allocator. */
+    wf_payload_limits limits = {1024, 4};
+    wf_error check = {0};
+    if (wf_msgpack_check(data, len, &limits, &check) != WF_OK)
+        return wf_error_set(err, WF_ERR_BAD_PAYLOAD, "run record is not one msgpack value: %s",
+                            check.message);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;

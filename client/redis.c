@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sentinel.h"
 #include "wf_internal.h"
 
 int64_t wf__now_ms(void)
@@ -32,6 +33,7 @@ static const char *where(const wf__url *u, char *buf, size_t n)
 
 redisContext *wf__redis_connect(const wf__url *u, wf_error *err)
 {
+    if (u->sentinel) return wf__sentinel_connect(u, err); /* asks the sentinels for the master */
     struct timeval tv = {u->timeout_ms / 1000, (u->timeout_ms % 1000) * 1000};
     char at[300];
     redisContext *c = u->unix_path ? redisConnectUnixWithTimeout(u->unix_path, tv)

@@ -294,7 +294,7 @@ int wf_run_stop(wf_run *run, wf_error *err)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     char *steps = wf__key_steps(client->url.prefix, run->workflow, run->id);
     /* The workflow's webhook outbox: "auto" records the cancellation there when a worker with
-     * webhooks created it (lua/lib.lua outbox_add), so the notification is as durable as the stop. */
+     * webhooks created it (lua/lib.lua outbox_add): the notification is as durable as the stop. */
     char *outbox = wf__key_wf(client->url.prefix, run->workflow, "outbox");
     const char *keys[WF__NFIXED + 3];
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];

@@ -30,6 +30,8 @@ static const char *const script_names[WF__SCRIPT_COUNT] = {
     [WF__SCRIPT_DELIVER] = "deliver",
     [WF__SCRIPT_PURGE] = "purge",
     [WF__SCRIPT_OUTBOX] = "outbox",
+    [WF__SCRIPT_FIRE] = "fire",
+    [WF__SCRIPT_ADMIT] = "admit",
 };
 
 static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;

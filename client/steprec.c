@@ -4,6 +4,7 @@
  * (deliver.lua, from wf_send_event), read back on replay and by `wf status`. Lua only ever looks
  * at the status field `s`, so the rest can grow without touching the scripts.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "wf_internal.h"
@@ -94,6 +95,13 @@ static int64_t as_i64(const msgpack_object *v)
 int wf__steprec_decode(const void *data, size_t len, wf__steprec *rec, wf_error *err)
 {
     memset(rec, 0, sizeof *rec);
+    /* Records come back from Redis, where anything may have written them: walk the bytes first
+     * so msgpack-c never allocates for counts the input cannot hold. */
+    wf_payload_limits limits = {SIZE_MAX, 0};
+    wf_error check = {0};
+    if (wf_msgpack_check(data, len, &limits, &check) != WF_OK)
+        return wf_error_set(err, WF_ERR_BAD_PAYLOAD, "step record is not one msgpack value: %s",
+                            check.message);
     msgpack_zone zone;
     msgpack_zone_init(&zone, 512);
     msgpack_object o;

@@ -1,9 +1,11 @@
 /* url.c - parsing Redis URLs into connection settings.
  *
- * Accepted: redis://[user[:password]@]host[:port][/db][?query] and unix:///path[?query], where the
- * query may set prefix, db, timeout_ms, max_payload and retention_ms. Hostile input is expected
- * (the URL may come from a config file or an environment variable), so every part is bounded and
- * checked, and error messages name the offending part but never echo a password.
+ * Accepted: redis://[user[:password]@]host[:port][/db][?query], unix:///path[?query] and
+ * redis+sentinel://[user[:password]@]h1:p1,h2:p2/master[/db][?query] (sentinel.c), where the
+ * query may set prefix, db, timeout_ms, max_payload, retention_ms and password_file (a file whose
+ * first line is the password, so it never appears in the URL, a process list or a log). Hostile
+ * input is expected (the URL may come from a config file or an environment variable), so every part
+ * is bounded and checked, and error messages name the offending part but never echo a password.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -11,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sentinel.h"
 #include "wf_internal.h"
 
-#define URL_MAX 4096
+#define URL_MAX      4096
+#define PASSWORD_MAX 1024
 
 static int hexval(int c)
 {
@@ -71,6 +75,46 @@ static int prefix_valid(const char *p)
     return 1;
 }
 
+/* Reads the password from `path` (the URL's password_file option): the file's first line, without
+ * its line end, at most PASSWORD_MAX bytes. The password is never echoed; the path is. */
+static int read_password_file(const char *path, wf__url *u, wf_error *err)
+{
+    if (u->password)
+        return wf_error_set(err, WF_ERR_URL,
+                            "the URL gives a password and a password_file: use only one");
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return wf_error_set(err, WF_ERR_URL, "cannot read the URL's password_file %s: %s", path,
+                            strerror(errno));
+    char buf[PASSWORD_MAX + 2];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    n = strcspn(buf, "\r\n");
+    buf[n] = '\0';
+    int rc = WF_OK;
+    if (n == 0 || n > PASSWORD_MAX || memchr(buf, '\0', n) != NULL || strlen(buf) != n)
+        rc = wf_error_set(err, WF_ERR_URL,
+                          "the URL's password_file %s must hold a password of 1-%d bytes on its "
+                          "first line",
+                          path, PASSWORD_MAX);
+    else if (!(u->password = strdup(buf)))
+        rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    volatile char *p = buf; /* do not leave the secret on the stack */
+    for (size_t i = 0; i < sizeof buf; i++) p[i] = 0;
+    return rc;
+}
+
+/* Query text is echoed in messages only when it looks like an option name (a password never
+ * does: the authority part is never echoed, and a stray query key is shown as "...") . */
+static int echo_len(const char *s, size_t n)
+{
+    if (n == 0 || n > 40) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_')) return 0;
+    return (int)n;
+}
+
 static int parse_query(const char *q, wf__url *u, wf_error *err)
 {
     while (*q) {
@@ -79,7 +123,8 @@ static int parse_query(const char *q, wf__url *u, wf_error *err)
         const char *eq = memchr(q, '=', len);
         if (!eq)
             return wf_error_set(err, WF_ERR_URL, "URL query part '%.*s' has no '='",
-                                (int)(len > 40 ? 40 : len), q);
+                                echo_len(q, len) ? echo_len(q, len) : 3,
+                                echo_len(q, len) ? q : "...");
         size_t klen = (size_t)(eq - q), vlen = len - klen - 1;
         const char *v = eq + 1;
         long long n;
@@ -104,6 +149,15 @@ static int parse_query(const char *q, wf__url *u, wf_error *err)
             if (parse_long(v, vlen, 1, 512LL * 1024 * 1024, &n))
                 return wf_error_set(err, WF_ERR_URL, "URL max_payload must be 1..536870912 bytes");
             u->max_payload = (size_t)n;
+        } else if (klen == 13 && memcmp(q, "password_file", 13) == 0) {
+            char *path = pct_decode(v, vlen);
+            if (!path || path[0] != '/') {
+                free(path);
+                return wf_error_set(err, WF_ERR_URL, "URL password_file must be an absolute path");
+            }
+            int rc = read_password_file(path, u, err);
+            free(path);
+            if (rc != WF_OK) return rc;
         } else if (klen == 12 && memcmp(q, "retention_ms", 12) == 0) {
             if (parse_long(v, vlen, 0, 100LL * 365 * 24 * 3600 * 1000, &n))
                 return wf_error_set(err, WF_ERR_URL, "URL retention_ms must be >= 0");
@@ -111,8 +165,9 @@ static int parse_query(const char *q, wf__url *u, wf_error *err)
         } else {
             return wf_error_set(err, WF_ERR_URL,
                                 "unknown URL option '%.*s' (known: prefix, db, timeout_ms, "
-                                "max_payload, retention_ms)",
-                                (int)(klen > 40 ? 40 : klen), q);
+                                "max_payload, retention_ms, password_file)",
+                                echo_len(q, klen) ? echo_len(q, klen) : 3,
+                                echo_len(q, klen) ? q : "...");
         }
         q = amp ? amp + 1 : q + len;
     }
@@ -185,6 +240,10 @@ static int parse_authority(const char *s, size_t n, wf__url *u, wf_error *err)
 
 static void make_redacted(wf__url *u)
 {
+    if (u->sentinel) {
+        u->redacted = wf__sentinel_redacted(u);
+        return;
+    }
     char buf[URL_MAX + 64];
     int v6 = !u->unix_path && strchr(u->host, ':') != NULL;
     if (u->unix_path)
@@ -217,6 +276,8 @@ int wf__url_parse(const char *url, wf__url *u, wf_error *err)
     size_t main_len = q ? (size_t)(q - url) : n;
     if (strncmp(url, "redis://", 8) == 0) {
         rc = parse_authority(url + 8, main_len - 8, u, err);
+    } else if (strncmp(url, "redis+sentinel://", 17) == 0) {
+        rc = wf__sentinel_parse(url + 17, main_len - 17, u, err);
     } else if (strncmp(url, "unix://", 7) == 0) {
         if (main_len <= 7 || url[7] != '/')
             rc = wf_error_set(err, WF_ERR_URL, "unix URL needs an absolute path: unix:///path");
@@ -229,7 +290,8 @@ int wf__url_parse(const char *url, wf__url *u, wf_error *err)
                           "rediss:// (TLS) is not supported by this build's hiredis; connect "
                           "through a TLS sidecar such as stunnel (see docs/operations.md)");
     } else {
-        rc = wf_error_set(err, WF_ERR_URL, "URL must start with redis:// or unix://");
+        rc = wf_error_set(err, WF_ERR_URL,
+                          "URL must start with redis://, redis+sentinel:// or unix://");
     }
     if (rc == WF_OK && q) rc = parse_query(q + 1, u, err);
     if (rc == WF_OK && !u->password) {
@@ -259,5 +321,6 @@ void wf__url_free(wf__url *u)
     }
     free(u->prefix);
     free(u->redacted);
+    wf__sentinel_free(u->sentinel);
     memset(u, 0, sizeof *u);
 }

@@ -44,7 +44,9 @@ typedef struct wf__url {
     int timeout_ms;
     size_t max_payload;
     int64_t retention_ms;
-    char *redacted; /* the URL with the password replaced by "***" */
+    char *redacted;                /* the URL with the password replaced by "***" */
+    struct wf__sentinel *sentinel; /* redis+sentinel:// only: the sentinels and master name
+                                      (sentinel.h); host/port are then placeholders */
 } wf__url;
 
 /* Parses `url` (NULL: $WF_REDIS_URL, else redis://127.0.0.1:6379). Returns WF_OK or WF_ERR_URL

@@ -40,6 +40,8 @@ typedef enum wf__script {
     WF__SCRIPT_DELIVER,
     WF__SCRIPT_PURGE,
     WF__SCRIPT_OUTBOX, /* webhook notifications: ack / dead (worker/webhook.c) */
+    WF__SCRIPT_FIRE,   /* a schedule's firing (worker/scheduler.c) */
+    WF__SCRIPT_ADMIT,  /* runs held back by a flow limit let go (worker/flow.c) */
     WF__SCRIPT_COUNT
 } wf__script;
 

@@ -1,11 +1,13 @@
 -- claim.lua: turn stream entries this consumer just read into running runs with leases.
--- KEYS: 1-12 fixed, then one run hash per good entry (in ARGV order)
+-- KEYS: 1-12 fixed, then one run hash per good entry (in ARGV order), then optionally
+--       P:{W}:limits, P:{W}:flow, P:{W}:held (flow control, lib.lua; without them: no limits)
 -- ARGV: 1 consumer, 2 lease ms, 3 number of good entries G, then G pairs (entry id, run id),
 --       then pairs (entry id, reason) for entries that are not valid run records
 -- Returns one item per good entry: {run id, lease token, attempt, input, started_at} when the run
 -- is now ours, {run id} when the entry was stale (run stopped, paused or re-queued since), or
 -- {run id, 'DEAD', reason} when the run's key is not a hash (clobbered): that entry went to the
--- dead-letter list and the rest of the batch is claimed as usual.
+-- dead-letter list and the rest of the batch is claimed as usual, or {run id, 'HELD', reason}
+-- when a flow limit held the run back (it is `waiting` in P:{W}:held, holding no slot).
 -- Every entry given is acknowledged and deleted here: from now on leases, not the stream's
 -- pending list, protect a running run. Invalid entries go to the dead-letter list with a reason.
 -- A clobbered fixed key refuses the whole batch before anything is written (WRONGTYPE): the
@@ -15,6 +17,14 @@ if bad then return bad end
 local consumer, lease_ms, g = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local out = {}
+-- Flow control (lib.lua), when the caller passes KEYS P:{W}:limits, P:{W}:flow, P:{W}:held after
+-- the run hashes: a run over a limit is answered {run id, 'HELD', reason} and parked `waiting`.
+local FLOW, HELD = KEYS[WF_NFIXED + g + 2], KEYS[WF_NFIXED + g + 3]
+if HELD then
+    local bad_flow = flow_check_keys(KEYS[WF_NFIXED + g + 1], FLOW, HELD)
+    if bad_flow then return bad_flow end
+end
+local FLOW_LIM = HELD and flow_limits(KEYS[WF_NFIXED + g + 1])
 
 local function dead_letter(entry, reason)
     local raw = redis.call('XRANGE', KEYS[1], entry, entry)
@@ -39,11 +49,24 @@ for i = 1, g do
         redis.call('XACK', KEYS[1], 'workers', entry)
         redis.call('XDEL', KEYS[1], entry)
         local f = redis.call('HMGET', h, 'state', 'entry')
-        if f[1] == 'queued' and f[2] == entry then
+        local why, fkey
+        if FLOW_LIM and f[1] == 'queued' and f[2] == entry then
+            fkey = flow_key(FLOW_LIM, redis.call('HGET', h, 'input'))
+            why = flow_refuse(FLOW_LIM, FLOW, fkey)
+        end
+        if why then
+            -- Held back, in line by creation time; admit.lua re-queues it when there is room.
+            set_state(h, id, 'queued', 'waiting', now)
+            redis.call('HSET', h, 'wait_reason', why, 'held', '1')
+            redis.call('HDEL', h, 'entry', 'wake_at')
+            redis.call('ZADD', HELD, tonumber(redis.call('HGET', h, 'created_at')) or now, id)
+            out[#out + 1] = {id, 'HELD', why}
+        elseif f[1] == 'queued' and f[2] == entry then
             local token = redis.call('HINCRBY', h, 'lease', 1)
             set_state(h, id, 'queued', 'running', now)
             redis.call('HSET', h, 'worker', consumer, 'started_at', now)
-            redis.call('HDEL', h, 'entry', 'wait_reason', 'wake_at')
+            redis.call('HDEL', h, 'entry', 'wait_reason', 'wake_at', 'held')
+            if fkey then redis.call('ZADD', FLOW, 0, fkey .. '\t' .. id) end
             redis.call('ZADD', KEYS[3], now + lease_ms, id)
             local r = redis.call('HMGET', h, 'attempt', 'input')
             out[#out + 1] = {id, tostring(token), tonumber(r[1]), r[2] or '', now}
@@ -52,6 +75,7 @@ for i = 1, g do
         end
     end
 end
+if FLOW_LIM and FLOW_LIM.per_key > 0 then flow_sweep(FLOW, 4) end
 local b = 4 + 2 * g
 while ARGV[b] do
     dead_letter(ARGV[b], ARGV[b + 1] or 'invalid record')

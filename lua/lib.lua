@@ -102,3 +102,88 @@ local function outbox_add(mode, outbox, h, id, state, now)
     redis.call('XADD', outbox, 'MAXLEN', '~', 100000, '*', 'id', id, 'state', state,
         'workflow', wf, 'at', now)
 end
+
+-- ---- Flow control (claim.lua, admit.lua) -------------------------------------------------------
+-- A workflow's limits live in the hash P:{W}:limits (max_running; key + max_per_key), set with
+-- wf_flow_set / `wf limit`. Runs over a limit are parked `waiting` in the zset P:{W}:held (holding
+-- no worker slot) until admit.lua lets them go. Runs running per key value are the members
+-- "KEY\tRUNID" of the zset P:{W}:flow (all score 0, read by lex range); a member whose run is no
+-- longer in the running index is dropped when seen, so no exit script needs to know about it.
+
+-- The limits in hash `k` as {max, field, per_key}, or nil when there are none.
+local function flow_limits(k)
+    if not k then return nil end
+    local f = redis.call('HMGET', k, 'max_running', 'key', 'max_per_key')
+    local lim = {max = tonumber(f[1]) or 0, field = f[2], per_key = tonumber(f[3]) or 0}
+    if not lim.field or lim.field == '' then lim.per_key = 0 end
+    if lim.max <= 0 and lim.per_key <= 0 then return nil end
+    return lim
+end
+
+-- The run's key: field lim.field of its msgpack input map, when a string or a number (tabs
+-- replaced, at most 128 bytes); nil when there is none.
+local function flow_key(lim, input)
+    if lim.per_key <= 0 or not input or input == '' then return nil end
+    local ok, t = pcall(cmsgpack.unpack, input)
+    if not ok or type(t) ~= 'table' then return nil end
+    local v = t[lim.field]
+    if type(v) ~= 'string' and type(v) ~= 'number' then return nil end
+    return string.sub((string.gsub(tostring(v), '\t', ' ')), 1, 128)
+end
+
+-- Runs of key `key` running now, by the zset `flow`; stale members are removed on the way.
+local function flow_running(flow, key)
+    local n = 0
+    for _, m in ipairs(redis.call('ZRANGEBYLEX', flow, '[' .. key .. '\t', '[' .. key .. '\t\255')) do
+        if redis.call('ZSCORE', WF_STATE_KEY.running, string.sub(m, #key + 2)) then
+            n = n + 1
+        else
+            redis.call('ZREM', flow, m)
+        end
+    end
+    return n
+end
+
+-- nil when a run of key `key` (nil: none) may start now, else why not. `extra` / `extra_key` are
+-- runs let go but not running yet (admit.lua), counted as running.
+local function flow_refuse(lim, flow, key, extra, extra_key)
+    if lim.max > 0 then
+        local n = redis.call('ZCARD', WF_STATE_KEY.running) + (extra or 0)
+        if n >= lim.max then
+            return 'concurrency limit: ' .. n .. ' of ' .. lim.max .. ' running'
+        end
+    end
+    if key then
+        local n = flow_running(flow, key) + (extra_key or 0)
+        if n >= lim.per_key then
+            return 'key limit: ' .. lim.field .. '=' .. key .. ' has ' .. n .. ' of ' ..
+                lim.per_key .. ' running'
+        end
+    end
+    return nil
+end
+
+-- Drops up to `n` random members of `flow` whose run no longer runs (keys never checked again
+-- would otherwise leave their members behind).
+local function flow_sweep(flow, n)
+    for _, m in ipairs(redis.call('ZRANDMEMBER', flow, n)) do
+        local tab = string.find(m, '\t', 1, true)
+        if not tab or not redis.call('ZSCORE', WF_STATE_KEY.running, string.sub(m, tab + 1)) then
+            redis.call('ZREM', flow, m)
+        end
+    end
+end
+
+-- Refuses (like check_fixed_keys) when the flow keys hold another type, before anything is
+-- written; returns the error reply or nil.
+local function flow_check_keys(limits, flow, held)
+    for _, k in ipairs({limits, flow, held}) do
+        local t = key_type(k)
+        local want = k == limits and 'hash' or 'zset'
+        if t ~= want and t ~= 'none' then
+            return redis.error_reply('WRONGTYPE wf key ' .. k .. ' holds a ' .. t .. ', not a ' ..
+                want .. ' (clobbered by hand?): delete or repair it')
+        end
+    end
+    return nil
+end

@@ -119,7 +119,8 @@ void wf_test_redis_stop(wf_test_redis *r)
 {
     if (!r || r->pid <= 0) return;
     wf_test_kill(r->pid, SIGTERM, 5000);
-    if (r->dir[0]) {
+    /* WF_TEST_KEEP=1 keeps the server's folder (worker logs) for a post-mortem. */
+    if (r->dir[0] && !getenv("WF_TEST_KEEP")) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf %s", r->dir);
         if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", r->dir);

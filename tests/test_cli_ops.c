@@ -420,6 +420,19 @@ Test(cli_ops, stats_counts_match_the_runs)
 
 /* ---- workers -------------------------------------------------------------------------------- */
 
+/* Keeps the entries this test wrote: the environment's real worker registers itself in
+ * P:workers too (at start and every ~5 s, worker/presence.c). */
+static json_t *fake_workers(json_t *doc)
+{
+    for (size_t i = json_array_size(doc); i-- > 0;) {
+        const char *nm = json_string_value(json_object_get(json_array_get(doc, i), "name"));
+        if (!nm ||
+            (strcmp(nm, "alpha:101:aa") && strcmp(nm, "beta:202:bb") && strcmp(nm, "gamma:303:cc")))
+            json_array_remove(doc, i);
+    }
+    return doc;
+}
+
 Test(cli_ops, workers_lists_the_registry_and_flags_stale_ones)
 {
     long long now = redis_now();
@@ -440,7 +453,7 @@ Test(cli_ops, workers_lists_the_registry_and_flags_stale_ones)
                                  live, stale));
     char *out;
     cr_assert_eq(wf(&out, "workers", "--json", NULL), 0);
-    json_t *doc = parse(out);
+    json_t *doc = fake_workers(parse(out));
     cr_assert_eq(json_array_size(doc), 3);
     json_t *a = json_array_get(doc, 0), *b = json_array_get(doc, 1), *g = json_array_get(doc, 2);
     cr_assert_str_eq(sfield(a, "name"), "alpha:101:aa");
@@ -457,7 +470,7 @@ Test(cli_ops, workers_lists_the_registry_and_flags_stale_ones)
     json_decref(doc);
 
     cr_assert_eq(wf(&out, "workers", "--live", "--json", NULL), 0);
-    doc = parse(out);
+    doc = fake_workers(parse(out));
     cr_assert_eq(json_array_size(doc), 1);
     json_decref(doc);
     cr_assert_eq(wf(&out, "workers", NULL), 0);
@@ -467,7 +480,9 @@ Test(cli_ops, workers_lists_the_registry_and_flags_stale_ones)
     free(out);
     freeReplyObject(redisCommand(env.rc, "DEL wf:workers"));
     cr_assert_eq(wf(&out, "workers", NULL), 0);
-    cr_assert_str_eq(out, "no workers\n");
+    /* "no workers", unless the real worker re-registered in between (one line, its own). */
+    if (strcmp(out, "no workers\n") != 0)
+        cr_assert(!strstr(out, "alpha:101") && !strstr(out, "stale"), "%s", out);
     free(out);
 }
 

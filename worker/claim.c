@@ -100,6 +100,13 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *item = r->element[i];
             if (item->type != REDIS_REPLY_ARRAY || item->elements == 0) continue;
+            if (item->elements == 3 && item->element[1]->type == REDIS_REPLY_STRING &&
+                item->element[0]->type == REDIS_REPLY_STRING &&
+                strcmp(item->element[1]->str, "HELD") == 0) {
+                wf__log_run(WF__LOG_DEBUG, item->element[0]->str, b->def->name, 0, "held back: %s",
+                            item->element[2]->str);
+                continue;
+            }
             if (item->elements == 3 && item->element[0]->type == REDIS_REPLY_STRING &&
                 item->element[2]->type == REDIS_REPLY_STRING) {
                 wf__log(WF__LOG_WARN, "run %s: moved its queue entry to %s: %s",
@@ -137,10 +144,10 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return;
     size_t n = entries->elements;
     /* Worst case: every entry good (2 args + 1 key) or bad (2 args). */
-    const char **keys = calloc(WF__NFIXED + n, sizeof *keys);
+    const char **keys = calloc(WF__NFIXED + n + 3, sizeof *keys); /* + flow control's 3 */
     const char **good = calloc(2 * n, sizeof *good);
     const char **bad = calloc(2 * n, sizeof *bad);
-    char **owned = calloc(3 * n, sizeof *owned); /* run keys, ids, reasons we allocated */
+    char **owned = calloc(3 * n + 3, sizeof *owned); /* run keys, ids, reasons, flow keys */
     const char **args = calloc(3 + 4 * n, sizeof *args);
     size_t *arglen = calloc(3 + 4 * n, sizeof *arglen);
     int ngood = 0, nbad = 0, nowned = 0;
@@ -199,6 +206,12 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
         nbad++;
     }
     if (ngood + nbad == 0) goto out;
+    /* Flow control (lua/lib.lua): claim.lua holds back runs over the workflow's limits. */
+    static const char *const flow_keys[] = {"limits", "flow", "held"};
+    for (int i = 0; i < 3; i++) {
+        if (!(owned[nowned] = wf__key_wf(w->url.prefix, def->name, flow_keys[i]))) goto out;
+        keys[WF__NFIXED + ngood + i] = owned[nowned++];
+    }
     char lease[24], count[24];
     snprintf(lease, sizeof lease, "%lld", (long long)w->opt.lease_ms);
     snprintf(count, sizeof count, "%d", ngood);
@@ -215,8 +228,8 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     b->def = def;
     b->ngood = ngood;
     if (!wf__conn_usable(&w->cmd) ||
-        wf__script_call_async(w->cmd.ac, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood, keys,
-                              na, args, arglen) != WF_OK) {
+        wf__script_call_async(w->cmd.ac, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood + 3,
+                              keys, na, args, arglen) != WF_OK) {
         wf__log(WF__LOG_WARN,
                 "cannot send claim.lua for workflow %s now; the entries are "
                 "recovered by XAUTOCLAIM after the lease time",

@@ -12,6 +12,7 @@
 
 #include <hiredis/adapters/libevent.h>
 
+#include "sentinel.h"
 #include "wf_worker_internal.h"
 
 #define BACKOFF_MIN_MS 100
@@ -129,8 +130,18 @@ void wf__conn_start(wf__conn *conn)
     if (conn->ac || conn->closed || w->closing) return;
     conn->ready = 0;
     conn->failed = 0;
-    redisAsyncContext *ac = w->url.unix_path ? redisAsyncConnectUnix(w->url.unix_path)
-                                             : redisAsyncConnect(w->url.host, w->url.port);
+    /* The address to use now: a sentinel URL asks the sentinels on every (re)connect. */
+    char host[256];
+    int port = 0;
+    wf_error terr = {0};
+    if (!w->url.unix_path && wf__url_target(&w->url, host, sizeof host, &port, &terr) != WF_OK) {
+        wf__log(WF__LOG_WARN, "%s connection: %s; retrying in %d ms", conn->name, terr.message,
+                conn->backoff_ms);
+        schedule_retry(conn);
+        return;
+    }
+    redisAsyncContext *ac =
+        w->url.unix_path ? redisAsyncConnectUnix(w->url.unix_path) : redisAsyncConnect(host, port);
     if (!ac || ac->err) {
         wf__log(WF__LOG_WARN,
                 "cannot connect (%s connection) to Redis at %s: %s; retrying in %d ms", conn->name,

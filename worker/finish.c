@@ -77,6 +77,7 @@ void wf__job_hold(wf_worker *w, wf__job *job)
         wf__job_end(w, job, WF__OP_RELEASE);
         return;
     }
+    wf__metrics_inc(job->workflow, WF__C_STARTED, 1);
     job->dispatched = 1;
     w->busy++;
     wf__pool_submit(w->pool, job);
@@ -142,12 +143,12 @@ static void send_op(wf_worker *w, wf__job *job)
         free(steps);
         return; /* out of memory: retried on the next flush */
     }
-    const char *keys[WF__NFIXED + 2];
+    const char *keys[WF__NFIXED + 3];
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
     keys[WF__NFIXED] = run;
     keys[WF__NFIXED + 1] = steps;
-    const char *args[10];
-    size_t arglen[10];
+    const char *args[11];
+    size_t arglen[11];
     int nargs = 0, nkeys = WF__NFIXED + 2;
     wf__script script;
     char retention[24], max_attempts[16], backoff[24], max_backoff[24], retry[24];
@@ -191,6 +192,13 @@ static void send_op(wf_worker *w, wf__job *job)
         args[nargs++] = retention;
         args[nargs++] = final;
     }
+    /* Webhooks (wf_ops.h): complete/fail record a run's end in its outbox in the same script. */
+    char *outbox =
+        script == WF__SCRIPT_RELEASE ? NULL : wf__key_wf(w->url.prefix, def->name, "outbox");
+    if (outbox) {
+        keys[nkeys++] = outbox;
+        args[nargs++] = wf__ops_notify_mode(w);
+    }
     for (int i = 0; i < nargs; i++)
         if (!(script == WF__SCRIPT_COMPLETE && i == 2)) arglen[i] = strlen(args[i]);
     if (wf__script_call_async(w->cmd.ac, op_reply, job, script, nkeys, keys, nargs, args, arglen) ==
@@ -198,6 +206,7 @@ static void send_op(wf_worker *w, wf__job *job)
         job->op_inflight = 1;
         w->ops_inflight++;
     }
+    free(outbox);
     free(text);
     free(run);
     free(steps);
@@ -214,6 +223,7 @@ static void op_reply(redisAsyncContext *ac, void *reply, void *privdata)
     w->ops_inflight--;
     static const char *const op_names[] = {"", "result", "timeout", "release"};
     const char *op = op_names[job->op];
+    wf__ops_on_end(w, job, r); /* metrics */
     if (!r) {
         if (w->closing) {
             wf__log_run(WF__LOG_WARN, job->id, job->workflow, job->attempt,
@@ -282,10 +292,12 @@ void wf__job_lost(wf_worker *w, wf__job *job, const char *why)
         job->lease = WF__LEASE_GONE;
         wf__log_run(WF__LOG_INFO, job->id, job->workflow, job->attempt,
                     "lease lost (%s): cancelling the handler; its result will be dropped", why);
+        wf__metrics_inc(job->workflow, WF__C_CANCELLED, 1);
     } else if (job->lease == WF__LEASE_ENDING && !job->op_inflight && job->op == WF__OP_RESULT) {
         job->lease = WF__LEASE_GONE;
         wf__log_run(WF__LOG_INFO, job->id, job->workflow, job->attempt,
                     "lease lost (%s) before the result could be sent; dropping it", why);
+        wf__metrics_inc(job->workflow, WF__C_CANCELLED, 1);
     }
     wf__job_maybe_free(w, job);
 }

@@ -1,8 +1,13 @@
-/* log.c - the worker's log: one logfmt line per event on stderr, written with a single write(2)
- * so lines from executor threads and from sibling worker processes never interleave.
+/* log.c - the worker's log: one line per event on stderr, written with a single write(2) so
+ * lines from executor threads and from sibling worker processes never interleave. logfmt by
+ * default, JSON lines with --log-format json (the same fields; log_json.c):
  *
  *   ts=2024-05-01T12:00:00.123Z level=info pid=4242 msg="run completed" run=echo:01J... \
  *   workflow=echo attempt=1
+ *   {"ts":"2024-05-01T12:00:00.123Z","level":"info","pid":4242,"msg":"run completed",
+ *    "run":"echo:01J...","workflow":"echo","attempt":1}
+ *
+ * A line about a step also carries step=NAME ("step":"NAME").
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -18,6 +23,19 @@
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 static atomic_int log_level = -1; /* -1: not yet read from $WF_LOG_LEVEL */
+static atomic_int log_format;     /* wf__log_format */
+
+int wf__log_parse_format(const char *name)
+{
+    if (name && strcasecmp(name, "logfmt") == 0) return WF__LOG_LOGFMT;
+    if (name && strcasecmp(name, "json") == 0) return WF__LOG_JSON;
+    return -1;
+}
+
+void wf__log_set_format(wf__log_format format)
+{
+    atomic_store(&log_format, (int)format);
+}
 
 int wf__log_parse_level(const char *name)
 {
@@ -75,27 +93,27 @@ static size_t put_value(char *buf, size_t off, size_t cap, const char *s)
     return off;
 }
 
-void wf__log_run(wf__log_level level, const char *run, const char *workflow, int attempt,
-                 const char *fmt, ...)
+/* Writes one line for a formatted message. */
+static void emit(wf__log_level level, const char *run, const char *workflow, int attempt,
+                 const char *step, const char *msg)
 {
-    if ((int)level > current_level()) return;
     int saved_errno = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-
     char line[2048];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    size_t off = (size_t)snprintf(
-        line, sizeof line,
-        "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s pid=%ld msg=", tm.tm_year + 1900,
-        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-        level_names[level], (long)getpid());
+    char when[80];
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    size_t off;
+    if (atomic_load(&log_format) == WF__LOG_JSON) {
+        off = wf__log_json_line(line, sizeof line, when, level_names[level], (long)getpid(), msg,
+                                run, workflow, attempt, step);
+        goto write_out;
+    }
+    off = (size_t)snprintf(line, sizeof line, "ts=%s level=%s pid=%ld msg=", when,
+                           level_names[level], (long)getpid());
     /* Always quote the message so it reads as one field. */
     if (off + 1 < sizeof line) line[off++] = '"';
     for (const char *p = msg; *p && off + 3 < sizeof line; p++) {
@@ -116,8 +134,13 @@ void wf__log_run(wf__log_level level, const char *run, const char *workflow, int
         if (off < sizeof line)
             off += (size_t)snprintf(line + off, sizeof line - off, " attempt=%d", attempt);
     }
+    if (step && off + 6 < sizeof line) {
+        memcpy(line + off, " step=", 6);
+        off = put_value(line, off + 6, sizeof line, step);
+    }
     if (off >= sizeof line - 1) off = sizeof line - 2;
     line[off++] = '\n';
+write_out:;
     size_t done = 0;
     while (done < off) {
         ssize_t n = write(STDERR_FILENO, line + done, off - done);
@@ -125,5 +148,33 @@ void wf__log_run(wf__log_level level, const char *run, const char *workflow, int
         if (n <= 0) break;
         done += (size_t)n;
     }
+    errno = saved_errno;
+}
+
+void wf__log_run(wf__log_level level, const char *run, const char *workflow, int attempt,
+                 const char *fmt, ...)
+{
+    if ((int)level > current_level()) return;
+    int saved_errno = errno;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    emit(level, run, workflow, attempt, NULL, msg);
+    errno = saved_errno;
+}
+
+void wf__log_step(wf__log_level level, const char *run, const char *workflow, int attempt,
+                  const char *step, const char *fmt, ...)
+{
+    if ((int)level > current_level()) return;
+    int saved_errno = errno;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    emit(level, run, workflow, attempt, step, msg);
     errno = saved_errno;
 }

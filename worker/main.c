@@ -39,6 +39,19 @@ static const char usage[] =
     "  --max-rss-mb M       replace a worker process whose resident memory exceeds M MiB\n"
     "                       (default 0: no limit; needs --processes >= 1)\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n"
+    "  --log-format FMT     logfmt (default) or json (one object per line)\n"
+    "  --http HOST:PORT     serve /healthz, /readyz and /metrics (Prometheus) there; with\n"
+    "                       --processes N the processes take PORT..PORT+N-1, one each\n"
+    "  --http-token TOKEN   require \"Authorization: Bearer TOKEN\" (default $WF_HTTP_TOKEN);\n"
+    "                       mandatory, 16+ characters, when HOST is not a loopback address\n"
+    "  --webhook URL        POST a signed notification for every run that ends (completed,\n"
+    "                       failed, cancelled, terminated), from the durable outbox\n"
+    "  --webhook-secret-file FILE  the HMAC-SHA256 key of X-WF-Signature (required with\n"
+    "                       --webhook; surrounding whitespace is ignored)\n"
+    "  --webhook-max-attempts N    attempts before P:{W}:outbox:dead (default 10)\n"
+    "  --webhook-timeout-ms T      one attempt's timeout (default 10000)\n"
+    "  --webhook-visibility-ms V   a dead worker's unacknowledged notifications are taken\n"
+    "                       over after V ms (default 60000; at least twice the timeout)\n"
     "  -h, --help           this help\n"
     "\n"
     "SIGTERM or SIGINT drains every worker process and exits 0.\n";
@@ -49,6 +62,8 @@ static volatile sig_atomic_t g_stop;
  * WF__EXIT_RECYCLE. */
 static long long g_stuck_grace_ms = 10000, g_max_rss_mb;
 static int g_supervised;
+static long long g_processes = 1; /* --processes: ports of --http per process */
+static char *g_webhook_secret;    /* read from --webhook-secret-file */
 
 static void on_signal(int sig)
 {
@@ -103,6 +118,7 @@ static int run_worker(void *arg)
     }
     g_worker = w;
     if (g_supervised) wf__worker_set_recycle(w, g_stuck_grace_ms, g_max_rss_mb);
+    if (g_supervised) wf__ops_set_http_span(w, (int)g_processes);
     if (g_stop) wf_worker_stop(w);
     int rc = wf_worker_run(w, &err);
     if (rc != WF_OK) wf__log(WF__LOG_ERROR, "worker failed: %s", err.message);
@@ -125,7 +141,15 @@ int main(int argc, char **argv)
         O_DRAIN,
         O_LOG,
         O_STUCK,
-        O_RSS
+        O_RSS,
+        O_LOGFMT,
+        O_HTTP,
+        O_HTTP_TOKEN,
+        O_HOOK,
+        O_HOOK_SECRET,
+        O_HOOK_ATTEMPTS,
+        O_HOOK_TIMEOUT,
+        O_HOOK_VIS,
     };
     static const struct option longopts[] = {
         {"redis", required_argument, NULL, O_REDIS},
@@ -138,6 +162,14 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, O_LOG},
         {"stuck-grace-ms", required_argument, NULL, O_STUCK},
         {"max-rss-mb", required_argument, NULL, O_RSS},
+        {"log-format", required_argument, NULL, O_LOGFMT},
+        {"http", required_argument, NULL, O_HTTP},
+        {"http-token", required_argument, NULL, O_HTTP_TOKEN},
+        {"webhook", required_argument, NULL, O_HOOK},
+        {"webhook-secret-file", required_argument, NULL, O_HOOK_SECRET},
+        {"webhook-max-attempts", required_argument, NULL, O_HOOK_ATTEMPTS},
+        {"webhook-timeout-ms", required_argument, NULL, O_HOOK_TIMEOUT},
+        {"webhook-visibility-ms", required_argument, NULL, O_HOOK_VIS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -145,7 +177,7 @@ int main(int argc, char **argv)
     const char *url = NULL;
     const char *dirs[64];
     int ndirs = 0;
-    long long processes = 1, v;
+    long long v;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -160,7 +192,7 @@ int main(int argc, char **argv)
             dirs[ndirs++] = a;
             break;
         case O_PROCESSES:
-            if (parse_int(a, 0, 1024, &processes) != 0)
+            if (parse_int(a, 0, 1024, &g_processes) != 0)
                 return usage_error("--processes wants a whole number from 0 to 1024, not '%s'", a);
             break;
         case O_CONCURRENCY:
@@ -201,6 +233,44 @@ int main(int argc, char **argv)
             wf__log_set_level((wf__log_level)l);
             break;
         }
+        case O_LOGFMT: {
+            int f = wf__log_parse_format(a);
+            if (f < 0) return usage_error("--log-format wants logfmt or json, not '%s'", a);
+            wf__log_set_format((wf__log_format)f);
+            break;
+        }
+        case O_HTTP:
+            opt.http_listen = a;
+            break;
+        case O_HTTP_TOKEN:
+            opt.http_token = a;
+            break;
+        case O_HOOK:
+            opt.webhook_url = a;
+            break;
+        case O_HOOK_SECRET: {
+            wf_error e = {0};
+            free(g_webhook_secret);
+            g_webhook_secret = wf__ops_read_secret(a, &e);
+            if (!g_webhook_secret) return usage_error("--webhook-secret-file: %s", e.message);
+            opt.webhook_secret = g_webhook_secret;
+            break;
+        }
+        case O_HOOK_ATTEMPTS:
+            if (parse_int(a, 1, 1000, &v) != 0)
+                return usage_error("--webhook-max-attempts wants 1 to 1000, not '%s'", a);
+            opt.webhook_max_attempts = (int)v;
+            break;
+        case O_HOOK_TIMEOUT:
+        case O_HOOK_VIS:
+            if (parse_int(a, 100, 86400000, &v) != 0)
+                return usage_error("%s wants milliseconds from 100 to 86400000, not '%s'",
+                                   argv[optind - 1], a);
+            if (c == O_HOOK_TIMEOUT)
+                opt.webhook_timeout_ms = v;
+            else
+                opt.webhook_visibility_ms = v;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -212,6 +282,19 @@ int main(int argc, char **argv)
     }
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
     if (ndirs == 0) return usage_error("%s", "no --workflows DIR given: nothing to run");
+    if (!opt.http_token) opt.http_token = getenv("WF_HTTP_TOKEN");
+    if (opt.http_listen) {
+        char *host = NULL;
+        int port = 0;
+        wf_error e = {0};
+        if (wf__ops_parse_listen(opt.http_listen, opt.http_token, &host, &port, &e) != WF_OK)
+            return usage_error("--http: %s", e.message);
+        free(host);
+    }
+    if (opt.webhook_url && !opt.webhook_secret)
+        return usage_error("%s", "--webhook needs --webhook-secret-file FILE (the signing key)");
+    if (!opt.webhook_url && opt.webhook_secret)
+        return usage_error("%s", "--webhook-secret-file without --webhook");
 
     if (!url) url = getenv("WF_REDIS_URL");
     wf__url parsed;
@@ -242,8 +325,8 @@ int main(int argc, char **argv)
                 ndirs == 1 ? "" : "s");
         return 2;
     }
-    if (processes == 0) return run_worker(&opt);
+    if (g_processes == 0) return run_worker(&opt);
     signal(SIGPIPE, SIG_IGN);
     g_supervised = 1;
-    return wf__supervise((int)processes, run_worker, &opt);
+    return wf__supervise((int)g_processes, run_worker, &opt);
 }

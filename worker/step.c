@@ -288,6 +288,7 @@ int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
     s->attempt = 0;
     s->deadline_mono = 0;
     int64_t took = wf__mono_ms() - start;
+    wf__metrics_step_ms(ctx->job->workflow, took); /* wf_step_duration_seconds (metrics.c) */
     attempts++;
     if (rc == WF_OK && o.timeout_ms > 0 && took > o.timeout_ms)
         rc = wf_ctx_fail(ctx, WF_ERR_TIMEOUT, "step '%s' took %lld ms, over its timeout of %lld ms",
@@ -314,6 +315,9 @@ int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
     snprintf(nrec.status, sizeof nrec.status, "failed");
     nrec.error = why;
     if (rc == WF_ERR_FATAL || attempts >= o.max_attempts) {
+        wf__log_step(WF__LOG_WARN, ctx->job->id, ctx->job->workflow, ctx->job->attempt, name,
+                     "step failed for good after %d attempt%s: %s", attempts,
+                     attempts == 1 ? "" : "s", why);
         int r2 = record(ctx, name, &nrec);
         if (r2 != WF_OK) return r2;
         return wf_ctx_fail(ctx, WF_ERR_FATAL, "step '%s' failed after %d attempt%s: %s", name,
@@ -321,6 +325,9 @@ int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
     }
     int64_t delay = delay_for(&o, attempts, ctx->job->retry_after);
     int64_t wake = redis_now(ctx) + delay;
+    wf__log_step(WF__LOG_INFO, ctx->job->id, ctx->job->workflow, ctx->job->attempt, name,
+                 "step failed (attempt %d of %d): %s; retrying in %lld ms", attempts,
+                 o.max_attempts, why, (long long)delay);
     char reason[300];
     snprintf(reason, sizeof reason, "retry step %s (attempt %d of %d) after: %.200s", name,
              attempts + 1, o.max_attempts, nrec.error);

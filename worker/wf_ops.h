@@ -75,33 +75,33 @@ typedef struct wf__ops {
     struct wf_worker *w;
 
     /* -- configuration (copied at wf_worker_new) -- */
-    char *http_host;     /* NULL: no HTTP server */
-    int http_port;       /* first port to try */
-    int http_span;       /* ports tried: http_port .. http_port + span - 1 (wf-worker --processes) */
-    char *http_token;    /* NULL: none (loopback only) */
-    char *webhook_url;   /* NULL: no webhooks */
+    char *http_host;   /* NULL: no HTTP server */
+    int http_port;     /* first port to try */
+    int http_span;     /* ports tried: http_port .. http_port + span - 1 (wf-worker --processes) */
+    char *http_token;  /* NULL: none (loopback only) */
+    char *webhook_url; /* NULL: no webhooks */
     char *webhook_secret;
     size_t webhook_secret_len;
     int webhook_max_attempts;
     int64_t webhook_timeout_ms, webhook_visibility_ms;
 
     /* -- presence (presence.c) -- */
-    char host[256];           /* gethostname() */
-    int64_t started_at;       /* Redis ms of the first registration; 0 before */
-    int64_t next_presence;    /* mono ms: next HSET P:workers */
-    int64_t next_prune;       /* mono ms: next removal of long-dead entries */
-    int presence_busy;        /* an HSET is in flight */
-    int presence_written;     /* at least one HSET answered: remove the entry at exit */
+    char host[256];        /* gethostname() */
+    int64_t started_at;    /* Redis ms of the first registration; 0 before */
+    int64_t next_presence; /* mono ms: next HSET P:workers */
+    int64_t next_prune;    /* mono ms: next removal of long-dead entries */
+    int presence_busy;     /* an HSET is in flight */
+    int presence_written;  /* at least one HSET answered: remove the entry at exit */
 
     /* -- health (ops.c) -- */
-    int scripts_ok;        /* a script answered since the cmd connection (re)connected */
-    int probe_busy;        /* a probe script is in flight */
-    int64_t next_probe;    /* mono ms */
-    int64_t next_gauges;   /* mono ms */
-    int gauges_inflight;   /* replies of the last refresh still outstanding */
-    int64_t rtt_sent_mono; /* when the refresh's TIME was sent */
-    double rtt_s;          /* last measured Redis round trip; -1 none yet */
-    wf__gauges *gauges;    /* one per w->defs entry */
+    int scripts_ok;      /* a script answered since the cmd connection (re)connected */
+    int probe_busy;      /* a probe script is in flight */
+    int64_t next_probe;  /* mono ms */
+    int64_t next_gauges; /* mono ms */
+    int gauges_inflight; /* replies of the last refresh still outstanding */
+    int64_t rtt_sent_us; /* when the refresh's TIME was sent (monotonic us) */
+    double rtt_s;        /* last measured Redis round trip; -1 none yet */
+    wf__gauges *gauges;  /* one per w->defs entry */
 
     /* -- HTTP (http.c) -- */
     struct evhttp *http;
@@ -135,6 +135,9 @@ void wf__ops_set_http_span(struct wf_worker *w, int span);
  * WF_ERR_INVALID with what to do. */
 int wf__ops_parse_listen(const char *listen, const char *token, char **host, int *port,
                          wf_error *err);
+/* Reads a secret from `path` (at most 4 KiB; surrounding whitespace trimmed). Returns a string
+ * the caller frees, or NULL with `err` filled (unreadable, empty, too long). */
+char *wf__ops_read_secret(const char *path, wf_error *err);
 /* NULL when ready (both connections up, a script answered, not draining), else why not. */
 const char *wf__ops_not_ready(const struct wf_worker *w);
 
@@ -173,8 +176,7 @@ wf__curl *wf__curl_new(struct event_base *base, wf_error *err);
 /* Starts a POST of `body` (copied) to `url` with `nheaders` "Name: value" headers (copied), within
  * `timeout_ms`. Returns WF_OK (then `fn` fires later) or an error (then it never fires). */
 int wf__curl_post(wf__curl *c, const char *url, const char *const *headers, int nheaders,
-                  const char *body, size_t len, int64_t timeout_ms, wf__curl_done_fn fn,
-                  void *arg);
+                  const char *body, size_t len, int64_t timeout_ms, wf__curl_done_fn fn, void *arg);
 /* Transfers in progress. */
 int wf__curl_active(const wf__curl *c);
 /* Aborts every transfer (their callbacks fire) and frees. NULL is a no-op. */

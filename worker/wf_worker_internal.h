@@ -63,6 +63,21 @@ int wf__log_parse_level(const char *name);
 void wf__log_run(wf__log_level level, const char *run, const char *workflow, int attempt,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 #define wf__log(level, ...) wf__log_run((level), NULL, NULL, 0, __VA_ARGS__)
+/* The same for a line about step `step` of a run: adds step=NAME ("step" in JSON). */
+void wf__log_step(wf__log_level level, const char *run, const char *workflow, int attempt,
+                  const char *step, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+typedef enum wf__log_format {
+    WF__LOG_LOGFMT = 0, /* key=value (default) */
+    WF__LOG_JSON,       /* one JSON object per line (log_json.c) */
+} wf__log_format;
+/* Sets the process-wide format; parses "logfmt" / "json" (-1 for anything else). */
+void wf__log_set_format(wf__log_format format);
+int wf__log_parse_format(const char *name);
+/* log_json.c: formats one JSON line (newline included) into `line`; returns its length. */
+size_t wf__log_json_line(char *line, size_t cap, const char *ts, const char *level, long pid,
+                         const char *msg, const char *run, const char *workflow, int attempt,
+                         const char *step);
 
 /* ---- The process-wide table of definitions (registry.c) ----------------------------------- */
 
@@ -256,6 +271,8 @@ struct wf__wdef {
     wf__wfkeys keys;
     int wake_busy, reclaim_busy, autoclaim_busy, heartbeat_busy; /* one of each in flight */
     int64_t next_heartbeat, next_autoclaim;                      /* mono ms */
+    int sched_busy; /* scheduler.c: a scan of this workflow's due schedules is in flight */
+    int flow_busy;  /* flow.c: an admit.lua round for this workflow's held runs is in flight */
 };
 
 /* One async connection with its reconnect state. */
@@ -307,6 +324,8 @@ struct wf_worker {
     int64_t clock_offset; /* Redis ms - wf__mono_ms() */
 
     wf__req *reqs_head, *reqs_tail; /* ctx calls waiting for the cmd connection */
+
+    struct wf__ops *ops; /* presence, metrics, health, webhooks (wf_ops.h); set by wf_worker_new */
 
     /* recycle.c: asking the supervisor for a fresh process (0: feature off) */
     int64_t stuck_grace_ms; /* a cancelled handler not back after this: recycle */
@@ -367,6 +386,10 @@ wf__job *wf__job_find(wf_worker *w, const wf__wdef *def, const char *id, size_t 
 
 /* timers.c: the 100 ms tick: heartbeats, timeouts, wake, reclaim, autoclaim, drain. */
 void wf__timers_tick(wf_worker *w);
+/* scheduler.c: fires `def`'s due schedules (lua/fire.lua); called from the tick. */
+void wf__scheduler_tick(wf_worker *w, wf__wdef *def);
+/* flow.c: lets `def`'s runs held back by a flow limit go when there is room (lua/admit.lua). */
+void wf__flow_tick(wf_worker *w, wf__wdef *def);
 
 /* ctx.c: send the ctx calls waiting in the worker's list (cmd up) / fail the old ones. */
 void wf__reqs_pump(wf_worker *w);
@@ -410,5 +433,9 @@ int wf__recycle_abandoned(const wf_worker *w, const wf__job *job);
  * signal); forwards SIGTERM/SIGINT to all children and waits for them. Returns the process exit
  * status: 0 when every child exited 0 after the stop signal, 1 otherwise. */
 int wf__supervise(int n, int (*child)(void *arg), void *arg);
+
+/* ---- Operations: presence, metrics, health, webhooks (wf_ops.h) ---------------------------- */
+
+#include "wf_ops.h"
 
 #endif

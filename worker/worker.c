@@ -170,6 +170,9 @@ wf_worker *wf_worker_new(const wf_worker_options *options, wf_error *err)
         goto fail;
     }
     if (wf__loop_init(w, err) != WF_OK) goto fail;
+    w->ops = wf__ops_new(w, &o, err); /* copies the operations options it keeps (wf_ops.h) */
+    if (!w->ops) goto fail;
+    w->opt.http_listen = w->opt.http_token = w->opt.webhook_url = w->opt.webhook_secret = NULL;
     if (o.register_all >= 0) {
         int n = wf_workflow_count();
         for (int i = 0; i < n; i++) {
@@ -264,6 +267,7 @@ int wf_worker_run(wf_worker *worker, wf_error *err)
     struct sigaction old;
     if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
     int rc = startup(w, err);
+    if (rc == WF_OK) rc = wf__ops_start(w, err); /* metrics server, webhooks */
     if (rc != WF_OK) return rc;
     char names[512] = "";
     size_t off = 0;
@@ -275,6 +279,7 @@ int wf_worker_run(wf_worker *worker, wf_error *err)
             w->consumer, w->url.redacted, names, w->opt.concurrency, w->opt.batch,
             (long long)w->opt.lease_ms);
     rc = wf__loop_run(w, err);
+    wf__ops_stop(w); /* leaves P:workers */
     wf__log(WF__LOG_INFO, "worker %s stopped", w->consumer);
     return rc;
 }
@@ -319,6 +324,8 @@ void wf_worker_free(wf_worker *worker)
         w->pool = NULL;
     }
     if (w->base) {
+        wf__ops_free(w->ops); /* after the connections (their callbacks), before the base */
+        w->ops = NULL;
         if (w->stop_ev) event_free(w->stop_ev);
         if (w->tick_ev) event_free(w->tick_ev);
         if (w->done_ev) event_free(w->done_ev);

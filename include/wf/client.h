@@ -58,7 +58,8 @@ int wf_state_is_final(wf_state state);
  * redis://127.0.0.1:6379. `prefix` (default "wf") starts every key, so several apps can share
  * one Redis; `timeout_ms` (default 5000) bounds connecting and every command; `max_payload`
  * (default 1048576) is the largest input a run may carry, in bytes. A password may also come from
- * $WF_REDIS_PASSWORD so it never shows in a process list.
+ * `password_file=/abs/path` (its first line) or $WF_REDIS_PASSWORD, so it never shows in a URL,
+ * a process list or a log (docs/security.md).
  *
  * Returns a client that the caller frees with wf_client_free(), or NULL with `err` filled
  * (WF_ERR_URL, WF_ERR_CONNECT, WF_ERR_REDIS for a refused AUTH/SELECT, WF_ERR_SCHEMA).
@@ -370,6 +371,99 @@ typedef struct wf_purge_options {
  * (then some runs may already be deleted: *purged counts them). */
 int wf_purge_runs(wf_client *client, const wf_purge_options *options, size_t *purged,
                   wf_error *err);
+
+/* ---- Schedules ----------------------------------------------------------------------------- */
+
+/* What a schedule does about firings that passed while no worker ran it. */
+typedef enum wf_catch_up {
+    WF_CATCH_UP_ONE = 0, /* default: one run stands for all the missed firings, then on time */
+    WF_CATCH_UP_ALL,     /* one run for every missed firing, then on time */
+    WF_CATCH_UP_NONE,    /* missed firings are skipped (a firing over 60 s late counts as missed) */
+} wf_catch_up;
+
+/* "one", "all", "none" (static strings); wf_catch_up_from_name returns -1 for anything else. */
+const char *wf_catch_up_name(wf_catch_up policy);
+int wf_catch_up_from_name(const char *name);
+
+/* Options of wf_schedule_add_ex(). Zero-initialise. */
+typedef struct wf_schedule_options {
+    wf_catch_up catch_up;
+} wf_schedule_options;
+
+/* Adds (or replaces) schedule `id` ([A-Za-z0-9._-], at most 64 bytes; unique per workflow) that
+ * starts a run of `workflow` with `payload` (msgpack bytes, copied; NULL/0: no input) at every
+ * firing of `spec`:
+ *   - a 5-field cron expression in UTC, "MIN HOUR DOM MONTH DOW" with `*`, N, N-M, lists (,) and
+ *     steps (/), month and day names (jan, mon, ...): "0-59/15 9-17 * * mon-fri";
+ *   - @hourly, @daily (@midnight), @weekly, @monthly, @yearly (@annually);
+ *   - "@every DUR", a fixed interval from now: "@every 30s", "@every 1h30m" (at least 1 s).
+ * Workers running `workflow` fire it (each firing starts exactly one run, id
+ * "WORKFLOW:sched-ID-FIREMS", however many workers there are). Replacing a schedule restarts its
+ * timing and counters. Returns WF_OK, WF_ERR_INVALID (bad id or spec, with the reason),
+ * WF_ERR_BAD_NAME, WF_ERR_UNKNOWN_WORKFLOW, WF_ERR_BAD_PAYLOAD, WF_ERR_TOO_LARGE, or a
+ * connection error. */
+int wf_schedule_add(wf_client *client, const char *id, const char *workflow, const char *spec,
+                    const void *payload, size_t len, wf_error *err);
+
+/* wf_schedule_add() with options (NULL: the defaults). */
+int wf_schedule_add_ex(wf_client *client, const char *id, const char *workflow, const char *spec,
+                       const void *payload, size_t len, const wf_schedule_options *options,
+                       wf_error *err);
+
+/* Removes schedule `id` of `workflow` (NULL: of every registered workflow that has one): it fires
+ * no more; runs it started are untouched. Returns WF_OK, WF_ERR_NOT_FOUND, WF_ERR_INVALID,
+ * WF_ERR_BAD_NAME, or a connection error. */
+int wf_schedule_remove(wf_client *client, const char *workflow, const char *id, wf_error *err);
+
+/* A schedule as wf_schedule_list() returns it. Strings are owned by the array. */
+typedef struct wf_schedule_info {
+    char *id;
+    char *workflow;
+    char *spec;
+    char *payload; /* msgpack bytes of the runs' input, or NULL */
+    size_t payload_len;
+    wf_catch_up catch_up;
+    int64_t created_at_ms; /* Redis time, ms since the epoch */
+    int64_t next_at_ms;    /* the next firing */
+    int64_t last_at_ms;    /* the last firing handled; 0: none yet */
+    long long fires;       /* runs started so far */
+    char *last_run;        /* id of the last run started, or NULL */
+} wf_schedule_info;
+
+/* Lists the schedules of `workflow` (NULL: of every registered workflow), sorted by workflow, then
+ * id. On success sets `*schedules` to `*n` entries that the caller frees with
+ * wf_schedules_free(*schedules, *n). Returns WF_OK, WF_ERR_BAD_NAME or a connection error. */
+int wf_schedule_list(wf_client *client, const char *workflow, wf_schedule_info **schedules,
+                     size_t *n, wf_error *err);
+
+/* Frees an array returned by wf_schedule_list(). NULL is a no-op. */
+void wf_schedules_free(wf_schedule_info *schedules, size_t n);
+
+/* ---- Flow control ------------------------------------------------------------------------- */
+
+/* A workflow's limits, enforced in Redis across every worker. A run over a limit is not started:
+ * it waits (state `waiting`, wait_reason "concurrency limit: ..." or "key limit: ...", holding no
+ * worker slot) and starts, oldest first, when a running one ends. */
+typedef struct wf_flow_limits {
+    int max_running; /* runs of the workflow running at once; 0: no limit */
+    const char *key; /* a field of the run's input map (JSON object) whose value groups runs, e.g.
+                        "customer"; NULL: none. A run without the field, or whose value is not a
+                        string or a number, is only under max_running */
+    int max_per_key; /* runs with the same key value running at once; 0: no limit (needs key) */
+} wf_flow_limits;
+
+/* Sets workflow `workflow`'s limits (`limits` NULL or all zero: removes them; runs held back
+ * then start as workers get to them). Copies; keeps no reference. Takes effect at the next claim.
+ * Returns WF_OK, WF_ERR_BAD_NAME, WF_ERR_INVALID (negative numbers; key not 1-64 characters of
+ * [A-Za-z0-9._-]; max_per_key without key), or a connection error. */
+int wf_flow_set(wf_client *client, const char *workflow, const wf_flow_limits *limits,
+                wf_error *err);
+
+/* Reads workflow `workflow`'s limits into `*limits` (zero when none; limits->key points into
+ * `key`, a caller buffer of `key_size` bytes, or is NULL) and, when `held` is not NULL, how many
+ * runs are held back now. Returns WF_OK, WF_ERR_BAD_NAME or a connection error. */
+int wf_flow_get(wf_client *client, const char *workflow, wf_flow_limits *limits, char *key,
+                size_t key_size, long long *held, wf_error *err);
 
 #ifdef __cplusplus
 }

@@ -88,6 +88,44 @@ int wf_step_attempt(const wf_ctx *ctx);
 /* Returns "base#i", a stable step name for loops. Borrowed: valid until the handler returns. */
 const char *wf_step_name(wf_ctx *ctx, const char *base, int i);
 
+/* ---- HTTP calls as durable steps ------------------------------------------------------------ */
+
+/* An HTTP request for wf_step_http(). Zero-initialise; only `url` is required. Nothing is kept
+ * after the call (the request is made, at most once per attempt, inside the call). */
+typedef struct wf_http_request {
+    const char *method;         /* "GET" (the default when NULL), "POST", "PUT", "DELETE"... */
+    const char *url;            /* http:// or https:// */
+    const char *const *headers; /* "Name: value" strings, NULL-terminated; NULL: none */
+    const void *body;           /* request body, `body_len` bytes; NULL: none */
+    size_t body_len;
+    int64_t timeout_ms;           /* one attempt, connecting included; default 30000 */
+    size_t max_response;          /* response bodies larger than this fail the attempt;
+                                     default 1048576 (the body is recorded in Redis) */
+    const wf_step_options *retry; /* the step's attempts and backoff; NULL: wf_step_run's */
+} wf_http_request;
+
+/* What wf_step_http() answers: the recorded response, replayed as is. */
+typedef struct wf_http_response {
+    int status;       /* the HTTP status, 100-599 */
+    const char *body; /* the response body (`body_len` bytes, then a NUL byte for
+                         convenience); borrowed: valid until the handler returns */
+    size_t body_len;
+    const char *content_type; /* the Content-Type header, NUL-terminated; "" when absent;
+                                 borrowed like `body` */
+} wf_http_response;
+
+/* Makes the HTTP request `request` as the durable step `name` (curl, on the executor thread):
+ * the first time, the request is sent and its response recorded; on replay the recorded response
+ * is returned without sending anything. A response with any status is a result, except that
+ * connection errors, timeouts, 429 and 5xx count as failed attempts, retried durably per
+ * `request->retry` (a Retry-After header in seconds is honoured). Since a worker can die after
+ * the request and before the record, the request may be sent more than once: make it idempotent
+ * (e.g. an Idempotency-Key header built from wf_ctx_event_id()).
+ * Fills `*response` on WF_OK. Returns what wf_step_run() returns; WF_ERR_INVALID for a missing
+ * URL or a URL that is not http(s). */
+int wf_step_http(wf_ctx *ctx, const char *name, const wf_http_request *request,
+                 wf_http_response *response);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,12 +36,12 @@ typedef struct chaos_run {
 
 /* Worker pool and Redis settings of a scenario. Zero fields take the defaults noted. */
 typedef struct chaos_opts {
-    int processes;       /* default 2 */
-    int concurrency;     /* default 4 */
-    int lease_ms;        /* default 1000 */
-    int drain_ms;        /* default 5000 */
-    int stuck_grace_ms;  /* default 1500 */
-    int max_rss_mb;      /* default 0: none */
+    int processes;          /* default 2 */
+    int concurrency;        /* default 4 */
+    int lease_ms;           /* default 1000 */
+    int drain_ms;           /* default 5000 */
+    int stuck_grace_ms;     /* default 1500 */
+    int max_rss_mb;         /* default 0: none */
     const char *redis_conf; /* extra redis.conf lines, or NULL */
 } chaos_opts;
 
@@ -51,7 +51,7 @@ typedef struct chaos_env {
     chaos_opts o;
     wf_test_redis redis;
     char dir[256], worker_log[300], exec_log[300];
-    pid_t sup; /* the wf-worker supervisor, 0 when not running */
+    pid_t sup;          /* the wf-worker supervisor, 0 when not running */
     int sup_status_bad; /* a supervisor did not exit 0 after SIGTERM */
     wf_client *cl;
     redisContext *rc;

@@ -1,0 +1,94 @@
+/* cmd_limit.c - `wf limit WORKFLOW [...]`: show or set a workflow's flow limits (wf_flow_get /
+ * wf_flow_set): how many of its runs may run at once, in all and per key of their input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char USAGE[] =
+    "Usage: wf limit WORKFLOW [--max-running N] [--key FIELD] [--per-key K] [--clear]\n"
+    "\n"
+    "Shows, or sets, how many runs of WORKFLOW may run at once across all workers. Runs over a\n"
+    "limit wait (state waiting, waitReason \"concurrency limit: ...\" or \"key limit: ...\")\n"
+    "without holding a worker slot, and start oldest first as running ones end.\n"
+    "\n"
+    "  --max-running N  at most N runs of WORKFLOW running (0: no limit)\n"
+    "  --key FIELD      group runs by the value of FIELD in their input object\n"
+    "  --per-key K      at most K running runs per value of --key (0: no limit)\n"
+    "  --clear          remove every limit\n"
+    "Options not given keep their current value. Prints the limits and how many runs are held.\n";
+
+static int parse_count(const char *s, int *out)
+{
+    long long v;
+    if (wf__cli_parse_long(s, &v) != 0 || v > 1000000) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
+{
+    enum { OPT_MAX = 1, OPT_KEY, OPT_PER_KEY, OPT_CLEAR };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"max-running", required_argument, NULL, OPT_MAX},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"per-key", required_argument, NULL, OPT_PER_KEY},
+        {"clear", no_argument, NULL, OPT_CLEAR},
+        {NULL, 0, NULL, 0},
+    };
+    int max = -1, per_key = -1, clear = 0, c;
+    const char *key = NULL;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        switch (c) {
+        case OPT_MAX:
+            if (parse_count(optarg, &max) != 0)
+                return wf__cli_usage_error("limit", "--max-running wants a count, not '%s'",
+                                           optarg);
+            break;
+        case OPT_PER_KEY:
+            if (parse_count(optarg, &per_key) != 0)
+                return wf__cli_usage_error("limit", "--per-key wants a count, not '%s'", optarg);
+            break;
+        case OPT_KEY:
+            key = optarg;
+            break;
+        case OPT_CLEAR:
+            clear = 1;
+            break;
+        default:
+            return WF_CLI_USAGE;
+        }
+    }
+    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (argc - optind != 1) return wf__cli_usage_error("limit", "limit wants one WORKFLOW");
+    const char *workflow = argv[optind];
+    int rc = wf__cli_connect(cli);
+    if (rc != WF_CLI_OK) return rc;
+    wf_error err = {0};
+    wf_flow_limits l;
+    char keybuf[128];
+    long long held = 0;
+    if (wf_flow_get(cli->client, workflow, &l, keybuf, sizeof keybuf, &held, &err) != WF_OK)
+        return wf__cli_fail(&err);
+    if (clear || max >= 0 || per_key >= 0 || key) {
+        if (clear) memset(&l, 0, sizeof l);
+        if (max >= 0) l.max_running = max;
+        if (per_key >= 0) l.max_per_key = per_key;
+        if (key) l.key = *key ? key : NULL;
+        if (wf_flow_set(cli->client, workflow, &l, &err) != WF_OK) {
+            rc = wf__cli_fail(&err);
+            return err.code == WF_ERR_INVALID ? WF_CLI_BAD_INPUT : rc;
+        }
+    }
+    if (cli->json)
+        return wf__cli_print_json(json_pack("{s:s, s:i, s:s?, s:i, s:I}", "workflow", workflow,
+                                            "maxRunning", l.max_running, "key", l.key, "maxPerKey",
+                                            l.max_per_key, "held", (json_int_t)held));
+    printf("%s: max running %s", workflow, l.max_running ? "" : "unlimited");
+    if (l.max_running) printf("%d", l.max_running);
+    if (l.key && l.max_per_key) printf(", at most %d per %s", l.max_per_key, l.key);
+    printf("; %lld run%s held back now\n", held, held == 1 ? "" : "s");
+    return WF_CLI_OK;
+}

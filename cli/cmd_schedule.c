@@ -1,0 +1,185 @@
+/* cmd_schedule.c - `wf schedule add|list|remove`: schedules that start runs on a cron expression
+ * or a fixed interval (wf_schedule_add / wf_schedule_list / wf_schedule_remove). Workers of the
+ * workflow fire them; see docs/scaling.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char USAGE[] =
+    "Usage: wf schedule add ID WORKFLOW SPEC [JSON|-] [--catch-up one|all|none]\n"
+    "       wf schedule list [--workflow W]\n"
+    "       wf schedule remove ID [--workflow W]\n"
+    "\n"
+    "Schedules start a run of WORKFLOW with the JSON input at every firing of SPEC (UTC):\n"
+    "  a cron expression 'MIN HOUR DOM MONTH DOW' (*, N, N-M, lists with ',', steps with '/',\n"
+    "  names jan..dec and sun..sat), @hourly, @daily, @weekly, @monthly, @yearly, or\n"
+    "  '@every DUR' (a fixed interval, e.g. @every 30s, @every 1h30m; at least 1s).\n"
+    "Every firing starts exactly one run, id WORKFLOW:sched-ID-FIREMS, however many workers run.\n"
+    "Adding an existing ID replaces it.\n"
+    "\n"
+    "  --catch-up P    firings missed while no worker ran: one (default: one run for all of\n"
+    "                  them), all (a run for each), none (skip them)\n"
+    "  --workflow W    list: only W's schedules; remove: only W's schedule ID (default: every\n"
+    "                  registered workflow's)\n";
+
+/* ---- add ------------------------------------------------------------------------------------- */
+
+static int cmd_add(wf__cli *cli, int argc, char **argv)
+{
+    enum { OPT_CATCH_UP = 1 };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"catch-up", required_argument, NULL, OPT_CATCH_UP},
+        {NULL, 0, NULL, 0},
+    };
+    wf_schedule_options so = {0};
+    int c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c != OPT_CATCH_UP) return WF_CLI_USAGE;
+        int p = wf_catch_up_from_name(optarg);
+        if (p < 0)
+            return wf__cli_usage_error("schedule", "--catch-up wants one, all or none, not '%s'",
+                                       optarg);
+        so.catch_up = (wf_catch_up)p;
+    }
+    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    int npos = argc - optind;
+    if (npos < 3 || npos > 4)
+        return wf__cli_usage_error("schedule", "schedule add wants ID WORKFLOW SPEC [JSON|-]");
+    const char *id = argv[optind], *workflow = argv[optind + 1], *spec = argv[optind + 2];
+    msgpack_sbuffer input;
+    msgpack_sbuffer_init(&input);
+    int rc = wf__cli_read_input(npos == 4 ? argv[optind + 3] : NULL, &input);
+    if (rc == WF_CLI_OK) rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) {
+        wf_error err = {0};
+        if (wf_schedule_add_ex(cli->client, id, workflow, spec, input.data, input.size, &so,
+                               &err) != WF_OK) {
+            rc = wf__cli_fail(&err);
+            if (err.code == WF_ERR_INVALID) rc = WF_CLI_BAD_INPUT; /* a bad id or spec */
+        } else if (cli->json) {
+            rc = wf__cli_print_json(json_pack("{s:s, s:s, s:s, s:s}", "id", id, "workflow",
+                                              workflow, "spec", spec, "catchUp",
+                                              wf_catch_up_name(so.catch_up)));
+        } else {
+            printf("schedule %s added: %s runs on '%s' (catch-up %s)\n", id, workflow, spec,
+                   wf_catch_up_name(so.catch_up));
+        }
+    }
+    msgpack_sbuffer_destroy(&input);
+    return rc;
+}
+
+/* ---- list ------------------------------------------------------------------------------------ */
+
+static json_t *schedule_json(const wf_schedule_info *s)
+{
+    json_t *payload = json_null();
+    if (s->payload) {
+        char *text = NULL;
+        if (wf_msgpack_to_json(s->payload, s->payload_len, &text, NULL) == WF_OK) {
+            json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+            if (v) payload = v;
+        }
+        free(text);
+    }
+    return json_pack(
+        "{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:I, s:o}", "id", s->id, "workflow", s->workflow,
+        "spec", s->spec, "input", payload, "catchUp", wf_catch_up_name(s->catch_up), "createdAt",
+        (json_int_t)s->created_at_ms, "nextAt", (json_int_t)s->next_at_ms, "lastAt",
+        s->last_at_ms ? json_integer(s->last_at_ms) : json_null(), "fires", (json_int_t)s->fires,
+        "lastRun", s->last_run ? json_string(s->last_run) : json_null());
+}
+
+static int cmd_list(wf__cli *cli, int argc, char **argv)
+{
+    enum { OPT_WORKFLOW = 1 };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"workflow", required_argument, NULL, OPT_WORKFLOW},
+        {NULL, 0, NULL, 0},
+    };
+    const char *workflow = NULL;
+    int c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c != OPT_WORKFLOW) return WF_CLI_USAGE;
+        workflow = optarg;
+    }
+    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (optind != argc) return wf__cli_usage_error("schedule", "schedule list takes no arguments");
+    int rc = wf__cli_connect(cli);
+    if (rc != WF_CLI_OK) return rc;
+    wf_schedule_info *s = NULL;
+    size_t n = 0;
+    wf_error err = {0};
+    if (wf_schedule_list(cli->client, workflow, &s, &n, &err) != WF_OK) return wf__cli_fail(&err);
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++) json_array_append_new(a, schedule_json(&s[i]));
+        rc = wf__cli_print_json(a);
+    } else if (n == 0) {
+        printf("no schedules\n");
+    } else {
+        printf("%-20s  %-20s  %-22s  %-5s  %-20s  %-20s  %s\n", "ID", "WORKFLOW", "SPEC", "CATCH",
+               "NEXT", "LAST", "FIRES");
+        for (size_t i = 0; i < n; i++) {
+            char id[24], wf[24], spec[24], next[32], last[32];
+            printf("%-20s  %-20s  %-22s  %-5s  %-20s  %-20s  %lld\n",
+                   wf__cli_cell(s[i].id, 20, id, sizeof id),
+                   wf__cli_cell(s[i].workflow, 20, wf, sizeof wf),
+                   wf__cli_cell(s[i].spec, 22, spec, sizeof spec), wf_catch_up_name(s[i].catch_up),
+                   wf__cli_format_time(s[i].next_at_ms, next, sizeof next),
+                   wf__cli_format_time(s[i].last_at_ms, last, sizeof last), s[i].fires);
+        }
+    }
+    wf_schedules_free(s, n);
+    return rc;
+}
+
+/* ---- remove ---------------------------------------------------------------------------------- */
+
+static int cmd_remove(wf__cli *cli, int argc, char **argv)
+{
+    enum { OPT_WORKFLOW = 1 };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"workflow", required_argument, NULL, OPT_WORKFLOW},
+        {NULL, 0, NULL, 0},
+    };
+    const char *workflow = NULL;
+    int c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c != OPT_WORKFLOW) return WF_CLI_USAGE;
+        workflow = optarg;
+    }
+    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (argc - optind != 1) return wf__cli_usage_error("schedule", "schedule remove wants ID");
+    const char *id = argv[optind];
+    int rc = wf__cli_connect(cli);
+    if (rc != WF_CLI_OK) return rc;
+    wf_error err = {0};
+    if (wf_schedule_remove(cli->client, workflow, id, &err) != WF_OK) return wf__cli_fail(&err);
+    if (cli->json) return wf__cli_print_json(json_pack("{s:s, s:b}", "id", id, "removed", 1));
+    printf("schedule %s removed\n", id);
+    return WF_CLI_OK;
+}
+
+int wf__cli_cmd_schedule(wf__cli *cli, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? WF_CLI_USAGE : WF_CLI_OK;
+    }
+    /* The subcommand's own argv starts at its name, as a command's does. */
+    const char *sub = argv[1];
+    if (strcmp(sub, "add") == 0) return cmd_add(cli, argc - 1, argv + 1);
+    if (strcmp(sub, "list") == 0 || strcmp(sub, "ls") == 0)
+        return cmd_list(cli, argc - 1, argv + 1);
+    if (strcmp(sub, "remove") == 0 || strcmp(sub, "rm") == 0)
+        return cmd_remove(cli, argc - 1, argv + 1);
+    return wf__cli_usage_error("schedule", "unknown schedule command '%s' (add, list, remove)",
+                               sub);
+}

@@ -1,0 +1,97 @@
+/* flow.c - flow control's settings (include/wf/client.h, "Flow control"): a workflow's limits in
+ * the hash P:{W}:limits {max_running, key, max_per_key}. Enforcement is in Lua (lua/lib.lua's
+ * flow_* helpers, used by claim.lua and admit.lua) and the worker (worker/flow.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_impl.h"
+
+static int field_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || strchr("._-", s[i])))
+            return 0;
+    return 1;
+}
+
+static int check_name(const wf_client *client, const char *workflow, wf_error *err)
+{
+    if (!client) return wf_error_set(err, WF_ERR_INVALID, "client is NULL");
+    if (!workflow || !wf__name_valid(workflow))
+        return wf_error_set(err, WF_ERR_BAD_NAME, "invalid workflow name '%.64s'",
+                            workflow ? workflow : "(null)");
+    return WF_OK;
+}
+
+int wf_flow_set(wf_client *client, const char *workflow, const wf_flow_limits *limits,
+                wf_error *err)
+{
+    int rc = check_name(client, workflow, err);
+    if (rc != WF_OK) return rc;
+    wf_flow_limits l = limits ? *limits : (wf_flow_limits){0};
+    if (l.max_running < 0 || l.max_per_key < 0)
+        return wf_error_set(err, WF_ERR_INVALID, "flow limits must not be negative");
+    if (l.key && !field_valid(l.key))
+        return wf_error_set(err, WF_ERR_INVALID,
+                            "flow key '%.64s' must be 1-64 characters of [A-Za-z0-9._-] (a "
+                            "field of the run's input object)",
+                            l.key);
+    if (l.max_per_key > 0 && !l.key)
+        return wf_error_set(err, WF_ERR_INVALID, "max_per_key needs a key (the input field)");
+    char *k = wf__key_wf(client->url.prefix, workflow, "limits");
+    if (!k) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    redisReply *r;
+    if (l.max_running == 0 && l.max_per_key == 0)
+        r = wf__client_cmd(client, 1, err, "DEL %s", k);
+    else
+        r = wf__client_cmd(client, 1, err, "HSET %s max_running %d key %s max_per_key %d", k,
+                           l.max_running, l.key ? l.key : "", l.max_per_key);
+    free(k);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    freeReplyObject(r);
+    return WF_OK;
+}
+
+int wf_flow_get(wf_client *client, const char *workflow, wf_flow_limits *limits, char *key,
+                size_t key_size, long long *held, wf_error *err)
+{
+    if (limits) memset(limits, 0, sizeof *limits);
+    if (held) *held = 0;
+    int rc = check_name(client, workflow, err);
+    if (rc != WF_OK) return rc;
+    if (!limits) return wf_error_set(err, WF_ERR_INVALID, "limits is NULL");
+    char *k = wf__key_wf(client->url.prefix, workflow, "limits");
+    char *h = wf__key_wf(client->url.prefix, workflow, "held");
+    redisReply *r =
+        k && h ? wf__client_cmd(client, 1, err, "HMGET %s max_running key max_per_key", k) : NULL;
+    if (!k || !h) wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+        if (r->element[0]->type == REDIS_REPLY_STRING)
+            limits->max_running = atoi(r->element[0]->str);
+        if (r->element[2]->type == REDIS_REPLY_STRING)
+            limits->max_per_key = atoi(r->element[2]->str);
+        if (r->element[1]->type == REDIS_REPLY_STRING && r->element[1]->len > 0 && key &&
+            r->element[1]->len < key_size) {
+            memcpy(key, r->element[1]->str, r->element[1]->len + 1);
+            limits->key = key;
+        }
+    }
+    if (r) freeReplyObject(r);
+    rc = r ? WF_OK : (err && err->code ? err->code : WF_ERR_IO);
+    if (rc == WF_OK && held) {
+        redisReply *z = wf__client_cmd(client, 1, err, "ZCARD %s", h);
+        if (!z)
+            rc = err ? err->code : WF_ERR_IO;
+        else {
+            if (z->type == REDIS_REPLY_INTEGER) *held = z->integer;
+            freeReplyObject(z);
+        }
+    }
+    free(k);
+    free(h);
+    return rc;
+}

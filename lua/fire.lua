@@ -1,0 +1,64 @@
+-- fire.lua: one firing of a schedule: start its run and move its next fire time, atomically in
+-- the workflow's slot. Lua never reads the spec: the worker computed the next time in C.
+-- KEYS: 1-12 fixed, 13 P:{W}:schedules (hash id -> msgpack record), 14 P:{W}:schedules:due
+--       (zset id -> next_at), 15 the run hash of ARGV[5] (any key of the slot when ARGV[5] is "")
+-- ARGV: 1 schedule id, 2 the next_at the caller saw due (ms), 3 the spec the caller planned with,
+--       4 the new next_at (ms; -1: the schedule never fires again and is removed), 5 the run id to
+--       start ("W:sched-<id>-<ARGV[2]>"), or "" when this firing is skipped (catch-up "none"),
+--       6 workflow name
+-- Compare-and-set: only a caller that saw the schedule's current next_at and spec moves it, and
+-- only once the time has come by Redis's clock; the run id is derived from the firing, so a
+-- duplicate can never start a second run.
+-- Returns {1, run id, state} when the run was started ({1, run id, 'exists'} if it already was),
+-- {0, 'skipped'} when the firing was skipped, {-1, 'moved', next_at} when another caller handled
+-- it (or the schedule was replaced), {-1, 'gone'} when it was removed, {-1, 'early', next_at}
+-- when it is not due yet, {-1, 'unreadable'} when the record does not decode (it is taken off the
+-- due set and left in the hash for an operator).
+local bad = check_fixed_keys()
+if bad then return bad end
+local sched, due, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
+local seen, spec, new_next, run_id = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local raw = redis.call('HGET', sched, id)
+if not raw then
+    redis.call('ZREM', due, id)
+    return {-1, 'gone'}
+end
+local ok, rec = pcall(cmsgpack.unpack, raw)
+if not ok or type(rec) ~= 'table' then
+    -- Not a record wf wrote: off the due set (it would fail every tick); the hash keeps it.
+    redis.call('ZREM', due, id)
+    return {-1, 'unreadable'}
+end
+if tonumber(rec.next_at) ~= seen or rec.spec ~= spec then
+    return {-1, 'moved', tostring(rec.next_at)}
+end
+local now = now_ms()
+if seen > now then return {-1, 'early', tostring(seen)} end
+
+local out = {0, 'skipped'}
+if run_id ~= '' then
+    local h = KEYS[WF_NFIXED + 3]
+    local existing = redis.call('HGET', h, 'state')
+    if existing then
+        out = {1, run_id, 'exists'}
+    else
+        -- As enqueue.lua, plus the schedule that started it.
+        redis.call('HSET', h, 'workflow', ARGV[6], 'attempt', 1, 'created_at', now, 'reclaims', 0,
+            'lease', 0, 'input', rec.payload or '', 'schedule', id, 'scheduled_at', seen)
+        set_state(h, run_id, nil, 'queued', now)
+        push_ready(h, run_id, 1)
+        out = {1, run_id, 'queued'}
+    end
+    rec.fires = (tonumber(rec.fires) or 0) + 1
+    rec.last_run = run_id
+end
+rec.last_at = seen
+if new_next < 0 then
+    redis.call('HDEL', sched, id)
+    redis.call('ZREM', due, id)
+else
+    rec.next_at = new_next
+    redis.call('HSET', sched, id, cmsgpack.pack(rec))
+    redis.call('ZADD', due, new_next, id)
+end
+return out

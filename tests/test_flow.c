@@ -1,0 +1,224 @@
+/* test_flow.c - flow control against a real redis-server and real wf-worker processes. Each rule
+ * has a test that fails without it:
+ *   - max_running: never more runs of the workflow running than the limit, across two worker
+ *     processes with 8 free slots (without it, all 6 runs would run at once);
+ *   - held runs hold no slot: with 2 slots and slow runs held back, other workflows' runs still
+ *     complete at once (a limit enforced by waiting inside the worker would block them);
+ *   - max_per_key: runs with the same key value never overlap, runs with different values do
+ *     (without it, same-key runs overlap; with a global limit instead, nothing would);
+ * and the held runs show why in `wf status` (waitReason). */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "wf_internal.h"
+
+static wf_test_redis srv;
+static redisContext *rc;
+static wf_client *cl;
+static char dir[256], log_path[300];
+static pid_t worker;
+
+static void setup(void)
+{
+    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
+    rc = wf_test_redis_connect(&srv);
+    cr_assert_not_null(rc);
+    snprintf(dir, sizeof dir, "/tmp/wf-test-flow-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
+    worker = 0;
+}
+
+static void teardown(void)
+{
+    int status = worker > 0 ? wf_test_kill(worker, SIGTERM, 30000) : 0;
+    char *log = wf_test_slurp(log_path);
+    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
+    if (!clean) fprintf(stderr, "%s", log);
+    free(log);
+    wf_client_free(cl);
+    cl = NULL;
+    redisFree(rc);
+    wf_test_redis_stop(&srv);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    cr_assert(clean, "a sanitizer reported an error in a worker process");
+    cr_assert(worker <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+              "worker drained (0x%x)", status);
+}
+
+TestSuite(flow, .init = setup, .fini = teardown, .timeout = 90);
+
+static int registered(void *arg)
+{
+    (void)arg;
+    return wf_test_cmd_int(rc, "HEXISTS wf:workflows slow") == 1 &&
+           wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1;
+}
+
+static void start_worker(const char *processes, const char *concurrency)
+{
+    char *bin = wf_test_path("wf-worker");
+    char *wfdir = wf_test_path("tests/workflows");
+    const char *argv[] = {bin,           "--redis", srv.url,         "--workflows", wfdir,
+                          "--processes", processes, "--concurrency", concurrency,   NULL};
+    worker = wf_test_spawn(argv, NULL, log_path);
+    free(bin);
+    free(wfdir);
+    cr_assert(wf_test_wait(registered, NULL, 10000), "worker registered");
+    wf_error err = {0};
+    cl = wf_client_connect(srv.url, &err);
+    cr_assert_not_null(cl, "%s", err.message);
+}
+
+static wf_run *start_json(const char *workflow, const char *json)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wf_error err = {0};
+    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK);
+    wf_run *run = wf_run_workflow(cl, workflow, sb.data, sb.size, &err);
+    msgpack_sbuffer_destroy(&sb);
+    cr_assert_not_null(run, "%s", err.message);
+    return run;
+}
+
+static int completed(const char *workflow)
+{
+    return (int)wf_test_cmd_int(rc, "ZCARD wf:{%s}:state:completed", workflow);
+}
+
+static int64_t field_ms(wf_run *run, const char *name)
+{
+    char *v = wf_test_cmd_str(rc, "HGET %s %s", wf_run_native(run), name);
+    int64_t ms = v ? strtoll(v, NULL, 10) : 0;
+    free(v);
+    return ms;
+}
+
+Test(flow, max_running_holds_across_workers)
+{
+    start_worker("2", "4"); /* 8 slots */
+    char *wf = wf_test_path("wf");
+    char *out = NULL;
+    const char *set[] = {wf, "--redis", srv.url, "limit", "slow", "--max-running", "2", NULL};
+    cr_assert_eq(wf_test_run(set, NULL, NULL, &out, 10000), 0, "%s", out);
+    free(out);
+    enum { N = 6 };
+    wf_run *runs[N];
+    for (int i = 0; i < N; i++) runs[i] = start_json("slow", "400");
+    long long max_running = 0;
+    int saw_reason = 0;
+    for (int t = 0; t < 1500 && completed("slow") < N; t++) { /* at most 15 s */
+        long long r = wf_test_cmd_int(rc, "ZCARD wf:{slow}:state:running");
+        if (r > max_running) max_running = r;
+        if (!saw_reason) {
+            for (int i = 0; i < N && !saw_reason; i++) {
+                char *st = wf_test_cmd_str(rc, "HGET %s wait_reason", wf_run_native(runs[i]));
+                if (st && strstr(st, "concurrency limit: 2 of 2 running")) {
+                    const char *status[] = {wf,       "--redis",          srv.url,
+                                            "status", wf_run_id(runs[i]), NULL};
+                    if (wf_test_run(status, NULL, NULL, &out, 10000) == 0 &&
+                        strstr(out, "\"waitReason\":\"concurrency limit: 2 of 2 running\""))
+                        saw_reason = 1;
+                    free(out);
+                }
+                free(st);
+            }
+        }
+        usleep(10000);
+    }
+    cr_assert_eq(completed("slow"), N, "every run completed");
+    printf("flow test: max running %lld with a limit of 2 and 8 slots\n", max_running);
+    cr_assert_leq(max_running, 2, "never more than the limit running (%lld)", max_running);
+    cr_assert_eq(max_running, 2, "the limit was used");
+    cr_assert(saw_reason, "a held run showed why in `wf status`");
+    /* The limit is visible, and removable. */
+    const char *show[] = {wf, "--redis", srv.url, "--json", "limit", "slow", NULL};
+    cr_assert_eq(wf_test_run(show, NULL, NULL, &out, 10000), 0);
+    cr_assert(strstr(out, "\"maxRunning\":2") && strstr(out, "\"held\":0"), "%s", out);
+    free(out);
+    const char *clear[] = {wf, "--redis", srv.url, "limit", "slow", "--clear", NULL};
+    cr_assert_eq(wf_test_run(clear, NULL, NULL, &out, 10000), 0);
+    free(out);
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS wf:{slow}:limits"), 0);
+    for (int i = 0; i < N; i++) wf_run_free(runs[i]);
+    free(wf);
+}
+
+Test(flow, held_runs_hold_no_worker_slot)
+{
+    start_worker("1", "2"); /* 2 slots in all */
+    wf_flow_limits lim = {.max_running = 1};
+    wf_error err = {0};
+    cr_assert_eq(wf_flow_set(cl, "slow", &lim, &err), WF_OK, "%s", err.message);
+    enum { SLOW = 3, FAST = 6 };
+    wf_run *slow[SLOW];
+    for (int i = 0; i < SLOW; i++) slow[i] = start_json("slow", "2000");
+    usleep(300000);
+    /* Two slow runs are held, one runs (for 2 s). Other work still gets the second slot at once:
+     * without the limit, or if held runs waited inside the worker, both slots would be busy with
+     * slow runs for 2 s. */
+    for (int i = 0; i < FAST; i++) wf_run_free(start_json("stepper", "{\"n\":1}"));
+    for (int t = 0; t < 150 && completed("stepper") < FAST; t++) usleep(10000);
+    int fast_done = completed("stepper"), slow_done = completed("slow");
+    printf("flow test: %d of %d other runs completed while %d of %d limited runs were done\n",
+           fast_done, FAST, slow_done, SLOW);
+    cr_assert_eq(fast_done, FAST, "other runs completed within 1.5 s");
+    cr_assert_eq(slow_done, 0, "while the limited runs were still running or held back");
+    long long held = 0;
+    wf_flow_limits got;
+    char key[64];
+    cr_assert_eq(wf_flow_get(cl, "slow", &got, key, sizeof key, &held, &err), WF_OK);
+    cr_assert_eq(got.max_running, 1);
+    cr_assert_eq(held, 2, "two runs held back");
+    for (int t = 0; t < 1000 && completed("slow") < SLOW; t++) usleep(10000);
+    cr_assert_eq(completed("slow"), SLOW, "the held runs all completed in the end");
+    for (int i = 0; i < SLOW; i++) wf_run_free(slow[i]);
+}
+
+Test(flow, max_per_key_serialises_each_key_only)
+{
+    start_worker("2", "4");
+    wf_flow_limits lim = {.key = "customer", .max_per_key = 1};
+    wf_error err = {0};
+    cr_assert_eq(wf_flow_set(cl, "stepper", &lim, &err), WF_OK, "%s", err.message);
+    wf_flow_limits bad = {.max_per_key = 1};
+    cr_assert_eq(wf_flow_set(cl, "stepper", &bad, &err), WF_ERR_INVALID, "per key needs a key");
+    enum { PER = 3 };
+    wf_run *a[PER], *b[PER];
+    for (int i = 0; i < PER; i++) {
+        a[i] = start_json("stepper", "{\"n\":1,\"work_ms\":300,\"customer\":\"a\"}");
+        b[i] = start_json("stepper", "{\"n\":1,\"work_ms\":300,\"customer\":\"b\"}");
+    }
+    for (int t = 0; t < 1500 && completed("stepper") < 2 * PER; t++) usleep(10000);
+    cr_assert_eq(completed("stepper"), 2 * PER, "every run completed");
+    int64_t s[2][PER], f[2][PER];
+    for (int i = 0; i < PER; i++) {
+        s[0][i] = field_ms(a[i], "started_at");
+        f[0][i] = field_ms(a[i], "finished_at");
+        s[1][i] = field_ms(b[i], "started_at");
+        f[1][i] = field_ms(b[i], "finished_at");
+    }
+    int same_overlaps = 0, cross_overlaps = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < PER; i++)
+            for (int j = 0; j < PER; j++) {
+                if (i != j && s[k][i] < f[k][j] && s[k][j] < f[k][i]) same_overlaps++;
+                if (s[k][i] < f[1 - k][j] && s[1 - k][j] < f[k][i]) cross_overlaps++;
+            }
+    printf("flow test: same-key overlaps %d, different-key overlaps %d\n", same_overlaps,
+           cross_overlaps);
+    cr_assert_eq(same_overlaps, 0, "runs of one customer never ran at the same time");
+    cr_assert_gt(cross_overlaps, 0, "runs of different customers did");
+    for (int i = 0; i < PER; i++) {
+        wf_run_free(a[i]);
+        wf_run_free(b[i]);
+    }
+}

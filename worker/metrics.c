@@ -1,0 +1,223 @@
+/* metrics.c - the worker's Prometheus metrics: counters and duration histograms per workflow,
+ * kept in a process-wide table of atomics (executor threads observe step durations, the loop the
+ * rest), and the text exposition format (version 0.0.4) that GET /metrics answers with.
+ *
+ * The table has a fixed number of slots that are claimed once per workflow name and never
+ * released, so a slot found by one thread stays valid for every other without a lock; only
+ * claiming a new slot takes the mutex. Durations are measured in milliseconds and exposed in
+ * seconds, in fixed buckets from 5 ms to 5 min.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wf_worker_internal.h"
+
+#define MAX_WORKFLOWS 512
+
+/* Bucket upper bounds in ms; a last implicit bucket is +Inf. */
+static const int64_t bounds_ms[] = {5,    10,   25,   50,    100,   250,   500,
+                                    1000, 2500, 5000, 10000, 30000, 60000, 300000};
+#define NBUCKETS ((int)(sizeof bounds_ms / sizeof bounds_ms[0]) + 1)
+
+typedef struct histo {
+    atomic_llong bucket[NBUCKETS]; /* not cumulative; summed when rendered */
+    atomic_llong sum_ms;
+    atomic_llong count;
+} histo;
+
+typedef struct slot {
+    char name[WF__NAME_MAX + 1]; /* written once before `nslots` publishes the slot */
+    atomic_llong counter[WF__C_COUNT];
+    histo run, step;
+} slot;
+
+static slot slots[MAX_WORKFLOWS];
+static atomic_int nslots;
+static pthread_mutex_t claim_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int full_logged;
+
+static slot *find(const char *workflow, int create)
+{
+    if (!workflow) return NULL;
+    int n = atomic_load_explicit(&nslots, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (strcmp(slots[i].name, workflow) == 0) return &slots[i];
+    if (!create) return NULL;
+    pthread_mutex_lock(&claim_mu);
+    slot *s = NULL;
+    n = atomic_load_explicit(&nslots, memory_order_relaxed);
+    for (int i = 0; i < n && !s; i++)
+        if (strcmp(slots[i].name, workflow) == 0) s = &slots[i];
+    if (!s && n < MAX_WORKFLOWS) {
+        s = &slots[n];
+        snprintf(s->name, sizeof s->name, "%s", workflow);
+        atomic_store_explicit(&nslots, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&claim_mu);
+    if (!s && !atomic_exchange(&full_logged, 1))
+        wf__log(WF__LOG_WARN,
+                "metrics: more than %d workflows in this process; '%s' and later "
+                "ones are not measured",
+                MAX_WORKFLOWS, workflow);
+    return s;
+}
+
+void wf__metrics_inc(const char *workflow, wf__counter c, long long n)
+{
+    slot *s = find(workflow, 1);
+    if (s && (unsigned)c < WF__C_COUNT)
+        atomic_fetch_add_explicit(&s->counter[c], n, memory_order_relaxed);
+}
+
+long long wf__metrics_get(const char *workflow, wf__counter c)
+{
+    slot *s = find(workflow, 0);
+    return s && (unsigned)c < WF__C_COUNT ? atomic_load(&s->counter[c]) : 0;
+}
+
+static void observe(histo *h, int64_t ms)
+{
+    if (ms < 0) ms = 0;
+    int b = 0;
+    while (b < NBUCKETS - 1 && ms > bounds_ms[b]) b++;
+    atomic_fetch_add_explicit(&h->bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ms, ms, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+}
+
+void wf__metrics_run_ms(const char *workflow, int64_t ms)
+{
+    slot *s = find(workflow, 1);
+    if (s) observe(&s->run, ms);
+}
+
+void wf__metrics_step_ms(const char *workflow, int64_t ms)
+{
+    slot *s = find(workflow, 1);
+    if (s) observe(&s->step, ms);
+}
+
+/* ---- Rendering ------------------------------------------------------------------------------ */
+
+static const struct {
+    wf__counter c;
+    const char *name, *help, *extra_label;
+} counters[] = {
+    {WF__C_STARTED, "wf_runs_started_total", "Attempts claimed and started by this process.", NULL},
+    {WF__C_COMPLETED, "wf_runs_completed_total", "Runs this process completed.", NULL},
+    {WF__C_FAILED, "wf_runs_failed_total", "Runs this process ended failed.", NULL},
+    {WF__C_RETRIED, "wf_runs_retried_total", "Failed attempts scheduled for a retry.", NULL},
+    {WF__C_CANCELLED, "wf_runs_cancelled_total",
+     "Results dropped because the run was stopped, timed out or taken over meanwhile.", NULL},
+    {WF__C_TERMINATED, "wf_runs_terminated_total", "Runs ended terminated (attempt timeout).",
+     NULL},
+    {WF__C_RECLAIMED, "wf_leases_reclaimed_total",
+     "Runs of dead workers whose expired lease this process reclaimed.", NULL},
+};
+
+static const struct {
+    wf__counter c;
+    const char *result;
+} hook_results[] = {
+    {WF__C_HOOK_DELIVERED, "delivered"},
+    {WF__C_HOOK_RETRIED, "retried"},
+    {WF__C_HOOK_DEAD, "dead"},
+};
+
+static void header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static long long count_of(slot *s, wf__counter c)
+{
+    return s ? atomic_load(&s->counter[c]) : 0;
+}
+
+static void render_histo(struct evbuffer *out, const char *name, const char *wf, histo *h)
+{
+    long long cum = 0;
+    for (int b = 0; b < NBUCKETS; b++) {
+        if (h) cum += atomic_load(&h->bucket[b]);
+        if (b < NBUCKETS - 1)
+            evbuffer_add_printf(out, "%s_bucket{workflow=\"%s\",le=\"%g\"} %lld\n", name, wf,
+                                (double)bounds_ms[b] / 1000.0, cum);
+        else
+            evbuffer_add_printf(out, "%s_bucket{workflow=\"%s\",le=\"+Inf\"} %lld\n", name, wf,
+                                cum);
+    }
+    long long sum = h ? atomic_load(&h->sum_ms) : 0;
+    long long n = h ? atomic_load(&h->count) : 0;
+    evbuffer_add_printf(out, "%s_sum{workflow=\"%s\"} %.3f\n", name, wf, (double)sum / 1000.0);
+    evbuffer_add_printf(out, "%s_count{workflow=\"%s\"} %lld\n", name, wf, n);
+}
+
+/* Runs whose handler is executing now, per workflow. */
+static int in_flight(const wf_worker *w, const wf__wdef *def)
+{
+    int n = 0;
+    for (const wf__job *j = w->held_head; j; j = j->next)
+        if (j->def == def && j->dispatched && !j->returned) n++;
+    return n;
+}
+
+/* Workflow names are [A-Za-z0-9._-] (wf__name_valid), so they need no escaping in labels. */
+void wf__metrics_render(wf_worker *w, struct evbuffer *out)
+{
+    int n = w->ndefs;
+    for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
+        header(out, counters[k].name, "counter", counters[k].help);
+        for (int i = 0; i < n; i++)
+            evbuffer_add_printf(out, "%s{workflow=\"%s\"} %lld\n", counters[k].name,
+                                w->defs[i]->name,
+                                count_of(find(w->defs[i]->name, 0), counters[k].c));
+    }
+    header(out, "wf_webhook_deliveries_total", "counter",
+           "Webhook notification attempts by result (delivered: 2xx; retried: failed, tried "
+           "again later; dead: given up).");
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < sizeof hook_results / sizeof hook_results[0]; k++)
+            evbuffer_add_printf(out,
+                                "wf_webhook_deliveries_total{workflow=\"%s\",result=\"%s\"} %lld\n",
+                                w->defs[i]->name, hook_results[k].result,
+                                count_of(find(w->defs[i]->name, 0), hook_results[k].c));
+
+    header(out, "wf_run_duration_seconds", "histogram",
+           "Duration of attempts from claim to the confirmed end (completed, failed, retried, "
+           "terminated).");
+    for (int i = 0; i < n; i++) {
+        slot *s = find(w->defs[i]->name, 0);
+        render_histo(out, "wf_run_duration_seconds", w->defs[i]->name, s ? &s->run : NULL);
+    }
+    header(out, "wf_step_duration_seconds", "histogram",
+           "Duration of durable step bodies (wf_step_run) executed by this process.");
+    for (int i = 0; i < n; i++) {
+        slot *s = find(w->defs[i]->name, 0);
+        render_histo(out, "wf_step_duration_seconds", w->defs[i]->name, s ? &s->step : NULL);
+    }
+
+    wf__ops *ops = w->ops;
+    header(out, "wf_queue_depth", "gauge",
+           "Ready runs not yet claimed (XLEN of the queue), refreshed every second.");
+    for (int i = 0; i < n; i++)
+        if (ops->gauges[i].depth >= 0)
+            evbuffer_add_printf(out, "wf_queue_depth{workflow=\"%s\"} %lld\n", w->defs[i]->name,
+                                ops->gauges[i].depth);
+    header(out, "wf_queue_oldest_age_seconds", "gauge",
+           "How long the oldest queued run has waited (Redis time), refreshed every second.");
+    for (int i = 0; i < n; i++)
+        if (ops->gauges[i].depth >= 0)
+            evbuffer_add_printf(out, "wf_queue_oldest_age_seconds{workflow=\"%s\"} %.3f\n",
+                                w->defs[i]->name, ops->gauges[i].oldest_age_s);
+    header(out, "wf_runs_in_flight", "gauge", "Handlers executing in this process now.");
+    for (int i = 0; i < n; i++)
+        evbuffer_add_printf(out, "wf_runs_in_flight{workflow=\"%s\"} %d\n", w->defs[i]->name,
+                            in_flight(w, w->defs[i]));
+    header(out, "wf_redis_rtt_seconds", "gauge",
+           "Round trip of the last TIME command sent to Redis on the command connection.");
+    if (ops->rtt_s >= 0) evbuffer_add_printf(out, "wf_redis_rtt_seconds %.6f\n", ops->rtt_s);
+    header(out, "wf_worker_concurrency", "gauge", "Executor slots of this process.");
+    evbuffer_add_printf(out, "wf_worker_concurrency %d\n", w->opt.concurrency);
+}
