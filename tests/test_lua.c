@@ -647,7 +647,8 @@ Test(lua, stop_cancels_a_running_run_and_drops_its_lease)
     r = eval(WF__SCRIPT_HEARTBEAT, 1, run_key(id), "30000", id, token, NULL);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     cr_assert_eq(r->elements, 1);
-    cr_assert_str_eq(r->element[0]->str, id);
+    cr_assert_str_eq(r->element[0]->element[0]->str, id);
+    cr_assert_str_eq(r->element[0]->element[1]->str, token);
     freeReplyObject(r);
 }
 
@@ -680,7 +681,8 @@ Test(lua, heartbeat_extends_leases_and_reports_lost_runs)
     long long t1 = rnow();
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     cr_assert_eq(r->elements, 1, "only b is lost");
-    cr_assert_str_eq(r->element[0]->str, b);
+    cr_assert_str_eq(r->element[0]->element[0]->str, b);
+    cr_assert_str_eq(r->element[0]->element[1]->str, tb);
     freeReplyObject(r);
     long long after = zscore(wk.k[WF__K_LEASES], a);
     cr_assert(after > before && after >= t0 + 60000 && after <= t1 + 60000);
@@ -696,6 +698,26 @@ Test(lua, heartbeat_with_a_wrong_token_reports_the_run_lost)
     cr_assert_eq(r->elements, 1);
     freeReplyObject(r);
     cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), before, "lease untouched");
+}
+
+/* One worker may hold a run twice for a moment: the handler of an attempt whose lease was taken
+ * (pause + resume, restart) has not returned yet when the run is claimed again. Only the stale
+ * token is reported, so the new attempt is not cancelled with the old one. */
+Test(lua, heartbeat_tells_an_old_attempt_from_a_new_one_of_the_same_run)
+{
+    const char *id = run_id("hb-twice");
+    char *old = strdup(enqueue_and_claim(id, "30000"));
+    redisReply *r = redisCommand(c, "HINCRBY %s lease 1", run_key(id)); /* claimed again */
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+    char cur[32];
+    snprintf(cur, sizeof cur, "%lld", r->integer);
+    freeReplyObject(r);
+    r = eval(WF__SCRIPT_HEARTBEAT, 2, run_key(id), run_key(id), "60000", id, old, id, cur, NULL);
+    cr_assert_eq(r->elements, 1, "only the old attempt is lost");
+    cr_assert_str_eq(r->element[0]->element[0]->str, id);
+    cr_assert_str_eq(r->element[0]->element[1]->str, old);
+    freeReplyObject(r);
+    free(old);
 }
 
 /* ---- reclaim --------------------------------------------------------------------------------- */

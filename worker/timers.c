@@ -1,5 +1,5 @@
-/* timers.c - the worker's 100 ms tick: lease heartbeats (every lease_ms / 3), attempt timeouts,
- * due timers (delayed zset -> wake.lua), expired leases of other workers (leases zset ->
+/* timers.c - the worker's 100 ms tick: lease heartbeats (every lease_ms / 3, at most 1 s), attempt
+ * timeouts, due timers (delayed zset -> wake.lua), expired leases of other workers (leases zset ->
  * reclaim.lua), XAUTOCLAIM (every lease_ms), ctx-call deadlines, and drain progress.
  *
  * Candidates are read with ZRANGEBYSCORE against an estimate of Redis time (the TIME read at
@@ -39,6 +39,7 @@ static void script_reply(redisAsyncContext *ac, void *reply, void *privdata)
         wf__script_error(r->str, r->len, &e);
         wf__log(WF__LOG_ERROR, "%s failed for workflow %s: %s", name, t->def->name, e.message);
     } else if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+        if (t->kind == TIMER_RECLAIM) wf__metrics_inc(t->def->name, WF__C_RECLAIMED, r->integer);
         wf__log(t->kind == TIMER_WAKE ? WF__LOG_DEBUG : WF__LOG_WARN,
                 t->kind == TIMER_WAKE ? "%lld run%s of workflow %s due again"
                                       : "%lld run%s of workflow %s had an expired lease (worker "
@@ -156,18 +157,9 @@ static void scan(wf_worker *w, wf__wdef *def, timer_kind kind)
 typedef struct hb_ctx {
     wf_worker *w;
     wf__wdef *def;
-    int n;
-    char (*tokens)[32]; /* token per run sent, to match lost ids to the right attempt */
-    char **ids;
 } hb_ctx;
 
-static void hb_free(hb_ctx *h)
-{
-    for (int i = 0; h->ids && i < h->n; i++) free(h->ids[i]);
-    free(h->ids);
-    free(h->tokens);
-    free(h);
-}
+static void hb_free(hb_ctx *h) { free(h); }
 
 static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -182,16 +174,16 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
         wf__log(WF__LOG_ERROR, "heartbeat.lua failed for workflow %s: %s", h->def->name, e.message);
     } else if (r && r->type == REDIS_REPLY_ARRAY && !w->closing) {
         for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *id = r->element[i];
-            if (id->type != REDIS_REPLY_STRING) continue;
-            for (int k = 0; k < h->n; k++) {
-                if (strcmp(h->ids[k], id->str) != 0) continue;
-                for (wf__job *j = w->held_head; j; j = j->next) {
-                    if (j->def == h->def && strcmp(j->id, id->str) == 0 &&
-                        strcmp(j->token, h->tokens[k]) == 0) {
-                        wf__job_lost(w, j, "the run was stopped, timed out or taken over");
-                        break;
-                    }
+            const redisReply *p = r->element[i];
+            if (p->type != REDIS_REPLY_ARRAY || p->elements != 2 ||
+                p->element[0]->type != REDIS_REPLY_STRING ||
+                p->element[1]->type != REDIS_REPLY_STRING)
+                continue;
+            const char *id = p->element[0]->str, *token = p->element[1]->str;
+            for (wf__job *j = w->held_head; j; j = j->next) {
+                if (j->def == h->def && strcmp(j->id, id) == 0 && strcmp(j->token, token) == 0) {
+                    wf__job_lost(w, j, "the run was stopped, timed out or taken over");
+                    break;
                 }
             }
         }
@@ -213,27 +205,21 @@ static void heartbeat(wf_worker *w, wf__wdef *def)
     if (!h || !keys || !args || !runkeys) goto out;
     h->w = w;
     h->def = def;
-    h->ids = calloc((size_t)n, sizeof *h->ids);
-    h->tokens = calloc((size_t)n, sizeof *h->tokens);
-    if (!h->ids || !h->tokens) goto out;
     char lease[24];
     snprintf(lease, sizeof lease, "%lld", (long long)w->opt.lease_ms);
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
     args[0] = lease;
-    for (wf__job *j = w->held_head; j && h->n < n; j = j->next) {
+    int k = 0;
+    for (wf__job *j = w->held_head; j && k < n; j = j->next) {
         if (j->def != def || j->lease != WF__LEASE_HELD) continue;
-        int k = h->n;
-        runkeys[k] = wf__key_run(w->url.prefix, def->name, j->id);
-        h->ids[k] = strdup(j->id);
-        h->n++;
-        if (!runkeys[k] || !h->ids[k]) goto out;
+        if (!(runkeys[k] = wf__key_run(w->url.prefix, def->name, j->id))) goto out;
         keys[WF__NFIXED + k] = runkeys[k];
         args[1 + 2 * k] = j->id;
         args[2 + 2 * k] = j->token;
-        memcpy(h->tokens[k], j->token, sizeof h->tokens[k]);
+        k++;
     }
-    if (wf__script_call_async(w->cmd.ac, hb_reply, h, WF__SCRIPT_HEARTBEAT, WF__NFIXED + h->n, keys,
-                              1 + 2 * h->n, args, NULL) == WF_OK) {
+    if (wf__script_call_async(w->cmd.ac, hb_reply, h, WF__SCRIPT_HEARTBEAT, WF__NFIXED + k, keys,
+                              1 + 2 * k, args, NULL) == WF_OK) {
         def->heartbeat_busy = 1;
         h = NULL; /* hb_reply frees it */
     }
@@ -272,16 +258,23 @@ void wf__timers_tick(wf_worker *w)
     wf__reqs_pump(w);
     check_timeouts(w, now);
     wf__recycle_check(w, now);
+    wf__ops_tick(w, now); /* presence, gauges, readiness probe, webhooks */
     if (wf__conn_usable(&w->cmd)) {
         for (int i = 0; i < w->ndefs; i++) {
             wf__wdef *def = w->defs[i];
             if (now >= def->next_heartbeat) {
-                def->next_heartbeat = now + w->opt.lease_ms / 3;
+                /* At most a second apart even with long leases: the heartbeat is also how a
+                 * stop, pause or restart of a running run reaches its handler. It costs one
+                 * script call per workflow with held runs. */
+                int64_t every = w->opt.lease_ms / 3;
+                def->next_heartbeat = now + (every > 1000 ? 1000 : every);
                 heartbeat(w, def);
             }
             if (w->draining) continue;
             scan(w, def, TIMER_WAKE);
             scan(w, def, TIMER_RECLAIM);
+            wf__scheduler_tick(w, def);
+            wf__flow_tick(w, def);
             if (now >= def->next_autoclaim) {
                 def->next_autoclaim = now + w->opt.lease_ms;
                 wf__claim_autoclaim(w, def);
