@@ -159,8 +159,6 @@ typedef struct hb_ctx {
     wf__wdef *def;
 } hb_ctx;
 
-static void hb_free(hb_ctx *h) { free(h); }
-
 static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
@@ -188,7 +186,7 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
             }
         }
     }
-    hb_free(h);
+    free(h);
 }
 
 static void heartbeat(wf_worker *w, wf__wdef *def)
@@ -224,7 +222,7 @@ static void heartbeat(wf_worker *w, wf__wdef *def)
         h = NULL; /* hb_reply frees it */
     }
 out:
-    if (h) hb_free(h);
+    free(h);
     if (runkeys)
         for (int i = 0; i < n; i++) free(runkeys[i]);
     free(runkeys);
