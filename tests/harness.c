@@ -48,6 +48,36 @@ int wf_test_free_port(void)
     return port;
 }
 
+int wf_test_port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+char *wf_test_which(const char *prog)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        char *full = malloc(n + strlen(prog) + 2);
+        if (!full) return NULL;
+        snprintf(full, n + strlen(prog) + 2, "%.*s/%s", (int)n, path, prog);
+        if (n > 0 && access(full, X_OK) == 0) return full;
+        free(full);
+        path += n;
+        if (*path == ':') path++;
+    }
+    return NULL;
+}
+
 int wf_test_wait(int (*cond)(void *arg), void *arg, int timeout_ms)
 {
     long long end = mono_ms() + timeout_ms;

@@ -55,6 +55,13 @@ char *wf_test_slurp(const char *path);
 /* A free TCP port on 127.0.0.1 (bind to 0, read it back, close). */
 int wf_test_free_port(void);
 
+/* 1 when something accepts TCP connections on 127.0.0.1:port, else 0 (connects and closes). */
+int wf_test_port_open(int port);
+
+/* The full path of `prog` found in $PATH, for wf_test_spawn (which wants a path), or NULL when it
+ * is not installed. Caller frees. */
+char *wf_test_which(const char *prog);
+
 /* Runs a command on a connection and returns the integer / string reply (helpers for asserts).
  * wf_test_cmd_str returns a malloc'd copy or NULL. */
 long long wf_test_cmd_int(redisContext *c, const char *fmt, ...);
