@@ -7,7 +7,8 @@
 #include "cli.h"
 
 static const char USAGE[] =
-    "Usage: wf limit WORKFLOW [--max-running N] [--key FIELD] [--per-key K] [--clear]\n"
+    "Usage: wf limit WORKFLOW [--max-running N] [--key FIELD] [--per-key K]\n"
+    "                         [--rate N --per MS [--rate-per-key]] [--clear]\n"
     "\n"
     "Shows, or sets, how many runs of WORKFLOW may run at once across all workers. Runs over a\n"
     "limit wait (state waiting, waitReason \"concurrency limit: ...\" or \"key limit: ...\")\n"
@@ -16,6 +17,10 @@ static const char USAGE[] =
     "  --max-running N  at most N runs of WORKFLOW running (0: no limit)\n"
     "  --key FIELD      group runs by the value of FIELD in their input object\n"
     "  --per-key K      at most K running runs per value of --key (0: no limit)\n"
+    "  --rate N         at most N starts per --per MS, spread evenly (one every MS/N ms;\n"
+    "                   0: no rate limit)\n"
+    "  --per MS         the rate's period in milliseconds\n"
+    "  --rate-per-key   the rate applies to each value of --key on its own\n"
     "  --clear          remove every limit\n"
     "Options not given keep their current value. Prints the limits and how many runs are held.\n";
 
@@ -29,16 +34,19 @@ static int parse_count(const char *s, int *out)
 
 int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_MAX = 1, OPT_KEY, OPT_PER_KEY, OPT_CLEAR };
+    enum { OPT_MAX = 1, OPT_KEY, OPT_PER_KEY, OPT_CLEAR, OPT_RATE, OPT_PER, OPT_RATE_PER_KEY };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"max-running", required_argument, NULL, OPT_MAX},
         {"key", required_argument, NULL, OPT_KEY},
         {"per-key", required_argument, NULL, OPT_PER_KEY},
         {"clear", no_argument, NULL, OPT_CLEAR},
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"per", required_argument, NULL, OPT_PER},
+        {"rate-per-key", no_argument, NULL, OPT_RATE_PER_KEY},
         {NULL, 0, NULL, 0},
     };
-    int max = -1, per_key = -1, clear = 0, c;
+    int max = -1, per_key = -1, clear = 0, rate = -1, per = -1, rate_per_key = 0, c;
     const char *key = NULL;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
         switch (c) {
@@ -57,6 +65,18 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         case OPT_CLEAR:
             clear = 1;
             break;
+        case OPT_RATE:
+            if (parse_count(optarg, &rate) != 0)
+                return wf__cli_usage_error("limit", "--rate wants a count, not '%s'", optarg);
+            break;
+        case OPT_PER:
+            if (parse_count(optarg, &per) != 0 || per == 0)
+                return wf__cli_usage_error("limit", "--per wants milliseconds (> 0), not '%s'",
+                                           optarg);
+            break;
+        case OPT_RATE_PER_KEY:
+            rate_per_key = 1;
+            break;
         default:
             return WF_CLI_USAGE;
         }
@@ -72,10 +92,13 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
     long long held = 0;
     if (wf_flow_get(cli->client, workflow, &l, keybuf, sizeof keybuf, &held, &err) != WF_OK)
         return wf__cli_fail(&err);
-    if (clear || max >= 0 || per_key >= 0 || key) {
+    if (clear || max >= 0 || per_key >= 0 || key || rate >= 0 || per >= 0 || rate_per_key) {
         if (clear) memset(&l, 0, sizeof l);
         if (max >= 0) l.max_running = max;
         if (per_key >= 0) l.max_per_key = per_key;
+        if (rate >= 0) l.rate = rate;
+        if (per >= 0) l.rate_ms = per;
+        if (rate_per_key) l.rate_per_key = 1;
         if (key) l.key = *key ? key : NULL;
         if (wf_flow_set(cli->client, workflow, &l, &err) != WF_OK) {
             rc = wf__cli_fail(&err);
@@ -83,12 +106,16 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         }
     }
     if (cli->json)
-        return wf__cli_print_json(json_pack("{s:s, s:i, s:s?, s:i, s:I}", "workflow", workflow,
-                                            "maxRunning", l.max_running, "key", l.key, "maxPerKey",
-                                            l.max_per_key, "held", (json_int_t)held));
+        return wf__cli_print_json(json_pack(
+            "{s:s, s:i, s:s?, s:i, s:i, s:I, s:b, s:I}", "workflow", workflow, "maxRunning",
+            l.max_running, "key", l.key, "maxPerKey", l.max_per_key, "rate", l.rate, "ratePerMs",
+            (json_int_t)l.rate_ms, "ratePerKey", l.rate_per_key != 0, "held", (json_int_t)held));
     printf("%s: max running %s", workflow, l.max_running ? "" : "unlimited");
     if (l.max_running) printf("%d", l.max_running);
     if (l.key && l.max_per_key) printf(", at most %d per %s", l.max_per_key, l.key);
+    if (l.rate)
+        printf(", at most %d start%s per %lld ms%s%s", l.rate, l.rate == 1 ? "" : "s", l.rate_ms,
+               l.rate_per_key ? " per " : "", l.rate_per_key && l.key ? l.key : "");
     printf("; %lld run%s held back now\n", held, held == 1 ? "" : "s");
     return WF_CLI_OK;
 }

@@ -1,6 +1,7 @@
 -- claim.lua: turn stream entries this consumer just read into running runs with leases.
 -- KEYS: 1-12 fixed, then one run hash per good entry (in ARGV order), then optionally
---       P:{W}:limits, P:{W}:flow, P:{W}:held (flow control, lib.lua; without them: no limits)
+--       P:{W}:limits, P:{W}:flow, P:{W}:held, P:{W}:rate (flow control, lib.lua; without them:
+--       no limits)
 -- ARGV: 1 consumer, 2 lease ms, 3 number of good entries G, then G pairs (entry id, run id),
 --       then pairs (entry id, reason) for entries that are not valid run records
 -- Returns one item per good entry: {run id, lease token, attempt, input, started_at} when the run
@@ -17,14 +18,17 @@ if bad then return bad end
 local consumer, lease_ms, g = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local out = {}
--- Flow control (lib.lua), when the caller passes KEYS P:{W}:limits, P:{W}:flow, P:{W}:held after
--- the run hashes: a run over a limit is answered {run id, 'HELD', reason} and parked `waiting`.
+-- Flow control (lib.lua), when the caller passes KEYS P:{W}:limits, P:{W}:flow, P:{W}:held,
+-- P:{W}:rate after the run hashes: a run over a limit is answered {run id, 'HELD', reason} and
+-- parked `waiting`.
 local FLOW, HELD = KEYS[WF_NFIXED + g + 2], KEYS[WF_NFIXED + g + 3]
+local RATE = KEYS[WF_NFIXED + g + 4]
 if HELD then
-    local bad_flow = flow_check_keys(KEYS[WF_NFIXED + g + 1], FLOW, HELD)
+    local bad_flow = flow_check_keys(KEYS[WF_NFIXED + g + 1], FLOW, HELD, RATE)
     if bad_flow then return bad_flow end
 end
 local FLOW_LIM = HELD and flow_limits(KEYS[WF_NFIXED + g + 1])
+if FLOW_LIM and not RATE then FLOW_LIM.rate = 0 end
 
 local function dead_letter(entry, reason)
     local raw = redis.call('XRANGE', KEYS[1], entry, entry)
@@ -52,7 +56,7 @@ for i = 1, g do
         local why, fkey
         if FLOW_LIM and f[1] == 'queued' and f[2] == entry then
             fkey = flow_key(FLOW_LIM, redis.call('HGET', h, 'input'))
-            why = flow_refuse(FLOW_LIM, FLOW, fkey)
+            why = flow_refuse(FLOW_LIM, FLOW, fkey, 0, 0, RATE, now)
         end
         if why then
             -- Held back, in line by creation time; admit.lua re-queues it when there is room.
@@ -66,7 +70,9 @@ for i = 1, g do
             set_state(h, id, 'queued', 'running', now)
             redis.call('HSET', h, 'worker', consumer, 'started_at', now)
             redis.call('HDEL', h, 'entry', 'wait_reason', 'wake_at', 'held')
-            if fkey then redis.call('ZADD', FLOW, 0, fkey .. '\t' .. id) end
+            if fkey and FLOW_LIM.per_key > 0 then redis.call('ZADD', FLOW, 0, fkey .. '\t' .. id) end
+            local rm = FLOW_LIM and flow_rate_member(FLOW_LIM, fkey)
+            if rm then flow_rate_take(FLOW_LIM, RATE, rm, now) end
             redis.call('ZADD', KEYS[3], now + lease_ms, id)
             local r = redis.call('HMGET', h, 'attempt', 'input')
             out[#out + 1] = {id, tostring(token), tonumber(r[1]), r[2] or '', now}

@@ -222,3 +222,97 @@ Test(flow, max_per_key_serialises_each_key_only)
         wf_run_free(b[i]);
     }
 }
+
+/* ---- rate limits ---------------------------------------------------------------------------- */
+
+static int all_completed(void *arg)
+{
+    return completed("echo") >= *(int *)arg;
+}
+
+static int some_rate_held(void *arg)
+{
+    (void)arg;
+    char *why = NULL;
+    redisReply *r = redisCommand(rc, "ZRANGE wf:{echo}:held 0 0");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        why = wf_test_cmd_str(rc, "HGET wf:{echo}:run:%s wait_reason", r->element[0]->str);
+    freeReplyObject(r);
+    int ok = why && strncmp(why, "rate limit: ", 12) == 0;
+    free(why);
+    return ok;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* A workflow-wide rate of 5 per second: 6 runs start at least 200 ms apart (without the limit the
+ * 8 free slots start them within a few ms), and the ones held back say why. */
+Test(flow, rate_spreads_starts_across_workers)
+{
+    start_worker("2", "4");
+    wf_flow_limits lim = {.rate = 5, .rate_ms = 1000};
+    wf_error err = {0};
+    cr_assert_eq(wf_flow_set(cl, "echo", &lim, &err), WF_OK, "%s", err.message);
+    wf_flow_limits bad = {.rate = 5};
+    cr_assert_eq(wf_flow_set(cl, "echo", &bad, &err), WF_ERR_INVALID, "a rate needs a period");
+    wf_flow_limits got;
+    cr_assert_eq(wf_flow_get(cl, "echo", &got, NULL, 0, NULL, &err), WF_OK);
+    cr_assert(got.rate == 5 && got.rate_ms == 1000 && !got.rate_per_key);
+    enum { N = 6 };
+    wf_run *runs[N];
+    for (int i = 0; i < N; i++) runs[i] = start_json("echo", "{\"i\":1}");
+    cr_assert(wf_test_wait(some_rate_held, NULL, 5000), "a run waits with a rate-limit reason");
+    int n = N;
+    cr_assert(wf_test_wait(all_completed, &n, 15000), "every run completed");
+    long long s[N];
+    for (int i = 0; i < N; i++) s[i] = field_ms(runs[i], "started_at");
+    qsort(s, N, sizeof s[0], cmp_ll);
+    for (int i = 1; i < N; i++)
+        cr_assert_geq(s[i] - s[i - 1], 200, "starts %d and %d are %lld ms apart", i - 1, i,
+                      s[i] - s[i - 1]);
+    for (int i = 0; i < N; i++) wf_run_free(runs[i]);
+}
+
+/* A rate per key: one start per 600 ms for each customer; runs of different customers are not
+ * held back by each other's rate. */
+Test(flow, rate_per_key_applies_to_each_key_alone)
+{
+    start_worker("1", "8");
+    wf_flow_limits lim = {.key = "customer", .rate = 1, .rate_ms = 600, .rate_per_key = 1};
+    wf_error err = {0};
+    cr_assert_eq(wf_flow_set(cl, "echo", &lim, &err), WF_OK, "%s", err.message);
+    wf_flow_limits nokey = {.rate = 1, .rate_ms = 600, .rate_per_key = 1};
+    cr_assert_eq(wf_flow_set(cl, "echo", &nokey, &err), WF_ERR_INVALID);
+    enum { PER = 3 };
+    wf_run *a[PER], *b[PER];
+    for (int i = 0; i < PER; i++) {
+        a[i] = start_json("echo", "{\"customer\":\"a\"}");
+        b[i] = start_json("echo", "{\"customer\":\"b\"}");
+    }
+    int n = 2 * PER;
+    cr_assert(wf_test_wait(all_completed, &n, 15000), "every run completed");
+    long long sa[PER], sb[PER];
+    for (int i = 0; i < PER; i++) {
+        sa[i] = field_ms(a[i], "started_at");
+        sb[i] = field_ms(b[i], "started_at");
+    }
+    qsort(sa, PER, sizeof sa[0], cmp_ll);
+    qsort(sb, PER, sizeof sb[0], cmp_ll);
+    int close_cross = 0;
+    for (int i = 0; i < PER; i++) {
+        if (i > 0) {
+            cr_assert_geq(sa[i] - sa[i - 1], 600, "customer a: %lld ms apart", sa[i] - sa[i - 1]);
+            cr_assert_geq(sb[i] - sb[i - 1], 600, "customer b: %lld ms apart", sb[i] - sb[i - 1]);
+        }
+        for (int j = 0; j < PER; j++) close_cross += llabs(sa[i] - sb[j]) < 600;
+    }
+    cr_assert_gt(close_cross, 0, "customers a and b started within 600 ms of each other");
+    for (int i = 0; i < PER; i++) {
+        wf_run_free(a[i]);
+        wf_run_free(b[i]);
+    }
+}

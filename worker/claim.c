@@ -70,6 +70,7 @@ static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *it
     job->handler = def->handler;
     job->opt = def->opt;
     job->max_payload = w->url.max_payload;
+    job->retention_ms = w->url.retention_ms;
     job->ctx.job = job;
     job->ctx.pool = w->pool;
     job->retry_after = -1;
@@ -144,10 +145,10 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return;
     size_t n = entries->elements;
     /* Worst case: every entry good (2 args + 1 key) or bad (2 args). */
-    const char **keys = calloc(WF__NFIXED + n + 3, sizeof *keys); /* + flow control's 3 */
+    const char **keys = calloc(WF__NFIXED + n + 4, sizeof *keys); /* + flow control's 4 */
     const char **good = calloc(2 * n, sizeof *good);
     const char **bad = calloc(2 * n, sizeof *bad);
-    char **owned = calloc(3 * n + 3, sizeof *owned); /* run keys, ids, reasons, flow keys */
+    char **owned = calloc(3 * n + 4, sizeof *owned); /* run keys, ids, reasons, flow keys */
     const char **args = calloc(3 + 4 * n, sizeof *args);
     size_t *arglen = calloc(3 + 4 * n, sizeof *arglen);
     int ngood = 0, nbad = 0, nowned = 0;
@@ -207,8 +208,8 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     }
     if (ngood + nbad == 0) goto out;
     /* Flow control (lua/lib.lua): claim.lua holds back runs over the workflow's limits. */
-    static const char *const flow_keys[] = {"limits", "flow", "held"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const flow_keys[] = {"limits", "flow", "held", "rate"};
+    for (int i = 0; i < 4; i++) {
         if (!(owned[nowned] = wf__key_wf(w->url.prefix, def->name, flow_keys[i]))) goto out;
         keys[WF__NFIXED + ngood + i] = owned[nowned++];
     }
@@ -228,7 +229,7 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     b->def = def;
     b->ngood = ngood;
     if (!wf__conn_usable(&w->cmd) ||
-        wf__script_call_async(w->cmd.ac, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood + 3,
+        wf__script_call_async(w->cmd.ac, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood + 4,
                               keys, na, args, arglen) != WF_OK) {
         wf__log(WF__LOG_WARN,
                 "cannot send claim.lua for workflow %s now; the entries are "

@@ -18,12 +18,12 @@
 typedef struct flow_round {
     wf_worker *w;
     wf__wdef *def;
-    char *keys[3]; /* P:{W}:limits, P:{W}:flow, P:{W}:held */
+    char *keys[4]; /* P:{W}:limits, P:{W}:flow, P:{W}:held, P:{W}:rate */
 } flow_round;
 
 static void round_free(flow_round *f)
 {
-    for (int i = 0; i < 3; i++) free(f->keys[i]);
+    for (int i = 0; i < 4; i++) free(f->keys[i]);
     f->def->flow_busy = 0;
     free(f);
 }
@@ -57,14 +57,14 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     size_t n = r->elements;
-    const char **keys = calloc(WF__NFIXED + 3 + n, sizeof *keys);
+    const char **keys = calloc(WF__NFIXED + 4 + n, sizeof *keys);
     const char **args = calloc(n, sizeof *args);
     char **runs = calloc(n, sizeof *runs);
     size_t nc = 0;
     int sent = 0;
     if (keys && args && runs) {
         for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
-        for (int i = 0; i < 3; i++) keys[WF__NFIXED + i] = f->keys[i];
+        for (int i = 0; i < 4; i++) keys[WF__NFIXED + i] = f->keys[i];
         for (size_t i = 0; i < n; i++) {
             const redisReply *id = r->element[i];
             char wfname[WF__NAME_MAX + 1];
@@ -75,11 +75,11 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 continue;
             }
             if (!(runs[nc] = wf__key_run(w->url.prefix, def->name, id->str))) break;
-            keys[WF__NFIXED + 3 + nc] = runs[nc];
+            keys[WF__NFIXED + 4 + nc] = runs[nc];
             args[nc++] = id->str;
         }
         sent = nc > 0 && wf__script_call_async(w->cmd.ac, admit_reply, f, WF__SCRIPT_ADMIT,
-                                               (int)(WF__NFIXED + 3 + nc), keys, (int)nc, args,
+                                               (int)(WF__NFIXED + 4 + nc), keys, (int)nc, args,
                                                NULL) == WF_OK;
     }
     for (size_t i = 0; runs && i < nc; i++) free(runs[i]);
@@ -99,8 +99,9 @@ void wf__flow_tick(wf_worker *w, wf__wdef *def)
     f->keys[0] = wf__key_wf(w->url.prefix, def->name, "limits");
     f->keys[1] = wf__key_wf(w->url.prefix, def->name, "flow");
     f->keys[2] = wf__key_wf(w->url.prefix, def->name, "held");
+    f->keys[3] = wf__key_wf(w->url.prefix, def->name, "rate");
     def->flow_busy = 1;
-    if (!f->keys[0] || !f->keys[1] || !f->keys[2] ||
+    if (!f->keys[0] || !f->keys[1] || !f->keys[2] || !f->keys[3] ||
         redisAsyncCommand(w->cmd.ac, held_reply, f, "ZRANGE %s 0 %d", f->keys[2],
                           ADMIT_LIMIT - 1) != REDIS_OK)
         round_free(f);

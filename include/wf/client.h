@@ -190,7 +190,11 @@ void wf_status_clear(wf_status *status);
 /* Stops the run: a queued, waiting or paused run becomes `cancelled` and never starts; a running
  * run becomes `cancelled`, its worker sees wf_ctx_cancelled() turn true and anything it returns
  * afterwards is dropped. Returns WF_OK, or WF_ERR_FINAL (message names the state) when the run had
- * already finished: a no-op that says so. */
+ * already finished: a no-op that says so.
+ * Child runs the run started with wf_step_invoke() and still waits for are stopped too (and
+ * theirs, recursively), unless the invoke asked to keep them running; this fan-out is best effort
+ * after the run itself is cancelled (an error stopping a child is not reported), and is done again
+ * when the run is found already `cancelled`. */
 int wf_run_stop(wf_run *run, wf_error *err);
 
 /* Pauses a queued, waiting or running run: it stays `paused` until wf_run_resume(). A running run
@@ -280,7 +284,8 @@ int wf_send_event_keyed(wf_client *client, const char *name, const char *key, co
  * strings are NUL-terminated and owned by the array; release it with wf_steps_free(). */
 typedef struct wf_step_info {
     char *name;             /* the step's name, as the workflow gave it */
-    char *kind;             /* "run" (wf_step_run), "sleep" or "event" (wf_step_wait_for_event) */
+    char *kind;             /* "run" (wf_step_run), "sleep", "event" (wf_step_wait_for_event) or
+                               "invoke" (wf_step_invoke) */
     char *status;           /* "done", "failed", "waiting" or "timeout"; "unreadable" when the
                                record did not decode (then `error` says why) */
     int attempts;           /* executions of the step so far */
@@ -288,8 +293,10 @@ typedef struct wf_step_info {
     int64_t finished_at_ms; /* when it finished; 0 while it waits */
     int64_t until_ms;       /* a sleep's wake time or an event wait's deadline; 0: none */
     char *error;            /* the step's last error text, or NULL */
-    char *event;            /* kind "event": the event's name, else NULL */
-    char *event_key;        /* kind "event": the key the wait filters on, or NULL */
+    char *event;            /* kind "event": the event's name; kind "invoke": the child's run id;
+                               else NULL */
+    char *event_key;        /* kind "event": the key the wait filters on, or NULL; kind "invoke":
+                               how the child ended ("completed", "failed"...), NULL while it runs */
     char *result;           /* msgpack bytes of the step's result (an event's payload), or NULL */
     size_t result_len;
 } wf_step_info;
@@ -442,20 +449,26 @@ void wf_schedules_free(wf_schedule_info *schedules, size_t n);
 /* ---- Flow control ------------------------------------------------------------------------- */
 
 /* A workflow's limits, enforced in Redis across every worker. A run over a limit is not started:
- * it waits (state `waiting`, wait_reason "concurrency limit: ..." or "key limit: ...", holding no
- * worker slot) and starts, oldest first, when a running one ends. */
+ * it waits (state `waiting`, wait_reason "concurrency limit: ...", "key limit: ..." or "rate
+ * limit: ...", holding no worker slot) and starts, oldest first, when a running one ends or the
+ * rate allows. */
 typedef struct wf_flow_limits {
-    int max_running; /* runs of the workflow running at once; 0: no limit */
-    const char *key; /* a field of the run's input map (JSON object) whose value groups runs, e.g.
-                        "customer"; NULL: none. A run without the field, or whose value is not a
-                        string or a number, is only under max_running */
-    int max_per_key; /* runs with the same key value running at once; 0: no limit (needs key) */
+    int max_running;   /* runs of the workflow running at once; 0: no limit */
+    const char *key;   /* a field of the run's input map (JSON object) whose value groups runs, e.g.
+                          "customer"; NULL: none. A run without the field, or whose value is not a
+                          string or a number, is only under max_running (and a workflow-wide rate) */
+    int max_per_key;   /* runs with the same key value running at once; 0: no limit (needs key) */
+    int rate;          /* at most `rate` starts per `rate_ms`, spread evenly (one every
+                          rate_ms / rate: no burst), counted when a worker starts a run; 0: none */
+    long long rate_ms; /* the rate's period in ms (needed with rate) */
+    int rate_per_key;  /* non-zero: the rate applies to each key value on its own (needs key) */
 } wf_flow_limits;
 
 /* Sets workflow `workflow`'s limits (`limits` NULL or all zero: removes them; runs held back
  * then start as workers get to them). Copies; keeps no reference. Takes effect at the next claim.
  * Returns WF_OK, WF_ERR_BAD_NAME, WF_ERR_INVALID (negative numbers; key not 1-64 characters of
- * [A-Za-z0-9._-]; max_per_key without key), or a connection error. */
+ * [A-Za-z0-9._-]; max_per_key or rate_per_key without key; rate without rate_ms), or a
+ * connection error. */
 int wf_flow_set(wf_client *client, const char *workflow, const wf_flow_limits *limits,
                 wf_error *err);
 
