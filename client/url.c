@@ -288,7 +288,7 @@ int wf__url_parse(const char *url, wf__url *u, wf_error *err)
     } else if (strncmp(url, "rediss://", 9) == 0) {
         rc = wf_error_set(err, WF_ERR_URL,
                           "rediss:// (TLS) is not supported by this build's hiredis; connect "
-                          "through a TLS sidecar such as stunnel (see docs/operations.md)");
+                          "through a TLS sidecar such as stunnel (see docs/security.md)");
     } else {
         rc = wf_error_set(err, WF_ERR_URL,
                           "URL must start with redis://, redis+sentinel:// or unix://");
