@@ -284,36 +284,92 @@ void wf_status_clear(wf_status *st)
 
 /* ---- stop ----------------------------------------------------------------------------------- */
 
+#define STOP_MAX_DEPTH 16
+
+/* stop.lua on run `id` of `workflow`. Returns WF_OK, WF_ERR_FINAL (e.message "FINAL <state>"),
+ * WF_ERR_NOT_FOUND or a connection error. */
+static int stop_one(wf_client *client, const char *workflow, const char *id, const char *reason,
+                    wf_error *e)
+{
+    wf__wfkeys wk;
+    if (wf__wfkeys_init(&wk, client->url.prefix, workflow) != WF_OK)
+        return wf_error_set(e, WF_ERR_NOMEM, "out of memory");
+    char *runkey = wf__key_run(client->url.prefix, workflow, id);
+    char *steps = wf__key_steps(client->url.prefix, workflow, id);
+    /* The workflow's webhook outbox: "auto" records the cancellation there when a worker with
+     * webhooks created it (lua/lib.lua outbox_add): the notification is as durable as the stop.
+     * P:{W}:parents: a child run's cancellation reaches its parent (lib.lua parent_add). */
+    char *outbox = wf__key_wf(client->url.prefix, workflow, "outbox");
+    char *parents = wf__key_wf(client->url.prefix, workflow, "parents");
+    int rc = WF_OK;
+    if (!runkey || !steps || !outbox || !parents) {
+        rc = wf_error_set(e, WF_ERR_NOMEM, "out of memory");
+    } else {
+        const char *keys[WF__NFIXED + 4];
+        for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
+        keys[WF__NFIXED] = runkey;
+        keys[WF__NFIXED + 1] = steps;
+        keys[WF__NFIXED + 2] = outbox;
+        keys[WF__NFIXED + 3] = parents;
+        char retention[32];
+        snprintf(retention, sizeof retention, "%lld", (long long)client->url.retention_ms);
+        const char *args[4] = {id, reason, retention, "auto"};
+        redisReply *r =
+            wf__script_call(client->c, WF__SCRIPT_STOP, WF__NFIXED + 4, keys, 4, args, NULL, e);
+        if (r)
+            freeReplyObject(r);
+        else
+            rc = e->code ? e->code : WF_ERR_IO;
+    }
+    free(parents);
+    free(outbox);
+    free(steps);
+    free(runkey);
+    wf__wfkeys_free(&wk);
+    return rc;
+}
+
+/* Stops the children run `id` (cancelled) still waits for: its steps of kind "invoke" that are
+ * `waiting`, unless started with keep_running. Recursive (bounded): a child's own children too. */
+static void stop_children(wf_client *client, const char *workflow, const char *id, int depth)
+{
+    if (depth >= STOP_MAX_DEPTH) return;
+    char *steps = wf__key_steps(client->url.prefix, workflow, id);
+    if (!steps) return;
+    redisReply *r = wf__client_cmd(client, 1, NULL, "HGETALL %s", steps);
+    free(steps);
+    if (!r) return;
+    char reason[WF__ID_MAX + 32];
+    snprintf(reason, sizeof reason, "parent %s was stopped", id);
+    for (size_t i = 1; r->type == REDIS_REPLY_ARRAY && i < r->elements; i += 2) {
+        const redisReply *v = r->element[i];
+        wf__steprec rec;
+        char cwf[WF__NAME_MAX + 1];
+        if (v->type != REDIS_REPLY_STRING ||
+            wf__steprec_decode(v->str, v->len, &rec, NULL) != WF_OK ||
+            strcmp(rec.kind, "invoke") != 0 || strcmp(rec.status, "waiting") != 0 || rec.keep ||
+            wf__runid_parse(rec.child, cwf, NULL) != WF_OK)
+            continue;
+        wf_error e = {0};
+        int rc = stop_one(client, cwf, rec.child, reason, &e);
+        if (rc == WF_OK || (rc == WF_ERR_FINAL && strstr(e.message, "cancelled")))
+            stop_children(client, cwf, rec.child, depth + 1);
+    }
+    freeReplyObject(r);
+}
+
 int wf_run_stop(wf_run *run, wf_error *err)
 {
     if (!run) return wf_error_set(err, WF_ERR_INVALID, "run is NULL");
     wf_client *client = run->client;
     if (wf__client_ensure(client, err) != WF_OK) return err ? err->code : WF_ERR_CONNECT;
-    wf__wfkeys wk;
-    if (wf__wfkeys_init(&wk, client->url.prefix, run->workflow) != WF_OK)
-        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    char *steps = wf__key_steps(client->url.prefix, run->workflow, run->id);
-    /* The workflow's webhook outbox: "auto" records the cancellation there when a worker with
-     * webhooks created it (lua/lib.lua outbox_add): the notification is as durable as the stop. */
-    char *outbox = wf__key_wf(client->url.prefix, run->workflow, "outbox");
-    const char *keys[WF__NFIXED + 3];
-    for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
-    keys[WF__NFIXED] = run->key;
-    keys[WF__NFIXED + 1] = steps ? steps : "";
-    keys[WF__NFIXED + 2] = outbox ? outbox : "";
-    char retention[32];
-    snprintf(retention, sizeof retention, "%lld", (long long)client->url.retention_ms);
-    const char *args[4] = {run->id, "stopped by request", retention, outbox ? "auto" : "0"};
     wf_error e = {0};
-    redisReply *r =
-        wf__script_call(client->c, WF__SCRIPT_STOP, WF__NFIXED + 3, keys, 4, args, NULL, &e);
-    free(outbox);
-    free(steps);
-    wf__wfkeys_free(&wk);
-    if (r) {
-        freeReplyObject(r);
-        return WF_OK;
-    }
+    int rc = stop_one(client, run->workflow, run->id, "stopped by request", &e);
+    /* Children (wf_step_invoke): stopped after the parent, also when a first stop was cut short
+     * before it reached them (the parent is then found already cancelled). */
+    if (rc == WF_OK || (rc == WF_ERR_FINAL && strstr(e.message, "cancelled")))
+        stop_children(client, run->workflow, run->id, 0);
+    if (rc == WF_OK) return WF_OK;
     if (e.code == WF_ERR_FINAL)
         return wf_error_set(err, WF_ERR_FINAL, "run '%s' is already %s; nothing to stop", run->id,
                             e.message + 6);

@@ -30,7 +30,8 @@ int wf__steprec_encode(const wf__steprec *rec, msgpack_sbuffer *out)
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     int n = 5 + (rec->result ? 1 : 0) + (rec->error && *rec->error ? 1 : 0) + (rec->until ? 1 : 0) +
-            (rec->event[0] ? 1 : 0) + (rec->key[0] ? 1 : 0) + (rec->since[0] ? 1 : 0);
+            (rec->event[0] ? 1 : 0) + (rec->key[0] ? 1 : 0) + (rec->since[0] ? 1 : 0) +
+            (rec->child[0] ? 1 : 0) + (rec->cstate[0] ? 1 : 0) + (rec->keep ? 1 : 0);
     msgpack_pack_map(&pk, (size_t)n);
     pack_str(&pk, "k");
     pack_str(&pk, rec->kind);
@@ -66,6 +67,18 @@ int wf__steprec_encode(const wf__steprec *rec, msgpack_sbuffer *out)
     if (rec->since[0]) {
         pack_str(&pk, "since");
         pack_str(&pk, rec->since);
+    }
+    if (rec->child[0]) {
+        pack_str(&pk, "c");
+        pack_str(&pk, rec->child);
+    }
+    if (rec->cstate[0]) {
+        pack_str(&pk, "cs");
+        pack_str(&pk, rec->cstate);
+    }
+    if (rec->keep) {
+        pack_str(&pk, "keep");
+        msgpack_pack_true(&pk);
     }
     return WF_OK;
 }
@@ -135,6 +148,12 @@ int wf__steprec_decode(const void *data, size_t len, wf__steprec *rec, wf_error 
             copy_str(rec->key, sizeof rec->key, v);
         else if (is_key(k, "since"))
             copy_str(rec->since, sizeof rec->since, v);
+        else if (is_key(k, "c"))
+            copy_str(rec->child, sizeof rec->child, v);
+        else if (is_key(k, "cs"))
+            copy_str(rec->cstate, sizeof rec->cstate, v);
+        else if (is_key(k, "keep"))
+            rec->keep = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
         else if (is_key(k, "r") && (v->type == MSGPACK_OBJECT_BIN)) {
             /* The zone-decoded bin points into `data` (msgpack-c references the input for
              * bin/str when unpacking without copying), so it stays valid with `data`. */

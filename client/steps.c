@@ -61,8 +61,9 @@ static int fill(wf_step_info *out, const redisReply *name, const redisReply *val
         out->finished_at_ms = rec.t1;
         out->until_ms = rec.until;
         out->error = dup_opt(rec.error, &oom);
-        out->event = dup_opt(rec.event, &oom);
-        out->event_key = dup_opt(rec.key, &oom);
+        int invoke = strcmp(rec.kind, "invoke") == 0;
+        out->event = dup_opt(invoke ? rec.child : rec.event, &oom);
+        out->event_key = dup_opt(invoke ? rec.cstate : rec.key, &oom);
         if (rec.result) {
             out->result = dup_n(rec.result, rec.result_len);
             out->result_len = rec.result_len;

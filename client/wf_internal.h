@@ -103,9 +103,10 @@ int wf__step_name_valid(const char *name);
 
 /* ---- Step records (values of the steps hash) ------------------------------------------------ */
 
-/* A step's record, a msgpack map {k, s, r, n, t0, t1, e, u, ev, key, since}. Lua reads only `s`. */
+/* A step's record, a msgpack map {k, s, r, n, t0, t1, e, u, ev, key, since, c, cs, keep}. Lua
+ * reads only `s`. */
 typedef struct wf__steprec {
-    char kind[8];       /* "run", "sleep", "event" */
+    char kind[8];       /* "run", "sleep", "event", "invoke" */
     char status[8];     /* "done", "failed", "waiting", "timeout" */
     const char *result; /* raw msgpack bytes of the result (borrowed from the decoded buffer) */
     size_t result_len;
@@ -116,6 +117,9 @@ typedef struct wf__steprec {
     char event[WF__NAME_MAX + 1];
     char key[WF__NAME_MAX + 1];
     char since[48];
+    char child[WF__ID_MAX]; /* invoke: the child run's id ("c") */
+    char cstate[16];        /* invoke, done: how the child ended ("cs": completed, failed...) */
+    int keep;               /* invoke: stopping the parent leaves the child running ("keep") */
 } wf__steprec;
 
 /* Packs `rec` into `out` (caller-owned, initialised). Returns WF_OK or WF_ERR_NOMEM. */

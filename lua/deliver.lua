@@ -12,8 +12,7 @@ local st = redis.call('HGET', h, 'state')
 if not st or WF_FINAL[st] then return 0 end
 local cur = redis.call('HGET', steps, step)
 if cur then
-    local ok, rec = pcall(cmsgpack.unpack, cur)
-    if not ok or type(rec) ~= 'table' or rec.s ~= 'waiting' then return 0 end
+    if step_status(cur) ~= 'waiting' then return 0 end
 elseif st ~= 'running' then
     return 0
 end

@@ -1,5 +1,6 @@
 -- fail.lua: a handler failed: schedule a retry (waiting, reason "retry") or fail the run.
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash, [15 P:{W}:outbox, only with ARGV 11]
+-- KEYS: 1-12 fixed, 13 run hash, 14 steps hash, [15 P:{W}:outbox, only with ARGV 11],
+--       [16 P:{W}:parents: a child run's final end is recorded there (lib.lua parent_add)]
 -- ARGV: 1 run id, 2 lease token, 3 error text, 4 fatal (1: no retry), 5 max attempts,
 --       6 backoff ms (doubled per attempt), 7 max backoff ms, 8 retry-after ms (-1: use backoff),
 --       9 retention ms, 10 final state for a fatal end ('failed' or 'terminated'),
@@ -19,6 +20,7 @@ if fatal or attempt >= max_attempts then
     if to ~= 'terminated' then to = 'failed' end
     finish(h, steps, id, 'running', to, now, tonumber(ARGV[9]))
     outbox_add(ARGV[11], KEYS[WF_NFIXED + 3], h, id, to, now)
+    parent_add(KEYS[WF_NFIXED + 4], h, id, to, now)
     return {to, 0}
 end
 local delay = tonumber(ARGV[8])

@@ -1,5 +1,6 @@
 -- reclaim.lua: runs whose lease expired (their worker died or lost Redis) go back to the queue.
--- KEYS: 1-12 fixed, then per candidate (in ARGV order) its run hash and its steps hash
+-- KEYS: 1-12 fixed, then per candidate (in ARGV order) its run hash and its steps hash, then
+--       optionally P:{W}:parents (a child run failed here is recorded there, lib.lua parent_add)
 -- ARGV: 1 max reclaims, 2 retention ms, then candidate run ids (read from the leases zset by the
 --       caller; each is re-checked here, so racing reapers are harmless)
 -- Returns the number of runs re-queued plus failed.
@@ -7,6 +8,7 @@ local bad = check_fixed_keys()
 if bad then return bad end
 local max_reclaims, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
+local parents = KEYS[WF_NFIXED + 2 * (#ARGV - 2) + 1]
 local n = 0
 local i = 1
 while ARGV[2 + i] do
@@ -27,6 +29,7 @@ while ARGV[2 + i] do
                 redis.call('HSET', h, 'error', 'worker lost ' .. r .. ' times while running this ' ..
                     'run (last: ' .. tostring(f[2]) .. '); the run may be crashing its worker')
                 finish(h, steps, id, 'running', 'failed', now, retention)
+                parent_add(parents, h, id, 'failed', now)
             else
                 redis.call('HSET', h, 'error', 'lease expired: worker ' .. tostring(f[2]) ..
                     ' presumed dead; run re-queued')

@@ -1,5 +1,6 @@
 -- stop.lua: cancel a run in any non-final state.
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash, [15 P:{W}:outbox, only with ARGV 4]
+-- KEYS: 1-12 fixed, 13 run hash, 14 steps hash, [15 P:{W}:outbox, only with ARGV 4],
+--       [16 P:{W}:parents: a child run's cancellation is recorded there (lib.lua parent_add)]
 -- ARGV: 1 run id, 2 reason text, 3 retention ms,
 --       [4 notify: '1' / 'auto' records the cancellation in the outbox KEYS[15] (lib.lua
 --       outbox_add); libwf's wf_run_stop passes 'auto']
@@ -17,4 +18,5 @@ redis.call('HSET', h, 'error', ARGV[2])
 local now = now_ms()
 finish(h, steps, id, f[1], 'cancelled', now, tonumber(ARGV[3]))
 outbox_add(ARGV[4], KEYS[WF_NFIXED + 3], h, id, 'cancelled', now)
+parent_add(KEYS[WF_NFIXED + 4], h, id, 'cancelled', now)
 return f[1]

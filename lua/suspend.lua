@@ -9,11 +9,7 @@
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
 local e = check_lease(h, id, ARGV[2])
 if e then return e end
-local cur = redis.call('HGET', steps, ARGV[3])
-if cur then
-    local ok, rec = pcall(cmsgpack.unpack, cur)
-    if ok and type(rec) == 'table' and rec.s == 'done' then return 'RESUME' end
-end
+if step_status(redis.call('HGET', steps, ARGV[3])) == 'done' then return 'RESUME' end
 local now = now_ms()
 local wake = tonumber(ARGV[5]) or 0
 redis.call('HSET', steps, ARGV[3], ARGV[4])

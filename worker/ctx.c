@@ -54,6 +54,11 @@ int wf_ctx_fail(wf_ctx *ctx, int code, const char *fmt, ...)
     return code;
 }
 
+const char *wf_ctx_error(const wf_ctx *ctx)
+{
+    return ctx && ctx->job->error ? ctx->job->error : "";
+}
+
 void wf_ctx_retry_after(wf_ctx *ctx, int64_t delay_ms)
 {
     ctx->job->retry_after = delay_ms < 0 ? 0 : delay_ms;

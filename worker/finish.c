@@ -143,7 +143,7 @@ static void send_op(wf_worker *w, wf__job *job)
         free(steps);
         return; /* out of memory: retried on the next flush */
     }
-    const char *keys[WF__NFIXED + 3];
+    const char *keys[WF__NFIXED + 4];
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
     keys[WF__NFIXED] = run;
     keys[WF__NFIXED + 1] = steps;
@@ -195,10 +195,14 @@ static void send_op(wf_worker *w, wf__job *job)
     /* Webhooks (wf_ops.h): complete/fail record a run's end in its outbox in the same script. */
     char *outbox =
         script == WF__SCRIPT_RELEASE ? NULL : wf__key_wf(w->url.prefix, def->name, "outbox");
+    /* Child runs (invoke.c): the end of a run with a parent is recorded in P:{W}:parents by the
+     * same script (lua/lib.lua parent_add), after the optional outbox key. */
+    char *parents = outbox ? wf__key_wf(w->url.prefix, def->name, "parents") : NULL;
     if (outbox) {
         keys[nkeys++] = outbox;
         args[nargs++] = wf__ops_notify_mode(w);
     }
+    if (parents) keys[nkeys++] = parents;
     for (int i = 0; i < nargs; i++)
         if (!(script == WF__SCRIPT_COMPLETE && i == 2)) arglen[i] = strlen(args[i]);
     if (wf__script_call_async(w->cmd.ac, op_reply, job, script, nkeys, keys, nargs, args, arglen) ==
@@ -206,6 +210,7 @@ static void send_op(wf_worker *w, wf__job *job)
         job->op_inflight = 1;
         w->ops_inflight++;
     }
+    free(parents);
     free(outbox);
     free(text);
     free(run);

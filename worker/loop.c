@@ -27,7 +27,8 @@ int wf__worker_free_slots(const wf_worker *w)
 void wf__loop_on_ready(wf_worker *w, wf__conn *conn)
 {
     if (conn == &w->cmd) {
-        wf__ops_on_ready(w); /* presence, readiness probe, outbox groups */
+        wf__ops_on_ready(w);      /* presence, readiness probe, outbox groups */
+        wf__children_on_ready(w); /* invoke.c: groups of P:{W}:parents */
         wf__claim_setup(w);
         wf__job_flush_ops(w);
         wf__reqs_pump(w);

@@ -407,6 +407,53 @@ const char *wf_step_name(wf_ctx *ctx, const char *base, int i)
     return name;
 }
 
+/* ---- For invoke.c (wf_worker_internal.h) ---------------------------------------------------- */
+
+int wf__step_begin(wf_ctx *ctx, const char *name, const char *kind, wf__steprec *rec, int *had)
+{
+    *had = 0;
+    if (wf_ctx_cancelled(ctx)) return wf_ctx_fail(ctx, WF_ERR_CANCELLED, "run was stopped");
+    struct wf__steps *s = steps_of(ctx);
+    if (!s) return wf_ctx_fail(ctx, WF_ERR_NOMEM, "out of memory");
+    int rc = claim_name(ctx, s, name, kind);
+    if (rc == WF_OK) rc = load(ctx, s);
+    if (rc != WF_OK) return rc;
+    *had = lookup(s, name, rec);
+    return *had ? kind_matches(ctx, rec, name, kind) : WF_OK;
+}
+
+int wf__step_record(wf_ctx *ctx, const char *name, const wf__steprec *rec)
+{
+    return record(ctx, name, rec);
+}
+
+int wf__step_suspend(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_t wake_at,
+                     const char *reason)
+{
+    return suspend(ctx, name, rec, wake_at, reason);
+}
+
+int wf__step_result(wf_ctx *ctx, const char *data, size_t len, const msgpack_object **out)
+{
+    struct wf__steps *s = steps_of(ctx);
+    if (!s) return wf_ctx_fail(ctx, WF_ERR_NOMEM, "out of memory");
+    return decode_result(ctx, s, data, len, out);
+}
+
+int64_t wf__step_now(wf_ctx *ctx)
+{
+    return redis_now(ctx);
+}
+
+void wf__step_forget(wf_ctx *ctx)
+{
+    struct wf__steps *s = ctx->steps;
+    if (!s) return;
+    wf__reply_free(s->all);
+    s->all = NULL;
+    if (s->nseen > 0) free(s->seen[--s->nseen].name);
+}
+
 /* ---- events --------------------------------------------------------------------------------- */
 
 /* event_wait.lua: registers (mode "wait") or unregisters ("done") this run's wait; with "wait"

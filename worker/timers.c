@@ -82,7 +82,7 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     size_t n = r->elements;
     int per = t->kind == TIMER_WAKE ? 1 : 2; /* keys per candidate: run (+ steps) */
-    const char **keys = calloc(WF__NFIXED + per * n, sizeof *keys);
+    const char **keys = calloc(WF__NFIXED + per * n + 1, sizeof *keys);
     char **owned = calloc(per * n, sizeof *owned);
     const char **args = calloc(2 + n, sizeof *args);
     size_t *arglen = calloc(2 + n, sizeof *arglen);
@@ -115,13 +115,19 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
         args[nargs++] = id->str;
         nc++;
     }
+    /* reclaim.lua: P:{W}:parents last, where a child run it fails is recorded (invoke.c). */
+    char *parents =
+        t->kind == TIMER_RECLAIM ? wf__key_wf(w->url.prefix, def->name, "parents") : NULL;
+    int nkeys = WF__NFIXED + per * nc;
+    if (parents) keys[nkeys++] = parents;
     if (nc > 0) {
         for (int i = 0; i < nargs; i++) arglen[i] = strlen(args[i]);
         wf__script s = t->kind == TIMER_WAKE ? WF__SCRIPT_WAKE : WF__SCRIPT_RECLAIM;
-        if (wf__script_call_async(w->cmd.ac, script_reply, t, s, WF__NFIXED + per * nc, keys, nargs,
-                                  args, arglen) == WF_OK)
+        if (wf__script_call_async(w->cmd.ac, script_reply, t, s, nkeys, keys, nargs, args,
+                                  arglen) == WF_OK)
             t = NULL; /* script_reply frees it */
     }
+    free(parents);
 out:
     if (t) {
         *busy_flag(def, t->kind) = 0;
@@ -256,7 +262,8 @@ void wf__timers_tick(wf_worker *w)
     wf__reqs_pump(w);
     check_timeouts(w, now);
     wf__recycle_check(w, now);
-    wf__ops_tick(w, now); /* presence, gauges, readiness probe, webhooks */
+    wf__ops_tick(w, now);      /* presence, gauges, readiness probe, webhooks */
+    wf__children_tick(w, now); /* invoke.c: child ends delivered to their parents */
     if (wf__conn_usable(&w->cmd)) {
         for (int i = 0; i < w->ndefs; i++) {
             wf__wdef *def = w->defs[i];

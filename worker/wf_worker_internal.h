@@ -158,6 +158,7 @@ struct wf__job {
     wf_workflow_options opt; /* copied, defaults applied */
     char *prefix;            /* key prefix (copied) */
     size_t max_payload;      /* the URL's max_payload, for wf_ctx_send_event */
+    int64_t retention_ms;    /* the URL's retention, for stopping a child run (invoke.c) */
     wf__wfkeys *keys;        /* fixed keys, made on first wf__ctx_keys(); executor side */
     wf_ctx ctx;
 
@@ -261,6 +262,37 @@ const char *wf__ctx_prefix(const wf_ctx *ctx);
 /* The workflow's fixed keys (made on first use), or NULL when out of memory. */
 const wf__wfkeys *wf__ctx_keys(wf_ctx *ctx);
 
+/* ---- Step engine internals shared with invoke.c (step.c) ----------------------------------- */
+
+/* Starts step `name` of kind `kind`: refuses a stopped run, a bad or reused name, loads the steps
+ * hash (once per execution) and looks the record up. *had is 1 when there is a record (in *rec,
+ * whose kind matched). Returns WF_OK or the error (message set with wf_ctx_fail). */
+int wf__step_begin(wf_ctx *ctx, const char *name, const char *kind, wf__steprec *rec, int *had);
+/* step.lua: records `rec` under `name`, lease-checked. */
+int wf__step_record(wf_ctx *ctx, const char *name, const wf__steprec *rec);
+/* suspend.lua: WF_SUSPEND (now waiting), WF_OK (the step was completed meanwhile) or an error. */
+int wf__step_suspend(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_t wake_at,
+                     const char *reason);
+/* Decodes result bytes into the execution's zone (borrowed until the handler returns). */
+int wf__step_result(wf_ctx *ctx, const char *data, size_t len, const msgpack_object **out);
+/* Redis time estimated for this execution. */
+int64_t wf__step_now(wf_ctx *ctx);
+/* Forgets the loaded steps hash and the last claimed name, so that the step can be looked up
+ * again after suspend.lua answered RESUME. */
+void wf__step_forget(wf_ctx *ctx);
+
+/* ---- Child runs (invoke.c) ---------------------------------------------------------------- */
+
+/* Writes the id of the child run that step `step` of run `parent` starts in `workflow` into `out`
+ * (WF__ID_MAX bytes): "WORKFLOW:PARENTSUFFIX.HASH" (or "WORKFLOW:HASH" when that would be too
+ * long), HASH being 16 hex digits of SHA-256(parent "\n" step). The same inputs always give the
+ * same id, so a replayed or re-executed invoke finds the child it started. */
+void wf__invoke_child_id(const char *parent, const char *step, const char *workflow, char *out);
+/* Loop side: consumer groups on cmd ready; the tick reads P:{W}:parents of every workflow, takes
+ * over entries a dead worker left pending, and delivers each to its parent (deliver.lua). */
+void wf__children_on_ready(wf_worker *w);
+void wf__children_tick(wf_worker *w, int64_t now);
+
 /* ---- The worker ----------------------------------------------------------------------------- */
 
 /* One workflow as this worker runs it. */
@@ -332,6 +364,13 @@ struct wf_worker {
     int64_t max_rss_kb;     /* resident memory above this: recycle */
     int64_t next_rss_check; /* mono ms */
     int recycle;            /* why the worker is draining to be replaced (wf__recycle_reason) */
+
+    /* invoke.c: delivering the ends of child runs to their parents (P:{W}:parents) */
+    int kids_read_busy;      /* the XREADGROUP over every P:{W}:parents is in flight */
+    int kids_inflight;       /* deliver.lua calls outstanding */
+    int64_t kids_next_read;  /* mono ms */
+    int64_t kids_next_claim; /* mono ms: XAUTOCLAIM of entries a dead worker left pending */
+    int kids_crash;          /* fault injection for the tests ($WF_TEST_CRASH_AFTER_CHILD_READ) */
 };
 
 /* Defaults. */

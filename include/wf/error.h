@@ -41,7 +41,8 @@ extern "C" {
     X(STATE, -23, "operation not allowed in the run's current state")                              \
     X(EXISTS, -24, "already exists")                                                               \
     X(STEP, -25, "step misuse")                                                                    \
-    X(SYSTEM, -26, "system call failed")
+    X(SYSTEM, -26, "system call failed")                                                           \
+    X(CHILD, -27, "child run did not complete")
 
 typedef enum wf_err {
     WF_OK = 0,

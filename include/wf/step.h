@@ -7,6 +7,8 @@
  * return WF_SUSPEND, and the handler returns it at once (`if (rc) return rc;`). The run then holds
  * no worker slot until Redis queues it again.
  *
+ * wf_step_invoke() starts a child workflow run and waits for its result the same way.
+ *
  * Rules for handler authors (docs/durable-execution.md has more):
  * - Step names are unique within a run; reusing one with another kind is WF_ERR_STEP. Inside
  *   loops use wf_step_name(ctx, "charge", i) -> "charge#3".
@@ -80,6 +82,42 @@ int wf_step_sleep_until(wf_ctx *ctx, const char *name, int64_t epoch_ms);
  * passed first (the handler may act on it). */
 int wf_step_wait_for_event(wf_ctx *ctx, const char *name, const char *event, const char *key,
                            int64_t timeout_ms, const msgpack_object **payload);
+
+/* ---- Child workflows ------------------------------------------------------------------------ */
+
+/* Options of wf_step_invoke_ex(). Zero-initialise; zero fields take the defaults shown. */
+typedef struct wf_invoke_options {
+    int64_t timeout_ms; /* give up waiting after this long (WF_ERR_TIMEOUT; the child keeps
+                           running); default 0: wait until the child ends */
+    int keep_running;   /* 1: stopping the parent leaves this child running; default 0: stopping
+                           the parent (wf_run_stop) stops the children it waits for */
+} wf_invoke_options;
+
+/* Starts a run of workflow `workflow` with input `payload` (`len` msgpack bytes; NULL/0: none) as
+ * the child of this run, and waits durably for it to end, holding no worker slot meanwhile (like
+ * wf_step_wait_for_event: the run suspends and is queued again when the child ends).
+ *
+ * Exactly one child per step: its run id is derived from this run's id and `name` (see `wf status`
+ * or wf_run_steps(): the step's `event` field holds it), so a replay, a retry or a worker killed
+ * mid-step finds the child it started instead of starting another. The child's end (completed,
+ * failed, cancelled, terminated) is recorded in Redis by the script that ends it and delivered to
+ * this run at least once by any worker of the child's workflow, also when a worker dies in
+ * between; a child that ends before this run waits is not missed.
+ *
+ * Returns WF_SUSPEND while the child runs (return it); WF_OK once it completed, with `*output`
+ * (if not NULL) pointing to its msgpack output (nil when it had none), borrowed until the handler
+ * returns; WF_ERR_CHILD when it failed, was cancelled or terminated (wf_ctx_fail's message, which
+ * the run records if the handler returns the code, names the child, its state and its error: the
+ * handler decides what to do); WF_ERR_TIMEOUT after options->timeout_ms; WF_ERR_BAD_NAME (bad
+ * workflow name), WF_ERR_UNKNOWN_WORKFLOW (no worker registered it), WF_ERR_BAD_PAYLOAD /
+ * WF_ERR_TOO_LARGE; and what every step returns (WF_ERR_CANCELLED, WF_ERR_STALE, WF_ERR_STEP).
+ * The payload is copied; nothing is kept after the call. */
+int wf_step_invoke(wf_ctx *ctx, const char *name, const char *workflow, const void *payload,
+                   size_t len, const msgpack_object **output);
+
+/* wf_step_invoke() with options (NULL: defaults). */
+int wf_step_invoke_ex(wf_ctx *ctx, const char *name, const char *workflow, const void *payload,
+                      size_t len, const wf_invoke_options *options, const msgpack_object **output);
 
 /* Inside a step body: the attempt of that step, 1 for its first execution (across replays and
  * workers). Outside a step body: 0. */

@@ -104,6 +104,11 @@ int wf_ctx_fail(wf_ctx *ctx, int code, const char *fmt, ...)
 #endif
     ;
 
+/* The text of the last wf_ctx_fail() of this execution (step helpers set it too when they return
+ * an error, e.g. the child's error after wf_step_invoke() returned WF_ERR_CHILD), or "" when there
+ * is none. Borrowed: valid until the next wf_ctx_fail() or the handler returns. */
+const char *wf_ctx_error(const wf_ctx *ctx);
+
 /* Asks that the next retry wait `delay_ms` instead of the workflow's backoff. Use before
  * returning an error. */
 void wf_ctx_retry_after(wf_ctx *ctx, int64_t delay_ms);
