@@ -151,30 +151,35 @@ write_out:;
     errno = saved_errno;
 }
 
+/* Formats and emits one line about a run (and a step of it, when `step` is not NULL). */
+__attribute__((format(printf, 6, 0))) static void vlog_run(wf__log_level level, const char *run,
+                                                           const char *workflow, int attempt,
+                                                           const char *step, const char *fmt,
+                                                           va_list ap)
+{
+    int saved_errno = errno;
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    emit(level, run, workflow, attempt, step, msg);
+    errno = saved_errno;
+}
+
 void wf__log_run(wf__log_level level, const char *run, const char *workflow, int attempt,
                  const char *fmt, ...)
 {
     if ((int)level > current_level()) return;
-    int saved_errno = errno;
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vlog_run(level, run, workflow, attempt, NULL, fmt, ap);
     va_end(ap);
-    emit(level, run, workflow, attempt, NULL, msg);
-    errno = saved_errno;
 }
 
 void wf__log_step(wf__log_level level, const char *run, const char *workflow, int attempt,
                   const char *step, const char *fmt, ...)
 {
     if ((int)level > current_level()) return;
-    int saved_errno = errno;
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vlog_run(level, run, workflow, attempt, step, fmt, ap);
     va_end(ap);
-    emit(level, run, workflow, attempt, step, msg);
-    errno = saved_errno;
 }
