@@ -61,7 +61,10 @@ TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 120);
 static int registered(void *arg)
 {
     (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1;
+    /* Registered, and announced in wf:workers (written from the worker's tick, so possibly
+     * later): tests compare DBSIZE before and after, and the worker's own keys must be in. */
+    return wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1 &&
+           wf_test_cmd_int(rc, "HLEN wf:workers") >= 1;
 }
 
 static void start_worker(void)

@@ -266,7 +266,12 @@ static int fired_at(const char *id, int64_t *out, int max)
             out[j] = out[j - 1];
             out[j - 1] = t;
         }
-    return n;
+    /* The state sets are read one after another, so a run that moved on between two reads
+     * (queued, then completed) was seen twice: count each firing once. */
+    int u = 0;
+    for (int i = 0; i < n; i++)
+        if (u == 0 || out[u - 1] != out[i]) out[u++] = out[i];
+    return u;
 }
 
 typedef struct fires_wait {
