@@ -49,6 +49,8 @@ static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *it
     job->attempt = (int)att->integer;
     /* Redis time at the claim anchors the step engine's clock (sleeps compare with Redis time). */
     job->claimed_mono = wf__mono_ms();
+    job->lease_ms = w->opt.lease_ms;
+    atomic_store(&job->lease_until_mono, job->claimed_mono + w->opt.lease_ms);
     job->claimed_redis_ms = item->elements > 4 && item->element[4]->type == REDIS_REPLY_INTEGER
                                 ? item->element[4]->integer
                                 : wf__now_ms();

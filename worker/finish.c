@@ -316,6 +316,12 @@ void wf__job_returned(wf_worker *w, wf__job *job)
         job->lease = WF__LEASE_GONE;
         wf__log_run(WF__LOG_DEBUG, job->id, job->workflow, job->attempt,
                     "run suspended (waiting for a timer or an event)");
+    } else if (job->lease == WF__LEASE_HELD && atomic_load(&job->fenced)) {
+        /* A step refused to start because this process stalled past its lease (step.c): not
+         * the run's failure. Hand it back (release.lua refuses if another worker took it). */
+        wf__log_run(WF__LOG_WARN, job->id, job->workflow, job->attempt,
+                    "this process stalled past the run's lease; handing the run back");
+        wf__job_end(w, job, WF__OP_RELEASE);
     } else if (job->lease == WF__LEASE_HELD) {
         wf__job_end(w, job, WF__OP_RESULT);
     } else {

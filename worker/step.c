@@ -275,6 +275,19 @@ int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
     int attempts = had ? rec.attempts : 0;
     int64_t t0 = had && rec.t0 ? rec.t0 : redis_now(ctx);
 
+    /* Self-fencing: past the lease we last know was renewed (less a tenth of it for the time
+     * a heartbeat takes), another worker may own the run and have run this step already: this
+     * process was frozen or stalled. Do not start the side effect; the run goes on elsewhere. */
+    int64_t fence = atomic_load(&ctx->job->lease_until_mono) - ctx->job->lease_ms / 10;
+    if (ctx->job->lease_ms > 0 && wf__mono_ms() >= fence) {
+        atomic_store(&ctx->job->fenced, 1);
+        atomic_store(&ctx->job->cancelled, 1);
+        return wf_ctx_fail(ctx, WF_ERR_CANCELLED,
+                           "step '%s' not started: this worker's lease on the run may have "
+                           "expired (the process stalled); the run continues elsewhere",
+                           name);
+    }
+
     /* Execute the step body. */
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);

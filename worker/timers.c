@@ -163,6 +163,7 @@ static void scan(wf_worker *w, wf__wdef *def, timer_kind kind)
 typedef struct hb_ctx {
     wf_worker *w;
     wf__wdef *def;
+    int64_t sent_mono; /* when the heartbeat left: the leases it renewed last lease_ms from here */
 } hb_ctx;
 
 static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -177,6 +178,13 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
         wf__script_error(r->str, r->len, &e);
         wf__log(WF__LOG_ERROR, "heartbeat.lua failed for workflow %s: %s", h->def->name, e.message);
     } else if (r && r->type == REDIS_REPLY_ARRAY && !w->closing) {
+        /* Renewed: every lease of this workflow that is not reported lost below (a run claimed
+         * after the heartbeat left keeps its later claim-time deadline). */
+        int64_t until = h->sent_mono + w->opt.lease_ms;
+        for (wf__job *j = w->held_head; j; j = j->next)
+            if (j->def == h->def && j->lease == WF__LEASE_HELD &&
+                atomic_load(&j->lease_until_mono) < until)
+                atomic_store(&j->lease_until_mono, until);
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *p = r->element[i];
             if (p->type != REDIS_REPLY_ARRAY || p->elements != 2 ||
@@ -209,6 +217,7 @@ static void heartbeat(wf_worker *w, wf__wdef *def)
     if (!h || !keys || !args || !runkeys) goto out;
     h->w = w;
     h->def = def;
+    h->sent_mono = wf__mono_ms();
     char lease[24];
     snprintf(lease, sizeof lease, "%lld", (long long)w->opt.lease_ms);
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];

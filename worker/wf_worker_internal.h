@@ -167,9 +167,16 @@ struct wf__job {
     wf__job *qnext;               /* link in the pool's run queue or done list */
     _Atomic int64_t started_mono; /* when the handler started (0: not yet) */
     atomic_int cancelled;         /* wf_ctx_cancelled(): stopped, timed out, released */
-    int orphaned;                 /* worker freed while this ran: the thread frees the job */
-    int64_t cancel_mono;          /* loop side: when the handler was told to stop (timeout, lost
-                                     lease); 0: never. Stuck past the grace: recycle.c */
+    /* Until when (wf__mono_ms) our lease is surely still ours: the claim, then each heartbeat
+     * Redis acknowledged, plus lease_ms. A step body is not started past it (step.c): a process
+     * that was frozen (SIGSTOP, a long stall) must not run a side effect that another worker may
+     * have run and recorded meanwhile. Written by the loop, read by the executor. */
+    _Atomic int64_t lease_until_mono;
+    int64_t lease_ms;    /* the worker's lease time, for the margin of that check */
+    atomic_int fenced;   /* a step refused to start past lease_until_mono: hand the run back */
+    int orphaned;        /* worker freed while this ran: the thread frees the job */
+    int64_t cancel_mono; /* loop side: when the handler was told to stop (timeout, lost
+                            lease); 0: never. Stuck past the grace: recycle.c */
 
     /* -- the handler's result (written by the executor before RETURNED) -- */
     int rc;              /* WF_OK, WF_SUSPEND or a negative wf_err */
