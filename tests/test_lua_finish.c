@@ -1,0 +1,189 @@
+/* test_lua_finish.c - complete.lua, fail.lua and release.lua on their own against a real
+ * redis-server: results, retention, backoff, retry-after, fatal errors, hand-backs and stale
+ * tokens. Shared set-up and helpers: lua_env.h. */
+#include "lua_env.h"
+
+/* ---- complete -------------------------------------------------------------------------------- */
+
+Test(lua, complete_finishes_the_run_and_sets_retention)
+{
+    const char *id = run_id("ok");
+    const char *token = enqueue_and_claim(id, "30000");
+    cr_assert_eq(wf_test_cmd_int(c, "HSET %s s1 x", steps_key(id)), 1);
+    expect_status_ok(eval(WF__SCRIPT_COMPLETE, 2, run_key(id), steps_key(id), id, token,
+                          "output-bytes", RETENTION, NULL));
+    assert_state(id, "completed");
+    cr_assert_str_eq(hget(id, "output"), "output-bytes");
+    cr_assert_not_null(hget(id, "finished_at"));
+    cr_assert_null(hget(id, "error"));
+    cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), -1);
+    long long ttl = wf_test_cmd_int(c, "PTTL %s", run_key(id));
+    cr_assert(ttl > 0 && ttl <= 60000, "run hash ttl %lld", ttl);
+    ttl = wf_test_cmd_int(c, "PTTL %s", steps_key(id));
+    cr_assert(ttl > 0 && ttl <= 60000, "steps hash ttl %lld", ttl);
+}
+
+Test(lua, complete_with_a_wrong_token_is_stale)
+{
+    const char *id = run_id("wrong");
+    enqueue_and_claim(id, "30000");
+    expect_error(
+        eval(WF__SCRIPT_COMPLETE, 2, run_key(id), steps_key(id), id, "41", "out", RETENTION, NULL),
+        "STALE ");
+    assert_state(id, "running");
+    cr_assert_null(hget(id, "output"));
+}
+
+Test(lua, complete_after_stop_is_stale)
+{
+    const char *id = run_id("stopped");
+    const char *token = enqueue_and_claim(id, "30000");
+    redisReply *s =
+        eval(WF__SCRIPT_STOP, 2, run_key(id), steps_key(id), id, "user stop", RETENTION, NULL);
+    cr_assert_str_eq(s->str, "running");
+    freeReplyObject(s);
+    expect_error(
+        eval(WF__SCRIPT_COMPLETE, 2, run_key(id), steps_key(id), id, token, "out", RETENTION, NULL),
+        "STALE ");
+    assert_state(id, "cancelled");
+    cr_assert_null(hget(id, "output"), "a late result is dropped");
+}
+
+Test(lua, complete_of_an_unknown_run_is_notfound)
+{
+    const char *id = run_id("ghost");
+    expect_error(
+        eval(WF__SCRIPT_COMPLETE, 2, run_key(id), steps_key(id), id, "1", "out", RETENTION, NULL),
+        "NOTFOUND ");
+}
+
+/* ---- fail ------------------------------------------------------------------------------------ */
+
+Test(lua, fail_with_attempts_left_waits_for_the_backoff)
+{
+    const char *id = run_id("retry");
+    const char *token = enqueue_and_claim(id, "30000");
+    long long t0 = rnow();
+    redisReply *r = fail(id, token, "0", "3", "1000", "60000", "-1", "failed");
+    long long t1 = rnow();
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "");
+    cr_assert_str_eq(r->element[0]->str, "waiting");
+    long long wake = r->element[1]->integer;
+    freeReplyObject(r);
+    cr_assert(wake >= t0 + 1000 && wake <= t1 + 1000, "wake %lld not in [%lld, %lld]", wake,
+              t0 + 1000, t1 + 1000);
+    assert_state(id, "waiting");
+    cr_assert_eq(zscore(wk.k[WF__K_DELAYED], id), wake);
+    cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), -1);
+    cr_assert_str_eq(hget(id, "attempt"), "2");
+    cr_assert_str_eq(hget(id, "wait_reason"), "retry");
+    cr_assert_eq(atoll(hget(id, "wake_at")), wake);
+    cr_assert_str_eq(hget(id, "error"), "boom");
+    /* The lease token is no longer good for anything. */
+    expect_error(
+        eval(WF__SCRIPT_COMPLETE, 2, run_key(id), steps_key(id), id, token, "out", RETENTION, NULL),
+        "STALE ");
+}
+
+Test(lua, fail_backoff_doubles_per_attempt_and_is_capped)
+{
+    const char *id = run_id("cap");
+    const char *token = enqueue_and_claim(id, "30000");
+    /* Third attempt: 1000 * 2^2 = 4000, capped at 3000. */
+    cr_assert_eq(wf_test_cmd_int(c, "HSET %s attempt 3", run_key(id)), 0);
+    long long t0 = rnow();
+    redisReply *r = fail(id, token, "0", "10", "1000", "3000", "-1", "failed");
+    long long t1 = rnow();
+    long long wake = r->element[1]->integer;
+    freeReplyObject(r);
+    cr_assert(wake >= t0 + 3000 && wake <= t1 + 3000, "wake %lld not in [%lld, %lld]", wake,
+              t0 + 3000, t1 + 3000);
+    cr_assert_str_eq(hget(id, "attempt"), "4");
+}
+
+Test(lua, fail_with_retry_after_uses_it_instead_of_the_backoff)
+{
+    const char *id = run_id("after");
+    const char *token = enqueue_and_claim(id, "30000");
+    long long t0 = rnow();
+    redisReply *r = fail(id, token, "0", "3", "1000", "60000", "250", "failed");
+    long long t1 = rnow();
+    long long wake = r->element[1]->integer;
+    freeReplyObject(r);
+    cr_assert(wake >= t0 + 250 && wake <= t1 + 250);
+}
+
+Test(lua, fail_with_attempts_exhausted_fails_the_run)
+{
+    const char *id = run_id("done");
+    const char *token = enqueue_and_claim(id, "30000");
+    redisReply *r = fail(id, token, "0", "1", "1000", "60000", "-1", "failed");
+    cr_assert_str_eq(r->element[0]->str, "failed");
+    cr_assert_eq(r->element[1]->integer, 0);
+    freeReplyObject(r);
+    assert_state(id, "failed");
+    cr_assert_str_eq(hget(id, "error"), "boom");
+    cr_assert_not_null(hget(id, "finished_at"));
+    cr_assert_eq(zscore(wk.k[WF__K_DELAYED], id), -1);
+    cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), -1);
+    long long ttl = wf_test_cmd_int(c, "PTTL %s", run_key(id));
+    cr_assert(ttl > 0 && ttl <= 60000);
+}
+
+Test(lua, fail_fatal_fails_at_once)
+{
+    const char *id = run_id("fatal");
+    const char *token = enqueue_and_claim(id, "30000");
+    redisReply *r = fail(id, token, "1", "5", "1000", "60000", "-1", "failed");
+    cr_assert_str_eq(r->element[0]->str, "failed");
+    freeReplyObject(r);
+    assert_state(id, "failed");
+    cr_assert_str_eq(hget(id, "attempt"), "1");
+}
+
+Test(lua, fail_fatal_terminated_variant)
+{
+    const char *id = run_id("timeout");
+    const char *token = enqueue_and_claim(id, "30000");
+    redisReply *r = fail(id, token, "1", "5", "1000", "60000", "-1", "terminated");
+    cr_assert_str_eq(r->element[0]->str, "terminated");
+    freeReplyObject(r);
+    assert_state(id, "terminated");
+}
+
+Test(lua, fail_with_a_wrong_token_is_stale)
+{
+    const char *id = run_id("fstale");
+    enqueue_and_claim(id, "30000");
+    expect_error(fail(id, "99", "0", "3", "1000", "60000", "-1", "failed"), "STALE ");
+    assert_state(id, "running");
+    cr_assert_null(hget(id, "error"));
+}
+
+/* ---- release --------------------------------------------------------------------------------- */
+
+Test(lua, release_hands_a_running_run_back_to_the_queue)
+{
+    const char *id = run_id("rel");
+    const char *token = enqueue_and_claim(id, "30000");
+    expect_status_ok(eval(WF__SCRIPT_RELEASE, 1, run_key(id), id, token, NULL));
+    assert_state(id, "queued");
+    cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), -1);
+    cr_assert_str_eq(hget(id, "lease"), "2");
+    cr_assert_str_eq(hget(id, "attempt"), "1", "a release is not a failed attempt");
+    cr_assert_eq(xlen(), 1);
+    expect_error(
+        eval(WF__SCRIPT_COMPLETE, 2, run_key(id), steps_key(id), id, token, "out", RETENTION, NULL),
+        "STALE ");
+    claim(id, "30000");
+}
+
+Test(lua, release_with_a_wrong_token_is_stale)
+{
+    const char *id = run_id("relw");
+    enqueue_and_claim(id, "30000");
+    expect_error(eval(WF__SCRIPT_RELEASE, 1, run_key(id), id, "5", NULL), "STALE ");
+    assert_state(id, "running");
+    expect_error(eval(WF__SCRIPT_RELEASE, 1, run_key(run_id("none")), run_id("none"), "1", NULL),
+                 "NOTFOUND ");
+}

@@ -1,0 +1,157 @@
+/* test_lua_start.c - enqueue.lua and claim.lua on their own against a real redis-server: new,
+ * duplicate and delayed runs; claims, stale entries and dead letters. Shared set-up and helpers:
+ * lua_env.h. */
+#include "lua_env.h"
+
+/* ---- enqueue --------------------------------------------------------------------------------- */
+
+Test(lua, enqueue_new_run_is_queued_with_a_stream_entry)
+{
+    const char *id = run_id("a1");
+    long long t0 = rnow();
+    enqueue(id, "0", "queued");
+    assert_state(id, "queued");
+    cr_assert_str_eq(hget(id, "workflow"), WFN);
+    cr_assert_str_eq(hget(id, "attempt"), "1");
+    cr_assert_str_eq(hget(id, "input"), "input-bytes");
+    cr_assert_str_eq(hget(id, "lease"), "0");
+    cr_assert_str_eq(hget(id, "reclaims"), "0");
+    cr_assert_geq(atoll(hget(id, "created_at")), t0);
+    cr_assert_eq(xlen(), 1);
+
+    char entry[64], rid[WF__ID_MAX];
+    int attempt = 0;
+    cr_assert(read_entry(entry, sizeof entry, rid, &attempt));
+    cr_assert_str_eq(rid, id);
+    cr_assert_eq(attempt, 1);
+    cr_assert_str_eq(hget(id, "entry"), entry, "the hash remembers its current entry");
+}
+
+Test(lua, enqueue_duplicate_id_returns_existing_state_untouched)
+{
+    const char *id = run_id("dup");
+    enqueue(id, "0", "queued");
+    redisReply *r = eval(WF__SCRIPT_ENQUEUE, 1, run_key(id), id, WFN, "other-input", "0", NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(r->element[0]->integer, 0);
+    cr_assert_str_eq(r->element[1]->str, "queued");
+    freeReplyObject(r);
+    cr_assert_str_eq(hget(id, "input"), "input-bytes");
+    cr_assert_eq(xlen(), 1, "no second stream entry");
+}
+
+Test(lua, enqueue_with_delay_waits_in_the_delayed_zset)
+{
+    const char *id = run_id("later");
+    long long t0 = rnow();
+    enqueue(id, "60000", "waiting");
+    long long t1 = rnow();
+    assert_state(id, "waiting");
+    cr_assert_str_eq(hget(id, "wait_reason"), "delayed start");
+    long long due = zscore(wk.k[WF__K_DELAYED], id);
+    cr_assert(due >= t0 + 60000 && due <= t1 + 60000, "due %lld not in [%lld, %lld]", due,
+              t0 + 60000, t1 + 60000);
+    cr_assert_eq(atoll(hget(id, "wake_at")), due);
+    cr_assert_eq(xlen(), 0, "not on the queue yet");
+    cr_assert_null(hget(id, "entry"));
+}
+
+/* ---- claim ----------------------------------------------------------------------------------- */
+
+Test(lua, claim_turns_queued_into_running_with_token_and_lease)
+{
+    const char *id = run_id("c1");
+    enqueue(id, "0", "queued");
+    char entry[64], rid[WF__ID_MAX];
+    int attempt = 0;
+    cr_assert(read_entry(entry, sizeof entry, rid, &attempt));
+    cr_assert_eq(xpending(), 1);
+    long long t0 = rnow();
+    redisReply *r =
+        eval(WF__SCRIPT_CLAIM, 1, run_key(id), "worker-7", "30000", "1", entry, id, NULL);
+    long long t1 = rnow();
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(r->elements, 1);
+    redisReply *it = r->element[0];
+    cr_assert_eq(it->elements, 5);
+    cr_assert_str_eq(it->element[0]->str, id);
+    cr_assert_str_eq(it->element[1]->str, "1", "first lease token");
+    cr_assert_eq(it->element[2]->integer, 1, "attempt");
+    cr_assert_str_eq(it->element[3]->str, "input-bytes");
+    long long started = it->element[4]->integer;
+    cr_assert(started >= t0 && started <= t1);
+    freeReplyObject(r);
+
+    assert_state(id, "running");
+    cr_assert_str_eq(hget(id, "lease"), "1");
+    cr_assert_str_eq(hget(id, "worker"), "worker-7");
+    cr_assert_eq(atoll(hget(id, "started_at")), started);
+    cr_assert_null(hget(id, "entry"));
+    cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), started + 30000);
+    cr_assert_eq(xlen(), 0, "entry deleted at claim");
+    cr_assert_eq(xpending(), 0, "entry acknowledged at claim");
+}
+
+Test(lua, claim_skips_and_deletes_a_stale_entry)
+{
+    /* The run was stopped after its entry was read: the entry is stale. */
+    const char *id = run_id("stale");
+    enqueue(id, "0", "queued");
+    char entry[64];
+    cr_assert(read_entry(entry, sizeof entry, NULL, NULL));
+    redisReply *s =
+        eval(WF__SCRIPT_STOP, 2, run_key(id), steps_key(id), id, "stop", RETENTION, NULL);
+    cr_assert_eq(s->type, REDIS_REPLY_STRING);
+    freeReplyObject(s);
+
+    redisReply *r = eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", "30000", "1", entry, id, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(r->elements, 1);
+    cr_assert_eq(r->element[0]->elements, 1, "stale: only the id comes back");
+    cr_assert_str_eq(r->element[0]->element[0]->str, id);
+    freeReplyObject(r);
+    assert_state(id, "cancelled");
+    cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), -1);
+    cr_assert_eq(xpending(), 0);
+    cr_assert_eq(xlen(), 0);
+}
+
+Test(lua, claim_of_an_entry_that_is_no_longer_the_runs_current_one_is_stale)
+{
+    /* A queued run whose hash points at a newer entry (re-queued since): the old one is skipped. */
+    const char *id = run_id("old");
+    enqueue(id, "0", "queued");
+    char entry[64];
+    cr_assert(read_entry(entry, sizeof entry, NULL, NULL));
+    cr_assert_eq(wf_test_cmd_int(c, "HSET %s entry 9999999999999-0", run_key(id)), 0);
+    redisReply *r = eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", "30000", "1", entry, id, NULL);
+    cr_assert_eq(r->element[0]->elements, 1);
+    freeReplyObject(r);
+    assert_state(id, "queued");
+    cr_assert_str_eq(hget(id, "lease"), "0", "no token handed out");
+    cr_assert_eq(xlen(), 0);
+    cr_assert_eq(xpending(), 0);
+}
+
+Test(lua, claim_sends_a_bad_entry_to_the_dead_list)
+{
+    char *bad = wf_test_cmd_str(c, "XADD %s * r not-msgpack", wk.k[WF__K_QUEUE]);
+    cr_assert_not_null(bad);
+    keep(bad);
+    char entry[64];
+    cr_assert(read_entry(entry, sizeof entry, NULL, NULL));
+    cr_assert_str_eq(entry, bad);
+    redisReply *r =
+        eval(WF__SCRIPT_CLAIM, 0, "c1", "30000", "0", entry, "record is not msgpack", NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(r->elements, 0);
+    freeReplyObject(r);
+    cr_assert_eq(xlen(), 0);
+    cr_assert_eq(xpending(), 0);
+    cr_assert_eq(wf_test_cmd_int(c, "LLEN %s", wk.k[WF__K_DEAD]), 1);
+    char *dead = keep(wf_test_cmd_str(c, "LINDEX %s 0", wk.k[WF__K_DEAD]));
+    cr_assert(strstr(dead, "\"reason\":\"record is not msgpack\""), "%s", dead);
+    cr_assert(strstr(dead, bad), "dead letter names its entry: %s", dead);
+    cr_assert(strstr(dead, "not-msgpack"), "dead letter keeps the fields: %s", dead);
+    cr_assert(strstr(dead, "\"consumer\":\"c1\""), "%s", dead);
+}
