@@ -19,38 +19,6 @@
 
 /* ---- Parsing -------------------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes [s, s+n) into a new string; NULL on a bad escape, an embedded NUL or no memory.
- */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1);
-    size_t j = 0;
-    for (size_t i = 0; out && i < n; i++) {
-        if (s[i] != '%') {
-            out[j++] = s[i];
-            continue;
-        }
-        int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            free(out);
-            return NULL;
-        }
-        out[j++] = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    if (out) out[j] = '\0';
-    return out;
-}
-
 static int name_ok(const char *s, size_t n)
 {
     if (n == 0 || n > 64) return 0;
@@ -114,22 +82,8 @@ int wf__sentinel_parse(const char *s, size_t n, wf__url *u, wf_error *err)
     wf__sentinel *st = calloc(1, sizeof *st);
     if (!st) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     u->sentinel = st;
-    const char *at = NULL;
-    for (size_t i = n; i > 0; i--)
-        if (s[i - 1] == '@') {
-            at = s + i - 1;
-            break;
-        }
-    if (at) {
-        const char *colon = memchr(s, ':', (size_t)(at - s));
-        size_t ulen = colon ? (size_t)(colon - s) : (size_t)(at - s);
-        if (ulen > 0 && !(u->user = pct_decode(s, ulen)))
-            return wf_error_set(err, WF_ERR_URL, "bad percent-escape in the URL's user name");
-        if (colon && !(u->password = pct_decode(colon + 1, (size_t)(at - colon - 1))))
-            return wf_error_set(err, WF_ERR_URL, "bad percent-escape in the URL's password");
-        n -= (size_t)(at + 1 - s);
-        s = at + 1;
-    }
+    int rc = wf__url_userinfo(&s, &n, u, err);
+    if (rc != WF_OK) return rc;
     const char *slash = memchr(s, '/', n);
     if (!slash)
         return wf_error_set(err, WF_ERR_URL,
@@ -138,7 +92,7 @@ int wf__sentinel_parse(const char *s, size_t n, wf__url *u, wf_error *err)
     for (const char *p = s; p < slash;) {
         const char *comma = memchr(p, ',', (size_t)(slash - p));
         const char *end = comma ? comma : slash;
-        int rc = parse_hostport(p, (size_t)(end - p), st, err);
+        rc = parse_hostport(p, (size_t)(end - p), st, err);
         if (rc != WF_OK) return rc;
         p = comma ? comma + 1 : slash;
         if (comma && p == slash) return wf_error_set(err, WF_ERR_URL, "empty sentinel address");

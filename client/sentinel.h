@@ -29,6 +29,11 @@ typedef struct wf__sentinel {
  * WF_ERR_URL / WF_ERR_NOMEM (then `u` holds what wf__url_free() releases). */
 int wf__sentinel_parse(const char *s, size_t n, wf__url *u, wf_error *err);
 
+/* Takes "[user[:password]@]" off the front of [*s, *s + *n) into u->user / u->password
+ * (percent-decoded; the last '@' ends it) and moves *s / *n past it; no '@': nothing changes.
+ * Returns WF_OK, or WF_ERR_URL on a bad percent-escape (url.c; shared with sentinel URLs). */
+int wf__url_userinfo(const char **s, size_t *n, wf__url *u, wf_error *err);
+
 /* The URL for logs, password replaced by "***" ("redis+sentinel://h1:p1,h2:p2/name/db?prefix=P").
  * Malloc'd, or NULL when out of memory. */
 char *wf__sentinel_redacted(const wf__url *u);

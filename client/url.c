@@ -174,25 +174,32 @@ static int parse_query(const char *q, wf__url *u, wf_error *err)
     return WF_OK;
 }
 
-/* Parses "[user[:password]@]host[:port][/db]" of a redis:// URL. */
-static int parse_authority(const char *s, size_t n, wf__url *u, wf_error *err)
+int wf__url_userinfo(const char **sp, size_t *np, wf__url *u, wf_error *err)
 {
-    const char *at = NULL;
+    const char *s = *sp, *at = NULL;
+    size_t n = *np;
     for (size_t i = n; i > 0; i--)
         if (s[i - 1] == '@') {
             at = s + i - 1;
             break;
         }
-    if (at) {
-        const char *colon = memchr(s, ':', (size_t)(at - s));
-        size_t ulen = colon ? (size_t)(colon - s) : (size_t)(at - s);
-        if (ulen > 0 && !(u->user = pct_decode(s, ulen)))
-            return wf_error_set(err, WF_ERR_URL, "bad percent-escape in the URL's user name");
-        if (colon && !(u->password = pct_decode(colon + 1, (size_t)(at - colon - 1))))
-            return wf_error_set(err, WF_ERR_URL, "bad percent-escape in the URL's password");
-        n -= (size_t)(at + 1 - s);
-        s = at + 1;
-    }
+    if (!at) return WF_OK;
+    const char *colon = memchr(s, ':', (size_t)(at - s));
+    size_t ulen = colon ? (size_t)(colon - s) : (size_t)(at - s);
+    if (ulen > 0 && !(u->user = pct_decode(s, ulen)))
+        return wf_error_set(err, WF_ERR_URL, "bad percent-escape in the URL's user name");
+    if (colon && !(u->password = pct_decode(colon + 1, (size_t)(at - colon - 1))))
+        return wf_error_set(err, WF_ERR_URL, "bad percent-escape in the URL's password");
+    *np = n - (size_t)(at + 1 - s);
+    *sp = at + 1;
+    return WF_OK;
+}
+
+/* Parses "[user[:password]@]host[:port][/db]" of a redis:// URL. */
+static int parse_authority(const char *s, size_t n, wf__url *u, wf_error *err)
+{
+    int rc = wf__url_userinfo(&s, &n, u, err);
+    if (rc != WF_OK) return rc;
     const char *slash = memchr(s, '/', n);
     size_t hlen = slash ? (size_t)(slash - s) : n;
     if (slash) {
