@@ -57,6 +57,11 @@ enum { WF__OPT_REDIS = 1000, WF__OPT_JSON, WF__OPT_HELP };
  * option's value, -1 at the end, or '?' after printing a usage error. */
 int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *options);
 
+/* Parses the options of a command whose only own option is --workflow W (stored in *workflow,
+ * NULL when absent; global options handled as by wf__cli_getopt). Returns 0, or WF_CLI_USAGE
+ * after a usage error was printed. */
+int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow);
+
 /* Parses a non-negative integer / a non-negative number of seconds. Returns 0 or -1. */
 int wf__cli_parse_long(const char *s, long long *out);
 int wf__cli_parse_seconds(const char *s, double *out);

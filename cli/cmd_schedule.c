@@ -95,18 +95,8 @@ static json_t *schedule_json(const wf_schedule_info *s)
 
 static int cmd_list(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_WORKFLOW = 1 };
-    static const struct option options[] = {
-        WF__CLI_GLOBAL_OPTIONS,
-        {"workflow", required_argument, NULL, OPT_WORKFLOW},
-        {NULL, 0, NULL, 0},
-    };
-    const char *workflow = NULL;
-    int c;
-    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
-        if (c != OPT_WORKFLOW) return WF_CLI_USAGE;
-        workflow = optarg;
-    }
+    const char *workflow;
+    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow) != 0) return WF_CLI_USAGE;
     if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (optind != argc) return wf__cli_usage_error("schedule", "schedule list takes no arguments");
     int rc = wf__cli_connect(cli);
@@ -142,18 +132,8 @@ static int cmd_list(wf__cli *cli, int argc, char **argv)
 
 static int cmd_remove(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_WORKFLOW = 1 };
-    static const struct option options[] = {
-        WF__CLI_GLOBAL_OPTIONS,
-        {"workflow", required_argument, NULL, OPT_WORKFLOW},
-        {NULL, 0, NULL, 0},
-    };
-    const char *workflow = NULL;
-    int c;
-    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
-        if (c != OPT_WORKFLOW) return WF_CLI_USAGE;
-        workflow = optarg;
-    }
+    const char *workflow;
+    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow) != 0) return WF_CLI_USAGE;
     if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (argc - optind != 1) return wf__cli_usage_error("schedule", "schedule remove wants ID");
     const char *id = argv[optind];

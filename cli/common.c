@@ -92,6 +92,23 @@ int wf__cli_parse_time(const char *s, int64_t now_ms, int64_t *out)
     return 0;
 }
 
+int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow)
+{
+    enum { OPT_WORKFLOW = 1 };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"workflow", required_argument, NULL, OPT_WORKFLOW},
+        {NULL, 0, NULL, 0},
+    };
+    *workflow = NULL;
+    int c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c != OPT_WORKFLOW) return WF_CLI_USAGE;
+        *workflow = optarg;
+    }
+    return 0;
+}
+
 int wf__cli_parse_id(wf__cli *cli, int argc, char **argv, const char *usage, const char **id)
 {
     static const struct option options[] = {WF__CLI_GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
