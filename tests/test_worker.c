@@ -764,3 +764,63 @@ Test(worker, load_dir_in_process)
     wf_worker_free(w);
     wf_worker_free(NULL);
 }
+
+/* ---- self-fencing ---------------------------------------------------------------------------- */
+
+/* A process that stalls past its lease (SIGSTOP, a long pause) must not start a step body when
+ * it wakes: another worker may own the run and have run the step. The chaos suite's `pause`
+ * scenario produces the stall for real; here the handler moves its own lease deadline into the
+ * past on its first execution, which is what a stall looks like from inside the process. */
+static atomic_int fence_execs, fence_effects, fence_first_rc, fence_effects_before;
+
+static int fence_effect(wf_ctx *ctx, void *arg, msgpack_packer *out)
+{
+    (void)ctx;
+    (void)arg;
+    atomic_fetch_add(&fence_effects, 1);
+    msgpack_pack_int(out, 1);
+    return WF_OK;
+}
+
+static int fenced(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out)
+{
+    (void)input;
+    int exec = atomic_fetch_add(&fence_execs, 1);
+    if (exec == 0) atomic_store(&ctx->job->lease_until_mono, 0); /* "stalled": lease gone by */
+    int src = wf_step_run(ctx, "effect", fence_effect, NULL, NULL);
+    if (exec == 0) {
+        atomic_store(&fence_first_rc, src);
+        atomic_store(&fence_effects_before, atomic_load(&fence_effects));
+    }
+    if (src != WF_OK) return src;
+    msgpack_pack_int(out, exec);
+    return WF_OK;
+}
+
+Test(worker, a_step_does_not_start_past_the_lease_and_the_run_is_handed_back)
+{
+    wf_error err = {0};
+    wf_worker_options opt = {.redis_url = srv.url, .concurrency = 1};
+    wf_worker *w = wf_worker_new(&opt, &err);
+    cr_assert_not_null(w, "%s", err.message);
+    cr_assert_eq(wf_worker_define(w, "fenced", fenced, NULL, &err), WF_OK, "%s", err.message);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, run_thread, w), 0);
+    wf_run *run =
+        wf_run_workflow_ex(cl, "fenced", NULL, 0, &(wf_run_options){.allow_unregistered = 1}, &err);
+    cr_assert_not_null(run, "%s", err.message);
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    cr_assert_eq(atomic_load(&fence_first_rc), WF_ERR_CANCELLED, "the stalled step refused");
+    cr_assert_eq(atomic_load(&fence_effects_before), 0, "its body did not run");
+    cr_assert_eq(atomic_load(&fence_execs), 2, "handed back and run again");
+    cr_assert_eq(atomic_load(&fence_effects), 1, "the effect ran once, on the second execution");
+    cr_assert_eq(st.attempt, 1, "a hand-back is not a failed attempt");
+    wf_status_clear(&st);
+    wf_worker_stop(w);
+    void *ret;
+    pthread_join(t, &ret);
+    cr_assert_eq((intptr_t)ret, WF_OK);
+    wf_worker_free(w);
+    wf_run_free(run);
+}
