@@ -150,7 +150,7 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     const char **keys = calloc(WF__NFIXED + n + 4, sizeof *keys); /* + flow control's 4 */
     const char **good = calloc(2 * n, sizeof *good);
     const char **bad = calloc(2 * n, sizeof *bad);
-    char **owned = calloc(3 * n + 4, sizeof *owned); /* run keys, ids, reasons, flow keys */
+    char **owned = calloc(3 * n, sizeof *owned); /* run keys, ids, reasons we allocated */
     const char **args = calloc(3 + 4 * n, sizeof *args);
     size_t *arglen = calloc(3 + 4 * n, sizeof *arglen);
     int ngood = 0, nbad = 0, nowned = 0;
@@ -210,11 +210,7 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     }
     if (ngood + nbad == 0) goto out;
     /* Flow control (lua/lib.lua): claim.lua holds back runs over the workflow's limits. */
-    static const char *const flow_keys[] = {"limits", "flow", "held", "rate"};
-    for (int i = 0; i < 4; i++) {
-        if (!(owned[nowned] = wf__key_wf(w->url.prefix, def->name, flow_keys[i]))) goto out;
-        keys[WF__NFIXED + ngood + i] = owned[nowned++];
-    }
+    for (int i = 0; i < 4; i++) keys[WF__NFIXED + ngood + i] = def->aux[WF__AUX_LIMITS + i];
     char lease[24], count[24];
     snprintf(lease, sizeof lease, "%lld", (long long)w->opt.lease_ms);
     snprintf(count, sizeof count, "%d", ngood);

@@ -193,11 +193,10 @@ static void send_op(wf_worker *w, wf__job *job)
         args[nargs++] = final;
     }
     /* Webhooks (wf_ops.h): complete/fail record a run's end in its outbox in the same script. */
-    char *outbox =
-        script == WF__SCRIPT_RELEASE ? NULL : wf__key_wf(w->url.prefix, def->name, "outbox");
+    const char *outbox = script == WF__SCRIPT_RELEASE ? NULL : def->aux[WF__AUX_OUTBOX];
     /* Child runs (invoke.c): the end of a run with a parent is recorded in P:{W}:parents by the
      * same script (lua/lib.lua parent_add), after the optional outbox key. */
-    char *parents = outbox ? wf__key_wf(w->url.prefix, def->name, "parents") : NULL;
+    const char *parents = outbox ? def->aux[WF__AUX_PARENTS] : NULL;
     if (outbox) {
         keys[nkeys++] = outbox;
         args[nargs++] = wf__ops_notify_mode(w);
@@ -210,8 +209,6 @@ static void send_op(wf_worker *w, wf__job *job)
         job->op_inflight = 1;
         w->ops_inflight++;
     }
-    free(parents);
-    free(outbox);
     free(text);
     free(run);
     free(steps);

@@ -18,12 +18,11 @@
 typedef struct flow_round {
     wf_worker *w;
     wf__wdef *def;
-    char *keys[4]; /* P:{W}:limits, P:{W}:flow, P:{W}:held, P:{W}:rate */
+    const char *const *keys; /* def->aux from WF__AUX_LIMITS: limits, flow, held, rate */
 } flow_round;
 
 static void round_free(flow_round *f)
 {
-    for (int i = 0; i < 4; i++) free(f->keys[i]);
     f->def->flow_busy = 0;
     free(f);
 }
@@ -96,13 +95,9 @@ void wf__flow_tick(wf_worker *w, wf__wdef *def)
     if (!f) return;
     f->w = w;
     f->def = def;
-    f->keys[0] = wf__key_wf(w->url.prefix, def->name, "limits");
-    f->keys[1] = wf__key_wf(w->url.prefix, def->name, "flow");
-    f->keys[2] = wf__key_wf(w->url.prefix, def->name, "held");
-    f->keys[3] = wf__key_wf(w->url.prefix, def->name, "rate");
+    f->keys = (const char *const *)&def->aux[WF__AUX_LIMITS];
     def->flow_busy = 1;
-    if (!f->keys[0] || !f->keys[1] || !f->keys[2] || !f->keys[3] ||
-        redisAsyncCommand(w->cmd.ac, held_reply, f, "ZRANGE %s 0 %d", f->keys[2],
+    if (redisAsyncCommand(w->cmd.ac, held_reply, f, "ZRANGE %s 0 %d", f->keys[2],
                           ADMIT_LIMIT - 1) != REDIS_OK)
         round_free(f);
 }

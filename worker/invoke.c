@@ -409,12 +409,9 @@ static void deliver_entry(wf_worker *w, const char *stream, const redisReply *e)
 
 static void ensure_groups(wf_worker *w)
 {
-    for (int i = 0; i < w->ndefs && wf__conn_usable(&w->cmd); i++) {
-        char *k = wf__key_wf(w->url.prefix, w->defs[i]->name, "parents");
-        if (!k) continue;
-        redisAsyncCommand(w->cmd.ac, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM", k, GROUP);
-        free(k);
-    }
+    for (int i = 0; i < w->ndefs && wf__conn_usable(&w->cmd); i++)
+        redisAsyncCommand(w->cmd.ac, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM",
+                          w->defs[i]->aux[WF__AUX_PARENTS], GROUP);
 }
 
 static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -452,7 +449,7 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
-    char *stream = privdata;
+    const char *stream = privdata; /* a def->aux key: not ours to free */
     redisReply *r = reply;
     wf_worker *w = ac->data ? ((wf__conn *)ac->data)->w : NULL;
     if (w && r && !w->closing && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
@@ -463,7 +460,6 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
         for (size_t k = 0; k < r->element[1]->elements; k++)
             deliver_entry(w, stream, r->element[1]->element[k]);
     }
-    free(stream);
 }
 
 void wf__children_on_ready(wf_worker *w)
@@ -479,8 +475,7 @@ void wf__children_tick(wf_worker *w, int64_t now)
     if (w->kids_inflight >= MAX_INFLIGHT) return;
     if (!w->kids_read_busy && now >= w->kids_next_read) {
         const char **argv = calloc(7 + 2 * (size_t)w->ndefs, sizeof *argv);
-        char **keys = calloc((size_t)w->ndefs, sizeof *keys);
-        int a = 0, ok = argv && keys;
+        int a = 0, ok = argv != NULL;
         char count[16];
         snprintf(count, sizeof count, "%d", READ_COUNT);
         if (ok) {
@@ -491,31 +486,22 @@ void wf__children_tick(wf_worker *w, int64_t now)
             argv[a++] = "COUNT";
             argv[a++] = count;
             argv[a++] = "STREAMS";
-            for (int i = 0; i < w->ndefs && ok; i++) {
-                keys[i] = wf__key_wf(w->url.prefix, w->defs[i]->name, "parents");
-                ok = keys[i] != NULL;
-                argv[a++] = keys[i];
-            }
+            for (int i = 0; i < w->ndefs; i++) argv[a++] = w->defs[i]->aux[WF__AUX_PARENTS];
             for (int i = 0; i < w->ndefs; i++) argv[a++] = ">";
         }
         if (ok && redisAsyncCommandArgv(w->cmd.ac, read_reply, w, a, argv, NULL) == REDIS_OK) {
             w->kids_read_busy = 1;
             w->kids_next_read = now + READ_MS;
         }
-        for (int i = 0; keys && i < w->ndefs; i++) free(keys[i]);
-        free(keys);
         free(argv);
     }
     if (now >= w->kids_next_claim) {
         int64_t idle = w->opt.lease_ms;
         w->kids_next_claim = now + (idle / 2 > 250 ? idle / 2 : 250);
         for (int i = 0; i < w->ndefs; i++) {
-            char *k = wf__key_wf(w->url.prefix, w->defs[i]->name, "parents");
-            if (!k) continue;
-            if (redisAsyncCommand(w->cmd.ac, claim_reply, k,
-                                  "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d", k, GROUP, w->consumer,
-                                  (long long)idle, READ_COUNT) != REDIS_OK)
-                free(k);
+            char *k = w->defs[i]->aux[WF__AUX_PARENTS];
+            redisAsyncCommand(w->cmd.ac, claim_reply, k, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d", k,
+                              GROUP, w->consumer, (long long)idle, READ_COUNT);
         }
     }
 }

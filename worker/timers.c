@@ -116,8 +116,7 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
         nc++;
     }
     /* reclaim.lua: P:{W}:parents last, where a child run it fails is recorded (invoke.c). */
-    char *parents =
-        t->kind == TIMER_RECLAIM ? wf__key_wf(w->url.prefix, def->name, "parents") : NULL;
+    const char *parents = t->kind == TIMER_RECLAIM ? def->aux[WF__AUX_PARENTS] : NULL;
     int nkeys = WF__NFIXED + per * nc;
     if (parents) keys[nkeys++] = parents;
     if (nc > 0) {
@@ -127,7 +126,6 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
                                   arglen) == WF_OK)
             t = NULL; /* script_reply frees it */
     }
-    free(parents);
 out:
     if (t) {
         *busy_flag(def, t->kind) = 0;

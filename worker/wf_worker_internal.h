@@ -303,11 +303,24 @@ void wf__children_tick(wf_worker *w, int64_t now);
 /* ---- The worker ----------------------------------------------------------------------------- */
 
 /* One workflow as this worker runs it. */
+/* The workflow's keys beyond the fixed twelve, named once at definition (worker.c) rather than
+ * on every claim, end or tick. */
+typedef enum wf__aux_key {
+    WF__AUX_LIMITS,  /* P:{W}:limits  flow control (flow.c, claim.c) */
+    WF__AUX_FLOW,    /* P:{W}:flow */
+    WF__AUX_HELD,    /* P:{W}:held */
+    WF__AUX_RATE,    /* P:{W}:rate */
+    WF__AUX_OUTBOX,  /* P:{W}:outbox  webhooks (finish.c) */
+    WF__AUX_PARENTS, /* P:{W}:parents child runs' ends (finish.c, timers.c, invoke.c) */
+    WF__AUX_N
+} wf__aux_key;
+
 struct wf__wdef {
     char *name;
     wf_handler_fn handler;
     wf_workflow_options opt; /* defaults applied */
     wf__wfkeys keys;
+    char *aux[WF__AUX_N];                                        /* indexed by wf__aux_key; owned */
     int wake_busy, reclaim_busy, autoclaim_busy, heartbeat_busy; /* one of each in flight */
     int64_t next_heartbeat, next_autoclaim;                      /* mono ms */
     int sched_busy; /* scheduler.c: a scan of this workflow's due schedules is in flight */

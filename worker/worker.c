@@ -51,6 +51,7 @@ static void def_free(wf__wdef *d)
 {
     if (!d) return;
     wf__wfkeys_free(&d->keys);
+    for (int i = 0; i < WF__AUX_N; i++) free(d->aux[i]);
     free(d->name);
     free(d);
 }
@@ -74,7 +75,12 @@ static int add_def(wf_worker *w, const char *name, wf_handler_fn handler,
     if (options) d->opt = *options;
     wf__workflow_options_defaults(&d->opt);
     wf__wdef **grown = realloc(w->defs, sizeof *grown * (size_t)(w->ndefs + 1));
-    if (!d->name || !grown || wf__wfkeys_init(&d->keys, w->url.prefix, name) != WF_OK) {
+    static const char *const aux[WF__AUX_N] = {"limits", "flow",   "held",
+                                               "rate",   "outbox", "parents"};
+    int aux_ok = 1;
+    for (int i = 0; i < WF__AUX_N; i++)
+        if (!(d->aux[i] = wf__key_wf(w->url.prefix, name, aux[i]))) aux_ok = 0;
+    if (!d->name || !grown || !aux_ok || wf__wfkeys_init(&d->keys, w->url.prefix, name) != WF_OK) {
         if (grown) w->defs = grown;
         def_free(d);
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
