@@ -396,7 +396,9 @@ Test(worker, bad_stream_entry_goes_to_the_dead_list)
 
 Test(worker, sigkill_of_a_worker_child_mid_run_is_recovered)
 {
-    worker_pid = start_worker((const char *[]){"--processes", "1", "--lease-ms", "600", NULL});
+    /* A lease long enough that a loaded machine does not miss a heartbeat (a miss would re-run
+     * the handler a third time), short enough that the reclaim comes quickly. */
+    worker_pid = start_worker((const char *[]){"--processes", "1", "--lease-ms", "1500", NULL});
     char p[16];
     size_t n = pack_int(p, 1500);
     wf_run *run = start_run("slow", p, n);
