@@ -8,7 +8,8 @@
 
 static const char USAGE[] =
     "Usage: wf limit WORKFLOW [--max-running N] [--key FIELD] [--per-key K]\n"
-    "                         [--rate N --per MS [--rate-per-key]] [--clear]\n"
+    "                         [--rate N --per MS [--rate-per-key]] [--singleton|--no-singleton]\n"
+    "                         [--debounce MS] [--clear]\n"
     "\n"
     "Shows, or sets, how many runs of WORKFLOW may run at once across all workers. Runs over a\n"
     "limit wait (state waiting, waitReason \"concurrency limit: ...\" or \"key limit: ...\")\n"
@@ -21,6 +22,10 @@ static const char USAGE[] =
     "                   0: no rate limit)\n"
     "  --per MS         the rate's period in milliseconds\n"
     "  --rate-per-key   the rate applies to each value of --key on its own\n"
+    "  --singleton      at most one run per value of --key (or of WORKFLOW) queued, running,\n"
+    "                   waiting or paused: `wf run` then answers with the one that stands\n"
+    "  --no-singleton   turn that off\n"
+    "  --debounce MS    a run starts MS ms after the last start request for its key (0: off)\n"
     "  --clear          remove every limit\n"
     "Options not given keep their current value. Prints the limits and how many runs are held.\n";
 
@@ -34,7 +39,18 @@ static int parse_count(const char *s, int *out)
 
 int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_MAX = 1, OPT_KEY, OPT_PER_KEY, OPT_CLEAR, OPT_RATE, OPT_PER, OPT_RATE_PER_KEY };
+    enum {
+        OPT_MAX = 1,
+        OPT_KEY,
+        OPT_PER_KEY,
+        OPT_CLEAR,
+        OPT_RATE,
+        OPT_PER,
+        OPT_RATE_PER_KEY,
+        OPT_SINGLETON,
+        OPT_NO_SINGLETON,
+        OPT_DEBOUNCE
+    };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"max-running", required_argument, NULL, OPT_MAX},
@@ -44,9 +60,13 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         {"rate", required_argument, NULL, OPT_RATE},
         {"per", required_argument, NULL, OPT_PER},
         {"rate-per-key", no_argument, NULL, OPT_RATE_PER_KEY},
+        {"singleton", no_argument, NULL, OPT_SINGLETON},
+        {"no-singleton", no_argument, NULL, OPT_NO_SINGLETON},
+        {"debounce", required_argument, NULL, OPT_DEBOUNCE},
         {NULL, 0, NULL, 0},
     };
     int max = -1, per_key = -1, clear = 0, rate = -1, per = -1, rate_per_key = 0, c;
+    int singleton = -1, debounce = -1;
     const char *key = NULL;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
         switch (c) {
@@ -77,6 +97,15 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         case OPT_RATE_PER_KEY:
             rate_per_key = 1;
             break;
+        case OPT_SINGLETON:
+        case OPT_NO_SINGLETON:
+            singleton = c == OPT_SINGLETON;
+            break;
+        case OPT_DEBOUNCE:
+            if (parse_count(optarg, &debounce) != 0)
+                return wf__cli_usage_error("limit", "--debounce wants milliseconds, not '%s'",
+                                           optarg);
+            break;
         default:
             return WF_CLI_USAGE;
         }
@@ -92,13 +121,16 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
     long long held = 0;
     if (wf_flow_get(cli->client, workflow, &l, keybuf, sizeof keybuf, &held, &err) != WF_OK)
         return wf__cli_fail(&err);
-    if (clear || max >= 0 || per_key >= 0 || key || rate >= 0 || per >= 0 || rate_per_key) {
+    if (clear || max >= 0 || per_key >= 0 || key || rate >= 0 || per >= 0 || rate_per_key ||
+        singleton >= 0 || debounce >= 0) {
         if (clear) memset(&l, 0, sizeof l);
         if (max >= 0) l.max_running = max;
         if (per_key >= 0) l.max_per_key = per_key;
         if (rate >= 0) l.rate = rate;
         if (per >= 0) l.rate_ms = per;
         if (rate_per_key) l.rate_per_key = 1;
+        if (singleton >= 0) l.singleton = singleton;
+        if (debounce >= 0) l.debounce_ms = debounce;
         if (key) l.key = *key ? key : NULL;
         if (wf_flow_set(cli->client, workflow, &l, &err) != WF_OK) {
             rc = wf__cli_fail(&err);
@@ -107,15 +139,18 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
     }
     if (cli->json)
         return wf__cli_print_json(json_pack(
-            "{s:s, s:i, s:s?, s:i, s:i, s:I, s:b, s:I}", "workflow", workflow, "maxRunning",
-            l.max_running, "key", l.key, "maxPerKey", l.max_per_key, "rate", l.rate, "ratePerMs",
-            (json_int_t)l.rate_ms, "ratePerKey", l.rate_per_key != 0, "held", (json_int_t)held));
+            "{s:s, s:i, s:s?, s:i, s:i, s:I, s:b, s:b, s:I, s:I}", "workflow", workflow,
+            "maxRunning", l.max_running, "key", l.key, "maxPerKey", l.max_per_key, "rate", l.rate,
+            "ratePerMs", (json_int_t)l.rate_ms, "ratePerKey", l.rate_per_key != 0, "singleton",
+            l.singleton != 0, "debounceMs", (json_int_t)l.debounce_ms, "held", (json_int_t)held));
     printf("%s: max running %s", workflow, l.max_running ? "" : "unlimited");
     if (l.max_running) printf("%d", l.max_running);
     if (l.key && l.max_per_key) printf(", at most %d per %s", l.max_per_key, l.key);
     if (l.rate)
         printf(", at most %d start%s per %lld ms%s%s", l.rate, l.rate == 1 ? "" : "s", l.rate_ms,
                l.rate_per_key ? " per " : "", l.rate_per_key && l.key ? l.key : "");
+    if (l.singleton) printf(", one at a time per %s", l.key ? l.key : "workflow");
+    if (l.debounce_ms) printf(", debounced %lld ms", l.debounce_ms);
     printf("; %lld run%s held back now\n", held, held == 1 ? "" : "s");
     return WF_CLI_OK;
 }

@@ -20,7 +20,8 @@ typedef struct item {
     char *key;      /* the run's hash key (owned) */
     const void *in; /* input bytes (borrowed from the caller) */
     size_t in_len;  /* 0: no input */
-    int confirmed;  /* Redis answered the enqueue script with {new, state} */
+    int confirmed;  /* Redis answered the enqueue script with {new, state[, other id]} */
+    int redirected; /* singleton/debounce answered with another run: `id` is that run's now */
     int sent;       /* appended in the current pipeline */
 } item;
 
@@ -29,20 +30,21 @@ typedef struct batch {
     wf_client *client;
     const char *name;
     wf__wfkeys keys;
+    char *limits, *single; /* P:{W}:limits, P:{W}:single: singleton and debounce */
     char delay[32];
 } batch;
 
 /* Appends one EVALSHA (or EVAL when the SHA is unknown) of enqueue.lua for `it`. */
 static int append_call(batch *b, const item *it)
 {
-    enum { NARGS = 3 + WF__NFIXED + 1 + 4 };
+    enum { NARGS = 3 + WF__NFIXED + 3 + 4 };
     const char *argv[NARGS];
     size_t len[NARGS];
     const char *sha = wf__script_sha(WF__SCRIPT_ENQUEUE);
     const wf__script_src *src = wf__script_get(WF__SCRIPT_ENQUEUE);
     if (!sha && !src) return -1;
     char numkeys[8];
-    snprintf(numkeys, sizeof numkeys, "%d", WF__NFIXED + 1);
+    snprintf(numkeys, sizeof numkeys, "%d", WF__NFIXED + 3);
     int a = 0;
     argv[a] = sha ? "EVALSHA" : "EVAL";
     len[a] = strlen(argv[a]);
@@ -59,6 +61,12 @@ static int append_call(batch *b, const item *it)
     argv[a] = it->key;
     len[a] = strlen(it->key);
     a++;
+    argv[a] = b->limits;
+    len[a] = strlen(b->limits);
+    a++;
+    argv[a] = b->single;
+    len[a] = strlen(b->single);
+    a++;
     argv[a] = it->id;
     len[a] = strlen(it->id);
     a++;
@@ -73,27 +81,31 @@ static int append_call(batch *b, const item *it)
     return redisAppendCommandArgv(b->client->c, a, argv, len) == REDIS_OK ? 0 : -1;
 }
 
-/* The enqueue script's normal answer: {1|0, state}. */
-static int reply_ok(const redisReply *r)
+/* Confirms `it` when `r` is the enqueue script's normal answer (taking a redirect to another
+ * run along); returns 1, or 0 for any other reply. */
+static int confirm(item *it, const redisReply *r)
 {
-    return r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+    if (wf__enqueue_reply(r, it->id, &it->redirected, NULL) != WF_OK) return 0;
+    it->confirmed = 1;
+    return 1;
 }
 
 /* Re-runs one call through wf__script_call, which falls back to EVAL after NOSCRIPT. */
 static int call_one(batch *b, item *it, wf_error *err)
 {
-    const char *keys[WF__NFIXED + 1];
+    const char *keys[WF__NFIXED + 3];
     for (int k = 0; k < WF__NFIXED; k++) keys[k] = b->keys.k[k];
     keys[WF__NFIXED] = it->key;
+    keys[WF__NFIXED + 1] = b->limits;
+    keys[WF__NFIXED + 2] = b->single;
     const char *args[4] = {it->id, b->name, it->in_len ? (const char *)it->in : "", b->delay};
     size_t lens[4] = {strlen(it->id), strlen(b->name), it->in_len, strlen(b->delay)};
     redisReply *r =
-        wf__script_call(b->client->c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 1, keys, 4, args, lens, err);
+        wf__script_call(b->client->c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys, 4, args, lens, err);
     if (!r) return err ? err->code : WF_ERR_IO;
-    int ok = reply_ok(r);
+    int ok = confirm(it, r);
     freeReplyObject(r);
     if (!ok) return wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from enqueue script");
-    it->confirmed = 1;
     return WF_OK;
 }
 
@@ -121,12 +133,11 @@ static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
             return wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
                                 c->errstr[0] ? c->errstr : "no reply");
         nsent--;
-        if (reply_ok(r)) {
-            its[i].confirmed = 1;
-        } else if (r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
-                   memcmp(r->str, "NOSCRIPT", 8) == 0) {
+        int ok = confirm(&its[i], r);
+        if (!ok && r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
+            memcmp(r->str, "NOSCRIPT", 8) == 0) {
             its[i].sent = 2; /* redo with EVAL once the pipeline is drained */
-        } else if (rc == WF_OK) {
+        } else if (!ok && rc == WF_OK) {
             rc = r->type == REDIS_REPLY_ERROR
                      ? wf__script_error(r->str, r->len, err)
                      : wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from enqueue script");
@@ -146,8 +157,16 @@ static wf_run *handle_new(wf_client *client, const char *name, item *it)
     run->client = client;
     snprintf(run->id, sizeof run->id, "%s", it->id);
     snprintf(run->workflow, sizeof run->workflow, "%s", name);
+    if (it->redirected) { /* the run that stands for this key, not the one we named */
+        free(it->key);
+        it->key = wf__key_run(client->url.prefix, name, it->id);
+    }
     run->key = it->key;
     it->key = NULL;
+    if (!run->key) {
+        free(run);
+        return NULL;
+    }
     return run;
 }
 
@@ -197,12 +216,19 @@ int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
         return err ? err->code : WF_ERR_UNKNOWN_WORKFLOW;
 
     batch b = {.client = client, .name = name};
-    if (wf__wfkeys_init(&b.keys, client->url.prefix, name) != WF_OK)
+    b.limits = wf__key_wf(client->url.prefix, name, "limits");
+    b.single = wf__key_wf(client->url.prefix, name, "single");
+    if (!b.limits || !b.single || wf__wfkeys_init(&b.keys, client->url.prefix, name) != WF_OK) {
+        free(b.limits);
+        free(b.single);
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
     snprintf(b.delay, sizeof b.delay, "%lld", (long long)(options ? options->delay_ms : 0));
     item *its = calloc(n < CHUNK ? n : CHUNK, sizeof *its);
     if (!its) {
         wf__wfkeys_free(&b.keys);
+        free(b.limits);
+        free(b.single);
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     }
     for (size_t start = 0; start < n && rc == WF_OK; start += CHUNK) {
@@ -231,5 +257,7 @@ int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
     }
     free(its);
     wf__wfkeys_free(&b.keys);
+    free(b.limits);
+    free(b.single);
     return rc;
 }

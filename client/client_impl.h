@@ -42,6 +42,11 @@ int wf__check_start(wf_client *client, const char *name, const void *payload, si
 int wf__enqueue(redisContext *c, const wf__url *url, const char *name, const void *payload,
                 size_t len, const wf_run_options *opt, char *id, wf_error *err);
 
+/* Reads enqueue.lua's answer {new, state[, other id]}: WF_OK when it has that shape, and when
+ * singleton or debounce answered with another run, copies that run's id into `id` (WF__ID_MAX
+ * bytes) and sets *redirected. WF_ERR_PROTOCOL otherwise. */
+int wf__enqueue_reply(const redisReply *r, char *id, int *redirected, wf_error *err);
+
 void wf__defer_free(wf_client *client);
 void wf__defer_report(wf_client *client, const char *workflow, const wf_error *err);
 

@@ -229,22 +229,30 @@ static int defer_async(wf__defer *d, const char *name, const void *payload, size
     wf__runid_new(name, id);
     wf__wfkeys wk;
     char *runkey = wf__key_run(u->prefix, name, id);
+    char *limits = wf__key_wf(u->prefix, name, "limits");
+    char *single = wf__key_wf(u->prefix, name, "single");
     async_job *aj = calloc(1, sizeof *aj);
-    if (!runkey || !aj || wf__wfkeys_init(&wk, u->prefix, name) != WF_OK) {
+    if (!runkey || !limits || !single || !aj || wf__wfkeys_init(&wk, u->prefix, name) != WF_OK) {
         free(runkey);
+        free(limits);
+        free(single);
         free(aj);
         return WF_ERR_NOMEM;
     }
     aj->d = d;
     snprintf(aj->name, sizeof aj->name, "%s", name);
-    const char *keys[WF__NFIXED + 1];
+    const char *keys[WF__NFIXED + 3];
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
     keys[WF__NFIXED] = runkey;
+    keys[WF__NFIXED + 1] = limits;
+    keys[WF__NFIXED + 2] = single;
     const char *args[4] = {id, name, payload ? (const char *)payload : "", "0"};
     size_t lens[4] = {strlen(id), strlen(name), payload ? len : 0, 1};
-    int rc = wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 1, keys,
+    int rc = wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys,
                                    4, args, lens);
     free(runkey);
+    free(limits);
+    free(single);
     wf__wfkeys_free(&wk);
     if (rc != WF_OK) {
         free(aj);

@@ -48,19 +48,21 @@ int wf_flow_set(wf_client *client, const char *workflow, const wf_flow_limits *l
         return wf_error_set(err, WF_ERR_INVALID,
                             "rate needs rate_ms, its period (e.g. 10 runs per 1000 ms)");
     if (l.rate == 0) l.rate_ms = 0, l.rate_per_key = 0;
+    if (l.debounce_ms < 0) return wf_error_set(err, WF_ERR_INVALID, "debounce_ms must be >= 0");
     if (l.rate_per_key && !l.key)
         return wf_error_set(err, WF_ERR_INVALID, "rate_per_key needs a key (the input field)");
     char *k = wf__key_wf(client->url.prefix, workflow, "limits");
     if (!k) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     redisReply *r;
-    if (l.max_running == 0 && l.max_per_key == 0 && l.rate == 0)
+    if (l.max_running == 0 && l.max_per_key == 0 && l.rate == 0 && !l.singleton &&
+        l.debounce_ms == 0)
         r = wf__client_cmd(client, 1, err, "DEL %s", k);
     else
         r = wf__client_cmd(client, 1, err,
                            "HSET %s max_running %d key %s max_per_key %d rate %d rate_ms %lld "
-                           "rate_per_key %d",
+                           "rate_per_key %d singleton %d debounce_ms %lld",
                            k, l.max_running, l.key ? l.key : "", l.max_per_key, l.rate, l.rate_ms,
-                           l.rate_per_key ? 1 : 0);
+                           l.rate_per_key ? 1 : 0, l.singleton ? 1 : 0, l.debounce_ms);
     free(k);
     if (!r) return err ? err->code : WF_ERR_IO;
     freeReplyObject(r);
@@ -79,10 +81,15 @@ int wf_flow_get(wf_client *client, const char *workflow, wf_flow_limits *limits,
     char *h = wf__key_wf(client->url.prefix, workflow, "held");
     redisReply *r =
         k && h ? wf__client_cmd(client, 1, err,
-                                "HMGET %s max_running key max_per_key rate rate_ms rate_per_key", k)
+                                "HMGET %s max_running key max_per_key rate rate_ms rate_per_key "
+                                "singleton debounce_ms",
+                                k)
                : NULL;
     if (!k || !h) wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 8) {
+        if (r->element[6]->type == REDIS_REPLY_STRING) limits->singleton = atoi(r->element[6]->str);
+        if (r->element[7]->type == REDIS_REPLY_STRING)
+            limits->debounce_ms = atoll(r->element[7]->str);
         if (r->element[3]->type == REDIS_REPLY_STRING) limits->rate = atoi(r->element[3]->str);
         if (r->element[4]->type == REDIS_REPLY_STRING) limits->rate_ms = atoll(r->element[4]->str);
         if (r->element[5]->type == REDIS_REPLY_STRING)

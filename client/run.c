@@ -46,28 +46,53 @@ int wf__enqueue(redisContext *c, const wf__url *url, const char *name, const voi
     wf__wfkeys wk;
     if (wf__wfkeys_init(&wk, url->prefix, name) != WF_OK)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    const char *keys[WF__NFIXED + 1];
+    const char *keys[WF__NFIXED + 3];
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
     char *runkey = wf__key_run(url->prefix, name, id);
-    if (!runkey) {
+    /* Singleton and debounce (enqueue.lua) read the limits and the key -> run map. */
+    char *limits = wf__key_wf(url->prefix, name, "limits");
+    char *single = wf__key_wf(url->prefix, name, "single");
+    if (!runkey || !limits || !single) {
+        free(runkey);
+        free(limits);
+        free(single);
         wf__wfkeys_free(&wk);
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     }
     keys[WF__NFIXED] = runkey;
+    keys[WF__NFIXED + 1] = limits;
+    keys[WF__NFIXED + 2] = single;
     char delay[32];
     snprintf(delay, sizeof delay, "%lld", (long long)(opt ? opt->delay_ms : 0));
     const char *args[4] = {id, name, payload ? (const char *)payload : "", delay};
     size_t lens[4] = {strlen(id), strlen(name), payload ? len : 0, strlen(delay)};
     redisReply *r =
-        wf__script_call(c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 1, keys, 4, args, lens, err);
+        wf__script_call(c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys, 4, args, lens, err);
     free(runkey);
+    free(limits);
+    free(single);
     wf__wfkeys_free(&wk);
     if (!r) return err ? err->code : WF_ERR_IO;
-    int rc = WF_OK;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from enqueue script");
+    int redirected;
+    int rc = wf__enqueue_reply(r, id, &redirected, err);
     freeReplyObject(r);
     return rc;
+}
+
+int wf__enqueue_reply(const redisReply *r, char *id, int *redirected, wf_error *err)
+{
+    *redirected = 0;
+    if (r->type != REDIS_REPLY_ARRAY || (r->elements != 2 && r->elements != 3))
+        return wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from enqueue script");
+    if (r->elements == 3) {
+        const redisReply *other = r->element[2];
+        if (other->type != REDIS_REPLY_STRING || other->len == 0 || other->len >= WF__ID_MAX)
+            return wf_error_set(err, WF_ERR_PROTOCOL, "unexpected run id from enqueue script");
+        memcpy(id, other->str, other->len);
+        id[other->len] = '\0';
+        *redirected = 1;
+    }
+    return WF_OK;
 }
 
 static wf_run *run_new(wf_client *client, const char *id, const char *workflow, wf_error *err)

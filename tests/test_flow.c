@@ -316,3 +316,97 @@ Test(flow, rate_per_key_applies_to_each_key_alone)
         wf_run_free(b[i]);
     }
 }
+
+/* ---- singleton and debounce ------------------------------------------------------------------ */
+
+static int run_final(void *arg)
+{
+    wf_status st;
+    if (wf_run_status(arg, &st, NULL) != WF_OK) return 0;
+    int done = st.state == WF_STATE_COMPLETED;
+    wf_status_clear(&st);
+    return done;
+}
+
+/* Singleton per customer: a second start while one runs returns the same run; another customer
+ * gets its own; once the first has ended, a new start makes a new run. */
+Test(flow, singleton_returns_the_run_that_stands_for_the_key)
+{
+    start_worker("1", "4");
+    wf_flow_limits lim = {.key = "customer", .singleton = 1};
+    wf_error err = {0};
+    cr_assert_eq(wf_flow_set(cl, "stepper", &lim, &err), WF_OK, "%s", err.message);
+    wf_run *a1 = start_json("stepper", "{\"n\":1,\"work_ms\":600,\"customer\":\"a\"}");
+    wf_run *a2 = start_json("stepper", "{\"n\":1,\"work_ms\":600,\"customer\":\"a\"}");
+    wf_run *b1 = start_json("stepper", "{\"n\":1,\"work_ms\":600,\"customer\":\"b\"}");
+    cr_assert_str_eq(wf_run_id(a2), wf_run_id(a1), "the second start is the first run");
+    cr_assert_str_neq(wf_run_id(b1), wf_run_id(a1), "another customer has its own run");
+    /* Through a batch as well: it answers with the standing run. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(wf_json_to_msgpack("{\"n\":1,\"customer\":\"a\"}", 22, NULL, &sb, &err), WF_OK);
+    const void *payloads[1] = {sb.data};
+    size_t lens[1] = {sb.size};
+    wf_run *batch[1];
+    cr_assert_eq(wf_run_workflow_batch(cl, "stepper", 1, payloads, lens, NULL, batch, &err), WF_OK,
+                 "%s", err.message);
+    msgpack_sbuffer_destroy(&sb);
+    cr_assert_str_eq(wf_run_id(batch[0]), wf_run_id(a1));
+    wf_run_free(batch[0]);
+    cr_assert(wf_test_wait(run_final, a1, 15000), "the first run completed");
+    wf_run *a3 = start_json("stepper", "{\"n\":1,\"customer\":\"a\"}");
+    cr_assert_str_neq(wf_run_id(a3), wf_run_id(a1), "after it ended, a new run");
+    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{stepper}:state:completed") +
+                     wf_test_cmd_int(rc, "ZCARD wf:{stepper}:state:running") +
+                     wf_test_cmd_int(rc, "ZCARD wf:{stepper}:state:queued"),
+                 3, "three runs in all: a1, b1, a3");
+    wf_run_free(a1);
+    wf_run_free(a2);
+    wf_run_free(a3);
+    wf_run_free(b1);
+}
+
+/* Debounce 400 ms per customer: three starts 100 ms apart make one run, which starts at least
+ * 400 ms after the last of them, with the first start's input. */
+Test(flow, debounce_starts_once_after_the_quiet_period)
+{
+    start_worker("1", "4");
+    wf_flow_limits lim = {.key = "customer", .debounce_ms = 400};
+    wf_error err = {0};
+    cr_assert_eq(wf_flow_set(cl, "echo", &lim, &err), WF_OK, "%s", err.message);
+    wf_flow_limits neg = {.debounce_ms = -1};
+    cr_assert_eq(wf_flow_set(cl, "echo", &neg, &err), WF_ERR_INVALID);
+    wf_run *r[3];
+    char body[64];
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "{\"customer\":\"a\",\"i\":%d}", i);
+        r[i] = start_json("echo", body);
+        if (i < 2) usleep(100 * 1000); /* the scenario: requests 100 ms apart (nothing awaited) */
+    }
+    redisReply *tr = redisCommand(rc, "TIME"); /* Redis time just after the last request */
+    cr_assert(tr && tr->type == REDIS_REPLY_ARRAY && tr->elements == 2);
+    long long t_last = atoll(tr->element[0]->str) * 1000 + atoll(tr->element[1]->str) / 1000;
+    freeReplyObject(tr);
+    cr_assert_str_eq(wf_run_id(r[1]), wf_run_id(r[0]));
+    cr_assert_str_eq(wf_run_id(r[2]), wf_run_id(r[0]));
+    char *why = wf_test_cmd_str(rc, "HGET %s wait_reason", wf_run_native(r[0]));
+    cr_assert(why && strncmp(why, "debounce", 8) == 0, "waits for the quiet period: %s", why);
+    free(why);
+    wf_run *other = start_json("echo", "{\"customer\":\"b\"}");
+    cr_assert_str_neq(wf_run_id(other), wf_run_id(r[0]));
+    cr_assert(wf_test_wait(run_final, r[0], 10000), "the debounced run completed");
+    int64_t started = field_ms(r[0], "started_at");
+    cr_assert_geq(started, t_last + 400 - 5, "started %lld ms after the last request",
+                  (long long)(started - t_last));
+    wf_status st;
+    cr_assert_eq(wf_run_status(r[0], &st, &err), WF_OK);
+    cr_assert_not_null(memmem(st.output, st.output_len, "\xa1i\x00", 3), "the first input");
+    wf_status_clear(&st);
+    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:completed") +
+                     wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:waiting") +
+                     wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:queued") +
+                     wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:running"),
+                 2, "one run for customer a, one for b");
+    for (int i = 0; i < 3; i++) wf_run_free(r[i]);
+    wf_run_free(other);
+}

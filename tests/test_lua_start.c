@@ -155,3 +155,83 @@ Test(lua, claim_sends_a_bad_entry_to_the_dead_list)
     cr_assert(strstr(dead, "not-msgpack"), "dead letter keeps the fields: %s", dead);
     cr_assert(strstr(dead, "\"consumer\":\"c1\""), "%s", dead);
 }
+
+/* ---- singleton and debounce (enqueue.lua with P:{W}:limits and P:{W}:single) ----------------- */
+
+#define LIMITS PREFIX ":{" WFN "}:limits"
+#define SINGLE PREFIX ":{" WFN "}:single"
+
+static int redis_time_after(void *arg)
+{
+    return rnow() > *(const long long *)arg;
+}
+
+static redisReply *enqueue_limited(const char *id)
+{
+    redisReply *r =
+        eval(WF__SCRIPT_ENQUEUE, 3, run_key(id), LIMITS, SINGLE, id, WFN, "input-bytes", "0", NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "enqueue: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    return r;
+}
+
+Test(lua, enqueue_singleton_answers_with_the_active_run_until_it_ends)
+{
+    freeReplyObject(redisCommand(c, "HSET %s singleton 1", LIMITS));
+    const char *x = run_id("single-x"), *y = run_id("single-y"), *z = run_id("single-z");
+    redisReply *r = enqueue_limited(x);
+    cr_assert_eq(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    r = enqueue_limited(y);
+    cr_assert_eq(r->elements, 3, "answered with the standing run");
+    cr_assert_eq(r->element[0]->integer, 0);
+    cr_assert_str_eq(r->element[1]->str, "queued");
+    cr_assert_str_eq(r->element[2]->str, x);
+    freeReplyObject(r);
+    cr_assert_null(hget(y, "state"), "no second run was written");
+    /* x ends: the next start is a new run. */
+    freeReplyObject(redisCommand(c, "ZREM %s %s", wk.k[WF__K_STATE(WF_STATE_QUEUED)], x));
+    freeReplyObject(redisCommand(c, "ZADD " PREFIX ":{" WFN "}:state:completed 1 %s", x));
+    r = enqueue_limited(z);
+    cr_assert_eq(r->elements, 2);
+    cr_assert_eq(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    char *now = wf_test_cmd_str(c, "HGET %s %s", SINGLE, "");
+    cr_assert_str_eq(now, z);
+    free(now);
+}
+
+Test(lua, enqueue_debounce_pushes_a_pending_run_back_but_not_one_that_started)
+{
+    freeReplyObject(redisCommand(c, "HSET %s debounce_ms 60000", LIMITS));
+    const char *a = run_id("deb-a"), *b = run_id("deb-b"), *d = run_id("deb-d");
+    redisReply *r = enqueue_limited(a);
+    cr_assert_str_eq(r->element[1]->str, "waiting");
+    freeReplyObject(r);
+    long long due = zscore(wk.k[WF__K_DELAYED], a);
+    cr_assert_gt(due, 0);
+    long long t0 = rnow();
+    cr_assert(wf_test_wait(redis_time_after, &t0, 2000)); /* so a push back is visible */
+    r = enqueue_limited(b);
+    cr_assert_eq(r->elements, 3);
+    cr_assert_str_eq(r->element[2]->str, a);
+    freeReplyObject(r);
+    cr_assert_gt(zscore(wk.k[WF__K_DELAYED], a), due, "a's start moved later");
+    cr_assert_null(hget(b, "state"));
+    /* a started and now sleeps durably: its timer is no longer the debounce's. */
+    freeReplyObject(redisCommand(c, "ZADD %s 1 %s", wk.k[WF__K_DELAYED], a));
+    r = enqueue_limited(d);
+    cr_assert_eq(r->elements, 2, "a new run, a's sleep left alone");
+    cr_assert_eq(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(zscore(wk.k[WF__K_DELAYED], a), 1);
+}
+
+Test(lua, enqueue_refuses_a_clobbered_single_key)
+{
+    freeReplyObject(redisCommand(c, "HSET %s singleton 1", LIMITS));
+    freeReplyObject(redisCommand(c, "SET %s x", SINGLE));
+    expect_error(eval(WF__SCRIPT_ENQUEUE, 3, run_key(run_id("clob")), LIMITS, SINGLE,
+                      run_id("clob"), WFN, "", "0", NULL),
+                 "WRONGTYPE");
+}

@@ -451,7 +451,9 @@ void wf_schedules_free(wf_schedule_info *schedules, size_t n);
 /* A workflow's limits, enforced in Redis across every worker. A run over a limit is not started:
  * it waits (state `waiting`, wait_reason "concurrency limit: ...", "key limit: ..." or "rate
  * limit: ...", holding no worker slot) and starts, oldest first, when a running one ends or the
- * rate allows. */
+ * rate allows. Singleton and debounce act when a run is started (wf_run_workflow and friends,
+ * wf_defer_workflow): the call returns the run that already stands for the key. Runs started by
+ * schedules and child runs are not under them. */
 typedef struct wf_flow_limits {
     int max_running;   /* runs of the workflow running at once; 0: no limit */
     const char *key;   /* a field of the run's input map (JSON object) whose value groups runs, e.g.
@@ -462,13 +464,19 @@ typedef struct wf_flow_limits {
                           rate_ms / rate: no burst), counted when a worker starts a run; 0: none */
     long long rate_ms; /* the rate's period in ms (needed with rate) */
     int rate_per_key;  /* non-zero: the rate applies to each key value on its own (needs key) */
+    int singleton;     /* non-zero: at most one run per key value (no key: per workflow) queued,
+                          running, waiting or paused; starting another returns that run */
+    long long debounce_ms; /* > 0: a start waits this long; another start of the same key value
+                              (no key: of the workflow) meanwhile pushes it back and returns
+                              the pending run, so it starts once, after a quiet period, with the
+                              first start's input; 0: none */
 } wf_flow_limits;
 
 /* Sets workflow `workflow`'s limits (`limits` NULL or all zero: removes them; runs held back
  * then start as workers get to them). Copies; keeps no reference. Takes effect at the next claim.
  * Returns WF_OK, WF_ERR_BAD_NAME, WF_ERR_INVALID (negative numbers; key not 1-64 characters of
- * [A-Za-z0-9._-]; max_per_key or rate_per_key without key; rate without rate_ms), or a
- * connection error. */
+ * [A-Za-z0-9._-]; max_per_key or rate_per_key without key; rate without rate_ms; a negative
+ * debounce_ms), or a connection error. */
 int wf_flow_set(wf_client *client, const char *workflow, const wf_flow_limits *limits,
                 wf_error *err);
 
