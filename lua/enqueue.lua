@@ -25,19 +25,21 @@ local delay = tonumber(ARGV[4]) or 0
 
 local SINGLE = KEYS[WF_NFIXED + 3]
 local kv, quiet, singleton
+local function not_a_hash(k)
+    return redis.error_reply('WRONGTYPE wf key ' .. k .. ' holds a ' .. key_type(k) ..
+        ', not a hash (clobbered by hand?): delete or repair it')
+end
 if SINGLE then
+    -- One HMGET on the hot path (no limits: nothing else); a clobbered key fails it before
+    -- anything is written.
     local lim_key = KEYS[WF_NFIXED + 2]
-    for _, k in ipairs({lim_key, SINGLE}) do
-        local t = key_type(k)
-        if t ~= 'hash' and t ~= 'none' then
-            return redis.error_reply('WRONGTYPE wf key ' .. k .. ' holds a ' .. t ..
-                ', not a hash (clobbered by hand?): delete or repair it')
-        end
-    end
-    local f = redis.call('HMGET', lim_key, 'key', 'singleton', 'debounce_ms')
+    local f = redis.pcall('HMGET', lim_key, 'key', 'singleton', 'debounce_ms')
+    if f.err then return not_a_hash(lim_key) end
     quiet = tonumber(f[3]) or 0
     singleton = f[2] == '1'
     if singleton or quiet > 0 then
+        local t = key_type(SINGLE)
+        if t ~= 'hash' and t ~= 'none' then return not_a_hash(SINGLE) end
         if f[1] and f[1] ~= '' then
             kv = flow_key({keyed = true, field = f[1]}, ARGV[3])
         else

@@ -235,3 +235,12 @@ Test(lua, enqueue_refuses_a_clobbered_single_key)
                       run_id("clob"), WFN, "", "0", NULL),
                  "WRONGTYPE");
 }
+
+Test(lua, enqueue_refuses_a_clobbered_limits_key)
+{
+    freeReplyObject(redisCommand(c, "SET %s x", LIMITS));
+    const char *id = run_id("clob-limits");
+    expect_error(eval(WF__SCRIPT_ENQUEUE, 3, run_key(id), LIMITS, SINGLE, id, WFN, "", "0", NULL),
+                 "WRONGTYPE wf key " LIMITS);
+    cr_assert_null(hget(id, "state"), "nothing written");
+}
