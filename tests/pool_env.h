@@ -1,0 +1,63 @@
+/* pool_env.h - what the end-to-end suites that run real wf-worker pools on the test workflows
+ * share (test_steps.c, test_invoke.c): a real redis-server, a client, a temp folder with the
+ * worker's log and the step bodies' execution log ($WF_TEST_EXEC_LOG, $WF_TEST_REDIS_PORT for
+ * tests/workflows/stepper.c), and a teardown that fails the test when the worker did not drain
+ * and exit 0 or a sanitizer spoke in its log. */
+#ifndef WF_TEST_POOL_ENV_H
+#define WF_TEST_POOL_ENV_H
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "wf_internal.h"
+
+static wf_test_redis srv;
+static redisContext *rc;
+static wf_client *cl;
+static char dir[256];
+static char log_path[300], exec_path[300], exec_env[340], port_env[64];
+static pid_t worker_pid;
+
+/* `tag` names the temp folder: /tmp/wf-test-TAG-XXXXXX. */
+static inline void pool_env_setup(const char *tag)
+{
+    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
+    rc = wf_test_redis_connect(&srv);
+    wf_error err = {0};
+    cl = wf_client_connect(srv.url, &err);
+    cr_assert_not_null(cl, "%s", err.message);
+    snprintf(dir, sizeof dir, "/tmp/wf-test-%s-XXXXXX", tag);
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
+    snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
+    snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
+    snprintf(port_env, sizeof port_env, "WF_TEST_REDIS_PORT=%d", srv.port);
+    worker_pid = 0;
+}
+
+static inline void pool_env_teardown(void)
+{
+    int status = 0;
+    if (worker_pid > 0) status = wf_test_kill(worker_pid, SIGTERM, 30000);
+    int drained = worker_pid <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *log = wf_test_slurp(log_path);
+    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
+    if (!clean || !drained) fprintf(stderr, "worker log:\n%s", log);
+    free(log);
+    wf_client_free(cl);
+    redisFree(rc);
+    wf_test_redis_stop(&srv);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    cr_assert(clean, "a sanitizer reported an error in a worker process");
+    cr_assert(drained, "wf-worker did not drain and exit 0 (status 0x%x)", status);
+}
+
+#endif
