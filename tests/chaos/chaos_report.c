@@ -9,8 +9,10 @@
  *   lost        started runs whose hash is gone or that never reached a final state. With
  *               appendfsync everysec a run acknowledged within the loss window before a kill -9 of
  *               Redis may be lost by Redis itself: counted apart as "lost in the fsync window"
- *   re-run      step bodies that ran although Redis held their finished record (the stepper
- *               workflow's VIOLATION check), i.e. a recorded step executed twice
+ *   re-run      step bodies entered after Redis held their finished record (the stepper
+ *               workflow's VIOLATION check), i.e. a recorded step executed again
+ *   in flight   step bodies entered before another worker recorded the same step (OVERLAP): a
+ *               process frozen inside a body; at least once, as documented; shown, not failed
  */
 #include "chaos.h"
 
@@ -227,6 +229,7 @@ int chaos_report(chaos_env *e, chaos_counts *c)
     c->duplicated = duplicate_completions(e);
     c->rerun = count_lines(e->exec_log, "VIOLATION");
     c->step_execs = count_lines(e->exec_log, "STEP ");
+    int overlaps = count_lines(e->exec_log, "OVERLAP");
     int sanitizer =
         count_lines(e->worker_log, "Sanitizer") + count_lines(e->worker_log, "runtime error");
 
@@ -238,6 +241,7 @@ int chaos_report(chaos_env *e, chaos_counts *c)
         printf("   failed: %d %s run%s: \"%s\"\n", reasons[i].n, names[reasons[i].kind],
                reasons[i].n == 1 ? "" : "s", reasons[i].text);
     printf("   reclaims %lld; step executions %d", reclaims, c->step_execs);
+    if (overlaps) printf(" (%d already in flight when another worker recorded the step)", overlaps);
     if (e->notes[0]) printf("; %s", e->notes);
     printf("\n");
 

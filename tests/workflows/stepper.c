@@ -10,12 +10,16 @@
  * Output: {"sum": sum of plain step results, "event": payload | "timeout" | nil}
  *
  * Every step body appends "STEP RUNID NAME" to $WF_TEST_EXEC_LOG, and, when $WF_TEST_REDIS_PORT is
- * set, first checks in Redis whether that step already has a finished record: if it does, the step
- * ran again after its result was recorded, and it appends "VIOLATION RUNID NAME".
+ * set, first checks in Redis whether that step already has a finished record. If it does and the
+ * record was finished (its t1) before this body was entered, the step ran again after its result
+ * was recorded: "VIOLATION RUNID NAME". If the body was entered first (a worker process frozen
+ * inside the body while another worker ran and recorded the step: the at-least-once side effect
+ * that docs/durable-execution.md states), it appends "OVERLAP RUNID NAME" instead.
  */
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <wf/wf.h>
 
@@ -67,9 +71,35 @@ static void append(const char *what, const wf_ctx *ctx, const char *step)
     close(fd);
 }
 
-/* The honest check: did this step already finish, by Redis's own record? */
+/* The step record's "t1" (when the step finished, Redis time in ms), or -1. */
+static int64_t record_t1(const char *rec, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    int64_t t1 = -1;
+    if (msgpack_unpack_next(&u, rec, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP)
+        for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+            const msgpack_object *k = &u.data.via.map.ptr[i].key, *v = &u.data.via.map.ptr[i].val;
+            if (key_is(k, "t1") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                t1 = (int64_t)v->via.u64;
+        }
+    msgpack_unpacked_destroy(&u);
+    return t1;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The honest check: did this step already finish, by Redis's own record, before this body was
+ * entered? (Redis runs on this host: its TIME and CLOCK_REALTIME are the same clock.) */
 static void check_not_recorded(const wf_ctx *ctx, const char *step)
 {
+    int64_t entered = wall_ms();
     const char *port = getenv("WF_TEST_REDIS_PORT");
     if (!port) return;
     struct timeval tv = {2, 0};
@@ -86,7 +116,7 @@ static void check_not_recorded(const wf_ctx *ctx, const char *step)
                "\xa1s\xa4"
                "done",
                6))
-        append("VIOLATION", ctx, step);
+        append(record_t1(r->str, r->len) < entered ? "VIOLATION" : "OVERLAP", ctx, step);
     if (r) freeReplyObject(r);
     redisFree(c);
 }
