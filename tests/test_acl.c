@@ -87,7 +87,10 @@ TestSuite(acl, .init = setup, .fini = teardown, .timeout = 60);
 static int registered(void *arg)
 {
     (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS app1:workflows echo") == 1;
+    /* Every workflow the test starts: the worker registers them one HSET at a time. */
+    return wf_test_cmd_int(rc, "HEXISTS app1:workflows echo") == 1 &&
+           wf_test_cmd_int(rc, "HEXISTS app1:workflows flaky") == 1 &&
+           wf_test_cmd_int(rc, "HEXISTS app1:workflows stepper") == 1;
 }
 
 static int completed(void *arg)

@@ -58,8 +58,10 @@ TestSuite(flow, .init = setup, .fini = teardown, .timeout = 90);
 static int registered(void *arg)
 {
     (void)arg;
+    /* Every workflow the tests start (the worker registers them one HSET at a time). */
     return wf_test_cmd_int(rc, "HEXISTS wf:workflows slow") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1;
+           wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1 &&
+           wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1;
 }
 
 static void start_worker(const char *processes, const char *concurrency)
