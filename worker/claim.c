@@ -392,12 +392,25 @@ void wf__claim_setup(wf_worker *w)
         redisAsyncCommand(w->cmd.ac, setup_reply, "schema check", "SET %s %d NX", schema,
                           WF__SCHEMA_VERSION);
     ensure_groups(w);
-    for (int i = 0; reg && i < w->ndefs; i++) {
-        char json[256];
-        wf__wdef_json(w->defs[i], json, sizeof json);
-        redisAsyncCommand(w->cmd.ac, setup_reply, "registering workflows", "HSET %s %s %s", reg,
-                          w->defs[i]->name, json);
+    /* One HSET for every workflow: a client never sees this worker half registered. */
+    size_t argc = 2 + 2 * (size_t)w->ndefs;
+    const char **argv = reg && w->ndefs > 0 ? calloc(argc, sizeof *argv) : NULL;
+    char(*json)[256] = argv ? calloc((size_t)w->ndefs, sizeof *json) : NULL;
+    if (json) {
+        argv[0] = "HSET";
+        argv[1] = reg;
+        for (int i = 0; i < w->ndefs; i++) {
+            wf__wdef_json(w->defs[i], json[i], sizeof json[i]);
+            argv[2 + 2 * i] = w->defs[i]->name;
+            argv[3 + 2 * i] = json[i];
+        }
+        redisAsyncCommandArgv(w->cmd.ac, setup_reply, "registering workflows", (int)argc, argv,
+                              NULL);
+    } else if (w->ndefs > 0) {
+        wf__log(WF__LOG_ERROR, "out of memory registering the workflows; retried on reconnect");
     }
+    free(json);
+    free(argv);
     free(schema);
     free(reg);
 }
