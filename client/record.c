@@ -41,14 +41,15 @@ int wf__record_decode(const void *data, size_t len, char *id, int *attempt, wf_e
         rc = wf_error_set(err, WF_ERR_BAD_PAYLOAD, "run record is not a msgpack map");
         goto out;
     }
-    int64_t v = -1, a = 1;
+    /* Unsigned: a forged 2^63 or more must clamp, not wrap to a negative or a truncated int. */
+    uint64_t v = 0, a = 1;
     const msgpack_object *idobj = NULL;
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key, *val = &o->via.map.ptr[i].val;
         if (key_is(k, "v") && val->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            v = (int64_t)val->via.u64;
+            v = val->via.u64;
         else if (key_is(k, "a") && val->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            a = (int64_t)val->via.u64;
+            a = val->via.u64;
         else if (key_is(k, "id") && val->type == MSGPACK_OBJECT_STR)
             idobj = val;
     }

@@ -165,6 +165,16 @@ Test(hostile, names_and_ids_that_could_break_keys_are_refused_before_redis)
                               "a\x01";
     char id[WF__ID_MAX];
     cr_assert_eq(wf__record_decode(rec, sizeof rec - 1, id, NULL, &err), WF_ERR_BAD_PAYLOAD);
+    /* A forged attempt of 2^63 or more (uint 64) clamps to the maximum; it once wrapped through
+     * int64 into 1610612737 (found by fuzz_record). */
+    static const char huge[] = "\x83\xa1v\x01\xa2id\xa6"
+                               "echo:a"
+                               "\xa1"
+                               "a\xcf\xa1\x76\x01\xa2\x60\x00\x00\x01";
+    int attempt = 0;
+    cr_assert_eq(wf__record_decode(huge, sizeof huge - 1, id, &attempt, &err), WF_OK, "%s",
+                 err.message);
+    cr_assert_eq(attempt, 1000000, "attempt %d", attempt);
     cr_assert_eq(dbsize(), before, "refused input wrote to Redis");
 }
 
