@@ -41,21 +41,24 @@ local function dead_letter(entry, reason)
     redis.call('LTRIM', KEYS[4], 0, 9999)
 end
 
+-- Entries of runs handled here are acknowledged and deleted together at the end (two calls per
+-- batch, not two per run); a dead-lettered entry is moved aside on its own.
+local done = {}
 for i = 1, g do
     local entry, id = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
     local h = KEYS[WF_NFIXED + i]
-    local t = key_type(h)
-    if t ~= 'hash' and t ~= 'none' then
-        local reason = 'run key ' .. h .. ' holds a ' .. t .. ', not a hash (WRONGTYPE)'
+    -- One read for everything the claim needs; an error here means the key is not a hash.
+    local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input', 'created_at')
+    if f.err then
+        local reason = 'run key ' .. h .. ' holds a ' .. key_type(h) .. ', not a hash (WRONGTYPE)'
         dead_letter(entry, reason)
         out[#out + 1] = {id, 'DEAD', reason}
     else
-        redis.call('XACK', KEYS[1], 'workers', entry)
-        redis.call('XDEL', KEYS[1], entry)
-        local f = redis.call('HMGET', h, 'state', 'entry')
+        done[#done + 1] = entry
         local why, fkey
-        if FLOW_LIM and f[1] == 'queued' and f[2] == entry then
-            fkey = flow_key(FLOW_LIM, redis.call('HGET', h, 'input'))
+        local mine = f[1] == 'queued' and f[2] == entry
+        if FLOW_LIM and mine then
+            fkey = flow_key(FLOW_LIM, f[5])
             why = flow_refuse(FLOW_LIM, FLOW, fkey, 0, 0, RATE, now)
         end
         if why then
@@ -63,23 +66,29 @@ for i = 1, g do
             set_state(h, id, 'queued', 'waiting', now)
             redis.call('HSET', h, 'wait_reason', why, 'held', '1')
             redis.call('HDEL', h, 'entry', 'wake_at')
-            redis.call('ZADD', HELD, tonumber(redis.call('HGET', h, 'created_at')) or now, id)
+            redis.call('ZADD', HELD, tonumber(f[6]) or now, id)
             out[#out + 1] = {id, 'HELD', why}
-        elseif f[1] == 'queued' and f[2] == entry then
-            local token = redis.call('HINCRBY', h, 'lease', 1)
-            set_state(h, id, 'queued', 'running', now)
-            redis.call('HSET', h, 'worker', consumer, 'started_at', now)
+        elseif mine then
+            local token = (tonumber(f[3]) or 0) + 1
+            redis.call('ZREM', WF_STATE_KEY.queued, id)
+            redis.call('ZADD', WF_STATE_KEY.running, now, id)
+            redis.call('HSET', h, 'state', 'running', 'updated_at', now, 'lease', token, 'worker',
+                consumer, 'started_at', now)
             redis.call('HDEL', h, 'entry', 'wait_reason', 'wake_at', 'held')
             if fkey and FLOW_LIM.per_key > 0 then redis.call('ZADD', FLOW, 0, fkey .. '\t' .. id) end
             local rm = FLOW_LIM and flow_rate_member(FLOW_LIM, fkey)
             if rm then flow_rate_take(FLOW_LIM, RATE, rm, now) end
             redis.call('ZADD', KEYS[3], now + lease_ms, id)
-            local r = redis.call('HMGET', h, 'attempt', 'input')
-            out[#out + 1] = {id, tostring(token), tonumber(r[1]), r[2] or '', now}
+            out[#out + 1] = {id, tostring(token), tonumber(f[4]), f[5] or '', now}
         else
             out[#out + 1] = {id}
         end
     end
+end
+for s = 1, #done, 1000 do
+    local chunk = {unpack(done, s, math.min(s + 999, #done))}
+    redis.call('XACK', KEYS[1], 'workers', unpack(chunk))
+    redis.call('XDEL', KEYS[1], unpack(chunk))
 end
 if FLOW_LIM and FLOW_LIM.per_key > 0 then flow_sweep(FLOW, 4) end
 local b = 4 + 2 * g

@@ -1,17 +1,35 @@
--- complete.lua: a handler returned: record its output and finish the run as completed.
--- KEYS: 1-12 fixed, 13 run hash, 14 run's steps hash, [15 P:{W}:outbox, only with ARGV 5],
---       [16 P:{W}:parents: a child run's end is recorded there for its parent (lib.lua parent_add)]
--- ARGV: 1 run id, 2 lease token, 3 output (msgpack), 4 retention ms,
---       [5 notify: '1' / 'auto' records the end in the outbox KEYS[15] (lib.lua outbox_add)]
--- Returns 'OK', or an error STALE (the caller no longer holds the run: its result is dropped) /
--- NOTFOUND.
-local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local e = check_lease(h, id, ARGV[2])
-if e then return e end
+-- complete.lua: handlers returned: record their outputs and finish their runs as completed. Any
+-- number of runs of one workflow go in one call (the worker sends the results of one loop turn
+-- together), so the fixed-key check, the clock and the index pruning are paid once per batch.
+-- KEYS: 1-12 fixed, then per run its hash and its steps hash, then optionally P:{W}:outbox (with
+--       ARGV notify, lib.lua outbox_add) and P:{W}:parents (a child run's end is recorded there
+--       for its parent, lib.lua parent_add)
+-- ARGV: per run (run id, lease token, output msgpack), then retention ms, then optionally notify
+--       ('1' / 'auto')
+-- Returns for one run 'OK', or an error STALE (the caller no longer holds the run: its result is
+-- dropped) / NOTFOUND; for several runs an array of those, one per run, in order.
+local bad = check_fixed_keys()
+if bad then return bad end
+local n = math.floor((#ARGV - 1) / 3)
+local retention, notify = tonumber(ARGV[3 * n + 1]), ARGV[3 * n + 2]
+local outbox, parents = KEYS[WF_NFIXED + 2 * n + 1], KEYS[WF_NFIXED + 2 * n + 2]
 local now = now_ms()
-redis.call('HSET', h, 'output', ARGV[3])
-redis.call('HDEL', h, 'error')
-finish(h, steps, id, 'running', 'completed', now, tonumber(ARGV[4]))
-outbox_add(ARGV[5], KEYS[WF_NFIXED + 3], h, id, 'completed', now)
-parent_add(KEYS[WF_NFIXED + 4], h, id, 'completed', now)
-return redis.status_reply('OK')
+local out = {}
+for i = 1, n do
+    local h, steps = KEYS[WF_NFIXED + 2 * i - 1], KEYS[WF_NFIXED + 2 * i]
+    local id, token = ARGV[3 * i - 2], ARGV[3 * i - 1]
+    local f = redis.call('HMGET', h, 'state', 'lease', 'parent')
+    local e = lease_reply(id, f, token)
+    if e then
+        out[i] = e
+    else
+        finish_one(h, steps, id, 'running', 'completed', now, retention, {'output', ARGV[3 * i]},
+            'error')
+        outbox_add(notify, outbox, h, id, 'completed', now)
+        if f[3] and f[3] ~= '' then parent_add(parents, h, id, 'completed', now) end
+        out[i] = redis.status_reply('OK')
+    end
+end
+prune_final('completed', now, retention)
+if n == 1 then return out[1] end
+return out

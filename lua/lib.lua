@@ -38,18 +38,43 @@ local function push_ready(h, id, attempt)
     return entry
 end
 
--- Ends run `id` in final state `to`, keeps it `retention` ms, prunes the final index.
-local function finish(h, steps, id, from, to, now, retention)
-    set_state(h, id, from, to, now)
-    redis.call('HSET', h, 'finished_at', now)
-    redis.call('HDEL', h, 'wait_reason', 'wake_at', 'entry')
+-- Ends run `id` in final state `to` and keeps it `retention` ms, in as few calls as it takes
+-- (each redis.call costs about as much as the work it does): one HSET with the state, the times
+-- and the pairs of the flat list `set`, one HDEL of the waiting fields and `del` (a field name,
+-- or nil). The final index is not pruned here: prune_final does it once per script.
+local function finish_one(h, steps, id, from, to, now, retention, set, del)
+    if from and WF_STATE_KEY[from] then redis.call('ZREM', WF_STATE_KEY[from], id) end
+    redis.call('ZADD', WF_STATE_KEY[to], now, id)
+    if set then
+        redis.call('HSET', h, 'state', to, 'updated_at', now, 'finished_at', now, unpack(set))
+    else
+        redis.call('HSET', h, 'state', to, 'updated_at', now, 'finished_at', now)
+    end
+    if del then
+        redis.call('HDEL', h, 'wait_reason', 'wake_at', 'entry', del)
+    else
+        redis.call('HDEL', h, 'wait_reason', 'wake_at', 'entry')
+    end
     redis.call('ZREM', KEYS[3], id)
     redis.call('ZREM', KEYS[2], id)
     if retention > 0 then
         redis.call('PEXPIRE', h, retention)
         if steps then redis.call('PEXPIRE', steps, retention) end
+    end
+end
+
+-- Drops from final index `to` the runs that ended more than `retention` ms ago (their hashes
+-- have expired).
+local function prune_final(to, now, retention)
+    if retention > 0 then
         redis.call('ZREMRANGEBYSCORE', WF_STATE_KEY[to], '-inf', now - retention)
     end
+end
+
+-- Ends run `id` in final state `to`, keeps it `retention` ms, prunes the final index.
+local function finish(h, steps, id, from, to, now, retention)
+    finish_one(h, steps, id, from, to, now, retention)
+    prune_final(to, now, retention)
 end
 
 -- The type Redis reports for key `k` ('hash', 'zset', 'none', ...).
@@ -75,18 +100,24 @@ local function check_fixed_keys()
     return nil
 end
 
--- Checks that the caller still holds run `id`'s lease; returns the run's state or raises the
--- STALE error that the C side maps to WF_ERR_STALE (or the WRONGTYPE one of check_fixed_keys).
-local function check_lease(h, id, token)
-    local bad = check_fixed_keys()
-    if bad then return bad end
-    local f = redis.call('HMGET', h, 'state', 'lease')
+-- The error reply for a caller that does not hold run `id`'s lease, given the run's fields
+-- `f` = {state, lease} (HMGET), or nil when `token` is the current lease of a running run.
+-- STALE maps to WF_ERR_STALE on the C side.
+local function lease_reply(id, f, token)
     if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
     if f[1] ~= 'running' or f[2] ~= token then
         return redis.error_reply('STALE run ' .. id .. ' is ' .. f[1] .. ' (lease ' ..
             tostring(f[2]) .. ', caller has ' .. token .. ')')
     end
     return nil
+end
+
+-- Checks that the caller still holds run `id`'s lease; returns the error reply to return (STALE,
+-- NOTFOUND, or the WRONGTYPE one of check_fixed_keys), or nil.
+local function check_lease(h, id, token)
+    local bad = check_fixed_keys()
+    if bad then return bad end
+    return lease_reply(id, redis.call('HMGET', h, 'state', 'lease'), token)
 end
 
 -- Records that run `id` ended in `state` in the workflow's outbox stream `outbox` (P:{W}:outbox,

@@ -46,7 +46,7 @@ wf__job *wf__job_find(wf_worker *w, const wf__wdef *def, const char *id, size_t 
 
 void wf__job_maybe_free(wf_worker *w, wf__job *job)
 {
-    if (job->lease != WF__LEASE_GONE || job->op_inflight) return;
+    if (job->lease != WF__LEASE_GONE || job->op_inflight || job->batched) return;
     if (job->dispatched && !job->returned) return;
     if (job->prev)
         job->prev->next = job->next;
@@ -134,7 +134,18 @@ static void op_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
 static void send_op(wf_worker *w, wf__job *job)
 {
-    if (job->op_inflight || job->lease != WF__LEASE_ENDING || !wf__conn_usable(&w->cmd)) return;
+    if (job->op_inflight || job->batched || job->lease != WF__LEASE_ENDING ||
+        !wf__conn_usable(&w->cmd))
+        return;
+    if (job->op == WF__OP_RESULT) {
+        char why[8];
+        int fatal;
+        /* Completions go out together at the end of this loop turn (batch_end.c). */
+        if (result_outcome(job, why, sizeof why, &fatal)) {
+            (void)wf__cbatch_add(w, job);
+            return;
+        }
+    }
     wf__wdef *def = job->def;
     char *run = wf__key_run(w->url.prefix, def->name, job->id);
     char *steps = wf__key_steps(w->url.prefix, def->name, job->id);
@@ -216,11 +227,11 @@ static void send_op(wf_worker *w, wf__job *job)
 
 static void op_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
-    wf__job *job = privdata;
-    wf__conn *conn = ac->data;
-    wf_worker *w = conn->w;
-    redisReply *r = reply;
+    wf__job_op_done(((wf__conn *)ac->data)->w, privdata, reply);
+}
+
+void wf__job_op_done(wf_worker *w, wf__job *job, redisReply *r)
+{
     job->op_inflight = 0;
     w->ops_inflight--;
     static const char *const op_names[] = {"", "result", "timeout", "release"};

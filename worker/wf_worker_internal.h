@@ -190,6 +190,7 @@ struct wf__job {
     wf__lease_state lease;
     wf__end_op op;        /* meaningful while ENDING */
     int op_inflight;      /* the end op was sent; Redis has not answered */
+    int batched;          /* a completion waiting in the worker's batch (batch_end.c) */
     int dispatched;       /* handed to the pool */
     int returned;         /* the loop took it back from the done list */
     wf__job *prev, *next; /* the worker's held list */
@@ -370,6 +371,9 @@ struct wf_worker {
     int read_inflight;     /* an XREADGROUP is outstanding on block */
     int claims_inflight;   /* claim.lua calls outstanding */
     int ops_inflight;      /* end operations outstanding */
+    wf__job **cbatch;      /* completions to send at the end of this loop turn (batch_end.c) */
+    int ncbatch, cbatch_cap;
+    struct event *cbatch_ev;
     int64_t read_retry_at; /* mono ms: after NOGROUP etc., wait before reading again */
 
     int have_clock;
@@ -440,6 +444,16 @@ void wf__job_returned(wf_worker *w, wf__job *job);              /* the handler c
 void wf__job_end(wf_worker *w, wf__job *job, wf__end_op op);    /* decide and send an end op */
 void wf__job_lost(wf_worker *w, wf__job *job, const char *why); /* lease gone: cancel, drop */
 void wf__job_flush_ops(wf_worker *w); /* resend end ops after a reconnect */
+/* Handles Redis's answer `r` (NULL: connection lost) to job's end op (finish.c). */
+void wf__job_op_done(wf_worker *w, wf__job *job, redisReply *r);
+
+/* batch_end.c: completions of one loop turn sent as one complete.lua call per workflow. init
+ * creates the event (WF_OK or WF_ERR_NOMEM), add queues an ENDING job whose result completes it,
+ * send sends what is queued (called by the event), free releases it all. */
+int wf__cbatch_init(wf_worker *w);
+int wf__cbatch_add(wf_worker *w, wf__job *job);
+void wf__cbatch_send(wf_worker *w);
+void wf__cbatch_free(wf_worker *w);
 void wf__job_maybe_free(wf_worker *w, wf__job *job);
 wf__job *wf__job_find(wf_worker *w, const wf__wdef *def, const char *id, size_t len);
 

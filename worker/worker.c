@@ -335,6 +335,7 @@ void wf_worker_free(wf_worker *worker)
         if (w->stop_ev) event_free(w->stop_ev);
         if (w->tick_ev) event_free(w->tick_ev);
         if (w->done_ev) event_free(w->done_ev);
+        wf__cbatch_free(w);
         event_base_free(w->base);
     }
     if (w->stop_pipe[0] >= 0) close(w->stop_pipe[0]);

@@ -1,0 +1,180 @@
+/* batch_end.c - completions go to Redis in batches: every handler that returned a result during
+ * one turn of the loop is completed by one complete.lua call per workflow.
+ *
+ * Why: in Redis a script call costs a fixed price (the call itself, the lib.lua prelude, the
+ * fixed-key type check, the clock, the index pruning) on top of the few commands a completion
+ * needs; with one call per run that fixed price was most of the Redis CPU a run cost. A batch
+ * pays it once. Nothing waits for a batch to fill: it is sent at the end of the loop turn that
+ * produced it (an event made active when the first job joins), so latency is unchanged.
+ *
+ * A job in the batch is `batched` (not yet sent) and may not be freed (wf__job_maybe_free checks
+ * it). If the cmd connection is down when the batch goes out, its jobs simply stay ENDING, and
+ * wf__job_flush_ops puts them in a new batch after the reconnect, as for any other end op.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wf_worker_internal.h"
+
+/* Runs per complete.lua call: bounds one script's time in Redis (and its argument count). */
+#define BATCH_MAX 128
+
+typedef struct sent_batch {
+    int n;
+    wf__job *jobs[BATCH_MAX];
+} sent_batch;
+
+static void batch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wf__cbatch_send(arg);
+}
+
+int wf__cbatch_init(wf_worker *w)
+{
+    w->cbatch_ev = event_new(w->base, -1, 0, batch_cb, w);
+    return w->cbatch_ev ? WF_OK : WF_ERR_NOMEM;
+}
+
+void wf__cbatch_free(wf_worker *w)
+{
+    if (w->cbatch_ev) event_free(w->cbatch_ev);
+    w->cbatch_ev = NULL;
+    free(w->cbatch);
+    w->cbatch = NULL;
+    w->ncbatch = w->cbatch_cap = 0;
+}
+
+int wf__cbatch_add(wf_worker *w, wf__job *job)
+{
+    if (job->batched) return WF_OK;
+    if (w->ncbatch == w->cbatch_cap) {
+        int cap = w->cbatch_cap ? w->cbatch_cap * 2 : 64;
+        wf__job **a = realloc(w->cbatch, (size_t)cap * sizeof *a);
+        if (!a) return WF_ERR_NOMEM; /* the job stays ENDING: the next flush retries it */
+        w->cbatch = a;
+        w->cbatch_cap = cap;
+    }
+    w->cbatch[w->ncbatch++] = job;
+    job->batched = 1;
+    if (w->ncbatch == 1) event_active(w->cbatch_ev, EV_TIMEOUT, 0);
+    return WF_OK;
+}
+
+static void batch_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    wf_worker *w = ((wf__conn *)ac->data)->w;
+    sent_batch *b = privdata;
+    redisReply *r = reply;
+    /* One run answers with its own reply; several with an array, one element per run. A
+     * whole-call error (a clobbered fixed key) or a lost connection applies to every run. */
+    int per_run = r && b->n > 1 && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)b->n;
+    for (int i = 0; i < b->n; i++) wf__job_op_done(w, b->jobs[i], per_run ? r->element[i] : r);
+    free(b);
+}
+
+/* Sends jobs[0..n) (all of one workflow) in one complete.lua call. */
+static void send_one(wf_worker *w, wf__job **jobs, int n)
+{
+    wf__wdef *def = jobs[0]->def;
+    int nkeys = WF__NFIXED + 2 * n + 2, nargs = 3 * n + 2;
+    const char **keys = calloc((size_t)nkeys, sizeof *keys);
+    char **owned = calloc((size_t)(2 * n), sizeof *owned);
+    const char **args = calloc((size_t)nargs, sizeof *args);
+    size_t *arglen = calloc((size_t)nargs, sizeof *arglen);
+    sent_batch *b = malloc(sizeof *b);
+    char retention[24];
+    int ok = keys && owned && args && arglen && b;
+    for (int i = 0; ok && i < n; i++) {
+        owned[2 * i] = wf__key_run(w->url.prefix, def->name, jobs[i]->id);
+        owned[2 * i + 1] = wf__key_steps(w->url.prefix, def->name, jobs[i]->id);
+        ok = owned[2 * i] && owned[2 * i + 1];
+    }
+    if (ok) {
+        int k = 0, a = 0;
+        for (int i = 0; i < WF__NFIXED; i++) keys[k++] = def->keys.k[i];
+        for (int i = 0; i < n; i++) {
+            wf__job *j = jobs[i];
+            keys[k++] = owned[2 * i];
+            keys[k++] = owned[2 * i + 1];
+            args[a] = j->id;
+            arglen[a] = strlen(j->id);
+            a++;
+            args[a] = j->token;
+            arglen[a] = strlen(j->token);
+            a++;
+            args[a] = j->out.size ? j->out.data : "\xc0"; /* msgpack nil */
+            arglen[a] = j->out.size ? j->out.size : 1;
+            a++;
+        }
+        snprintf(retention, sizeof retention, "%lld", (long long)w->url.retention_ms);
+        args[a] = retention;
+        arglen[a] = strlen(retention);
+        a++;
+        /* Webhooks and parents: the same optional trailing keys as fail.lua (finish.c). */
+        const char *outbox = def->aux[WF__AUX_OUTBOX];
+        if (outbox) {
+            keys[k++] = outbox;
+            if (def->aux[WF__AUX_PARENTS]) keys[k++] = def->aux[WF__AUX_PARENTS];
+            args[a] = wf__ops_notify_mode(w);
+            arglen[a] = strlen(args[a]);
+            a++;
+        }
+        b->n = n;
+        memcpy(b->jobs, jobs, (size_t)n * sizeof *jobs);
+        ok = wf__script_call_async(w->cmd.ac, batch_reply, b, WF__SCRIPT_COMPLETE, k, keys, a,
+                                   args, arglen) == WF_OK;
+    }
+    for (int i = 0; owned && i < 2 * n; i++) free(owned[i]);
+    free(owned);
+    free(keys);
+    free(args);
+    free(arglen);
+    if (!ok) {
+        /* Out of memory or no connection: they stay ENDING for the next flush. */
+        free(b);
+        for (int i = 0; i < n; i++) wf__job_maybe_free(w, jobs[i]);
+        return;
+    }
+    for (int i = 0; i < n; i++) jobs[i]->op_inflight = 1;
+    w->ops_inflight += n;
+}
+
+void wf__cbatch_send(wf_worker *w)
+{
+    int n = w->ncbatch;
+    wf__job **all = w->cbatch;
+    w->cbatch = NULL;
+    w->ncbatch = w->cbatch_cap = 0;
+    /* Drop jobs that are no longer ours to complete (lease lost meanwhile). */
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        all[i]->batched = 0;
+        if (all[i]->lease == WF__LEASE_ENDING && !all[i]->op_inflight)
+            all[m++] = all[i];
+        else
+            wf__job_maybe_free(w, all[i]);
+    }
+    if (!wf__conn_usable(&w->cmd)) {
+        for (int i = 0; i < m; i++) wf__job_maybe_free(w, all[i]);
+        free(all);
+        return;
+    }
+    /* Group by workflow (keys of one call share one hash tag), in order of arrival. */
+    wf__job *group[BATCH_MAX];
+    for (int i = 0; i < m; i++) {
+        if (!all[i]) continue;
+        int g = 0;
+        for (int j = i; j < m && g < BATCH_MAX; j++) {
+            if (all[j] && all[j]->def == all[i]->def) {
+                group[g++] = all[j];
+                if (j != i) all[j] = NULL;
+            }
+        }
+        all[i] = NULL;
+        send_one(w, group, g); /* any more of this workflow start a group further on */
+    }
+    free(all);
+}
