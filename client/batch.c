@@ -1,10 +1,12 @@
 /* batch.c - wf_run_workflow_batch: starting many runs with pipelined enqueue.lua calls.
  *
- * wf_run_workflow() pays one network round trip per run. Here the same EVALSHA calls are appended
- * to the client's synchronous hiredis connection CHUNK at a time and their replies read back in
- * order, so a batch costs about n / CHUNK round trips. Each call is the ordinary enqueue script,
- * atomic per run and idempotent per id: after a connection failure the runs of the chunk that were
- * not confirmed are re-sent with the same ids, so a lost reply never creates a second run.
+ * wf_run_workflow() pays one network round trip and one script call per run. Here each call of
+ * enqueue.lua starts up to GROUP runs (its further-runs form: the script's fixed costs are paid
+ * once per group), and the calls of CHUNK runs are appended to the client's synchronous hiredis
+ * connection together and their replies read back in order, so a batch costs about n / CHUNK
+ * round trips. Every run is idempotent per id: after a connection failure the runs of the chunk
+ * that were not confirmed are re-sent with the same ids, so a lost reply never creates a second
+ * run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,8 @@
 
 #include "client_impl.h"
 
-#define CHUNK 256 /* enqueue calls per round trip: bounds the client's buffers, not Redis's */
+#define CHUNK 256 /* runs per round trip: bounds the client's buffers */
+#define GROUP 64  /* runs per enqueue.lua call: bounds one script's time in Redis (~0.3 ms) */
 
 /* One run of the chunk being sent. */
 typedef struct item {
@@ -34,51 +37,51 @@ typedef struct batch {
     char delay[32];
 } batch;
 
-/* Appends one EVALSHA (or EVAL when the SHA is unknown) of enqueue.lua for `it`. */
-static int append_call(batch *b, const item *it)
+/* Appends one EVALSHA (or EVAL when the SHA is unknown) of enqueue.lua that starts the k runs
+ * `its[0..k)` (enqueue.lua's further-runs form when k > 1). */
+static int append_call(batch *b, item *const *its, int k)
 {
-    enum { NARGS = 3 + WF__NFIXED + 3 + 4 };
-    const char *argv[NARGS];
-    size_t len[NARGS];
+    int cap = 3 + WF__NFIXED + 3 + 6 + 3 * k;
+    const char **argv = malloc((size_t)cap * sizeof *argv);
+    size_t *len = malloc((size_t)cap * sizeof *len);
     const char *sha = wf__script_sha(WF__SCRIPT_ENQUEUE);
     const wf__script_src *src = wf__script_get(WF__SCRIPT_ENQUEUE);
-    if (!sha && !src) return -1;
-    char numkeys[8];
-    snprintf(numkeys, sizeof numkeys, "%d", WF__NFIXED + 3);
-    int a = 0;
-    argv[a] = sha ? "EVALSHA" : "EVAL";
-    len[a] = strlen(argv[a]);
-    a++;
-    argv[a] = sha ? sha : src->src;
-    len[a++] = sha ? 40 : src->len;
-    argv[a] = numkeys;
-    len[a] = strlen(numkeys);
-    a++;
-    for (int k = 0; k < WF__NFIXED; k++, a++) {
-        argv[a] = b->keys.k[k];
-        len[a] = strlen(argv[a]);
+    if (!argv || !len || (!sha && !src)) {
+        free(argv);
+        free(len);
+        return -1;
     }
-    argv[a] = it->key;
-    len[a] = strlen(it->key);
-    a++;
-    argv[a] = b->limits;
-    len[a] = strlen(b->limits);
-    a++;
-    argv[a] = b->single;
-    len[a] = strlen(b->single);
-    a++;
-    argv[a] = it->id;
-    len[a] = strlen(it->id);
-    a++;
-    argv[a] = b->name;
-    len[a] = strlen(b->name);
-    a++;
-    argv[a] = it->in_len ? (const char *)it->in : "";
-    len[a++] = it->in_len;
-    argv[a] = b->delay;
-    len[a] = strlen(b->delay);
-    a++;
-    return redisAppendCommandArgv(b->client->c, a, argv, len) == REDIS_OK ? 0 : -1;
+    char numkeys[16];
+    snprintf(numkeys, sizeof numkeys, "%d", WF__NFIXED + 3 + (k - 1));
+    int a = 0;
+#define ARG(p, n) (argv[a] = (p), len[a] = (n), a++)
+#define STR(p)    ARG((p), strlen(p))
+    STR(sha ? "EVALSHA" : "EVAL");
+    ARG(sha ? sha : src->src, sha ? 40 : src->len);
+    STR(numkeys);
+    for (int i = 0; i < WF__NFIXED; i++) STR(b->keys.k[i]);
+    STR(its[0]->key);
+    STR(b->limits);
+    STR(b->single);
+    for (int i = 1; i < k; i++) STR(its[i]->key);
+    STR(its[0]->id);
+    STR(b->name);
+    ARG(its[0]->in_len ? (const char *)its[0]->in : "", its[0]->in_len);
+    STR(b->delay);
+    if (k > 1) {
+        STR(""); /* no parent */
+        STR("");
+    }
+    for (int i = 1; i < k; i++) {
+        STR(its[i]->id);
+        ARG(its[i]->in_len ? (const char *)its[i]->in : "", its[i]->in_len);
+    }
+#undef STR
+#undef ARG
+    int rc = redisAppendCommandArgv(b->client->c, a, argv, len) == REDIS_OK ? 0 : -1;
+    free(argv);
+    free(len);
+    return rc;
 }
 
 /* Confirms `it` when `r` is the enqueue script's normal answer (taking a redirect to another
@@ -109,34 +112,46 @@ static int call_one(batch *b, item *it, wf_error *err)
     return WF_OK;
 }
 
-/* Sends every unconfirmed item of `its` in one pipeline and reads the replies. Returns WF_OK,
- * WF_ERR_IO (connection failed: the caller may reconnect and call again), or the first error
- * Redis answered (the pipeline is still read to its end so the connection stays usable). */
+/* Sends every unconfirmed item of `its` in one pipeline of enqueue.lua calls of up to GROUP runs
+ * each, and reads the replies. Returns WF_OK, WF_ERR_IO (connection failed: the caller may
+ * reconnect and call again), or the first error Redis answered (the pipeline is still read to its
+ * end so the connection stays usable). */
 static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
 {
     redisContext *c = b->client->c;
-    size_t nsent = 0;
+    /* The unconfirmed items in order; call j starts the GROUP of them from order[j * GROUP]. */
+    item *order[CHUNK];
+    size_t u = 0;
     for (size_t i = 0; i < m; i++) {
         its[i].sent = 0;
         if (its[i].confirmed) continue;
-        if (append_call(b, &its[i]) != 0)
+        order[u++] = &its[i];
+        its[i].sent = 1;
+    }
+    size_t n = (u + GROUP - 1) / GROUP;
+#define CALL(j)  (&order[(j) * GROUP])
+#define NCALL(j) ((int)((j) + 1 < n ? GROUP : u - (j) * GROUP))
+    for (size_t j = 0; j < n; j++)
+        if (append_call(b, CALL(j), NCALL(j)) != 0)
             return wf_error_set(err, WF_ERR_IO, "cannot queue the enqueue call: %s",
                                 c->errstr[0] ? c->errstr : "out of memory");
-        its[i].sent = 1;
-        nsent++;
-    }
     int rc = WF_OK;
-    for (size_t i = 0; i < m && nsent > 0; i++) {
-        if (!its[i].sent) continue;
+    for (size_t j = 0; j < n; j++) {
         redisReply *r = NULL;
         if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
             return wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
                                 c->errstr[0] ? c->errstr : "no reply");
-        nsent--;
-        int ok = confirm(&its[i], r);
+        int k = NCALL(j), ok = 1;
+        item **call = CALL(j);
+        if (k == 1)
+            ok = confirm(call[0], r);
+        else if (r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)k)
+            for (int i = 0; i < k; i++) ok &= confirm(call[i], r->element[i]);
+        else
+            ok = 0;
         if (!ok && r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
             memcmp(r->str, "NOSCRIPT", 8) == 0) {
-            its[i].sent = 2; /* redo with EVAL once the pipeline is drained */
+            for (int i = 0; i < k; i++) call[i]->sent = 2; /* redo with EVAL, one by one */
         } else if (!ok && rc == WF_OK) {
             rc = r->type == REDIS_REPLY_ERROR
                      ? wf__script_error(r->str, r->len, err)
@@ -146,6 +161,8 @@ static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
     }
     for (size_t i = 0; i < m && rc == WF_OK; i++)
         if (its[i].sent == 2) rc = call_one(b, &its[i], err);
+#undef CALL
+#undef NCALL
     return rc;
 }
 

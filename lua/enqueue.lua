@@ -1,11 +1,16 @@
--- enqueue.lua: create a run and make it ready (or delayed).
+-- enqueue.lua: create runs and make them ready (or delayed). Several runs of one workflow may go
+-- in one call (wf_run_workflow_batch sends a chunk per call), so the fixed-key check, the clock
+-- and the limits are paid once per chunk; each run is still created or found on its own.
 -- KEYS: 1-12 the workflow's fixed keys (lib.lua), 13 the run hash, [14 P:{W}:limits,
---       15 P:{W}:single: singleton and debounce (below); without them neither applies]
+--       15 P:{W}:single: singleton and debounce (below); without them neither applies; then the
+--       hashes of further runs]
 -- ARGV: 1 run id, 2 workflow name, 3 input (msgpack, may be empty), 4 delay ms (0: ready now),
---       [5 parent run id, 6 parent step: a child run started by wf_step_invoke (lib.lua parent_add)]
+--       [5 parent run id, 6 parent step: a child run started by wf_step_invoke (lib.lua
+--       parent_add; '' for none); then (run id, input) of further runs, same delay and parent]
 -- Returns {1, state} for a new run; {0, state} when a run with this id already exists (a
 -- caller-chosen id used twice returns the existing run, untouched); {0, state, other id} when
--- singleton or debounce answered with the run that already stands for this key.
+-- singleton or debounce answered with the run that already stands for this key. With further
+-- runs: an array of those replies, one per run, in order.
 --
 -- Singleton (limits `singleton` = 1): at most one run per key value (limits `key`, a field of the
 -- input; no `key`: the whole workflow) queued, running, waiting or paused; a start while one is
@@ -15,16 +20,17 @@
 -- first request's input. P:{W}:single maps a key value to its run: "ID" (singleton) or "ID|DUE"
 -- (debounce: DUE is the delayed-zset score this script set, so a run whose timer is anything else,
 -- e.g. a durable sleep after it started, is no longer pending).
-local bad = check_fixed_keys()
+-- Only the fixed keys this script writes are checked (queue, delayed, and the queued and waiting
+-- indexes): a read of another clobbered key fails before anything is written.
+local bad = check_fixed_keys({1, 2, 5, 8})
 if bad then return bad end
-local h, id = KEYS[WF_NFIXED + 1], ARGV[1]
-local existing = redis.call('HGET', h, 'state')
-if existing then return {0, existing} end
-local now = now_ms()
+local wfname = ARGV[2]
 local delay = tonumber(ARGV[4]) or 0
+local parent, parent_step = ARGV[5] or '', ARGV[6] or ''
+local now = now_ms()
 
 local SINGLE = KEYS[WF_NFIXED + 3]
-local kv, quiet, singleton
+local kfield, quiet, singleton
 local function not_a_hash(k)
     return redis.error_reply('WRONGTYPE wf key ' .. k .. ' holds a ' .. key_type(k) ..
         ', not a hash (clobbered by hand?): delete or repair it')
@@ -40,56 +46,87 @@ if SINGLE then
     if singleton or quiet > 0 then
         local t = key_type(SINGLE)
         if t ~= 'hash' and t ~= 'none' then return not_a_hash(SINGLE) end
-        if f[1] and f[1] ~= '' then
-            kv = flow_key({keyed = true, field = f[1]}, ARGV[3])
+        kfield = f[1] or ''
+    end
+end
+
+-- Creates (or finds) run `id` with hash `h` and input `input`; returns its reply.
+local function enqueue_one(h, id, input)
+    local existing = redis.call('HGET', h, 'state')
+    if existing then return {0, existing} end
+    local kv
+    if kfield then
+        if kfield ~= '' then
+            kv = flow_key({keyed = true, field = kfield}, input)
         else
             kv = ''
         end
     end
-end
-if kv then
-    local cur = redis.call('HGET', SINGLE, kv)
-    if cur then
-        local bar = string.find(cur, '|', 1, true)
-        local cid = bar and string.sub(cur, 1, bar - 1) or cur
-        local cdue = bar and tonumber(string.sub(cur, bar + 1))
-        if quiet > 0 and cdue and tonumber(redis.call('ZSCORE', KEYS[2], cid)) == cdue and
-            redis.call('ZSCORE', WF_STATE_KEY.waiting, cid) then
-            local due = now + quiet
-            redis.call('ZADD', KEYS[2], due, cid)
-            redis.call('HSET', SINGLE, kv, cid .. '|' .. due)
-            return {0, 'waiting', cid}
-        end
-        if singleton then
-            for _, st in ipairs({'queued', 'running', 'waiting', 'paused'}) do
-                if redis.call('ZSCORE', WF_STATE_KEY[st], cid) then return {0, st, cid} end
+    if kv then
+        local cur = redis.call('HGET', SINGLE, kv)
+        if cur then
+            local bar = string.find(cur, '|', 1, true)
+            local cid = bar and string.sub(cur, 1, bar - 1) or cur
+            local cdue = bar and tonumber(string.sub(cur, bar + 1))
+            if quiet > 0 and cdue and tonumber(redis.call('ZSCORE', KEYS[2], cid)) == cdue and
+                redis.call('ZSCORE', WF_STATE_KEY.waiting, cid) then
+                local due = now + quiet
+                redis.call('ZADD', KEYS[2], due, cid)
+                redis.call('HSET', SINGLE, kv, cid .. '|' .. due)
+                return {0, 'waiting', cid}
+            end
+            if singleton then
+                for _, st in ipairs({'queued', 'running', 'waiting', 'paused'}) do
+                    if redis.call('ZSCORE', WF_STATE_KEY[st], cid) then return {0, st, cid} end
+                end
             end
         end
     end
+    -- The whole hash in one HSET: no lease or reclaims fields until something counts them.
+    local f = {'workflow', wfname, 'attempt', 1, 'created_at', now, 'updated_at', now, 'input',
+               input}
+    if parent ~= '' then
+        f[#f + 1] = 'parent'
+        f[#f + 1] = parent
+        f[#f + 1] = 'parent_step'
+        f[#f + 1] = parent_step
+    end
+    local state, due
+    if kv and quiet > 0 then
+        -- No wake_at: the time moves with every new request; the timer is the delayed zset's score.
+        state, due = 'waiting', now + math.max(delay, quiet)
+        f[#f + 1] = 'wait_reason'
+        f[#f + 1] = 'debounce: starts ' .. quiet .. ' ms after the last start request'
+        redis.call('HSET', SINGLE, kv, id .. '|' .. due)
+    else
+        if kv then redis.call('HSET', SINGLE, kv, id) end
+        if delay > 0 then
+            state, due = 'waiting', now + delay
+            f[#f + 1] = 'wait_reason'
+            f[#f + 1] = 'delayed start'
+            f[#f + 1] = 'wake_at'
+            f[#f + 1] = due
+        else
+            state = 'queued'
+            f[#f + 1] = 'entry'
+            f[#f + 1] = redis.call('XADD', KEYS[1], '*', 'r',
+                cmsgpack.pack({v = 1, id = id, a = 1}))
+        end
+    end
+    f[#f + 1] = 'state'
+    f[#f + 1] = state
+    redis.call('HSET', h, unpack(f))
+    redis.call('ZADD', WF_STATE_KEY[state], now, id)
+    if due then redis.call('ZADD', KEYS[2], due, id) end
+    return {1, state}
 end
 
-redis.call('HSET', h, 'workflow', ARGV[2], 'attempt', 1, 'created_at', now, 'reclaims', 0,
-    'lease', 0, 'input', ARGV[3])
-if ARGV[5] and ARGV[5] ~= '' then
-    redis.call('HSET', h, 'parent', ARGV[5], 'parent_step', ARGV[6] or '')
+local first = enqueue_one(KEYS[WF_NFIXED + 1], ARGV[1], ARGV[3])
+if not ARGV[7] then return first end
+local out = {first}
+local i = 7
+while ARGV[i] do
+    out[#out + 1] = enqueue_one(KEYS[WF_NFIXED + 4 + #out - 1], ARGV[i], ARGV[i + 1] or '')
+    i = i + 2
 end
-if kv and quiet > 0 then
-    -- No wake_at: the time moves with every new request; the timer is the delayed zset's score.
-    local due = now + math.max(delay, quiet)
-    set_state(h, id, nil, 'waiting', now)
-    redis.call('HSET', h, 'wait_reason', 'debounce: starts ' .. quiet ..
-        ' ms after the last start request')
-    redis.call('ZADD', KEYS[2], due, id)
-    redis.call('HSET', SINGLE, kv, id .. '|' .. due)
-    return {1, 'waiting'}
-end
-if kv then redis.call('HSET', SINGLE, kv, id) end
-if delay > 0 then
-    set_state(h, id, nil, 'waiting', now)
-    redis.call('HSET', h, 'wait_reason', 'delayed start', 'wake_at', now + delay)
-    redis.call('ZADD', KEYS[2], now + delay, id)
-    return {1, 'waiting'}
-end
-set_state(h, id, nil, 'queued', now)
-push_ready(h, id, 1)
-return {1, 'queued'}
+return out

@@ -57,6 +57,33 @@ Test(lua, complete_of_an_unknown_run_is_notfound)
         "NOTFOUND ");
 }
 
+Test(lua, complete_of_several_runs_answers_each_in_order)
+{
+    /* The worker's batch form: one call, one answer per run; a run that is not ours does not
+     * stop the others. */
+    const char *a = run_id("many-a"), *g = run_id("many-ghost"), *b = run_id("many-b");
+    const char *ta = enqueue_and_claim(a, "30000");
+    const char *tb = enqueue_and_claim(b, "30000");
+    redisReply *r = eval(WF__SCRIPT_COMPLETE, 6, run_key(a), steps_key(a), run_key(g), steps_key(g),
+                         run_key(b), steps_key(b), a, ta, "out-a", g, "1", "out-g", b, tb, "out-b",
+                         RETENTION, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "type %d: %s", r->type,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    cr_assert_eq(r->elements, 3);
+    cr_assert_eq(r->element[0]->type, REDIS_REPLY_STATUS);
+    cr_assert_eq(r->element[1]->type, REDIS_REPLY_ERROR);
+    cr_assert_eq(strncmp(r->element[1]->str, "NOTFOUND ", 9), 0, "%s", r->element[1]->str);
+    cr_assert_eq(r->element[2]->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    assert_state(a, "completed");
+    assert_state(b, "completed");
+    cr_assert_str_eq(hget(a, "output"), "out-a");
+    cr_assert_str_eq(hget(b, "output"), "out-b");
+    cr_assert_eq(wf_test_cmd_int(c, "EXISTS %s", run_key(g)), 0, "nothing written for the ghost");
+    cr_assert_eq(zscore(wk.k[WF__K_LEASES], a), -1);
+    cr_assert_eq(zscore(wk.k[WF__K_LEASES], b), -1);
+}
+
 /* ---- fail ------------------------------------------------------------------------------------ */
 
 Test(lua, fail_with_attempts_left_waits_for_the_backoff)

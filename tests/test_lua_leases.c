@@ -149,7 +149,8 @@ Test(lua, reclaim_fails_a_run_over_max_reclaims)
 {
     const char *id = run_id("poison");
     enqueue_and_claim(id, "1");
-    cr_assert_eq(wf_test_cmd_int(c, "HSET %s reclaims 2", run_key(id)), 0);
+    wf_test_cmd_int(c, "HSET %s reclaims 2", run_key(id));
+    cr_assert_str_eq(hget(id, "reclaims"), "2");
     wait_due(wk.k[WF__K_LEASES], id);
     cr_assert_eq(reclaim(id, "2"), 1);
     assert_state(id, "failed");
