@@ -129,8 +129,8 @@ static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
         its[i].sent = 1;
     }
     size_t n = (u + GROUP - 1) / GROUP;
-#define CALL(j)  (&order[(j) * GROUP])
-#define NCALL(j) ((int)((j) + 1 < n ? GROUP : u - (j) * GROUP))
+#define CALL(j)  (&order[(j)*GROUP])
+#define NCALL(j) ((int)((j) + 1 < n ? GROUP : u - (j)*GROUP))
     for (size_t j = 0; j < n; j++)
         if (append_call(b, CALL(j), NCALL(j)) != 0)
             return wf_error_set(err, WF_ERR_IO, "cannot queue the enqueue call: %s",
