@@ -5,21 +5,38 @@
  * loop's done event (safe from any thread: evthread_use_pthreads() ran before the base existed).
  * Handlers' calls into Redis (wf__ctx_call) travel the same way: queued here, sent by the loop.
  *
+ * Hand-off: an idle thread sleeps on its own semaphore, and the loop gives a job straight to one
+ * (a stack of idle threads). Threads sleeping on one shared condition variable had to take the
+ * pool's mutex again as each woke, and with many threads per core that convoy was most of the
+ * worker's CPU per run. A job handed to a thread is RUNNING from the hand-off on: the thread owns
+ * it. The queue is only used when no thread is idle.
+ *
  * Lifetime: the pool is reference counted (the worker plus one per thread) so that a thread whose
  * handler never returns can be detached when the worker is freed; when it does return it finds
  * the pool orphaned, frees its job itself and leaves, and the last reference frees the pool.
  */
 #include <errno.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "wf_worker_internal.h"
 
+/* One executor thread. */
+typedef struct slot {
+    struct wf__pool *pool;
+    int idx;
+    sem_t sem;              /* posted when `job` was handed over, or to leave (quit) */
+    wf__job *job;           /* written by the loop under mu before the post; read after the wait */
+    struct slot *next_idle; /* link in the pool's idle stack */
+} slot;
+
 struct wf__pool {
     pthread_mutex_t mu;
-    pthread_cond_t work_cv; /* a job was queued, or quit */
     pthread_cond_t exit_cv; /* a thread exited */
+    slot *slots;            /* one per thread (freed with the pool: threads may outlive it) */
+    slot *idle;             /* threads waiting on their semaphore */
     wf__job *qhead, *qtail; /* jobs waiting for a thread */
     wf__job *dhead, *dtail; /* jobs whose handler returned, for the loop */
     wf__req *rhead, *rtail; /* ctx calls for the loop */
@@ -34,11 +51,6 @@ struct wf__pool {
     int *exited; /* per thread: 1 once it left its loop (joinable at once) */
 };
 
-typedef struct thread_arg {
-    wf__pool *pool;
-    int idx;
-} thread_arg;
-
 static int64_t mono_ms(void)
 {
     return wf__mono_ms();
@@ -47,8 +59,9 @@ static int64_t mono_ms(void)
 static void pool_destroy(wf__pool *p)
 {
     pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->work_cv);
     pthread_cond_destroy(&p->exit_cv);
+    for (int i = 0; i < p->nthreads; i++) sem_destroy(&p->slots[i].sem);
+    free(p->slots);
     free(p->threads);
     free(p->exited);
     free(p);
@@ -81,20 +94,32 @@ static void run_job(wf__job *job)
 
 static void *thread_main(void *varg)
 {
-    thread_arg *arg = varg;
-    wf__pool *p = arg->pool;
-    int idx = arg->idx;
-    free(arg);
+    slot *self = varg;
+    wf__pool *p = self->pool;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->quit && !p->qhead) pthread_cond_wait(&p->work_cv, &p->mu);
+        /* mu is held here */
         if (p->quit) break;
         wf__job *job = p->qhead;
-        p->qhead = job->qnext;
-        if (!p->qhead) p->qtail = NULL;
-        job->qnext = NULL;
-        job->exec_state = WF__EXEC_RUNNING;
-        pthread_mutex_unlock(&p->mu);
+        if (job) {
+            p->qhead = job->qnext;
+            if (!p->qhead) p->qtail = NULL;
+            job->qnext = NULL;
+            job->exec_state = WF__EXEC_RUNNING;
+            pthread_mutex_unlock(&p->mu);
+        } else {
+            self->next_idle = p->idle;
+            p->idle = self;
+            pthread_mutex_unlock(&p->mu);
+            while (sem_wait(&self->sem) != 0 && errno == EINTR) {
+            }
+            job = self->job; /* ordered by the semaphore: no lock needed to read it */
+            self->job = NULL;
+            if (!job) { /* woken to leave */
+                pthread_mutex_lock(&p->mu);
+                continue;
+            }
+        }
 
         run_job(job);
 
@@ -105,15 +130,18 @@ static void *thread_main(void *varg)
             if (job->orphaned) wf__job_free(job);
             continue;
         }
+        /* Only the first job of an empty done list wakes the loop: done_cb takes the whole
+         * list. */
+        int wake = p->dhead == NULL;
         if (p->dtail)
             p->dtail->qnext = job;
         else
             p->dhead = job;
         p->dtail = job;
-        if (p->done_ev) event_active(p->done_ev, EV_READ, 0);
+        if (wake && p->done_ev) event_active(p->done_ev, EV_READ, 0);
     }
     p->alive--;
-    p->exited[idx] = 1;
+    p->exited[self->idx] = 1;
     pthread_cond_broadcast(&p->exit_cv);
     int last = --p->refs == 0;
     pthread_mutex_unlock(&p->mu);
@@ -130,9 +158,11 @@ wf__pool *wf__pool_new(int n, struct event *done_ev, wf_error *err)
     }
     p->threads = calloc((size_t)n, sizeof *p->threads);
     p->exited = calloc((size_t)n, sizeof *p->exited);
-    if (!p->threads || !p->exited) {
+    p->slots = calloc((size_t)n, sizeof *p->slots);
+    if (!p->threads || !p->exited || !p->slots) {
         free(p->threads);
         free(p->exited);
+        free(p->slots);
         free(p);
         wf_error_set(err, WF_ERR_NOMEM, "out of memory");
         return NULL;
@@ -141,20 +171,22 @@ wf__pool *wf__pool_new(int n, struct event *done_ev, wf_error *err)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->exit_cv, &ca);
     pthread_condattr_destroy(&ca);
     p->done_ev = done_ev;
     p->refs = 1;
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < n; i++) {
-        thread_arg *a = malloc(sizeof *a);
-        if (!a) break;
+        slot *a = &p->slots[i];
         a->pool = p;
         a->idx = i;
+        if (sem_init(&a->sem, 0, 0) != 0) {
+            wf_error_set(err, WF_ERR_SYSTEM, "cannot make a semaphore: %s", strerror(errno));
+            break;
+        }
         int rc = pthread_create(&p->threads[i], NULL, thread_main, a);
         if (rc != 0) {
-            free(a);
+            sem_destroy(&a->sem);
             wf_error_set(err, WF_ERR_SYSTEM, "cannot start executor thread: %s", strerror(rc));
             break;
         }
@@ -176,14 +208,23 @@ wf__pool *wf__pool_new(int n, struct event *done_ev, wf_error *err)
 void wf__pool_submit(wf__pool *p, wf__job *job)
 {
     pthread_mutex_lock(&p->mu);
-    job->exec_state = WF__EXEC_QUEUED;
     job->qnext = NULL;
+    slot *s = p->quit ? NULL : p->idle;
+    if (s) {
+        p->idle = s->next_idle;
+        s->next_idle = NULL;
+        job->exec_state = WF__EXEC_RUNNING; /* the thread owns it from here */
+        s->job = job;
+        pthread_mutex_unlock(&p->mu);
+        sem_post(&s->sem);
+        return;
+    }
+    job->exec_state = WF__EXEC_QUEUED;
     if (p->qtail)
         p->qtail->qnext = job;
     else
         p->qhead = job;
     p->qtail = job;
-    pthread_cond_signal(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -281,7 +322,8 @@ void wf__pool_stop(wf__pool *p, int64_t grace_ms)
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->quit = 1;
-    pthread_cond_broadcast(&p->work_cv);
+    for (slot *s = p->idle; s; s = s->next_idle) sem_post(&s->sem); /* job NULL: leave */
+    p->idle = NULL;
     int64_t deadline = mono_ms() + (grace_ms > 0 ? grace_ms : 0);
     while (p->alive > 0) {
         int64_t left = deadline - mono_ms();
