@@ -48,7 +48,8 @@ for i = 1, g do
     local entry, id = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
     local h = KEYS[WF_NFIXED + i]
     -- One read for everything the claim needs; an error here means the key is not a hash.
-    local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input', 'created_at')
+    local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input', 'created_at',
+        'wait_reason', 'wake_at', 'held')
     if f.err then
         local reason = 'run key ' .. h .. ' holds a ' .. key_type(h) .. ', not a hash (WRONGTYPE)'
         dead_letter(entry, reason)
@@ -74,7 +75,9 @@ for i = 1, g do
             redis.call('ZADD', WF_STATE_KEY.running, now, id)
             redis.call('HSET', h, 'state', 'running', 'updated_at', now, 'lease', token, 'worker',
                 consumer, 'started_at', now)
-            redis.call('HDEL', h, 'entry', 'wait_reason', 'wake_at', 'held')
+            -- `entry` stays until the run ends (finish_one drops it): stale either way, since a
+            -- claim needs state queued, and one call fewer per run.
+            if f[7] or f[8] or f[9] then redis.call('HDEL', h, 'wait_reason', 'wake_at', 'held') end
             if fkey and FLOW_LIM.per_key > 0 then redis.call('ZADD', FLOW, 0, fkey .. '\t' .. id) end
             local rm = FLOW_LIM and flow_rate_member(FLOW_LIM, fkey)
             if rm then flow_rate_take(FLOW_LIM, RATE, rm, now) end

@@ -56,7 +56,8 @@ local function finish_one(h, steps, id, from, to, now, retention, set, del)
         redis.call('HDEL', h, 'wait_reason', 'wake_at', 'entry')
     end
     redis.call('ZREM', KEYS[3], id)
-    redis.call('ZREM', KEYS[2], id)
+    -- Only a run that was not running can have a timer (sleeps, retries, delayed starts).
+    if from ~= 'running' then redis.call('ZREM', KEYS[2], id) end
     if retention > 0 then
         redis.call('PEXPIRE', h, retention)
         if steps then redis.call('PEXPIRE', steps, retention) end
@@ -129,9 +130,15 @@ end
 -- trailing "notify" ARGV of complete/fail/stop: '1' always, 'auto' only when the outbox exists (a
 -- worker with webhooks created its group), anything else (or absent) never. The stream keeps the
 -- newest ~100,000 entries if nobody drains it.
+local WF_OUTBOX_EXISTS = {} -- 'auto' asks Redis once per script call, not once per run
 local function outbox_add(mode, outbox, h, id, state, now)
     if not outbox or (mode ~= '1' and mode ~= 'auto') then return end
-    if mode == 'auto' and redis.call('EXISTS', outbox) == 0 then return end
+    if mode == 'auto' then
+        if WF_OUTBOX_EXISTS[outbox] == nil then
+            WF_OUTBOX_EXISTS[outbox] = redis.call('EXISTS', outbox) == 1
+        end
+        if not WF_OUTBOX_EXISTS[outbox] then return end
+    end
     local wf = redis.call('HGET', h, 'workflow') or ''
     redis.call('XADD', outbox, 'MAXLEN', '~', 100000, '*', 'id', id, 'state', state,
         'workflow', wf, 'at', now)

@@ -16,6 +16,7 @@ Test(lua, complete_finishes_the_run_and_sets_retention)
     cr_assert_str_eq(hget(id, "output"), "output-bytes");
     cr_assert_not_null(hget(id, "finished_at"));
     cr_assert_null(hget(id, "error"));
+    cr_assert_null(hget(id, "entry"), "the stale entry id is dropped at the end");
     cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), -1);
     long long ttl = wf_test_cmd_int(c, "PTTL %s", run_key(id));
     cr_assert(ttl > 0 && ttl <= 60000, "run hash ttl %lld", ttl);
