@@ -65,9 +65,9 @@ Test(lua, complete_of_several_runs_answers_each_in_order)
     const char *a = run_id("many-a"), *g = run_id("many-ghost"), *b = run_id("many-b");
     const char *ta = enqueue_and_claim(a, "30000");
     const char *tb = enqueue_and_claim(b, "30000");
-    redisReply *r = eval(WF__SCRIPT_COMPLETE, 6, run_key(a), steps_key(a), run_key(g), steps_key(g),
-                         run_key(b), steps_key(b), a, ta, "out-a", g, "1", "out-g", b, tb, "out-b",
-                         RETENTION, NULL);
+    redisReply *r =
+        eval(WF__SCRIPT_COMPLETE, 6, run_key(a), steps_key(a), run_key(g), steps_key(g), run_key(b),
+             steps_key(b), a, ta, "out-a", g, "1", "out-g", b, tb, "out-b", RETENTION, NULL);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "type %d: %s", r->type,
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
     cr_assert_eq(r->elements, 3);

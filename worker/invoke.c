@@ -464,8 +464,10 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 void wf__children_on_ready(wf_worker *w)
 {
+#ifdef WF_FAULT_INJECTION /* test builds only (CMakeLists.txt) */
     const char *crash = getenv("WF_TEST_CRASH_AFTER_CHILD_READ");
     w->kids_crash = crash && *crash == '1';
+#endif
     ensure_groups(w);
 }
 

@@ -366,12 +366,12 @@ struct wf_worker {
 
     wf__job *held_head, *held_tail; /* jobs of claimed runs, oldest first */
     int nheld;
-    int busy;              /* jobs not yet RETURNED (occupying executor slots) */
-    int reserved;          /* slots promised to entries whose claim.lua is in flight */
-    int read_inflight;     /* an XREADGROUP is outstanding on block */
-    int claims_inflight;   /* claim.lua calls outstanding */
-    int ops_inflight;      /* end operations outstanding */
-    wf__job **cbatch;      /* completions to send at the end of this loop turn (batch_end.c) */
+    int busy;            /* jobs not yet RETURNED (occupying executor slots) */
+    int reserved;        /* slots promised to entries whose claim.lua is in flight */
+    int read_inflight;   /* an XREADGROUP is outstanding on block */
+    int claims_inflight; /* claim.lua calls outstanding */
+    int ops_inflight;    /* end operations outstanding */
+    wf__job **cbatch;    /* completions to send at the end of this loop turn (batch_end.c) */
     int ncbatch, cbatch_cap;
     struct event *cbatch_ev;
     int64_t read_retry_at; /* mono ms: after NOGROUP etc., wait before reading again */
@@ -394,7 +394,7 @@ struct wf_worker {
     int kids_inflight;       /* deliver.lua calls outstanding */
     int64_t kids_next_read;  /* mono ms */
     int64_t kids_next_claim; /* mono ms: XAUTOCLAIM of entries a dead worker left pending */
-    int kids_crash;          /* fault injection for the tests ($WF_TEST_CRASH_AFTER_CHILD_READ) */
+    int kids_crash; /* fault injection, test builds only ($WF_TEST_CRASH_AFTER_CHILD_READ) */
 };
 
 /* Defaults. */
