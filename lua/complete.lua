@@ -13,7 +13,8 @@ if bad then return bad end
 local n = math.floor((#ARGV - 1) / 3)
 local retention, notify = tonumber(ARGV[3 * n + 1]), ARGV[3 * n + 2]
 local outbox, parents = KEYS[WF_NFIXED + 2 * n + 1], KEYS[WF_NFIXED + 2 * n + 2]
-local now = now_ms()
+-- A string: Lua formats a number argument with printf on every redis.call (claim.lua).
+local now = tostring(now_ms())
 local out = {}
 for i = 1, n do
     local h, steps = KEYS[WF_NFIXED + 2 * i - 1], KEYS[WF_NFIXED + 2 * i]

@@ -28,6 +28,7 @@ local wfname = ARGV[2]
 local delay = tonumber(ARGV[4]) or 0
 local parent, parent_step = ARGV[5] or '', ARGV[6] or ''
 local now = now_ms()
+local now_s = tostring(now) -- passed as a string: a number is printf-formatted on every call
 
 local SINGLE = KEYS[WF_NFIXED + 3]
 local kfield, quiet, singleton
@@ -83,8 +84,8 @@ local function enqueue_one(h, id, input)
         end
     end
     -- The whole hash in one HSET: no lease or reclaims fields until something counts them.
-    local f = {'workflow', wfname, 'attempt', 1, 'created_at', now, 'updated_at', now, 'input',
-               input}
+    local f = {'workflow', wfname, 'attempt', '1', 'created_at', now_s, 'updated_at', now_s,
+               'input', input}
     if parent ~= '' then
         f[#f + 1] = 'parent'
         f[#f + 1] = parent
@@ -116,7 +117,7 @@ local function enqueue_one(h, id, input)
     f[#f + 1] = 'state'
     f[#f + 1] = state
     redis.call('HSET', h, unpack(f))
-    redis.call('ZADD', WF_STATE_KEY[state], now, id)
+    redis.call('ZADD', WF_STATE_KEY[state], now_s, id)
     if due then redis.call('ZADD', KEYS[2], due, id) end
     return {1, state}
 end
