@@ -2,8 +2,11 @@
 -- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
 -- ARGV: 1 run id, 2 lease token, 3 step name, 4 step record (msgpack map, see worker/step.c)
 -- Returns 'OK', or an error STALE / NOTFOUND: a worker that lost the run records nothing.
+-- It writes no fixed key, so the clobbered-key guard (12 TYPE calls, a third of a step's cost)
+-- has nothing to protect here: a clobbered run or steps hash fails the first read or write, before
+-- anything changed.
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local e = check_lease(h, id, ARGV[2])
+local e = lease_reply(id, redis.call('HMGET', h, 'state', 'lease'), ARGV[2])
 if e then return e end
 redis.call('HSET', steps, ARGV[3], ARGV[4])
 redis.call('HSET', h, 'step', ARGV[3], 'updated_at', now_ms())

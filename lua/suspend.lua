@@ -7,7 +7,10 @@
 -- between the wait's registration and this call): the handler goes on without waiting.
 -- Errors: STALE / NOTFOUND.
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local e = check_lease(h, id, ARGV[2])
+-- The fixed keys it writes: delayed, leases, and the running and waiting indexes.
+local bad = check_fixed_keys({2, 3, 6, 8})
+if bad then return bad end
+local e = lease_reply(id, redis.call('HMGET', h, 'state', 'lease'), ARGV[2])
 if e then return e end
 if step_status(redis.call('HGET', steps, ARGV[3])) == 'done' then return 'RESUME' end
 local now = now_ms()

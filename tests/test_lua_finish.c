@@ -215,3 +215,29 @@ Test(lua, release_with_a_wrong_token_is_stale)
     expect_error(eval(WF__SCRIPT_RELEASE, 1, run_key(run_id("none")), run_id("none"), "1", NULL),
                  "NOTFOUND ");
 }
+
+/* ---- step ------------------------------------------------------------------------------------ */
+
+Test(lua, step_records_under_the_lease_and_refuses_a_stale_token)
+{
+    const char *id = run_id("step");
+    const char *token = enqueue_and_claim(id, "30000");
+    expect_status_ok(
+        eval(WF__SCRIPT_STEP, 2, run_key(id), steps_key(id), id, token, "s1", "record-1", NULL));
+    char *rec = wf_test_cmd_str(c, "HGET %s s1", steps_key(id));
+    cr_assert_str_eq(rec, "record-1");
+    free(rec);
+    cr_assert_str_eq(hget(id, "step"), "s1");
+    expect_error(
+        eval(WF__SCRIPT_STEP, 2, run_key(id), steps_key(id), id, "999", "s2", "record-2", NULL),
+        "STALE ");
+    cr_assert_eq(wf_test_cmd_int(c, "HEXISTS %s s2", steps_key(id)), 0, "a stale step is dropped");
+    /* A clobbered steps hash fails the write before the run hash is touched. */
+    const char *id2 = run_id("step-clob");
+    const char *token2 = enqueue_and_claim(id2, "30000");
+    freeReplyObject(redisCommand(c, "SET %s x", steps_key(id2)));
+    expect_error(
+        eval(WF__SCRIPT_STEP, 2, run_key(id2), steps_key(id2), id2, token2, "s1", "r", NULL),
+        "WRONGTYPE");
+    cr_assert_null(hget(id2, "step"), "nothing half-written");
+}
