@@ -102,7 +102,7 @@ static void req_free(wf__req *req)
     for (int i = 0; i < req->argc; i++) free(req->argv[i]);
     free(req->argv);
     free(req->argvlen);
-    pthread_cond_destroy(&req->cv);
+    sem_destroy(&req->sem);
     free(req);
 }
 
@@ -110,7 +110,10 @@ static wf__req *req_new(int argc)
 {
     wf__req *req = calloc(1, sizeof *req);
     if (!req) return NULL;
-    pthread_cond_init(&req->cv, NULL);
+    if (sem_init(&req->sem, 0, 0) != 0) {
+        free(req);
+        return NULL;
+    }
     req->argv = calloc((size_t)argc + 1, sizeof *req->argv);
     req->argvlen = calloc((size_t)argc + 1, sizeof *req->argvlen);
     if (!req->argv || !req->argvlen) {

@@ -254,7 +254,7 @@ static void fail_reqs_locked(wf__pool *p, const char *why)
         wf__req *next = r->next;
         wf_error_set(&r->err, WF_ERR_CLOSED, "%s", why);
         r->done = 1;
-        pthread_cond_signal(&r->cv);
+        sem_post(&r->sem); /* the last touch: the waiter may free r at once */
         r = next;
     }
 }
@@ -283,8 +283,11 @@ int wf__pool_call(wf__pool *p, wf__req *req)
         p->rhead = req;
     p->rtail = req;
     event_active(p->done_ev, EV_READ, 0);
-    while (!req->done) pthread_cond_wait(&req->cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    /* Woken by wf__req_complete or the pool failing the queue, each of which fills the reply
+     * and the error first; waiting on the pool's mutex instead convoyed every step's thread. */
+    while (sem_wait(&req->sem) != 0 && errno == EINTR) {
+    }
     return req->err.code;
 }
 
@@ -300,12 +303,11 @@ void wf__req_complete(wf__pool *p, wf__req *req, const redisReply *reply, const 
     } else {
         wf_error_set(&e, WF_ERR_IO, "connection to Redis lost before it answered");
     }
-    pthread_mutex_lock(&p->mu);
+    (void)p;
     req->reply = copy;
     req->err = e;
     req->done = 1;
-    pthread_cond_signal(&req->cv);
-    pthread_mutex_unlock(&p->mu);
+    sem_post(&req->sem); /* the last touch: the waiter may free req at once */
 }
 
 int wf__pool_orphan_if_running(wf__pool *p, wf__job *job)

@@ -33,6 +33,7 @@
 #define WF_WORKER_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -231,8 +232,9 @@ typedef struct wf__req {
     char **argv; /* copies */
     size_t *argvlen;
     int64_t queued_mono; /* for failing it when the connection stays down */
-    /* completion, under the pool lock */
-    pthread_cond_t cv;
+    /* completion: written by the loop (or the pool, failing it), then `sem` is posted; the
+     * executor reads them after its wait (a semaphore of its own: no shared lock to retake) */
+    sem_t sem;
     int done;
     redisReply *reply; /* deep copy on success */
     wf_error err;
