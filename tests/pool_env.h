@@ -60,4 +60,45 @@ static inline void pool_env_teardown(void)
     cr_assert(drained, "wf-worker did not drain and exit 0 (status 0x%x)", status);
 }
 
+/* ---- waiting for runs ------------------------------------------------------------------------ */
+
+typedef struct pool_want {
+    wf_run *run;
+    wf_state state;
+} pool_want;
+
+static inline int pool_reached(void *arg)
+{
+    pool_want *w = arg;
+    wf_status st;
+    if (wf_run_status(w->run, &st, NULL) != WF_OK) return 0;
+    int ok = st.state == w->state;
+    wf_status_clear(&st);
+    return ok;
+}
+
+/* Waits up to `ms` for `run` to be in `state`, then fills `st` (caller clears); fails the test
+ * with the worker's log when it is not. */
+static inline void wait_state(wf_run *run, wf_state state, int ms, wf_status *st)
+{
+    pool_want w = {run, state};
+    int ok = wf_test_wait(pool_reached, &w, ms);
+    cr_assert_eq(wf_run_status(run, st, NULL), WF_OK);
+    if (!ok) {
+        char *log = wf_test_slurp(log_path);
+        cr_assert_fail("run %s is %s, not %s (error %s)\n%s", wf_run_id(run),
+                       wf_state_name(st->state), wf_state_name(state), st->error ? st->error : "-",
+                       log);
+    }
+}
+
+/* The run's output as compact JSON (caller frees). */
+static inline char *output_json(const wf_status *st)
+{
+    char *json = NULL;
+    cr_assert_not_null(st->output);
+    cr_assert_eq(wf_msgpack_to_json(st->output, st->output_len, &json, NULL), WF_OK);
+    return json;
+}
+
 #endif

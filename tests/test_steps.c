@@ -59,43 +59,6 @@ static wf_run *start(const char *json)
     return run;
 }
 
-typedef struct want {
-    wf_run *run;
-    wf_state state;
-} want;
-
-static int reached(void *arg)
-{
-    want *w = arg;
-    wf_status st;
-    if (wf_run_status(w->run, &st, NULL) != WF_OK) return 0;
-    int ok = st.state == w->state;
-    wf_status_clear(&st);
-    return ok;
-}
-
-static void wait_state(wf_run *run, wf_state state, int ms, wf_status *st)
-{
-    want w = {run, state};
-    int ok = wf_test_wait(reached, &w, ms);
-    cr_assert_eq(wf_run_status(run, st, NULL), WF_OK);
-    if (!ok) {
-        char *log = wf_test_slurp(log_path);
-        cr_assert_fail("run %s is %s, not %s (error %s)\n%s", wf_run_id(run),
-                       wf_state_name(st->state), wf_state_name(state), st->error ? st->error : "-",
-                       log);
-    }
-}
-
-/* The run's output as compact JSON (caller frees). */
-static char *output_json(const wf_status *st)
-{
-    char *json = NULL;
-    cr_assert_not_null(st->output);
-    cr_assert_eq(wf_msgpack_to_json(st->output, st->output_len, &json, NULL), WF_OK);
-    return json;
-}
-
 /* Lines of the exec log equal to "WHAT RUNID STEP". */
 static int count_lines(const char *what, const char *id, const char *step)
 {
