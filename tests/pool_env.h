@@ -1,8 +1,8 @@
 /* pool_env.h - what the end-to-end suites that run real wf-worker pools on the test workflows
- * share (test_steps.c, test_invoke.c): a real redis-server, a client, a temp folder with the
- * worker's log and the step bodies' execution log ($WF_TEST_EXEC_LOG, $WF_TEST_REDIS_PORT for
- * tests/workflows/stepper.c), and a teardown that fails the test when the worker did not drain
- * and exit 0 or a sanitizer spoke in its log. */
+ * share (test_steps.c, test_invoke.c, test_metrics.c, test_webhook.c): a real redis-server, a
+ * client, a temp folder with the worker's log and the step bodies' execution log
+ * ($WF_TEST_EXEC_LOG, $WF_TEST_REDIS_PORT for tests/workflows/stepper.c), and a teardown that fails
+ * the test when the worker did not drain and exit 0 or a sanitizer spoke in its log. */
 #ifndef WF_TEST_POOL_ENV_H
 #define WF_TEST_POOL_ENV_H
 
@@ -41,23 +41,41 @@ static inline void pool_env_setup(const char *tag)
     worker_pid = 0;
 }
 
-static inline void pool_env_teardown(void)
+/* Stops the worker with SIGTERM (it must drain and exit within 30 s); returns its wait status,
+ * 0 when none ran. */
+static inline int pool_env_stop_worker(void)
 {
     int status = 0;
     if (worker_pid > 0) status = wf_test_kill(worker_pid, SIGTERM, 30000);
-    int drained = worker_pid <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (worker_pid <= 0) status = 0;
+    worker_pid = 0;
+    return status;
+}
+
+/* Frees what pool_env_setup made; fails the test when the worker (wait status `status`) did not
+ * exit 0 or a sanitizer spoke in its log ($WF_TEST_SHOW_LOG prints the log anyway). */
+static inline void pool_env_finish(int status)
+{
+    int drained = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     char *log = wf_test_slurp(log_path);
     int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
-    if (!clean || !drained) fprintf(stderr, "worker log:\n%s", log);
+    if (!clean || !drained || getenv("WF_TEST_SHOW_LOG")) fprintf(stderr, "worker log:\n%s", log);
     free(log);
     wf_client_free(cl);
-    redisFree(rc);
+    cl = NULL;
+    if (rc) redisFree(rc);
+    rc = NULL;
     wf_test_redis_stop(&srv);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
     cr_assert(clean, "a sanitizer reported an error in a worker process");
-    cr_assert(drained, "wf-worker did not drain and exit 0 (status 0x%x)", status);
+    cr_assert(drained, "wf-worker did not drain and exit 0 on SIGTERM (status 0x%x)", status);
+}
+
+static inline void pool_env_teardown(void)
+{
+    pool_env_finish(pool_env_stop_worker());
 }
 
 /* ---- waiting for runs ------------------------------------------------------------------------ */

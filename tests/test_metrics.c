@@ -14,30 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
 #include "ops_http.h"
-#include "wf_internal.h"
+#include "pool_env.h"
 
-static wf_test_redis srv;
-static redisContext *rc;
-static wf_client *cl;
-static char dir[256], log_path[300];
-static pid_t worker_pid;
 static int http_port;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
 
 /* 1 when 127.0.0.1:port can be bound now. */
 static int port_free(int port)
@@ -64,38 +44,13 @@ static int free_port_pair(void)
 
 static void setup(void)
 {
-    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0, "redis-server must start");
-    rc = wf_test_redis_connect(&srv);
-    cr_assert_not_null(rc);
-    wf_error err = {0};
-    cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "connect: %s", err.message);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-metrics-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
-    worker_pid = 0;
+    pool_env_setup("metrics");
     http_port = free_port_pair();
 }
 
 static void teardown(void)
 {
-    int status = 0;
-    if (worker_pid > 0) status = wf_test_kill(worker_pid, SIGTERM, 30000);
-    int drained = worker_pid <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    worker_pid = 0;
-    char *log = slurp(log_path);
-    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
-    if (!clean || !drained || getenv("WF_TEST_SHOW_LOG")) fprintf(stderr, "worker log:\n%s", log);
-    free(log);
-    wf_client_free(cl);
-    if (rc) redisFree(rc);
-    rc = NULL;
-    wf_test_redis_stop(&srv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    cr_assert(clean, "a sanitizer reported an error in a worker process");
-    cr_assert(drained, "wf-worker did not drain and exit 0 on SIGTERM (status 0x%x)", status);
+    pool_env_teardown();
 }
 
 TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 120);
@@ -526,7 +481,7 @@ Test(metrics, processes_take_consecutive_ports_and_register_in_p_workers)
 static int log_has_run_line(void *arg)
 {
     (void)arg;
-    char *log = slurp(log_path);
+    char *log = wf_test_slurp(log_path);
     int ok = strstr(log, "\"step\":\"flaky\"") != NULL && strstr(log, "attempt failed") != NULL;
     free(log);
     return ok;
@@ -538,7 +493,7 @@ Test(metrics, json_logs_carry_run_and_step_fields)
     wf_run *fatal = start_json("fatal", "null");
     wf_run *steps = start_json("stepper", "{\"n\": 1, \"flaky\": 2}");
     cr_assert(wf_test_wait(log_has_run_line, NULL, 20000), "the run and step lines were logged");
-    char *log = slurp(log_path), *save = NULL;
+    char *log = wf_test_slurp(log_path), *save = NULL;
     int lines = 0, run_line = 0, step_line = 0;
     for (char *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         json_error_t e;

@@ -16,73 +16,30 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
 #include "ops_http.h"
-#include "wf_internal.h"
+#include "pool_env.h"
 
 #define SECRET "whsec-test-0123456789"
 
-static wf_test_redis srv;
-static redisContext *rc;
-static wf_client *cl;
-static char dir[256], log_path[300], secret_path[300], hook_url[128];
-static pid_t worker_pid;
+static char secret_path[300], hook_url[128];
 static hook_server hook;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
 
 static void setup(void)
 {
-    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0, "redis-server must start");
-    rc = wf_test_redis_connect(&srv);
-    cr_assert_not_null(rc);
-    wf_error err = {0};
-    cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "connect: %s", err.message);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-webhook-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
+    pool_env_setup("webhook");
     snprintf(secret_path, sizeof secret_path, "%s/secret", dir);
     FILE *f = fopen(secret_path, "w");
     cr_assert_not_null(f);
     fprintf(f, "  %s\n", SECRET); /* surrounding whitespace is ignored */
     fclose(f);
-    worker_pid = 0;
     memset(&hook, 0, sizeof hook);
 }
 
 static void teardown(void)
 {
-    int status = 0;
-    if (worker_pid > 0) status = wf_test_kill(worker_pid, SIGTERM, 30000);
-    int drained = worker_pid <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    worker_pid = 0;
+    int status = pool_env_stop_worker(); /* before the receiver: the worker may still post */
     hook_stop(&hook);
-    char *log = slurp(log_path);
-    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
-    if (!clean || !drained || getenv("WF_TEST_SHOW_LOG")) fprintf(stderr, "worker log:\n%s", log);
-    free(log);
-    wf_client_free(cl);
-    if (rc) redisFree(rc);
-    rc = NULL;
-    wf_test_redis_stop(&srv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    cr_assert(clean, "a sanitizer reported an error in a worker process");
-    cr_assert(drained, "wf-worker did not drain and exit 0 on SIGTERM (status 0x%x)", status);
+    pool_env_finish(status);
 }
 
 TestSuite(webhook, .init = setup, .fini = teardown, .timeout = 120);
@@ -132,26 +89,12 @@ static wf_run *start_json(const char *workflow, const char *json)
     return run;
 }
 
-typedef struct state_wait {
-    wf_run *run;
-    wf_state want;
-} state_wait;
-
-static int in_state(void *arg)
+/* Waits up to 20 s for `run` to be in `want` (pool_env.h's wait_state). */
+static void wait_for(wf_run *run, wf_state want)
 {
-    state_wait *s = arg;
     wf_status st;
-    if (wf_run_status(s->run, &st, NULL) != WF_OK) return 0;
-    int ok = st.state == s->want;
+    wait_state(run, want, 20000, &st);
     wf_status_clear(&st);
-    return ok;
-}
-
-static void wait_state(wf_run *run, wf_state want)
-{
-    state_wait s = {run, want};
-    cr_assert(wf_test_wait(in_state, &s, 20000), "run %s never became %s", wf_run_id(run),
-              wf_state_name(want));
 }
 
 /* 1 when the request carries a valid signature of its body, made within 5 minutes. */
@@ -335,7 +278,7 @@ Test(webhook, every_end_is_notified_with_a_valid_signature)
     }
     wf_run *fatal = start_json("fatal", "null"), *overrun = start_json("timeout", "null");
     wf_run *flaky = start_json("flaky", "null"), *slow = start_json("slow", "20000");
-    wait_state(slow, WF_STATE_RUNNING);
+    wait_for(slow, WF_STATE_RUNNING);
     wf_error err = {0};
     cr_assert_eq(wf_run_stop(slow, &err), WF_OK, "%s", err.message);
     int want = N + 4;
@@ -440,7 +383,7 @@ Test(webhook, gives_up_into_the_dead_outbox_after_max_attempts)
 
 static int log_has(void *arg)
 {
-    char *log = slurp(log_path);
+    char *log = wf_test_slurp(log_path);
     int ok = strstr(log, (const char *)arg) != NULL;
     free(log);
     return ok;
@@ -455,7 +398,7 @@ Test(webhook, a_killed_worker_loses_no_notification)
     enum { N = 10 };
     wf_run *runs[N];
     for (int i = 0; i < N; i++) runs[i] = start_json("echo", "1");
-    for (int i = 0; i < N; i++) wait_state(runs[i], WF_STATE_COMPLETED);
+    for (int i = 0; i < N; i++) wait_for(runs[i], WF_STATE_COMPLETED);
     cr_assert(wf_test_wait(log_has, "failed (attempt 1 of", 15000), "delivery was attempted");
     int_wait w = {"XLEN %s", "wf:{echo}:outbox", N};
     cr_assert(wf_test_wait(redis_int_is, &w, 5000), "every end is in the outbox");
@@ -497,7 +440,7 @@ Test(webhook, step_http_records_the_response_and_retries_a_5xx)
     char url[160];
     snprintf(url, sizeof url, "\"http://127.0.0.1:%d/step\"", hook.port);
     wf_run *run = start_json("http_call", url);
-    wait_state(run, WF_STATE_COMPLETED);
+    wait_for(run, WF_STATE_COMPLETED);
     wf_status st;
     wf_error err = {0};
     cr_assert_eq(wf_run_status(run, &st, &err), WF_OK, "%s", err.message);
