@@ -14,64 +14,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "wf_internal.h"
+#include "pool_env.h"
 #include "wf_worker_internal.h"
-
-static wf_test_redis srv;
-static redisContext *rc;
-static wf_client *cl;
-static char dir[256];      /* temp dir: worker log, exec log */
-static char log_path[300]; /* the worker's stderr */
-static char exec_path[300];
-static char exec_env[340];
-static pid_t worker_pid;
 
 static void setup(void)
 {
-    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0, "redis-server must start");
-    rc = wf_test_redis_connect(&srv);
-    cr_assert_not_null(rc);
-    wf_error err = {0};
-    cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "connect: %s", err.message);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-worker-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
-    snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
-    snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
-    worker_pid = 0;
+    pool_env_setup("worker");
 }
 
 static void teardown(void)
 {
-    if (getenv("WF_TEST_SHOW_LOG")) { /* debugging aid: print the worker's log */
-        char *log = wf_test_slurp(log_path);
-        fprintf(stderr, "---- worker log ----\n%s", log);
-        free(log);
-    }
-    int status = 0;
-    if (worker_pid > 0) status = wf_test_kill(worker_pid, SIGTERM, 30000); /* drain */
-    int drained = worker_pid <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    worker_pid = 0;
-    /* Under WF_SANITIZE, a report in any worker process fails the test (and a leak makes that
-     * process exit non-zero, which the supervisor passes on). */
-    char *log = wf_test_slurp(log_path);
-    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
-    wf_client_free(cl);
-    cl = NULL;
-    if (rc) redisFree(rc);
-    rc = NULL;
-    wf_test_redis_stop(&srv);
-    if (dir[0]) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    }
-    if (!clean || !drained) fprintf(stderr, "worker log:\n%s", log);
-    cr_assert(clean, "a sanitizer reported an error in a worker process");
-    cr_assert(drained, "wf-worker did not drain and exit 0 on SIGTERM (status 0x%x)", status);
-    free(log);
+    pool_env_teardown();
 }
 
 TestSuite(worker, .init = setup, .fini = teardown, .timeout = 120);
@@ -124,37 +77,6 @@ static size_t pack_int(char *buf, long long v)
     size_t n = sb.size;
     msgpack_sbuffer_destroy(&sb);
     return n;
-}
-
-typedef struct state_wait {
-    wf_run *run;
-    wf_state want;
-} state_wait;
-
-static int in_state(void *arg)
-{
-    state_wait *s = arg;
-    wf_status st;
-    wf_error err = {0};
-    if (wf_run_status(s->run, &st, &err) != WF_OK) return 0;
-    int ok = st.state == s->want;
-    wf_status_clear(&st);
-    return ok;
-}
-
-/* Waits for `run` to reach `want`; fills *st (caller clears it). */
-static void wait_state(wf_run *run, wf_state want, int timeout_ms, wf_status *st)
-{
-    state_wait s = {run, want};
-    int ok = wf_test_wait(in_state, &s, timeout_ms);
-    wf_error err = {0};
-    cr_assert_eq(wf_run_status(run, st, &err), WF_OK, "status: %s", err.message);
-    if (!ok) {
-        char *log = wf_test_slurp(log_path);
-        cr_assert_fail("run %s is %s, not %s (error: %s)\nworker log:\n%s", wf_run_id(run),
-                       wf_state_name(st->state), wf_state_name(want), st->error ? st->error : "-",
-                       log);
-    }
 }
 
 /* How many lines of the exec log name `id`. */
