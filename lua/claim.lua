@@ -91,10 +91,10 @@ for i = 1, g do
         end
     end
 end
-for s = 1, #done, 1000 do
-    local chunk = {unpack(done, s, math.min(s + 999, #done))}
-    redis.call('XACK', KEYS[1], 'workers', unpack(chunk))
-    redis.call('XDEL', KEYS[1], unpack(chunk))
+for s = 1, #done, 1000 do -- (unpack's stack limit)
+    local e = math.min(s + 999, #done)
+    redis.call('XACK', KEYS[1], 'workers', unpack(done, s, e))
+    redis.call('XDEL', KEYS[1], unpack(done, s, e))
 end
 if FLOW_LIM and FLOW_LIM.per_key > 0 then flow_sweep(FLOW, 4) end
 local b = 4 + 2 * g

@@ -110,8 +110,7 @@ local function enqueue_one(h, id, input)
         else
             state = 'queued'
             f[#f + 1] = 'entry'
-            f[#f + 1] = redis.call('XADD', KEYS[1], '*', 'r',
-                cmsgpack.pack({v = 1, id = id, a = 1}))
+            f[#f + 1] = ready_entry(id, 1) -- stored by the HSET below
         end
     end
     f[#f + 1] = 'state'
@@ -125,9 +124,10 @@ end
 local first = enqueue_one(KEYS[WF_NFIXED + 1], ARGV[1], ARGV[3])
 if not ARGV[7] then return first end
 local out = {first}
-local i = 7
-while ARGV[i] do
-    out[#out + 1] = enqueue_one(KEYS[WF_NFIXED + 4 + #out - 1], ARGV[i], ARGV[i + 1] or '')
-    i = i + 2
+-- Further run j (2, 3, ...): hash KEYS[WF_NFIXED + 2 + j], id and input from ARGV[3 + 2j].
+local j = 2
+while ARGV[3 + 2 * j] do
+    out[j] = enqueue_one(KEYS[WF_NFIXED + 2 + j], ARGV[3 + 2 * j], ARGV[4 + 2 * j] or '')
+    j = j + 1
 end
 return out

@@ -29,11 +29,17 @@ local function set_state(h, id, from, to, now)
     redis.call('HSET', h, 'state', to, 'updated_at', now)
 end
 
--- Appends a ready entry for run `id` to the queue and remembers it in the run hash, so a claim
--- can tell the current entry from a stale one. The entry is the msgpack run record.
-local function push_ready(h, id, attempt)
+-- Appends a ready entry for run `id` to the queue: the msgpack run record (client/record.c).
+-- Returns the entry id, which the caller stores in the run hash as `entry`.
+local function ready_entry(id, attempt)
     local rec = cmsgpack.pack({v = 1, id = id, a = tonumber(attempt) or 1})
-    local entry = redis.call('XADD', KEYS[1], '*', 'r', rec)
+    return redis.call('XADD', KEYS[1], '*', 'r', rec)
+end
+
+-- Appends a ready entry for run `id` and remembers it in the run hash, so a claim can tell the
+-- current entry from a stale one.
+local function push_ready(h, id, attempt)
+    local entry = ready_entry(id, attempt)
     redis.call('HSET', h, 'entry', entry)
     return entry
 end
