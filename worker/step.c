@@ -279,6 +279,7 @@ int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
      * a heartbeat takes), another worker may own the run and have run this step already: this
      * process was frozen or stalled. Do not start the side effect; the run goes on elsewhere. */
     int64_t fence = atomic_load(&ctx->job->lease_until_mono) - ctx->job->lease_ms / 10;
+    ctx->step_admitted_ms = wf__now_ms();
     if (ctx->job->lease_ms > 0 && wf__mono_ms() >= fence) {
         atomic_store(&ctx->job->fenced, 1);
         atomic_store(&ctx->job->cancelled, 1);
@@ -584,4 +585,9 @@ int wf_step_wait_for_event(wf_ctx *ctx, const char *name, const char *event, con
         return wf_step_wait_for_event(ctx, name, event, key, timeout_ms, payload);
     }
     return rc;
+}
+
+int64_t wf__ctx_step_admitted_ms(const wf_ctx *ctx)
+{
+    return ctx ? ctx->step_admitted_ms : 0;
 }

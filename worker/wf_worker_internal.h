@@ -133,14 +133,19 @@ const char *wf__lease_state_name(wf__lease_state s);
 /* The execution context handed to a handler. Lives inside its job. */
 struct wf_ctx {
     wf__job *job;
-    wf__pool *pool;          /* for wf__ctx_call: reaches the loop even from a detached thread */
-    struct wf__steps *steps; /* step engine state (step.c), made on the first step call */
+    wf__pool *pool;           /* for wf__ctx_call: reaches the loop even from a detached thread */
+    struct wf__steps *steps;  /* step engine state (step.c), made on the first step call */
+    int64_t step_admitted_ms; /* wall clock when the current step body passed the lease fence */
 };
 
 /* ---- Durable steps (step.c) ---------------------------------------------------------------- */
 
 /* Frees what the step engine kept for one execution. NULL is a no-op. */
 void wf__steps_free(struct wf__steps *steps);
+/* Wall-clock ms at which the running step body was let past the lease fence (step.c), 0 when
+ * none ran yet. For the chaos accounting (tests/workflows/stepper.c): a process frozen after
+ * that moment is the at-least-once window, not a re-run of a recorded step. */
+int64_t wf__ctx_step_admitted_ms(const wf_ctx *ctx);
 /* 1 when a step body runs past its step timeout (wf_ctx_cancelled() reports it). */
 int wf__steps_deadline_passed(const wf_ctx *ctx);
 

@@ -95,11 +95,17 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* libwf-worker's internal: when the step engine let this body past its lease fence. */
+int64_t wf__ctx_step_admitted_ms(const wf_ctx *ctx);
+
 /* The honest check: did this step already finish, by Redis's own record, before this body was
- * entered? (Redis runs on this host: its TIME and CLOCK_REALTIME are the same clock.) */
+ * let in? (Redis runs on this host: its TIME and CLOCK_REALTIME are the same clock.) The engine's
+ * admission time, not this line's: a process frozen between the fence and here is the same
+ * at-least-once window as one frozen inside the body. */
 static void check_not_recorded(const wf_ctx *ctx, const char *step)
 {
-    int64_t entered = wall_ms();
+    int64_t entered = wf__ctx_step_admitted_ms(ctx);
+    if (entered <= 0) entered = wall_ms();
     const char *port = getenv("WF_TEST_REDIS_PORT");
     if (!port) return;
     struct timeval tv = {2, 0};
