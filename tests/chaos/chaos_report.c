@@ -9,10 +9,11 @@
  *   lost        started runs whose hash is gone or that never reached a final state. With
  *               appendfsync everysec a run acknowledged within the loss window before a kill -9 of
  *               Redis may be lost by Redis itself: counted apart as "lost in the fsync window"
- *   re-run      step bodies entered after Redis held their finished record (the stepper
- *               workflow's VIOLATION check), i.e. a recorded step executed again
- *   in flight   step bodies entered before another worker recorded the same step (OVERLAP): a
- *               process frozen inside a body; at least once, as documented; shown, not failed
+ *   re-run      step bodies let past the lease fence after Redis held their finished record
+ *               (the stepper workflow's VIOLATION check), i.e. a recorded step executed again
+ *   in flight   step bodies let in before another worker recorded the same step (OVERLAP): a
+ *               process frozen in or just before a body; at least once, as documented; shown,
+ *               not failed
  */
 #include "chaos.h"
 
