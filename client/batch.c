@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "client_impl.h"
+#include "cluster.h"
 
 #define CHUNK 256 /* runs per round trip: bounds the client's buffers */
 #define GROUP 64  /* runs per enqueue.lua call: bounds one script's time in Redis (~0.3 ms) */
@@ -78,7 +79,7 @@ static int append_call(batch *b, item *const *its, int k)
     }
 #undef STR
 #undef ARG
-    int rc = redisAppendCommandArgv(b->client->c, a, argv, len) == REDIS_OK ? 0 : -1;
+    int rc = wf__rc_append_argv(b->client->c, a, argv, len) == REDIS_OK ? 0 : -1;
     free(argv);
     free(len);
     return rc;
@@ -118,7 +119,7 @@ static int call_one(batch *b, item *it, wf_error *err)
  * end so the connection stays usable). */
 static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
 {
-    redisContext *c = b->client->c;
+    wf__rc *c = b->client->c;
     /* The unconfirmed items in order; call j starts the GROUP of them from order[j * GROUP]. */
     item *order[CHUNK];
     size_t u = 0;
@@ -134,13 +135,13 @@ static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
     for (size_t j = 0; j < n; j++)
         if (append_call(b, CALL(j), NCALL(j)) != 0)
             return wf_error_set(err, WF_ERR_IO, "cannot queue the enqueue call: %s",
-                                c->errstr[0] ? c->errstr : "out of memory");
+                                wf__rc_errstr(c)[0] ? wf__rc_errstr(c) : "out of memory");
     int rc = WF_OK;
     for (size_t j = 0; j < n; j++) {
         redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
+        if (wf__rc_get_reply(c, (void **)&r) != REDIS_OK || !r)
             return wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
-                                c->errstr[0] ? c->errstr : "no reply");
+                                wf__rc_errstr(c)[0] ? wf__rc_errstr(c) : "no reply");
         int k = NCALL(j), ok = 1;
         item **call = CALL(j);
         if (k == 1)
@@ -208,7 +209,7 @@ static int send_chunk(batch *b, item *its, size_t m, wf_error *err)
     for (int attempt = 0; attempt < 2 && rc == WF_ERR_IO; attempt++) {
         if (wf__client_ensure(b->client, err) != WF_OK) return err ? err->code : WF_ERR_CONNECT;
         rc = send_pipeline(b, its, m, err);
-        if (rc == WF_ERR_IO && attempt == 0 && b->client->c) b->client->c->err = REDIS_ERR_IO;
+        if (rc == WF_ERR_IO && attempt == 0) wf__rc_break(b->client->c);
     }
     return rc;
 }

@@ -5,18 +5,19 @@
 #include <string.h>
 
 #include "client_impl.h"
+#include "cluster.h"
 
-static redisContext *open_conn(const wf__url *url, wf_error *err)
+static wf__rc *open_conn(const wf__url *url, wf_error *err)
 {
-    redisContext *c = wf__redis_connect(url, err);
+    wf__rc *c = wf__rc_open(url, err);
     if (!c) return NULL;
     if (wf__schema_check(c, url->prefix, err) != WF_OK) {
-        redisFree(c);
+        wf__rc_free(c);
         return NULL;
     }
     if (!wf__script_sha(WF__SCRIPT_ENQUEUE) && wf__scripts_load(c) != 0) {
         wf_error_set(err, WF_ERR_REDIS, "Redis refused SCRIPT LOAD (is scripting disabled?)");
-        redisFree(c);
+        wf__rc_free(c);
         return NULL;
     }
     return c;
@@ -46,7 +47,7 @@ void wf_client_free(wf_client *client)
 {
     if (!client) return;
     wf__defer_free(client);
-    if (client->c) redisFree(client->c);
+    wf__rc_free(client->c);
     for (size_t i = 0; i < client->nknown; i++) free(client->known[i]);
     free(client->known);
     wf__url_free(&client->url);
@@ -63,7 +64,7 @@ const char *wf_client_url(const wf_client *client)
     return client->url.redacted;
 }
 
-redisContext *wf__client_redis(wf_client *client)
+wf__rc *wf__client_redis(wf_client *client)
 {
     return client->c;
 }
@@ -75,14 +76,14 @@ const wf__url *wf__client_url(const wf_client *client)
 
 int wf__client_reconnect(wf_client *client, wf_error *err)
 {
-    if (client->c) redisFree(client->c);
+    wf__rc_free(client->c);
     client->c = open_conn(&client->url, err);
     return client->c ? WF_OK : (err ? err->code : WF_ERR_CONNECT);
 }
 
 int wf__client_ensure(wf_client *client, wf_error *err)
 {
-    if (client->c && !client->c->err) return WF_OK;
+    if (client->c && !wf__rc_broken(client->c)) return WF_OK;
     return wf__client_reconnect(client, err);
 }
 
@@ -92,8 +93,14 @@ redisReply *wf__client_cmd(wf_client *client, int idempotent, wf_error *err, con
         if (wf__client_ensure(client, err) != WF_OK) return NULL;
         va_list ap;
         va_start(ap, fmt);
-        redisReply *r = redisvCommand(client->c, fmt, ap);
+        char *cmd = NULL;
+        int len = redisvFormatCommand(&cmd, fmt, ap);
         va_end(ap);
+        if (len < 0) {
+            wf_error_set(err, WF_ERR_NOMEM, "out of memory formatting a command");
+            return NULL;
+        }
+        redisReply *r = wf__rc_formatted(client->c, cmd, (size_t)len);
         if (r) {
             if (r->type == REDIS_REPLY_ERROR) {
                 wf__script_error(r->str, r->len, err);
@@ -102,7 +109,7 @@ redisReply *wf__client_cmd(wf_client *client, int idempotent, wf_error *err, con
             }
             return r;
         }
-        wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", client->c->errstr);
+        wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", wf__rc_errstr(client->c));
         if (!idempotent) return NULL;
     }
     return NULL;

@@ -9,7 +9,7 @@ typedef struct wf__defer wf__defer;
 /* A client: one synchronous connection plus, on demand, the deferred-start machinery. */
 struct wf_client {
     wf__url url;     /* parsed settings; the password is wiped on free */
-    redisContext *c; /* NULL after a failed reconnect; re-opened on the next call */
+    wf__rc *c; /* NULL after a failed reconnect; re-opened on the next call */
     char **known;    /* workflow names seen in P:workflows (cache for the unknown check) */
     size_t nknown;
     wf__defer *defer; /* background thread or async connection for wf_defer_workflow */
@@ -39,7 +39,7 @@ int wf__check_start(wf_client *client, const char *name, const void *payload, si
                     wf_error *err);
 
 /* Enqueue on a given sync connection (used by the defer thread too). Fills `id`. */
-int wf__enqueue(redisContext *c, const wf__url *url, const char *name, const void *payload,
+int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload,
                 size_t len, const wf_run_options *opt, char *id, wf_error *err);
 
 /* Reads enqueue.lua's answer {new, state[, other id]}: WF_OK when it has that shape, and when

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "client_impl.h"
+#include "cluster.h"
 
 /* Calls `script` with the workflow's fixed keys, the run hash and its steps hash, and ARGV
  * {id, extra...}. Returns the reply or NULL with err filled. */

@@ -18,6 +18,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "client_impl.h"
+#include "cluster.h"
 #include "sentinel.h"
 
 typedef struct job {
@@ -76,7 +77,7 @@ static wf__defer *defer_get(wf_client *client)
 
 /* Sends one job on the thread's own connection, reconnecting with backoff for up to the client's
  * timeout before giving up and reporting. */
-static void send_job(wf__defer *d, redisContext **c, const job *j)
+static void send_job(wf__defer *d, wf__rc **c, const job *j)
 {
     const wf__url *url = &d->client->url;
     wf_error err = {0};
@@ -84,11 +85,11 @@ static void send_job(wf__defer *d, redisContext **c, const job *j)
     int delay = 50;
     for (;;) {
         int rc;
-        if (!*c) *c = wf__redis_connect(url, &err);
+        if (!*c) *c = wf__rc_open(url, &err);
         if (*c) {
             char known_key[WF__NAME_MAX + 80];
             snprintf(known_key, sizeof known_key, "%s:workflows", url->prefix);
-            redisReply *r = redisCommand(*c, "HEXISTS %s %s", known_key, j->name);
+            redisReply *r = wf__rc_command(*c, "HEXISTS %s %s", known_key, j->name);
             if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
                 freeReplyObject(r);
                 wf_error_set(&err, WF_ERR_UNKNOWN_WORKFLOW,
@@ -100,7 +101,7 @@ static void send_job(wf__defer *d, redisContext **c, const job *j)
             rc = wf__enqueue(*c, url, j->name, j->len ? j->payload : NULL, j->len, NULL, id, &err);
             if (rc == WF_OK) return;
             if (rc != WF_ERR_IO) break;
-            redisFree(*c);
+            wf__rc_free(*c);
             *c = NULL;
         }
         if (wf__mono_ms() + delay > deadline) break;
@@ -114,7 +115,7 @@ static void send_job(wf__defer *d, redisContext **c, const job *j)
 static void *defer_main(void *arg)
 {
     wf__defer *d = arg;
-    redisContext *c = NULL;
+    wf__rc *c = NULL;
     pthread_mutex_lock(&d->lock);
     for (;;) {
         while (!d->head && !d->closing) pthread_cond_wait(&d->cond, &d->lock);
@@ -131,7 +132,7 @@ static void *defer_main(void *arg)
         if (!d->head && !d->busy) pthread_cond_broadcast(&d->idle);
     }
     pthread_mutex_unlock(&d->lock);
-    if (c) redisFree(c);
+    wf__rc_free(c);
     return NULL;
 }
 
@@ -180,6 +181,11 @@ static int async_open(wf__defer *d, wf_error *err)
     const wf__url *u = &d->client->url;
     char host[256];
     int port = 0;
+    if (u->seeds)
+        return wf_error_set(err, WF_ERR_INVALID,
+                            "deferred starts on your event loop do not support redis+cluster:// "
+                            "yet; leave the loop out (wf_client_attach) and a background "
+                            "thread sends them");
     if (!u->unix_path && wf__url_target(u, host, sizeof host, &port, err) != WF_OK)
         return err ? err->code : WF_ERR_CONNECT; /* a sentinel URL: no master found now */
     redisAsyncContext *ac =

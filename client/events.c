@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "client_impl.h"
+#include "cluster.h"
 
 #define EVENT_LOG_MAX "10000"
 

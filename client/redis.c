@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sentinel.h"
+#include "cluster.h"
 #include "wf_internal.h"
 
 int64_t wf__now_ms(void)
@@ -22,22 +22,27 @@ int64_t wf__mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *where(const wf__url *u, char *buf, size_t n)
+static const char *where(const wf__url *u, const char *host, int port, char *buf, size_t n)
 {
     if (u->unix_path)
         snprintf(buf, n, "%s", u->unix_path);
     else
-        snprintf(buf, n, "%s:%d", u->host, u->port);
+        snprintf(buf, n, "%s:%d", host, port);
     return buf;
 }
 
 redisContext *wf__redis_connect(const wf__url *u, wf_error *err)
 {
     if (u->sentinel) return wf__sentinel_connect(u, err); /* asks the sentinels for the master */
+    return wf__redis_connect_to(u, u->host, u->port, err);
+}
+
+redisContext *wf__redis_connect_to(const wf__url *u, const char *host, int port, wf_error *err)
+{
     struct timeval tv = {u->timeout_ms / 1000, (u->timeout_ms % 1000) * 1000};
     char at[300];
     redisContext *c = u->unix_path ? redisConnectUnixWithTimeout(u->unix_path, tv)
-                                   : redisConnectWithTimeout(u->host, u->port, tv);
+                                   : redisConnectWithTimeout(host, port, tv);
     if (!c) {
         wf_error_set(err, WF_ERR_NOMEM, "out of memory connecting to Redis");
         return NULL;
@@ -46,7 +51,7 @@ redisContext *wf__redis_connect(const wf__url *u, wf_error *err)
         wf_error_set(err, WF_ERR_CONNECT,
                      "cannot connect to Redis at %s: %s (is redis-server running? check the URL "
                      "or $WF_REDIS_URL)",
-                     where(u, at, sizeof at), c->errstr);
+                     where(u, host, port, at, sizeof at), c->errstr);
         redisFree(c);
         return NULL;
     }
@@ -59,7 +64,7 @@ redisContext *wf__redis_connect(const wf__url *u, wf_error *err)
             r = redisCommand(c, "AUTH %s", u->password);
         if (!r || r->type == REDIS_REPLY_ERROR) {
             wf_error_set(err, r ? WF_ERR_REDIS : WF_ERR_IO,
-                         "Redis at %s refused authentication%s%s", where(u, at, sizeof at),
+                         "Redis at %s refused authentication%s%s", where(u, host, port, at, sizeof at),
                          r ? ": " : "", r ? r->str : "");
             if (r) freeReplyObject(r);
             redisFree(c);
@@ -81,17 +86,17 @@ redisContext *wf__redis_connect(const wf__url *u, wf_error *err)
     return c;
 }
 
-static int io_error(redisContext *c, wf_error *err)
+static int io_error(wf__rc *c, wf_error *err)
 {
-    return wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
-                        c->errstr[0] ? c->errstr : "no reply");
+    const char *why = wf__rc_errstr(c);
+    return wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", why[0] ? why : "no reply");
 }
 
-int wf__schema_check(redisContext *c, const char *prefix, wf_error *err)
+int wf__schema_check(wf__rc *c, const char *prefix, wf_error *err)
 {
     char *key = wf__key_global(prefix, "schema");
     if (!key) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    redisReply *r = redisCommand(c, "SET %s %d NX GET", key, WF__SCHEMA_VERSION);
+    redisReply *r = wf__rc_command(c, "SET %s %d NX GET", key, WF__SCHEMA_VERSION);
     int rc = WF_OK;
     if (!r) {
         rc = io_error(c, err);
@@ -111,9 +116,9 @@ int wf__schema_check(redisContext *c, const char *prefix, wf_error *err)
     return rc;
 }
 
-int wf__ensure_group(redisContext *c, const char *queue, wf_error *err)
+int wf__ensure_group(wf__rc *c, const char *queue, wf_error *err)
 {
-    redisReply *r = redisCommand(c, "XGROUP CREATE %s %s 0 MKSTREAM", queue, WF__GROUP);
+    redisReply *r = wf__rc_command(c, "XGROUP CREATE %s %s 0 MKSTREAM", queue, WF__GROUP);
     if (!r) return io_error(c, err);
     int rc = WF_OK;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)

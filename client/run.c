@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "client_impl.h"
+#include "cluster.h"
 
 #define ENQUEUE_MAX_DEPTH 64
 
@@ -30,7 +31,7 @@ int wf__check_start(wf_client *client, const char *name, const void *payload, si
     return WF_OK;
 }
 
-int wf__enqueue(redisContext *c, const wf__url *url, const char *name, const void *payload,
+int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload,
                 size_t len, const wf_run_options *opt, char *id, wf_error *err)
 {
     if (opt && opt->id) {

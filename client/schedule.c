@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "client_impl.h"
+#include "cluster.h"
 #include "schedule_internal.h"
 
 /* ---- Names ---------------------------------------------------------------------------------- */
@@ -215,15 +216,18 @@ static redisReply *transact(wf_client *client, int n, const char **argvs[],
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         if (wf__client_ensure(client, err) != WF_OK) return NULL;
-        redisContext *c = client->c;
-        redisAppendCommand(c, "MULTI");
-        for (int i = 0; i < n; i++) redisAppendCommandArgv(c, argcs[i], argvs[i], argvlens[i]);
-        redisAppendCommand(c, "EXEC");
+        wf__rc *c = client->c;
+        /* MULTI and EXEC have no key: they must reach the node of the keys in between. */
+        wf__rc_pin(c, n > 0 && argcs[0] > 1 ? argvs[0][1] : NULL);
+        wf__rc_append(c, "MULTI");
+        for (int i = 0; i < n; i++) wf__rc_append_argv(c, argcs[i], argvs[i], argvlens[i]);
+        wf__rc_append(c, "EXEC");
+        wf__rc_pin(c, NULL);
         redisReply *last = NULL;
         int ok = 1;
         for (int i = 0; i < n + 2; i++) {
             redisReply *r = NULL;
-            if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+            if (wf__rc_get_reply(c, (void **)&r) != REDIS_OK) {
                 ok = 0;
                 break;
             }
@@ -242,8 +246,8 @@ static redisReply *transact(wf_client *client, int n, const char **argvs[],
             return NULL;
         }
         if (last) freeReplyObject(last);
-        wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", c->errstr);
-        redisFree(client->c);
+        wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", wf__rc_errstr(c));
+        wf__rc_free(client->c);
         client->c = NULL;
     }
     return NULL;

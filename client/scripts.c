@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "wf_internal.h"
+#include "cluster.h"
 
 static const char *const script_names[WF__SCRIPT_COUNT] = {
     [WF__SCRIPT_ENQUEUE] = "enqueue",
@@ -63,18 +64,18 @@ static void remember_sha(wf__script script, const char *sha, size_t len)
     pthread_mutex_unlock(&sha_lock);
 }
 
-int wf__scripts_load(void *redis_context)
+int wf__scripts_load(struct wf__rc *c)
 {
-    redisContext *c = redis_context;
+    /* A cluster's other nodes learn a script from the EVAL that follows their first NOSCRIPT. */
     for (int i = 0; i < WF__SCRIPT_COUNT; i++) {
         const wf__script_src *s = wf__script_get((wf__script)i);
         if (!s) return -1;
-        if (redisAppendCommand(c, "SCRIPT LOAD %b", s->src, s->len) != REDIS_OK) return -1;
+        if (wf__rc_append(c, "SCRIPT LOAD %b", s->src, s->len) != REDIS_OK) return -1;
     }
     int rc = 0;
     for (int i = 0; i < WF__SCRIPT_COUNT; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK) return -1;
+        if (wf__rc_get_reply(c, (void **)&r) != REDIS_OK) return -1;
         if (r->type == REDIS_REPLY_STRING)
             remember_sha((wf__script)i, r->str, r->len);
         else
@@ -168,7 +169,7 @@ static int is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-redisReply *wf__script_call(redisContext *c, wf__script script, int nkeys, const char *const *keys,
+redisReply *wf__script_call(wf__rc *c, wf__script script, int nkeys, const char *const *keys,
                             int nargs, const char *const *args, const size_t *arglen, wf_error *err)
 {
     if (!c) {
@@ -181,12 +182,12 @@ redisReply *wf__script_call(redisContext *c, wf__script script, int nkeys, const
             wf_error_set(err, WF_ERR_NOMEM, "out of memory (or script %d not embedded)", script);
             return NULL;
         }
-        redisReply *r = redisCommandArgv(c, b.argc, b.argv, b.len);
+        redisReply *r = wf__rc_argv(c, b.argc, b.argv, b.len);
         int was_eval = strcmp(b.argv[0], "EVAL") == 0;
         free_argv(&b);
         if (!r) {
-            wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
-                         c->errstr[0] ? c->errstr : "no reply");
+            const char *why = wf__rc_errstr(c);
+            wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", why[0] ? why : "no reply");
             return NULL;
         }
         if (is_noscript(r) && !was_eval) {

@@ -27,17 +27,16 @@ static int name_ok(const char *s, size_t n)
     return 1;
 }
 
-/* One "host[:port]" or "[v6]:port" of the list. */
-static int parse_hostport(const char *s, size_t n, wf__sentinel *st, wf_error *err)
+int wf__hostport_parse(const char *s, size_t n, wf__sentinel *st, int default_port, const char *what,
+                       wf_error *err)
 {
     if (st->n == WF__SENTINEL_MAX)
-        return wf_error_set(err, WF_ERR_URL, "a sentinel URL lists at most %d sentinels",
-                            WF__SENTINEL_MAX);
+        return wf_error_set(err, WF_ERR_URL, "a URL lists at most %d %ss", WF__SENTINEL_MAX, what);
     const char *host = s, *portp = NULL;
     size_t hlen = n;
     if (n > 0 && s[0] == '[') {
         const char *close = memchr(s, ']', n);
-        if (!close) return wf_error_set(err, WF_ERR_URL, "sentinel address has '[' without ']'");
+        if (!close) return wf_error_set(err, WF_ERR_URL, "%s address has '[' without ']'", what);
         host = s + 1;
         hlen = (size_t)(close - s - 1);
         if (close + 1 < s + n) {
@@ -51,13 +50,12 @@ static int parse_hostport(const char *s, size_t n, wf__sentinel *st, wf_error *e
             portp = colon + 1;
         }
     }
-    if (hlen == 0 || hlen > 255) return wf_error_set(err, WF_ERR_URL, "empty sentinel host");
+    if (hlen == 0 || hlen > 255) return wf_error_set(err, WF_ERR_URL, "empty %s host", what);
     for (size_t i = 0; i < hlen; i++)
         if (!isalnum((unsigned char)host[i]) && !strchr(".-_:", host[i]))
             return wf_error_set(err, WF_ERR_URL,
-                                "sentinel host contains a character not "
-                                "allowed in a host name");
-    int port = DEFAULT_PORT;
+                                "%s host contains a character not allowed in a host name", what);
+    int port = default_port;
     if (portp) {
         size_t plen = (size_t)(s + n - portp);
         port = 0;
@@ -69,7 +67,7 @@ static int parse_hostport(const char *s, size_t n, wf__sentinel *st, wf_error *e
             port = port * 10 + (portp[i] - '0');
         }
         if (plen == 0 || port < 1 || port > 65535)
-            return wf_error_set(err, WF_ERR_URL, "sentinel port must be a number 1..65535");
+            return wf_error_set(err, WF_ERR_URL, "%s port must be a number 1..65535", what);
     }
     if (!(st->host[st->n] = strndup(host, hlen)))
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
@@ -92,7 +90,7 @@ int wf__sentinel_parse(const char *s, size_t n, wf__url *u, wf_error *err)
     for (const char *p = s; p < slash;) {
         const char *comma = memchr(p, ',', (size_t)(slash - p));
         const char *end = comma ? comma : slash;
-        rc = parse_hostport(p, (size_t)(end - p), st, err);
+        rc = wf__hostport_parse(p, (size_t)(end - p), st, DEFAULT_PORT, "sentinel", err);
         if (rc != WF_OK) return rc;
         p = comma ? comma + 1 : slash;
         if (comma && p == slash) return wf_error_set(err, WF_ERR_URL, "empty sentinel address");

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "client_impl.h"
+#include "cluster.h"
 
 /* ---- Helpers ----------------------------------------------------------------------------------
  */
@@ -26,12 +27,12 @@ static int pipeline(wf_client *client, size_t n, const char *const *const *cmds,
         for (size_t i = 0; i < n && ok; i++) {
             int argc = 0;
             while (cmds[i][argc]) argc++;
-            ok = redisAppendCommandArgv(client->c, argc, (const char **)cmds[i], NULL) == REDIS_OK;
+            ok = wf__rc_append_argv(client->c, argc, (const char **)cmds[i], NULL) == REDIS_OK;
         }
         size_t got = 0;
         for (; ok && got < n; got++) {
             void *r = NULL;
-            if (redisGetReply(client->c, &r) != REDIS_OK || !r) ok = 0;
+            if (wf__rc_get_reply(client->c, &r) != REDIS_OK || !r) ok = 0;
             out[got] = r;
             if (!ok) break;
         }
@@ -39,8 +40,9 @@ static int pipeline(wf_client *client, size_t n, const char *const *const *cmds,
         for (size_t i = 0; i < got; i++) freeReplyObject(out[i]);
         memset(out, 0, n * sizeof *out);
         wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
-                     client->c && client->c->errstr[0] ? client->c->errstr : "no reply");
-        if (client->c) client->c->err = REDIS_ERR_IO; /* reconnect on the next try */
+                     client->c && wf__rc_errstr(client->c)[0] ? wf__rc_errstr(client->c)
+                                                              : "no reply");
+        wf__rc_break(client->c); /* reconnect on the next try */
     }
     return err ? err->code : WF_ERR_IO;
 }

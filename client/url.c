@@ -1,7 +1,8 @@
 /* url.c - parsing Redis URLs into connection settings.
  *
  * Accepted: redis://[user[:password]@]host[:port][/db][?query], unix:///path[?query] and
- * redis+sentinel://[user[:password]@]h1:p1,h2:p2/master[/db][?query] (sentinel.c), where the
+ * redis+sentinel://[user[:password]@]h1:p1,h2:p2/master[/db][?query] (sentinel.c),
+ * redis+cluster://[user[:password]@]h1:p1,h2:p2[/][?query] (cluster.c), where the
  * query may set prefix, db, timeout_ms, max_payload, retention_ms and password_file (a file whose
  * first line is the password, so it never appears in the URL, a process list or a log). Hostile
  * input is expected (the URL may come from a config file or an environment variable), so every part
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sentinel.h"
+#include "cluster.h"
 #include "wf_internal.h"
 
 #define URL_MAX      4096
@@ -247,8 +248,8 @@ static int parse_authority(const char *s, size_t n, wf__url *u, wf_error *err)
 
 static void make_redacted(wf__url *u)
 {
-    if (u->sentinel) {
-        u->redacted = wf__sentinel_redacted(u);
+    if (u->sentinel || u->seeds) {
+        u->redacted = u->sentinel ? wf__sentinel_redacted(u) : wf__cluster_redacted(u);
         return;
     }
     char buf[URL_MAX + 64];
@@ -285,6 +286,8 @@ int wf__url_parse(const char *url, wf__url *u, wf_error *err)
         rc = parse_authority(url + 8, main_len - 8, u, err);
     } else if (strncmp(url, "redis+sentinel://", 17) == 0) {
         rc = wf__sentinel_parse(url + 17, main_len - 17, u, err);
+    } else if (strncmp(url, "redis+cluster://", 16) == 0) {
+        rc = wf__cluster_url_parse(url + 16, main_len - 16, u, err);
     } else if (strncmp(url, "unix://", 7) == 0) {
         if (main_len <= 7 || url[7] != '/')
             rc = wf_error_set(err, WF_ERR_URL, "unix URL needs an absolute path: unix:///path");
@@ -298,9 +301,12 @@ int wf__url_parse(const char *url, wf__url *u, wf_error *err)
                           "through a TLS sidecar such as stunnel (see docs/security.md)");
     } else {
         rc = wf_error_set(err, WF_ERR_URL,
-                          "URL must start with redis://, redis+sentinel:// or unix://");
+                          "URL must start with redis://, redis+sentinel://, redis+cluster:// or "
+                          "unix://");
     }
     if (rc == WF_OK && q) rc = parse_query(q + 1, u, err);
+    if (rc == WF_OK && u->seeds && u->db != 0)
+        rc = wf_error_set(err, WF_ERR_URL, "Redis Cluster has only db 0; drop db from the URL");
     if (rc == WF_OK && !u->password) {
         const char *pw = getenv("WF_REDIS_PASSWORD");
         if (pw && *pw && !(u->password = strdup(pw)))
@@ -329,5 +335,6 @@ void wf__url_free(wf__url *u)
     free(u->prefix);
     free(u->redacted);
     wf__sentinel_free(u->sentinel);
+    wf__sentinel_free(u->seeds);
     memset(u, 0, sizeof *u);
 }

@@ -47,12 +47,17 @@ typedef struct wf__url {
     char *redacted;                /* the URL with the password replaced by "***" */
     struct wf__sentinel *sentinel; /* redis+sentinel:// only: the sentinels and master name
                                       (sentinel.h); host/port are then placeholders */
+    struct wf__sentinel *seeds;    /* redis+cluster:// only: the seed nodes (cluster.h; its
+                                      `master` is NULL); host/port are the first seed */
 } wf__url;
 
 /* Parses `url` (NULL: $WF_REDIS_URL, else redis://127.0.0.1:6379). Returns WF_OK or WF_ERR_URL
  * with a message naming the bad part. On error `out` holds nothing to free. */
 int wf__url_parse(const char *url, wf__url *out, wf_error *err);
 void wf__url_free(wf__url *url);
+
+/* The routed synchronous connection (cluster.h): one server, or a cluster's masters. */
+typedef struct wf__rc wf__rc;
 
 /* Opens a synchronous hiredis connection per `url` (connect timeout, command timeout, AUTH,
  * SELECT). Returns a context the caller frees with redisFree(), or NULL with `err` filled. */
@@ -143,7 +148,7 @@ int wf__record_decode(const void *data, size_t len, char *id, int *attempt, wf_e
  * connection failed, WF_ERR_REDIS when Redis answered an error (message included), except that
  * the script errors "STALE ...", "NOTFOUND ...", "FINAL ..." map to WF_ERR_STALE,
  * WF_ERR_NOT_FOUND and WF_ERR_FINAL. */
-redisReply *wf__script_call(redisContext *c, wf__script script, int nkeys, const char *const *keys,
+redisReply *wf__script_call(wf__rc *c, wf__script script, int nkeys, const char *const *keys,
                             int nargs, const char *const *args, const size_t *arglen,
                             wf_error *err);
 
@@ -177,16 +182,16 @@ int wf__event_send(const wf__transport *t, const char *prefix, size_t max_payloa
 
 /* ---- The client's internals, for the worker ----------------------------------------------- */
 
-redisContext *wf__client_redis(wf_client *client);
+wf__rc *wf__client_redis(wf_client *client);
 const wf__url *wf__client_url(const wf_client *client);
 /* Reconnects a client whose connection failed (one try). Returns WF_OK or an error. */
 int wf__client_reconnect(wf_client *client, wf_error *err);
 
 /* Ensures the consumer group exists on `queue` (XGROUP CREATE ... 0 MKSTREAM, BUSYGROUP ok). */
-int wf__ensure_group(redisContext *c, const char *queue, wf_error *err);
+int wf__ensure_group(wf__rc *c, const char *queue, wf_error *err);
 
 /* Checks (and on an empty Redis, writes) P:schema. Returns WF_OK or WF_ERR_SCHEMA. */
-int wf__schema_check(redisContext *c, const char *prefix, wf_error *err);
+int wf__schema_check(wf__rc *c, const char *prefix, wf_error *err);
 
 /* Current time in ms (CLOCK_REALTIME) and a monotonic clock in ms. */
 int64_t wf__now_ms(void);

@@ -53,6 +53,7 @@ const char *wf__script_sha(wf__script script);
 
 /* Learns and caches every script's SHA1 by SCRIPT LOAD on `c` (also loads them into Redis).
  * Returns 0 or -1 when Redis refused (err-free: callers report the connection error). */
-int wf__scripts_load(void *redis_context);
+struct wf__rc;
+int wf__scripts_load(struct wf__rc *c);
 
 #endif

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "script_call.h"
 #include "wf_internal.h"
 
 #define PREFIX    "wf"
@@ -43,7 +44,7 @@ static inline void setup(void)
     cr_assert_not_null(c);
     cr_assert_eq(wf__wfkeys_init(&wk, PREFIX, WFN), WF_OK);
     wf_error err = {0};
-    cr_assert_eq(wf__ensure_group(c, wk.k[WF__K_QUEUE], &err), WF_OK, "%s", err.message);
+    cr_assert_eq(wf_test_ensure_group(c, wk.k[WF__K_QUEUE], &err), WF_OK, "%s", err.message);
 }
 
 static inline void teardown(void)

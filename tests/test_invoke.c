@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pool_env.h"
+#include "script_call.h"
 #include "wf_worker_internal.h"
 
 static void setup(void)
@@ -328,7 +329,7 @@ static redisReply *run_script(wf__script s, const char *workflow, const char *id
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
     keys[WF__NFIXED] = run;
     keys[WF__NFIXED + 1] = steps;
-    redisReply *r = wf__script_call(rc, s, WF__NFIXED + 2, keys, nargs, args, lens, err);
+    redisReply *r = wf_test_script(rc, s, WF__NFIXED + 2, keys, nargs, args, lens, err);
     free(run);
     free(steps);
     wf__wfkeys_free(&wk);
@@ -414,7 +415,7 @@ Test(invoke, ending_scripts_record_a_child_end_only_for_runs_with_a_parent)
         const char *args[4] = {id, "stopped by request", "60000", "0"};
         wf_error err = {0};
         redisReply *r =
-            wf__script_call(rc, WF__SCRIPT_STOP, WF__NFIXED + 4, keys, 4, args, NULL, &err);
+            wf_test_script(rc, WF__SCRIPT_STOP, WF__NFIXED + 4, keys, 4, args, NULL, &err);
         cr_assert_not_null(r, "%s", err.message);
         freeReplyObject(r);
         free(run);

@@ -328,7 +328,7 @@ Test(schedule, fire_lua_is_compare_and_set)
     keys[WF__NFIXED + 1] = "wf:{echo}:schedules:due";
     keys[WF__NFIXED + 2] = run_key;
     const char *args[] = {"cas", seen_s, "@every 1s", nxt, run_id, "echo"};
-    redisContext *c = wf__client_redis(cl);
+    wf__rc *c = wf__client_redis(cl);
 
     /* Not due yet by Redis's clock: refused. */
     redisReply *r = wf__script_call(c, WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6, args, NULL, &err);

@@ -18,6 +18,7 @@
 
 #include "ops_http.h"
 #include "pool_env.h"
+#include "script_call.h"
 
 #define SECRET "whsec-test-0123456789"
 
@@ -225,7 +226,7 @@ Test(webhook, stop_records_the_end_in_the_outbox_only_when_asked)
     keys[WF__NFIXED] = run;
     keys[WF__NFIXED + 1] = steps;
     const char *args[3] = {wf_run_id(c), "by test", "60000"};
-    r = wf__script_call(rc, WF__SCRIPT_STOP, WF__NFIXED + 2, keys, 3, args, NULL, &err);
+    r = wf_test_script(rc, WF__SCRIPT_STOP, WF__NFIXED + 2, keys, 3, args, NULL, &err);
     cr_assert_not_null(r, "%s", err.message);
     freeReplyObject(r);
     cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{lt}:outbox"), 1);
@@ -241,10 +242,10 @@ Test(webhook, stop_records_the_end_in_the_outbox_only_when_asked)
     freeReplyObject(r);
     const char *okeys[2] = {"wf:{lt}:outbox", "wf:{lt}:outbox:dead"};
     const char *dead_args[6] = {entry, "dead", "HTTP 500", "3", "id", wf_run_id(b)};
-    r = wf__script_call(rc, WF__SCRIPT_OUTBOX, 2, okeys, 6, dead_args, NULL, &err);
+    r = wf_test_script(rc, WF__SCRIPT_OUTBOX, 2, okeys, 6, dead_args, NULL, &err);
     cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "%s", err.message);
     freeReplyObject(r);
-    r = wf__script_call(rc, WF__SCRIPT_OUTBOX, 2, okeys, 2, (const char *[]){entry, "ack"}, NULL,
+    r = wf_test_script(rc, WF__SCRIPT_OUTBOX, 2, okeys, 2, (const char *[]){entry, "ack"}, NULL,
                         &err);
     cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0, "already done");
     freeReplyObject(r);

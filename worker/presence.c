@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "wf_worker_internal.h"
+#include "cluster.h"
 
 #define PRESENCE_MS 5000
 #define PRUNE_MS    (10 * 60 * 1000)
@@ -103,15 +104,15 @@ void wf__presence_remove(wf_worker *w)
     wf__ops *ops = w->ops;
     if (!ops->presence_written) return;
     wf_error err = {0};
-    redisContext *c = wf__redis_connect(&w->url, &err);
+    wf__rc *c = wf__rc_open(&w->url, &err);
     char *key = wf__key_global(w->url.prefix, "workers");
-    redisReply *r = c && key ? redisCommand(c, "HDEL %s %s", key, w->consumer) : NULL;
+    redisReply *r = c && key ? wf__rc_command(c, "HDEL %s %s", key, w->consumer) : NULL;
     if (!r)
         wf__log(WF__LOG_WARN,
                 "could not remove this worker from P:workers (%s); it shows as stale after 60 s",
-                c ? c->errstr : err.message);
+                c ? wf__rc_errstr(c) : err.message);
     if (r) freeReplyObject(r);
-    if (c) redisFree(c);
+    wf__rc_free(c);
     free(key);
     ops->presence_written = 0;
 }

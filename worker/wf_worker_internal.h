@@ -353,7 +353,7 @@ struct wf_worker {
     char *url_str;
     char *consumer;
     wf__url url;
-    redisContext *sync; /* start-up connection; freed once the loop runs */
+    wf__rc *sync; /* start-up connection; freed once the loop runs */
 
     wf__wdef **defs;
     int ndefs;

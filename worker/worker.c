@@ -14,6 +14,7 @@
 #include <event2/thread.h>
 
 #include "wf_worker_internal.h"
+#include "cluster.h"
 
 #define MAX_CONCURRENCY 4096
 
@@ -107,12 +108,12 @@ static char *make_consumer(void)
     return out;
 }
 
-static redisContext *open_sync(const wf__url *url, wf_error *err)
+static wf__rc *open_sync(const wf__url *url, wf_error *err)
 {
-    redisContext *c = wf__redis_connect(url, err);
+    wf__rc *c = wf__rc_open(url, err);
     if (!c) return NULL;
     if (wf__schema_check(c, url->prefix, err) != WF_OK) {
-        redisFree(c);
+        wf__rc_free(c);
         return NULL;
     }
     if (!wf__script_sha(WF__SCRIPT_CLAIM)) (void)wf__scripts_load(c); /* EVAL fallback if not */
@@ -230,8 +231,8 @@ int wf_worker_load_dir(wf_worker *worker, const char *dir, wf_error *err)
 /* Consumer groups and P:workflows, synchronously, so that start-up errors are returned. */
 static int startup(wf_worker *w, wf_error *err)
 {
-    if (!w->sync || w->sync->err) {
-        if (w->sync) redisFree(w->sync);
+    if (!w->sync || wf__rc_broken(w->sync)) {
+        wf__rc_free(w->sync);
         w->sync = open_sync(&w->url, err);
         if (!w->sync) return err ? err->code : WF_ERR_CONNECT;
     }
@@ -244,15 +245,16 @@ static int startup(wf_worker *w, wf_error *err)
         if (rc != WF_OK) break;
         char json[256];
         wf__wdef_json(d, json, sizeof json);
-        redisReply *r = redisCommand(w->sync, "HSET %s %s %s", reg, d->name, json);
+        redisReply *r = wf__rc_command(w->sync, "HSET %s %s %s", reg, d->name, json);
         if (!r)
-            rc = wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", w->sync->errstr);
+            rc = wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
+                              wf__rc_errstr(w->sync));
         else if (r->type == REDIS_REPLY_ERROR)
             rc = wf__script_error(r->str, r->len, err);
         if (r) freeReplyObject(r);
     }
     free(reg);
-    redisFree(w->sync);
+    wf__rc_free(w->sync);
     w->sync = NULL;
     return rc;
 }
@@ -342,7 +344,7 @@ void wf_worker_free(wf_worker *worker)
     if (w->stop_pipe[1] >= 0) close(w->stop_pipe[1]);
     for (int i = 0; i < w->ndefs; i++) def_free(w->defs[i]);
     free(w->defs);
-    if (w->sync) redisFree(w->sync);
+    wf__rc_free(w->sync);
     wf__url_free(&w->url);
     free(w->consumer);
     free(w);
