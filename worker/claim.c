@@ -227,8 +227,8 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     b->def = def;
     b->ngood = ngood;
     if (!wf__conn_usable(&w->cmd) ||
-        wf__script_call_async(w->cmd.ac, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood + 4,
-                              keys, na, args, arglen) != WF_OK) {
+        wf__conn_script(&w->cmd, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood + 4, keys, na,
+                        args, arglen) != WF_OK) {
         wf__log(WF__LOG_WARN,
                 "cannot send claim.lua for workflow %s now; the entries are "
                 "recovered by XAUTOCLAIM after the lease time",
@@ -253,6 +253,26 @@ out:
 
 static void ensure_groups(wf_worker *w);
 
+/* Entries read from one or more queues: claim them. */
+static void read_streams(wf_worker *w, const redisReply *r)
+{
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *s = r->element[i];
+        if (s->type != REDIS_REPLY_ARRAY || s->elements < 2 ||
+            s->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        wf__wdef *def = def_by_queue(w, s->element[0]->str, s->element[0]->len);
+        if (def) claim_entries(w, def, s->element[1]);
+    }
+}
+
+static void read_failed(wf_worker *w, const redisReply *r)
+{
+    wf__log(WF__LOG_ERROR, "XREADGROUP failed: %s; retrying shortly", r->str);
+    if (strncmp(r->str, "NOGROUP", 7) == 0) ensure_groups(w);
+    w->read_retry_at = wf__mono_ms() + 500;
+}
+
 static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
@@ -261,37 +281,66 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
     w->read_inflight = 0;
     if (!r) return; /* connection gone: conn.c reconnects, on_ready re-arms */
     if (r->type == REDIS_REPLY_ERROR) {
-        wf__log(WF__LOG_ERROR, "XREADGROUP failed: %s; retrying shortly", r->str);
-        if (strncmp(r->str, "NOGROUP", 7) == 0) ensure_groups(w);
-        w->read_retry_at = wf__mono_ms() + 500;
+        read_failed(w, r);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *s = r->element[i];
-            if (s->type != REDIS_REPLY_ARRAY || s->elements < 2 ||
-                s->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            wf__wdef *def = def_by_queue(w, s->element[0]->str, s->element[0]->len);
-            if (def) claim_entries(w, def, s->element[1]);
-        }
-    }
+    if (r->type == REDIS_REPLY_ARRAY) read_streams(w, r);
     wf__claim_arm(w);
+}
+
+/* Cluster: the answer to one workflow's read on its own lane. */
+static void lane_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    wf__wdef *def = privdata;
+    wf_worker *w = ((wf__conn *)ac->data)->w;
+    redisReply *r = reply;
+    def->read_busy = 0;
+    w->read_inflight--;
+    if (!r) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        read_failed(w, r);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY) read_streams(w, r);
+    wf__claim_arm(w);
+}
+
+/* In a cluster one XREADGROUP cannot span the workflows' slots, and a blocking read holds its
+ * connection: each workflow reads on a lane of its own, COUNT per workflow as COUNT per stream
+ * is in the one-server read. */
+static void arm_lanes(wf_worker *w, const char *cnt)
+{
+    const char *argv[11] = {"XREADGROUP", "GROUP", WF__GROUP, w->consumer, "COUNT", cnt,
+                            "BLOCK",      "1000",  "STREAMS", NULL,        ">"};
+    for (int i = 0; i < w->ndefs; i++) {
+        wf__wdef *def = w->defs[i];
+        if (def->read_busy) continue;
+        argv[9] = def->keys.k[WF__K_QUEUE];
+        if (wf__conn_lane_argv(&w->block, i, lane_reply, def, 11, argv, NULL) != REDIS_OK) continue;
+        def->read_busy = 1;
+        w->read_inflight++;
+        w->read_retry_at = 0;
+    }
 }
 
 void wf__claim_arm(wf_worker *w)
 {
-    if (w->closing || w->draining || w->read_inflight || w->ndefs == 0) return;
+    if (w->closing || w->draining || w->ndefs == 0) return;
+    if (w->read_inflight && !w->block.cluster) return;
     if (!wf__conn_usable(&w->block) || !wf__conn_usable(&w->cmd)) return;
     if (w->read_retry_at && wf__mono_ms() < w->read_retry_at) return;
     int free_slots = wf__worker_free_slots(w);
     if (free_slots <= 0) return;
     int count = free_slots < w->opt.batch ? free_slots : w->opt.batch;
+    char cnt[16];
+    snprintf(cnt, sizeof cnt, "%d", count);
+    if (w->block.cluster) {
+        arm_lanes(w, cnt);
+        return;
+    }
     int argc = 9 + 2 * w->ndefs;
     const char **argv = calloc((size_t)argc, sizeof *argv);
     if (!argv) return;
-    char cnt[16];
-    snprintf(cnt, sizeof cnt, "%d", count);
     int a = 0;
     argv[a++] = "XREADGROUP";
     argv[a++] = "GROUP";
@@ -304,7 +353,7 @@ void wf__claim_arm(wf_worker *w)
     argv[a++] = "STREAMS";
     for (int i = 0; i < w->ndefs; i++) argv[a++] = w->defs[i]->keys.k[WF__K_QUEUE];
     for (int i = 0; i < w->ndefs; i++) argv[a++] = ">";
-    if (redisAsyncCommandArgv(w->block.ac, read_reply, w, argc, argv, NULL) == REDIS_OK) {
+    if (wf__conn_lane_argv(&w->block, 0, read_reply, w, argc, argv, NULL) == REDIS_OK) {
         w->read_inflight = 1;
         w->read_retry_at = 0;
     }
@@ -354,9 +403,9 @@ void wf__claim_autoclaim(wf_worker *w, wf__wdef *def)
     if (!c) return;
     c->w = w;
     c->def = def;
-    if (redisAsyncCommand(w->cmd.ac, autoclaim_reply, c, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
-                          def->keys.k[WF__K_QUEUE], WF__GROUP, w->consumer,
-                          (long long)w->opt.lease_ms, free_slots) != REDIS_OK) {
+    if (wf__conn_command(&w->cmd, autoclaim_reply, c, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
+                         def->keys.k[WF__K_QUEUE], WF__GROUP, w->consumer,
+                         (long long)w->opt.lease_ms, free_slots) != REDIS_OK) {
         free(c);
         return;
     }
@@ -378,8 +427,8 @@ static void ensure_groups(wf_worker *w)
 {
     if (!wf__conn_usable(&w->cmd)) return;
     for (int i = 0; i < w->ndefs; i++)
-        redisAsyncCommand(w->cmd.ac, setup_reply, "XGROUP CREATE", "XGROUP CREATE %s %s 0 MKSTREAM",
-                          w->defs[i]->keys.k[WF__K_QUEUE], WF__GROUP);
+        wf__conn_command(&w->cmd, setup_reply, "XGROUP CREATE", "XGROUP CREATE %s %s 0 MKSTREAM",
+                         w->defs[i]->keys.k[WF__K_QUEUE], WF__GROUP);
 }
 
 /* Called on every (re)connect of cmd: Redis may have restarted empty. */
@@ -389,8 +438,8 @@ void wf__claim_setup(wf_worker *w)
     char *schema = wf__key_global(w->url.prefix, "schema");
     char *reg = wf__key_global(w->url.prefix, "workflows");
     if (schema)
-        redisAsyncCommand(w->cmd.ac, setup_reply, "schema check", "SET %s %d NX", schema,
-                          WF__SCHEMA_VERSION);
+        wf__conn_command(&w->cmd, setup_reply, "schema check", "SET %s %d NX", schema,
+                         WF__SCHEMA_VERSION);
     ensure_groups(w);
     /* One HSET for every workflow: a client never sees this worker half registered. */
     size_t argc = 2 + 2 * (size_t)w->ndefs;
@@ -404,8 +453,7 @@ void wf__claim_setup(wf_worker *w)
             argv[2 + 2 * i] = w->defs[i]->name;
             argv[3 + 2 * i] = json[i];
         }
-        redisAsyncCommandArgv(w->cmd.ac, setup_reply, "registering workflows", (int)argc, argv,
-                              NULL);
+        wf__conn_argv(&w->cmd, setup_reply, "registering workflows", (int)argc, argv, NULL);
     } else if (w->ndefs > 0) {
         wf__log(WF__LOG_ERROR, "out of memory registering the workflows; retried on reconnect");
     }

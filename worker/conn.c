@@ -12,7 +12,7 @@
 
 #include <hiredis/adapters/libevent.h>
 
-#include "sentinel.h"
+#include "cluster.h"
 #include "wf_worker_internal.h"
 
 #define BACKOFF_MIN_MS 100
@@ -20,6 +20,7 @@
 
 int wf__conn_usable(const wf__conn *conn)
 {
+    if (conn->cluster) return conn->ready && !conn->closed && !conn->tearing;
     const redisAsyncContext *ac = conn->ac;
     return ac && conn->ready && !conn->closed && ac->err == 0 &&
            !(ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
@@ -41,11 +42,27 @@ static void schedule_retry(wf__conn *conn)
     if (conn->backoff_ms > BACKOFF_MAX_MS) conn->backoff_ms = BACKOFF_MAX_MS;
 }
 
+/* cluster: forgets the lane of `ac` (hiredis frees it). 0 when it was no lane of ours any more
+ * (dropped by wf__conn_reset, whose callbacks arrive late). */
+static int forget_lane(wf__conn *conn, const redisAsyncContext *ac)
+{
+    for (int i = 0; i < conn->nlanes; i++)
+        if (conn->lane[i] == ac) {
+            conn->lane[i] = NULL;
+            return 1;
+        }
+    return 0;
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     wf__conn *conn = ac->data;
     if (status == REDIS_OK) {
         wf__log(WF__LOG_DEBUG, "%s connection to Redis established", conn->name);
+        return;
+    }
+    if (conn->cluster) {
+        if (forget_lane(conn, ac)) wf__conn_reset(conn, ac->errstr);
         return;
     }
     wf__log(WF__LOG_WARN, "cannot connect (%s connection) to Redis at %s: %s; retrying in %d ms",
@@ -58,6 +75,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     wf__conn *conn = ac->data;
+    if (conn->cluster) {
+        if (forget_lane(conn, ac) && !conn->tearing)
+            wf__conn_reset(conn, ac->errstr && ac->errstr[0] ? ac->errstr : "closed");
+        return;
+    }
     int was_ready = conn->ready;
     conn->ac = NULL;
     conn->ready = 0;
@@ -86,6 +108,8 @@ static void handshake_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisAsyncDisconnect(ac);
 }
 
+static void mark_ready(wf__conn *conn);
+
 /* The last handshake step answered (TIME on cmd, PING on block): the connection is ready. */
 static void ready_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -107,11 +131,24 @@ static void ready_reply(redisAsyncContext *ac, void *reply, void *privdata)
         w->clock_offset = ms - wf__mono_ms();
         w->have_clock = 1;
     }
+    mark_ready(conn);
+}
+
+static void mark_ready(wf__conn *conn)
+{
+    wf_worker *w = conn->w;
     conn->ready = 1;
     conn->backoff_ms = BACKOFF_MIN_MS;
     if (conn->lost) wf__log(WF__LOG_INFO, "%s connection to Redis restored", conn->name);
     conn->lost = 0;
     wf__loop_on_ready(w, conn);
+}
+
+static void reset_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wf__conn_reset(arg, "a cluster node is unreachable");
 }
 
 int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name)
@@ -121,13 +158,146 @@ int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name)
     conn->name = name;
     conn->backoff_ms = BACKOFF_MIN_MS;
     conn->retry_ev = evtimer_new(w->base, retry_cb, conn);
-    return conn->retry_ev ? WF_OK : WF_ERR_NOMEM;
+    conn->reset_ev = evtimer_new(w->base, reset_cb, conn);
+    if (!conn->retry_ev || !conn->reset_ev) return WF_ERR_NOMEM;
+    if (w->url.seeds) {
+        conn->cluster = 1; /* lanes are made at the first start, when the workflows are known */
+        conn->map = calloc(1, sizeof *conn->map);
+        if (!conn->map) return WF_ERR_NOMEM;
+    }
+    return WF_OK;
+}
+
+static void auth(wf__conn *conn, redisAsyncContext *ac)
+{
+    wf_worker *w = conn->w;
+    if (w->url.password) {
+        if (w->url.user)
+            redisAsyncCommand(ac, handshake_reply, "AUTH", "AUTH %s %s", w->url.user,
+                              w->url.password);
+        else
+            redisAsyncCommand(ac, handshake_reply, "AUTH", "AUTH %s", w->url.password);
+    }
+}
+
+/* A new async context to host:port on the loop, callbacks set. NULL (logged) on failure. */
+static redisAsyncContext *open_ac(wf__conn *conn, const char *host, int port)
+{
+    wf_worker *w = conn->w;
+    redisAsyncContext *ac =
+        w->url.unix_path ? redisAsyncConnectUnix(w->url.unix_path) : redisAsyncConnect(host, port);
+    if (!ac || ac->err) {
+        wf__log(WF__LOG_WARN,
+                "cannot connect (%s connection) to Redis at %s:%d: %s; retrying in %d ms",
+                conn->name, host, port, ac ? ac->errstr : "out of memory", conn->backoff_ms);
+        if (ac) redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = conn;
+    if (redisLibeventAttach(ac, w->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    auth(conn, ac);
+    return ac;
+}
+
+redisAsyncContext *wf__conn_lane(wf__conn *conn, int lane, int node)
+{
+    if (!conn->cluster || conn->closed || conn->tearing || lane < 0 || lane >= conn->nlanes ||
+        node < 0 || node >= conn->map->nnodes)
+        return NULL;
+    if (conn->lane[lane]) return conn->lane[lane];
+    redisAsyncContext *ac = open_ac(conn, conn->map->node[node].host, conn->map->node[node].port);
+    if (!ac) {
+        /* Not from inside the caller's send: reset from the loop, at once. */
+        struct timeval now = {0, 0};
+        evtimer_add(conn->reset_ev, &now);
+        return NULL;
+    }
+    conn->lane[lane] = ac;
+    conn->lane_node[lane] = node;
+    return ac;
+}
+
+void wf__conn_reset(wf__conn *conn, const char *why)
+{
+    if (conn->tearing || !conn->cluster) return;
+    wf_worker *w = conn->w;
+    int was_ready = conn->ready;
+    conn->tearing = 1;
+    conn->ready = 0;
+    for (int i = 0; i < conn->nlanes; i++) {
+        redisAsyncContext *ac = conn->lane[i];
+        conn->lane[i] = NULL;
+        if (ac) redisAsyncFree(ac); /* pending callbacks fire with NULL replies */
+    }
+    conn->tearing = 0;
+    if (conn->closed || w->closing) return;
+    if (was_ready) {
+        wf__log(WF__LOG_WARN, "%s connection to Redis Cluster lost: %s; reconnecting in %d ms",
+                conn->name, why, conn->backoff_ms);
+        conn->lost = 1;
+        wf__loop_on_down(w, conn);
+    }
+    schedule_retry(conn);
+}
+
+/* Cluster: learn the slot map, then the cmd connection is ready once its first node answers
+ * TIME; the block connection's lanes connect as claim.c first reads on them. */
+static void start_cluster(wf__conn *conn)
+{
+    wf_worker *w = conn->w;
+    if (!conn->lane) {
+        int n = conn == &w->block ? w->ndefs : WF__NODES_MAX;
+        conn->lane = calloc((size_t)n + 1, sizeof *conn->lane);
+        conn->lane_node = calloc((size_t)n + 1, sizeof *conn->lane_node);
+        if (!conn->lane || !conn->lane_node) {
+            wf__log(WF__LOG_ERROR, "%s connection: out of memory", conn->name);
+            schedule_retry(conn);
+            return;
+        }
+        conn->nlanes = n;
+    }
+    for (int i = 0; i < conn->nlanes; i++)
+        if (conn->lane[i]) return; /* already up */
+    struct wf__slotmap *m = malloc(sizeof *m);
+    wf_error e = {0};
+    if (!m || wf__slotmap_fetch(&w->url, conn->map->nnodes ? conn->map : NULL, m, &e) != WF_OK) {
+        wf__log(WF__LOG_WARN, "%s connection: %s; retrying in %d ms", conn->name,
+                m ? e.message : "out of memory", conn->backoff_ms);
+        free(m);
+        schedule_retry(conn);
+        return;
+    }
+    memcpy(conn->map, m, sizeof *m);
+    free(m);
+    conn->any_node = 0;
+    for (int s = 0; s < WF__SLOTS; s++)
+        if (conn->map->owner[s] >= 0) {
+            conn->any_node = conn->map->owner[s];
+            break;
+        }
+    conn->ready = 0;
+    conn->failed = 0;
+    if (conn == &w->block) {
+        mark_ready(conn);
+        return;
+    }
+    redisAsyncContext *ac = wf__conn_lane(conn, conn->any_node, conn->any_node);
+    if (ac) redisAsyncCommand(ac, ready_reply, NULL, "TIME");
 }
 
 void wf__conn_start(wf__conn *conn)
 {
     wf_worker *w = conn->w;
     if (conn->ac || conn->closed || w->closing) return;
+    if (conn->cluster) {
+        start_cluster(conn);
+        return;
+    }
     conn->ready = 0;
     conn->failed = 0;
     /* The address to use now: a sentinel URL asks the sentinels on every (re)connect. */
@@ -177,6 +347,17 @@ void wf__conn_close(wf__conn *conn)
 {
     conn->closed = 1;
     if (conn->retry_ev) evtimer_del(conn->retry_ev);
+    if (conn->reset_ev) evtimer_del(conn->reset_ev);
+    if (conn->cluster) {
+        conn->ready = 0;
+        conn->tearing = 1;
+        for (int i = 0; i < conn->nlanes; i++) {
+            redisAsyncContext *ac = conn->lane[i];
+            conn->lane[i] = NULL;
+            if (ac) redisAsyncFree(ac);
+        }
+        conn->tearing = 0;
+    }
     redisAsyncContext *ac = conn->ac;
     if (!ac) return;
     conn->ac = NULL;
@@ -188,5 +369,12 @@ void wf__conn_free(wf__conn *conn)
 {
     wf__conn_close(conn);
     if (conn->retry_ev) event_free(conn->retry_ev);
-    conn->retry_ev = NULL;
+    if (conn->reset_ev) event_free(conn->reset_ev);
+    conn->retry_ev = conn->reset_ev = NULL;
+    free(conn->map);
+    free(conn->lane);
+    free(conn->lane_node);
+    conn->map = NULL;
+    conn->lane = NULL;
+    conn->lane_node = NULL;
 }

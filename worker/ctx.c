@@ -225,16 +225,14 @@ static void req_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 static int req_send(wf_worker *w, wf__req *req)
 {
-    redisAsyncContext *ac = w->cmd.ac;
     if (req->raw)
-        return redisAsyncCommandArgv(ac, req_reply, req, req->argc, (const char **)req->argv,
-                                     req->argvlen) == REDIS_OK
+        return wf__conn_argv(&w->cmd, req_reply, req, req->argc, (const char **)req->argv,
+                             req->argvlen) == REDIS_OK
                    ? WF_OK
                    : WF_ERR_IO;
-    return wf__script_call_async(ac, req_reply, req, req->script, req->nkeys,
-                                 (const char *const *)req->argv, req->argc - req->nkeys,
-                                 (const char *const *)req->argv + req->nkeys,
-                                 req->argvlen + req->nkeys);
+    return wf__conn_script(&w->cmd, req_reply, req, req->script, req->nkeys,
+                           (const char *const *)req->argv, req->argc - req->nkeys,
+                           (const char *const *)req->argv + req->nkeys, req->argvlen + req->nkeys);
 }
 
 void wf__reqs_pump(wf_worker *w)

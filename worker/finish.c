@@ -215,7 +215,7 @@ static void send_op(wf_worker *w, wf__job *job)
     if (parents) keys[nkeys++] = parents;
     for (int i = 0; i < nargs; i++)
         if (!(script == WF__SCRIPT_COMPLETE && i == 2)) arglen[i] = strlen(args[i]);
-    if (wf__script_call_async(w->cmd.ac, op_reply, job, script, nkeys, keys, nargs, args, arglen) ==
+    if (wf__conn_script(&w->cmd, op_reply, job, script, nkeys, keys, nargs, args, arglen) ==
         WF_OK) {
         job->op_inflight = 1;
         w->ops_inflight++;

@@ -318,8 +318,8 @@ static void field(const redisReply *f, const char *name, const redisReply **out)
 static void ack(wf_worker *w, const char *stream, const char *entry)
 {
     if (!wf__conn_usable(&w->cmd)) return;
-    redisAsyncCommand(w->cmd.ac, NULL, NULL, "XACK %s %s %s", stream, GROUP, entry);
-    redisAsyncCommand(w->cmd.ac, NULL, NULL, "XDEL %s %s", stream, entry);
+    wf__conn_command(&w->cmd, NULL, NULL, "XACK %s %s %s", stream, GROUP, entry);
+    wf__conn_command(&w->cmd, NULL, NULL, "XDEL %s %s", stream, entry);
 }
 
 static void deliver_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -391,7 +391,7 @@ static void deliver_entry(wf_worker *w, const char *stream, const redisReply *e)
         keys[WF__NFIXED + 1] = steps;
         const char *args[3] = {parent->str, step->str, sb.data};
         size_t lens[3] = {parent->len, step->len, sb.size};
-        if (wf__script_call_async(w->cmd.ac, deliver_reply, d, WF__SCRIPT_DELIVER, WF__NFIXED + 2,
+        if (wf__conn_script(&w->cmd, deliver_reply, d, WF__SCRIPT_DELIVER, WF__NFIXED + 2,
                                   keys, 3, args, lens) == WF_OK) {
             w->kids_inflight++;
             wf__log_run(WF__LOG_DEBUG, parent->str, pwf, 0, "child run %s ended %s: delivering",
@@ -410,7 +410,7 @@ static void deliver_entry(wf_worker *w, const char *stream, const redisReply *e)
 static void ensure_groups(wf_worker *w)
 {
     for (int i = 0; i < w->ndefs && wf__conn_usable(&w->cmd); i++)
-        redisAsyncCommand(w->cmd.ac, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM",
+        wf__conn_command(&w->cmd, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM",
                           w->defs[i]->aux[WF__AUX_PARENTS], GROUP);
 }
 
@@ -491,7 +491,7 @@ void wf__children_tick(wf_worker *w, int64_t now)
             for (int i = 0; i < w->ndefs; i++) argv[a++] = w->defs[i]->aux[WF__AUX_PARENTS];
             for (int i = 0; i < w->ndefs; i++) argv[a++] = ">";
         }
-        if (ok && redisAsyncCommandArgv(w->cmd.ac, read_reply, w, a, argv, NULL) == REDIS_OK) {
+        if (ok && wf__conn_argv(&w->cmd, read_reply, w, a, argv, NULL) == REDIS_OK) {
             w->kids_read_busy = 1;
             w->kids_next_read = now + READ_MS;
         }
@@ -502,7 +502,7 @@ void wf__children_tick(wf_worker *w, int64_t now)
         w->kids_next_claim = now + (idle / 2 > 250 ? idle / 2 : 250);
         for (int i = 0; i < w->ndefs; i++) {
             char *k = w->defs[i]->aux[WF__AUX_PARENTS];
-            redisAsyncCommand(w->cmd.ac, claim_reply, k, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d", k,
+            wf__conn_command(&w->cmd, claim_reply, k, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d", k,
                               GROUP, w->consumer, (long long)idle, READ_COUNT);
         }
     }

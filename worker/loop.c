@@ -38,7 +38,7 @@ void wf__loop_on_ready(wf_worker *w, wf__conn *conn)
 
 void wf__loop_on_down(wf_worker *w, wf__conn *conn)
 {
-    if (conn == &w->block) w->read_inflight = 0;
+    if (conn == &w->block && !conn->cluster) w->read_inflight = 0; /* lanes count their own */
 }
 
 static void leave(wf_worker *w)

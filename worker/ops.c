@@ -255,7 +255,7 @@ static void probe(wf_worker *w)
     const char *keys[WF__NFIXED];
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = w->defs[0]->keys.k[i];
     const char *args[1] = {"1000"};
-    if (wf__script_call_async(w->cmd.ac, probe_reply, ops, WF__SCRIPT_HEARTBEAT, WF__NFIXED, keys,
+    if (wf__conn_script(&w->cmd, probe_reply, ops, WF__SCRIPT_HEARTBEAT, WF__NFIXED, keys,
                               1, args, NULL) == WF_OK)
         ops->probe_busy = 1;
 }
@@ -303,8 +303,8 @@ static void gauge_cmd(wf_worker *w, int def, int kind, const char *fmt, const ch
     g->ops = w->ops;
     g->def = def;
     g->kind = kind;
-    int rc = key ? redisAsyncCommand(w->cmd.ac, gauge_reply, g, fmt, key)
-                 : redisAsyncCommand(w->cmd.ac, gauge_reply, g, fmt);
+    int rc = key ? wf__conn_command(&w->cmd, gauge_reply, g, fmt, key)
+                 : wf__conn_command(&w->cmd, gauge_reply, g, fmt);
     if (rc != REDIS_OK) {
         free(g);
         return;

@@ -88,11 +88,11 @@ void wf__presence_tick(wf_worker *w, int64_t now)
     char *key = wf__key_global(w->url.prefix, "workers");
     char *json = entry_json(w, redis_now);
     if (key && json &&
-        redisAsyncCommand(w->cmd.ac, hset_reply, ops, "HSET %s %s %s", key, w->consumer, json) ==
+        wf__conn_command(&w->cmd, hset_reply, ops, "HSET %s %s %s", key, w->consumer, json) ==
             REDIS_OK)
         ops->presence_busy = 1;
     if (key && now >= ops->next_prune) {
-        if (ops->next_prune) redisAsyncCommand(w->cmd.ac, prune_reply, ops, "HGETALL %s", key);
+        if (ops->next_prune) wf__conn_command(&w->cmd, prune_reply, ops, "HGETALL %s", key);
         ops->next_prune = now + PRUNE_MS; /* the first one only after PRUNE_MS */
     }
     free(json);

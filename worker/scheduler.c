@@ -128,7 +128,7 @@ static void fire_one(sched_scan *s, size_t i, const redisReply *val)
                 "schedule %s of workflow %s is unreadable (%s): taking it off %s; the record "
                 "stays in %s for `wf schedule list` (remove or re-add it)",
                 id, def->name, e.message, s->zkey, s->hkey);
-        redisAsyncCommand(w->cmd.ac, NULL, NULL, "ZREM %s %s", s->zkey, id);
+        wf__conn_command(&w->cmd, NULL, NULL, "ZREM %s %s", s->zkey, id);
         return;
     }
     int fire = 0;
@@ -156,7 +156,7 @@ static void fire_one(sched_scan *s, size_t i, const redisReply *val)
     snprintf(seen, sizeof seen, "%lld", (long long)rec.next_at);
     snprintf(nxt, sizeof nxt, "%lld", (long long)next);
     const char *args[] = {id, seen, rec.spec, nxt, fire ? run_id : "", def->name};
-    if (wf__script_call_async(w->cmd.ac, fire_reply, f, WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6,
+    if (wf__conn_script(&w->cmd, fire_reply, f, WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6,
                               args, NULL) == WF_OK)
         s->pending++;
     else
@@ -206,7 +206,7 @@ static void due_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (!wf__sched_id_valid(id->str) || strlen(id->str) != id->len) {
             wf__log(WF__LOG_WARN, "removing invalid member '%.*s' from %s",
                     (int)(id->len > 80 ? 80 : id->len), id->str, s->zkey);
-            redisAsyncCommand(w->cmd.ac, NULL, NULL, "ZREM %s %b", s->zkey, id->str, id->len);
+            wf__conn_command(&w->cmd, NULL, NULL, "ZREM %s %b", s->zkey, id->str, id->len);
             continue;
         }
         if (!(s->ids[s->n] = strdup(id->str))) break;
@@ -215,7 +215,7 @@ static void due_reply(redisAsyncContext *ac, void *reply, void *privdata)
         s->n++;
     }
     if (s->n > 0 &&
-        redisAsyncCommandArgv(w->cmd.ac, records_reply, s, (int)(2 + s->n), argv, NULL) == REDIS_OK)
+        wf__conn_argv(&w->cmd, records_reply, s, (int)(2 + s->n), argv, NULL) == REDIS_OK)
         s->pending++;
 out:
     free(argv);
@@ -233,7 +233,7 @@ void wf__scheduler_tick(wf_worker *w, wf__wdef *def)
     s->hkey = wf__key_wf(w->url.prefix, def->name, "schedules");
     s->zkey = wf__key_wf(w->url.prefix, def->name, "schedules:due");
     if (!s->hkey || !s->zkey ||
-        redisAsyncCommand(w->cmd.ac, due_reply, s,
+        wf__conn_command(&w->cmd, due_reply, s,
                           "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT 0 %d", s->zkey,
                           (long long)wf__worker_redis_now(w), SCAN_LIMIT) != REDIS_OK) {
         scan_free(s);

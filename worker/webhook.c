@@ -187,10 +187,10 @@ static void send_load(wf__hooks *h, delivery *x)
     wf_worker *w = h->w;
     char *run = wf__key_run(w->url.prefix, x->d->name, x->run);
     if (!run) return;
-    if (redisAsyncCommand(w->cmd.ac, load_reply, x, "HMGET %s output error finished_at", run) ==
+    if (wf__conn_command(&w->cmd, load_reply, x, "HMGET %s output error finished_at", run) ==
         REDIS_OK)
         x->busy++;
-    if (x->takeover && redisAsyncCommand(w->cmd.ac, load_reply, x, "XPENDING %s %s %s %s 1",
+    if (x->takeover && wf__conn_command(&w->cmd, load_reply, x, "XPENDING %s %s %s %s 1",
                                          x->d->outbox, GROUP, x->entry, x->entry) == REDIS_OK)
         x->busy++;
     x->sent = x->busy > 0;
@@ -261,7 +261,7 @@ static void post_done(void *arg, int code, long status, const char *error)
             if (usable(h)) {
                 char n[16];
                 snprintf(n, sizeof n, "%d", x->attempts);
-                redisAsyncCommand(h->w->cmd.ac, NULL, NULL,
+                wf__conn_command(&h->w->cmd, NULL, NULL,
                                   "XCLAIM %s %s %s 0 %s RETRYCOUNT %s JUSTID", x->d->outbox, GROUP,
                                   h->w->consumer, x->entry, n);
             }
@@ -320,7 +320,7 @@ static void send_end(wf__hooks *h, delivery *x)
                             "state",    x->state,
                             "workflow", x->workflow,
                             "at",       x->at};
-    if (wf__script_call_async(h->w->cmd.ac, end_reply, x, WF__SCRIPT_OUTBOX, 2, keys,
+    if (wf__conn_script(&h->w->cmd, end_reply, x, WF__SCRIPT_OUTBOX, 2, keys,
                               x->end_dead ? 12 : 2, args, NULL) == WF_OK) {
         x->busy++;
         x->sent = 1;
@@ -445,7 +445,7 @@ static void read_outboxes(wf__hooks *h, int64_t now, int room)
     argv[a++] = "STREAMS";
     for (int i = 0; i < h->ndefs; i++) argv[a++] = h->defs[i].outbox;
     for (int i = 0; i < h->ndefs; i++) argv[a++] = ">";
-    if (redisAsyncCommandArgv(w->cmd.ac, read_reply, h, a, argv, NULL) == REDIS_OK) {
+    if (wf__conn_argv(&w->cmd, read_reply, h, a, argv, NULL) == REDIS_OK) {
         h->read_busy = 1;
         h->next_read = now + READ_MS;
     }
@@ -485,7 +485,7 @@ static void group_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static void ensure_group(wf__hooks *h, hdef *d)
 {
     if (usable(h))
-        redisAsyncCommand(h->w->cmd.ac, group_reply, d, "XGROUP CREATE %s %s 0 MKSTREAM", d->outbox,
+        wf__conn_command(&h->w->cmd, group_reply, d, "XGROUP CREATE %s %s 0 MKSTREAM", d->outbox,
                           GROUP);
 }
 
@@ -574,7 +574,7 @@ void wf__hooks_tick(wf__hooks *h, int64_t now)
             for (delivery *x = h->head; x; x = x->next)
                 if (x->d == d) argv[a++] = x->entry;
             argv[a++] = "JUSTID";
-            redisAsyncCommandArgv(w->cmd.ac, NULL, NULL, a, argv, NULL);
+            wf__conn_argv(&w->cmd, NULL, NULL, a, argv, NULL);
             free(argv);
         }
     }
@@ -587,7 +587,7 @@ void wf__hooks_tick(wf__hooks *h, int64_t now)
         if (room <= 0) break;
         if (room > 16) room = 16;
         if (!d->claim_busy && now >= d->next_claim &&
-            redisAsyncCommand(w->cmd.ac, claim_reply, d, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
+            wf__conn_command(&w->cmd, claim_reply, d, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
                               d->outbox, GROUP, w->consumer, (long long)vis, room) == REDIS_OK) {
             d->claim_busy = 1;
             d->next_claim = now + (vis / 4 > 250 ? vis / 4 : 250);

@@ -333,6 +333,7 @@ struct wf__wdef {
     int64_t next_heartbeat, next_autoclaim;                      /* mono ms */
     int sched_busy; /* scheduler.c: a scan of this workflow's due schedules is in flight */
     int flow_busy;  /* flow.c: an admit.lua round for this workflow's held runs is in flight */
+    int read_busy;  /* cluster: this workflow's XREADGROUP is in flight on its block lane */
 };
 
 /* One async connection with its reconnect state. */
@@ -343,9 +344,19 @@ typedef struct wf__conn {
     int ready;             /* AUTH/SELECT (and TIME for cmd) done */
     int backoff_ms;        /* next reconnect delay: 100 ms doubling to 5 s */
     struct event *retry_ev;
+    struct event *reset_ev; /* cluster: wf__conn_reset from the loop */
     int closed; /* closed for good: no reconnect */
     int failed; /* the handshake failed on this connection attempt */
     int lost;   /* was ready, then dropped: log when it is back */
+    /* redis+cluster:// (route.c): a context per node (cmd) or per workflow (block: its
+     * blocking reads each need a connection of their own), made on first use */
+    int cluster;
+    struct wf__slotmap *map;  /* CLUSTER SLOTS, refreshed on every (re)connect */
+    redisAsyncContext **lane; /* nlanes contexts, NULL until used */
+    int *lane_node;           /* the node each lane is connected to */
+    int nlanes;
+    int any_node; /* for commands without a key */
+    int tearing;  /* wf__conn_reset in progress */
 } wf__conn;
 
 struct wf_worker {
@@ -433,6 +444,29 @@ void wf__conn_start(wf__conn *conn);
 void wf__conn_close(wf__conn *conn);
 void wf__conn_free(wf__conn *conn);
 int wf__conn_usable(const wf__conn *conn);
+/* cluster: the context of lane `lane`, connected to node `node` of the map on first use (AUTH
+ * sent first). NULL when it cannot be made (then the connection is being reset). */
+redisAsyncContext *wf__conn_lane(wf__conn *conn, int lane, int node);
+/* Drops every context of the connection (their callbacks fire with NULL replies) and reconnects
+ * after the backoff, as when a connection is lost. */
+void wf__conn_reset(wf__conn *conn, const char *why);
+
+/* route.c: sending on a connection. Like redisAsyncCommand(Argv): `fn` fires exactly once with
+ * the final reply (NULL: the connection was lost) unless the call returns REDIS_ERR. In a
+ * cluster the command goes to the node owning its first key, MOVED and ASK are followed, and a
+ * cmd-connection XREADGROUP over streams of several slots is split and its replies merged. */
+int wf__conn_argv(wf__conn *conn, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+                  const size_t *argvlen);
+int wf__conn_command(wf__conn *conn, redisCallbackFn *fn, void *priv, const char *fmt, ...);
+/* A blocking command on lane `lane` of the block connection (one lane per workflow in a
+ * cluster; the one context otherwise). */
+int wf__conn_lane_argv(wf__conn *conn, int lane, redisCallbackFn *fn, void *priv, int argc,
+                       const char **argv, const size_t *argvlen);
+/* Lua script `script` by EVALSHA, re-sent as EVAL after NOSCRIPT. Returns WF_OK or an error
+ * (then `fn` never fires). Arguments are copied. */
+int wf__conn_script(wf__conn *conn, redisCallbackFn *fn, void *priv, wf__script script, int nkeys,
+                    const char *const *keys, int nargs, const char *const *args,
+                    const size_t *arglens);
 /* Called by conn.c when a connection became ready / went down. */
 void wf__loop_on_ready(wf_worker *w, wf__conn *conn);
 void wf__loop_on_down(wf_worker *w, wf__conn *conn);

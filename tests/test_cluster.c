@@ -1,0 +1,240 @@
+/* test_cluster.c - wf on a real Redis Cluster of 3 masters and 3 replicas on loopback
+ * (cluster_harness.h): the client and wf-worker processes route by slot, runs of workflows that
+ * live on different masters complete, steps, events, child runs and listing work across slots,
+ * a slot moved under a running worker (MOVED, ASK) is followed, and runs go on after a master is
+ * killed and its replica takes over. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "cluster_harness.h"
+#include "harness.h"
+#include "wf_internal.h"
+
+static wf_test_cluster cl_srv;
+static wf_client *cl;
+static char dir[256], log_path[300], exec_env[340];
+static pid_t workers[2];
+
+static void setup(void)
+{
+    cr_assert_eq(wf_test_cluster_start(&cl_srv), 0, "could not start a Redis Cluster");
+    snprintf(dir, sizeof dir, "/tmp/wf-test-cluster-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
+    snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s/exec.log", dir);
+    wf_error err = {0};
+    cl = wf_client_connect(cl_srv.url, &err);
+    cr_assert_not_null(cl, "%s", err.message);
+}
+
+static int registered(void *arg)
+{
+    (void)arg;
+    char **names = NULL;
+    size_t n = 0;
+    if (wf_list_workflows(cl, &names, &n, NULL) != WF_OK) return 0;
+    wf_list_free(names, n);
+    return n >= 5;
+}
+
+static pid_t start_worker(void)
+{
+    char *bin = wf_test_path("wf-worker");
+    char *wfdir = wf_test_path("tests/workflows");
+    const char *argv[] = {bin, "--redis",       cl_srv.url, "--workflows", wfdir,  "--processes",
+                          "1", "--concurrency", "8",        "--lease-ms",  "3000", NULL};
+    const char *env[] = {exec_env, NULL};
+    pid_t pid = wf_test_spawn(argv, env, log_path);
+    free(bin);
+    free(wfdir);
+    cr_assert(wf_test_wait(registered, NULL, 15000), "worker never registered");
+    return pid;
+}
+
+static void teardown(void)
+{
+    int clean = 1;
+    for (int i = 0; i < 2; i++)
+        if (workers[i] > 0) {
+            int st = wf_test_kill(workers[i], SIGTERM, 30000);
+            clean &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+            workers[i] = 0;
+        }
+    char *log = wf_test_slurp(log_path);
+    int quiet = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
+    if (!clean || !quiet || getenv("WF_TEST_SHOW_LOG")) fprintf(stderr, "worker log:\n%s", log);
+    free(log);
+    wf_client_free(cl);
+    cl = NULL;
+    wf_test_cluster_stop(&cl_srv);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    cr_assert(quiet, "a sanitizer reported an error in a worker process");
+    cr_assert(clean, "a worker did not drain and exit 0 on SIGTERM");
+}
+
+TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 240);
+
+static wf_run *start_json(const char *workflow, const char *json)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wf_error err = {0};
+    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK, "%s", err.message);
+    wf_run *run = wf_run_workflow(cl, workflow, sb.data, sb.size, &err);
+    msgpack_sbuffer_destroy(&sb);
+    cr_assert_not_null(run, "%s: %s", workflow, err.message);
+    return run;
+}
+
+typedef struct want {
+    wf_run *run;
+    wf_state state;
+} want;
+
+static int reached(void *arg)
+{
+    want *w = arg;
+    wf_status st;
+    if (wf_run_status(w->run, &st, NULL) != WF_OK) return 0;
+    int ok = st.state == w->state;
+    wf_status_clear(&st);
+    return ok;
+}
+
+/* Waits for `state` and returns the output as JSON (caller frees; NULL: no output). */
+static char *wait_output(wf_run *run, wf_state state, int ms)
+{
+    want w = {run, state};
+    int ok = wf_test_wait(reached, &w, ms);
+    wf_status st;
+    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
+    if (!ok) {
+        char *log = wf_test_slurp(log_path);
+        cr_assert_fail("run %s is %s, not %s (error %s)\n%s", wf_run_id(run),
+                       wf_state_name(st.state), wf_state_name(state), st.error ? st.error : "-",
+                       log);
+    }
+    char *json = NULL;
+    if (st.output) wf_msgpack_to_json(st.output, st.output_len, &json, NULL);
+    wf_status_clear(&st);
+    return json;
+}
+
+static int master_of_workflow(const char *workflow)
+{
+    char key[200];
+    snprintf(key, sizeof key, "wf:{%s}:queue", workflow);
+    return wf_test_cluster_master_of(&cl_srv, key);
+}
+
+Test(cluster, slots_match_the_servers)
+{
+    /* The library's CRC16 against the servers' CLUSTER KEYSLOT. */
+    const char *keys[] = {"wf:{echo}:queue",
+                          "wf:{stepper}:run:stepper:01ABC",
+                          "plain-key",
+                          "{}",
+                          "a{}b",
+                          "{x",
+                          "wf:{ev:order-paid}:log",
+                          "x{y}{z}"};
+    redisContext *c = wf_test_cluster_connect_for(&cl_srv, "plain-key");
+    cr_assert_not_null(c);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        redisReply *r = redisCommand(c, "CLUSTER KEYSLOT %s", keys[i]);
+        cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+        cr_assert_eq(wf__key_slot(keys[i], strlen(keys[i])), (int)r->integer, "slot of %s",
+                     keys[i]);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+}
+
+Test(cluster, runs_of_workflows_on_different_masters_complete)
+{
+    workers[0] = start_worker();
+    const char *wfs[] = {"echo", "stepper", "invoker", "sender", "flaky"};
+    int masters = 0, seen[WF_TEST_CLUSTER_NODES] = {0};
+    for (size_t i = 0; i < sizeof wfs / sizeof wfs[0]; i++) {
+        int m = master_of_workflow(wfs[i]);
+        cr_assert_geq(m, 0);
+        masters += !seen[m];
+        seen[m] = 1;
+    }
+    cr_assert_geq(masters, 2, "the test workflows all hash to one master: the test proves little");
+
+    wf_run *e = start_json("echo", "{\"hello\":\"cluster\"}");
+    wf_run *s = start_json("stepper", "{\"n\":4}");
+    wf_run *k = start_json("invoker", "{\"workflow\":\"echo\",\"input\":{\"child\":1}}");
+    wf_run *f = start_json("flaky", "null");
+    wf_run *waiter = start_json("stepper", "{\"n\":1,\"event\":\"test-event\"}");
+    char *out = wait_output(e, WF_STATE_COMPLETED, 30000);
+    cr_assert_str_eq(out, "{\"hello\":\"cluster\"}");
+    free(out);
+    out = wait_output(s, WF_STATE_COMPLETED, 30000);
+    cr_assert_str_eq(out, "{\"sum\":60,\"event\":null}");
+    free(out);
+    out = wait_output(k, WF_STATE_COMPLETED, 30000);
+    cr_assert_str_eq(out, "{\"child\":{\"child\":1}}");
+    free(out);
+    free(wait_output(f, WF_STATE_COMPLETED, 30000));
+    /* An event sent from a run of another slot ({ev:...} has its own) wakes the waiter. */
+    free(wait_output(waiter, WF_STATE_WAITING, 30000));
+    wf_run *snd = start_json("sender", "{\"paid\":true}");
+    free(wait_output(snd, WF_STATE_COMPLETED, 30000));
+    out = wait_output(waiter, WF_STATE_COMPLETED, 30000);
+    cr_assert_str_eq(out, "{\"sum\":0,\"event\":{\"paid\":true}}");
+    free(out);
+
+    /* Listing fans out over the workflows' slots. */
+    char **ids = NULL;
+    size_t n = 0;
+    wf_list_options lo = {0};
+    lo.state = WF_STATE_COMPLETED;
+    wf_error err = {0};
+    cr_assert_eq(wf_list_runs(cl, &lo, &ids, &n, &err), WF_OK, "%s", err.message);
+    cr_assert_geq(n, 7, "completed runs listed: %zu", n);
+    wf_list_free(ids, n);
+
+    wf_run *runs[] = {e, s, k, f, waiter, snd};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) wf_run_free(runs[i]);
+}
+
+Test(cluster, batch_stop_and_status_across_slots)
+{
+    /* No worker yet: runs stay queued, so stop finds them. */
+    const char *inputs[3] = {"\x01", "\x02", "\x03"}; /* msgpack fixints 1, 2, 3 */
+    size_t lens[3] = {1, 1, 1};
+    wf_run *runs[3] = {0};
+    wf_error err = {0};
+    wf_run_options ro = {0};
+    ro.allow_unregistered = 1;
+    cr_assert_eq(
+        wf_run_workflow_batch(cl, "echo", 3, (const void *const *)inputs, lens, &ro, runs, &err),
+        WF_OK, "%s", err.message);
+    wf_run *st = wf_run_workflow_ex(cl, "stepper", NULL, 0, &ro, &err);
+    cr_assert_not_null(st, "%s", err.message);
+    cr_assert_eq(wf_run_stop(st, &err), WF_OK, "%s", err.message);
+    workers[0] = start_worker();
+    for (int i = 0; i < 3; i++) {
+        wf_run *r = wf_get_workflow_run(cl, wf_run_id(runs[i]), &err);
+        cr_assert_not_null(r, "%s", err.message);
+        wf_run_free(runs[i]);
+        char *out = wait_output(r, WF_STATE_COMPLETED, 30000);
+        char expect[4];
+        snprintf(expect, sizeof expect, "%d", i + 1);
+        cr_assert_str_eq(out, expect);
+        free(out);
+        wf_run_free(r);
+    }
+    free(wait_output(st, WF_STATE_CANCELLED, 5000));
+    wf_run_free(st);
+}
