@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster.h"
@@ -237,4 +238,201 @@ Test(cluster, batch_stop_and_status_across_slots)
     }
     free(wait_output(st, WF_STATE_CANCELLED, 5000));
     wf_run_free(st);
+}
+
+/* ---- a master fails over -------------------------------------------------------------------- */
+
+typedef struct repl_wait {
+    int port;
+    long long target;
+} repl_wait;
+
+/* 1 when node `port`'s replica acknowledged at least `target` of the replication stream. */
+static int replica_caught_up(void *arg)
+{
+    repl_wait *rw = arg;
+    redisContext *c = redisConnect("127.0.0.1", rw->port);
+    redisReply *r = c && !c->err ? redisCommand(c, "INFO replication") : NULL;
+    int ok = 0;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *s = strstr(r->str, "slave0:");
+        const char *off = s ? strstr(s, "offset=") : NULL;
+        if (off) ok = atoll(off + 7) >= rw->target;
+    }
+    if (r) freeReplyObject(r);
+    if (c) redisFree(c);
+    return ok;
+}
+
+/* Waits until master `idx`'s replica has everything the master had when called. */
+static void wait_replicated(int idx)
+{
+    redisContext *c = redisConnect("127.0.0.1", cl_srv.node[idx].port);
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, "INFO replication");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    const char *off = strstr(r->str, "master_repl_offset:");
+    cr_assert_not_null(off);
+    repl_wait rw = {cl_srv.node[idx].port, atoll(off + 19)};
+    freeReplyObject(r);
+    redisFree(c);
+    cr_assert(wf_test_wait(replica_caught_up, &rw, 10000), "the replica never caught up");
+}
+
+/* wf_run_workflow, retried while the cluster is failing over (each try reconnects). */
+static wf_run *start_retrying(const char *workflow, const char *json)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, NULL), WF_OK);
+    wf_run *run = NULL;
+    wf_error err = {0};
+    for (int i = 0; i < 50 && !run; i++) {
+        run = wf_run_workflow(cl, workflow, sb.data, sb.size, &err);
+        if (!run) {
+            cr_assert(err.code == WF_ERR_IO || err.code == WF_ERR_CONNECT ||
+                          err.code == WF_ERR_REDIS,
+                      "unexpected error: %s", err.message);
+            struct timespec ts = {0, 200 * 1000 * 1000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    cr_assert_not_null(run, "could not start a run after the failover: %s", err.message);
+    return run;
+}
+
+Test(cluster, runs_go_on_after_a_master_fails_over)
+{
+    workers[0] = start_worker();
+    workers[1] = start_worker();
+    enum { BEFORE = 40, AFTER = 20 };
+    wf_run *runs[2 * BEFORE + AFTER];
+    int n = 0;
+    for (int i = 0; i < BEFORE; i++) {
+        runs[n++] = start_json("stepper", "{\"n\":3,\"work_ms\":20}");
+        runs[n++] = start_json("echo", "{\"i\":1}");
+    }
+    int victim = master_of_workflow("stepper");
+    cr_assert_geq(victim, 0);
+    wait_replicated(victim);
+    int promoted = wf_test_cluster_kill_master(&cl_srv, victim, 30000);
+    cr_assert_geq(promoted, 0, "no replica took over");
+    cr_assert_eq(master_of_workflow("stepper"), promoted);
+    for (int i = 0; i < AFTER; i++) runs[n++] = start_retrying("stepper", "{\"n\":2}");
+    for (int i = 0; i < n; i++) {
+        free(wait_output(runs[i], WF_STATE_COMPLETED, 90000));
+        wf_run_free(runs[i]);
+    }
+}
+
+/* ---- a slot moves under a running worker: ASK, then MOVED ---------------------------------- */
+
+static redisContext *node_conn(int idx)
+{
+    redisContext *c = redisConnect("127.0.0.1", cl_srv.node[idx].port);
+    cr_assert(c && !c->err, "node %d unreachable", idx);
+    return c;
+}
+
+static char *node_id(int idx)
+{
+    redisContext *c = node_conn(idx);
+    char *id = wf_test_cmd_str(c, "CLUSTER MYID");
+    redisFree(c);
+    cr_assert_not_null(id);
+    return id;
+}
+
+/* Another master than `idx`. */
+static int other_master(int idx)
+{
+    for (int i = 0; i < cl_srv.n; i++) {
+        if (i == idx || cl_srv.node[i].pid <= 0) continue;
+        redisContext *c = node_conn(i);
+        redisReply *r = redisCommand(c, "ROLE");
+        int master = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                     strcmp(r->element[0]->str, "master") == 0;
+        if (r) freeReplyObject(r);
+        redisFree(c);
+        if (master) return i;
+    }
+    return -1;
+}
+
+/* Moves every key of `slot` from node `from` to node `to` (MIGRATE), the slot being marked
+ * MIGRATING / IMPORTING meanwhile; the owner does not change yet. */
+static void migrate_keys(int slot, int from, int to, const char *from_id, const char *to_id)
+{
+    redisContext *a = node_conn(from), *b = node_conn(to);
+    redisReply *r = redisCommand(b, "CLUSTER SETSLOT %d IMPORTING %s", slot, from_id);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    r = redisCommand(a, "CLUSTER SETSLOT %d MIGRATING %s", slot, to_id);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    for (;;) {
+        redisReply *keys = redisCommand(a, "CLUSTER GETKEYSINSLOT %d 100", slot);
+        cr_assert(keys && keys->type == REDIS_REPLY_ARRAY);
+        size_t n = keys->elements;
+        for (size_t i = 0; i < n; i++) {
+            r = redisCommand(a, "MIGRATE 127.0.0.1 %d %s 0 5000", cl_srv.node[to].port,
+                             keys->element[i]->str);
+            cr_assert(r && r->type == REDIS_REPLY_STATUS, "MIGRATE: %s", r ? r->str : "no reply");
+            freeReplyObject(r);
+        }
+        freeReplyObject(keys);
+        if (n == 0) break;
+    }
+    redisFree(a);
+    redisFree(b);
+}
+
+/* Makes node `to` the owner of `slot` in every live node's view. */
+static void assign_slot(int slot, const char *to_id)
+{
+    for (int i = 0; i < cl_srv.n; i++) {
+        if (cl_srv.node[i].pid <= 0) continue;
+        redisContext *c = node_conn(i);
+        redisReply *r = redisCommand(c, "CLUSTER SETSLOT %d NODE %s", slot, to_id);
+        if (r) freeReplyObject(r);
+        redisFree(c);
+    }
+}
+
+Test(cluster, a_slot_moved_under_a_running_worker_is_followed)
+{
+    workers[0] = start_worker();
+    wf_run *first = start_json("echo", "\"before\"");
+    char *out = wait_output(first, WF_STATE_COMPLETED, 30000);
+    cr_assert_str_eq(out, "\"before\"");
+    free(out);
+    int from = master_of_workflow("echo"), to = other_master(from);
+    cr_assert_geq(from, 0);
+    cr_assert_geq(to, 0);
+    char *from_id = node_id(from), *to_id = node_id(to);
+    int slot = wf__key_slot("{echo}", 6);
+
+    /* Mid-migration: the keys are on `to`, the slot still `from`'s: reads are ASKed over. */
+    migrate_keys(slot, from, to, from_id, to_id);
+    wf_status st;
+    wf_error err = {0};
+    cr_assert_eq(wf_run_status(first, &st, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(st.state, WF_STATE_COMPLETED);
+    wf_status_clear(&st);
+
+    /* Done: the client's and the worker's maps are stale; MOVED takes them to `to`. */
+    assign_slot(slot, to_id);
+    cr_assert_eq(master_of_workflow("echo"), to);
+    wf_run *runs[10];
+    for (int i = 0; i < 10; i++) runs[i] = start_json("echo", "\"after\"");
+    for (int i = 0; i < 10; i++) {
+        out = wait_output(runs[i], WF_STATE_COMPLETED, 30000);
+        cr_assert_str_eq(out, "\"after\"");
+        free(out);
+        wf_run_free(runs[i]);
+    }
+    wf_run_free(first);
+    free(from_id);
+    free(to_id);
 }

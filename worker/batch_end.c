@@ -125,7 +125,7 @@ static void send_one(wf_worker *w, wf__job **jobs, int n)
         b->n = n;
         memcpy(b->jobs, jobs, (size_t)n * sizeof *jobs);
         ok = wf__conn_script(&w->cmd, batch_reply, b, WF__SCRIPT_COMPLETE, k, keys, a, args,
-                                   arglen) == WF_OK;
+                             arglen) == WF_OK;
     }
     for (int i = 0; owned && i < 2 * n; i++) free(owned[i]);
     free(owned);

@@ -268,7 +268,11 @@ static void read_streams(wf_worker *w, const redisReply *r)
 
 static void read_failed(wf_worker *w, const redisReply *r)
 {
-    wf__log(WF__LOG_ERROR, "XREADGROUP failed: %s; retrying shortly", r->str);
+    /* A cluster moving a workflow's slot: the read is re-sent where the new map says. */
+    int moving = strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0 ||
+                 strncmp(r->str, "UNBLOCKED", 9) == 0;
+    wf__log(moving ? WF__LOG_INFO : WF__LOG_ERROR, "XREADGROUP failed: %s; retrying shortly",
+            r->str);
     if (strncmp(r->str, "NOGROUP", 7) == 0) ensure_groups(w);
     w->read_retry_at = wf__mono_ms() + 500;
 }

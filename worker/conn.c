@@ -15,8 +15,9 @@
 #include "cluster.h"
 #include "wf_worker_internal.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MIN_MS         100
+#define BACKOFF_MAX_MS         5000
+#define BACKOFF_MAX_CLUSTER_MS 1000
 
 int wf__conn_usable(const wf__conn *conn)
 {
@@ -39,7 +40,9 @@ static void schedule_retry(wf__conn *conn)
     struct timeval tv = {conn->backoff_ms / 1000, (conn->backoff_ms % 1000) * 1000};
     evtimer_add(conn->retry_ev, &tv);
     conn->backoff_ms *= 2;
-    if (conn->backoff_ms > BACKOFF_MAX_MS) conn->backoff_ms = BACKOFF_MAX_MS;
+    /* A cluster fails over in a few seconds: ask again at least every second meanwhile. */
+    int max = conn->cluster ? BACKOFF_MAX_CLUSTER_MS : BACKOFF_MAX_MS;
+    if (conn->backoff_ms > max) conn->backoff_ms = max;
 }
 
 /* cluster: forgets the lane of `ac` (hiredis frees it). 0 when it was no lane of ours any more

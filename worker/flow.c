@@ -69,17 +69,16 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
             char wfname[WF__NAME_MAX + 1];
             if (id->type != REDIS_REPLY_STRING || strlen(id->str) != id->len ||
                 wf__runid_parse(id->str, wfname, NULL) != WF_OK || strcmp(wfname, def->name)) {
-                wf__conn_command(&w->cmd, NULL, NULL, "ZREM %s %b", f->keys[2], id->str,
-                                  id->len);
+                wf__conn_command(&w->cmd, NULL, NULL, "ZREM %s %b", f->keys[2], id->str, id->len);
                 continue;
             }
             if (!(runs[nc] = wf__key_run(w->url.prefix, def->name, id->str))) break;
             keys[WF__NFIXED + 4 + nc] = runs[nc];
             args[nc++] = id->str;
         }
-        sent = nc > 0 && wf__conn_script(&w->cmd, admit_reply, f, WF__SCRIPT_ADMIT,
-                                               (int)(WF__NFIXED + 4 + nc), keys, (int)nc, args,
-                                               NULL) == WF_OK;
+        sent = nc > 0 &&
+               wf__conn_script(&w->cmd, admit_reply, f, WF__SCRIPT_ADMIT,
+                               (int)(WF__NFIXED + 4 + nc), keys, (int)nc, args, NULL) == WF_OK;
     }
     for (size_t i = 0; runs && i < nc; i++) free(runs[i]);
     free(runs);
@@ -97,7 +96,7 @@ void wf__flow_tick(wf_worker *w, wf__wdef *def)
     f->def = def;
     f->keys = (const char *const *)&def->aux[WF__AUX_LIMITS];
     def->flow_busy = 1;
-    if (wf__conn_command(&w->cmd, held_reply, f, "ZRANGE %s 0 %d", f->keys[2],
-                          ADMIT_LIMIT - 1) != REDIS_OK)
+    if (wf__conn_command(&w->cmd, held_reply, f, "ZRANGE %s 0 %d", f->keys[2], ADMIT_LIMIT - 1) !=
+        REDIS_OK)
         round_free(f);
 }

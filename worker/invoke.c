@@ -391,8 +391,8 @@ static void deliver_entry(wf_worker *w, const char *stream, const redisReply *e)
         keys[WF__NFIXED + 1] = steps;
         const char *args[3] = {parent->str, step->str, sb.data};
         size_t lens[3] = {parent->len, step->len, sb.size};
-        if (wf__conn_script(&w->cmd, deliver_reply, d, WF__SCRIPT_DELIVER, WF__NFIXED + 2,
-                                  keys, 3, args, lens) == WF_OK) {
+        if (wf__conn_script(&w->cmd, deliver_reply, d, WF__SCRIPT_DELIVER, WF__NFIXED + 2, keys, 3,
+                            args, lens) == WF_OK) {
             w->kids_inflight++;
             wf__log_run(WF__LOG_DEBUG, parent->str, pwf, 0, "child run %s ended %s: delivering",
                         id->str, state->str);
@@ -411,7 +411,7 @@ static void ensure_groups(wf_worker *w)
 {
     for (int i = 0; i < w->ndefs && wf__conn_usable(&w->cmd); i++)
         wf__conn_command(&w->cmd, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM",
-                          w->defs[i]->aux[WF__AUX_PARENTS], GROUP);
+                         w->defs[i]->aux[WF__AUX_PARENTS], GROUP);
 }
 
 static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -503,7 +503,7 @@ void wf__children_tick(wf_worker *w, int64_t now)
         for (int i = 0; i < w->ndefs; i++) {
             char *k = w->defs[i]->aux[WF__AUX_PARENTS];
             wf__conn_command(&w->cmd, claim_reply, k, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d", k,
-                              GROUP, w->consumer, (long long)idle, READ_COUNT);
+                             GROUP, w->consumer, (long long)idle, READ_COUNT);
         }
     }
 }

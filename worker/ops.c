@@ -255,8 +255,8 @@ static void probe(wf_worker *w)
     const char *keys[WF__NFIXED];
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = w->defs[0]->keys.k[i];
     const char *args[1] = {"1000"};
-    if (wf__conn_script(&w->cmd, probe_reply, ops, WF__SCRIPT_HEARTBEAT, WF__NFIXED, keys,
-                              1, args, NULL) == WF_OK)
+    if (wf__conn_script(&w->cmd, probe_reply, ops, WF__SCRIPT_HEARTBEAT, WF__NFIXED, keys, 1, args,
+                        NULL) == WF_OK)
         ops->probe_busy = 1;
 }
 

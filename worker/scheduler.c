@@ -156,8 +156,8 @@ static void fire_one(sched_scan *s, size_t i, const redisReply *val)
     snprintf(seen, sizeof seen, "%lld", (long long)rec.next_at);
     snprintf(nxt, sizeof nxt, "%lld", (long long)next);
     const char *args[] = {id, seen, rec.spec, nxt, fire ? run_id : "", def->name};
-    if (wf__conn_script(&w->cmd, fire_reply, f, WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6,
-                              args, NULL) == WF_OK)
+    if (wf__conn_script(&w->cmd, fire_reply, f, WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6, args,
+                        NULL) == WF_OK)
         s->pending++;
     else
         free(f);
@@ -233,9 +233,8 @@ void wf__scheduler_tick(wf_worker *w, wf__wdef *def)
     s->hkey = wf__key_wf(w->url.prefix, def->name, "schedules");
     s->zkey = wf__key_wf(w->url.prefix, def->name, "schedules:due");
     if (!s->hkey || !s->zkey ||
-        wf__conn_command(&w->cmd, due_reply, s,
-                          "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT 0 %d", s->zkey,
-                          (long long)wf__worker_redis_now(w), SCAN_LIMIT) != REDIS_OK) {
+        wf__conn_command(&w->cmd, due_reply, s, "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT 0 %d",
+                         s->zkey, (long long)wf__worker_redis_now(w), SCAN_LIMIT) != REDIS_OK) {
         scan_free(s);
         return;
     }

@@ -122,8 +122,7 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (nc > 0) {
         for (int i = 0; i < nargs; i++) arglen[i] = strlen(args[i]);
         wf__script s = t->kind == TIMER_WAKE ? WF__SCRIPT_WAKE : WF__SCRIPT_RECLAIM;
-        if (wf__conn_script(&w->cmd, script_reply, t, s, nkeys, keys, nargs, args,
-                                  arglen) == WF_OK)
+        if (wf__conn_script(&w->cmd, script_reply, t, s, nkeys, keys, nargs, args, arglen) == WF_OK)
             t = NULL; /* script_reply frees it */
     }
 out:
@@ -149,7 +148,7 @@ static void scan(wf_worker *w, wf__wdef *def, timer_kind kind)
     t->kind = kind;
     const char *zset = def->keys.k[kind == TIMER_WAKE ? WF__K_DELAYED : WF__K_LEASES];
     if (wf__conn_command(&w->cmd, scan_reply, t, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %d", zset,
-                          (long long)wf__worker_redis_now(w), SCAN_LIMIT) != REDIS_OK) {
+                         (long long)wf__worker_redis_now(w), SCAN_LIMIT) != REDIS_OK) {
         free(t);
         return;
     }
@@ -229,8 +228,8 @@ static void heartbeat(wf_worker *w, wf__wdef *def)
         args[2 + 2 * k] = j->token;
         k++;
     }
-    if (wf__conn_script(&w->cmd, hb_reply, h, WF__SCRIPT_HEARTBEAT, WF__NFIXED + k, keys,
-                              1 + 2 * k, args, NULL) == WF_OK) {
+    if (wf__conn_script(&w->cmd, hb_reply, h, WF__SCRIPT_HEARTBEAT, WF__NFIXED + k, keys, 1 + 2 * k,
+                        args, NULL) == WF_OK) {
         def->heartbeat_busy = 1;
         h = NULL; /* hb_reply frees it */
     }

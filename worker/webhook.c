@@ -191,7 +191,7 @@ static void send_load(wf__hooks *h, delivery *x)
         REDIS_OK)
         x->busy++;
     if (x->takeover && wf__conn_command(&w->cmd, load_reply, x, "XPENDING %s %s %s %s 1",
-                                         x->d->outbox, GROUP, x->entry, x->entry) == REDIS_OK)
+                                        x->d->outbox, GROUP, x->entry, x->entry) == REDIS_OK)
         x->busy++;
     x->sent = x->busy > 0;
     free(run);
@@ -262,8 +262,8 @@ static void post_done(void *arg, int code, long status, const char *error)
                 char n[16];
                 snprintf(n, sizeof n, "%d", x->attempts);
                 wf__conn_command(&h->w->cmd, NULL, NULL,
-                                  "XCLAIM %s %s %s 0 %s RETRYCOUNT %s JUSTID", x->d->outbox, GROUP,
-                                  h->w->consumer, x->entry, n);
+                                 "XCLAIM %s %s %s 0 %s RETRYCOUNT %s JUSTID", x->d->outbox, GROUP,
+                                 h->w->consumer, x->entry, n);
             }
         }
     }
@@ -320,8 +320,8 @@ static void send_end(wf__hooks *h, delivery *x)
                             "state",    x->state,
                             "workflow", x->workflow,
                             "at",       x->at};
-    if (wf__conn_script(&h->w->cmd, end_reply, x, WF__SCRIPT_OUTBOX, 2, keys,
-                              x->end_dead ? 12 : 2, args, NULL) == WF_OK) {
+    if (wf__conn_script(&h->w->cmd, end_reply, x, WF__SCRIPT_OUTBOX, 2, keys, x->end_dead ? 12 : 2,
+                        args, NULL) == WF_OK) {
         x->busy++;
         x->sent = 1;
     }
@@ -486,7 +486,7 @@ static void ensure_group(wf__hooks *h, hdef *d)
 {
     if (usable(h))
         wf__conn_command(&h->w->cmd, group_reply, d, "XGROUP CREATE %s %s 0 MKSTREAM", d->outbox,
-                          GROUP);
+                         GROUP);
 }
 
 /* ---- Life ------------------------------------------------------------------------------------ */
@@ -588,7 +588,7 @@ void wf__hooks_tick(wf__hooks *h, int64_t now)
         if (room > 16) room = 16;
         if (!d->claim_busy && now >= d->next_claim &&
             wf__conn_command(&w->cmd, claim_reply, d, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
-                              d->outbox, GROUP, w->consumer, (long long)vis, room) == REDIS_OK) {
+                             d->outbox, GROUP, w->consumer, (long long)vis, room) == REDIS_OK) {
             d->claim_busy = 1;
             d->next_claim = now + (vis / 4 > 250 ? vis / 4 : 250);
         }

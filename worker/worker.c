@@ -247,8 +247,8 @@ static int startup(wf_worker *w, wf_error *err)
         wf__wdef_json(d, json, sizeof json);
         redisReply *r = wf__rc_command(w->sync, "HSET %s %s %s", reg, d->name, json);
         if (!r)
-            rc = wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
-                              wf__rc_errstr(w->sync));
+            rc =
+                wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", wf__rc_errstr(w->sync));
         else if (r->type == REDIS_REPLY_ERROR)
             rc = wf__script_error(r->str, r->len, err);
         if (r) freeReplyObject(r);
