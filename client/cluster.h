@@ -26,8 +26,8 @@
 int wf__key_slot(const char *key, size_t len);
 
 /* Splits a RESP-formatted command (an array of bulk strings, as hiredis formats it) into at most
- * `max` arguments pointing into `cmd`. Returns the number of arguments (capped at max) or -1
- * when `cmd` is not such an array. */
+ * `max` arguments pointing into `cmd`. Returns the command's number of arguments (which may be
+ * more than max: call again with room for them) or -1 when `cmd` is not such an array. */
 int wf__resp_args(const char *cmd, size_t len, int max, const char **argv, size_t *argvlen);
 
 /* The slot a formatted command must go to: its first key's (EVAL/EVALSHA: the first of KEYS;

@@ -73,7 +73,7 @@ int wf__resp_args(const char *cmd, size_t len, int max, const char **argv, size_
         }
         p += l + 2;
     }
-    return (int)(n < max ? n : max);
+    return (int)n;
 }
 
 static int is(const char *s, size_t n, const char *word)
@@ -87,6 +87,7 @@ int wf__cmd_slot(const char *cmd, size_t len)
     const char *a[MAXA];
     size_t al[MAXA];
     int n = wf__resp_args(cmd, len, MAXA, a, al);
+    if (n > MAXA) n = MAXA;
     if (n < 2) return -1;
     if (is(a[0], al[0], "EVALSHA") || is(a[0], al[0], "EVAL")) {
         if (n < 4 || (al[2] == 1 && a[2][0] == '0')) return -1;
