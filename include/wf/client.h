@@ -83,7 +83,7 @@ int wf_client_ping(wf_client *client, wf_error *err);
 
 /* A run's priority. Every workflow has one queue (a Redis stream) per level, and a worker with
  * free slots takes the ready runs of high before those of normal before those of low (strict,
- * at each read of each worker: under constant high load, low runs wait; docs/architecture.md).
+ * at each read of each worker: under constant high load, low runs wait; docs/scaling.md).
  * Priority orders the start of ready runs only: it does not pre-empt running runs, and a
  * run's retries, wake-ups and restarts stay on its level. Zero is normal. */
 typedef enum wf_priority {
