@@ -10,6 +10,7 @@
 
 static const char USAGE[] =
     "Usage: wf run NAME [JSON|-] [--wait [--timeout SECONDS]] [--id SUFFIX] [--delay MS]\n"
+    "              [--priority high|normal|low]\n"
     "\n"
     "Starts a run of workflow NAME and prints {\"runId\": ..., \"status\": {...}}. The input\n"
     "is the JSON argument, JSON read from stdin when it is \"-\", or nothing when it is omitted.\n"
@@ -24,6 +25,9 @@ static const char USAGE[] =
     "  --id SUFFIX        the run's id becomes NAME:SUFFIX ([A-Za-z0-9._-]); starting an id that\n"
     "                     exists returns that run instead of a new one\n"
     "  --delay MS         start no earlier than MS milliseconds from now\n"
+    "  --priority P       high, normal (the default) or low: a worker with a free slot takes\n"
+    "                     ready runs of high before normal before low; kept for the run's\n"
+    "                     retries and restarts\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
 #define POLL_FIRST_MS 50
@@ -126,13 +130,14 @@ static int wait_final(wf_run *run, wf_status *st, double timeout_s)
 
 int wf__cli_cmd_run(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_WAIT = 1, OPT_TIMEOUT, OPT_ID, OPT_DELAY };
+    enum { OPT_WAIT = 1, OPT_TIMEOUT, OPT_ID, OPT_DELAY, OPT_PRIORITY };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"wait", no_argument, NULL, OPT_WAIT},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"id", required_argument, NULL, OPT_ID},
         {"delay", required_argument, NULL, OPT_DELAY},
+        {"priority", required_argument, NULL, OPT_PRIORITY},
         {NULL, 0, NULL, 0},
     };
     int wait = 0, has_timeout = 0;
@@ -158,6 +163,14 @@ int wf__cli_cmd_run(wf__cli *cli, int argc, char **argv)
                 return wf__cli_usage_error("run", "--delay wants milliseconds, not '%s'", optarg);
             run_opts.delay_ms = delay;
             break;
+        case OPT_PRIORITY: {
+            wf_priority p;
+            if (wf_priority_from_name(optarg, &p, NULL) != WF_OK)
+                return wf__cli_usage_error("run", "--priority wants high, normal or low, not '%s'",
+                                           optarg);
+            run_opts.priority = p;
+            break;
+        }
         default:
             return WF_CLI_USAGE;
         }

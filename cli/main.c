@@ -12,7 +12,7 @@ static const char USAGE[] =
     "\n"
     "Commands:\n"
     "  run NAME [JSON|-]         start a run of workflow NAME (input: the JSON argument, or stdin\n"
-    "                            with -); --wait to wait for its result\n"
+    "                            with -); --wait to wait for its result, --priority high|low\n"
     "  status ID                 print a run's status, steps and timeline (--text for people)\n"
     "  steps ID                  print the steps a run has recorded\n"
     "  stop ID                   cancel a run that has not finished\n"

@@ -173,6 +173,8 @@ json_t *wf__cli_run_detail_json(const char *id, const char *workflow, const wf_s
     bad |= json_object_set_new(o, "pausedFrom",
                                str_json(wf__cli_status_field(st, "paused_from", NULL)));
     bad |= json_object_set_new(o, "reclaims", json_integer(field_ms(st, "reclaims")));
+    bad |=
+        json_object_set_new(o, "priority", json_string(wf_priority_name(wf_status_priority(st))));
     bad |= json_object_set_new(o, "input", wf__cli_msgpack_json(input, input_len));
     bad |= json_object_set_new(o, "steps", wf__cli_steps_json(steps, n));
     bad |= json_object_set_new(o, "timeline", timeline_json(st, steps, n));
@@ -243,6 +245,8 @@ void wf__cli_print_run_text(FILE *out, const char *id, const char *workflow, con
     else
         snprintf(buf, sizeof buf, "%s", wf_state_name(st->state));
     line(out, "State", buf);
+    wf_priority pri = wf_status_priority(st);
+    if (pri != WF_PRIORITY_NORMAL) line(out, "Priority", wf_priority_name(pri));
     snprintf(buf, sizeof buf, "%d", st->attempt);
     line(out, "Attempt", buf);
     line(out, "Step", wf__cli_status_field(st, "step", NULL));

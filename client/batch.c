@@ -36,13 +36,15 @@ typedef struct batch {
     wf__wfkeys keys;
     char *limits, *single; /* P:{W}:limits, P:{W}:single: singleton and debounce */
     char delay[32];
+    const char *pri; /* enqueue.lua's priority argument: "high", "" (normal) or "low" */
 } batch;
 
 /* Appends one EVALSHA (or EVAL when the SHA is unknown) of enqueue.lua that starts the k runs
- * `its[0..k)` (enqueue.lua's further-runs form when k > 1). */
+ * `its[0..k)` (enqueue.lua's further-runs form when k > 1; the parent and priority arguments are
+ * sent when k > 1 or the runs have a priority). */
 static int append_call(batch *b, item *const *its, int k)
 {
-    int cap = 3 + WF__NFIXED + 3 + 6 + 3 * k;
+    int cap = 3 + WF__NFIXED + 3 + 7 + 3 * k;
     const char **argv = malloc((size_t)cap * sizeof *argv);
     size_t *len = malloc((size_t)cap * sizeof *len);
     const char *sha = wf__script_sha(WF__SCRIPT_ENQUEUE);
@@ -69,9 +71,10 @@ static int append_call(batch *b, item *const *its, int k)
     STR(b->name);
     ARG(its[0]->in_len ? (const char *)its[0]->in : "", its[0]->in_len);
     STR(b->delay);
-    if (k > 1) {
+    if (k > 1 || b->pri[0]) {
         STR(""); /* no parent */
         STR("");
+        STR(b->pri);
     }
     for (int i = 1; i < k; i++) {
         STR(its[i]->id);
@@ -102,10 +105,13 @@ static int call_one(batch *b, item *it, wf_error *err)
     keys[WF__NFIXED] = it->key;
     keys[WF__NFIXED + 1] = b->limits;
     keys[WF__NFIXED + 2] = b->single;
-    const char *args[4] = {it->id, b->name, it->in_len ? (const char *)it->in : "", b->delay};
-    size_t lens[4] = {strlen(it->id), strlen(b->name), it->in_len, strlen(b->delay)};
-    redisReply *r =
-        wf__script_call(b->client->c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys, 4, args, lens, err);
+    const char *args[7] = {it->id, b->name, it->in_len ? (const char *)it->in : "", b->delay, "",
+                           "",     b->pri};
+    size_t lens[7] = {strlen(it->id), strlen(b->name), it->in_len, strlen(b->delay), 0, 0,
+                      strlen(b->pri)};
+    int nargs = b->pri[0] ? 7 : 4;
+    redisReply *r = wf__script_call(b->client->c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys, nargs,
+                                    args, lens, err);
     if (!r) return err ? err->code : WF_ERR_IO;
     int ok = confirm(it, r);
     freeReplyObject(r);
@@ -225,9 +231,9 @@ int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
         return wf_error_set(err, WF_ERR_INVALID,
                             "options->id must be NULL for a batch (one id "
                             "cannot name several runs)");
-    if (options && options->delay_ms < 0)
-        return wf_error_set(err, WF_ERR_INVALID, "delay_ms must be >= 0");
-    int rc = check_all(client, name, n, payloads, lens, err);
+    int rc = wf__check_run_options(options, err);
+    if (rc != WF_OK) return rc;
+    rc = check_all(client, name, n, payloads, lens, err);
     if (rc != WF_OK || n == 0) return rc;
     if (!(options && options->allow_unregistered) &&
         wf__client_check_workflow(client, name, err) != WF_OK)
@@ -242,6 +248,7 @@ int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     }
     snprintf(b.delay, sizeof b.delay, "%lld", (long long)(options ? options->delay_ms : 0));
+    b.pri = wf__lane_arg((wf__lane)wf__lane_of_priority(options ? options->priority : 0));
     item *its = calloc(n < CHUNK ? n : CHUNK, sizeof *its);
     if (!its) {
         wf__wfkeys_free(&b.keys);

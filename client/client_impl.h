@@ -38,7 +38,32 @@ int wf__client_check_workflow(wf_client *client, const char *name, wf_error *err
 int wf__check_start(wf_client *client, const char *name, const void *payload, size_t len,
                     wf_error *err);
 
-/* Enqueue on a given sync connection (used by the defer thread too). Fills `id`. */
+/* Checks run options as every start does: delay_ms >= 0 (WF_ERR_INVALID), a valid id suffix
+ * (WF_ERR_BAD_ID), a wf_priority (WF_ERR_INVALID). NULL is fine. */
+int wf__check_run_options(const wf_run_options *opt, wf_error *err);
+
+/* The keys and arguments of one enqueue.lua call that starts run `id` (one run, the form every
+ * start but the batch uses). Strings are owned by the struct or borrowed from the caller (`id`,
+ * `name`, `payload`), which keeps them until the call is sent. */
+typedef struct wf__enqueue_call {
+    wf__wfkeys wk;
+    char *own[3]; /* the run hash, P:{W}:limits, P:{W}:single */
+    const char *keys[WF__NFIXED + 3];
+    char delay[24];
+    const char *args[7]; /* id, name, input, delay[, parent, parent step, priority] */
+    size_t lens[7];
+    int nargs; /* 4 for a normal run, 7 with a priority */
+} wf__enqueue_call;
+
+/* Fills `call` for run `id` (options already checked; NULL: none). Returns WF_OK or
+ * WF_ERR_NOMEM (nothing to free then). Release with wf__enqueue_call_free(). */
+int wf__enqueue_call_init(wf__enqueue_call *call, const wf__url *url, const char *name,
+                          const char *id, const void *payload, size_t len,
+                          const wf_run_options *opt);
+void wf__enqueue_call_free(wf__enqueue_call *call);
+
+/* Enqueue on a given sync connection (used by the defer thread too). Checks the options, fills
+ * `id`. */
 int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload,
                 size_t len, const wf_run_options *opt, char *id, wf_error *err);
 

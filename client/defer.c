@@ -24,6 +24,8 @@
 typedef struct job {
     struct job *next;
     char name[WF__NAME_MAX + 1];
+    wf_run_options opt;              /* copied; opt.id points at `suffix` or is NULL */
+    char suffix[WF__SUFFIX_MAX + 1]; /* the caller's id suffix */
     size_t len;
     char payload[]; /* flexible: the copied msgpack bytes */
 } job;
@@ -86,7 +88,7 @@ static void send_job(wf__defer *d, wf__rc **c, const job *j)
     for (;;) {
         int rc;
         if (!*c) *c = wf__rc_open(url, &err);
-        if (*c) {
+        if (*c && !j->opt.allow_unregistered) {
             char known_key[WF__NAME_MAX + 80];
             snprintf(known_key, sizeof known_key, "%s:workflows", url->prefix);
             redisReply *r = wf__rc_command(*c, "HEXISTS %s %s", known_key, j->name);
@@ -97,8 +99,11 @@ static void send_job(wf__defer *d, wf__rc **c, const job *j)
                 break;
             }
             if (r) freeReplyObject(r);
+        }
+        if (*c) {
             char id[WF__ID_MAX];
-            rc = wf__enqueue(*c, url, j->name, j->len ? j->payload : NULL, j->len, NULL, id, &err);
+            rc = wf__enqueue(*c, url, j->name, j->len ? j->payload : NULL, j->len, &j->opt, id,
+                             &err);
             if (rc == WF_OK) return;
             if (rc != WF_ERR_IO) break;
             wf__rc_free(*c);
@@ -223,43 +228,31 @@ int wf_client_attach(wf_client *client, struct event_base *base, wf_error *err)
     return async_open(d, err);
 }
 
-static int defer_async(wf__defer *d, const char *name, const void *payload, size_t len)
+static int defer_async(wf__defer *d, const char *name, const void *payload, size_t len,
+                       const wf_run_options *opt)
 {
     wf_error err = {0};
     if (!d->ac && async_open(d, &err) != WF_OK) {
         wf__defer_report(d->client, name, &err);
         return WF_OK; /* accepted, and its failure reported */
     }
-    const wf__url *u = &d->client->url;
     char id[WF__ID_MAX];
-    wf__runid_new(name, id);
-    wf__wfkeys wk;
-    char *runkey = wf__key_run(u->prefix, name, id);
-    char *limits = wf__key_wf(u->prefix, name, "limits");
-    char *single = wf__key_wf(u->prefix, name, "single");
+    if (opt && opt->id)
+        snprintf(id, sizeof id, "%s:%s", name, opt->id);
+    else
+        wf__runid_new(name, id);
+    wf__enqueue_call call;
     async_job *aj = calloc(1, sizeof *aj);
-    if (!runkey || !limits || !single || !aj || wf__wfkeys_init(&wk, u->prefix, name) != WF_OK) {
-        free(runkey);
-        free(limits);
-        free(single);
+    if (!aj ||
+        wf__enqueue_call_init(&call, &d->client->url, name, id, payload, len, opt) != WF_OK) {
         free(aj);
         return WF_ERR_NOMEM;
     }
     aj->d = d;
     snprintf(aj->name, sizeof aj->name, "%s", name);
-    const char *keys[WF__NFIXED + 3];
-    for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
-    keys[WF__NFIXED] = runkey;
-    keys[WF__NFIXED + 1] = limits;
-    keys[WF__NFIXED + 2] = single;
-    const char *args[4] = {id, name, payload ? (const char *)payload : "", "0"};
-    size_t lens[4] = {strlen(id), strlen(name), payload ? len : 0, 1};
-    int rc = wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys,
-                                   4, args, lens);
-    free(runkey);
-    free(limits);
-    free(single);
-    wf__wfkeys_free(&wk);
+    int rc = wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3,
+                                   call.keys, call.nargs, call.args, call.lens);
+    wf__enqueue_call_free(&call);
     if (rc != WF_OK) {
         free(aj);
         wf_error_set(&err, rc, "could not send the run to Redis");
@@ -274,8 +267,15 @@ static int defer_async(wf__defer *d, const char *name, const void *payload, size
 
 int wf_defer_workflow(wf_client *client, const char *name, const void *payload, size_t len)
 {
+    return wf_defer_workflow_ex(client, name, payload, len, NULL);
+}
+
+int wf_defer_workflow_ex(wf_client *client, const char *name, const void *payload, size_t len,
+                         const wf_run_options *options)
+{
     wf_error err = {0};
     int rc = wf__check_start(client, name, payload, len, &err);
+    if (rc == WF_OK) rc = wf__check_run_options(options, &err);
     if (rc != WF_OK) return rc;
     wf__defer *d = defer_get(client);
     if (!d) return WF_ERR_NOMEM;
@@ -283,12 +283,17 @@ int wf_defer_workflow(wf_client *client, const char *name, const void *payload, 
         /* Attached: no registered-workflow check, since a synchronous lookup would block the
          * caller's loop; such a run waits queued (visible in `wf list`) until a worker for its
          * workflow starts. */
-        return defer_async(d, name, payload, len);
+        return defer_async(d, name, payload, len, options);
     }
     job *j = malloc(sizeof *j + len);
     if (!j) return WF_ERR_NOMEM;
     j->next = NULL;
     snprintf(j->name, sizeof j->name, "%s", name);
+    j->opt = options ? *options : (wf_run_options){0};
+    if (j->opt.id) {
+        snprintf(j->suffix, sizeof j->suffix, "%s", j->opt.id);
+        j->opt.id = j->suffix;
+    }
     j->len = len;
     if (len) memcpy(j->payload, payload, len);
     pthread_mutex_lock(&d->lock);

@@ -37,7 +37,8 @@ int wf__wfkeys_init(wf__wfkeys *keys, const char *prefix, const char *workflow)
     static const char *const suffix[WF__NFIXED] = {
         "queue",           "delayed",       "leases",          "dead",
         "state:queued",    "state:running", "state:paused",    "state:waiting",
-        "state:completed", "state:failed",  "state:cancelled", "state:terminated"};
+        "state:completed", "state:failed",  "state:cancelled", "state:terminated",
+        "queue:high",      "queue:low"};
     memset(keys, 0, sizeof *keys);
     for (int i = 0; i < WF__NFIXED; i++) {
         keys->k[i] = tagged(prefix, workflow, suffix[i], "");

@@ -31,51 +31,76 @@ int wf__check_start(wf_client *client, const char *name, const void *payload, si
     return WF_OK;
 }
 
+int wf__check_run_options(const wf_run_options *opt, wf_error *err)
+{
+    if (!opt) return WF_OK;
+    if (opt->id && !wf__suffix_valid(opt->id))
+        return wf_error_set(err, WF_ERR_BAD_ID,
+                            "run id suffix must be 1-%d characters of [A-Za-z0-9._-]",
+                            WF__SUFFIX_MAX);
+    if (opt->delay_ms < 0) return wf_error_set(err, WF_ERR_INVALID, "delay_ms must be >= 0");
+    return wf__priority_check(opt->priority, err);
+}
+
+int wf__enqueue_call_init(wf__enqueue_call *call, const wf__url *url, const char *name,
+                          const char *id, const void *payload, size_t len,
+                          const wf_run_options *opt)
+{
+    memset(call, 0, sizeof *call);
+    if (wf__wfkeys_init(&call->wk, url->prefix, name) != WF_OK) return WF_ERR_NOMEM;
+    call->own[0] = wf__key_run(url->prefix, name, id);
+    /* Singleton and debounce (enqueue.lua) read the limits and the key -> run map. */
+    call->own[1] = wf__key_wf(url->prefix, name, "limits");
+    call->own[2] = wf__key_wf(url->prefix, name, "single");
+    if (!call->own[0] || !call->own[1] || !call->own[2]) {
+        wf__enqueue_call_free(call);
+        return WF_ERR_NOMEM;
+    }
+    for (int i = 0; i < WF__NFIXED; i++) call->keys[i] = call->wk.k[i];
+    for (int i = 0; i < 3; i++) call->keys[WF__NFIXED + i] = call->own[i];
+    snprintf(call->delay, sizeof call->delay, "%lld", (long long)(opt ? opt->delay_ms : 0));
+    int lane = wf__lane_of_priority(opt ? opt->priority : WF_PRIORITY_NORMAL);
+    const char *a[7] = {id,
+                        name,
+                        payload ? (const char *)payload : "",
+                        call->delay,
+                        "",
+                        "",
+                        wf__lane_arg(lane < 0 ? WF__LANE_NORMAL : (wf__lane)lane)};
+    /* A normal run sends no priority argument: the call is the one it was before lanes. */
+    call->nargs = lane < 0 || lane == WF__LANE_NORMAL ? 4 : 7;
+    for (int i = 0; i < call->nargs; i++) {
+        call->args[i] = a[i];
+        call->lens[i] = i == 2 ? (payload ? len : 0) : strlen(a[i]);
+    }
+    return WF_OK;
+}
+
+void wf__enqueue_call_free(wf__enqueue_call *call)
+{
+    wf__wfkeys_free(&call->wk);
+    for (int i = 0; i < 3; i++) free(call->own[i]);
+    memset(call, 0, sizeof *call);
+}
+
 int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload,
                 size_t len, const wf_run_options *opt, char *id, wf_error *err)
 {
-    if (opt && opt->id) {
-        if (!wf__suffix_valid(opt->id))
-            return wf_error_set(err, WF_ERR_BAD_ID,
-                                "run id suffix must be 1-%d characters of [A-Za-z0-9._-]",
-                                WF__SUFFIX_MAX);
+    int rc = wf__check_run_options(opt, err);
+    if (rc != WF_OK) return rc;
+    if (opt && opt->id)
         snprintf(id, WF__ID_MAX, "%s:%s", name, opt->id);
-    } else {
+    else
         wf__runid_new(name, id);
-    }
-    if (opt && opt->delay_ms < 0) return wf_error_set(err, WF_ERR_INVALID, "delay_ms must be >= 0");
-    wf__wfkeys wk;
-    if (wf__wfkeys_init(&wk, url->prefix, name) != WF_OK)
+    wf__enqueue_call call;
+    if (wf__enqueue_call_init(&call, url, name, id, payload, len, opt) != WF_OK)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    const char *keys[WF__NFIXED + 3];
-    for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
-    char *runkey = wf__key_run(url->prefix, name, id);
-    /* Singleton and debounce (enqueue.lua) read the limits and the key -> run map. */
-    char *limits = wf__key_wf(url->prefix, name, "limits");
-    char *single = wf__key_wf(url->prefix, name, "single");
-    if (!runkey || !limits || !single) {
-        free(runkey);
-        free(limits);
-        free(single);
-        wf__wfkeys_free(&wk);
-        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    }
-    keys[WF__NFIXED] = runkey;
-    keys[WF__NFIXED + 1] = limits;
-    keys[WF__NFIXED + 2] = single;
-    char delay[32];
-    snprintf(delay, sizeof delay, "%lld", (long long)(opt ? opt->delay_ms : 0));
-    const char *args[4] = {id, name, payload ? (const char *)payload : "", delay};
-    size_t lens[4] = {strlen(id), strlen(name), payload ? len : 0, strlen(delay)};
-    redisReply *r =
-        wf__script_call(c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys, 4, args, lens, err);
-    free(runkey);
-    free(limits);
-    free(single);
-    wf__wfkeys_free(&wk);
+    redisReply *r = wf__script_call(c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, call.keys, call.nargs,
+                                    call.args, call.lens, err);
+    wf__enqueue_call_free(&call);
     if (!r) return err ? err->code : WF_ERR_IO;
     int redirected;
-    int rc = wf__enqueue_reply(r, id, &redirected, err);
+    rc = wf__enqueue_reply(r, id, &redirected, err);
     freeReplyObject(r);
     return rc;
 }
@@ -118,7 +143,9 @@ static wf_run *run_new(wf_client *client, const char *id, const char *workflow, 
 wf_run *wf_run_workflow_ex(wf_client *client, const char *name, const void *payload, size_t len,
                            const wf_run_options *options, wf_error *err)
 {
-    if (wf__check_start(client, name, payload, len, err) != WF_OK) return NULL;
+    if (wf__check_start(client, name, payload, len, err) != WF_OK ||
+        wf__check_run_options(options, err) != WF_OK)
+        return NULL;
     if (!(options && options->allow_unregistered) &&
         wf__client_check_workflow(client, name, err) != WF_OK)
         return NULL;

@@ -80,16 +80,42 @@ int wf__runid_parse(const char *id, char *workflow, wf_error *err);
 /* 1 if `s` is a valid caller-chosen id suffix ([A-Za-z0-9._-]{1,128}), else 0. */
 int wf__suffix_valid(const char *s);
 
-/* The workflow's fixed keys, in the order every Lua script expects (lua/lib.lua). */
-#define WF__NFIXED 12
+/* The workflow's fixed keys, in the order every Lua script expects (lua/lib.lua): the normal
+ * queue, delayed, leases, dead, the eight state indexes, then the high and low queues. */
+#define WF__NFIXED 14
 typedef struct wf__wfkeys {
     char *k[WF__NFIXED]; /* owned */
 } wf__wfkeys;
 int wf__wfkeys_init(wf__wfkeys *keys, const char *prefix, const char *workflow);
 void wf__wfkeys_free(wf__wfkeys *keys);
-enum { WF__K_QUEUE = 0, WF__K_DELAYED, WF__K_LEASES, WF__K_DEAD, WF__K_STATE0 };
+enum {
+    WF__K_QUEUE = 0, /* the normal lane, P:{W}:queue */
+    WF__K_DELAYED,
+    WF__K_LEASES,
+    WF__K_DEAD,
+    WF__K_STATE0,
+    WF__K_QUEUE_HIGH = WF__K_STATE0 + 8, /* P:{W}:queue:high */
+    WF__K_QUEUE_LOW,                     /* P:{W}:queue:low */
+};
 /* Index into k[] of state `s`'s index zset (s is a wf_state other than UNKNOWN). */
 #define WF__K_STATE(s) (WF__K_STATE0 + (int)(s)-1)
+
+/* ---- Priority lanes (priority.c) ------------------------------------------------------------ */
+
+/* A workflow's queue is one stream per priority, its lanes, numbered in the order a worker reads
+ * them. A run's lane is its `pri` field ("high", "low"; absent: normal), which every script that
+ * queues the run reads (lua/lib.lua push_ready). */
+typedef enum wf__lane { WF__LANE_HIGH = 0, WF__LANE_NORMAL, WF__LANE_LOW, WF__NLANES } wf__lane;
+
+/* The lane of `priority` (a wf_priority), or -1 for a value that is not one. */
+int wf__lane_of_priority(int priority);
+/* Index into wf__wfkeys.k of lane `lane`'s stream. */
+int wf__lane_key(wf__lane lane);
+/* The lane's name as the run hash's `pri` field and the scripts' arguments spell it: "high",
+ * "" (normal: no field) or "low". Static string. */
+const char *wf__lane_arg(wf__lane lane);
+/* Checks a wf_priority from options: WF_OK, or WF_ERR_INVALID with a message naming the value. */
+int wf__priority_check(int priority, wf_error *err);
 
 /* Key of a run's hash / steps hash ("P:{W}:run:ID", "P:{W}:run:ID:steps"). Returns a malloc'd
  * string the caller frees, or NULL when out of memory. `workflow` must be the id's workflow. */

@@ -1,6 +1,6 @@
 -- admit.lua: runs held back by a flow limit (claim.lua parks them in P:{W}:held) go back to the
 -- queue, oldest first, as far as the limits allow now.
--- KEYS: 1-12 fixed, 13 P:{W}:limits, 14 P:{W}:flow, 15 P:{W}:held, 16 P:{W}:rate, then one run
+-- KEYS: 1-14 fixed, 15 P:{W}:limits, 16 P:{W}:flow, 17 P:{W}:held, 18 P:{W}:rate, then one run
 --       hash per candidate (in ARGV order)
 -- ARGV: candidate run ids, oldest first (read from the held zset by the caller; re-checked here)
 -- Returns the number of runs re-queued. A candidate no longer held (stopped, paused, resumed) is
@@ -17,7 +17,8 @@ local n, by_key = 0, {}
 local i = 1
 while ARGV[i] do
     local id, h = ARGV[i], KEYS[WF_NFIXED + 4 + i]
-    local f = key_type(h) == 'hash' and redis.call('HMGET', h, 'state', 'held', 'attempt', 'input')
+    local f = key_type(h) == 'hash' and redis.call('HMGET', h, 'state', 'held', 'attempt', 'input',
+        'pri')
         or {}
     if f[1] ~= 'waiting' or f[2] ~= '1' then
         redis.call('ZREM', held, id)
@@ -35,7 +36,7 @@ while ARGV[i] do
         else
             set_state(h, id, 'waiting', 'queued', now)
             redis.call('HDEL', h, 'wait_reason', 'held')
-            push_ready(h, id, f[3])
+            push_ready(h, id, f[3], f[5])
             redis.call('ZREM', held, id)
             n = n + 1
             if key then by_key[key] = (by_key[key] or 0) + 1 end

@@ -1,19 +1,25 @@
 -- claim.lua: turn stream entries this consumer just read into running runs with leases.
--- KEYS: 1-12 fixed, then one run hash per good entry (in ARGV order), then optionally
+-- KEYS: 1-14 fixed, then one run hash per good entry (in ARGV order), then optionally
 --       P:{W}:limits, P:{W}:flow, P:{W}:held, P:{W}:rate (flow control, lib.lua; without them:
 --       no limits)
--- ARGV: 1 consumer, 2 lease ms, 3 number of good entries G, then G pairs (entry id, run id),
+-- ARGV: 1 consumer, 2 lease ms, 3 number of good entries G, 4 the lane the entries were read
+--       from ('high', '' for normal, 'low': lib.lua lane_key), then G pairs (entry id, run id),
 --       then pairs (entry id, reason) for entries that are not valid run records
 -- Returns one item per good entry: {run id, lease token, attempt, input, started_at} when the run
 -- is now ours, {run id} when the entry was stale (run stopped, paused or re-queued since), or
 -- {run id, 'DEAD', reason} when the run's key is not a hash (clobbered): that entry went to the
 -- dead-letter list and the rest of the batch is claimed as usual, or {run id, 'HELD', reason}
 -- when a flow limit held the run back (it is `waiting` in P:{W}:held, holding no slot).
--- Every entry given is acknowledged and deleted here: from now on leases, not the stream's
--- pending list, protect a running run. Invalid entries go to the dead-letter list with a reason.
+-- Every entry given is acknowledged and deleted here, on the lane it was read from: from now on
+-- leases, not the stream's pending list, protect a running run. A run's entry is always on its
+-- own lane, so the entry id alone tells the current entry from a stale one. Invalid entries go
+-- to the dead-letter list with a reason.
 -- A clobbered fixed key refuses the whole batch before anything is written (WRONGTYPE): the
 -- entries stay pending and XAUTOCLAIM retries them once the key is repaired.
-local bad = check_fixed_keys()
+local LANE = ARGV[4]
+local Q = lane_key(LANE)
+-- The fixed keys it may touch: the lane it acknowledges on and keys 2-12 (not the other lanes).
+local bad = check_fixed_keys({lane_index(LANE), 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
 if bad then return bad end
 local consumer, lease_ms, g = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
@@ -34,9 +40,9 @@ local FLOW_LIM = HELD and flow_limits(KEYS[WF_NFIXED + g + 1])
 if FLOW_LIM and not RATE then FLOW_LIM.rate = 0 end
 
 local function dead_letter(entry, reason)
-    local raw = redis.call('XRANGE', KEYS[1], entry, entry)
-    redis.call('XACK', KEYS[1], 'workers', entry)
-    redis.call('XDEL', KEYS[1], entry)
+    local raw = redis.call('XRANGE', Q, entry, entry)
+    redis.call('XACK', Q, 'workers', entry)
+    redis.call('XDEL', Q, entry)
     local fields = ''
     if raw[1] then fields = cjson.encode(raw[1][2]) end
     redis.call('LPUSH', KEYS[4], cjson.encode({entry = entry, reason = reason, at = now,
@@ -48,7 +54,7 @@ end
 -- batch, not two per run); a dead-lettered entry is moved aside on its own.
 local done = {}
 for i = 1, g do
-    local entry, id = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+    local entry, id = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
     local h = KEYS[WF_NFIXED + i]
     -- One read for everything the claim needs; an error here means the key is not a hash.
     local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input', 'created_at',
@@ -93,11 +99,11 @@ for i = 1, g do
 end
 for s = 1, #done, 1000 do -- (unpack's stack limit)
     local e = math.min(s + 999, #done)
-    redis.call('XACK', KEYS[1], 'workers', unpack(done, s, e))
-    redis.call('XDEL', KEYS[1], unpack(done, s, e))
+    redis.call('XACK', Q, 'workers', unpack(done, s, e))
+    redis.call('XDEL', Q, unpack(done, s, e))
 end
 if FLOW_LIM and FLOW_LIM.per_key > 0 then flow_sweep(FLOW, 4) end
-local b = 4 + 2 * g
+local b = 5 + 2 * g
 while ARGV[b] do
     dead_letter(ARGV[b], ARGV[b + 1] or 'invalid record')
     b = b + 2

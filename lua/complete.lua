@@ -1,14 +1,14 @@
 -- complete.lua: handlers returned: record their outputs and finish their runs as completed. Any
 -- number of runs of one workflow go in one call (the worker sends the results of one loop turn
 -- together), so the fixed-key check, the clock and the index pruning are paid once per batch.
--- KEYS: 1-12 fixed, then per run its hash and its steps hash, then optionally P:{W}:outbox (with
+-- KEYS: 1-14 fixed, then per run its hash and its steps hash, then optionally P:{W}:outbox (with
 --       ARGV notify, lib.lua outbox_add) and P:{W}:parents (a child run's end is recorded there
 --       for its parent, lib.lua parent_add)
 -- ARGV: per run (run id, lease token, output msgpack), then retention ms, then optionally notify
 --       ('1' / 'auto')
 -- Returns for one run 'OK', or an error STALE (the caller no longer holds the run: its result is
 -- dropped) / NOTFOUND; for several runs an array of those, one per run, in order.
-local bad = check_fixed_keys()
+local bad = check_fixed_keys(WF_BASE_FIXED) -- it queues nothing: the lanes are not its business
 if bad then return bad end
 local n = math.floor((#ARGV - 1) / 3)
 local retention, notify = tonumber(ARGV[3 * n + 1]), ARGV[3 * n + 2]

@@ -1,7 +1,7 @@
 -- deliver.lua: an event reached a run that waits for it: record it as the wait step's result and
 -- queue the run (or, if the run is still running and about to suspend, let suspend.lua see the
 -- step done and carry on).
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- KEYS: 1-14 fixed, 15 run hash, 16 steps hash
 -- ARGV: 1 run id, 2 step name, 3 step record to store (msgpack, status done, with the payload)
 -- Returns 1 when delivered, 0 when the run no longer waits on that step (already delivered,
 -- timed out, finished, gone).
@@ -22,6 +22,7 @@ if st == 'waiting' and redis.call('HGET', h, 'step') == step then
     redis.call('ZREM', KEYS[2], id)
     set_state(h, id, 'waiting', 'queued', now)
     redis.call('HDEL', h, 'wait_reason', 'wake_at')
-    push_ready(h, id, redis.call('HGET', h, 'attempt'))
+    local g = redis.call('HMGET', h, 'attempt', 'pri')
+    push_ready(h, id, g[1], g[2])
 end
 return 1

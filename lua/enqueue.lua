@@ -1,12 +1,14 @@
 -- enqueue.lua: create runs and make them ready (or delayed). Several runs of one workflow may go
 -- in one call (wf_run_workflow_batch sends a chunk per call), so the fixed-key check, the clock
 -- and the limits are paid once per chunk; each run is still created or found on its own.
--- KEYS: 1-12 the workflow's fixed keys (lib.lua), 13 the run hash, [14 P:{W}:limits,
---       15 P:{W}:single: singleton and debounce (below); without them neither applies; then the
+-- KEYS: 1-14 the workflow's fixed keys (lib.lua), 15 the run hash, [16 P:{W}:limits,
+--       17 P:{W}:single: singleton and debounce (below); without them neither applies; then the
 --       hashes of further runs]
 -- ARGV: 1 run id, 2 workflow name, 3 input (msgpack, may be empty), 4 delay ms (0: ready now),
 --       [5 parent run id, 6 parent step: a child run started by wf_step_invoke (lib.lua
---       parent_add; '' for none); then (run id, input) of further runs, same delay and parent]
+--       parent_add; '' for none), 7 priority: 'high', 'low', or '' / absent for normal (kept in
+--       the run hash as `pri`, lib.lua lane_key); then (run id, input) of further runs, same
+--       delay, parent and priority]
 -- Returns {1, state} for a new run; {0, state} when a run with this id already exists (a
 -- caller-chosen id used twice returns the existing run, untouched); {0, state, other id} when
 -- singleton or debounce answered with the run that already stands for this key. With further
@@ -20,9 +22,11 @@
 -- first request's input. P:{W}:single maps a key value to its run: "ID" (singleton) or "ID|DUE"
 -- (debounce: DUE is the delayed-zset score this script set, so a run whose timer is anything else,
 -- e.g. a durable sleep after it started, is no longer pending).
--- Only the fixed keys this script writes are checked (queue, delayed, and the queued and waiting
--- indexes): a read of another clobbered key fails before anything is written.
-local bad = check_fixed_keys({1, 2, 5, 8})
+-- Only the fixed keys this script writes are checked (the runs' lane, delayed, and the queued and
+-- waiting indexes): a read of another clobbered key fails before anything is written.
+local pri = ARGV[7]
+if pri ~= 'high' and pri ~= 'low' then pri = nil end
+local bad = check_fixed_keys({lane_index(pri), 2, 5, 8})
 if bad then return bad end
 local wfname = ARGV[2]
 local delay = tonumber(ARGV[4]) or 0
@@ -92,6 +96,10 @@ local function enqueue_one(h, id, input)
         f[#f + 1] = 'parent_step'
         f[#f + 1] = parent_step
     end
+    if pri then
+        f[#f + 1] = 'pri'
+        f[#f + 1] = pri
+    end
     local state, due
     if kv and quiet > 0 then
         -- No wake_at: the time moves with every new request; the timer is the delayed zset's score.
@@ -110,7 +118,7 @@ local function enqueue_one(h, id, input)
         else
             state = 'queued'
             f[#f + 1] = 'entry'
-            f[#f + 1] = ready_entry(id, 1) -- stored by the HSET below
+            f[#f + 1] = ready_entry(id, 1, pri) -- stored by the HSET below
         end
     end
     f[#f + 1] = 'state'
@@ -122,12 +130,12 @@ local function enqueue_one(h, id, input)
 end
 
 local first = enqueue_one(KEYS[WF_NFIXED + 1], ARGV[1], ARGV[3])
-if not ARGV[7] then return first end
+if not ARGV[8] then return first end
 local out = {first}
--- Further run j (2, 3, ...): hash KEYS[WF_NFIXED + 2 + j], id and input from ARGV[3 + 2j].
+-- Further run j (2, 3, ...): hash KEYS[WF_NFIXED + 2 + j], id and input from ARGV[4 + 2j].
 local j = 2
-while ARGV[3 + 2 * j] do
-    out[j] = enqueue_one(KEYS[WF_NFIXED + 2 + j], ARGV[3 + 2 * j], ARGV[4 + 2 * j] or '')
+while ARGV[4 + 2 * j] do
+    out[j] = enqueue_one(KEYS[WF_NFIXED + 2 + j], ARGV[4 + 2 * j], ARGV[5 + 2 * j] or '')
     j = j + 1
 end
 return out

@@ -1,14 +1,14 @@
 -- fail.lua: a handler failed: schedule a retry (waiting, reason "retry") or fail the run.
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash, [15 P:{W}:outbox, only with ARGV 11],
---       [16 P:{W}:parents: a child run's final end is recorded there (lib.lua parent_add)]
+-- KEYS: 1-14 fixed, 15 run hash, 16 steps hash, [17 P:{W}:outbox, only with ARGV 11],
+--       [18 P:{W}:parents: a child run's final end is recorded there (lib.lua parent_add)]
 -- ARGV: 1 run id, 2 lease token, 3 error text, 4 fatal (1: no retry), 5 max attempts,
 --       6 backoff ms (doubled per attempt), 7 max backoff ms, 8 retry-after ms (-1: use backoff),
 --       9 retention ms, 10 final state for a fatal end ('failed' or 'terminated'),
---       [11 notify: '1' / 'auto' records a final end in the outbox KEYS[15] (lib.lua outbox_add);
+--       [11 notify: '1' / 'auto' records a final end in the outbox KEYS[17] (lib.lua outbox_add);
 --       a retry is not an end and records nothing]
 -- Returns {state, wake_at}: 'waiting' with the retry time, or the final state with 0.
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local e = check_lease(h, id, ARGV[2])
+local e = check_lease(h, id, ARGV[2], WF_BASE_FIXED) -- a retry waits: wake.lua queues it
 if e then return e end
 local now = now_ms()
 local attempt = tonumber(redis.call('HGET', h, 'attempt')) or 1

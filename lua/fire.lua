@@ -1,7 +1,7 @@
 -- fire.lua: one firing of a schedule: start its run and move its next fire time, atomically in
 -- the workflow's slot. Lua never reads the spec: the worker computed the next time in C.
--- KEYS: 1-12 fixed, 13 P:{W}:schedules (hash id -> msgpack record), 14 P:{W}:schedules:due
---       (zset id -> next_at), 15 the run hash of ARGV[5] (any key of the slot when ARGV[5] is "")
+-- KEYS: 1-14 fixed, 15 P:{W}:schedules (hash id -> msgpack record), 16 P:{W}:schedules:due
+--       (zset id -> next_at), 17 the run hash of ARGV[5] (any key of the slot when ARGV[5] is "")
 -- ARGV: 1 schedule id, 2 the next_at the caller saw due (ms), 3 the spec the caller planned with,
 --       4 the new next_at (ms; -1: the schedule never fires again and is removed), 5 the run id to
 --       start ("W:sched-<id>-<ARGV[2]>"), or "" when this firing is skipped (catch-up "none"),

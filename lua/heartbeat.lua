@@ -1,5 +1,5 @@
 -- heartbeat.lua: extend the leases of the runs a worker holds.
--- KEYS: 1-12 fixed, then one run hash per run (in ARGV order)
+-- KEYS: 1-14 fixed, then one run hash per run (in ARGV order)
 -- ARGV: 1 lease ms, then pairs (run id, lease token)
 -- Returns one {run id, lease token} pair per run the caller no longer holds under that token
 -- (stopped, timed out, reclaimed after a missed heartbeat, or whose key is no longer a hash); the

@@ -7,15 +7,31 @@
 --   KEYS[3]  P:{W}:leases     zset run id -> lease expiry (ms) of running runs
 --   KEYS[4]  P:{W}:dead       list of stream entries that were not valid run records
 --   KEYS[5..12] P:{W}:state:S zset run id -> last change (ms), one per state below
+--   KEYS[13] P:{W}:queue:high stream of ready runs of priority high, group "workers"
+--   KEYS[14] P:{W}:queue:low  stream of ready runs of priority low, group "workers"
 -- Scripts never build key names themselves, so every key they touch is declared (Redis Cluster).
 -- Time is Redis time: worker clocks may drift without harm.
 
-local WF_NFIXED = 12
+local WF_NFIXED = 14
 local WF_STATES = {'queued', 'running', 'paused', 'waiting', 'completed', 'failed', 'cancelled',
                    'terminated'}
 local WF_STATE_KEY = {}
 for i, s in ipairs(WF_STATES) do WF_STATE_KEY[s] = KEYS[4 + i] end
 local WF_FINAL = {completed = true, failed = true, cancelled = true, terminated = true}
+
+-- Priority lanes: a run's priority is its hash field `pri`, 'high' or 'low', absent for normal
+-- (so a normal run costs nothing more), and its ready entries go to that lane's stream. Workers
+-- read high before normal before low (worker/claim.c). Anything else reads as normal.
+local WF_LANE = {high = KEYS[13], low = KEYS[14]}
+local function lane_key(pri)
+    return WF_LANE[pri] or KEYS[1]
+end
+-- The KEYS index of the lane of `pri` (for check_fixed_keys).
+local function lane_index(pri)
+    if pri == 'high' then return 13 end
+    if pri == 'low' then return 14 end
+    return 1
+end
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -29,19 +45,26 @@ local function set_state(h, id, from, to, now)
     redis.call('HSET', h, 'state', to, 'updated_at', now)
 end
 
--- Appends a ready entry for run `id` to the queue: the msgpack run record (client/record.c).
--- Returns the entry id, which the caller stores in the run hash as `entry`.
-local function ready_entry(id, attempt)
+-- Appends a ready entry for run `id` to the queue of its priority `pri` (the run's `pri` field,
+-- nil for normal): the msgpack run record (client/record.c). Returns the entry id, which the
+-- caller stores in the run hash as `entry`.
+local function ready_entry(id, attempt, pri)
     local rec = cmsgpack.pack({v = 1, id = id, a = tonumber(attempt) or 1})
-    return redis.call('XADD', KEYS[1], '*', 'r', rec)
+    return redis.call('XADD', lane_key(pri), '*', 'r', rec)
 end
 
--- Appends a ready entry for run `id` and remembers it in the run hash, so a claim can tell the
--- current entry from a stale one.
-local function push_ready(h, id, attempt)
-    local entry = ready_entry(id, attempt)
+-- Appends a ready entry for run `id` on its lane and remembers it in the run hash, so a claim can
+-- tell the current entry from a stale one. `pri` is the run's `pri` field, read by the caller
+-- with the rest of the run (one call fewer than reading it here).
+local function push_ready(h, id, attempt, pri)
+    local entry = ready_entry(id, attempt, pri)
     redis.call('HSET', h, 'entry', entry)
     return entry
+end
+
+-- Deletes run `id`'s current ready entry `entry` (nil: none) from the lane of `pri`.
+local function drop_entry(entry, pri)
+    if entry then redis.call('XDEL', lane_key(pri), entry) end
 end
 
 -- Ends run `id` in final state `to` and keeps it `retention` ms, in as few calls as it takes
@@ -95,9 +118,14 @@ end
 -- without a lease, never reclaimed). Checked before anything is written; returns the error reply
 -- to return, or nil.
 -- `only` (a list of KEYS indexes) limits the check to the keys a script writes: each TYPE is a
--- redis.call, and on the enqueue path the twelve were a fifth of the script's cost.
-local WF_FIXED_TYPES = {'stream', 'zset', 'zset', 'list'}
-local WF_ALL_FIXED = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+-- redis.call, and on the enqueue path the twelve were a fifth of the script's cost. Without it all
+-- fourteen are checked; WF_BASE_FIXED is the twelve keys there were before priority lanes, for
+-- the hot scripts that never queue a run nor delete an entry (complete, fail): the same checks,
+-- at the same cost, as before the lanes.
+local WF_FIXED_TYPES = {'stream', 'zset', 'zset', 'list', 'zset', 'zset', 'zset', 'zset', 'zset',
+                        'zset', 'zset', 'zset', 'stream', 'stream'}
+local WF_ALL_FIXED = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+local WF_BASE_FIXED = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 local function check_fixed_keys(only)
     for _, i in ipairs(only or WF_ALL_FIXED) do
         local want = WF_FIXED_TYPES[i] or 'zset'
@@ -123,9 +151,9 @@ local function lease_reply(id, f, token)
 end
 
 -- Checks that the caller still holds run `id`'s lease; returns the error reply to return (STALE,
--- NOTFOUND, or the WRONGTYPE one of check_fixed_keys), or nil.
-local function check_lease(h, id, token)
-    local bad = check_fixed_keys()
+-- NOTFOUND, or the WRONGTYPE one of check_fixed_keys over `only`), or nil.
+local function check_lease(h, id, token, only)
+    local bad = check_fixed_keys(only)
     if bad then return bad end
     return lease_reply(id, redis.call('HMGET', h, 'state', 'lease'), token)
 end

@@ -1,5 +1,5 @@
 -- pause.lua: hold a queued, waiting or running run until resume.lua.
--- KEYS: 1-12 fixed, 13 run hash
+-- KEYS: 1-14 fixed, 15 run hash
 -- ARGV: 1 run id
 -- Returns the state it was paused from. Errors: NOTFOUND, FINAL <state>, BADSTATE (already
 -- paused). A running run loses its lease (its worker's later results are STALE) and, on resume,
@@ -7,11 +7,11 @@
 local bad = check_fixed_keys()
 if bad then return bad end
 local h, id = KEYS[WF_NFIXED + 1], ARGV[1]
-local f = redis.call('HMGET', h, 'state', 'entry')
+local f = redis.call('HMGET', h, 'state', 'entry', 'pri')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
 if WF_FINAL[f[1]] then return redis.error_reply('FINAL ' .. f[1]) end
 if f[1] == 'paused' then return redis.error_reply('BADSTATE run ' .. id .. ' is already paused') end
-if f[2] then redis.call('XDEL', KEYS[1], f[2]) end
+drop_entry(f[2], f[3])
 redis.call('HDEL', h, 'entry')
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)

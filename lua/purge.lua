@@ -1,12 +1,12 @@
 -- purge.lua: delete finished runs, with their steps, before their retention time would (an
 -- operator's `wf purge --older-than D`).
--- KEYS: 1-12 fixed, then per candidate (in ARGV order) its run hash and its steps hash
+-- KEYS: 1-14 fixed, then per candidate (in ARGV order) its run hash and its steps hash
 -- ARGV: 1 minimum age ms (the run's last state change must be at least this old, by Redis time),
 --       then candidate run ids (read from the final state indexes by the caller; each is
 --       re-checked here, so a run restarted or changed meanwhile is left alone)
 -- Returns the number of runs deleted. A candidate whose hash already expired is only dropped
 -- from the final state indexes (not counted). Errors: WRONGTYPE (a clobbered fixed key).
-local bad = check_fixed_keys()
+local bad = check_fixed_keys(WF_BASE_FIXED) -- it neither queues a run nor deletes an entry
 if bad then return bad end
 local cutoff = now_ms() - tonumber(ARGV[1])
 local n = 0

@@ -1,5 +1,5 @@
 -- reclaim.lua: runs whose lease expired (their worker died or lost Redis) go back to the queue.
--- KEYS: 1-12 fixed, then per candidate (in ARGV order) its run hash and its steps hash, then
+-- KEYS: 1-14 fixed, then per candidate (in ARGV order) its run hash and its steps hash, then
 --       optionally P:{W}:parents (a child run failed here is recorded there, lib.lua parent_add)
 -- ARGV: 1 max reclaims, 2 retention ms, then candidate run ids (read from the leases zset by the
 --       caller; each is re-checked here, so racing reapers are harmless)
@@ -19,7 +19,8 @@ while ARGV[2 + i] do
         redis.call('ZREM', KEYS[3], id)
         -- A run key that is not a hash (clobbered) is dropped from the leases, not fatal to
         -- the whole batch.
-        local f = key_type(h) == 'hash' and redis.call('HMGET', h, 'state', 'worker', 'attempt')
+        local f = key_type(h) == 'hash' and redis.call('HMGET', h, 'state', 'worker', 'attempt',
+            'pri')
             or {}
         if f[1] == 'running' then
             local r = redis.call('HINCRBY', h, 'reclaims', 1)
@@ -34,7 +35,7 @@ while ARGV[2 + i] do
                 redis.call('HSET', h, 'error', 'lease expired: worker ' .. tostring(f[2]) ..
                     ' presumed dead; run re-queued')
                 set_state(h, id, 'running', 'queued', now)
-                push_ready(h, id, f[3])
+                push_ready(h, id, f[3], f[4])
             end
             n = n + 1
         end

@@ -1,5 +1,5 @@
 -- release.lua: a draining worker hands a run it holds back to the queue, unfinished.
--- KEYS: 1-12 fixed, 13 run hash
+-- KEYS: 1-14 fixed, 15 run hash
 -- ARGV: 1 run id, 2 lease token
 -- Returns 'OK', or an error STALE / NOTFOUND. The attempt is not counted as failed: the next
 -- worker replays finished steps and goes on.
@@ -10,6 +10,6 @@ local now = now_ms()
 redis.call('ZREM', KEYS[3], id)
 redis.call('HINCRBY', h, 'lease', 1)
 set_state(h, id, 'running', 'queued', now)
-local attempt = redis.call('HGET', h, 'attempt')
-push_ready(h, id, attempt)
+local f = redis.call('HMGET', h, 'attempt', 'pri')
+push_ready(h, id, f[1], f[2])
 return redis.status_reply('OK')

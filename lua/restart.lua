@@ -1,14 +1,14 @@
 -- restart.lua: run a run again from the start as a new attempt, in any state (a failed run
 -- retried by hand, a stuck one restarted), keeping or clearing its step records.
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- KEYS: 1-14 fixed, 15 run hash, 16 steps hash
 -- ARGV: 1 run id, 2 clear steps (1: forget recorded steps so they execute again)
 -- Returns the new attempt number. Errors: NOTFOUND.
 local bad = check_fixed_keys()
 if bad then return bad end
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local f = redis.call('HMGET', h, 'state', 'entry', 'attempt')
+local f = redis.call('HMGET', h, 'state', 'entry', 'attempt', 'pri')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
-if f[2] then redis.call('XDEL', KEYS[1], f[2]) end
+drop_entry(f[2], f[4])
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('PERSIST', h)
@@ -23,5 +23,5 @@ redis.call('HDEL', h, 'output', 'error', 'finished_at', 'wait_reason', 'wake_at'
     'step')
 redis.call('HSET', h, 'attempt', attempt, 'reclaims', 0)
 set_state(h, id, f[1], 'queued', now_ms())
-push_ready(h, id, attempt)
+push_ready(h, id, attempt, f[4])
 return attempt

@@ -1,5 +1,5 @@
 -- step.lua: record a finished (or failed) step of a running run, atomically with the lease check.
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- KEYS: 1-14 fixed, 15 run hash, 16 steps hash
 -- ARGV: 1 run id, 2 lease token, 3 step name, 4 step record (msgpack map, see worker/step.c)
 -- Returns 'OK', or an error STALE / NOTFOUND: a worker that lost the run records nothing.
 -- It writes no fixed key, so the clobbered-key guard (12 TYPE calls, a third of a step's cost)

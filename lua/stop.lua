@@ -1,8 +1,8 @@
 -- stop.lua: cancel a run in any non-final state.
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash, [15 P:{W}:outbox, only with ARGV 4],
---       [16 P:{W}:parents: a child run's cancellation is recorded there (lib.lua parent_add)]
+-- KEYS: 1-14 fixed, 15 run hash, 16 steps hash, [17 P:{W}:outbox, only with ARGV 4],
+--       [18 P:{W}:parents: a child run's cancellation is recorded there (lib.lua parent_add)]
 -- ARGV: 1 run id, 2 reason text, 3 retention ms,
---       [4 notify: '1' / 'auto' records the cancellation in the outbox KEYS[15] (lib.lua
+--       [4 notify: '1' / 'auto' records the cancellation in the outbox KEYS[17] (lib.lua
 --       outbox_add); libwf's wf_run_stop passes 'auto']
 -- Returns the state the run was in. Errors: NOTFOUND, FINAL <state> (nothing to do).
 -- A running run loses its lease here: its worker learns it at the next heartbeat (and sees
@@ -10,10 +10,10 @@
 local bad = check_fixed_keys()
 if bad then return bad end
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local f = redis.call('HMGET', h, 'state', 'entry')
+local f = redis.call('HMGET', h, 'state', 'entry', 'pri')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
 if WF_FINAL[f[1]] then return redis.error_reply('FINAL ' .. f[1]) end
-if f[2] then redis.call('XDEL', KEYS[1], f[2]) end
+drop_entry(f[2], f[3])
 redis.call('HSET', h, 'error', ARGV[2])
 local now = now_ms()
 finish(h, steps, id, f[1], 'cancelled', now, tonumber(ARGV[3]))

@@ -1,6 +1,6 @@
 -- suspend.lua: a running run waits (durable sleep, event wait, step retry): it gives back its
 -- lease and worker slot and becomes `waiting`; wake.lua queues it again at wake_at.
--- KEYS: 1-12 fixed, 13 run hash, 14 steps hash
+-- KEYS: 1-14 fixed, 15 run hash, 16 steps hash
 -- ARGV: 1 run id, 2 lease token, 3 step name, 4 step record (msgpack), 5 wake_at ms (0: no
 --       timer, e.g. an event wait without timeout), 6 wait reason (shown by `wf status`)
 -- Returns 'OK' (now waiting) or 'RESUME' when the step was completed meanwhile (an event delivered

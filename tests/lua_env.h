@@ -79,7 +79,7 @@ static inline const char *run_id(const char *suffix)
     return id;
 }
 
-/* EVALs `script` with the 12 fixed keys plus `nextra` keys, then arguments: the variadic list holds
+/* EVALs `script` with the 14 fixed keys plus `nextra` keys, then arguments: the variadic list holds
  * the extra keys followed by the arguments, NULL-terminated. Caller frees the reply. */
 static inline redisReply *eval(wf__script script, int nextra, ...)
 {
@@ -247,7 +247,8 @@ static inline const char *claim(const char *id, const char *lease_ms)
     int attempt = 0;
     cr_assert(read_entry(entry, sizeof entry, rid, &attempt), "no entry to claim");
     cr_assert_str_eq(rid, id);
-    redisReply *r = eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", lease_ms, "1", entry, id, NULL);
+    redisReply *r =
+        eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", lease_ms, "1", "", entry, id, NULL);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "claim: %s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
     cr_assert_eq(r->elements, 1);

@@ -185,6 +185,45 @@ Test(cli, run_with_id_then_status_until_completed)
     json_decref(doc);
 }
 
+Test(cli, run_with_priority_shows_it_in_status)
+{
+    char *out;
+    int rc = wf(&out, NULL, "run", "publish-draft", "{\"title\":\"Urgent\"}", "--id", "urgent",
+                "--priority", "high", "--wait", "--timeout", "30", NULL);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    json_decref(parse(out));
+    rc = wf(&out, NULL, "status", "publish-draft:urgent", NULL);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    json_t *doc = parse(out);
+    cr_assert_str_eq(str_field(doc, "priority"), "high");
+    json_decref(doc);
+    rc = wf(&out, NULL, "status", "publish-draft:urgent", "--text", NULL);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    cr_assert(strstr(out, "\nPriority   high\n"), "%s", out);
+    free(out);
+    /* A normal run says nothing about it in the text, "normal" in JSON. */
+    rc = wf(&out, NULL, "run", "publish-draft", "{\"title\":\"Plain\"}", "--id", "plain",
+            "--priority", "normal", "--wait", "--timeout", "30", NULL);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    free(out);
+    rc = wf(&out, NULL, "status", "publish-draft:plain", "--text", NULL);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    cr_assert_null(strstr(out, "Priority"), "%s", out);
+    free(out);
+    rc = wf(&out, NULL, "status", "publish-draft:plain", NULL);
+    doc = parse(out);
+    cr_assert_str_eq(str_field(doc, "priority"), "normal");
+    json_decref(doc);
+    /* Anything else is a usage error, and nothing starts. */
+    rc = wf(&out, NULL, "run", "publish-draft", "{\"title\":\"No\"}", "--id", "nope", "--priority",
+            "urgent", NULL);
+    cr_assert_eq(rc, 1, "exit %d: %s", rc, out);
+    free(out);
+    rc = wf(&out, NULL, "status", "publish-draft:nope", NULL);
+    cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+    free(out);
+}
+
 Test(cli, wait_timeout_exits_7)
 {
     char *out;

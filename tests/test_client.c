@@ -395,6 +395,10 @@ Test(client, defer_on_attached_loop)
     struct event_base *base = event_base_new();
     wf_error err = {0};
     cr_assert_eq(wf_client_attach(cl, base, &err), WF_OK, "%s", err.message);
+    /* One with options first (sent in order on the one connection: it is in Redis before the
+     * last of the others). */
+    wf_run_options hi = {.id = "attached-high", .priority = WF_PRIORITY_HIGH};
+    cr_assert_eq(wf_defer_workflow_ex(cl, "echo", NULL, 0, &hi), WF_OK);
     for (int i = 0; i < 20; i++) cr_assert_eq(wf_defer_workflow(cl, "echo", NULL, 0), WF_OK);
     /* Nothing is sent until the caller's loop runs: deferring never blocked. */
     loop_check lc = {base, rc, 20, 0};
@@ -405,6 +409,11 @@ Test(client, defer_on_attached_loop)
     event_base_loopexit(base, &limit);
     event_base_dispatch(base);
     cr_assert(lc.ok, "20 deferred runs reached Redis through the loop");
+    cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{echo}:queue:high"), 1, "on the high lane");
+    char *pri = wf_test_cmd_str(rc, "HGET wf:{echo}:run:echo:attached-high pri");
+    cr_assert_not_null(pri, "the run kept its id and priority");
+    cr_assert_str_eq(pri, "high");
+    free(pri);
     event_free(tick);
     wf_client_free(cl);
     cl = NULL;

@@ -106,16 +106,23 @@ static void wait_http(int port, const char *path, long want)
     }
 }
 
-static wf_run *start_json(const char *workflow, const char *json)
+/* Starts a run of `workflow` with a JSON input and priority `priority`. */
+static wf_run *start_prio(const char *workflow, const char *json, int priority)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     wf_error err = {0};
     cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK, "%s", err.message);
-    wf_run *run = wf_run_workflow(cl, workflow, sb.data, sb.size, &err);
+    wf_run_options opt = {.priority = priority};
+    wf_run *run = wf_run_workflow_ex(cl, workflow, sb.data, sb.size, &opt, &err);
     msgpack_sbuffer_destroy(&sb);
     cr_assert_not_null(run, "start %s: %s", workflow, err.message);
     return run;
+}
+
+static wf_run *start_json(const char *workflow, const char *json)
+{
+    return start_prio(workflow, json, WF_PRIORITY_NORMAL);
 }
 
 typedef struct count_wait {
@@ -320,15 +327,16 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     cr_assert(rtt >= 0 && rtt < 5, "rtt %g", rtt);
     wait_metric("wf_queue_depth", "workflow=\"echo\"", 0); /* refreshed every second */
 
-    /* Gauges of a backlog: four slow runs hold every slot, two echo runs wait in the queue. */
-    wf_run *slow[4], *queued[2];
+    /* Gauges of a backlog: four slow runs hold every slot, three echo runs wait in the queue,
+     * one on each priority lane: the depth counts them all. */
+    wf_run *slow[4], *queued[3];
     for (int i = 0; i < 4; i++) slow[i] = start_json("slow", "6000");
     wait_metric("wf_runs_in_flight", "workflow=\"slow\"", 4);
-    for (int i = 0; i < 2; i++) queued[i] = start_json("echo", "2");
-    wait_metric("wf_queue_depth", "workflow=\"echo\"", 2);
+    for (int i = 0; i < 3; i++) queued[i] = start_prio("echo", "2", i - 1);
+    wait_metric("wf_queue_depth", "workflow=\"echo\"", 3);
     cr_assert_geq(value(&scraped, "wf_queue_oldest_age_seconds", "workflow=\"echo\""), 0);
     for (int i = 0; i < 4; i++) wf_run_free(slow[i]);
-    for (int i = 0; i < 2; i++) wf_run_free(queued[i]);
+    for (int i = 0; i < 3; i++) wf_run_free(queued[i]);
     for (int i = 0; i < N; i++) wf_run_free(runs[i]);
     wf_run_free(fatal);
     wf_run_free(flaky);

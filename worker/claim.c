@@ -8,6 +8,16 @@
  * was asked; those runs are claimed anyway and wait in the executor queue under heartbeats.
  * Entries that do not decode go to claim.lua as (entry, reason) pairs: it moves them to the
  * workflow's dead-letter list, so bad data never blocks a queue.
+ *
+ * Priorities: each workflow's queue is three streams, its lanes (client/priority.c). While slots
+ * are free, a round of reads takes the high lanes of every workflow, then the normal ones, each
+ * read without BLOCK and with COUNT = the free slots; a lane is read again while its read came
+ * back full (it may hold more) and left once it came back short. The last read of a round, low,
+ * BLOCKs over every lane, high first, so a new run of any priority wakes it. A round starts again
+ * from high whenever slots ran out or the blocking read answered. So a worker never takes a
+ * normal run while it saw high ones ready, nor a low one while it saw high or normal ones: strict
+ * priority per worker read, not a global order (a run queued just after a lane's read waits for
+ * the next round), and under constant high load low runs wait.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +34,17 @@ typedef struct claim_batch {
     int ngood; /* slots reserved */
 } claim_batch;
 
-static wf__wdef *def_by_queue(wf_worker *w, const char *name, size_t len)
+/* The definition whose lane stream is named `name`; sets *lane. NULL when none is. */
+static wf__wdef *def_by_queue(wf_worker *w, const char *name, size_t len, wf__lane *lane)
 {
-    for (int i = 0; i < w->ndefs; i++) {
-        const char *q = w->defs[i]->keys.k[WF__K_QUEUE];
-        if (strlen(q) == len && memcmp(q, name, len) == 0) return w->defs[i];
-    }
+    for (int i = 0; i < w->ndefs; i++)
+        for (int l = 0; l < WF__NLANES; l++) {
+            const char *q = w->defs[i]->keys.k[wf__lane_key((wf__lane)l)];
+            if (strlen(q) == len && memcmp(q, name, len) == 0) {
+                *lane = (wf__lane)l;
+                return w->defs[i];
+            }
+        }
     return NULL;
 }
 
@@ -141,8 +156,9 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__worker_check_drain(w);
 }
 
-/* Runs claim.lua over one stream's entries (an array of [entry id, [field, value, ...]]). */
-static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries)
+/* Runs claim.lua over the entries of one lane of `def` (an array of [entry id, [field, value,
+ * ...]]): claim.lua acknowledges them on that lane. */
+static void claim_entries(wf_worker *w, wf__wdef *def, wf__lane lane, const redisReply *entries)
 {
     if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return;
     size_t n = entries->elements;
@@ -151,8 +167,8 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     const char **good = calloc(2 * n, sizeof *good);
     const char **bad = calloc(2 * n, sizeof *bad);
     char **owned = calloc(3 * n, sizeof *owned); /* run keys, ids, reasons we allocated */
-    const char **args = calloc(3 + 4 * n, sizeof *args);
-    size_t *arglen = calloc(3 + 4 * n, sizeof *arglen);
+    const char **args = calloc(4 + 4 * n, sizeof *args);
+    size_t *arglen = calloc(4 + 4 * n, sizeof *arglen);
     int ngood = 0, nbad = 0, nowned = 0;
     if (!keys || !good || !bad || !owned || !args || !arglen) goto out;
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
@@ -218,6 +234,7 @@ static void claim_entries(wf_worker *w, wf__wdef *def, const redisReply *entries
     args[na++] = w->consumer;
     args[na++] = lease;
     args[na++] = count;
+    args[na++] = wf__lane_arg(lane);
     for (int i = 0; i < 2 * ngood; i++) args[na++] = good[i];
     for (int i = 0; i < 2 * nbad; i++) args[na++] = bad[i];
     for (int i = 0; i < na; i++) arglen[i] = strlen(args[i]);
@@ -253,17 +270,25 @@ out:
 
 static void ensure_groups(wf_worker *w);
 
-/* Entries read from one or more queues: claim them. */
-static void read_streams(wf_worker *w, const redisReply *r)
+/* Entries read from one or more queues: claims them. Returns 1 when a stream gave as many
+ * entries as the read asked for (more may be waiting on that lane). */
+static int read_streams(wf_worker *w, const redisReply *r)
 {
+    int full = 0;
+    if (r->type != REDIS_REPLY_ARRAY) return 0;
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *s = r->element[i];
         if (s->type != REDIS_REPLY_ARRAY || s->elements < 2 ||
             s->element[0]->type != REDIS_REPLY_STRING)
             continue;
-        wf__wdef *def = def_by_queue(w, s->element[0]->str, s->element[0]->len);
-        if (def) claim_entries(w, def, s->element[1]);
+        wf__lane l;
+        wf__wdef *def = def_by_queue(w, s->element[0]->str, s->element[0]->len, &l);
+        if (s->element[1]->type == REDIS_REPLY_ARRAY &&
+            s->element[1]->elements >= (size_t)w->read_count)
+            full = 1;
+        if (def) claim_entries(w, def, l, s->element[1]);
     }
+    return full;
 }
 
 static void read_failed(wf_worker *w, const redisReply *r)
@@ -282,13 +307,18 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     wf_worker *w = privdata;
     redisReply *r = reply;
+    int lane = w->read_lane;
     w->read_inflight = 0;
-    if (!r) return; /* connection gone: conn.c reconnects, on_ready re-arms */
+    w->read_lane = WF__LANE_HIGH; /* unless the lane read below came back full or short */
+    if (!r) return;               /* connection gone: conn.c reconnects, on_ready re-arms */
     if (r->type == REDIS_REPLY_ERROR) {
         read_failed(w, r);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY) read_streams(w, r);
+    int full = read_streams(w, r);
+    /* A non-blocking lane read that came back full may have left runs on that lane: read it
+     * again. One that came back short (or empty) leaves the lane for the next one. */
+    if (lane != WF__LANE_LOW) w->read_lane = full ? lane : lane + 1;
     wf__claim_arm(w);
 }
 
@@ -305,26 +335,58 @@ static void lane_reply(redisAsyncContext *ac, void *reply, void *privdata)
         read_failed(w, r);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY) read_streams(w, r);
+    read_streams(w, r);
     wf__claim_arm(w);
 }
 
 /* In a cluster one XREADGROUP cannot span the workflows' slots, and a blocking read holds its
- * connection: each workflow reads on a lane of its own, COUNT per workflow as COUNT per stream
- * is in the one-server read. */
+ * connection: each workflow reads on a connection lane of its own, over its three priority
+ * lanes (one slot), high first, COUNT per stream as in the one-server read. Strict priority
+ * then holds within what one read returns, not across reads (docs/scaling.md). */
 static void arm_lanes(wf_worker *w, const char *cnt)
 {
-    const char *argv[11] = {"XREADGROUP", "GROUP", WF__GROUP, w->consumer, "COUNT", cnt,
-                            "BLOCK",      "1000",  "STREAMS", NULL,        ">"};
+    const char *argv[9 + 2 * WF__NLANES] = {"XREADGROUP", "GROUP", WF__GROUP, w->consumer, "COUNT",
+                                            cnt,          "BLOCK", "1000",    "STREAMS"};
     for (int i = 0; i < w->ndefs; i++) {
         wf__wdef *def = w->defs[i];
         if (def->read_busy) continue;
-        argv[9] = def->keys.k[WF__K_QUEUE];
-        if (wf__conn_lane_argv(&w->block, i, lane_reply, def, 11, argv, NULL) != REDIS_OK) continue;
+        for (int l = WF__LANE_HIGH; l <= WF__LANE_LOW; l++) {
+            argv[9 + l - WF__LANE_HIGH] = def->keys.k[wf__lane_key((wf__lane)l)];
+            argv[9 + WF__NLANES + l - WF__LANE_HIGH] = ">";
+        }
+        if (wf__conn_lane_argv(&w->block, i, lane_reply, def, 9 + 2 * WF__NLANES, argv, NULL) !=
+            REDIS_OK)
+            continue;
         def->read_busy = 1;
+        w->read_count = atoi(cnt);
         w->read_inflight++;
         w->read_retry_at = 0;
     }
+}
+
+/* The XREADGROUP of lane `lane`: without BLOCK over that lane of every workflow, or for the last
+ * lane (low), BLOCK 1000 over every lane, high first. Fills argv (room for 9 + 2 * WF__NLANES *
+ * ndefs); returns argc. */
+static int read_command(wf_worker *w, int lane, const char *count, const char **argv)
+{
+    int a = 0, last = lane == WF__LANE_LOW;
+    argv[a++] = "XREADGROUP";
+    argv[a++] = "GROUP";
+    argv[a++] = WF__GROUP;
+    argv[a++] = w->consumer;
+    argv[a++] = "COUNT";
+    argv[a++] = count;
+    if (last) {
+        argv[a++] = "BLOCK";
+        argv[a++] = "1000";
+    }
+    argv[a++] = "STREAMS";
+    int nstreams = 0;
+    for (int l = last ? WF__LANE_HIGH : lane; l <= lane; l++)
+        for (int i = 0; i < w->ndefs; i++, nstreams++)
+            argv[a++] = w->defs[i]->keys.k[wf__lane_key((wf__lane)l)];
+    for (int i = 0; i < nstreams; i++) argv[a++] = ">";
+    return a;
 }
 
 void wf__claim_arm(wf_worker *w)
@@ -334,7 +396,10 @@ void wf__claim_arm(wf_worker *w)
     if (!wf__conn_usable(&w->block) || !wf__conn_usable(&w->cmd)) return;
     if (w->read_retry_at && wf__mono_ms() < w->read_retry_at) return;
     int free_slots = wf__worker_free_slots(w);
-    if (free_slots <= 0) return;
+    if (free_slots <= 0) {
+        w->read_lane = WF__LANE_HIGH; /* the next round starts from the top */
+        return;
+    }
     int count = free_slots < w->opt.batch ? free_slots : w->opt.batch;
     char cnt[16];
     snprintf(cnt, sizeof cnt, "%d", count);
@@ -342,23 +407,13 @@ void wf__claim_arm(wf_worker *w)
         arm_lanes(w, cnt);
         return;
     }
-    int argc = 9 + 2 * w->ndefs;
-    const char **argv = calloc((size_t)argc, sizeof *argv);
+    const char **argv = calloc(9 + 2 * WF__NLANES * (size_t)w->ndefs, sizeof *argv);
     if (!argv) return;
-    int a = 0;
-    argv[a++] = "XREADGROUP";
-    argv[a++] = "GROUP";
-    argv[a++] = WF__GROUP;
-    argv[a++] = w->consumer;
-    argv[a++] = "COUNT";
-    argv[a++] = cnt;
-    argv[a++] = "BLOCK";
-    argv[a++] = "1000";
-    argv[a++] = "STREAMS";
-    for (int i = 0; i < w->ndefs; i++) argv[a++] = w->defs[i]->keys.k[WF__K_QUEUE];
-    for (int i = 0; i < w->ndefs; i++) argv[a++] = ">";
+    if (w->read_lane < WF__LANE_HIGH || w->read_lane > WF__LANE_LOW) w->read_lane = WF__LANE_HIGH;
+    int argc = read_command(w, w->read_lane, cnt, argv);
     if (wf__conn_lane_argv(&w->block, 0, read_reply, w, argc, argv, NULL) == REDIS_OK) {
         w->read_inflight = 1;
+        w->read_count = count;
         w->read_retry_at = 0;
     }
     free(argv);
@@ -369,6 +424,7 @@ void wf__claim_arm(wf_worker *w)
 typedef struct autoclaim_ctx {
     wf_worker *w;
     wf__wdef *def;
+    wf__lane lane;
 } autoclaim_ctx;
 
 static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -377,12 +433,14 @@ static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     autoclaim_ctx *c = privdata;
     wf_worker *w = c->w;
     wf__wdef *def = c->def;
+    wf__lane lane = c->lane;
     free(c);
-    def->autoclaim_busy = 0;
+    def->autoclaim_busy--;
     redisReply *r = reply;
     if (!r || w->closing) return;
+    const char *queue = def->keys.k[wf__lane_key(lane)];
     if (r->type == REDIS_REPLY_ERROR) {
-        wf__log(WF__LOG_ERROR, "XAUTOCLAIM on %s failed: %s", def->keys.k[WF__K_QUEUE], r->str);
+        wf__log(WF__LOG_ERROR, "XAUTOCLAIM on %s failed: %s", queue, r->str);
         if (strncmp(r->str, "NOGROUP", 7) == 0) ensure_groups(w);
         return;
     }
@@ -390,30 +448,34 @@ static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     const redisReply *entries = r->element[1];
     if (entries->type == REDIS_REPLY_ARRAY && entries->elements > 0) {
         wf__log(WF__LOG_INFO,
-                "recovering %zu queue entr%s of workflow %s read by a consumer "
-                "that never claimed them",
-                entries->elements, entries->elements == 1 ? "y" : "ies", def->name);
-        if (!w->draining) claim_entries(w, def, entries);
+                "recovering %zu queue entr%s of %s read by a consumer that never claimed them",
+                entries->elements, entries->elements == 1 ? "y" : "ies", queue);
+        if (!w->draining) claim_entries(w, def, lane, entries);
     }
 }
 
+/* Takes over the entries of every lane of `def` idle for a lease, high lane first (the claims are
+ * sent in the order of the answers, on one connection). */
 void wf__claim_autoclaim(wf_worker *w, wf__wdef *def)
 {
     if (w->closing || w->draining || def->autoclaim_busy || !wf__conn_usable(&w->cmd)) return;
     int free_slots = wf__worker_free_slots(w);
     if (free_slots <= 0) return;
     if (free_slots > AUTOCLAIM_MAX) free_slots = AUTOCLAIM_MAX;
-    autoclaim_ctx *c = malloc(sizeof *c);
-    if (!c) return;
-    c->w = w;
-    c->def = def;
-    if (wf__conn_command(&w->cmd, autoclaim_reply, c, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
-                         def->keys.k[WF__K_QUEUE], WF__GROUP, w->consumer,
-                         (long long)w->opt.lease_ms, free_slots) != REDIS_OK) {
-        free(c);
-        return;
+    for (int l = WF__LANE_HIGH; l < WF__NLANES; l++) {
+        autoclaim_ctx *c = malloc(sizeof *c);
+        if (!c) return;
+        c->w = w;
+        c->def = def;
+        c->lane = (wf__lane)l;
+        if (wf__conn_command(&w->cmd, autoclaim_reply, c, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
+                             def->keys.k[wf__lane_key((wf__lane)l)], WF__GROUP, w->consumer,
+                             (long long)w->opt.lease_ms, free_slots) != REDIS_OK) {
+            free(c);
+            return;
+        }
+        def->autoclaim_busy++;
     }
-    def->autoclaim_busy = 1;
 }
 
 /* ---- Consumer groups and registration ---------------------------------------------------- */
@@ -431,8 +493,10 @@ static void ensure_groups(wf_worker *w)
 {
     if (!wf__conn_usable(&w->cmd)) return;
     for (int i = 0; i < w->ndefs; i++)
-        wf__conn_command(&w->cmd, setup_reply, "XGROUP CREATE", "XGROUP CREATE %s %s 0 MKSTREAM",
-                         w->defs[i]->keys.k[WF__K_QUEUE], WF__GROUP);
+        for (int l = 0; l < WF__NLANES; l++)
+            wf__conn_command(&w->cmd, setup_reply, "XGROUP CREATE",
+                             "XGROUP CREATE %s %s 0 MKSTREAM",
+                             w->defs[i]->keys.k[wf__lane_key((wf__lane)l)], WF__GROUP);
 }
 
 /* Called on every (re)connect of cmd: Redis may have restarted empty. */

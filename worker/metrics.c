@@ -199,8 +199,9 @@ void wf__metrics_render(wf_worker *w, struct evbuffer *out)
     }
 
     wf__ops *ops = w->ops;
-    header(out, "wf_queue_depth", "gauge",
-           "Ready runs not yet claimed (XLEN of the queue), refreshed every second.");
+    header(
+        out, "wf_queue_depth", "gauge",
+        "Ready runs not yet claimed (XLEN of the queue, all priorities), refreshed every second.");
     for (int i = 0; i < n; i++)
         if (ops->gauges[i].depth >= 0)
             evbuffer_add_printf(out, "wf_queue_depth{workflow=\"%s\"} %lld\n", w->defs[i]->name,

@@ -5,7 +5,7 @@
  * Readiness: both Redis connections usable, not draining, and a script answered since the cmd
  * connection last (re)connected. The probe is heartbeat.lua with no runs (it touches nothing),
  * sent at every (re)connect and every 5 s. The gauges are one TIME (its round trip is
- * wf_redis_rtt_seconds) then per workflow XLEN of the queue and the oldest member of
+ * wf_redis_rtt_seconds) then per workflow XLEN of each queue lane and the oldest member of
  * state:queued, about every second.
  */
 #include <arpa/inet.h>
@@ -204,7 +204,10 @@ int wf__ops_start(wf_worker *w, wf_error *err)
     wf__ops *ops = w->ops;
     ops->gauges = calloc((size_t)(w->ndefs > 0 ? w->ndefs : 1), sizeof *ops->gauges);
     if (!ops->gauges) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < w->ndefs; i++) ops->gauges[i].depth = -1;
+    for (int i = 0; i < w->ndefs; i++) {
+        ops->gauges[i].depth = -1;
+        for (int l = 0; l < WF__NLANES; l++) ops->gauges[i].lane_depth[l] = -1;
+    }
     if (ops->http_host && wf__http_start(ops, err) != WF_OK) return err ? err->code : WF_ERR_SYSTEM;
     if (ops->webhook_url) {
         ops->hooks = wf__hooks_new(ops, err);
@@ -266,6 +269,7 @@ typedef struct gauge_req {
     wf__ops *ops;
     int def;  /* index in w->defs; -1 for TIME */
     int kind; /* 0 TIME, 1 XLEN, 2 ZRANGE */
+    int lane; /* XLEN: of which lane (wf__lane) */
 } gauge_req;
 
 static void gauge_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -282,7 +286,13 @@ static void gauge_reply(redisAsyncContext *ac, void *reply, void *privdata)
                          strtoll(r->element[1]->str, NULL, 10) / 1000;
             for (int i = 0; i < ops->w->ndefs; i++) ops->gauges[i].redis_now_ms = ms;
         } else if (g->kind == 1 && r->type == REDIS_REPLY_INTEGER) {
-            ops->gauges[g->def].depth = r->integer;
+            /* The depth is the lanes added up, once each has answered. */
+            wf__gauges *gg = &ops->gauges[g->def];
+            gg->lane_depth[g->lane] = r->integer;
+            long long sum = 0;
+            for (int l = 0; l < WF__NLANES && sum >= 0; l++)
+                sum = gg->lane_depth[l] < 0 ? -1 : sum + gg->lane_depth[l];
+            if (sum >= 0) gg->depth = sum;
         } else if (g->kind == 2 && r->type == REDIS_REPLY_ARRAY) {
             wf__gauges *gg = &ops->gauges[g->def];
             gg->oldest_age_s = 0;
@@ -296,13 +306,14 @@ static void gauge_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(g);
 }
 
-static void gauge_cmd(wf_worker *w, int def, int kind, const char *fmt, const char *key)
+static void gauge_cmd(wf_worker *w, int def, int kind, int lane, const char *fmt, const char *key)
 {
     gauge_req *g = malloc(sizeof *g);
     if (!g) return;
     g->ops = w->ops;
     g->def = def;
     g->kind = kind;
+    g->lane = lane;
     int rc = key ? wf__conn_command(&w->cmd, gauge_reply, g, fmt, key)
                  : wf__conn_command(&w->cmd, gauge_reply, g, fmt);
     if (rc != REDIS_OK) {
@@ -317,10 +328,11 @@ static void refresh_gauges(wf_worker *w)
     wf__ops *ops = w->ops;
     if (ops->gauges_inflight > 0 || !wf__conn_usable(&w->cmd)) return;
     ops->rtt_sent_us = mono_us();
-    gauge_cmd(w, -1, 0, "TIME", NULL);
+    gauge_cmd(w, -1, 0, 0, "TIME", NULL);
     for (int i = 0; i < w->ndefs; i++) {
-        gauge_cmd(w, i, 1, "XLEN %s", w->defs[i]->keys.k[WF__K_QUEUE]);
-        gauge_cmd(w, i, 2, "ZRANGE %s 0 0 WITHSCORES",
+        for (int l = 0; l < WF__NLANES; l++)
+            gauge_cmd(w, i, 1, l, "XLEN %s", w->defs[i]->keys.k[wf__lane_key((wf__lane)l)]);
+        gauge_cmd(w, i, 2, 0, "ZRANGE %s 0 0 WITHSCORES",
                   w->defs[i]->keys.k[WF__K_STATE(WF_STATE_QUEUED)]);
     }
 }

@@ -66,7 +66,9 @@ typedef struct wf__hooks wf__hooks; /* webhook.c */
 
 /* Gauges of one workflow, refreshed about every second on the tick. */
 typedef struct wf__gauges {
-    long long depth;      /* XLEN of the queue: ready runs not yet claimed; -1 unknown */
+    long long depth; /* XLEN of the queue, every priority lane added up: ready runs not
+                        yet claimed; -1 unknown */
+    long long lane_depth[WF__NLANES]; /* XLEN of each lane (wf__lane); -1 unknown */
     double oldest_age_s;  /* Redis time minus the oldest queued run's last change; 0 if none */
     int64_t redis_now_ms; /* Redis TIME of the refresh, for the age */
 } wf__gauges;

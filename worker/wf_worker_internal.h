@@ -6,8 +6,9 @@
  * A wf_worker is one libevent loop (the loop thread: whoever calls wf_worker_run) plus a pool of
  * `concurrency` executor threads. Only the loop thread touches the two async Redis connections:
  *
- *   block  XREADGROUP ... BLOCK 1000 over the queues of every defined workflow, one at a time,
- *          only while executor slots are free;
+ *   block  XREADGROUP over the queues of every defined workflow, one at a time, only while
+ *          executor slots are free: the high lanes, then the normal ones, then BLOCK 1000 over
+ *          all (claim.c);
  *   cmd    everything else: claim.lua for what block read, complete/fail/release for results,
  *          heartbeat.lua, timers (wake.lua, reclaim.lua), XAUTOCLAIM, and the calls that
  *          handlers make through wf__ctx_call().
@@ -311,7 +312,7 @@ void wf__children_tick(wf_worker *w, int64_t now);
 /* ---- The worker ----------------------------------------------------------------------------- */
 
 /* One workflow as this worker runs it. */
-/* The workflow's keys beyond the fixed twelve, named once at definition (worker.c) rather than
+/* The workflow's keys beyond the fixed fourteen, named once at definition (worker.c) rather than
  * on every claim, end or tick. */
 typedef enum wf__aux_key {
     WF__AUX_LIMITS,  /* P:{W}:limits  flow control (flow.c, claim.c) */
@@ -328,9 +329,10 @@ struct wf__wdef {
     wf_handler_fn handler;
     wf_workflow_options opt; /* defaults applied */
     wf__wfkeys keys;
-    char *aux[WF__AUX_N];                                        /* indexed by wf__aux_key; owned */
-    int wake_busy, reclaim_busy, autoclaim_busy, heartbeat_busy; /* one of each in flight */
-    int64_t next_heartbeat, next_autoclaim;                      /* mono ms */
+    char *aux[WF__AUX_N];                        /* indexed by wf__aux_key; owned */
+    int wake_busy, reclaim_busy, heartbeat_busy; /* one of each in flight */
+    int autoclaim_busy;                          /* XAUTOCLAIMs in flight (one per lane) */
+    int64_t next_heartbeat, next_autoclaim;      /* mono ms */
     int sched_busy; /* scheduler.c: a scan of this workflow's due schedules is in flight */
     int flow_busy;  /* flow.c: an admit.lua round for this workflow's held runs is in flight */
     int read_busy;  /* cluster: this workflow's XREADGROUP is in flight on its block lane */
@@ -387,6 +389,9 @@ struct wf_worker {
     int busy;            /* jobs not yet RETURNED (occupying executor slots) */
     int reserved;        /* slots promised to entries whose claim.lua is in flight */
     int read_inflight;   /* an XREADGROUP is outstanding on block */
+    int read_lane;       /* claim.c: the priority lane (wf__lane) the next read takes; the last
+                            one, low, blocks over every lane */
+    int read_count;      /* claim.c: COUNT of the outstanding read */
     int claims_inflight; /* claim.lua calls outstanding */
     int ops_inflight;    /* end operations outstanding */
     wf__job **cbatch;    /* completions to send at the end of this loop turn (batch_end.c) */
@@ -471,7 +476,8 @@ int wf__conn_script(wf__conn *conn, redisCallbackFn *fn, void *priv, wf__script 
 void wf__loop_on_ready(wf_worker *w, wf__conn *conn);
 void wf__loop_on_down(wf_worker *w, wf__conn *conn);
 
-/* claim.c: issue the next XREADGROUP when possible; periodic XAUTOCLAIM for `def`. */
+/* claim.c: issue the next XREADGROUP when possible (priority lanes high, normal, low: see
+ * claim.c); periodic XAUTOCLAIM of every lane of `def`. */
 void wf__claim_arm(wf_worker *w);
 void wf__claim_autoclaim(wf_worker *w, wf__wdef *def);
 /* On every (re)connect of cmd: schema key, consumer groups, P:workflows registration. */

@@ -241,7 +241,8 @@ static int startup(wf_worker *w, wf_error *err)
     int rc = WF_OK;
     for (int i = 0; i < w->ndefs && rc == WF_OK; i++) {
         wf__wdef *d = w->defs[i];
-        rc = wf__ensure_group(w->sync, d->keys.k[WF__K_QUEUE], err);
+        for (int l = 0; l < WF__NLANES && rc == WF_OK; l++)
+            rc = wf__ensure_group(w->sync, d->keys.k[wf__lane_key((wf__lane)l)], err);
         if (rc != WF_OK) break;
         char json[256];
         wf__wdef_json(d, json, sizeof json);

@@ -81,6 +81,25 @@ int wf_client_ping(wf_client *client, wf_error *err);
 
 /* ---- Starting runs ------------------------------------------------------------------------ */
 
+/* A run's priority. Every workflow has one queue (a Redis stream) per level, and a worker with
+ * free slots takes the ready runs of high before those of normal before those of low (strict,
+ * at each read of each worker: under constant high load, low runs wait; docs/scaling.md).
+ * Priority orders the start of ready runs only: it does not pre-empt running runs, and a
+ * run's retries, wake-ups and restarts stay on its level. Zero is normal. */
+typedef enum wf_priority {
+    WF_PRIORITY_LOW = -1,
+    WF_PRIORITY_NORMAL = 0,
+    WF_PRIORITY_HIGH = 1,
+} wf_priority;
+
+/* Returns the priority's name, "low", "normal" or "high" (static string), or NULL for a value
+ * that is not a wf_priority. */
+const char *wf_priority_name(int priority);
+
+/* Parses "low", "normal" or "high" into `*priority`. Returns WF_OK or WF_ERR_INVALID (with a
+ * message naming the accepted values) for anything else. */
+int wf_priority_from_name(const char *name, wf_priority *priority, wf_error *err);
+
 /* Options for wf_run_workflow_ex(). Zero-initialise; every field is optional. */
 typedef struct wf_run_options {
     /* Caller-chosen id suffix ([A-Za-z0-9._-], at most 128 bytes): the run's id becomes
@@ -91,6 +110,10 @@ typedef struct wf_run_options {
     /* Skip the check that some worker has registered this workflow (see WF_ERR_UNKNOWN_WORKFLOW).
      */
     int allow_unregistered;
+    /* WF_PRIORITY_HIGH, WF_PRIORITY_NORMAL (0, the default) or WF_PRIORITY_LOW; any other value
+     * is refused with WF_ERR_INVALID. Kept by the run for its whole life (retries, wake-ups,
+     * restarts go back onto its level). */
+    int priority;
 } wf_run_options;
 
 /* Starts a run of workflow `name` with `payload` (msgpack bytes, `len` of them; NULL/0 for no
@@ -99,8 +122,9 @@ typedef struct wf_run_options {
  * Returns a handle that the caller frees with wf_run_free(), or NULL with `err` filled:
  * WF_ERR_BAD_NAME (name not [A-Za-z0-9][A-Za-z0-9._-]{0,127}), WF_ERR_BAD_PAYLOAD (not exactly one
  * well-formed msgpack value), WF_ERR_TOO_LARGE (over the client's max_payload),
- * WF_ERR_UNKNOWN_WORKFLOW (no worker ever registered `name` under this prefix), or a connection
- * error. The payload is copied; the client keeps no reference. */
+ * WF_ERR_UNKNOWN_WORKFLOW (no worker ever registered `name` under this prefix), WF_ERR_INVALID
+ * (bad options: a negative delay, a priority that is not a wf_priority), or a connection error.
+ * The payload is copied; the client keeps no reference. */
 wf_run *wf_run_workflow(wf_client *client, const char *name, const void *payload, size_t len,
                         wf_error *err);
 
@@ -116,7 +140,8 @@ wf_run *wf_run_workflow_ex(wf_client *client, const char *name, const void *payl
  * payloads[i] / lens[i] is run i's input (msgpack bytes); `payloads` NULL (or lens NULL) means no
  * input for any run. Every payload is checked before anything is sent, so a bad one (returned as
  * WF_ERR_BAD_PAYLOAD / WF_ERR_TOO_LARGE, message naming its index) starts nothing. `options`
- * applies to every run (NULL: none); options->id must be NULL (WF_ERR_INVALID otherwise).
+ * applies to every run (NULL: none), its priority included; options->id must be NULL
+ * (WF_ERR_INVALID otherwise, as for a bad priority or delay).
  *
  * `runs`, when not NULL, is an array of n pointers the call fills: runs[i] is a handle of run i
  * that the caller frees with wf_run_free(), or NULL if run i was not confirmed queued. Returns
@@ -177,6 +202,10 @@ typedef struct wf_status {
     size_t raw_len;
 } wf_status;
 
+/* The run's priority, read from the status's raw fields (field `pri`, absent for normal runs).
+ * A value wf does not write reads as WF_PRIORITY_NORMAL, the level such a run is queued on. */
+wf_priority wf_status_priority(const wf_status *status);
+
 /* Reads the run's current state (one round trip). On success fills `*status` (the caller releases
  * it with wf_status_clear()) and returns WF_OK; on failure returns an error and leaves `*status`
  * zeroed. WF_ERR_NOT_FOUND when the run no longer exists. */
@@ -232,6 +261,14 @@ int wf_client_attach(wf_client *client, struct event_base *base, wf_error *err);
  * (bad name, bad or oversized payload, WF_ERR_CLOSED) without dispatching. Failures after that are
  * reported to the defer error callback. Copies the payload. */
 int wf_defer_workflow(wf_client *client, const char *name, const void *payload, size_t len);
+
+/* wf_defer_workflow() with options (NULL: exactly wf_defer_workflow()). Every field of
+ * wf_run_options applies as for wf_run_workflow_ex(); the options are checked at once (a bad
+ * priority, delay or id suffix returns WF_ERR_INVALID / WF_ERR_BAD_ID without dispatching) and
+ * copied, the id string included. An attached client never checks registration, whatever
+ * allow_unregistered says (a synchronous lookup would block the caller's loop). */
+int wf_defer_workflow_ex(wf_client *client, const char *name, const void *payload, size_t len,
+                         const wf_run_options *options);
 
 /* Waits until every deferred run accepted so far has been sent (or reported failed), for at most
  * timeout_ms. Returns WF_OK or WF_ERR_TIMEOUT. Not for attached clients (their loop sends). */
