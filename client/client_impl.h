@@ -8,9 +8,9 @@ typedef struct wf__defer wf__defer;
 
 /* A client: one synchronous connection plus, on demand, the deferred-start machinery. */
 struct wf_client {
-    wf__url url;     /* parsed settings; the password is wiped on free */
-    wf__rc *c; /* NULL after a failed reconnect; re-opened on the next call */
-    char **known;    /* workflow names seen in P:workflows (cache for the unknown check) */
+    wf__url url;  /* parsed settings; the password is wiped on free */
+    wf__rc *c;    /* NULL after a failed reconnect; re-opened on the next call */
+    char **known; /* workflow names seen in P:workflows (cache for the unknown check) */
     size_t nknown;
     wf__defer *defer; /* background thread or async connection for wf_defer_workflow */
     wf_defer_error_fn on_defer_error;
@@ -64,8 +64,8 @@ void wf__enqueue_call_free(wf__enqueue_call *call);
 
 /* Enqueue on a given sync connection (used by the defer thread too). Checks the options, fills
  * `id`. */
-int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload,
-                size_t len, const wf_run_options *opt, char *id, wf_error *err);
+int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload, size_t len,
+                const wf_run_options *opt, char *id, wf_error *err);
 
 /* Reads enqueue.lua's answer {new, state[, other id]}: WF_OK when it has that shape, and when
  * singleton or debounce answered with another run, copies that run's id into `id` (WF__ID_MAX

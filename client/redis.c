@@ -64,8 +64,8 @@ redisContext *wf__redis_connect_to(const wf__url *u, const char *host, int port,
             r = redisCommand(c, "AUTH %s", u->password);
         if (!r || r->type == REDIS_REPLY_ERROR) {
             wf_error_set(err, r ? WF_ERR_REDIS : WF_ERR_IO,
-                         "Redis at %s refused authentication%s%s", where(u, host, port, at, sizeof at),
-                         r ? ": " : "", r ? r->str : "");
+                         "Redis at %s refused authentication%s%s",
+                         where(u, host, port, at, sizeof at), r ? ": " : "", r ? r->str : "");
             if (r) freeReplyObject(r);
             redisFree(c);
             return NULL;

@@ -83,8 +83,8 @@ void wf__enqueue_call_free(wf__enqueue_call *call)
     memset(call, 0, sizeof *call);
 }
 
-int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload,
-                size_t len, const wf_run_options *opt, char *id, wf_error *err)
+int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload, size_t len,
+                const wf_run_options *opt, char *id, wf_error *err)
 {
     int rc = wf__check_run_options(opt, err);
     if (rc != WF_OK) return rc;

@@ -27,8 +27,8 @@ static int name_ok(const char *s, size_t n)
     return 1;
 }
 
-int wf__hostport_parse(const char *s, size_t n, wf__sentinel *st, int default_port, const char *what,
-                       wf_error *err)
+int wf__hostport_parse(const char *s, size_t n, wf__sentinel *st, int default_port,
+                       const char *what, wf_error *err)
 {
     if (st->n == WF__SENTINEL_MAX)
         return wf_error_set(err, WF_ERR_URL, "a URL lists at most %d %ss", WF__SENTINEL_MAX, what);

@@ -32,8 +32,8 @@ int wf__sentinel_parse(const char *s, size_t n, wf__url *u, wf_error *err);
 /* Appends one "host[:port]" or "[v6]:port" ([s, s+n)) to st->host / st->port (`default_port`
  * when none is given); `what` ("sentinel", "cluster node") names it in errors. Returns WF_OK or
  * WF_ERR_URL / WF_ERR_NOMEM. Shared by sentinel and cluster URLs. */
-int wf__hostport_parse(const char *s, size_t n, wf__sentinel *st, int default_port, const char *what,
-                       wf_error *err);
+int wf__hostport_parse(const char *s, size_t n, wf__sentinel *st, int default_port,
+                       const char *what, wf_error *err);
 
 /* Takes "[user[:password]@]" off the front of [*s, *s + *n) into u->user / u->password
  * (percent-decoded; the last '@' ends it) and moves *s / *n past it; no '@': nothing changes.

@@ -246,7 +246,7 @@ Test(webhook, stop_records_the_end_in_the_outbox_only_when_asked)
     cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "%s", err.message);
     freeReplyObject(r);
     r = wf_test_script(rc, WF__SCRIPT_OUTBOX, 2, okeys, 2, (const char *[]){entry, "ack"}, NULL,
-                        &err);
+                       &err);
     cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0, "already done");
     freeReplyObject(r);
     cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{lt}:outbox"), 0, "acknowledged entries are deleted");

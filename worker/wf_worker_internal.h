@@ -347,9 +347,9 @@ typedef struct wf__conn {
     int backoff_ms;        /* next reconnect delay: 100 ms doubling to 5 s */
     struct event *retry_ev;
     struct event *reset_ev; /* cluster: wf__conn_reset from the loop */
-    int closed; /* closed for good: no reconnect */
-    int failed; /* the handshake failed on this connection attempt */
-    int lost;   /* was ready, then dropped: log when it is back */
+    int closed;             /* closed for good: no reconnect */
+    int failed;             /* the handshake failed on this connection attempt */
+    int lost;               /* was ready, then dropped: log when it is back */
     /* redis+cluster:// (route.c): a context per node (cmd) or per workflow (block: its
      * blocking reads each need a connection of their own), made on first use */
     int cluster;
