@@ -332,13 +332,7 @@ void wf__conn_start(wf__conn *conn)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     conn->ac = ac;
-    if (w->url.password) {
-        if (w->url.user)
-            redisAsyncCommand(ac, handshake_reply, "AUTH", "AUTH %s %s", w->url.user,
-                              w->url.password);
-        else
-            redisAsyncCommand(ac, handshake_reply, "AUTH", "AUTH %s", w->url.password);
-    }
+    auth(conn, ac);
     if (w->url.db) redisAsyncCommand(ac, handshake_reply, "SELECT", "SELECT %d", w->url.db);
     if (conn == &w->cmd)
         redisAsyncCommand(ac, ready_reply, NULL, "TIME");
