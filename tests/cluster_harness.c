@@ -1,5 +1,6 @@
 /* cluster_harness.c - see cluster_harness.h. Six redis-servers forked like harness.c forks one,
  * joined by `redis-cli --cluster create`; every wait polls a condition against a deadline. */
+#define WF_TEST_HARNESS_INTERNAL 1
 #include "cluster_harness.h"
 
 #include <netinet/in.h>

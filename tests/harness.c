@@ -1,5 +1,6 @@
 /* harness.c - see harness.h. A real redis-server per test, started the way beanstalkd's testserv
  * forks a real server: temp dir, free port, wait for PING with a deadline. */
+#define WF_TEST_HARNESS_INTERNAL 1
 #include "harness.h"
 
 #include <errno.h>
@@ -100,9 +101,22 @@ static int redis_answers(void *arg)
     return ok;
 }
 
+/* cluster_mode.c */
+int wf__test_cluster_attach(wf_test_redis *r);
+void wf__test_cluster_detach(wf_test_redis *r);
+
+static void remove_tree(const char *dir)
+{
+    if (!dir[0] || getenv("WF_TEST_KEEP")) return;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int wf_test_redis_start(wf_test_redis *r, const char *extra_conf)
 {
     memset(r, 0, sizeof *r);
+    if (!extra_conf && wf_test_cluster_mode()) return wf__test_cluster_attach(r);
     for (int tries = 0; tries < 5; tries++) {
         snprintf(r->dir, sizeof r->dir, "/tmp/wf-test-redis-XXXXXX");
         if (!mkdtemp(r->dir)) {
@@ -147,14 +161,18 @@ int wf_test_redis_start(wf_test_redis *r, const char *extra_conf)
 
 void wf_test_redis_stop(wf_test_redis *r)
 {
-    if (!r || r->pid <= 0) return;
+    if (!r) return;
+    if (r->cluster) {
+        /* The shared cluster lives on (cluster_fixture.c stops it); only this test's dir goes. */
+        wf__test_cluster_detach(r);
+        remove_tree(r->dir);
+        memset(r, 0, sizeof *r);
+        return;
+    }
+    if (r->pid <= 0) return;
     wf_test_kill(r->pid, SIGTERM, 5000);
     /* WF_TEST_KEEP=1 keeps the server's folder (worker logs) for a post-mortem. */
-    if (r->dir[0] && !getenv("WF_TEST_KEEP")) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", r->dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", r->dir);
-    }
+    remove_tree(r->dir);
     memset(r, 0, sizeof *r);
 }
 
@@ -299,7 +317,7 @@ long long wf_test_cmd_int(redisContext *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
+    redisReply *r = wf_test_vcommand(c, fmt, ap);
     va_end(ap);
     long long v = -1;
     if (r && r->type == REDIS_REPLY_INTEGER) v = r->integer;
@@ -311,7 +329,7 @@ char *wf_test_cmd_str(redisContext *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
+    redisReply *r = wf_test_vcommand(c, fmt, ap);
     va_end(ap);
     char *s = NULL;
     if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))

@@ -3,6 +3,7 @@
 #ifndef WF_TEST_HARNESS_H
 #define WF_TEST_HARNESS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -12,12 +13,15 @@ typedef struct wf_test_redis {
     pid_t pid;
     int port;
     char dir[256]; /* temp dir holding its config, log, data */
-    char url[128]; /* redis://127.0.0.1:PORT */
+    char url[128]; /* redis://127.0.0.1:PORT, or the shared cluster's redis+cluster:// URL */
+    int cluster;   /* 1: cluster mode's stand-in (below): pid 0, port is one master's */
 } wf_test_redis;
 
 /* Starts redis-server (no persistence unless `extra_conf` says otherwise; extra_conf lines are
  * appended to its config file, may be NULL) on a free port and waits until it answers PING.
- * Returns 0 or -1 (message on stderr). */
+ * In cluster mode (below) and with extra_conf NULL it starts nothing: it empties the shared
+ * cluster (FLUSHALL on every master) and fills *r with the cluster's URL, a temp dir of its own
+ * and one master's port. Returns 0 or -1 (message on stderr). */
 int wf_test_redis_start(wf_test_redis *r, const char *extra_conf);
 
 /* SIGTERM, then SIGKILL after 5 s; removes its dir. Safe on a zeroed struct. */
@@ -66,5 +70,31 @@ char *wf_test_which(const char *prog);
  * wf_test_cmd_str returns a malloc'd copy or NULL. */
 long long wf_test_cmd_int(redisContext *c, const char *fmt, ...);
 char *wf_test_cmd_str(redisContext *c, const char *fmt, ...);
+
+/* Cluster mode. When $WF_TEST_CLUSTER_FILE names the file that tests/cluster_fixture.c wrote
+ * ("url redis+cluster://..." first), every suite's "Redis" is that shared 3-master, 3-replica
+ * cluster: ctest registers each suite a second time as NAME_cluster (tests/CMakeLists.txt).
+ * The test's own connections keep working unchanged: redisCommand and redisCommandArgv below
+ * follow MOVED and ASK, and commands over the whole data set (DBSIZE, KEYS, FLUSHALL, FLUSHDB,
+ * SCRIPT FLUSH, CONFIG SET, MEMORY PURGE, CLIENT KILL) go to every master, integer replies added
+ * up and arrays concatenated. Outside cluster mode they are hiredis's own. */
+int wf_test_cluster_mode(void);
+/* The shared cluster's URL, or NULL outside cluster mode. */
+const char *wf_test_cluster_url(void);
+redisReply *wf_test_command(redisContext *c, const char *fmt, ...);
+redisReply *wf_test_vcommand(redisContext *c, const char *fmt, va_list ap);
+redisReply *wf_test_command_argv(redisContext *c, int argc, const char **argv, const size_t *lens);
+
+/* Skips the current Criterion test in cluster mode, saying why: for tests about one server's own
+ * life (stopping it, pausing it, its replica), which the cluster suites cover their own way. */
+#define WF_TEST_SINGLE_SERVER_ONLY(why)                                                          \
+    do {                                                                                        \
+        if (wf_test_cluster_mode()) cr_skip_test("single server only: %s", why);                \
+    } while (0)
+
+#ifndef WF_TEST_HARNESS_INTERNAL
+#define redisCommand wf_test_command
+#define redisCommandArgv wf_test_command_argv
+#endif
 
 #endif

@@ -116,6 +116,20 @@ static void check_not_recorded(const wf_ctx *ctx, const char *step)
     }
     redisReply *r =
         redisCommand(c, "HGET wf:{stepper}:run:%s:steps %s", wf_ctx_event_id(ctx), step);
+    /* On a cluster (the NAME_cluster suites) the key lives on one master: follow MOVED once. */
+    const char *colon = r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "MOVED ", 6)
+                            ? strrchr(r->str, ':')
+                            : NULL;
+    if (colon) {
+        int moved_to = atoi(colon + 1);
+        freeReplyObject(r);
+        redisFree(c);
+        c = redisConnectWithTimeout("127.0.0.1", moved_to, tv);
+        r = c && !c->err ? redisCommand(c, "HGET wf:{stepper}:run:%s:steps %s",
+                                        wf_ctx_event_id(ctx), step)
+                         : NULL;
+        if (!c) return;
+    }
     /* A finished record has status "done": msgpack fixstr "s" then fixstr "done". */
     if (r && r->type == REDIS_REPLY_STRING &&
         memmem(r->str, r->len,
