@@ -62,9 +62,7 @@ int wf__slotmap_node(wf__slotmap *m, const char *host, int port)
     return m->nnodes++;
 }
 
-/* Fills `m` from one CLUSTER SLOTS reply; `asked` is the host the question went to (a node may
- * report its own address as "" when it does not know it). Returns 0, or -1 with `why`. */
-static int parse_slots(const redisReply *r, const char *asked, wf__slotmap *m, char *why, size_t wn)
+int wf__slotmap_parse(const redisReply *r, const char *asked, wf__slotmap *m, char *why, size_t wn)
 {
     memset(m, 0, sizeof *m);
     for (int s = 0; s < WF__SLOTS; s++) m->owner[s] = -1;
@@ -111,7 +109,7 @@ static int ask(const wf__url *u, const char *host, int port, wf__slotmap *m, cha
     if (!r)
         snprintf(why, wn, "%s:%d: %s", host, port, c->errstr);
     else
-        rc = parse_slots(r, host, m, why, wn);
+        rc = wf__slotmap_parse(r, host, m, why, wn);
     if (r) freeReplyObject(r);
     redisFree(c);
     return rc;

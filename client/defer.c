@@ -1,8 +1,8 @@
 /* defer.c - deferWorkflow: start a run without making the caller wait for Redis.
  *
  * Two ways to send, chosen by whether the client was attached to the caller's libevent loop:
- * - attached: an async hiredis connection on that loop sends the enqueue script; the reply comes
- *   back on the loop thread;
+ * - attached: an async hiredis connection on that loop sends the enqueue script (for a cluster,
+ *   one per master behind wf__arc, arc.c); the reply comes back on the loop thread;
  * - not attached: a background thread with its own synchronous connection drains a queue.
  * Either way a run that cannot be queued is reported to the defer error callback (stderr if none),
  * never dropped in silence.
@@ -44,6 +44,7 @@ struct wf__defer {
     /* attached mode */
     struct event_base *base;
     redisAsyncContext *ac;
+    wf__arc *arc; /* instead of ac for redis+cluster:// */
     size_t inflight;
 };
 
@@ -186,11 +187,10 @@ static int async_open(wf__defer *d, wf_error *err)
     const wf__url *u = &d->client->url;
     char host[256];
     int port = 0;
-    if (u->seeds)
-        return wf_error_set(err, WF_ERR_INVALID,
-                            "deferred starts on your event loop do not support redis+cluster:// "
-                            "yet; leave the loop out (wf_client_attach) and a background "
-                            "thread sends them");
+    if (u->seeds) {
+        d->arc = wf__arc_open(u, d->base, err);
+        return d->arc ? WF_OK : err ? err->code : WF_ERR_CONNECT;
+    }
     if (!u->unix_path && wf__url_target(u, host, sizeof host, &port, err) != WF_OK)
         return err ? err->code : WF_ERR_CONNECT; /* a sentinel URL: no master found now */
     redisAsyncContext *ac =
@@ -232,7 +232,7 @@ static int defer_async(wf__defer *d, const char *name, const void *payload, size
                        const wf_run_options *opt)
 {
     wf_error err = {0};
-    if (!d->ac && async_open(d, &err) != WF_OK) {
+    if (!d->ac && !d->arc && async_open(d, &err) != WF_OK) {
         wf__defer_report(d->client, name, &err);
         return WF_OK; /* accepted, and its failure reported */
     }
@@ -250,8 +250,11 @@ static int defer_async(wf__defer *d, const char *name, const void *payload, size
     }
     aj->d = d;
     snprintf(aj->name, sizeof aj->name, "%s", name);
-    int rc = wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3,
-                                   call.keys, call.nargs, call.args, call.lens);
+    int rc = d->arc
+                 ? wf__arc_script(d->arc, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3,
+                                  call.keys, call.nargs, call.args, call.lens)
+                 : wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3,
+                                         call.keys, call.nargs, call.args, call.lens);
     wf__enqueue_call_free(&call);
     if (rc != WF_OK) {
         free(aj);
@@ -359,6 +362,7 @@ void wf__defer_free(wf_client *client)
         d->ac->data = NULL;
         redisAsyncFree(d->ac);
     }
+    wf__arc_free(d->arc); /* the same for a cluster's connections */
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->cond);
     pthread_cond_destroy(&d->idle);

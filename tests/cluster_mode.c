@@ -20,7 +20,7 @@
 #include "script_call.h"
 
 #define MAX_MASTERS 16
-#define MAX_CONNS 32
+#define MAX_CONNS   32
 
 /* Per test process (Criterion forks one per test): read from the fixture file on first use. */
 static struct {
@@ -235,7 +235,9 @@ static redisReply *fan_out(redisContext *c, const char *cmd, size_t len)
 {
     redisReply *acc = NULL;
     for (int i = 0; i < cm.nmasters; i++) {
-        redisContext *n = node_conn(cm.masters[i]);
+        /* The caller's own connection for its node: CLIENT KILL spares the connection it
+         * comes from, and the test's connection must be that one. */
+        redisContext *n = c->tcp.port == cm.masters[i] ? c : node_conn(cm.masters[i]);
         redisReply *r = n ? send_formatted(n, cmd, len) : NULL;
         if (!r) {
             if (acc) freeReplyObject(acc);

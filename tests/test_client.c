@@ -316,6 +316,7 @@ Test(client, dead_redis_fails_fast_with_clear_error)
 
 Test(client, redis_dying_under_a_client_gives_io_error)
 {
+    WF_TEST_SINGLE_SERVER_ONLY("it stops the server; test_cluster kills a master instead");
     wf_error err = {0};
     wf_test_redis_stop(&srv);
     wf_run *run = wf_run_workflow(cl, "echo", NULL, 0, &err);

@@ -397,7 +397,10 @@ Test(worker, survives_client_kill)
     if (r) freeReplyObject(r);
     wf_error err = {0};
     wf__client_reconnect(cl, &err);
-    wait_log("connection to Redis lost", 5000);
+    /* "cmd connection to Redis lost", or "... to Redis Cluster lost" in cluster mode. */
+    wait_log(wf_test_cluster_mode() ? "connection to Redis Cluster lost"
+                                    : "connection to Redis lost",
+             5000);
     wf_run *b = start_run("echo", p, n);
     wait_state(b, WF_STATE_COMPLETED, 15000, &st);
     wf_status_clear(&st);

@@ -17,7 +17,8 @@
  * from high whenever slots ran out or the blocking read answered. So a worker never takes a
  * normal run while it saw high ones ready, nor a low one while it saw high or normal ones: strict
  * priority per worker read, not a global order (a run queued just after a lane's read waits for
- * the next round), and under constant high load low runs wait.
+ * the next round), and under constant high load low runs wait. In a cluster each workflow runs
+ * its own round on its own connection (arm_lanes).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,7 +273,7 @@ static void ensure_groups(wf_worker *w);
 
 /* Entries read from one or more queues: claims them. Returns 1 when a stream gave as many
  * entries as the read asked for (more may be waiting on that lane). */
-static int read_streams(wf_worker *w, const redisReply *r)
+static int read_streams(wf_worker *w, const redisReply *r, int count)
 {
     int full = 0;
     if (r->type != REDIS_REPLY_ARRAY) return 0;
@@ -283,13 +284,14 @@ static int read_streams(wf_worker *w, const redisReply *r)
             continue;
         wf__lane l;
         wf__wdef *def = def_by_queue(w, s->element[0]->str, s->element[0]->len, &l);
-        if (s->element[1]->type == REDIS_REPLY_ARRAY &&
-            s->element[1]->elements >= (size_t)w->read_count)
+        if (s->element[1]->type == REDIS_REPLY_ARRAY && s->element[1]->elements >= (size_t)count)
             full = 1;
         if (def) claim_entries(w, def, l, s->element[1]);
     }
     return full;
 }
+
+static int next_lane(int lane, int full);
 
 static void read_failed(wf_worker *w, const redisReply *r)
 {
@@ -315,59 +317,15 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
         read_failed(w, r);
         return;
     }
-    int full = read_streams(w, r);
-    /* A non-blocking lane read that came back full may have left runs on that lane: read it
-     * again. One that came back short (or empty) leaves the lane for the next one. */
-    if (lane != WF__LANE_LOW) w->read_lane = full ? lane : lane + 1;
+    w->read_lane = next_lane(lane, read_streams(w, r, w->read_count));
     wf__claim_arm(w);
 }
 
-/* Cluster: the answer to one workflow's read on its own lane. */
-static void lane_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    wf__wdef *def = privdata;
-    wf_worker *w = ((wf__conn *)ac->data)->w;
-    redisReply *r = reply;
-    def->read_busy = 0;
-    w->read_inflight--;
-    if (!r) return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        read_failed(w, r);
-        return;
-    }
-    read_streams(w, r);
-    wf__claim_arm(w);
-}
-
-/* In a cluster one XREADGROUP cannot span the workflows' slots, and a blocking read holds its
- * connection: each workflow reads on a connection lane of its own, over its three priority
- * lanes (one slot), high first, COUNT per stream as in the one-server read. Strict priority
- * then holds within what one read returns, not across reads (docs/scaling.md). */
-static void arm_lanes(wf_worker *w, const char *cnt)
-{
-    const char *argv[9 + 2 * WF__NLANES] = {"XREADGROUP", "GROUP", WF__GROUP, w->consumer, "COUNT",
-                                            cnt,          "BLOCK", "1000",    "STREAMS"};
-    for (int i = 0; i < w->ndefs; i++) {
-        wf__wdef *def = w->defs[i];
-        if (def->read_busy) continue;
-        for (int l = WF__LANE_HIGH; l <= WF__LANE_LOW; l++) {
-            argv[9 + l - WF__LANE_HIGH] = def->keys.k[wf__lane_key((wf__lane)l)];
-            argv[9 + WF__NLANES + l - WF__LANE_HIGH] = ">";
-        }
-        if (wf__conn_lane_argv(&w->block, i, lane_reply, def, 9 + 2 * WF__NLANES, argv, NULL) !=
-            REDIS_OK)
-            continue;
-        def->read_busy = 1;
-        w->read_count = atoi(cnt);
-        w->read_inflight++;
-        w->read_retry_at = 0;
-    }
-}
-
-/* The XREADGROUP of lane `lane`: without BLOCK over that lane of every workflow, or for the last
- * lane (low), BLOCK 1000 over every lane, high first. Fills argv (room for 9 + 2 * WF__NLANES *
- * ndefs); returns argc. */
-static int read_command(wf_worker *w, int lane, const char *count, const char **argv)
+/* The XREADGROUP of lane `lane` over the workflows defs[from..to): without BLOCK over that lane,
+ * or for the last lane (low), BLOCK block_ms over every lane, high first. Fills argv (room for
+ * 9 + 2 * WF__NLANES * (to - from)); returns argc. */
+static int read_command(wf_worker *w, int from, int to, int lane, const char *count,
+                        const char *block_ms, const char **argv)
 {
     int a = 0, last = lane == WF__LANE_LOW;
     argv[a++] = "XREADGROUP";
@@ -378,15 +336,85 @@ static int read_command(wf_worker *w, int lane, const char *count, const char **
     argv[a++] = count;
     if (last) {
         argv[a++] = "BLOCK";
-        argv[a++] = "1000";
+        argv[a++] = block_ms;
     }
     argv[a++] = "STREAMS";
     int nstreams = 0;
     for (int l = last ? WF__LANE_HIGH : lane; l <= lane; l++)
-        for (int i = 0; i < w->ndefs; i++, nstreams++)
+        for (int i = from; i < to; i++, nstreams++)
             argv[a++] = w->defs[i]->keys.k[wf__lane_key((wf__lane)l)];
     for (int i = 0; i < nstreams; i++) argv[a++] = ">";
     return a;
+}
+
+/* The lane after a read of `lane` came back: a non-blocking read that came back full may have
+ * left runs on that lane, so it is read again; one that came back short leaves it for the next
+ * lane. The blocking read ends the round. */
+static int next_lane(int lane, int full)
+{
+    if (lane < WF__LANE_HIGH || lane >= WF__LANE_LOW) return WF__LANE_HIGH;
+    return full ? lane : lane + 1;
+}
+
+/* Cluster: the answer to one workflow's read on its own lane. */
+static void lane_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    wf__wdef *def = privdata;
+    wf_worker *w = ((wf__conn *)ac->data)->w;
+    redisReply *r = reply;
+    int lane = def->read_lane;
+    def->read_busy = 0;
+    def->read_lane = WF__LANE_HIGH;
+    w->read_inflight--;
+    w->read_reserved -= def->read_count;
+    if (!r) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        read_failed(w, r);
+        return;
+    }
+    def->read_lane = next_lane(lane, read_streams(w, r, def->read_count));
+    wf__claim_arm(w);
+}
+
+/* In a cluster one XREADGROUP cannot span the workflows' slots, and a blocking read holds its
+ * connection: each workflow reads on a connection lane of its own and runs the round of the
+ * one-server read (high, normal, then a blocking read over its three lanes) by itself. Strict
+ * priority then holds within each workflow, not across workflows (docs/scaling.md).
+ *
+ * The reads in flight share the free slots: their COUNTs add up to at most the slots free, so a
+ * read armed while slots were free cannot take runs after other workflows' runs filled them
+ * (they would wait in this worker while another could run them). With fewer slots than idle
+ * workflows, the slots go round the workflows (arm_next) and the blocking reads last 100 ms
+ * instead of 1000, so every workflow gets a turn soon. */
+static void arm_lanes(wf_worker *w, int free_slots)
+{
+    const char *argv[9 + 2 * WF__NLANES];
+    int budget = free_slots - w->read_reserved, idle = 0;
+    for (int i = 0; i < w->ndefs; i++) idle += !w->defs[i]->read_busy;
+    const char *block_ms = idle > budget ? "100" : "1000";
+    for (int k = 0; k < w->ndefs && budget > 0 && idle > 0; k++) {
+        int i = (w->arm_next + k) % w->ndefs;
+        wf__wdef *def = w->defs[i];
+        if (def->read_busy) continue;
+        int count = budget / idle;
+        if (count < 1) count = 1;
+        if (count > w->opt.batch) count = w->opt.batch;
+        idle--;
+        char cnt[16];
+        snprintf(cnt, sizeof cnt, "%d", count);
+        if (def->read_lane < WF__LANE_HIGH || def->read_lane > WF__LANE_LOW)
+            def->read_lane = WF__LANE_HIGH;
+        int argc = read_command(w, i, i + 1, def->read_lane, cnt, block_ms, argv);
+        if (wf__conn_lane_argv(&w->block, i, lane_reply, def, argc, argv, NULL) != REDIS_OK)
+            continue;
+        def->read_busy = 1;
+        def->read_count = count;
+        w->read_reserved += count;
+        budget -= count;
+        w->read_inflight++;
+        w->read_retry_at = 0;
+        w->arm_next = (i + 1) % w->ndefs;
+    }
 }
 
 void wf__claim_arm(wf_worker *w)
@@ -397,20 +425,23 @@ void wf__claim_arm(wf_worker *w)
     if (w->read_retry_at && wf__mono_ms() < w->read_retry_at) return;
     int free_slots = wf__worker_free_slots(w);
     if (free_slots <= 0) {
-        w->read_lane = WF__LANE_HIGH; /* the next round starts from the top */
+        /* The next round starts from the top. */
+        w->read_lane = WF__LANE_HIGH;
+        for (int i = 0; i < w->ndefs; i++)
+            if (!w->defs[i]->read_busy) w->defs[i]->read_lane = WF__LANE_HIGH;
+        return;
+    }
+    if (w->block.cluster) {
+        arm_lanes(w, free_slots);
         return;
     }
     int count = free_slots < w->opt.batch ? free_slots : w->opt.batch;
     char cnt[16];
     snprintf(cnt, sizeof cnt, "%d", count);
-    if (w->block.cluster) {
-        arm_lanes(w, cnt);
-        return;
-    }
     const char **argv = calloc(9 + 2 * WF__NLANES * (size_t)w->ndefs, sizeof *argv);
     if (!argv) return;
     if (w->read_lane < WF__LANE_HIGH || w->read_lane > WF__LANE_LOW) w->read_lane = WF__LANE_HIGH;
-    int argc = read_command(w, w->read_lane, cnt, argv);
+    int argc = read_command(w, 0, w->ndefs, w->read_lane, cnt, "1000", argv);
     if (wf__conn_lane_argv(&w->block, 0, read_reply, w, argc, argv, NULL) == REDIS_OK) {
         w->read_inflight = 1;
         w->read_count = count;

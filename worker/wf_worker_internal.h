@@ -336,6 +336,8 @@ struct wf__wdef {
     int sched_busy; /* scheduler.c: a scan of this workflow's due schedules is in flight */
     int flow_busy;  /* flow.c: an admit.lua round for this workflow's held runs is in flight */
     int read_busy;  /* cluster: this workflow's XREADGROUP is in flight on its block lane */
+    int read_lane;  /* cluster: the priority lane this workflow's next read takes (claim.c) */
+    int read_count; /* cluster: COUNT of this workflow's outstanding read */
 };
 
 /* One async connection with its reconnect state. */
@@ -392,6 +394,8 @@ struct wf_worker {
     int read_lane;       /* claim.c: the priority lane (wf__lane) the next read takes; the last
                             one, low, blocks over every lane */
     int read_count;      /* claim.c: COUNT of the outstanding read */
+    int read_reserved;   /* cluster: the COUNTs of the workflows' outstanding reads, added */
+    int arm_next;        /* cluster: the workflow the next arming starts from (round robin) */
     int claims_inflight; /* claim.lua calls outstanding */
     int ops_inflight;    /* end operations outstanding */
     wf__job **cbatch;    /* completions to send at the end of this loop turn (batch_end.c) */
