@@ -87,13 +87,13 @@ redisReply *wf_test_command_argv(redisContext *c, int argc, const char **argv, c
 
 /* Skips the current Criterion test in cluster mode, saying why: for tests about one server's own
  * life (stopping it, pausing it, its replica), which the cluster suites cover their own way. */
-#define WF_TEST_SINGLE_SERVER_ONLY(why)                                                          \
-    do {                                                                                        \
-        if (wf_test_cluster_mode()) cr_skip_test("single server only: %s", why);                \
+#define WF_TEST_SINGLE_SERVER_ONLY(why)                                                            \
+    do {                                                                                           \
+        if (wf_test_cluster_mode()) cr_skip_test("single server only: %s", why);                   \
     } while (0)
 
 #ifndef WF_TEST_HARNESS_INTERNAL
-#define redisCommand wf_test_command
+#define redisCommand     wf_test_command
 #define redisCommandArgv wf_test_command_argv
 #endif
 
