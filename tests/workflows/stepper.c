@@ -125,9 +125,9 @@ static void check_not_recorded(const wf_ctx *ctx, const char *step)
         freeReplyObject(r);
         redisFree(c);
         c = redisConnectWithTimeout("127.0.0.1", moved_to, tv);
-        r = c && !c->err ? redisCommand(c, "HGET wf:{stepper}:run:%s:steps %s",
-                                        wf_ctx_event_id(ctx), step)
-                         : NULL;
+        r = c && !c->err
+                ? redisCommand(c, "HGET wf:{stepper}:run:%s:steps %s", wf_ctx_event_id(ctx), step)
+                : NULL;
         if (!c) return;
     }
     /* A finished record has status "done": msgpack fixstr "s" then fixstr "done". */
