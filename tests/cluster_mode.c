@@ -4,8 +4,8 @@
  * themselves; what is here serves only the tests' own asserting connection, which must reach the
  * key's master the way any cluster client does: by following MOVED and ASK, not by computing
  * slots (so a slot bug in libwf cannot hide behind the same bug here). Keyless commands that
- * mean "the whole data set" (DBSIZE, KEYS, FLUSHALL, CONFIG SET, ...) go to every master and
- * their replies are merged. */
+ * mean "the whole data set" (DBSIZE, KEYS, FLUSHALL, CONFIG SET, INFO clients, ...) go to every
+ * master and their replies are merged. */
 #define WF_TEST_HARNESS_INTERNAL 1
 #include "harness.h"
 
@@ -196,11 +196,12 @@ static int fans_out(const char *name, const char *sub)
     if (!strcmp(name, "CONFIG") && (!strcmp(sub, "SET") || !strcmp(sub, "RESETSTAT"))) return 1;
     if (!strcmp(name, "MEMORY") && !strcmp(sub, "PURGE")) return 1;
     if (!strcmp(name, "CLIENT") && !strcmp(sub, "KILL")) return 1;
+    if (!strcmp(name, "INFO") && !strcmp(sub, "CLIENTS")) return 1;
     return 0;
 }
 
-/* Merges `add` into `acc` (both owned; add is consumed): integers add up, arrays concatenate,
- * the first error wins, anything else keeps the first reply. */
+/* Merges `add` into `acc` (both owned; add is consumed): integers add up, arrays and strings
+ * (INFO) concatenate, the first error wins, anything else keeps the first reply. */
 static redisReply *merge(redisReply *acc, redisReply *add)
 {
     if (!acc) return add;
@@ -215,6 +216,15 @@ static redisReply *merge(redisReply *acc, redisReply *add)
     }
     if (acc->type == REDIS_REPLY_INTEGER && add->type == REDIS_REPLY_INTEGER)
         acc->integer += add->integer;
+    if (acc->type == REDIS_REPLY_STRING && add->type == REDIS_REPLY_STRING) {
+        char *joined = realloc(acc->str, acc->len + add->len + 1);
+        if (joined) {
+            memcpy(joined + acc->len, add->str, add->len);
+            acc->len += add->len;
+            joined[acc->len] = '\0';
+            acc->str = joined;
+        }
+    }
     if (acc->type == REDIS_REPLY_ARRAY && add->type == REDIS_REPLY_ARRAY && add->elements) {
         redisReply **e =
             realloc(acc->element, (acc->elements + add->elements) * sizeof *acc->element);
@@ -265,7 +275,11 @@ static redisReply *route(redisContext *c, const char *cmd, size_t len)
     if (!wf_test_cluster_mode()) return send_formatted(c, cmd, len);
     char name[32], sub[32];
     command_words(cmd, len, name, sub, sizeof name);
-    if (cm.nmasters > 0 && fans_out(name, sub)) return fan_out(c, cmd, len);
+    /* Only a connection to the cluster fans out: a test may also hold one to a server of its
+     * own (extra_conf), which is asked alone. */
+    int on_cluster = 0;
+    for (int i = 0; i < cm.nmasters; i++) on_cluster |= c->tcp.port == cm.masters[i];
+    if (on_cluster && fans_out(name, sub)) return fan_out(c, cmd, len);
     redisContext *at = c;
     redisReply *r = send_formatted(at, cmd, len);
     for (int hops = 0; hops < 5; hops++) {

@@ -33,7 +33,35 @@ static void nap_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-int wf_test_free_port(void)
+static int can_bind(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* The lowest port the kernel hands out for outgoing connections. */
+static int ephemeral_low(void)
+{
+    int lo = 0, hi = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2) lo = 0;
+        fclose(f);
+    }
+    return lo > 0 ? lo : 32768;
+}
+
+/* Below the ephemeral range: a port asked of bind(0) is one the kernel may also give any
+ * process's next outgoing connection (a worker on a cluster opens dozens), so a port picked
+ * here and bound a moment later by a server could be taken in between. */
+static int bind_any(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
@@ -47,6 +75,25 @@ int wf_test_free_port(void)
         port = ntohs(a.sin_port);
     close(fd);
     return port;
+}
+
+int wf_test_free_port(void)
+{
+    static unsigned long long x;
+    int lo = 10000, hi = ephemeral_low() - 1;
+    if (hi - lo < 1000) return bind_any();
+    for (int tries = 0; tries < 200; tries++) {
+        /* xorshift, stirred with the pid: Criterion's forked tests must not share a sequence. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        x ^= (unsigned long long)getpid() * 0x9E3779B97F4A7C15ULL ^ (unsigned long long)ts.tv_nsec;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int port = lo + (int)(x % (unsigned long long)(hi - lo));
+        if (can_bind(port)) return port;
+    }
+    return bind_any();
 }
 
 int wf_test_port_open(int port)

@@ -56,7 +56,8 @@ int wf_test_kill(pid_t pid, int sig, int timeout_ms);
  * Caller frees. */
 char *wf_test_slurp(const char *path);
 
-/* A free TCP port on 127.0.0.1 (bind to 0, read it back, close). */
+/* A free TCP port on 127.0.0.1, picked at random below the kernel's ephemeral range (so no
+ * outgoing connection takes it before the server the test starts binds it); bind-checked. */
 int wf_test_free_port(void);
 
 /* 1 when something accepts TCP connections on 127.0.0.1:port, else 0 (connects and closes). */
@@ -76,8 +77,8 @@ char *wf_test_cmd_str(redisContext *c, const char *fmt, ...);
  * cluster: ctest registers each suite a second time as NAME_cluster (tests/CMakeLists.txt).
  * The test's own connections keep working unchanged: redisCommand and redisCommandArgv below
  * follow MOVED and ASK, and commands over the whole data set (DBSIZE, KEYS, FLUSHALL, FLUSHDB,
- * SCRIPT FLUSH, CONFIG SET, MEMORY PURGE, CLIENT KILL) go to every master, integer replies added
- * up and arrays concatenated. Outside cluster mode they are hiredis's own. */
+ * SCRIPT FLUSH, CONFIG SET, MEMORY PURGE, CLIENT KILL, INFO clients) go to every master, integer
+ * replies added up and arrays concatenated. Outside cluster mode they are hiredis's own. */
 int wf_test_cluster_mode(void);
 /* The shared cluster's URL, or NULL outside cluster mode. */
 const char *wf_test_cluster_url(void);

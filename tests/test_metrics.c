@@ -107,6 +107,19 @@ static void wait_http(int port, const char *path, long want)
 }
 
 /* Starts a run of `workflow` with a JSON input and priority `priority`. */
+/* 1 when no client is blocked in Redis (INFO clients, every master on a cluster). */
+static int no_blocked_reader(void *arg)
+{
+    (void)arg;
+    char *info = wf_test_cmd_str(rc, "INFO clients");
+    int blocked = 0;
+    for (const char *p = info; p && (p = strstr(p, "blocked_clients:")); p++)
+        blocked += atoi(p + strlen("blocked_clients:"));
+    int ok = info && blocked == 0;
+    free(info);
+    return ok;
+}
+
 static wf_run *start_prio(const char *workflow, const char *json, int priority)
 {
     msgpack_sbuffer sb;
@@ -332,6 +345,10 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     wf_run *slow[4], *queued[3];
     for (int i = 0; i < 4; i++) slow[i] = start_json("slow", "6000");
     wait_metric("wf_runs_in_flight", "workflow=\"slow\"", 4);
+    /* With every slot taken no read is re-armed; on a cluster a workflow's blocking read armed
+     * while slots were free may still be waiting (up to its 1 s BLOCK) and would take the echo
+     * runs: wait until Redis holds no blocked reader. */
+    cr_assert(wf_test_wait(no_blocked_reader, NULL, 5000), "a read is still blocked in Redis");
     for (int i = 0; i < 3; i++) queued[i] = start_prio("echo", "2", i - 1);
     wait_metric("wf_queue_depth", "workflow=\"echo\"", 3);
     cr_assert_geq(value(&scraped, "wf_queue_oldest_age_seconds", "workflow=\"echo\""), 0);

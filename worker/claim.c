@@ -381,22 +381,23 @@ static void lane_reply(redisAsyncContext *ac, void *reply, void *privdata)
  * one-server read (high, normal, then a blocking read over its three lanes) by itself. Strict
  * priority then holds within each workflow, not across workflows (docs/scaling.md).
  *
- * The reads in flight share the free slots: their COUNTs add up to at most the slots free, so a
- * read armed while slots were free cannot take runs after other workflows' runs filled them
- * (they would wait in this worker while another could run them). With fewer slots than idle
- * workflows, the slots go round the workflows (arm_next) and the blocking reads last 100 ms
- * instead of 1000, so every workflow gets a turn soon. */
+ * The reads in flight share the free slots: each idle workflow's read asks for its share of the
+ * slots not already asked for (at least 1), so what the reads can return together stays near
+ * the free slots, not free slots times workflows. A read armed while slots were free may still
+ * return runs after other workflows filled them; those wait in this worker under heartbeats, as
+ * runs beyond COUNT do in the one-server read. Every workflow always has its read: a blocking
+ * read on an empty queue never holds back another workflow's runs (an earlier try that let the
+ * reads hold the slots exclusively cut test_scale's one-host rate from 40 to 8 runs/s). */
 static void arm_lanes(wf_worker *w, int free_slots)
 {
     const char *argv[9 + 2 * WF__NLANES];
     int budget = free_slots - w->read_reserved, idle = 0;
     for (int i = 0; i < w->ndefs; i++) idle += !w->defs[i]->read_busy;
-    const char *block_ms = idle > budget ? "100" : "1000";
-    for (int k = 0; k < w->ndefs && budget > 0 && idle > 0; k++) {
+    for (int k = 0; k < w->ndefs && idle > 0; k++) {
         int i = (w->arm_next + k) % w->ndefs;
         wf__wdef *def = w->defs[i];
         if (def->read_busy) continue;
-        int count = budget / idle;
+        int count = budget > 0 ? budget / idle : 1;
         if (count < 1) count = 1;
         if (count > w->opt.batch) count = w->opt.batch;
         idle--;
@@ -404,7 +405,7 @@ static void arm_lanes(wf_worker *w, int free_slots)
         snprintf(cnt, sizeof cnt, "%d", count);
         if (def->read_lane < WF__LANE_HIGH || def->read_lane > WF__LANE_LOW)
             def->read_lane = WF__LANE_HIGH;
-        int argc = read_command(w, i, i + 1, def->read_lane, cnt, block_ms, argv);
+        int argc = read_command(w, i, i + 1, def->read_lane, cnt, "1000", argv);
         if (wf__conn_lane_argv(&w->block, i, lane_reply, def, argc, argv, NULL) != REDIS_OK)
             continue;
         def->read_busy = 1;
