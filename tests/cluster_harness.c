@@ -3,13 +3,11 @@
 #define WF_TEST_HARNESS_INTERNAL 1
 #include "cluster_harness.h"
 
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,25 +18,12 @@
 
 /* ---- nodes ------------------------------------------------------------------------------- */
 
-static int can_bind(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return 0;
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
 /* A free port whose bus port is free too, or -1. */
 static int pick_port(void)
 {
     for (int i = 0; i < 200; i++) {
         int p = wf_test_free_port();
-        if (p > 0 && p <= MAX_PORT && can_bind(p + 10000)) return p;
+        if (p > 0 && p <= MAX_PORT && wf_test_port_free(p + 10000)) return p;
     }
     return -1;
 }

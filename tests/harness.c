@@ -33,17 +33,27 @@ static void nap_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int can_bind(int port)
+/* Binds a TCP socket to 127.0.0.1:port (0: any) and closes it: the port it got, or -1. */
+static int bind_port(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return 0;
+    if (fd < 0) return -1;
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons((uint16_t)port);
-    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    socklen_t len = sizeof a;
+    int got = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        got = ntohs(a.sin_port);
     close(fd);
-    return ok;
+    return got;
+}
+
+int wf_test_port_free(int port)
+{
+    return port > 0 && port < 65536 && bind_port(port) == port;
 }
 
 /* The lowest port the kernel hands out for outgoing connections. */
@@ -58,30 +68,14 @@ static int ephemeral_low(void)
     return lo > 0 ? lo : 32768;
 }
 
-/* Below the ephemeral range: a port asked of bind(0) is one the kernel may also give any
+/* Picks below the ephemeral range: a port asked of bind(0) is one the kernel may also give any
  * process's next outgoing connection (a worker on a cluster opens dozens), so a port picked
- * here and bound a moment later by a server could be taken in between. */
-static int bind_any(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
+ * there and bound a moment later by a server could be taken in between. */
 int wf_test_free_port(void)
 {
     static unsigned long long x;
     int lo = 10000, hi = ephemeral_low() - 1;
-    if (hi - lo < 1000) return bind_any();
+    if (hi - lo < 1000) return bind_port(0);
     for (int tries = 0; tries < 200; tries++) {
         /* xorshift, stirred with the pid: Criterion's forked tests must not share a sequence. */
         struct timespec ts;
@@ -91,9 +85,9 @@ int wf_test_free_port(void)
         x ^= x >> 7;
         x ^= x << 17;
         int port = lo + (int)(x % (unsigned long long)(hi - lo));
-        if (can_bind(port)) return port;
+        if (wf_test_port_free(port)) return port;
     }
-    return bind_any();
+    return bind_port(0);
 }
 
 int wf_test_port_open(int port)

@@ -60,6 +60,9 @@ char *wf_test_slurp(const char *path);
  * outgoing connection takes it before the server the test starts binds it); bind-checked. */
 int wf_test_free_port(void);
 
+/* 1 when 127.0.0.1:port can be bound now (nothing holds it). */
+int wf_test_port_free(int port);
+
 /* 1 when something accepts TCP connections on 127.0.0.1:port, else 0 (connects and closes). */
 int wf_test_port_open(int port);
 

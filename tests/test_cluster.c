@@ -4,6 +4,7 @@
  * a slot moved under a running worker (MOVED, ASK) is followed, and runs go on after a master is
  * killed and its replica takes over. */
 #include <criterion/criterion.h>
+#include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,4 +440,102 @@ Test(cluster, a_slot_moved_under_a_running_worker_is_followed)
     wf_run_free(first);
     free(from_id);
     free(to_id);
+}
+
+/* ---- deferred starts on the caller's loop (client/arc.c): MOVED, then a failover ------------ */
+
+typedef struct deferred {
+    struct event_base *base;
+    const char *tag; /* run ids echo:TAG0.. */
+    int n;
+    int errors; /* reported to the defer error callback */
+} deferred;
+
+static void on_defer_error(const char *workflow, const wf_error *err, void *userdata)
+{
+    (void)workflow;
+    deferred *d = userdata;
+    cr_assert(err->code == WF_ERR_IO || err->code == WF_ERR_CONNECT || err->code == WF_ERR_REDIS,
+              "a clear error for a start lost to the failover: %s", err->message);
+    d->errors++;
+}
+
+static int queued_count(const deferred *d)
+{
+    int queued = 0;
+    for (int i = 0; i < d->n; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "echo:%s%d", d->tag, i);
+        wf_run *run = wf_get_workflow_run(cl, id, NULL);
+        wf_status st;
+        if (run && wf_run_status(run, &st, NULL) == WF_OK) {
+            queued += st.state == WF_STATE_QUEUED;
+            wf_status_clear(&st);
+        }
+        wf_run_free(run);
+    }
+    return queued;
+}
+
+/* Runs the loop a little, then: every start is in Redis or was reported. */
+static int all_accounted(void *arg)
+{
+    deferred *d = arg;
+    event_base_loop(d->base, EVLOOP_NONBLOCK);
+    return queued_count(d) + d->errors >= d->n;
+}
+
+static void defer_all(deferred *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "%s%d", d->tag, i);
+        wf_run_options o = {.id = suffix};
+        cr_assert_eq(wf_defer_workflow_ex(cl, "echo", NULL, 0, &o), WF_OK);
+    }
+    cr_assert(wf_test_wait(all_accounted, d, 30000), "%s: %d queued, %d reported of %d", d->tag,
+              queued_count(d), d->errors, d->n);
+}
+
+Test(cluster, deferred_starts_on_an_attached_loop_follow_moves_and_failovers)
+{
+    struct event_base *base = event_base_new();
+    wf_error err = {0};
+    cr_assert_eq(wf_client_attach(cl, base, &err), WF_OK, "%s", err.message);
+    deferred d = {base, "a", 10, 0};
+    wf_client_on_defer_error(cl, on_defer_error, &d);
+    defer_all(&d);
+    cr_assert_eq(queued_count(&d), 10, "all queued before anything moved");
+
+    /* The slot moves: the loop's map is stale, MOVED takes the starts to the new owner. */
+    int from = master_of_workflow("echo"), to = other_master(from);
+    char *from_id = node_id(from), *to_id = node_id(to);
+    int slot = wf__key_slot("{echo}", 6);
+    migrate_keys(slot, from, to, from_id, to_id);
+    assign_slot(slot, to_id);
+    d.tag = "b";
+    defer_all(&d);
+    cr_assert_eq(d.errors, 0);
+    cr_assert_eq(queued_count(&d), 10, "all queued on the new owner");
+
+    /* Its master dies and its replica takes over. The loop's map and connection still name the
+     * dead master: the next starts find the connection gone, reload the map without blocking
+     * and are queued on the promoted replica, or are reported; never dropped in silence. */
+    wait_replicated(to);
+    cr_assert_geq(wf_test_cluster_kill_master(&cl_srv, to, 30000), 0, "no replica took over");
+    d.tag = "c";
+    defer_all(&d);
+    int lost_to_failover = d.errors;
+    d.tag = "d";
+    d.errors = 0;
+    defer_all(&d);
+    cr_assert_eq(d.errors, 0, "after the failover every start reaches Redis");
+    cr_assert_eq(queued_count(&d), 10);
+    printf("attached defer across a failover: %d of 10 starts reported, the rest queued\n",
+           lost_to_failover);
+    free(from_id);
+    free(to_id);
+    wf_client_free(cl);
+    cl = NULL;
+    event_base_free(base);
 }

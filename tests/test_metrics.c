@@ -19,25 +19,12 @@
 
 static int http_port;
 
-/* 1 when 127.0.0.1:port can be bound now. */
-static int port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0) close(fd);
-    return ok;
-}
-
 /* A free port whose successor is free too (two worker processes take PORT and PORT+1). */
 static int free_port_pair(void)
 {
     for (int tries = 0; tries < 50; tries++) {
         int p = wf_test_free_port();
-        if (p > 0 && p < 65535 && port_free(p + 1)) return p;
+        if (p > 0 && p < 65535 && wf_test_port_free(p + 1)) return p;
     }
     return wf_test_free_port();
 }
