@@ -117,6 +117,7 @@ static void slots_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (fresh && wf__slotmap_parse(reply, asked, fresh, why, sizeof why) == 0) {
         /* Node indexes are a->ac[]'s: translate the fresh map's into the known map's. */
         int16_t to[WF__NODES_MAX];
+        for (int i = 0; i < WF__NODES_MAX; i++) to[i] = -1;
         for (int i = 0; i < fresh->nnodes; i++)
             to[i] = (int16_t)wf__slotmap_node(&a->map, fresh->node[i].host, fresh->node[i].port);
         for (int s = 0; s < WF__SLOTS; s++)
