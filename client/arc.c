@@ -76,6 +76,13 @@ static void node_gone(const redisAsyncContext *ac, int status)
         if (a->ac[i] == ac) a->ac[i] = NULL;
 }
 
+/* A connect that fails frees the context without the disconnect callback (hiredis 0.14): the
+ * slot must be cleared here too, or the next call would use a freed context. */
+static void node_connected(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK) node_gone(ac, status);
+}
+
 static redisAsyncContext *node_ac(wf__arc *a, int i)
 {
     if (i < 0 || i >= a->map.nnodes) return NULL;
@@ -91,6 +98,7 @@ static redisAsyncContext *node_ac(wf__arc *a, int i)
         return NULL;
     }
     redisAsyncSetDisconnectCallback(ac, node_gone);
+    redisAsyncSetConnectCallback(ac, node_connected);
     /* A refused AUTH shows as the NOAUTH error reply of the script that follows. */
     if (a->url->password) {
         if (a->url->user)

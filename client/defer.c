@@ -155,6 +155,12 @@ static void async_disconnected(const redisAsyncContext *ac, int status)
     if (d && d->ac == ac) d->ac = NULL;
 }
 
+/* A connect that fails frees the context without calling async_disconnected (hiredis 0.14). */
+static void async_connected(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK) async_disconnected(ac, status);
+}
+
 static void async_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     async_job *aj = privdata;
@@ -207,6 +213,7 @@ static int async_open(wf__defer *d, wf_error *err)
         return wf_error_set(err, WF_ERR_CONNECT, "cannot attach Redis to the event loop");
     }
     redisAsyncSetDisconnectCallback(ac, async_disconnected);
+    redisAsyncSetConnectCallback(ac, async_connected);
     if (u->password) {
         if (u->user)
             redisAsyncCommand(ac, auth_reply, d, "AUTH %s %s", u->user, u->password);

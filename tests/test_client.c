@@ -421,6 +421,49 @@ Test(client, defer_on_attached_loop)
     event_base_free(base);
 }
 
+static void count_defer_error(const char *workflow, const wf_error *err, void *userdata)
+{
+    (void)workflow;
+    cr_assert(err->code == WF_ERR_IO || err->code == WF_ERR_CONNECT, "%s", err->message);
+    (*(int *)userdata)++;
+}
+
+typedef struct errors_wait {
+    struct event_base *base;
+    const int *errors;
+    int want;
+} errors_wait;
+
+static int errors_reach(void *arg)
+{
+    errors_wait *e = arg;
+    event_base_loop(e->base, EVLOOP_NONBLOCK);
+    return *e->errors >= e->want;
+}
+
+Test(client, attached_loop_with_redis_gone_reports_each_start)
+{
+    WF_TEST_SINGLE_SERVER_ONLY("it stops the server");
+    struct event_base *base = event_base_new();
+    int errors = 0;
+    wf_client_on_defer_error(cl, count_defer_error, &errors);
+    wf_test_redis_stop(&srv);
+    /* The connect is non-blocking: it fails on the loop, after the first start was handed over. */
+    wf_error err = {0};
+    int code = wf_client_attach(cl, base, &err);
+    cr_assert(code == WF_OK || code == WF_ERR_CONNECT, "%s", err.message);
+    for (int i = 1; i <= 3; i++) {
+        /* Each start after a failed connect tries a new one: none uses the freed context. */
+        cr_assert_eq(wf_defer_workflow(cl, "echo", NULL, 0), WF_OK);
+        errors_wait e = {base, &errors, i};
+        cr_assert(wf_test_wait(errors_reach, &e, 10000), "start %d reported (%d so far)", i,
+                  errors);
+    }
+    wf_client_free(cl);
+    cl = NULL;
+    event_base_free(base);
+}
+
 Test(client, urls)
 {
     wf__url u;
