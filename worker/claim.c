@@ -531,19 +531,14 @@ static void ensure_groups(wf_worker *w)
                              w->defs[i]->keys.k[wf__lane_key((wf__lane)l)], WF__GROUP);
 }
 
-/* Called on every (re)connect of cmd: Redis may have restarted empty. */
-void wf__claim_setup(wf_worker *w)
+/* The registration: one HSET for every workflow, so a client never sees this worker half
+ * registered. */
+static void register_workflows(wf_worker *w)
 {
-    if (!wf__conn_usable(&w->cmd)) return;
-    char *schema = wf__key_global(w->url.prefix, "schema");
+    if (!wf__conn_usable(&w->cmd) || w->ndefs == 0) return;
     char *reg = wf__key_global(w->url.prefix, "workflows");
-    if (schema)
-        wf__conn_command(&w->cmd, setup_reply, "schema check", "SET %s %d NX", schema,
-                         WF__SCHEMA_VERSION);
-    ensure_groups(w);
-    /* One HSET for every workflow: a client never sees this worker half registered. */
     size_t argc = 2 + 2 * (size_t)w->ndefs;
-    const char **argv = reg && w->ndefs > 0 ? calloc(argc, sizeof *argv) : NULL;
+    const char **argv = reg ? calloc(argc, sizeof *argv) : NULL;
     char(*json)[256] = argv ? calloc((size_t)w->ndefs, sizeof *json) : NULL;
     if (json) {
         argv[0] = "HSET";
@@ -554,11 +549,26 @@ void wf__claim_setup(wf_worker *w)
             argv[3 + 2 * i] = json[i];
         }
         wf__conn_argv(&w->cmd, setup_reply, "registering workflows", (int)argc, argv, NULL);
-    } else if (w->ndefs > 0) {
+    } else {
         wf__log(WF__LOG_ERROR, "out of memory registering the workflows; retried on reconnect");
     }
     free(json);
     free(argv);
-    free(schema);
     free(reg);
+}
+
+/* Called on every (re)connect of cmd, after the other set-up commands of loop.c's on_ready:
+ * Redis may have restarted empty. The workflows are registered once everything sent before has
+ * been answered, consumer groups included: in a cluster those go to other nodes than the
+ * registry and answer in any order, and a worker that shows as registered must be ready. */
+void wf__claim_setup(wf_worker *w)
+{
+    if (!wf__conn_usable(&w->cmd)) return;
+    char *schema = wf__key_global(w->url.prefix, "schema");
+    if (schema)
+        wf__conn_command(&w->cmd, setup_reply, "schema check", "SET %s %d NX", schema,
+                         WF__SCHEMA_VERSION);
+    free(schema);
+    ensure_groups(w);
+    if (wf__conn_barrier(&w->cmd, register_workflows) != REDIS_OK) register_workflows(w);
 }

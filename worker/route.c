@@ -367,3 +367,45 @@ int wf__conn_script(wf__conn *conn, redisCallbackFn *fn, void *priv, wf__script 
     free(lens);
     return rc == REDIS_OK ? WF_OK : WF_ERR_IO;
 }
+
+typedef struct barrier {
+    void (*done)(wf_worker *w);
+    wf_worker *w;
+    int pending; /* PINGs out, plus one held while they are being sent */
+    int lost;
+} barrier;
+
+static void barrier_release(barrier *b)
+{
+    if (--b->pending > 0) return;
+    if (!b->lost) b->done(b->w);
+    free(b);
+}
+
+static void barrier_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    barrier *b = priv;
+    if (!reply) b->lost = 1;
+    barrier_release(b);
+}
+
+int wf__conn_barrier(wf__conn *conn, void (*done)(wf_worker *w))
+{
+    barrier *b = calloc(1, sizeof *b);
+    if (!b) return REDIS_ERR;
+    b->done = done;
+    b->w = conn->w;
+    b->pending = 1;
+    /* Each node connection answers in order: its PING's reply follows every earlier reply. */
+    if (conn->cluster) {
+        for (int i = 0; i < conn->nlanes; i++)
+            if (conn->lane[i] &&
+                redisAsyncCommand(conn->lane[i], barrier_reply, b, "PING") == REDIS_OK)
+                b->pending++;
+    } else if (conn->ac && redisAsyncCommand(conn->ac, barrier_reply, b, "PING") == REDIS_OK) {
+        b->pending++;
+    }
+    barrier_release(b);
+    return REDIS_OK;
+}

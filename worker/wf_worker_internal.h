@@ -476,6 +476,11 @@ int wf__conn_lane_argv(wf__conn *conn, int lane, redisCallbackFn *fn, void *priv
 int wf__conn_script(wf__conn *conn, redisCallbackFn *fn, void *priv, wf__script script, int nkeys,
                     const char *const *keys, int nargs, const char *const *args,
                     const size_t *arglens);
+/* Calls done(w) once every command sent on `conn` so far has been answered (in a cluster its
+ * node connections answer in no common order; a PING on each, after them, marks the end). Not
+ * called when a connection is lost first: the reconnect starts over. REDIS_ERR when out of
+ * memory. */
+int wf__conn_barrier(wf__conn *conn, void (*done)(wf_worker *w));
 /* Called by conn.c when a connection became ready / went down. */
 void wf__loop_on_ready(wf_worker *w, wf__conn *conn);
 void wf__loop_on_down(wf_worker *w, wf__conn *conn);
