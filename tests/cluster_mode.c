@@ -141,9 +141,14 @@ int wf__test_cluster_attach(wf_test_redis *r)
         fprintf(stderr, "harness: the shared cluster at %s does not answer\n", cm.url);
         return -1;
     }
-    /* A clean data set per test, as a fresh server would be. */
+    /* A clean data set per test, as a fresh server would be, and the limits some tests lower
+     * (and restore, unless they failed midway: one failure must not fail every suite after). */
     for (int i = 0; i < cm.nmasters; i++) {
         redisContext *c = node_conn(cm.masters[i]);
+        redisReply *limits = c ? redisCommand(c, "CONFIG SET maxclients 10000") : NULL;
+        if (limits) freeReplyObject(limits);
+        limits = c ? redisCommand(c, "CONFIG SET maxmemory 0") : NULL;
+        if (limits) freeReplyObject(limits);
         redisReply *f = c ? redisCommand(c, "FLUSHALL") : NULL;
         int ok = f && f->type == REDIS_REPLY_STATUS;
         if (f) freeReplyObject(f);

@@ -47,6 +47,8 @@ static inline int example_env_registered(void *arg)
     return found == 3;
 }
 
+static inline void example_env_stop(example_env *env);
+
 /* Starts Redis and a worker for the example workflows; waits until publish-draft is registered. */
 static inline void example_env_start(example_env *env)
 {
@@ -68,6 +70,8 @@ static inline void example_env_start(example_env *env)
     cr_assert_gt(env->worker, 0, "cannot spawn wf-worker");
     if (!wf_test_wait(example_env_registered, env, 15000)) {
         example_env_dump(env->worker_log);
+        /* Criterion runs no .fini after a failed .init: leave no worker behind. */
+        example_env_stop(env);
         cr_assert_fail("wf-worker did not register publish-draft within 15 s");
     }
 }

@@ -54,6 +54,8 @@ static inline void ops_link(const char *dir, const char *rel)
     free(src);
 }
 
+static inline void ops_env_stop(void);
+
 static inline void ops_env_start(void)
 {
     memset(&env, 0, sizeof env);
@@ -79,7 +81,11 @@ static inline void ops_env_start(void)
     env.worker = wf_test_spawn(argv, envp, env.worker_log);
     free(worker);
     cr_assert_gt(env.worker, 0, "cannot spawn wf-worker");
-    if (!wf_test_wait(ops_registered, NULL, 15000)) cr_assert_fail("wf-worker did not register");
+    if (!wf_test_wait(ops_registered, NULL, 15000)) {
+        /* Criterion runs no .fini after a failed .init: leave no worker behind. */
+        ops_env_stop();
+        cr_assert_fail("wf-worker did not register");
+    }
 }
 
 static inline void ops_env_stop(void)

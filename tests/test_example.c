@@ -126,6 +126,10 @@ static void setup(void)
     free(bin);
     if (!wf_test_wait(service_answers, NULL, 10000)) {
         example_env_dump(service_log);
+        /* Criterion runs no .fini after a failed .init: leave no process behind. */
+        wf_test_kill(service, SIGKILL, 5000);
+        service = 0;
+        example_env_stop(&env);
         cr_assert_fail("drafts-service did not listen on %s", listen);
     }
 }

@@ -319,10 +319,12 @@ Test(worker, bad_stream_entry_goes_to_the_dead_list)
 Test(worker, sigkill_of_a_worker_child_mid_run_is_recovered)
 {
     /* A lease long enough that a loaded machine does not miss a heartbeat (a miss would re-run
-     * the handler a third time), short enough that the reclaim comes quickly. */
-    worker_pid = start_worker((const char *[]){"--processes", "1", "--lease-ms", "1500", NULL});
+     * the handler a third time), short enough that the reclaim comes quickly; a handler long
+     * enough that the kill lands while it runs, even on a loaded machine (the cluster suites
+     * run beside the single-server ones). */
+    worker_pid = start_worker((const char *[]){"--processes", "1", "--lease-ms", "2500", NULL});
     char p[16];
-    size_t n = pack_int(p, 1500);
+    size_t n = pack_int(p, 3000);
     wf_run *run = start_run("slow", p, n);
     wf_status st;
     wait_state(run, WF_STATE_RUNNING, 10000, &st);
@@ -336,7 +338,8 @@ Test(worker, sigkill_of_a_worker_child_mid_run_is_recovered)
     cr_assert_eq(st.output_len, 6);
     cr_assert_eq(memcmp(st.output, "\xa5slept", 6), 0);
     wf_status_clear(&st);
-    cr_assert_eq(exec_count(wf_run_id(run)), 2, "ran again after the crash");
+    int execs = exec_count(wf_run_id(run));
+    cr_assert_eq(execs, 2, "ran again after the crash (ran %d times)", execs);
     char *reclaims = wf_test_cmd_str(rc, "HGET %s reclaims", wf_run_native(run));
     cr_assert_str_eq(reclaims, "1");
     free(reclaims);
