@@ -118,7 +118,12 @@ int wf__schema_check(wf__rc *c, const char *prefix, wf_error *err)
 
 int wf__ensure_group(wf__rc *c, const char *queue, wf_error *err)
 {
-    redisReply *r = wf__rc_command(c, "XGROUP CREATE %s %s 0 MKSTREAM", queue, WF__GROUP);
+    return wf__ensure_group_named(c, queue, WF__GROUP, err);
+}
+
+int wf__ensure_group_named(wf__rc *c, const char *stream, const char *group, wf_error *err)
+{
+    redisReply *r = wf__rc_command(c, "XGROUP CREATE %s %s 0 MKSTREAM", stream, group);
     if (!r) return io_error(c, err);
     int rc = WF_OK;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)

@@ -215,6 +215,8 @@ int wf__client_reconnect(wf_client *client, wf_error *err);
 
 /* Ensures the consumer group exists on `queue` (XGROUP CREATE ... 0 MKSTREAM, BUSYGROUP ok). */
 int wf__ensure_group(wf__rc *c, const char *queue, wf_error *err);
+/* The same for group `group` on stream `stream`. */
+int wf__ensure_group_named(wf__rc *c, const char *stream, const char *group, wf_error *err);
 
 /* Checks (and on an empty Redis, writes) P:schema. Returns WF_OK or WF_ERR_SCHEMA. */
 int wf__schema_check(wf__rc *c, const char *prefix, wf_error *err);

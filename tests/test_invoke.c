@@ -189,6 +189,40 @@ Test(invoke, child_failure_reaches_parent_as_error)
     wf_run_free(parent);
 }
 
+static int group_count(const char *stream)
+{
+    redisReply *r = redisCommand(rc, "XINFO GROUPS %s", stream);
+    int n = r && r->type == REDIS_REPLY_ARRAY ? (int)r->elements : -1;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+Test(invoke, child_end_stream_deleted_by_hand_gets_its_group_back)
+{
+    /* Someone deletes P:{W}:parents, group and all, under a running worker: the next child end
+     * recreates the stream without the group, the worker's read answers NOGROUP, and the reader
+     * (group_reader.c) must make the group again (from 0) and deliver the end anyway. */
+    worker_pid = start_worker("2", "15000", 0);
+    cr_assert_eq(group_count("wf:{fatal}:parents"), 1, "the worker made the group at start");
+    /* A first child end delivered: the worker's loop is past its set-up (which would make the
+     * group again by itself) and reads the stream. */
+    wf_run *first = start("invoker", "{\"workflow\":\"fatal\"}", NULL);
+    wf_status st;
+    wait_state(first, WF_STATE_COMPLETED, 10000, &st);
+    wf_status_clear(&st);
+    wf_run_free(first);
+    cr_assert_eq(wf_test_cmd_int(rc, "DEL wf:{fatal}:parents"), 1);
+    wf_run *parent = start("invoker", "{\"workflow\":\"fatal\"}", NULL);
+    wait_state(parent, WF_STATE_COMPLETED, 10000, &st);
+    char *json = output_json(&st);
+    cr_assert(strstr(json, "card declined"), "the child's error reached the parent: %s", json);
+    free(json);
+    wf_status_clear(&st);
+    cr_assert_eq(group_count("wf:{fatal}:parents"), 1, "the group is back");
+    cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{fatal}:parents"), 0, "delivered and deleted");
+    wf_run_free(parent);
+}
+
 Test(invoke, child_started_once_when_parent_replays)
 {
     worker_pid = start_worker("2", "15000", 0);

@@ -37,7 +37,7 @@
 #include "wf/step.h"
 #include "wf_worker_internal.h"
 
-#define GROUP        "parents"
+#define GROUP        WF__PARENTS_GROUP
 #define READ_MS      100
 #define READ_COUNT   16
 #define MAX_INFLIGHT 64
@@ -407,59 +407,21 @@ static void deliver_entry(wf_worker *w, const char *stream, const redisReply *e)
     msgpack_sbuffer_destroy(&sb);
 }
 
-static void ensure_groups(wf_worker *w)
+/* The reader's batch of entries of stream `i` (group_reader.c). */
+static void on_entries(void *ud, int i, const redisReply *entries, int takeover)
 {
-    for (int i = 0; i < w->ndefs && wf__conn_usable(&w->cmd); i++)
-        wf__conn_command(&w->cmd, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM",
-                         w->defs[i]->aux[WF__AUX_PARENTS], GROUP);
-}
-
-static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    wf_worker *w = privdata;
-    redisReply *r = reply;
-    w->kids_read_busy = 0;
-    if (!r || w->closing) return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (strncmp(r->str, "NOGROUP", 7) == 0)
-            ensure_groups(w);
-        else
-            wf__log(WF__LOG_ERROR, "reading the child ends (P:{W}:parents) failed: %s", r->str);
-        return;
+    wf_worker *w = ud;
+    const char *stream = w->defs[i]->aux[WF__AUX_PARENTS];
+    if (takeover)
+        wf__log(WF__LOG_INFO, "taking over %zu child end%s of %s left by a worker that died",
+                entries->elements, entries->elements == 1 ? "" : "s", stream);
+    else if (w->kids_crash && entries->elements > 0) {
+        /* Fault injection for the tests: die like a SIGKILLed worker with the entry read but
+         * not delivered (it stays pending in the group). */
+        wf__log(WF__LOG_WARN, "WF_TEST_CRASH_AFTER_CHILD_READ: killing this process");
+        raise(SIGKILL);
     }
-    if (r->type != REDIS_REPLY_ARRAY) return; /* nil: nothing new */
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *s = r->element[i];
-        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
-            s->element[0]->type != REDIS_REPLY_STRING || s->element[1]->type != REDIS_REPLY_ARRAY)
-            continue;
-        if (w->kids_crash && s->element[1]->elements > 0) {
-            /* Fault injection for the tests: die like a SIGKILLed worker with the entry read but
-             * not delivered (it stays pending in the group). */
-            wf__log(WF__LOG_WARN, "WF_TEST_CRASH_AFTER_CHILD_READ: killing this process");
-            raise(SIGKILL);
-        }
-        for (size_t k = 0; k < s->element[1]->elements; k++)
-            deliver_entry(w, s->element[0]->str, s->element[1]->element[k]);
-        if (s->element[1]->elements > 0) w->kids_next_read = 0; /* maybe more */
-    }
-}
-
-static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    const char *stream = privdata; /* a def->aux key: not ours to free */
-    redisReply *r = reply;
-    wf_worker *w = ac->data ? ((wf__conn *)ac->data)->w : NULL;
-    if (w && r && !w->closing && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
-        r->element[1]->type == REDIS_REPLY_ARRAY) {
-        if (r->element[1]->elements > 0)
-            wf__log(WF__LOG_INFO, "taking over %zu child end%s of %s left by a worker that died",
-                    r->element[1]->elements, r->element[1]->elements == 1 ? "" : "s", stream);
-        for (size_t k = 0; k < r->element[1]->elements; k++)
-            deliver_entry(w, stream, r->element[1]->element[k]);
-    }
+    for (size_t k = 0; k < entries->elements; k++) deliver_entry(w, stream, entries->element[k]);
 }
 
 void wf__children_on_ready(wf_worker *w)
@@ -468,42 +430,23 @@ void wf__children_on_ready(wf_worker *w)
     const char *crash = getenv("WF_TEST_CRASH_AFTER_CHILD_READ");
     w->kids_crash = crash && *crash == '1';
 #endif
-    ensure_groups(w);
+    if (!w->kids && w->ndefs > 0) {
+        const char **streams = calloc((size_t)w->ndefs, sizeof *streams);
+        for (int i = 0; streams && i < w->ndefs; i++) streams[i] = w->defs[i]->aux[WF__AUX_PARENTS];
+        if (streams)
+            w->kids = wf__greader_new(w, GROUP, "the child ends (P:{W}:parents)", streams, w->ndefs,
+                                      READ_MS, on_entries, w);
+        free(streams);
+        if (!w->kids) wf__log(WF__LOG_ERROR, "out of memory: child ends are not read");
+    }
+    if (w->kids) wf__greader_ensure_groups(w->kids);
 }
 
 void wf__children_tick(wf_worker *w, int64_t now)
 {
-    if (w->closing || w->draining || !wf__conn_usable(&w->cmd) || w->ndefs == 0) return;
+    if (w->closing || w->draining || !w->kids) return;
     if (w->kids_inflight >= MAX_INFLIGHT) return;
-    if (!w->kids_read_busy && now >= w->kids_next_read) {
-        const char **argv = calloc(7 + 2 * (size_t)w->ndefs, sizeof *argv);
-        int a = 0, ok = argv != NULL;
-        char count[16];
-        snprintf(count, sizeof count, "%d", READ_COUNT);
-        if (ok) {
-            argv[a++] = "XREADGROUP";
-            argv[a++] = "GROUP";
-            argv[a++] = GROUP;
-            argv[a++] = w->consumer;
-            argv[a++] = "COUNT";
-            argv[a++] = count;
-            argv[a++] = "STREAMS";
-            for (int i = 0; i < w->ndefs; i++) argv[a++] = w->defs[i]->aux[WF__AUX_PARENTS];
-            for (int i = 0; i < w->ndefs; i++) argv[a++] = ">";
-        }
-        if (ok && wf__conn_argv(&w->cmd, read_reply, w, a, argv, NULL) == REDIS_OK) {
-            w->kids_read_busy = 1;
-            w->kids_next_read = now + READ_MS;
-        }
-        free(argv);
-    }
-    if (now >= w->kids_next_claim) {
-        int64_t idle = w->opt.lease_ms;
-        w->kids_next_claim = now + (idle / 2 > 250 ? idle / 2 : 250);
-        for (int i = 0; i < w->ndefs; i++) {
-            char *k = w->defs[i]->aux[WF__AUX_PARENTS];
-            wf__conn_command(&w->cmd, claim_reply, k, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d", k,
-                             GROUP, w->consumer, (long long)idle, READ_COUNT);
-        }
-    }
+    wf__greader_read(w->kids, now, READ_COUNT);
+    int64_t idle = w->opt.lease_ms;
+    wf__greader_takeover(w->kids, now, idle, READ_COUNT, idle / 2 > 250 ? idle / 2 : 250);
 }

@@ -35,7 +35,7 @@
 
 #include "wf_worker_internal.h"
 
-#define GROUP       "webhooks"
+#define GROUP       WF__WEBHOOK_GROUP
 #define MAX_HELD    64  /* deliveries in memory at once */
 #define MAX_SENDING 16  /* transfers at once */
 #define READ_MS     200 /* outbox poll interval per workflow */
@@ -54,12 +54,10 @@ typedef struct delivery delivery;
 /* One workflow's outbox as this worker reads it. */
 typedef struct hdef {
     wf__hooks *h;
-    int i;              /* index in w->defs */
-    char *outbox;       /* P:{W}:outbox */
-    char *dead;         /* P:{W}:outbox:dead */
-    char *name;         /* borrowed from the definition */
-    int claim_busy;     /* XAUTOCLAIM in flight */
-    int64_t next_claim; /* mono ms */
+    int i;        /* index in w->defs */
+    char *outbox; /* P:{W}:outbox */
+    char *dead;   /* P:{W}:outbox:dead */
+    char *name;   /* borrowed from the definition */
 } hdef;
 
 struct wf__hooks {
@@ -70,8 +68,7 @@ struct wf__hooks {
     int ndefs;
     delivery *head; /* held deliveries */
     int nheld, nsending;
-    int read_busy;        /* the XREADGROUP over every outbox is in flight */
-    int64_t next_read;    /* mono ms */
+    wf__greader *reader;  /* the group "webhooks" over every outbox */
     int64_t next_refresh; /* mono ms: XCLAIM JUSTID of what we hold */
     int closing;          /* being freed: callbacks only account */
 };
@@ -396,97 +393,18 @@ static void take(hdef *d, const redisReply *entries, int takeover)
     }
 }
 
-static void ensure_group(wf__hooks *h, hdef *d);
-
-static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
+/* The reader's batch of entries of outbox `i` (group_reader.c). */
+static void on_entries(void *ud, int i, const redisReply *entries, int takeover)
 {
-    (void)ac;
-    wf__hooks *h = privdata;
-    redisReply *r = reply;
-    h->read_busy = 0;
-    if (!r || h->closing) return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (strncmp(r->str, "NOGROUP", 7) == 0)
-            for (int i = 0; i < h->ndefs; i++) ensure_group(h, &h->defs[i]);
-        else
-            wf__log(WF__LOG_ERROR, "webhook: reading the outboxes failed: %s", r->str);
-        return;
-    }
-    if (r->type != REDIS_REPLY_ARRAY) return; /* nil: nothing new */
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *s = r->element[i];
-        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
-            s->element[0]->type != REDIS_REPLY_STRING)
-            continue;
-        for (int k = 0; k < h->ndefs; k++) {
-            if (strcmp(h->defs[k].outbox, s->element[0]->str) != 0) continue;
-            take(&h->defs[k], s->element[1], 0);
-            if (s->element[1]->elements > 0) h->next_read = 0; /* maybe more: read again */
-        }
-    }
-}
-
-/* One XREADGROUP over every outbox (like the queues in claim.c), COUNT per stream. */
-static void read_outboxes(wf__hooks *h, int64_t now, int room)
-{
-    wf_worker *w = h->w;
-    if (h->read_busy || now < h->next_read || room <= 0) return;
-    const char **argv = calloc(7 + 2 * (size_t)h->ndefs, sizeof *argv);
-    if (!argv) return;
-    char count[16];
-    snprintf(count, sizeof count, "%d", room);
-    int a = 0;
-    argv[a++] = "XREADGROUP";
-    argv[a++] = "GROUP";
-    argv[a++] = GROUP;
-    argv[a++] = w->consumer;
-    argv[a++] = "COUNT";
-    argv[a++] = count;
-    argv[a++] = "STREAMS";
-    for (int i = 0; i < h->ndefs; i++) argv[a++] = h->defs[i].outbox;
-    for (int i = 0; i < h->ndefs; i++) argv[a++] = ">";
-    if (wf__conn_argv(&w->cmd, read_reply, h, a, argv, NULL) == REDIS_OK) {
-        h->read_busy = 1;
-        h->next_read = now + READ_MS;
-    }
-    free(argv);
-}
-
-static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    hdef *d = privdata;
-    redisReply *r = reply;
-    d->claim_busy = 0;
-    if (!r || d->h->closing) return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (strncmp(r->str, "NOGROUP", 7) != 0)
-            wf__log(WF__LOG_ERROR, "webhook: XAUTOCLAIM on %s failed: %s", d->outbox, r->str);
-        return;
-    }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->elements > 0) {
+    wf__hooks *h = ud;
+    if (h->closing) return;
+    hdef *d = &h->defs[i];
+    if (takeover)
         wf__log(WF__LOG_INFO,
                 "webhook: taking over %zu notification%s of %s left by a worker "
                 "that stopped delivering them",
-                r->element[1]->elements, r->element[1]->elements == 1 ? "" : "s", d->name);
-        take(d, r->element[1], 1);
-    }
-}
-
-static void group_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    hdef *d = privdata;
-    redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
-        wf__log(WF__LOG_ERROR, "webhook: creating the group on %s failed: %s", d->outbox, r->str);
-}
-
-static void ensure_group(wf__hooks *h, hdef *d)
-{
-    if (usable(h))
-        wf__conn_command(&h->w->cmd, group_reply, d, "XGROUP CREATE %s %s 0 MKSTREAM", d->outbox,
-                         GROUP);
+                entries->elements, entries->elements == 1 ? "" : "s", d->name);
+    take(d, entries, takeover);
 }
 
 /* ---- Life ------------------------------------------------------------------------------------ */
@@ -514,6 +432,13 @@ wf__hooks *wf__hooks_new(wf__ops *ops, wf_error *err)
         d->dead = wf__key_wf(w->url.prefix, d->name, "outbox:dead");
         if (!d->outbox || !d->dead) goto fail;
     }
+    const char **outboxes = calloc(h->ndefs > 0 ? (size_t)h->ndefs : 1, sizeof *outboxes);
+    for (int i = 0; outboxes && i < h->ndefs; i++) outboxes[i] = h->defs[i].outbox;
+    if (outboxes)
+        h->reader = wf__greader_new(w, GROUP, "the webhook outboxes (P:{W}:outbox)", outboxes,
+                                    h->ndefs, READ_MS, on_entries, h);
+    free(outboxes);
+    if (!h->reader) goto fail;
     wf__log(WF__LOG_INFO,
             "webhook: notifying %s of runs that end (max %d attempts, timeout %lld "
             "ms, takeover after %lld ms)",
@@ -532,6 +457,7 @@ void wf__hooks_free(wf__hooks *h)
     h->closing = 1;
     wf__curl_free(h->curl); /* aborts transfers: post_done only accounts */
     while (h->head) drop(h, h->head);
+    wf__greader_free(h->reader);
     for (int i = 0; h->defs && i < h->ndefs; i++) {
         free(h->defs[i].outbox);
         free(h->defs[i].dead);
@@ -542,7 +468,7 @@ void wf__hooks_free(wf__hooks *h)
 
 void wf__hooks_on_ready(wf__hooks *h)
 {
-    for (int i = 0; i < h->ndefs; i++) ensure_group(h, &h->defs[i]);
+    wf__greader_ensure_groups(h->reader);
     for (delivery *x = h->head; x; x = x->next)
         if (x->ph != P_SENDING && !x->busy) x->sent = 0; /* resend what the drop lost */
 }
@@ -580,17 +506,9 @@ void wf__hooks_tick(wf__hooks *h, int64_t now)
     }
     if (w->draining) return;        /* finish what is held; take nothing new */
     int room = MAX_HELD - h->nheld; /* a soft limit: COUNT applies per outbox */
-    if (room > 0 && h->ndefs > 0) read_outboxes(h, now, room / h->ndefs > 0 ? room / h->ndefs : 1);
-    for (int i = 0; i < h->ndefs; i++) {
-        hdef *d = &h->defs[i];
-        room = MAX_HELD - h->nheld;
-        if (room <= 0) break;
-        if (room > 16) room = 16;
-        if (!d->claim_busy && now >= d->next_claim &&
-            wf__conn_command(&w->cmd, claim_reply, d, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
-                             d->outbox, GROUP, w->consumer, (long long)vis, room) == REDIS_OK) {
-            d->claim_busy = 1;
-            d->next_claim = now + (vis / 4 > 250 ? vis / 4 : 250);
-        }
-    }
+    if (room > 0 && h->ndefs > 0)
+        wf__greader_read(h->reader, now, room / h->ndefs > 0 ? room / h->ndefs : 1);
+    room = MAX_HELD - h->nheld;
+    if (room > 16) room = 16;
+    wf__greader_takeover(h->reader, now, vis, room, vis / 4 > 250 ? vis / 4 : 250);
 }

@@ -297,6 +297,33 @@ int64_t wf__step_now(wf_ctx *ctx);
  * again after suspend.lua answered RESUME. */
 void wf__step_forget(wf_ctx *ctx);
 
+/* ---- Consumer group reads beside the queues (group_reader.c) -------------------------------- */
+
+/* Reads streams through a consumer group on the cmd connection: the child runs' ends (invoke.c)
+ * and the webhook outboxes (webhook.c). `entries` is one stream's array of [id, fields] entries
+ * (borrowed for the call), `stream` its index in the streams given to wf__greader_new, and
+ * `takeover` 1 when they were taken over from another consumer (XAUTOCLAIM), 0 when read. */
+typedef struct wf__greader wf__greader;
+#define WF__PARENTS_GROUP "parents"  /* on P:{W}:parents (invoke.c) */
+#define WF__WEBHOOK_GROUP "webhooks" /* on P:{W}:outbox (webhook.c) */
+typedef void (*wf__greader_fn)(void *ud, int stream, const redisReply *entries, int takeover);
+/* A reader of group `group` (copied) over `n` streams (the names are borrowed: they must outlive
+ * the reader); `what` (copied) names them in log lines. Reads at most every `read_every_ms`
+ * unless the last read brought entries. NULL when out of memory. Free it with wf__greader_free
+ * only once no reply can reach it any more (after the connections are freed). */
+wf__greader *wf__greader_new(wf_worker *w, const char *group, const char *what,
+                             const char *const *streams, int n, int64_t read_every_ms,
+                             wf__greader_fn on_entries, void *ud);
+void wf__greader_free(wf__greader *g);
+/* XGROUP CREATE ... MKSTREAM on every stream (an existing group is left alone). */
+void wf__greader_ensure_groups(wf__greader *g);
+/* XREADGROUP of up to `count` new entries per stream, when none is in flight and one is due. */
+void wf__greader_read(wf__greader *g, int64_t now, int count);
+/* XAUTOCLAIM of up to `count` entries pending longer than `idle_ms`, on each stream whose last
+ * takeover is answered and was `every_ms` or more ago. */
+void wf__greader_takeover(wf__greader *g, int64_t now, int64_t idle_ms, int count,
+                          int64_t every_ms);
+
 /* ---- Child runs (invoke.c) ---------------------------------------------------------------- */
 
 /* Writes the id of the child run that step `step` of run `parent` starts in `workflow` into `out`
@@ -417,11 +444,9 @@ struct wf_worker {
     int recycle;            /* why the worker is draining to be replaced (wf__recycle_reason) */
 
     /* invoke.c: delivering the ends of child runs to their parents (P:{W}:parents) */
-    int kids_read_busy;      /* the XREADGROUP over every P:{W}:parents is in flight */
-    int kids_inflight;       /* deliver.lua calls outstanding */
-    int64_t kids_next_read;  /* mono ms */
-    int64_t kids_next_claim; /* mono ms: XAUTOCLAIM of entries a dead worker left pending */
-    int kids_crash; /* fault injection, test builds only ($WF_TEST_CRASH_AFTER_CHILD_READ) */
+    wf__greader *kids; /* P:{W}:parents of every workflow; made when cmd is first ready */
+    int kids_inflight; /* deliver.lua calls outstanding */
+    int kids_crash;    /* fault injection, test builds only ($WF_TEST_CRASH_AFTER_CHILD_READ) */
 };
 
 /* Defaults. */

@@ -228,7 +228,10 @@ int wf_worker_load_dir(wf_worker *worker, const char *dir, wf_error *err)
     return rc < 0 ? rc : n;
 }
 
-/* Consumer groups and P:workflows, synchronously, so that start-up errors are returned. */
+/* Consumer groups and P:workflows, synchronously, so that start-up errors are returned. Every
+ * group this worker reads exists before its workflows show as registered (the loop makes them
+ * again on each reconnect, claim.c): a client or test that waits for the registration finds the
+ * worker's keys in place. */
 static int startup(wf_worker *w, wf_error *err)
 {
     if (!w->sync || wf__rc_broken(w->sync)) {
@@ -243,6 +246,10 @@ static int startup(wf_worker *w, wf_error *err)
         wf__wdef *d = w->defs[i];
         for (int l = 0; l < WF__NLANES && rc == WF_OK; l++)
             rc = wf__ensure_group(w->sync, d->keys.k[wf__lane_key((wf__lane)l)], err);
+        if (rc == WF_OK)
+            rc = wf__ensure_group_named(w->sync, d->aux[WF__AUX_PARENTS], WF__PARENTS_GROUP, err);
+        if (rc == WF_OK && w->ops && w->ops->webhook_url)
+            rc = wf__ensure_group_named(w->sync, d->aux[WF__AUX_OUTBOX], WF__WEBHOOK_GROUP, err);
         if (rc != WF_OK) break;
         char json[256];
         wf__wdef_json(d, json, sizeof json);
@@ -335,6 +342,8 @@ void wf_worker_free(wf_worker *worker)
     if (w->base) {
         wf__ops_free(w->ops); /* after the connections (their callbacks), before the base */
         w->ops = NULL;
+        wf__greader_free(w->kids); /* likewise: replies carry it */
+        w->kids = NULL;
         if (w->stop_ev) event_free(w->stop_ev);
         if (w->tick_ev) event_free(w->tick_ev);
         if (w->done_ev) event_free(w->done_ev);
