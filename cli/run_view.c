@@ -122,16 +122,21 @@ static int by_time(const void *a, const void *b)
 }
 
 /* What happened to the run, in time order, from the timestamps it keeps: created, the current
- * attempt's start, each step's start and end, the last state change, the timer, the end. */
+ * execution's start, each step's start and end, the last state change, the timer, the end.
+ * The run keeps only its latest start: after a durable wait (sleep, event, child run) that is
+ * when a worker took it up again, later than its first steps, so it reads "resumed" then. */
 static json_t *timeline_json(const wf_status *st, const wf_step_info *steps, size_t n)
 {
     moments ms = {calloc(2 * n + 6, sizeof(moment)), 0, 2 * n + 6};
     if (!ms.m) return NULL;
     char detail[512];
     add(&ms, st->created_at_ms, "created", NULL);
+    int resumed = 0;
+    for (size_t i = 0; i < n && !resumed; i++)
+        resumed = steps[i].started_at_ms > 0 && steps[i].started_at_ms < st->started_at_ms;
     snprintf(detail, sizeof detail, "attempt %d%s%s", st->attempt, st->worker ? " on " : "",
              st->worker ? st->worker : "");
-    add(&ms, st->started_at_ms, "started", detail);
+    add(&ms, st->started_at_ms, resumed ? "resumed" : "started", detail);
     for (size_t i = 0; i < n; i++) {
         snprintf(detail, sizeof detail, "step %s (%s)", steps[i].name, steps[i].kind);
         add(&ms, steps[i].started_at_ms, "step started", detail);

@@ -282,6 +282,44 @@ Test(cli_ops, status_shows_steps_waiting_reason_and_timeline)
     free(failed);
 }
 
+/* The event of the timeline entry that has detail starting with `prefix`, or NULL. */
+static const char *timeline_event(json_t *doc, const char *prefix)
+{
+    json_t *t = json_object_get(doc, "timeline");
+    for (size_t i = 0; i < json_array_size(t); i++) {
+        json_t *e = json_array_get(t, i);
+        const char *d = json_string_value(json_object_get(e, "detail"));
+        if (d && strncmp(d, prefix, strlen(prefix)) == 0) return sfield(e, "event");
+    }
+    return NULL;
+}
+
+Test(cli_ops, timeline_says_resumed_when_the_start_came_after_earlier_steps)
+{
+    /* A run keeps only its latest start. After a durable wait that start is later than the steps
+     * recorded before the wait: the timeline calls it "resumed", not "started". */
+    char *id = start_run("publish-draft", "{\"title\":\"T\"}", "--delay", "600000", NULL);
+    long long now = redis_now();
+    char wfname[WF__NAME_MAX + 1];
+    wf__runid_parse(id, wfname, NULL);
+    char *key = wf__key_run("wf", wfname, id);
+    freeReplyObject(redisCommand(env.rc, "HSET %s started_at %lld", key, now - 1000));
+    put_step(id, "later", "run", "done", now - 500, now - 400, NULL, "1");
+    char *out;
+    cr_assert_eq(wf(&out, "status", id, NULL), 0);
+    json_t *doc = parse(out);
+    cr_assert_str_eq(timeline_event(doc, "attempt 1"), "started", "no step before the start");
+    json_decref(doc);
+
+    put_step(id, "before", "sleep", "done", now - 3000, now - 1500, NULL, NULL);
+    cr_assert_eq(wf(&out, "status", id, NULL), 0);
+    doc = parse(out);
+    cr_assert_str_eq(timeline_event(doc, "attempt 1"), "resumed", "a step started before it");
+    json_decref(doc);
+    free(key);
+    free(id);
+}
+
 /* ---- list ----------------------------------------------------------------------------------- */
 
 static int clock_moved(void *arg)
