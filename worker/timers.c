@@ -155,6 +155,32 @@ static void scan(wf_worker *w, wf__wdef *def, timer_kind kind)
     *busy = 1;
 }
 
+/* ---- Final state indexes --------------------------------------------------------------------- */
+
+/* A finished run's hash expires after the retention time, and the scripts that end runs prune
+ * the final index they write to. An index no run ends in any more would keep its expired members
+ * (`wf stats` counting runs that are gone, `wf list` listing them) until the next run ends there;
+ * every worker therefore prunes its workflows' four final indexes once per retention time (at
+ * least 1 s and at most 60 s apart). Idempotent, so several workers doing it is harmless; a
+ * second of margin keeps a member whose hash Redis has not expired yet despite clock skew. */
+#define PRUNE_MIN_MS    1000
+#define PRUNE_MAX_MS    60000
+#define PRUNE_MARGIN_MS 1000
+
+static void prune_final(wf_worker *w, wf__wdef *def, int64_t now)
+{
+    int64_t retention = w->url.retention_ms;
+    if (retention <= 0 || now < def->next_prune || !w->have_clock) return;
+    int64_t every = retention < PRUNE_MIN_MS ? PRUNE_MIN_MS : retention;
+    def->next_prune = now + (every > PRUNE_MAX_MS ? PRUNE_MAX_MS : every);
+    long long cutoff = (long long)(wf__worker_redis_now(w) - retention - PRUNE_MARGIN_MS);
+    static const wf_state finals[] = {WF_STATE_COMPLETED, WF_STATE_FAILED, WF_STATE_CANCELLED,
+                                      WF_STATE_TERMINATED};
+    for (size_t i = 0; i < sizeof finals / sizeof finals[0]; i++)
+        wf__conn_command(&w->cmd, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %lld",
+                         def->keys.k[WF__K_STATE(finals[i])], cutoff);
+}
+
 /* ---- Heartbeats ----------------------------------------------------------------------------- */
 
 typedef struct hb_ctx {
@@ -284,6 +310,7 @@ void wf__timers_tick(wf_worker *w)
             if (w->draining) continue;
             scan(w, def, TIMER_WAKE);
             scan(w, def, TIMER_RECLAIM);
+            prune_final(w, def, now);
             wf__scheduler_tick(w, def);
             wf__flow_tick(w, def);
             if (now >= def->next_autoclaim) {

@@ -360,11 +360,12 @@ struct wf__wdef {
     int wake_busy, reclaim_busy, heartbeat_busy; /* one of each in flight */
     int autoclaim_busy;                          /* XAUTOCLAIMs in flight (one per lane) */
     int64_t next_heartbeat, next_autoclaim;      /* mono ms */
-    int sched_busy; /* scheduler.c: a scan of this workflow's due schedules is in flight */
-    int flow_busy;  /* flow.c: an admit.lua round for this workflow's held runs is in flight */
-    int read_busy;  /* cluster: this workflow's XREADGROUP is in flight on its block lane */
-    int read_lane;  /* cluster: the priority lane this workflow's next read takes (claim.c) */
-    int read_count; /* cluster: COUNT of this workflow's outstanding read */
+    int64_t next_prune; /* mono ms: timers.c drops expired runs from the final state indexes */
+    int sched_busy;     /* scheduler.c: a scan of this workflow's due schedules is in flight */
+    int flow_busy;      /* flow.c: an admit.lua round for this workflow's held runs is in flight */
+    int read_busy;      /* cluster: this workflow's XREADGROUP is in flight on its block lane */
+    int read_lane;      /* cluster: the priority lane this workflow's next read takes (claim.c) */
+    int read_count;     /* cluster: COUNT of this workflow's outstanding read */
 };
 
 /* One async connection with its reconnect state. */
