@@ -100,12 +100,7 @@ static redisAsyncContext *node_ac(wf__arc *a, int i)
     redisAsyncSetDisconnectCallback(ac, node_gone);
     redisAsyncSetConnectCallback(ac, node_connected);
     /* A refused AUTH shows as the NOAUTH error reply of the script that follows. */
-    if (a->url->password) {
-        if (a->url->user)
-            redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", a->url->user, a->url->password);
-        else
-            redisAsyncCommand(ac, NULL, NULL, "AUTH %s", a->url->password);
-    }
+    wf__redis_auth_async(ac, a->url, NULL, NULL);
     a->ac[i] = ac;
     return ac;
 }

@@ -214,12 +214,7 @@ static int async_open(wf__defer *d, wf_error *err)
     }
     redisAsyncSetDisconnectCallback(ac, async_disconnected);
     redisAsyncSetConnectCallback(ac, async_connected);
-    if (u->password) {
-        if (u->user)
-            redisAsyncCommand(ac, auth_reply, d, "AUTH %s %s", u->user, u->password);
-        else
-            redisAsyncCommand(ac, auth_reply, d, "AUTH %s", u->password);
-    }
+    wf__redis_auth_async(ac, u, auth_reply, d);
     if (u->db) redisAsyncCommand(ac, auth_reply, d, "SELECT %d", u->db);
     d->ac = ac;
     return WF_OK;

@@ -31,6 +31,13 @@ static const char *where(const wf__url *u, const char *host, int port, char *buf
     return buf;
 }
 
+int wf__redis_auth_async(redisAsyncContext *ac, const wf__url *u, redisCallbackFn *fn, void *priv)
+{
+    if (!u->password) return REDIS_OK;
+    if (u->user) return redisAsyncCommand(ac, fn, priv, "AUTH %s %s", u->user, u->password);
+    return redisAsyncCommand(ac, fn, priv, "AUTH %s", u->password);
+}
+
 redisContext *wf__redis_connect(const wf__url *u, wf_error *err)
 {
     if (u->sentinel) return wf__sentinel_connect(u, err); /* asks the sentinels for the master */

@@ -62,6 +62,11 @@ typedef struct wf__rc wf__rc;
 /* Opens a synchronous hiredis connection per `url` (connect timeout, command timeout, AUTH,
  * SELECT). Returns a context the caller frees with redisFree(), or NULL with `err` filled. */
 redisContext *wf__redis_connect(const wf__url *url, wf_error *err);
+/* The async counterpart's first step: sends AUTH (with the URL's user when it has one) on `ac`
+ * when `url` has a password; `fn(ac, reply, priv)` gets the answer (fn may be NULL). Returns
+ * REDIS_OK, also when there is nothing to send, or REDIS_ERR. */
+int wf__redis_auth_async(redisAsyncContext *ac, const wf__url *url, redisCallbackFn *fn,
+                         void *priv);
 
 /* ---- Names, ids, keys ---------------------------------------------------------------------- */
 

@@ -173,14 +173,7 @@ int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name)
 
 static void auth(wf__conn *conn, redisAsyncContext *ac)
 {
-    wf_worker *w = conn->w;
-    if (w->url.password) {
-        if (w->url.user)
-            redisAsyncCommand(ac, handshake_reply, "AUTH", "AUTH %s %s", w->url.user,
-                              w->url.password);
-        else
-            redisAsyncCommand(ac, handshake_reply, "AUTH", "AUTH %s", w->url.password);
-    }
+    wf__redis_auth_async(ac, &conn->w->url, handshake_reply, "AUTH");
 }
 
 /* A new async context to host:port on the loop, callbacks set. NULL (logged) on failure. */
