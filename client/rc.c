@@ -5,6 +5,12 @@
  * nodes and replies still come back in order. A cluster command keeps its bytes until answered:
  * MOVED or ASK re-sends the same bytes to the node named. Before a re-send, every other pending
  * reply is read first, so that the re-sent command's reply is the next one on its connection.
+ *
+ * Every command keeps its bytes until answered, on one server too: what an error reply asks for
+ * is wf__reply_action's (reply_action.h), the policy the worker's router follows. A command
+ * refused for now (LOADING after a restart, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN: not run) is
+ * sent again after a backoff for up to the URL's timeout_ms; READONLY (a master demoted by a
+ * failover) reconnects (Sentinel or the slot map name the new master) and sends again.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +19,7 @@
 #include <time.h>
 
 #include "cluster.h"
+#include "reply_action.h"
 
 #define MAX_REDIRECTS 8
 
@@ -196,10 +203,7 @@ static int append_formatted(wf__rc *rc, char *cmd, size_t len)
     memset(p, 0, sizeof *p);
     p->node = node;
     p->len = len;
-    if (rc->cluster)
-        p->cmd = cmd;
-    else
-        free(cmd);
+    p->cmd = cmd;
     return REDIS_OK;
 }
 
@@ -236,7 +240,10 @@ static int read_one(wf__rc *rc, pend *p)
     void *r = NULL;
     if (!c) return -1;
     if (redisGetReply(c, &r) != REDIS_OK || !r) {
-        fail(rc, "%s", c->errstr[0] ? c->errstr : "no reply");
+        char why[200];
+        fail(rc, "%s",
+             wf__redis_errtext(c, rc->url ? rc->url->timeout_ms : WF__DEFAULT_TIMEOUT_MS, why,
+                               sizeof why));
         return -1;
     }
     p->reply = r;
@@ -244,38 +251,90 @@ static int read_one(wf__rc *rc, pend *p)
     return 0;
 }
 
-static int is_err(const redisReply *r, const char *prefix)
+static int64_t mono_ms(void)
 {
-    size_t n = strlen(prefix);
-    return r->type == REDIS_REPLY_ERROR && r->len >= n && memcmp(r->str, prefix, n) == 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Follows MOVED / ASK / TRYAGAIN for p, whose reply was read; every other pending reply has
- * been read too. Returns the final reply (owned by the caller) or NULL after fail(). */
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* READONLY: the node p went to is no master now. Reconnect (one server: Sentinel names the new
+ * master; cluster: reload the map) and return the node to send to, or -1 after fail(). */
+static int reconnect_for(wf__rc *rc, pend *p)
+{
+    wf_error e = {0};
+    if (rc->cluster) {
+        wf__slotmap m;
+        if (wf__slotmap_fetch(rc->url, &rc->map, &m, &e) != WF_OK) {
+            fail(rc, "Redis answered READONLY and the cluster's slot map could not be reloaded: %s",
+                 e.message);
+            return -1;
+        }
+        for (int i = 0; i < WF__NODES_MAX; i++)
+            if (rc->nc[i]) {
+                redisFree(rc->nc[i]);
+                rc->nc[i] = NULL;
+            }
+        rc->map = m;
+        return node_for(rc, p->cmd, p->len);
+    }
+    if (!rc->url || !rc->owned) {
+        fail(rc, "Redis answered READONLY: the server is a replica now; point wf at the master");
+        return -1;
+    }
+    redisContext *c = wf__redis_connect(rc->url, &e);
+    if (!c) {
+        fail(rc, "Redis answered READONLY and reconnecting failed: %s", e.message);
+        return -1;
+    }
+    redisFree(rc->c);
+    rc->c = c;
+    return 0;
+}
+
+/* Acts on p's reply, which was read (every other pending reply has been read too): follows MOVED
+ * and ASK, sends again what was refused for now (for up to timeout_ms) or after READONLY. Returns
+ * the final reply (owned by the caller) or NULL after fail(). */
 static redisReply *follow(wf__rc *rc, pend *p)
 {
     redisReply *r = p->reply;
     p->reply = NULL;
-    for (int hop = 0; hop < MAX_REDIRECTS; hop++) {
-        int ask = 0, slot = 0, port = 0;
+    int budget = rc->url ? rc->url->timeout_ms : WF__DEFAULT_TIMEOUT_MS;
+    int64_t first = mono_ms();
+    for (int hop = 0, retry = 0; hop < MAX_REDIRECTS;) {
+        wf__reply_act act = wf__reply_action(r);
+        int ask = 0, slot = 0, port = 0, node = p->node;
         char host[256];
-        int again = is_err(r, "TRYAGAIN");
-        if (!again && !wf__redirect_parse(r->str, r->len, &ask, &slot, host, sizeof host, &port))
-            return r;
-        freeReplyObject(r);
-        int node = p->node;
-        if (!again) {
+        if (act == WF__ACT_RETRY) {
+            if (mono_ms() - first >= budget) return r; /* the caller sees the refusal */
+            nap_ms(wf__reply_retry_ms(retry++));
+        } else if (act == WF__ACT_RECONNECT) {
+            hop++;
+            node = reconnect_for(rc, p);
+            if (node < 0) {
+                freeReplyObject(r);
+                return NULL;
+            }
+        } else if ((act == WF__ACT_MOVED || act == WF__ACT_ASK) && rc->cluster &&
+                   wf__redirect_parse(r->str, r->len, &ask, &slot, host, sizeof host, &port)) {
+            hop++;
             node = wf__slotmap_node(&rc->map, host, port);
             if (node < 0) {
+                freeReplyObject(r);
                 fail(rc, "Redis Cluster has more than %d masters", WF__NODES_MAX);
                 return NULL;
             }
             if (!ask) rc->map.owner[slot] = (int16_t)node;
         } else {
-            /* A multi-key command during a slot migration: the keys are split for a moment. */
-            struct timespec ts = {0, 20 * 1000 * 1000L * (hop + 1)};
-            nanosleep(&ts, NULL);
+            return r;
         }
+        freeReplyObject(r);
         redisContext *c = node_ctx(rc, node);
         if (!c) return NULL;
         if ((ask && redisAppendCommand(c, "ASKING") != REDIS_OK) ||
@@ -309,7 +368,9 @@ int wf__rc_get_reply(wf__rc *rc, void **reply)
     pend *p = &rc->q[rc->qhead];
     if (read_one(rc, p) != 0) return REDIS_ERR;
     redisReply *r = p->reply;
-    if (rc->cluster && (is_err(r, "MOVED ") || is_err(r, "ASK ") || is_err(r, "TRYAGAIN"))) {
+    wf__reply_act act = wf__reply_action(r);
+    if (act == WF__ACT_RETRY || act == WF__ACT_RECONNECT ||
+        (rc->cluster && (act == WF__ACT_MOVED || act == WF__ACT_ASK))) {
         for (int i = 1; i < rc->qn; i++)
             if (read_one(rc, &rc->q[(rc->qhead + i) % rc->qcap]) != 0) return REDIS_ERR;
         r = follow(rc, p);

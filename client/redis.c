@@ -1,5 +1,6 @@
 /* redis.c - opening a synchronous Redis connection the way every wf component needs it
  * (timeouts, AUTH, SELECT), the schema check, the consumer group, and clocks. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,21 @@ int wf__redis_auth_async(redisAsyncContext *ac, const wf__url *u, redisCallbackF
     return redisAsyncCommand(ac, fn, priv, "AUTH %s", u->password);
 }
 
+const char *wf__redis_errtext(const redisContext *c, int timeout_ms, char *buf, size_t n)
+{
+    if (!c) return "not connected";
+    /* A read or write that timed out leaves errno's text, which says nothing of a timeout. */
+    if (c->err == REDIS_ERR_IO &&
+        (strcmp(c->errstr, strerror(EAGAIN)) == 0 || strcmp(c->errstr, strerror(ETIMEDOUT)) == 0)) {
+        snprintf(buf, n,
+                 "Redis did not answer within %d ms (the URL's timeout_ms; raise it with "
+                 "?timeout_ms=N, e.g. redis://host:6379?timeout_ms=10000)",
+                 timeout_ms);
+        return buf;
+    }
+    return c->errstr[0] ? c->errstr : "no reply";
+}
+
 redisContext *wf__redis_connect(const wf__url *u, wf_error *err)
 {
     if (u->sentinel) return wf__sentinel_connect(u, err); /* asks the sentinels for the master */
@@ -70,9 +86,11 @@ redisContext *wf__redis_connect_to(const wf__url *u, const char *host, int port,
         else
             r = redisCommand(c, "AUTH %s", u->password);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            wf_error_set(err, r ? WF_ERR_REDIS : WF_ERR_IO,
-                         "Redis at %s refused authentication%s%s",
-                         where(u, host, port, at, sizeof at), r ? ": " : "", r ? r->str : "");
+            char why[200];
+            wf_error_set(err, r ? WF_ERR_REDIS : WF_ERR_IO, "Redis at %s %s%s",
+                         where(u, host, port, at, sizeof at),
+                         r ? "refused authentication: " : "failed during AUTH: ",
+                         r ? r->str : wf__redis_errtext(c, u->timeout_ms, why, sizeof why));
             if (r) freeReplyObject(r);
             redisFree(c);
             return NULL;
@@ -82,8 +100,10 @@ redisContext *wf__redis_connect_to(const wf__url *u, const char *host, int port,
     if (u->db) {
         r = redisCommand(c, "SELECT %d", u->db);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            wf_error_set(err, r ? WF_ERR_REDIS : WF_ERR_IO, "Redis refused SELECT %d%s%s", u->db,
-                         r ? ": " : "", r ? r->str : "");
+            char why[200];
+            wf_error_set(err, r ? WF_ERR_REDIS : WF_ERR_IO, "Redis %s SELECT %d: %s",
+                         r ? "refused" : "failed during", u->db,
+                         r ? r->str : wf__redis_errtext(c, u->timeout_ms, why, sizeof why));
             if (r) freeReplyObject(r);
             redisFree(c);
             return NULL;

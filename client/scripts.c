@@ -10,6 +10,7 @@
 
 #include "wf_internal.h"
 #include "cluster.h"
+#include "reply_action.h"
 
 static const char *const script_names[WF__SCRIPT_COUNT] = {
     [WF__SCRIPT_ENQUEUE] = "enqueue",
@@ -106,6 +107,13 @@ int wf__script_error(const char *text, size_t len, wf_error *err)
                             "Redis is out of memory (maxmemory reached): %.*s; free memory or "
                             "raise maxmemory",
                             (int)len, text);
+    if (wf__reply_action_of(text, len) == WF__ACT_RETRY)
+        return wf_error_set(err, WF_ERR_IO,
+                            "Redis kept refusing the command for longer than the URL's "
+                            "timeout_ms (%.*s): it is loading its data set after a restart, busy "
+                            "with a long script, or a cluster is failing over; try again, or raise "
+                            "?timeout_ms=N to wait longer",
+                            (int)(len > 200 ? 200 : len), text);
     if (len >= 9 && memcmp(text, "READONLY ", 9) == 0)
         return wf_error_set(err, WF_ERR_REDIS,
                             "Redis is a read-only replica: %.*s; point wf at the master", (int)len,

@@ -62,6 +62,10 @@ typedef struct wf__rc wf__rc;
 /* Opens a synchronous hiredis connection per `url` (connect timeout, command timeout, AUTH,
  * SELECT). Returns a context the caller frees with redisFree(), or NULL with `err` filled. */
 redisContext *wf__redis_connect(const wf__url *url, wf_error *err);
+/* The text of c's last error, saying "did not answer within timeout_ms ..." (and how to raise
+ * it) for a timed-out read or write instead of errno's "Resource temporarily unavailable".
+ * Returns c->errstr, a constant, or buf (n bytes). */
+const char *wf__redis_errtext(const redisContext *c, int timeout_ms, char *buf, size_t n);
 /* The async counterpart's first step: sends AUTH (with the URL's user when it has one) on `ac`
  * when `url` has a password; `fn(ac, reply, priv)` gets the answer (fn may be NULL). Returns
  * REDIS_OK, also when there is nothing to send, or REDIS_ERR. */

@@ -6,7 +6,8 @@
 --       from ('high', '' for normal, 'low': lib.lua lane_key), then G pairs (entry id, run id),
 --       then pairs (entry id, reason) for entries that are not valid run records
 -- Returns one item per good entry: {run id, lease token, attempt, input, started_at} when the run
--- is now ours, {run id} when the entry was stale (run stopped, paused or re-queued since), or
+-- is now ours, {run id} when the entry was stale (run stopped, paused or re-queued since),
+-- {run id, 'GONE'} when the run's hash no longer exists (expired, or deleted by hand), or
 -- {run id, 'DEAD', reason} when the run's key is not a hash (clobbered): that entry went to the
 -- dead-letter list and the rest of the batch is claimed as usual, or {run id, 'HELD', reason}
 -- when a flow limit held the run back (it is `waiting` in P:{W}:held, holding no slot).
@@ -92,6 +93,8 @@ for i = 1, g do
             if rm then flow_rate_take(FLOW_LIM, RATE, rm, now) end
             redis.call('ZADD', KEYS[3], until_s, id)
             out[#out + 1] = {id, token, tonumber(f[4]), f[5] or '', now}
+        elseif not f[1] then
+            out[#out + 1] = {id, 'GONE'}
         else
             out[#out + 1] = {id}
         end

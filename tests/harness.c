@@ -200,6 +200,41 @@ int wf_test_redis_start(wf_test_redis *r, const char *extra_conf)
     return -1;
 }
 
+static int redis_accepts(void *arg)
+{
+    return wf_test_port_open(((wf_test_redis *)arg)->port);
+}
+
+int wf_test_redis_restart(wf_test_redis *r, const char *const *extra_args)
+{
+    if (r->cluster || r->pid <= 0) return -1;
+    redisContext *c = wf_test_redis_connect(r);
+    if (c) {
+        redisReply *rep = redisCommand(c, "SHUTDOWN NOSAVE");
+        if (rep) freeReplyObject(rep);
+        redisFree(c);
+    }
+    wf_test_kill(r->pid, SIGKILL, 5000); /* reaps it; SIGKILL only if SHUTDOWN did not work */
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
+    const char *argv[24] = {"redis-server", conf};
+    int n = 2;
+    for (int i = 0; extra_args && extra_args[i] && n < 23; i++) argv[n++] = extra_args[i];
+    argv[n] = NULL;
+    r->pid = fork();
+    if (r->pid < 0) return -1;
+    if (r->pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return wf_test_wait(redis_accepts, r, 10000) ? 0 : -1;
+}
+
 void wf_test_redis_stop(wf_test_redis *r)
 {
     if (!r) return;

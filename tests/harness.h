@@ -24,6 +24,13 @@ typedef struct wf_test_redis {
  * and one master's port. Returns 0 or -1 (message on stderr). */
 int wf_test_redis_start(wf_test_redis *r, const char *extra_conf);
 
+/* Restarts a server wf_test_redis_start started (not the shared cluster): SHUTDOWN NOSAVE (its
+ * AOF, if configured, is kept), then redis-server on the same config, dir and port, with
+ * `extra_args` (e.g. {"--key-load-delay", "700", NULL}; may be NULL). Returns 0 once the port
+ * accepts connections, which may be before the server is done loading its data set (it answers
+ * LOADING until then), or -1. */
+int wf_test_redis_restart(wf_test_redis *r, const char *const *extra_args);
+
 /* SIGTERM, then SIGKILL after 5 s; removes its dir. Safe on a zeroed struct. */
 void wf_test_redis_stop(wf_test_redis *r);
 

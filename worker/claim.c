@@ -132,6 +132,16 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
                         item->element[0]->str, b->def->keys.k[WF__K_DEAD], item->element[2]->str);
                 continue;
             }
+            if (item->elements == 2 && item->element[0]->type == REDIS_REPLY_STRING) {
+                /* The entry outlived its run (its hash expired or was deleted by hand): nothing
+                 * to run, but an operator should hear of it. */
+                wf__log_run(WF__LOG_WARN, item->element[0]->str, b->def->name, 0,
+                            "queue entry dropped: the run's hash does not exist any more "
+                            "(expired or deleted by hand); counted in "
+                            "wf_queue_entries_orphaned_total");
+                wf__metrics_inc(b->def->name, WF__C_ORPHANED, 1);
+                continue;
+            }
             if (item->elements < 5) {
                 if (item->element[0]->type == REDIS_REPLY_STRING)
                     wf__log(WF__LOG_DEBUG,

@@ -13,11 +13,13 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "cluster.h"
+#include "reply_action.h"
 #include "wf_worker_internal.h"
 
 #define BACKOFF_MIN_MS         100
 #define BACKOFF_MAX_MS         5000
 #define BACKOFF_MAX_CLUSTER_MS 1000
+#define PROBE_MS               100 /* readiness PING again while Redis loads its data set */
 
 int wf__conn_usable(const wf__conn *conn)
 {
@@ -112,27 +114,63 @@ static void handshake_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 static void mark_ready(wf__conn *conn);
+static void ready_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
-/* The last handshake step answered (TIME on cmd, PING on block): the connection is ready. */
+/* TIME on cmd: the clock offset. Redis answers TIME even while it loads its data set, so this
+ * says nothing of readiness: the PING after it does. */
+static void clock_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)privdata;
+    wf__conn *conn = ac->data;
+    redisReply *r = reply;
+    if (!r || conn->failed || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    int64_t ms =
+        strtoll(r->element[0]->str, NULL, 10) * 1000 + strtoll(r->element[1]->str, NULL, 10) / 1000;
+    conn->w->clock_offset = ms - wf__mono_ms();
+    conn->w->have_clock = 1;
+}
+
+static void probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wf__conn *conn = arg;
+    if (conn->ac && !conn->closed && !conn->failed)
+        redisAsyncCommand(conn->ac, ready_reply, NULL, "PING");
+}
+
+/* The readiness probe answered: a PING, which Redis refuses with LOADING until its data set is
+ * loaded (TIME, AUTH and SELECT it answers meanwhile). Until then nothing is sent: no set-up, no
+ * end operation, no claim (a refused one would have to be told from a lost one). */
 static void ready_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)privdata;
     wf__conn *conn = ac->data;
     redisReply *r = reply;
     if (!r || conn->failed) return;
+    if (r->type == REDIS_REPLY_ERROR && wf__reply_action(r) == WF__ACT_RETRY) {
+        int64_t now = wf__mono_ms();
+        if (conn->refused_since_mono == 0) {
+            conn->refused_since_mono = now;
+            wf__log(WF__LOG_WARN, "%s connection: Redis answered %.*s; waiting until it is ready",
+                    conn->name, (int)(r->len > 120 ? 120 : r->len), r->str);
+        }
+        struct timeval tv = {0, PROBE_MS * 1000};
+        evtimer_add(conn->probe_ev, &tv);
+        return;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         conn->failed = 1;
         wf__log(WF__LOG_ERROR, "%s connection: Redis answered %s", conn->name, r->str);
         redisAsyncDisconnect(ac);
         return;
     }
-    wf_worker *w = conn->w;
-    if (conn == &w->cmd && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
-        int64_t ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
-                     strtoll(r->element[1]->str, NULL, 10) / 1000;
-        w->clock_offset = ms - wf__mono_ms();
-        w->have_clock = 1;
+    if (conn->refused_since_mono) {
+        wf__log(WF__LOG_INFO, "%s connection: Redis is ready after %lld ms", conn->name,
+                (long long)(wf__mono_ms() - conn->refused_since_mono));
+        conn->refused_since_mono = 0;
     }
     mark_ready(conn);
 }
@@ -160,9 +198,11 @@ int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name)
     conn->w = w;
     conn->name = name;
     conn->backoff_ms = BACKOFF_MIN_MS;
+    conn->stub.data = conn;
     conn->retry_ev = evtimer_new(w->base, retry_cb, conn);
     conn->reset_ev = evtimer_new(w->base, reset_cb, conn);
-    if (!conn->retry_ev || !conn->reset_ev) return WF_ERR_NOMEM;
+    conn->probe_ev = evtimer_new(w->base, probe_cb, conn);
+    if (!conn->retry_ev || !conn->reset_ev || !conn->probe_ev) return WF_ERR_NOMEM;
     if (w->url.seeds) {
         conn->cluster = 1; /* lanes are made at the first start, when the workflows are known */
         conn->map = calloc(1, sizeof *conn->map);
@@ -283,7 +323,10 @@ static void start_cluster(wf__conn *conn)
         return;
     }
     redisAsyncContext *ac = wf__conn_lane(conn, conn->any_node, conn->any_node);
-    if (ac) redisAsyncCommand(ac, ready_reply, NULL, "TIME");
+    if (ac) {
+        redisAsyncCommand(ac, clock_reply, NULL, "TIME");
+        redisAsyncCommand(ac, ready_reply, NULL, "PING");
+    }
 }
 
 void wf__conn_start(wf__conn *conn)
@@ -327,10 +370,21 @@ void wf__conn_start(wf__conn *conn)
     conn->ac = ac;
     auth(conn, ac);
     if (w->url.db) redisAsyncCommand(ac, handshake_reply, "SELECT", "SELECT %d", w->url.db);
-    if (conn == &w->cmd)
-        redisAsyncCommand(ac, ready_reply, NULL, "TIME");
-    else
-        redisAsyncCommand(ac, ready_reply, NULL, "PING");
+    if (conn == &w->cmd) redisAsyncCommand(ac, clock_reply, NULL, "TIME");
+    redisAsyncCommand(ac, ready_reply, NULL, "PING");
+}
+
+void wf__conn_drop(wf__conn *conn, redisAsyncContext *ac, const char *why)
+{
+    if (conn->closed) return;
+    if (conn->cluster) {
+        /* From the loop, not from inside a reply callback of one of the lanes it frees. */
+        (void)why;
+        struct timeval now = {0, 0};
+        evtimer_add(conn->reset_ev, &now);
+    } else if (ac && ac == conn->ac && !(ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+        redisAsyncDisconnect(ac); /* on_disconnect reconnects (Sentinel names the master) */
+    }
 }
 
 void wf__conn_close(wf__conn *conn)
@@ -338,6 +392,8 @@ void wf__conn_close(wf__conn *conn)
     conn->closed = 1;
     if (conn->retry_ev) evtimer_del(conn->retry_ev);
     if (conn->reset_ev) evtimer_del(conn->reset_ev);
+    if (conn->probe_ev) evtimer_del(conn->probe_ev);
+    wf__conn_refused_flush(conn);
     if (conn->cluster) {
         conn->ready = 0;
         conn->tearing = 1;
@@ -360,7 +416,8 @@ void wf__conn_free(wf__conn *conn)
     wf__conn_close(conn);
     if (conn->retry_ev) event_free(conn->retry_ev);
     if (conn->reset_ev) event_free(conn->reset_ev);
-    conn->retry_ev = conn->reset_ev = NULL;
+    if (conn->probe_ev) event_free(conn->probe_ev);
+    conn->retry_ev = conn->reset_ev = conn->probe_ev = NULL;
     free(conn->map);
     free(conn->lane);
     free(conn->lane_node);

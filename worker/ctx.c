@@ -3,15 +3,23 @@
  *
  * Only the loop thread may touch the async connections, so a call is a request object: the
  * executor queues it in the pool and waits on its condition variable; the loop sends it on the
- * cmd connection (or holds it while the connection is down, up to the URL's timeout_ms) and
- * completes it from the reply callback with a deep copy of the reply. Every request is completed
- * exactly once: by its reply, by a dropped connection (WF_ERR_IO), or at shutdown (WF_ERR_CLOSED).
+ * cmd connection (or holds it while the connection is down) and completes it from the reply
+ * callback with a deep copy of the reply. Every request is completed exactly once: by its reply,
+ * by WF_ERR_IO when Redis stayed out of reach past its deadline, or at shutdown (WF_ERR_CLOSED).
+ *
+ * The deadline is the later of the URL's timeout_ms and the run's lease: while the lease holds,
+ * a Redis restart costs the handler a wait, not an error (an error would fail the attempt and run
+ * its step again). A request whose reply was lost with its connection is sent again when it is
+ * idempotent, which every request of the step engine is (step.lua and suspend.lua check the lease
+ * token; the rest are reads or enqueue under a fixed id); an event sent from a handler is not
+ * (it could be delivered twice), so its lost reply stays WF_ERR_IO.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "reply_action.h"
 #include "wf_worker_internal.h"
 
 /* ---- wf_ctx_* ------------------------------------------------------------------------------ */
@@ -138,6 +146,9 @@ static int req_add(wf__req *req, const char *s, size_t len)
 static int run_req(wf_ctx *ctx, wf__req *req, redisReply **reply, wf_error *err)
 {
     req->queued_mono = wf__mono_ms();
+    /* The lease's end; wf__reqs_pump makes it at least queued_mono + the URL's timeout_ms. */
+    req->deadline_mono = atomic_load(&ctx->job->lease_until_mono);
+    req->resend_ok = req->raw || req->script != WF__SCRIPT_EVENT_SEND;
     int rc = wf__pool_call(ctx->pool, req);
     if (rc == WF_OK) {
         *reply = req->reply;
@@ -212,14 +223,27 @@ int wf_ctx_send_event(wf_ctx *ctx, const char *name, const void *payload, size_t
 static void req_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     wf__conn *conn = ac->data;
+    wf_worker *w = conn->w;
     wf__req *req = privdata;
     redisReply *r = reply;
     wf_error e = {0};
-    if (r && r->type == REDIS_REPLY_ERROR) {
+    if (!r && req->resend_ok && !w->closing && wf__mono_ms() < req->deadline_mono) {
+        /* Lost with its connection: queued again, sent once the connection is back. */
+        req->next = w->reqs_head;
+        w->reqs_head = req;
+        if (!w->reqs_tail) w->reqs_tail = req;
+        return;
+    }
+    if (r && r->type == REDIS_REPLY_ERROR && wf__reply_action(r) != WF__ACT_DONE) {
+        /* The router re-sent it for as long as a lease lasts: Redis still refuses. */
+        wf_error_set(&e, WF_ERR_IO, "Redis kept refusing the call (%.*s)",
+                     (int)(r->len > 200 ? 200 : r->len), r->str);
+        wf__req_complete(w->pool, req, NULL, &e);
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
         wf__script_error(r->str, r->len, &e);
-        wf__req_complete(conn->w->pool, req, NULL, &e);
+        wf__req_complete(w->pool, req, NULL, &e);
     } else {
-        wf__req_complete(conn->w->pool, req, r, NULL);
+        wf__req_complete(w->pool, req, r, NULL);
     }
 }
 
@@ -241,6 +265,8 @@ void wf__reqs_pump(wf_worker *w)
     while (fresh) {
         wf__req *next = fresh->next;
         fresh->next = NULL;
+        if (fresh->deadline_mono < fresh->queued_mono + w->url.timeout_ms)
+            fresh->deadline_mono = fresh->queued_mono + w->url.timeout_ms;
         if (w->reqs_tail)
             w->reqs_tail->next = fresh;
         else
@@ -261,10 +287,11 @@ void wf__reqs_pump(wf_worker *w)
             int rc = req_send(w, req);
             if (rc != WF_OK) wf_error_set(&e, rc, "cannot send to Redis: %s", wf_strerror(rc));
             done = 1; /* sent (the callback completes it) or failed (completed here) */
-        } else if (now - req->queued_mono > w->url.timeout_ms) {
+        } else if (now > req->deadline_mono) {
             wf_error_set(&e, WF_ERR_IO,
-                         "Redis unreachable for more than %d ms (the worker keeps reconnecting)",
-                         w->url.timeout_ms);
+                         "Redis unreachable for %lld ms, past the run's lease and the URL's "
+                         "timeout_ms (%d ms); the worker keeps reconnecting",
+                         (long long)(now - req->queued_mono), w->url.timeout_ms);
             done = 1;
         }
         if (done) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reply_action.h"
 #include "wf_worker_internal.h"
 
 static const char *const exec_names[] = {"queued", "running", "returned"};
@@ -250,6 +251,14 @@ void wf__job_op_done(wf_worker *w, wf__job *job, redisReply *r)
                         op);
             /* stays ENDING: wf__job_flush_ops resends it */
         }
+    } else if (r->type == REDIS_REPLY_ERROR && wf__reply_action(r) != WF__ACT_DONE) {
+        /* Refused without running (LOADING, BUSY, READONLY...: reply_action.h) for longer than
+         * the router re-sends by itself: not an answer. It stays ENDING and goes out again from
+         * the next tick (wf__job_flush_ops), like an operation whose reply was lost. */
+        wf__log_run(WF__LOG_WARN, job->id, job->workflow, job->attempt,
+                    "Redis still refuses the %s (%.*s); sending it again", op,
+                    (int)(r->len > 120 ? 120 : r->len), r->str);
+        w->ops_refused = 1;
     } else if (r->type == REDIS_REPLY_ERROR) {
         wf_error e = {0};
         int code = wf__script_error(r->str, r->len, &e);

@@ -136,7 +136,12 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    wf__timers_tick(arg);
+    wf_worker *w = arg;
+    if (w->ops_refused) {
+        w->ops_refused = 0;
+        wf__job_flush_ops(w);
+    }
+    wf__timers_tick(w);
 }
 
 int wf__loop_init(wf_worker *w, wf_error *err)

@@ -115,6 +115,10 @@ static const struct {
      NULL},
     {WF__C_RECLAIMED, "wf_leases_reclaimed_total",
      "Runs of dead workers whose expired lease this process reclaimed.", NULL},
+    {WF__C_ORPHANED, "wf_queue_entries_orphaned_total",
+     "Queue entries naming a run whose hash no longer exists (expired or deleted by hand), "
+     "acknowledged and dropped.",
+     NULL},
 };
 
 static const struct {

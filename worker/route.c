@@ -7,6 +7,14 @@
  * node a MOVED names (the map is updated) or, after ASKING, to the node an ASK names (a slot
  * being migrated). The caller's callback sees only the final reply.
  *
+ * What an error reply asks for is decided by wf__reply_action (client/reply_action.h), the same
+ * policy as the synchronous and the attached client's routers. A command Redis refused for now
+ * (LOADING after a restart, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN: it did not run) waits on a
+ * timer and is sent again, backing off to 500 ms, for as long as a lease lasts (the worker's
+ * lease_ms): a Redis that loads its data set for seconds costs the callers a delay, not an error.
+ * READONLY (a master demoted by a failover) drops the connection: the caller hears "connection
+ * lost" and resends after the reconnect, which asks Sentinel or the slot map for the new master.
+ *
  * Cross-slot reads: the cmd connection's XREADGROUPs over many workflows' streams (child run
  * ends, webhook outboxes) cannot run as one command in a cluster, so they are split by slot and
  * the replies merged into one before the caller sees them. They do not block, so the merged
@@ -20,6 +28,7 @@
 #include <strings.h>
 
 #include "cluster.h"
+#include "reply_action.h"
 #include "wf_worker_internal.h"
 
 #define MAX_HOPS 8
@@ -43,13 +52,12 @@ typedef struct fwd {
     int script; /* 1 + the wf__script of an EVALSHA (NOSCRIPT -> EVAL), 0: none */
     int hops;
     merge *m;
+    /* Refused for now: waiting on `ev` to be sent again (in conn->refused while it waits). */
+    struct event *ev;
+    int retries;
+    int64_t refused_mono; /* first refusal of this command */
+    struct fwd *rnext, *rprev;
 } fwd;
-
-static int is_err(const redisReply *r, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return r && r->type == REDIS_REPLY_ERROR && r->len >= n && memcmp(r->str, prefix, n) == 0;
-}
 
 static void merge_part(merge *m, redisAsyncContext *ac, redisReply *r)
 {
@@ -86,6 +94,7 @@ static void merge_part(merge *m, redisAsyncContext *ac, redisReply *r)
 
 static void fwd_free(fwd *f)
 {
+    if (f->ev) event_free(f->ev);
     free(f->cmd);
     free(f);
 }
@@ -150,32 +159,126 @@ static int to_eval(fwd *f)
     return 0;
 }
 
+/* ---- Commands refused for now ------------------------------------------------------------- */
+
+static void refused_unlink(fwd *f)
+{
+    wf__conn *conn = f->conn;
+    if (f->rprev)
+        f->rprev->rnext = f->rnext;
+    else if (conn->refused == f)
+        conn->refused = f->rnext;
+    if (f->rnext) f->rnext->rprev = f->rprev;
+    f->rnext = f->rprev = NULL;
+}
+
+static void resend_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    fwd *f = arg;
+    refused_unlink(f);
+    /* route() picks the context of now: the one that refused may have been replaced. */
+    if (f->conn->closed || route(f) != 0) deliver(f, &f->conn->stub, NULL);
+}
+
+/* Redis refused `f` for now (r says why): wait, then send it again. 0, or -1 when its time is up
+ * (the caller delivers the refusal). */
+static int resend_later(fwd *f, const redisReply *r)
+{
+    wf__conn *conn = f->conn;
+    wf_worker *w = conn->w;
+    int64_t now = wf__mono_ms();
+    if (f->retries == 0) f->refused_mono = now;
+    if (conn->refused_since_mono == 0) conn->refused_since_mono = now;
+    int64_t budget = w->opt.lease_ms > w->url.timeout_ms ? w->opt.lease_ms : w->url.timeout_ms;
+    if (now - f->refused_mono > budget) return -1;
+    if (!f->ev) f->ev = evtimer_new(w->base, resend_cb, f);
+    if (!f->ev) return -1;
+    int ms = wf__reply_retry_ms(f->retries++);
+    if (now - conn->refused_log_mono >= 5000) {
+        conn->refused_log_mono = now;
+        wf__log(WF__LOG_WARN,
+                "Redis refused a command for now (%.*s); sending it again in %d ms, for up to %lld "
+                "ms (nothing was run)",
+                (int)(r->len > 120 ? 120 : r->len), r->str, ms, (long long)budget);
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(f->ev, &tv);
+    f->rnext = conn->refused;
+    f->rprev = NULL;
+    if (conn->refused) conn->refused->rprev = f;
+    conn->refused = f;
+    return 0;
+}
+
+/* A redirect (MOVED / ASK) of a cluster command. 0 when re-sent. */
+static int redirect(fwd *f, const redisReply *r)
+{
+    wf__conn *conn = f->conn;
+    int ask = 0, slot = 0, port = 0;
+    char host[256];
+    if (!conn->cluster ||
+        !wf__redirect_parse(r->str, r->len, &ask, &slot, host, sizeof host, &port))
+        return -1;
+    int node = wf__slotmap_node(conn->map, host, port);
+    if (node >= 0 && !ask) conn->map->owner[slot] = (int16_t)node;
+    if (node >= 0 && f->lane < 0) {
+        redisAsyncContext *to = wf__conn_lane(conn, node, node);
+        if (to && ask) redisAsyncCommand(to, NULL, NULL, "ASKING");
+        if (send_on(f, to) == 0) return 0;
+    }
+    /* A blocking lane is tied to its node: reconnect the connection to the new map. */
+    if (f->lane >= 0) wf__conn_reset(conn, "a workflow's slot moved");
+    return -1;
+}
+
 static void fwd_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     fwd *f = privdata;
     wf__conn *conn = f->conn;
     redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR && !conn->closed && f->hops < MAX_HOPS) {
-        f->hops++;
-        if (f->script && is_err(r, "NOSCRIPT") && to_eval(f) == 0 && send_on(f, ac) == 0) return;
-        int ask = 0, slot = 0, port = 0;
-        char host[256];
-        if (conn->cluster &&
-            wf__redirect_parse(r->str, r->len, &ask, &slot, host, sizeof host, &port)) {
-            int node = wf__slotmap_node(conn->map, host, port);
-            if (node >= 0 && !ask) conn->map->owner[slot] = (int16_t)node;
-            if (node >= 0 && f->lane < 0) {
-                redisAsyncContext *to = wf__conn_lane(conn, node, node);
-                if (to && ask) redisAsyncCommand(to, NULL, NULL, "ASKING");
-                if (send_on(f, to) == 0) return;
-            }
-            /* A blocking lane is tied to its node: reconnect the connection to the new map. */
-            if (f->lane >= 0) wf__conn_reset(conn, "a workflow's slot moved");
-        } else if (conn->cluster && is_err(r, "TRYAGAIN") && send_on(f, ac) == 0) {
+    wf__reply_act act = wf__reply_action(r);
+    if (r && act == WF__ACT_DONE && conn->refused_since_mono) {
+        wf__log(WF__LOG_INFO, "Redis accepts commands again after refusing them for %lld ms",
+                (long long)(wf__mono_ms() - conn->refused_since_mono));
+        conn->refused_since_mono = 0;
+    }
+    if (act != WF__ACT_DONE && !conn->closed && f->hops < MAX_HOPS) {
+        if (act != WF__ACT_RETRY) f->hops++;
+        switch (act) {
+        case WF__ACT_NOSCRIPT:
+            if (f->script && to_eval(f) == 0 && send_on(f, ac) == 0) return;
+            break;
+        case WF__ACT_MOVED:
+        case WF__ACT_ASK:
+            if (redirect(f, r) == 0) return;
+            break;
+        case WF__ACT_RETRY:
+            if (resend_later(f, r) == 0) return;
+            break;
+        case WF__ACT_RECONNECT:
+            /* This node is no master now: the caller hears "lost" and resends once the
+             * connection is back, to the master Sentinel or the slot map names then. */
+            wf__log(WF__LOG_WARN, "%s connection: Redis answered %.*s; reconnecting", conn->name,
+                    (int)(r->len > 120 ? 120 : r->len), r->str);
+            deliver(f, ac, NULL);
+            wf__conn_drop(conn, ac, "the server is a read-only replica now");
             return;
+        default:
+            break;
         }
     }
     deliver(f, ac, r);
+}
+
+void wf__conn_refused_flush(wf__conn *conn)
+{
+    while (conn->refused) {
+        fwd *f = conn->refused;
+        refused_unlink(f);
+        deliver(f, &conn->stub, NULL);
+    }
 }
 
 static fwd *fwd_new(wf__conn *conn, redisCallbackFn *fn, void *priv, int lane, int script)
@@ -194,11 +297,7 @@ static fwd *fwd_new(wf__conn *conn, redisCallbackFn *fn, void *priv, int lane, i
 static int send_formatted(wf__conn *conn, redisCallbackFn *fn, void *priv, char *cmd, size_t len,
                           int lane, int script, merge *m)
 {
-    if (!conn->cluster && !script) { /* one server, nothing to re-send: hiredis directly */
-        int rc = conn->ac ? redisAsyncFormattedCommand(conn->ac, fn, priv, cmd, len) : REDIS_ERR;
-        free(cmd);
-        return rc;
-    }
+    /* Every command keeps its bytes until answered: any may be refused for now and re-sent. */
     fwd *f = fwd_new(conn, fn, priv, lane, script);
     if (!f) {
         free(cmd);

@@ -49,6 +49,7 @@ typedef enum wf__counter {
     WF__C_HOOK_DELIVERED, /* webhook notifications answered 2xx */
     WF__C_HOOK_RETRIED,   /* webhook attempts that failed and will be tried again */
     WF__C_HOOK_DEAD,      /* webhook notifications given up (P:{W}:outbox:dead) */
+    WF__C_ORPHANED,       /* queue entries naming a run whose hash no longer exists */
     WF__C_COUNT
 } wf__counter;
 

@@ -237,7 +237,9 @@ typedef struct wf__req {
     int argc;
     char **argv; /* copies */
     size_t *argvlen;
-    int64_t queued_mono; /* for failing it when the connection stays down */
+    int64_t queued_mono;   /* for failing it when the connection stays down */
+    int64_t deadline_mono; /* held or re-sent until then: the later of timeout_ms and the lease */
+    int resend_ok;         /* idempotent: re-sent after a lost reply (see ctx.c) */
     /* completion: written by the loop (or the pool, failing it), then `sem` is posted; the
      * executor reads them after its wait (a semaphore of its own: no shared lock to retake) */
     sem_t sem;
@@ -389,6 +391,13 @@ typedef struct wf__conn {
     int nlanes;
     int any_node; /* for commands without a key */
     int tearing;  /* wf__conn_reset in progress */
+    /* Commands Redis refused for now (LOADING, BUSY, ...: reply_action.h), each waiting on a
+     * timer of its own to be sent again (route.c); answered with a NULL reply at close. */
+    struct fwd *refused;
+    int64_t refused_log_mono;   /* last "Redis refused ... sending again" warning */
+    int64_t refused_since_mono; /* first refusal since Redis last answered normally; 0: none */
+    redisAsyncContext stub; /* what a callback sees as `ac` when no context answered (data: this) */
+    struct event *probe_ev; /* one server: the readiness probe sent again while Redis loads */
 } wf__conn;
 
 struct wf_worker {
@@ -426,6 +435,7 @@ struct wf_worker {
     int arm_next;        /* cluster: the workflow the next arming starts from (round robin) */
     int claims_inflight; /* claim.lua calls outstanding */
     int ops_inflight;    /* end operations outstanding */
+    int ops_refused;     /* an end operation came back refused (finish.c): resend on the tick */
     wf__job **cbatch;    /* completions to send at the end of this loop turn (batch_end.c) */
     int ncbatch, cbatch_cap;
     struct event *cbatch_ev;
@@ -485,6 +495,11 @@ redisAsyncContext *wf__conn_lane(wf__conn *conn, int lane, int node);
 /* Drops every context of the connection (their callbacks fire with NULL replies) and reconnects
  * after the backoff, as when a connection is lost. */
 void wf__conn_reset(wf__conn *conn, const char *why);
+/* Drops the connection `ac` belongs to (a node answered READONLY): it reconnects with backoff;
+ * replies still pending fire first. Safe from inside a reply callback. */
+void wf__conn_drop(wf__conn *conn, redisAsyncContext *ac, const char *why);
+/* Answers every command waiting to be re-sent after a refusal (route.c) with a NULL reply. */
+void wf__conn_refused_flush(wf__conn *conn);
 
 /* route.c: sending on a connection. Like redisAsyncCommand(Argv): `fn` fires exactly once with
  * the final reply (NULL: the connection was lost) unless the call returns REDIS_ERR. In a
