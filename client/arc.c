@@ -1,10 +1,13 @@
 /* arc.c - wf__arc: libwf's scripts on the caller's libevent loop, routed over a Redis Cluster
  * (cluster.h). What rc.c does with blocking reads, done here with callbacks and timers, because
  * an attached client (wf_client_attach) must never block the loop it was handed: MOVED updates
- * the map and sends again, ASK sends ASKING then the script to the importing node, TRYAGAIN and
- * CLUSTERDOWN wait a little, and a node connection that drops reloads the map with an
- * asynchronous CLUSTER SLOTS (a failover moved its slots to a promoted replica). Each call keeps
- * its own copy of keys and arguments until its final reply, bounded by the URL's timeout. */
+ * the map and sends again, ASK sends ASKING then the script to the importing node, what Redis
+ * refused for now (LOADING, TRYAGAIN, CLUSTERDOWN, ...) waits and is sent again, and a node
+ * connection that drops, or a node that answers READONLY, reloads the map with an asynchronous
+ * CLUSTER SLOTS (a failover moved its slots to a promoted replica). What each reply means is
+ * wf__reply_action's (reply_action.h), the policy of the worker's and the synchronous routers.
+ * Each call keeps its own copy of keys and arguments until its final reply, bounded by the URL's
+ * timeout. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +16,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "cluster.h"
-
-#define RETRY_MS 100 /* TRYAGAIN, CLUSTERDOWN, a lost connection: send again after this */
+#include "reply_action.h"
 
 typedef struct call {
     struct call *prev, *next; /* every live call, for wf__arc_free */
@@ -28,6 +30,7 @@ typedef struct call {
     size_t *lens;
     int slot;
     int ask_node;        /* >= 0: the next send goes there, after ASKING */
+    int retries;         /* sends again after a refusal or a lost node (backoff) */
     int64_t deadline_ms; /* give up (fn gets NULL or the last reply) after this */
     struct event *timer; /* a pending retry */
 } call;
@@ -156,22 +159,19 @@ static void retry_fire(evutil_socket_t fd, short what, void *arg)
     send_call(c);
 }
 
-/* Sends again after RETRY_MS, or gives up with `reply` (may be NULL) past the deadline. */
+/* Sends again after a backoff (wf__reply_retry_ms), or gives up with `reply` (may be NULL) past
+ * the deadline. */
 static void retry_later(call *c, redisAsyncContext *ac, void *reply)
 {
-    if (c->a->closing || wf__mono_ms() + RETRY_MS > c->deadline_ms) {
+    int ms = wf__reply_retry_ms(c->retries);
+    if (c->a->closing || wf__mono_ms() + ms > c->deadline_ms) {
         deliver(c, ac, reply);
         return;
     }
+    c->retries++;
     if (!c->timer) c->timer = evtimer_new(c->a->base, retry_fire, c);
-    struct timeval tv = {0, RETRY_MS * 1000};
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     if (!c->timer || evtimer_add(c->timer, &tv) != 0) deliver(c, ac, reply);
-}
-
-static int is_err(const redisReply *r, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return r->type == REDIS_REPLY_ERROR && r->len >= n && memcmp(r->str, prefix, n) == 0;
 }
 
 static void call_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -191,7 +191,8 @@ static void call_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     int ask = 0, slot = 0, port = 0;
     char host[256];
-    if (r->type == REDIS_REPLY_ERROR &&
+    wf__reply_act act = wf__reply_action(r);
+    if ((act == WF__ACT_MOVED || act == WF__ACT_ASK) &&
         wf__redirect_parse(r->str, r->len, &ask, &slot, host, sizeof host, &port)) {
         int node = wf__slotmap_node(&a->map, host, port);
         if (node >= 0 && wf__mono_ms() < c->deadline_ms) {
@@ -203,7 +204,8 @@ static void call_reply(redisAsyncContext *ac, void *reply, void *privdata)
             return;
         }
     }
-    if (is_err(r, "TRYAGAIN") || is_err(r, "CLUSTERDOWN")) {
+    if (act == WF__ACT_RECONNECT) refresh(a); /* a demoted master: learn the new owner */
+    if (act == WF__ACT_RETRY || act == WF__ACT_RECONNECT) {
         retry_later(c, ac, reply);
         return;
     }
