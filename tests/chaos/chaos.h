@@ -60,6 +60,7 @@ typedef struct chaos_env {
     int64_t crash_ms[512]; /* wall clock of each kill -9 of Redis (everysec loss windows) */
     int ncrash;
     int64_t loss_window_ms; /* a run accepted this close before a crash may be lost (0: none) */
+    int no_reclaims;        /* no worker dies in this scenario: any reclaimed lease is a fault */
     char notes[512];        /* scenario figures for the report */
     char problems[1024];    /* why the scenario failed, beyond the counts */
 } chaos_env;

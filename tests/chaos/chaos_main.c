@@ -17,6 +17,7 @@
 
 int chaos_worker_sigkill(int seconds);
 int chaos_redis_aof(int seconds, int always);
+int chaos_redis_slow_load(int seconds);
 int chaos_client_kill(int seconds);
 int chaos_pause(int seconds);
 int chaos_hang(int seconds);
@@ -42,6 +43,7 @@ static const struct {
     {"worker-sigkill", chaos_worker_sigkill, 8},
     {"redis-restart-always", always, 8},
     {"redis-restart-everysec", everysec, 8},
+    {"redis-restart-slow-load", chaos_redis_slow_load, 9},
     {"client-kill", chaos_client_kill, 5},
     {"pause", chaos_pause, 9},
     {"hang", chaos_hang, 5},

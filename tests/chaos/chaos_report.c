@@ -254,6 +254,8 @@ int chaos_report(chaos_env *e, chaos_counts *c)
     if (c->wrong) chaos_problem(e, "%d runs completed with a wrong output", c->wrong);
     if (unexpected) chaos_problem(e, "%d runs failed that should have completed", unexpected);
     if (sanitizer) chaos_problem(e, "a sanitizer reported errors in a worker process");
+    if (e->no_reclaims && reclaims)
+        chaos_problem(e, "%lld leases reclaimed although no worker died", reclaims);
     int passed = e->problems[0] == '\0';
     if (!passed) printf("   problems: %s\n", e->problems);
     printf("   %s %s\n", passed ? "PASS" : "FAIL", e->name);

@@ -121,6 +121,48 @@ int chaos_redis_aof(int seconds, int always)
     return finish(&e);
 }
 
+/* ---- Redis restarted on a data set that takes seconds to load ----------------------------------
+ */
+
+static int aof_rewritten(void *arg)
+{
+    redisContext *c = chaos_redis(arg);
+    char *info = c ? wf_test_cmd_str(c, "INFO persistence") : NULL;
+    int done = info && strstr(info, "aof_rewrite_in_progress:0") &&
+               strstr(info, "aof_rewrite_scheduled:0");
+    free(info);
+    return done;
+}
+
+int chaos_redis_slow_load(int seconds)
+{
+    chaos_env e;
+    printf("\n== redis-restart-slow-load: Redis (AOF always) killed or shut down every 4 s and "
+           "restarted on a data set that takes about 1.5 s to load (LOADING meanwhile) (%d s)\n",
+           seconds);
+    /* key-load-delay (µs per key) only slows loading: the first, empty start is quick. Small
+     * event intervals make Redis answer LOADING while it loads, as it does with a big AOF. */
+    chaos_opts o = {.lease_ms = 8000,
+                    .redis_conf = "appendonly yes\nappendfsync always\nkey-load-delay 500\n"
+                                  "loading-process-events-interval-bytes 1024\n"};
+    if (chaos_begin(&e, "redis-restart-slow-load", seconds, &o) != 0) return finish(&e);
+    /* 3,000 padding keys in the AOF's base, where the delay applies per key. */
+    redisContext *c = chaos_redis(&e);
+    char *pop = c ? wf_test_cmd_str(c, "DEBUG POPULATE 3000 pad 8") : NULL;
+    char *rw = pop ? wf_test_cmd_str(c, "BGREWRITEAOF") : NULL;
+    if (!rw || !wf_test_wait(aof_rewritten, &e, 20000)) chaos_problem(&e, "could not pad the AOF");
+    free(pop);
+    free(rw);
+    /* The lease (8 s) outlives each outage: no worker dies, so no lease may be reclaimed. */
+    e.no_reclaims = 1;
+    every ev = {4000, 3000, 0};
+    load(&e, restart_redis, &ev);
+    chaos_note(&e, "Redis restarts %d (%d kill -9), each loading for about 1.5 s", ev.count,
+               e.ncrash);
+    if (ev.count == 0) chaos_problem(&e, "Redis was never restarted");
+    return finish(&e);
+}
+
 /* ---- CLIENT KILL of every normal connection ---------------------------------------------------
  */
 
