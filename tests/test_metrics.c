@@ -535,3 +535,28 @@ Test(metrics, json_logs_carry_run_and_step_fields)
     wf_run_free(fatal);
     wf_run_free(steps);
 }
+
+/* A queue entry whose run hash is gone (expired, or deleted by hand) is dropped with a warning
+ * that says so and counted, not skipped in silence. */
+Test(metrics, queue_entry_of_a_deleted_run_is_logged_and_counted)
+{
+    cr_assert_geq(wf_test_cmd_int(rc, "HSET wf:workflows echo {}"), 0); /* before any worker */
+    wf_run *gone[2], *kept = NULL;
+    for (int i = 0; i < 2; i++) gone[i] = start_json("echo", "{\"n\": 1}");
+    kept = start_json("echo", "{\"n\": 2}");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(wf_test_cmd_int(rc, "DEL wf:{echo}:run:%s", wf_run_id(gone[i])), 1);
+        wf_run_free(gone[i]);
+    }
+    worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
+    wait_metric("wf_queue_entries_orphaned_total", "workflow=\"echo\"", 2);
+    count_wait c = {"wf:{echo}:state:completed", 1};
+    cr_assert(wf_test_wait(zcard_is, &c, 15000), "the run that still exists completed");
+    wf_run_free(kept);
+    char *log = wf_test_slurp(log_path);
+    int warned = 0;
+    for (const char *p = log; p && (p = strstr(p, "does not exist any more")); p++) warned++;
+    free(log);
+    cr_assert_eq(warned, 2, "one warning per dropped entry");
+    cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{echo}:queue"), 0, "the entries are gone");
+}
