@@ -2,11 +2,14 @@
 # Builds every DIR/NAME.c as a loadable workflow module NAME.so whose workflow is named NAME (from
 # the file's name, as the original API names a workflow from its file path). Load them with
 # `wf-worker --workflows OUTPUT_DIR`. Defines the target `${TARGET_PREFIX}workflows` that builds all.
+# Works in wf's own tree (target wf-worker), from the installed CMake package (wf::worker, after
+# find_package(wf)), and, failing both, with pkg-config's wf-worker.pc.
 function(wf_add_workflows dir)
   cmake_parse_arguments(ARG "" "OUTPUT_DIR;TARGET_PREFIX" "" ${ARGN})
   if(NOT ARG_OUTPUT_DIR)
     set(ARG_OUTPUT_DIR ${CMAKE_CURRENT_BINARY_DIR}/workflows)
   endif()
+  get_filename_component(dir "${dir}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
   file(GLOB files CONFIGURE_DEPENDS ${dir}/*.c)
   set(all "")
   foreach(f ${files})
@@ -18,6 +21,8 @@ function(wf_add_workflows dir)
     target_compile_definitions(${tgt} PRIVATE WF_WORKFLOW_NAME="${name}")
     if(TARGET wf-worker)
       target_link_libraries(${tgt} PRIVATE wf-worker)
+    elseif(TARGET wf::worker)
+      target_link_libraries(${tgt} PRIVATE wf::worker)
     else()
       find_package(PkgConfig REQUIRED)
       pkg_check_modules(WF_WORKER REQUIRED IMPORTED_TARGET wf-worker)

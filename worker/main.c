@@ -53,8 +53,11 @@ static const char usage[] =
     "  --webhook-visibility-ms V   a dead worker's unacknowledged notifications are taken\n"
     "                       over after V ms (default 60000; at least twice the timeout)\n"
     "  -h, --help           this help\n"
+    "  -V, --version        print the version (and whether systemd notify is built in)\n"
     "\n"
-    "SIGTERM or SIGINT drains every worker process and exits 0.\n";
+    "SIGTERM or SIGINT drains every worker process and exits 0. Under systemd (Type=notify,\n"
+    "NotifyAccess=all) each worker process sends READY=1 once it is registered and WATCHDOG=1\n"
+    "from its loop when WatchdogSec= is set.\n";
 
 static wf_worker *volatile g_worker;
 static volatile sig_atomic_t g_stop;
@@ -119,6 +122,7 @@ static int run_worker(void *arg)
     g_worker = w;
     if (g_supervised) wf__worker_set_recycle(w, g_stuck_grace_ms, g_max_rss_mb);
     if (g_supervised) wf__ops_set_http_span(w, (int)g_processes);
+    wf__sd_enable(w); /* READY=1 and WATCHDOG=1 when run by systemd ($NOTIFY_SOCKET) */
     if (g_stop) wf_worker_stop(w);
     int rc = wf_worker_run(w, &err);
     if (rc != WF_OK) wf__log(WF__LOG_ERROR, "worker failed: %s", err.message);
@@ -171,6 +175,7 @@ int main(int argc, char **argv)
         {"webhook-timeout-ms", required_argument, NULL, O_HOOK_TIMEOUT},
         {"webhook-visibility-ms", required_argument, NULL, O_HOOK_VIS},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     wf_worker_options opt = {0};
@@ -180,7 +185,7 @@ int main(int argc, char **argv)
     long long v;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
         const char *a = optarg;
         switch (c) {
         case O_REDIS:
@@ -273,6 +278,10 @@ int main(int argc, char **argv)
             break;
         case 'h':
             fputs(usage, stdout);
+            return 0;
+        case 'V':
+            printf("wf-worker %s (systemd notify: %s)\n", WF_VERSION,
+                   wf__sd_available() ? "yes" : "no");
             return 0;
         case ':':
             return usage_error("option %s needs a value", argv[optind - 1]);

@@ -343,6 +343,7 @@ void wf__ops_on_ready(wf_worker *w)
 {
     wf__ops *ops = w->ops;
     if (!ops || !ops->gauges) return;
+    wf__sd_on_ready(w);
     ops->scripts_ok = 0;
     ops->next_presence = 0; /* register at once (Redis may have restarted empty) */
     ops->next_probe = wf__mono_ms() + PROBE_MS;
@@ -354,6 +355,7 @@ void wf__ops_on_ready(wf_worker *w)
 void wf__ops_tick(wf_worker *w, int64_t now)
 {
     wf__ops *ops = w->ops;
+    wf__sd_tick(w, now); /* the watchdog pings while Redis is down too: it watches the loop */
     if (!ops || !ops->gauges || w->closing || !wf__conn_usable(&w->cmd)) return;
     if (now >= ops->next_probe) {
         ops->next_probe = now + PROBE_MS;

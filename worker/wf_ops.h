@@ -112,6 +112,13 @@ typedef struct wf__ops {
 
     /* -- webhooks (webhook.c); NULL when off -- */
     wf__hooks *hooks;
+
+    /* -- systemd notify (sd.c); all 0 unless wf__sd_enable() was called -- */
+    int sd_on;                /* wf-worker asked for it and $NOTIFY_SOCKET is set */
+    int sd_ready_sent;        /* READY=1 sent (once per process) */
+    int sd_barrier;           /* a barrier before READY=1 is in flight on cmd */
+    int64_t sd_watchdog_ms;   /* WATCHDOG=1 interval: half of $WATCHDOG_USEC; 0: no watchdog */
+    int64_t sd_next_watchdog; /* mono ms */
 } wf__ops;
 
 /* Creates the ops state from the options (checks the HTTP address and token rule, the webhook
@@ -145,6 +152,16 @@ char *wf__ops_read_secret(const char *path, wf_error *err);
 const char *wf__ops_not_ready(const struct wf_worker *w);
 
 /* ---- Parts --------------------------------------------------------------------------------- */
+
+/* sd.c: systemd's notify protocol for wf-worker (wf-worker@.service, Type=notify). Enable turns it
+ * on for this worker when $NOTIFY_SOCKET is set (a program embedding the pool never calls it);
+ * the tick sends READY=1 once the worker is ready and registered, WATCHDOG=1 every half of
+ * $WATCHDOG_USEC; on_ready forgets a barrier a lost connection dropped. No-ops without
+ * libsystemd (WF_SYSTEMD); wf__sd_available() says whether it was compiled in. */
+void wf__sd_enable(struct wf_worker *w);
+void wf__sd_tick(struct wf_worker *w, int64_t now);
+void wf__sd_on_ready(struct wf_worker *w);
+int wf__sd_available(void);
 
 /* presence.c: HSET the entry when due (about every 5 s); HDEL it at exit (sync connection). */
 void wf__presence_tick(struct wf_worker *w, int64_t now);
