@@ -19,17 +19,19 @@
 
 /* Exit codes: part of the command line's interface (wf --help prints this table). */
 enum {
-    WF_CLI_OK = 0,         /* success; with --wait: the run completed */
-    WF_CLI_USAGE = 1,      /* bad command line */
-    WF_CLI_NOT_FOUND = 2,  /* no such run, or a malformed run id */
-    WF_CLI_CONNECT = 3,    /* cannot reach Redis, bad Redis URL, Redis error */
-    WF_CLI_RUN_FAILED = 4, /* with --wait: the run ended failed, terminated or cancelled */
-    WF_CLI_FINISHED = 5,   /* stop: the run had already finished */
-    WF_CLI_BAD_INPUT = 6,  /* bad JSON, payload too large, unknown or invalid workflow name */
-    WF_CLI_TIMEOUT = 7,    /* with --wait: the run was not final within --timeout */
-    WF_CLI_STATE = 8,      /* the run's state does not allow it (pause a paused run, resume one
-                              that is not paused, retry one that has not ended) */
-    WF_CLI_LISTEN = 9,     /* web: cannot listen on the address */
+    WF_CLI_OK = 0,          /* success; with --wait: the run completed */
+    WF_CLI_USAGE = 1,       /* bad command line */
+    WF_CLI_NOT_FOUND = 2,   /* no such run, or a malformed run id */
+    WF_CLI_CONNECT = 3,     /* cannot reach Redis, bad Redis URL, Redis error */
+    WF_CLI_RUN_FAILED = 4,  /* with --wait: the run ended failed, terminated or cancelled */
+    WF_CLI_FINISHED = 5,    /* stop: the run had already finished */
+    WF_CLI_BAD_INPUT = 6,   /* bad JSON, payload too large, unknown or invalid workflow name */
+    WF_CLI_TIMEOUT = 7,     /* with --wait: the run was not final within --timeout */
+    WF_CLI_STATE = 8,       /* the run's state does not allow it (pause a paused run, resume one
+                               that is not paused, retry one that has not ended) */
+    WF_CLI_LISTEN = 9,      /* web: cannot listen on the address */
+    WF_CLI_CANCELLED = 10,  /* wait, status --follow: the run ended cancelled */
+    WF_CLI_TERMINATED = 11, /* wait, status --follow: the run ended terminated */
 };
 
 /* Global settings and the lazily opened connection. */
@@ -62,13 +64,25 @@ int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *opt
  * after a usage error was printed. */
 int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow);
 
-/* Parses a non-negative integer / a non-negative number of seconds. Returns 0 or -1. */
-int wf__cli_parse_long(const char *s, long long *out);
-int wf__cli_parse_seconds(const char *s, double *out);
+/* Takes --redis URL (the global option, `cmd` NULL before the command's name): returns WF_CLI_OK,
+ * or WF_CLI_USAGE after printing why an empty URL is refused. */
+int wf__cli_redis_option(wf__cli *cli, const char *url, const char *cmd);
 
-/* Parses a duration: a number with a unit, ms, s, m, h or d ("500ms", "10m", "1.5h", "7d"), or a
- * bare number of milliseconds. Returns 0 with *ms set, or -1. */
-int wf__cli_parse_duration(const char *s, int64_t *ms);
+/* Parses a non-negative integer. Returns 0 or -1. */
+int wf__cli_parse_long(const char *s, long long *out);
+
+/* Parses a duration, the one syntax of every time option: NUMBER UNIT with the unit ms, s, m,
+ * h or d ("500ms", "10s", "1.5h", "7d"), several of them in a row ("1h30m"), or a bare number
+ * meaning `bare_ms` ms each (the option's unit from before units existed: 1 for --delay, 1000
+ * for --timeout; 0: a bare number is refused). No sign, exponent or spaces. Returns 0 with *ms
+ * set, or -1. */
+int wf__cli_parse_duration(const char *s, int64_t bare_ms, int64_t *ms);
+
+/* wf__cli_parse_duration() for option `option` ("--delay") of command `cmd`: returns WF_CLI_OK,
+ * or WF_CLI_USAGE after printing "wf: --delay: '10x' is not a duration; use e.g. 500ms, 10s,
+ * 10m, 7d ...". */
+int wf__cli_duration_arg(const char *cmd, const char *option, const char *arg, int64_t bare_ms,
+                         int64_t *ms);
 
 /* Parses a point in time: milliseconds since the epoch (a bare number), or a duration with a unit
  * meaning that long before `now_ms` ("10m" = ten minutes ago). Returns 0 or -1. */
@@ -127,6 +141,40 @@ const char *wf__cli_cell(const char *s, size_t width, char *buf, size_t size);
 json_t *wf__cli_stats_json(const wf_stats *stats);
 json_t *wf__cli_worker_json(const wf_worker_info *worker);
 
+/* ---- Waiting for a run (wait.c) -------------------------------------------------------------- */
+
+/* Milliseconds of the monotonic clock (for deadlines and elapsed times). */
+int64_t wf__cli_mono_ms(void);
+
+/* Called by wf__cli_poll_final() with each status read, the first included; returns WF_CLI_OK to
+ * go on, or an exit code to stop waiting with. */
+typedef int (*wf__cli_poll_fn)(wf_run *run, const wf_status *st, void *arg);
+
+/* Polls run's status, `st` holding the one read already, until it is final or `timeout_ms` (0: no
+ * limit) passed: every 50 ms at first, growing to 250 ms. Leaves the last status read in `st`.
+ * Returns WF_CLI_OK once final (whatever the outcome), WF_CLI_TIMEOUT, on_poll's code, or the
+ * exit code of a read that failed (its error printed). */
+int wf__cli_poll_final(wf_run *run, wf_status *st, int64_t timeout_ms, wf__cli_poll_fn on_poll,
+                       void *arg);
+
+/* Progress while waiting, on stderr (stdout keeps the result): on a terminal one line rewritten
+ * in place with the state, the step the run is on and the time waited so far; otherwise a plain
+ * line each time the state or the step changes. */
+typedef struct wf__cli_progress {
+    int tty;          /* stderr is a terminal */
+    int64_t start_ms; /* wf__cli_mono_ms() when the wait began */
+    wf_state state;   /* last shown */
+    char step[160];   /* last shown */
+} wf__cli_progress;
+
+void wf__cli_progress_init(wf__cli_progress *p);
+int wf__cli_progress_show(wf_run *run, const wf_status *st, void *arg); /* a wf__cli_poll_fn */
+void wf__cli_progress_end(wf__cli_progress *p); /* clears the live line on a terminal */
+
+/* The exit code of a final state: 0 completed; else 4 (RUN_FAILED), or with `distinct` 10 for
+ * cancelled and 11 for terminated. */
+int wf__cli_outcome_code(wf_state state, int distinct);
+
 /* ---- Commands -------------------------------------------------------------------------------- */
 
 int wf__cli_cmd_run(wf__cli *cli, int argc, char **argv);
@@ -146,6 +194,12 @@ int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_web(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_schedule(wf__cli *cli, int argc, char **argv); /* cmd_schedule.c */
 int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv);    /* cmd_limit.c */
+int wf__cli_cmd_wait(wf__cli *cli, int argc, char **argv);     /* cmd_wait.c */
+
+/* `wf status ID --follow [--text] [--timeout DUR]` (cmd_wait.c): prints run `id` again each time
+ * it changes (with `text`: each new timeline line, then the whole view at the end) until it is
+ * final or `timeout_ms` (0: no limit) passed. Returns the exit code of `wf wait`. */
+int wf__cli_follow(wf__cli *cli, const char *id, int text, int64_t timeout_ms);
 
 /* Reattaches to run `id` and reads its status. On success returns WF_OK with `*run` (caller frees
  * with wf_run_free()) and `*status` (caller clears with wf_status_clear()) filled; else returns

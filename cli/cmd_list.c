@@ -19,7 +19,8 @@ static const char LIST_USAGE[] =
     "                 failed, cancelled or terminated\n"
     "  --workflow W   only runs of workflow W (default: every registered workflow)\n"
     "  --since T      only runs whose last state change is at or after T: ms since the epoch,\n"
-    "                 or a duration before now (30s, 10m, 2h, 7d; this machine's clock)\n"
+    "                 or a duration before now (500ms, 30s, 10m, 2h, 7d, 1h30m; this\n"
+    "                 machine's clock)\n"
     "  --until T      only runs whose last state change is at or before T (same forms)\n"
     "  --limit N      at most N runs (default 100)\n"
     "  --offset N     skip the N newest matching runs first (the next page: --offset 100)\n"
@@ -131,8 +132,9 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
         case OPT_UNTIL:
             if (wf__cli_parse_time(optarg, now, c == OPT_SINCE ? &lo.since_ms : &lo.until_ms) != 0)
                 return wf__cli_usage_error("list",
-                                           "--%s wants ms since the epoch or a duration like "
-                                           "10m, not '%s'",
+                                           "--%s: '%s' is not a time; use a duration before "
+                                           "now (e.g. 500ms, 10s, 10m, 7d) or ms since the "
+                                           "epoch",
                                            c == OPT_SINCE ? "since" : "until", optarg);
             break;
         default:

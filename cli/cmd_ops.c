@@ -43,7 +43,7 @@ static const char PURGE_USAGE[] =
     "with --json {\"purged\": N, \"dryRun\": BOOL}.\n"
     "\n"
     "Options:\n"
-    "  --older-than D  required: 30s, 10m, 2h, 7d, or milliseconds\n"
+    "  --older-than D  required: a duration (30s, 10m, 2h, 7d; a bare number is milliseconds)\n"
     "  --workflow W    only workflow W (default: every registered workflow)\n"
     "  --state S       only one final state: completed, failed, cancelled or terminated\n"
     "  --dry-run       delete nothing; print how many runs would be deleted\n"
@@ -208,11 +208,9 @@ int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv)
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
         switch (c) {
         case OPT_OLDER:
-            if (wf__cli_parse_duration(optarg, &po.older_than_ms) != 0)
-                return wf__cli_usage_error("purge",
-                                           "--older-than wants a duration like 7d, not "
-                                           "'%s'",
-                                           optarg);
+            if (wf__cli_duration_arg("purge", "--older-than", optarg, 1, &po.older_than_ms) !=
+                WF_CLI_OK)
+                return WF_CLI_USAGE;
             has_age = 1;
             break;
         case OPT_WORKFLOW:

@@ -7,7 +7,7 @@
 #include "status_json.h"
 
 static const char STATUS_USAGE[] =
-    "Usage: wf status ID [--text]\n"
+    "Usage: wf status ID [--text] [--follow [--timeout DUR]]\n"
     "\n"
     "Prints run ID (e.g. publish-draft:01JD3M5S0RM3Y6ZC2W7D8X9A1B) as JSON: the status (see\n"
     "`wf --help`) plus \"step\" (the step it is on), \"pausedFrom\", \"reclaims\", \"priority\"\n"
@@ -19,6 +19,13 @@ static const char STATUS_USAGE[] =
     "  --text         the same for people: state with the waiting reason and wake time,\n"
     "                 priority (when not normal), attempt, worker, last error, times, output,\n"
     "                 then a table of the steps\n"
+    "  --follow       keep watching until the run is final: print the run again each time it\n"
+    "                 changes (one JSON document per change; one line each when piped), or\n"
+    "                 with --text each new line of its timeline (TIME EVENT DETAIL) and the\n"
+    "                 whole text view at the end. Exits as `wf wait` does: 0 completed,\n"
+    "                 4 failed, 10 cancelled, 11 terminated, 7 timed out\n"
+    "  --timeout DUR  with --follow: stop watching after DUR (e.g. 30s, 10m; a bare number is\n"
+    "                 seconds); exit 7\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n"
     "Exits 2 when there is no such run or ID is malformed.\n";
 
@@ -46,21 +53,36 @@ static int print_status(wf_run *run, const wf_status *st)
 
 int wf__cli_cmd_status(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_TEXT = 1 };
+    enum { OPT_TEXT = 1, OPT_FOLLOW, OPT_TIMEOUT };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"text", no_argument, NULL, OPT_TEXT},
+        {"follow", no_argument, NULL, OPT_FOLLOW},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
-    int text = 0, c;
+    int text = 0, follow = 0, has_timeout = 0, c;
+    int64_t timeout_ms = 0;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
-        if (c != OPT_TEXT) return WF_CLI_USAGE;
-        text = 1;
+        if (c == OPT_TEXT) {
+            text = 1;
+        } else if (c == OPT_FOLLOW) {
+            follow = 1;
+        } else if (c == OPT_TIMEOUT) {
+            if (wf__cli_duration_arg("status", "--timeout", optarg, 1000, &timeout_ms) != WF_CLI_OK)
+                return WF_CLI_USAGE;
+            has_timeout = 1;
+        } else {
+            return WF_CLI_USAGE;
+        }
     }
     if (cli->help) return fputs(STATUS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (argc - optind != 1) return wf__cli_usage_error("status", "status wants one run id");
     if (text && cli->json)
         return wf__cli_usage_error("status", "--text and --json exclude each other");
+    if (has_timeout && !follow)
+        return wf__cli_usage_error("status", "--timeout only goes with --follow");
+    if (follow) return wf__cli_follow(cli, argv[optind], text, timeout_ms);
     int rc = wf__cli_connect(cli);
     if (rc != WF_CLI_OK) return rc;
     wf_run *run;

@@ -657,3 +657,222 @@ Test(cli_ops, every_command_has_help_and_the_exit_codes_are_listed)
     cr_assert_eq(wf(&out, "workers", "--bogus", NULL), 1);
     free(out);
 }
+
+/* ---- durations, --redis '' ------------------------------------------------------------------ */
+
+/* Runs `/bin/sh -c CMD` where CMD is `fmt` formatted; "$WF" in it is the built wf with --redis.
+ * Returns the exit code, *out the shell's stdout (caller frees). */
+static int sh(char **out, const char *fmt, ...)
+{
+    char *bin = wf_test_path("wf"), cmd[2048], prefix[600];
+    snprintf(prefix, sizeof prefix, "WF='%s --redis %s'; ", bin, env.redis.url);
+    size_t n = strlen(prefix);
+    memcpy(cmd, prefix, n + 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof cmd - n, fmt, ap);
+    va_end(ap);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int rc = wf_test_run(argv, NULL, NULL, out, 30000);
+    free(bin);
+    return rc;
+}
+
+static json_int_t ifield(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+Test(cli_ops, one_duration_syntax_for_every_time_option)
+{
+    /* --delay: units, and a bare number is still milliseconds. */
+    char *out;
+    cr_assert_eq(wf(&out, "run", "publish-draft", "--delay", "10m", "--id", "d-10m", NULL), 0);
+    json_t *doc = parse(out);
+    json_t *st = json_object_get(doc, "status");
+    json_int_t due = ifield(st, "wakeAt") - ifield(st, "createdAt");
+    cr_assert(due >= 599000 && due <= 601000, "--delay 10m is due in %lld ms", (long long)due);
+    json_decref(doc);
+    cr_assert_eq(wf(&out, "run", "publish-draft", "--delay", "1h30m", "--json", NULL), 0);
+    doc = parse(out);
+    st = json_object_get(doc, "status");
+    due = ifield(st, "wakeAt") - ifield(st, "createdAt");
+    cr_assert(due >= 5399000 && due <= 5401000, "--delay 1h30m is due in %lld ms", (long long)due);
+    json_decref(doc);
+    cr_assert_eq(wf(&out, "run", "publish-draft", "--delay", "600000", NULL), 0);
+    doc = parse(out);
+    st = json_object_get(doc, "status");
+    due = ifield(st, "wakeAt") - ifield(st, "createdAt");
+    cr_assert(due >= 599000 && due <= 601000, "bare --delay 600000 is due in %lld ms",
+              (long long)due);
+    json_decref(doc);
+
+    /* --timeout: units (and a bare number is still seconds: test_cli's --timeout 0.3). */
+    long long t0 = redis_now();
+    cr_assert_eq(wf(&out, "run", "slow", "20000", "--wait", "--timeout", "300ms", NULL), 7);
+    cr_assert_lt(redis_now() - t0, 10000, "--timeout 300ms gave up in time");
+    free(out);
+
+    /* --older-than, --since/--until, limit --per and --debounce. */
+    cr_assert_eq(wf(&out, "purge", "--older-than", "1h30m", "--dry-run", NULL), 0);
+    free(out);
+    cr_assert_eq(wf(&out, "list", "--since", "1h30m", "--until", "500ms", NULL), 0);
+    free(out);
+    cr_assert_eq(wf(&out, "limit", "publish-draft", "--rate", "5", "--per", "1m", "--debounce",
+                    "1.5s", "--json", NULL),
+                 0);
+    doc = parse(out);
+    cr_assert_eq(ifield(doc, "ratePerMs"), 60000);
+    cr_assert_eq(ifield(doc, "debounceMs"), 1500);
+    json_decref(doc);
+    cr_assert_eq(
+        wf(&out, "limit", "publish-draft", "--per", "250", "--debounce", "0", "--json", NULL), 0);
+    doc = parse(out);
+    cr_assert_eq(ifield(doc, "ratePerMs"), 250, "a bare --per is still milliseconds");
+    cr_assert_eq(ifield(doc, "debounceMs"), 0);
+    json_decref(doc);
+
+    /* Anything else: exit 1 and one message that names the option and shows the syntax. */
+    static const char *const bad[][2] = {
+        {"run publish-draft --delay 10x", "--delay: '10x' is not a duration"},
+        {"run publish-draft --wait --timeout 5mins", "--timeout: '5mins' is not a duration"},
+        {"run publish-draft --delay -5s", "--delay: '-5s' is not a duration"},
+        {"run publish-draft --delay 1h30", "--delay: '1h30' is not a duration"},
+        {"purge --older-than 0x10", "--older-than: '0x10' is not a duration"},
+        {"limit publish-draft --debounce soon", "--debounce: 'soon' is not a duration"},
+        {"wait publish-draft:x --timeout 1y", "--timeout: '1y' is not a duration"},
+        {"list --since 10x", "--since: '10x' is not a time"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(sh(&out, "$WF %s 2>&1", bad[i][0]), 1, "%s: %s", bad[i][0], out);
+        cr_assert_not_null(strstr(out, bad[i][1]), "%s: %s", bad[i][0], out);
+        if (strncmp(bad[i][0], "list", 4) != 0)
+            cr_assert_not_null(strstr(out, "use e.g. 500ms, 10s, 10m, 7d"), "%s", out);
+        free(out);
+    }
+    /* Nothing was started by the refused commands: three delayed runs and the slow one. */
+    cr_assert_eq(wf(&out, "list", "--json", NULL), 0);
+    doc = parse(out);
+    cr_assert_eq(json_array_size(doc), 4);
+    json_decref(doc);
+}
+
+Test(cli_ops, an_empty_redis_url_is_a_usage_error_not_the_default)
+{
+    char *bin = wf_test_path("wf"), *out;
+    /* $WF_REDIS_URL names the test's Redis: an empty --redis must not fall back to it. */
+    const char *before[] = {bin, "--redis", "", "run", "publish-draft", "--id", "empty", NULL};
+    const char *after[] = {bin, "run", "publish-draft", "--id", "empty", "--redis=", NULL};
+    const char *envp[] = {env.redis_env, NULL};
+    cr_assert_eq(wf_test_run(before, envp, NULL, &out, 30000), 1, "%s", out);
+    cr_assert_str_eq(out, "");
+    free(out);
+    cr_assert_eq(wf_test_run(after, envp, NULL, &out, 30000), 1, "%s", out);
+    free(out);
+    cr_assert_str_eq(state_of("publish-draft:empty"), "", "no run was started");
+    free(bin);
+    cr_assert_eq(sh(&out, "$WF status x:y --redis '' 2>&1"), 1);
+    cr_assert_not_null(strstr(out, "--redis: the URL is empty"), "%s", out);
+    free(out);
+}
+
+/* ---- wait, status --follow ------------------------------------------------------------------ */
+
+Test(cli_ops, wait_blocks_until_final_and_the_exit_code_says_how_it_ended)
+{
+    char *out, want[256];
+    char *done = start_run("slow", "300", NULL, NULL, NULL);
+    cr_assert_eq(wf(&out, "wait", done, NULL), 0, "%s", out);
+    snprintf(want, sizeof want, "%s: completed\n", done);
+    cr_assert_str_eq(out, want);
+    free(out);
+    cr_assert_str_eq(state_of(done), "completed");
+
+    char *failed = start_run("fatal", "{}", NULL, NULL, NULL);
+    cr_assert_eq(wf(&out, "wait", failed, "--timeout", "30s", NULL), 4, "%s", out);
+    cr_assert_not_null(strstr(out, ": failed: card declined"), "%s", out);
+    free(out);
+
+    char *terminated = start_run("timeout", "{}", NULL, NULL, NULL);
+    cr_assert_eq(wf(&out, "wait", terminated, "--json", NULL), 11, "%s", out);
+    json_t *doc = parse(out);
+    cr_assert_str_eq(sfield(doc, "state"), "terminated");
+    cr_assert_str_eq(sfield(doc, "id"), terminated);
+    json_decref(doc);
+
+    /* Not final within --timeout: 7, the last state printed, the run goes on. */
+    char *waiting = start_run("publish-draft", "--delay", "10m", NULL, NULL);
+    long long t0 = redis_now();
+    cr_assert_eq(wf(&out, "wait", waiting, "--timeout", "300ms", NULL), 7, "%s", out);
+    cr_assert_lt(redis_now() - t0, 10000);
+    snprintf(want, sizeof want, "%s: waiting\n", waiting);
+    cr_assert_str_eq(out, want);
+    free(out);
+
+    /* Cancelled while waiting: 10. */
+    char *bin = wf_test_path("wf"), log[400];
+    snprintf(log, sizeof log, "%s/wait.log", env.redis.dir);
+    const char *argv[] = {bin, "--redis", env.redis.url, "wait", waiting, NULL};
+    pid_t pid = wf_test_spawn(argv, NULL, log);
+    free(bin);
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(wf(&out, "stop", waiting, NULL), 0);
+    free(out);
+    int status = wf_test_kill(pid, 0, 15000); /* signal 0: just reap it, within 15 s */
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 10, "wf wait exited %#x: %s", status,
+              wf_test_slurp(log));
+
+    cr_assert_eq(wf(&out, "wait", "slow:01AAAAAAAAAAAAAAAAAAAAAAAA", NULL), 2);
+    free(out);
+    cr_assert_eq(wf(&out, "wait", NULL), 1);
+    free(out);
+    char *ids[] = {done, failed, terminated, waiting};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) free(ids[i]);
+}
+
+Test(cli_ops, status_follow_prints_each_change_until_final)
+{
+    char *id = start_run("slow", "800", NULL, NULL, NULL);
+    char *out;
+    /* Piped: one compact JSON document per line, each different from the one before. */
+    cr_assert_eq(wf(&out, "status", id, "--follow", "--timeout", "30s", NULL), 0, "%s", out);
+    size_t lines = 0;
+    char *save = NULL, *prev = NULL;
+    const char *first = NULL, *last = NULL;
+    json_t *docs[64];
+    for (char *line = strtok_r(out, "\n", &save); line && lines < 64;
+         line = strtok_r(NULL, "\n", &save)) {
+        cr_assert(prev == NULL || strcmp(prev, line) != 0, "a line repeats: %s", line);
+        docs[lines] = parse(strdup(line));
+        last = sfield(docs[lines], "state");
+        if (!first) first = last;
+        prev = line;
+        lines++;
+    }
+    cr_assert_geq(lines, 2, "the run changed at least once while followed");
+    cr_assert(strcmp(first, "queued") == 0 || strcmp(first, "running") == 0, "first %s", first);
+    cr_assert_str_eq(last, "completed");
+    cr_assert_not_null(json_object_get(docs[lines - 1], "timeline"));
+    for (size_t i = 0; i < lines; i++) json_decref(docs[i]);
+    free(out);
+
+    /* --text: the timeline as it grows, then the whole view; the exit code of `wf wait`. */
+    char *failed = start_run("fatal", "{}", NULL, NULL, NULL);
+    cr_assert_eq(wf(&out, "status", failed, "--follow", "--text", NULL), 4, "%s", out);
+    cr_assert_not_null(strstr(out, "  created "), "%s", out);
+    cr_assert_not_null(strstr(out, "  failed        card declined"), "%s", out);
+    cr_assert_not_null(strstr(out, "\nState      failed\n"), "%s", out);
+    free(out);
+
+    /* --timeout without --follow is a usage error; with it, 7. */
+    cr_assert_eq(wf(&out, "status", id, "--timeout", "1s", NULL), 1);
+    free(out);
+    char *waiting = start_run("publish-draft", "--delay", "10m", NULL, NULL);
+    cr_assert_eq(wf(&out, "status", waiting, "--follow", "--timeout", "200ms", NULL), 7);
+    json_t *doc = parse(out);
+    cr_assert_str_eq(sfield(doc, "state"), "waiting");
+    json_decref(doc);
+    free(id);
+    free(failed);
+    free(waiting);
+}
