@@ -111,6 +111,64 @@ const char *wf__cli_error_text(const wf_error *err);
 /* Prints "wf: <err->message>" to stderr and returns wf__cli_exit_code(err->code). */
 int wf__cli_fail(const wf_error *err);
 
+/* ---- Acting on a selection (bulk.c) --------------------------------------------------------- */
+
+/* The options that select runs for `wf stop` / `wf retry` without an id; put
+ * WF__CLI_BULK_OPTIONS in the command's table and hand each option to wf__cli_bulk_option(). */
+enum {
+    WF__OPT_BULK_WORKFLOW = 1100,
+    WF__OPT_BULK_STATE,
+    WF__OPT_BULK_SINCE,
+    WF__OPT_BULK_UNTIL,
+    WF__OPT_BULK_DRY_RUN,
+    WF__OPT_BULK_YES,
+    WF__OPT_BULK_FORCE
+};
+#define WF__CLI_BULK_OPTIONS                                                                       \
+    {"workflow", required_argument, NULL, WF__OPT_BULK_WORKFLOW},                                  \
+        {"state", required_argument, NULL, WF__OPT_BULK_STATE},                                    \
+        {"since", required_argument, NULL, WF__OPT_BULK_SINCE},                                    \
+        {"until", required_argument, NULL, WF__OPT_BULK_UNTIL},                                    \
+        {"dry-run", no_argument, NULL, WF__OPT_BULK_DRY_RUN},                                      \
+        {"yes", no_argument, NULL, WF__OPT_BULK_YES},                                              \
+    {                                                                                              \
+        "force", no_argument, NULL, WF__OPT_BULK_FORCE                                             \
+    }
+
+typedef struct wf__cli_bulk {
+    const char *workflow; /* --workflow; NULL: every registered workflow */
+    wf_state state;       /* --state; WF_STATE_UNKNOWN: not given */
+    int64_t since_ms;     /* --since, as for wf list; 0: none */
+    int64_t until_ms;     /* --until; 0: none (Redis's time at the start bounds it anyway) */
+    int dry_run;          /* --dry-run: print the count and the ids, act on none */
+    int yes;              /* --yes: no confirmation (required when stdin is not a terminal) */
+    int force;            /* --force: a workflow name no worker registered */
+    int given;            /* any of these options was given */
+} wf__cli_bulk;
+
+typedef enum wf__cli_bulk_action { WF__BULK_STOP, WF__BULK_RETRY } wf__cli_bulk_action;
+
+/* Takes option `c` with value `arg` if it is one of WF__CLI_BULK_OPTIONS. Returns 1 taken, 0 not
+ * a bulk option, -1 after printing a usage error. */
+int wf__cli_bulk_option(wf__cli_bulk *b, const char *cmd, int c, const char *arg);
+
+/* Stops or retries every run `b` selects: prints the count and ids with --dry-run, asks on a
+ * terminal unless --yes (refuses without --yes when stdin is not one), then acts per run and
+ * prints a line per run and a summary (or with --json one object: action, workflow, state,
+ * dryRun, count, ids, acted, skipped [{id, why}], failed [{id, error}]). Returns 0, 1 for a
+ * usage error or a declined confirmation, 6 for an unregistered workflow, or the exit code of
+ * the first run that could not be acted on. */
+int wf__cli_bulk_run(wf__cli *cli, const char *cmd, wf__cli_bulk_action what,
+                     const wf__cli_bulk *b);
+
+/* ---- Workflow names (registry.c) ------------------------------------------------------------ */
+
+/* Refuses `workflow` unless a worker registered it (`wf workflows`), `force` is set, or it is
+ * NULL (every workflow). Returns WF_CLI_OK, or after printing "wf: CMD: no worker ever registered
+ * workflow 'X'; did you mean 'Y'? Give --force ..." WF_CLI_BAD_INPUT (or the connection's exit
+ * code). Connects if needed. */
+int wf__cli_check_workflow(wf__cli *cli, const char *cmd, const char *workflow, int force);
+
 /* ---- Input ----------------------------------------------------------------------------------- */
 
 /* Turns the command's JSON argument into msgpack in `out` (initialised by the caller): `arg` NULL

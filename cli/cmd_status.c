@@ -39,10 +39,21 @@ static const char STEPS_USAGE[] =
 
 static const char STOP_USAGE[] =
     "Usage: wf stop ID\n"
+    "       wf stop --state S [--workflow W] [--since T] [--until T] [--dry-run | --yes]\n"
     "\n"
     "Cancels run ID: a queued, waiting or paused run never starts; a running one is told to stop\n"
     "and whatever it returns afterwards is dropped. Prints the run's status afterwards.\n"
     "Exits 5 when the run had already finished (nothing changes), 2 when there is no such run.\n"
+    "\n"
+    "With --state instead of an id, cancels every run in state S (queued, running, waiting or\n"
+    "paused) of workflow W (default: every registered workflow) whose last state change is in\n"
+    "[--since, --until] (as for `wf list`), one run at a time; a run that left S meanwhile is\n"
+    "skipped. Prints a line per run and \"stopped N of M ...\" (with --json one object:\n"
+    "action, workflow, state, dryRun, count, ids, acted, skipped, failed).\n"
+    "  --dry-run      print how many runs and which would be stopped; stop none\n"
+    "  --yes          do not ask: required when stdin is not a terminal (on a terminal,\n"
+    "                 stop asks \"Stop N queued runs of W? [y/N]\" first)\n"
+    "  --force        accept a --workflow that no worker registered\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
 /* Prints the status of an attached run. Returns an exit code. */
@@ -127,10 +138,23 @@ int wf__cli_cmd_steps(wf__cli *cli, int argc, char **argv)
 
 int wf__cli_cmd_stop(wf__cli *cli, int argc, char **argv)
 {
-    const char *id = NULL;
-    int rc = wf__cli_parse_id(cli, argc, argv, STOP_USAGE, &id);
-    if (rc != WF_CLI_OK) return rc < 0 ? WF_CLI_OK : rc;
-    if ((rc = wf__cli_connect(cli)) != WF_CLI_OK) return rc;
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        WF__CLI_BULK_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    wf__cli_bulk bulk = {0};
+    int c;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1)
+        if (wf__cli_bulk_option(&bulk, "stop", c, optarg) != 1) return WF_CLI_USAGE;
+    if (cli->help) return fputs(STOP_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (bulk.given && argc != optind)
+        return wf__cli_usage_error("stop", "give a run id or select runs with --state, not both");
+    if (bulk.given || argc == optind) return wf__cli_bulk_run(cli, "stop", WF__BULK_STOP, &bulk);
+    if (argc - optind != 1) return wf__cli_usage_error("stop", "stop wants one run id");
+    const char *id = argv[optind];
+    int rc = wf__cli_connect(cli);
+    if (rc != WF_CLI_OK) return rc;
     wf_error err = {0};
     wf_run *run = wf_get_workflow_run(cli->client, id, &err);
     if (!run) return wf__cli_fail(&err);
