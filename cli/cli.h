@@ -59,10 +59,11 @@ enum { WF__OPT_REDIS = 1000, WF__OPT_JSON, WF__OPT_HELP };
  * option's value, -1 at the end, or '?' after printing a usage error. */
 int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *options);
 
-/* Parses the options of a command whose only own option is --workflow W (stored in *workflow,
- * NULL when absent; global options handled as by wf__cli_getopt). Returns 0, or WF_CLI_USAGE
- * after a usage error was printed. */
-int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow);
+/* Parses the options of a command whose only own options are --workflow W (stored in *workflow,
+ * NULL when absent) and --force (*force: 1 when given; see wf__cli_check_workflow()); global
+ * options handled as by wf__cli_getopt. Returns 0, or WF_CLI_USAGE after a usage error was
+ * printed. */
+int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow, int *force);
 
 /* Takes --redis URL (the global option, `cmd` NULL before the command's name): returns WF_CLI_OK,
  * or WF_CLI_USAGE after printing why an empty URL is refused. */

@@ -28,6 +28,9 @@ static const char USAGE[] =
     "  --debounce DUR   a run starts DUR after the last start request for its key (0: off;\n"
     "                   500ms, 10s; a bare number is ms)\n"
     "  --clear          remove every limit\n"
+    "  --force          accept a WORKFLOW that no worker registered (refused otherwise, exit 6,\n"
+    "                   naming the registered names closest to it: a typo would store a limit\n"
+    "                   that nothing reads)\n"
     "Options not given keep their current value. Prints the limits and how many runs are held.\n";
 
 static int parse_count(const char *s, int *out)
@@ -50,7 +53,8 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         OPT_RATE_PER_KEY,
         OPT_SINGLETON,
         OPT_NO_SINGLETON,
-        OPT_DEBOUNCE
+        OPT_DEBOUNCE,
+        OPT_FORCE
     };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
@@ -64,9 +68,11 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         {"singleton", no_argument, NULL, OPT_SINGLETON},
         {"no-singleton", no_argument, NULL, OPT_NO_SINGLETON},
         {"debounce", required_argument, NULL, OPT_DEBOUNCE},
+        {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
     int max = -1, per_key = -1, clear = 0, rate = -1, rate_per_key = 0, c, singleton = -1;
+    int force = 0;
     int64_t per = -1, debounce = -1;
     const char *key = NULL;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
@@ -98,6 +104,9 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         case OPT_RATE_PER_KEY:
             rate_per_key = 1;
             break;
+        case OPT_FORCE:
+            force = 1;
+            break;
         case OPT_SINGLETON:
         case OPT_NO_SINGLETON:
             singleton = c == OPT_SINGLETON;
@@ -114,6 +123,7 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
     if (argc - optind != 1) return wf__cli_usage_error("limit", "limit wants one WORKFLOW");
     const char *workflow = argv[optind];
     int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "limit", workflow, force);
     if (rc != WF_CLI_OK) return rc;
     wf_error err = {0};
     wf_flow_limits l;

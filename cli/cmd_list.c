@@ -17,7 +17,8 @@ static const char LIST_USAGE[] =
     "Options:\n"
     "  --state S      only runs in state S: queued, running, paused, waiting, completed,\n"
     "                 failed, cancelled or terminated\n"
-    "  --workflow W   only runs of workflow W (default: every registered workflow)\n"
+    "  --workflow W   only runs of workflow W (default: every registered workflow); a name no\n"
+    "                 worker registered is refused (exit 6) unless --force\n"
     "  --since T      only runs whose last state change is at or after T: ms since the epoch,\n"
     "                 or a duration before now (500ms, 30s, 10m, 2h, 7d, 1h30m; this\n"
     "                 machine's clock)\n"
@@ -93,7 +94,7 @@ static int print_runs(wf__cli *cli, char **ids, size_t count)
 
 int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_STATE = 1, OPT_WORKFLOW, OPT_LIMIT, OPT_OFFSET, OPT_SINCE, OPT_UNTIL };
+    enum { OPT_STATE = 1, OPT_WORKFLOW, OPT_LIMIT, OPT_OFFSET, OPT_SINCE, OPT_UNTIL, OPT_FORCE };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"state", required_argument, NULL, OPT_STATE},
@@ -102,9 +103,11 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
         {"offset", required_argument, NULL, OPT_OFFSET},
         {"since", required_argument, NULL, OPT_SINCE},
         {"until", required_argument, NULL, OPT_UNTIL},
+        {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
     wf_list_options lo = {0};
+    int force = 0;
     long long limit;
     int64_t now = now_ms();
     int c;
@@ -117,6 +120,9 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
             break;
         case OPT_WORKFLOW:
             lo.workflow = optarg;
+            break;
+        case OPT_FORCE:
+            force = 1;
             break;
         case OPT_LIMIT:
             if (wf__cli_parse_long(optarg, &limit) != 0 || limit == 0)
@@ -146,6 +152,7 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
     if (lo.since_ms && lo.until_ms && lo.since_ms > lo.until_ms)
         return wf__cli_usage_error("list", "--since is after --until");
     int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "list", lo.workflow, force);
     if (rc != WF_CLI_OK) return rc;
     char **ids = NULL;
     size_t count = 0;

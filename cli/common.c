@@ -134,19 +134,25 @@ int wf__cli_parse_time(const char *s, int64_t now_ms, int64_t *out)
     return 0;
 }
 
-int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow)
+int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow, int *force)
 {
-    enum { OPT_WORKFLOW = 1 };
+    enum { OPT_WORKFLOW = 1, OPT_FORCE };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"workflow", required_argument, NULL, OPT_WORKFLOW},
+        {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
     *workflow = NULL;
+    *force = 0;
     int c;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
-        if (c != OPT_WORKFLOW) return WF_CLI_USAGE;
-        *workflow = optarg;
+        if (c == OPT_WORKFLOW)
+            *workflow = optarg;
+        else if (c == OPT_FORCE)
+            *force = 1;
+        else
+            return WF_CLI_USAGE;
     }
     return 0;
 }

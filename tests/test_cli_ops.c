@@ -1018,3 +1018,50 @@ Test(cli_ops, stop_by_selection_pages_through_more_than_one_page)
     cr_assert_eq(stats[0].count[WF_STATE_CANCELLED], N);
     wf_stats_free(stats, n);
 }
+
+/* ---- workflow names no worker registered ---------------------------------------------------- */
+
+Test(cli_ops, a_workflow_no_worker_registered_is_refused_unless_forced)
+{
+    char *out;
+    /* limit: refused with the close match named, and nothing stored. */
+    cr_assert_eq(sh(&out, "$WF limit publsh-draft --max-running 2 2>&1"), 6, "%s", out);
+    cr_assert_not_null(strstr(out, "no worker ever registered workflow 'publsh-draft'"), "%s", out);
+    cr_assert_not_null(strstr(out, "did you mean 'publish-draft'?"), "%s", out);
+    cr_assert_not_null(strstr(out, "--force"), "%s", out);
+    free(out);
+    redisReply *keys = redisCommand(env.rc, "KEYS *publsh*");
+    cr_assert(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements == 0, "a key was stored");
+    freeReplyObject(keys);
+    /* With --force it is stored (and read back). */
+    cr_assert_eq(wf(&out, "limit", "publsh-draft", "--max-running", "2", "--force", "--json", NULL),
+                 0);
+    json_t *doc = parse(out);
+    cr_assert_eq(ifield(doc, "maxRunning"), 2);
+    json_decref(doc);
+    cr_assert_eq(wf(&out, "limit", "publish-draft", "--max-running", "3", NULL), 0, "registered");
+    free(out);
+
+    /* stats, list, purge, schedule list, stop/retry by selection: the same check (schedule add
+     * refuses such a workflow in the library, --force or not). */
+    static const char *const cmds[] = {
+        "stats --workflow slwo",
+        "list --workflow slwo",
+        "purge --older-than 1d --workflow slwo",
+        "schedule list --workflow slwo",
+        "stop --workflow slwo --state queued --dry-run",
+        "retry --workflow slwo --state failed --dry-run",
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        cr_assert_eq(sh(&out, "$WF %s 2>&1", cmds[i]), 6, "%s: %s", cmds[i], out);
+        cr_assert_not_null(strstr(out, "did you mean 'slow'?"), "%s: %s", cmds[i], out);
+        free(out);
+        cr_assert_eq(sh(&out, "$WF %s --force 2>&1", cmds[i]), 0, "%s --force: %s", cmds[i], out);
+        free(out);
+    }
+    /* No close name: the message points to `wf workflows`. */
+    cr_assert_eq(sh(&out, "$WF stats --workflow zzzzzzzzzz 2>&1"), 6, "%s", out);
+    cr_assert_not_null(strstr(out, "`wf workflows` lists the"), "%s", out);
+    cr_assert_null(strstr(out, "did you mean"), "%s", out);
+    free(out);
+}
