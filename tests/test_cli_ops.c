@@ -1065,3 +1065,44 @@ Test(cli_ops, a_workflow_no_worker_registered_is_refused_unless_forced)
     cr_assert_null(strstr(out, "did you mean"), "%s", out);
     free(out);
 }
+
+/* ---- wf web's default address --------------------------------------------------------------- */
+
+typedef struct web_wait {
+    pid_t pid;
+    const char *log;
+    int status, exited;
+} web_wait;
+
+static int web_ready_or_gone(void *arg)
+{
+    web_wait *w = arg;
+    if (waitpid(w->pid, &w->status, WNOHANG) == w->pid) return w->exited = 1;
+    char *text = wf_test_slurp(w->log);
+    int ready = strstr(text, "listening on") != NULL;
+    free(text);
+    return ready;
+}
+
+Test(cli_ops, web_without_listen_uses_the_documented_default)
+{
+    char *bin = wf_test_path("wf"), log[400];
+    snprintf(log, sizeof log, "%s/web.log", env.redis.dir);
+    const char *argv[] = {bin, "--redis", env.redis.url, "web", NULL};
+    const char *envp[] = {"WF_WEB_TOKEN=", NULL};
+    web_wait w = {wf_test_spawn(argv, envp, log), log, 0, 0};
+    free(bin);
+    cr_assert_gt(w.pid, 0);
+    cr_assert(wf_test_wait(web_ready_or_gone, &w, 15000), "wf web neither listened nor exited");
+    char *text = wf_test_slurp(log);
+    if (w.exited) {
+        /* Port 8080 is taken on this machine: still, the default is what it tried. */
+        cr_assert(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 9, "%#x: %s", w.status, text);
+        cr_assert_not_null(strstr(text, "cannot listen on 127.0.0.1:8080"), "%s", text);
+    } else {
+        cr_assert_not_null(strstr(text, "listening on http://127.0.0.1:8080/"), "%s", text);
+        int st = wf_test_kill(w.pid, SIGTERM, 15000);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x", st);
+    }
+    free(text);
+}
