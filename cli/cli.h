@@ -39,6 +39,7 @@ typedef struct wf__cli {
     const char *redis_url; /* --redis; NULL: $WF_REDIS_URL, else localhost */
     int json;              /* --json: machine-readable output for every command */
     int help;              /* --help seen: the command prints its usage and exits 0 */
+    int no_color;          /* --no-color: never colour states (see wf__cli_color()) */
     wf_client *client;     /* opened by wf__cli_connect(), freed by main */
 } wf__cli;
 
@@ -47,9 +48,10 @@ typedef int (*wf__cli_cmd_fn)(wf__cli *cli, int argc, char **argv);
 /* ---- Option parsing -------------------------------------------------------------------------- */
 
 /* Long options every command accepts; put WF__CLI_GLOBAL_OPTIONS first in a command's table. */
-enum { WF__OPT_REDIS = 1000, WF__OPT_JSON, WF__OPT_HELP };
+enum { WF__OPT_REDIS = 1000, WF__OPT_JSON, WF__OPT_HELP, WF__OPT_NO_COLOR };
 #define WF__CLI_GLOBAL_OPTIONS                                                                     \
     {"redis", required_argument, NULL, WF__OPT_REDIS}, {"json", no_argument, NULL, WF__OPT_JSON},  \
+        {"no-color", no_argument, NULL, WF__OPT_NO_COLOR},                                         \
     {                                                                                              \
         "help", no_argument, NULL, WF__OPT_HELP                                                    \
     }
@@ -190,6 +192,16 @@ const char *wf__cli_format_time(int64_t ms, char *buf, size_t size);
 /* Formats a duration in ms for people ("850ms", "12.3s", "4m05s", "2h10m", "3d04h") in `buf`;
  * returns buf. */
 const char *wf__cli_format_duration(int64_t ms, char *buf, size_t size);
+
+/* Whether to colour states on stdout: it is a terminal, $NO_COLOR is unset or empty
+ * (no-color.org), $TERM is not "dumb", and --no-color was not given. */
+int wf__cli_color(const wf__cli *cli);
+
+/* `word` (a run state or a step status: completed/done green, failed red, terminated bold red,
+ * cancelled grey, running blue, queued cyan, waiting yellow, paused magenta) left-justified in
+ * `width` columns (0: as is), wrapped in its colour's escape codes when `color` is set and the
+ * word has one. Written to `buf`; returns buf. */
+const char *wf__cli_paint(int color, const char *word, int width, char *buf, size_t size);
 
 /* Copies `s` into `buf` cut to `width` bytes (then ending in "..."), control characters turned
  * into spaces, for one table cell. NULL or "" gives "-". Returns buf. */

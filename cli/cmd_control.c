@@ -66,8 +66,9 @@ static int report(wf__cli *cli, wf_run *run, const char *verb)
         rc =
             wf__cli_print_json(wf__cli_status_json(wf_run_id(run), wf_run_workflow_name(run), &st));
     } else {
-        char when[32];
-        printf("%s: %s, now %s", wf_run_id(run), verb, wf_state_name(st.state));
+        char when[32], state[48];
+        printf("%s: %s, now %s", wf_run_id(run), verb,
+               wf__cli_paint(wf__cli_color(cli), wf_state_name(st.state), 0, state, sizeof state));
         if (st.state == WF_STATE_WAITING && st.wake_at_ms > 0)
             printf(" (%s until %s)", st.wait_reason ? st.wait_reason : "timer",
                    wf__cli_format_time(st.wake_at_ms, when, sizeof when));

@@ -44,16 +44,17 @@ static int64_t now_ms(void)
 }
 
 /* One row of the table: ID, STATE, ATTEMPT, CREATED, FINISHED, ERROR (cut to one short line). */
-static void print_row(const char *id, const wf_status *st, int id_width)
+static void print_row(const char *id, const wf_status *st, int id_width, int color)
 {
-    char created[32], finished[32], error[ERROR_COLUMN + 1] = "-";
+    char created[32], finished[32], error[ERROR_COLUMN + 1] = "-", state[48];
     if (st->error) {
         snprintf(error, sizeof error, "%s", st->error);
         for (char *p = error; *p; p++)
             if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
     }
-    printf("%-*s  %-10s  %7d  %-20s  %-20s  %s\n", id_width, id, wf_state_name(st->state),
-           st->attempt, wf__cli_format_time(st->created_at_ms, created, sizeof created),
+    printf("%-*s  %s  %7d  %-20s  %-20s  %s\n", id_width, id,
+           wf__cli_paint(color, wf_state_name(st->state), 10, state, sizeof state), st->attempt,
+           wf__cli_format_time(st->created_at_ms, created, sizeof created),
            wf__cli_format_time(st->finished_at_ms, finished, sizeof finished), error);
 }
 
@@ -83,7 +84,7 @@ static int print_runs(wf__cli *cli, char **ids, size_t count)
             json_array_append_new(array,
                                   wf__cli_status_json(ids[i], wf_run_workflow_name(run), &st));
         else
-            print_row(ids[i], &st, id_width);
+            print_row(ids[i], &st, id_width, wf__cli_color(cli));
         wf_status_clear(&st);
         wf_run_free(run);
     }

@@ -104,7 +104,8 @@ int wf__cli_cmd_status(wf__cli *cli, int argc, char **argv)
     if (wf__cli_fetch_detail(cli->client, argv[optind], &run, &st, &steps, &n, &err) != WF_OK)
         return wf__cli_fail(&err);
     if (text)
-        wf__cli_print_run_text(stdout, wf_run_id(run), wf_run_workflow_name(run), &st, steps, n);
+        wf__cli_print_run_text(stdout, wf_run_id(run), wf_run_workflow_name(run), &st, steps, n,
+                               wf__cli_color(cli));
     else
         rc = wf__cli_print_json(
             wf__cli_run_detail_json(wf_run_id(run), wf_run_workflow_name(run), &st, steps, n));
@@ -130,7 +131,7 @@ int wf__cli_cmd_steps(wf__cli *cli, int argc, char **argv)
     else if (cli->json)
         rc = wf__cli_print_json(wf__cli_steps_json(steps, n));
     else
-        wf__cli_print_steps_table(stdout, steps, n);
+        wf__cli_print_steps_table(stdout, steps, n, wf__cli_color(cli));
     wf_steps_free(steps, n);
     wf_run_free(run);
     return rc;

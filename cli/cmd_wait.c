@@ -35,8 +35,10 @@ static int print_outcome(wf__cli *cli, wf_run *run, const wf_status *st)
     if (cli->json)
         return wf__cli_print_json(
             wf__cli_status_json(wf_run_id(run), wf_run_workflow_name(run), st));
-    printf("%s: %s%s%s\n", wf_run_id(run), wf_state_name(st->state), st->error ? ": " : "",
-           st->error ? st->error : "");
+    char state[48];
+    printf("%s: %s%s%s\n", wf_run_id(run),
+           wf__cli_paint(wf__cli_color(cli), wf_state_name(st->state), 0, state, sizeof state),
+           st->error ? ": " : "", st->error ? st->error : "");
     return WF_CLI_OK;
 }
 
@@ -182,8 +184,8 @@ int wf__cli_follow(wf__cli *cli, const char *id, int text, int64_t timeout_ms)
         size_t n = 0;
         if (wf_run_steps(run, &steps, &n, &err) == WF_OK) {
             putchar('\n');
-            wf__cli_print_run_text(stdout, wf_run_id(run), wf_run_workflow_name(run), &st, steps,
-                                   n);
+            wf__cli_print_run_text(stdout, wf_run_id(run), wf_run_workflow_name(run), &st, steps, n,
+                                   wf__cli_color(cli));
             wf_steps_free(steps, n);
         }
     }

@@ -21,6 +21,9 @@ int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *opt
         case WF__OPT_JSON:
             cli->json = 1;
             break;
+        case WF__OPT_NO_COLOR:
+            cli->no_color = 1;
+            break;
         case WF__OPT_HELP:
         case 'h':
             cli->help = 1;

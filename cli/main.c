@@ -6,7 +6,7 @@
 #include "cli.h"
 
 static const char USAGE[] =
-    "Usage: wf [--redis URL] [--json] COMMAND [ARGS...]\n"
+    "Usage: wf [--redis URL] [--json] [--no-color] COMMAND [ARGS...]\n"
     "\n"
     "Starts, inspects and stops durable workflow runs kept in Redis.\n"
     "\n"
@@ -42,6 +42,8 @@ static const char USAGE[] =
     "                 or unix:///path/to/redis.sock\n"
     "  --json         JSON output for every command (run, status and stop always print JSON;\n"
     "                 the others print text for people unless --json is given)\n"
+    "  --no-color     no colours: states are coloured (completed green, failed red, ...) only\n"
+    "                 when stdout is a terminal and $NO_COLOR is unset or empty\n"
     "  -h, --help     help; `wf COMMAND --help` for a command\n"
     "  -V, --version  print the version\n"
     "\n"
@@ -132,6 +134,7 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         {"redis", required_argument, NULL, WF__OPT_REDIS},
         {"json", no_argument, NULL, WF__OPT_JSON},
+        {"no-color", no_argument, NULL, WF__OPT_NO_COLOR},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -147,6 +150,9 @@ int main(int argc, char **argv)
             break;
         case WF__OPT_JSON:
             cli.json = 1;
+            break;
+        case WF__OPT_NO_COLOR:
+            cli.no_color = 1;
             break;
         case 'h':
             fputs(USAGE, stdout);

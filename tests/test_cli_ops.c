@@ -1106,3 +1106,56 @@ Test(cli_ops, web_without_listen_uses_the_documented_default)
     }
     free(text);
 }
+
+/* ---- colour --------------------------------------------------------------------------------- */
+
+/* Like sh() but on a terminal (script(1)), with NO_COLOR and TERM set as a user's shell might. */
+static int tty_sh(char **out, const char *fmt, ...)
+{
+    char *bin = wf_test_path("wf"), cmd[2048];
+    int n =
+        snprintf(cmd, sizeof cmd, "unset NO_COLOR; TERM=xterm; export TERM; WF='%s --redis %s'; ",
+                 bin, env.redis.url);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    const char *argv[] = {"/usr/bin/script", "-qec", cmd, "/dev/null", NULL};
+    int rc = wf_test_run(argv, NULL, NULL, out, 30000);
+    free(bin);
+    return rc;
+}
+
+Test(cli_ops, states_are_coloured_on_a_terminal_unless_no_color)
+{
+    char *done = start_run("slow", "10", "--wait", NULL, NULL);
+    char *failed = start_run("fatal", "{}", "--wait", NULL, NULL);
+    char *out;
+    /* On a terminal: completed green, failed red, the table still aligned. */
+    cr_assert_eq(tty_sh(&out, "$WF list"), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\033[32mcompleted\033[0m  "), "%s", out);
+    cr_assert_not_null(strstr(out, "\033[31mfailed\033[0m     "), "%s", out);
+    free(out);
+    cr_assert_eq(tty_sh(&out, "$WF status %s --text", failed), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "State      \033[31mfailed\033[0m"), "%s", out);
+    free(out);
+    cr_assert_eq(tty_sh(&out, "$WF wait %s", done), 0, "%s", out);
+    cr_assert_not_null(strstr(out, ": \033[32mcompleted\033[0m"), "%s", out);
+    free(out);
+    cr_assert_eq(tty_sh(&out, "NO_COLOR= $WF list"), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\033[32mcompleted"), "an empty NO_COLOR is unset: %s", out);
+    free(out);
+
+    /* NO_COLOR, --no-color (before or after the command), TERM=dumb, or a pipe: none. */
+    static const char *const plain[] = {"NO_COLOR=1 $WF list", "$WF --no-color list",
+                                        "$WF list --no-color", "TERM=dumb $WF list",
+                                        "$WF list | cat"};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        cr_assert_eq(tty_sh(&out, "%s", plain[i]), 0, "%s: %s", plain[i], out);
+        cr_assert_not_null(strstr(out, "completed"), "%s: %s", plain[i], out);
+        cr_assert_null(strstr(out, "\033["), "%s: %s", plain[i], out);
+        free(out);
+    }
+    free(done);
+    free(failed);
+}
