@@ -117,10 +117,13 @@ static int print_new_events(follow *f, json_t *timeline)
     {
         char when[32], line[700];
         const char *detail = json_string_value(json_object_get(e, "detail"));
-        snprintf(
-            line, sizeof line, "%s  %-13s %s",
-            wf__cli_format_time(json_integer_value(json_object_get(e, "at")), when, sizeof when),
-            json_string_value(json_object_get(e, "event")), detail ? detail : "");
+        const char *event = json_string_value(json_object_get(e, "event"));
+        const char *at =
+            wf__cli_format_time(json_integer_value(json_object_get(e, "at")), when, sizeof when);
+        if (detail && *detail)
+            snprintf(line, sizeof line, "%s  %-13s %s", at, event, detail);
+        else
+            snprintf(line, sizeof line, "%s  %s", at, event);
         if (shown_before(f, line)) continue;
         char **grown = realloc(f->shown, (f->nshown + 1) * sizeof *grown);
         if (!grown || !(grown[f->nshown] = strdup(line))) {

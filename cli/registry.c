@@ -86,9 +86,9 @@ int wf__cli_check_workflow(wf__cli *cli, const char *cmd, const char *workflow, 
         snprintf(hint, sizeof hint,
                  "; none is registered yet (a worker registers its workflows when it starts)");
     fprintf(stderr,
-            "wf: %s: no worker ever registered workflow '%s'%s%s. Give --force to use the name "
+            "wf: %s: no worker ever registered workflow '%s'%s%s Give --force to use the name "
             "anyway.\n",
-            cmd, workflow, hint, best[0] ? "?" : "");
+            cmd, workflow, hint, best[0] ? "?" : ".");
     wf_list_free(names, n);
     return WF_CLI_BAD_INPUT;
 }

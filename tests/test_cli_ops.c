@@ -635,7 +635,7 @@ Test(cli_ops, every_command_has_help_and_the_exit_codes_are_listed)
 {
     static const char *const cmds[] = {"status", "steps", "pause", "resume",  "restart",
                                        "retry",  "list",  "stats", "workers", "purge",
-                                       "web",    "stop",  "run"};
+                                       "web",    "stop",  "run",   "wait"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char *out;
         cr_assert_eq(wf(&out, cmds[i], "--help", NULL), 0, "%s --help", cmds[i]);
@@ -649,6 +649,10 @@ Test(cli_ops, every_command_has_help_and_the_exit_codes_are_listed)
     cr_assert_not_null(strstr(out, "  8  the run's state does not allow it"), "%s", out);
     cr_assert_not_null(strstr(out, "  9  web: cannot listen"), "%s", out);
     cr_assert_not_null(strstr(out, "purge --older-than"), "%s", out);
+    cr_assert_not_null(strstr(out, "  10 wait, status --follow: the run ended cancelled"), "%s",
+                       out);
+    cr_assert_not_null(strstr(out, "Durations ("), "%s", out);
+    cr_assert_not_null(strstr(out, "--no-color"), "%s", out);
     free(out);
     cr_assert_eq(wf(&out, "pause", NULL), 1);
     free(out);
@@ -859,7 +863,7 @@ Test(cli_ops, status_follow_prints_each_change_until_final)
     /* --text: the timeline as it grows, then the whole view; the exit code of `wf wait`. */
     char *failed = start_run("fatal", "{}", NULL, NULL, NULL);
     cr_assert_eq(wf(&out, "status", failed, "--follow", "--text", NULL), 4, "%s", out);
-    cr_assert_not_null(strstr(out, "  created "), "%s", out);
+    cr_assert_not_null(strstr(out, "Z  created\n"), "%s", out);
     cr_assert_not_null(strstr(out, "  failed        card declined"), "%s", out);
     cr_assert_not_null(strstr(out, "\nState      failed\n"), "%s", out);
     free(out);
