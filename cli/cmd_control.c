@@ -38,10 +38,21 @@ static const char RESTART_USAGE[] =
 
 static const char RETRY_USAGE[] =
     "Usage: wf retry ID\n"
+    "       wf retry --state S [--workflow W] [--since T] [--until T] [--dry-run | --yes]\n"
     "\n"
     "Runs a failed, terminated or cancelled run again as a new attempt; steps that finished\n"
     "replay from their records (as `wf restart ID`). Refuses a run that has not ended, or that\n"
     "completed (use `wf restart` to run those again): exit 8. Exits 2 when there is no such run.\n"
+    "\n"
+    "With --state instead of an id, retries every run in state S (failed, cancelled or\n"
+    "terminated) of workflow W (default: every registered workflow) whose last state change is\n"
+    "in [--since, --until] (as for `wf list`), one run at a time; a run that left S meanwhile is\n"
+    "skipped. Prints a line per run and \"retried N of M ...\" (with --json one object: action,\n"
+    "workflow, state, dryRun, count, ids, acted, skipped, failed).\n"
+    "  --dry-run      print how many runs and which would be retried; retry none\n"
+    "  --yes          do not ask: required when stdin is not a terminal (on a terminal,\n"
+    "                 retry asks \"Retry N failed runs of W? [y/N]\" first)\n"
+    "  --force        accept a --workflow that no worker registered\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
 /* Prints the run after `verb`: "ID: VERB, now STATE", or its status with --json. */
@@ -55,8 +66,9 @@ static int report(wf__cli *cli, wf_run *run, const char *verb)
         rc =
             wf__cli_print_json(wf__cli_status_json(wf_run_id(run), wf_run_workflow_name(run), &st));
     } else {
-        char when[32];
-        printf("%s: %s, now %s", wf_run_id(run), verb, wf_state_name(st.state));
+        char when[32], state[48];
+        printf("%s: %s, now %s", wf_run_id(run), verb,
+               wf__cli_paint(wf__cli_color(cli), wf_state_name(st.state), 0, state, sizeof state));
         if (st.state == WF_STATE_WAITING && st.wake_at_ms > 0)
             printf(" (%s until %s)", st.wait_reason ? st.wait_reason : "timer",
                    wf__cli_format_time(st.wake_at_ms, when, sizeof when));
@@ -79,13 +91,26 @@ static int control(wf__cli *cli, int argc, char **argv, action what)
         {"clear-steps", no_argument, NULL, OPT_CLEAR},
         {NULL, 0, NULL, 0},
     };
+    static const struct option retry[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        WF__CLI_BULK_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
     static const char *const usage[] = {PAUSE_USAGE, RESUME_USAGE, RESTART_USAGE, RETRY_USAGE};
+    const struct option *options = what == RESTART ? restart : what == RETRY ? retry : plain;
+    wf__cli_bulk bulk = {0};
     int clear = 0, c;
-    while ((c = wf__cli_getopt(cli, argc, argv, what == RESTART ? restart : plain)) != -1) {
-        if (c != OPT_CLEAR) return WF_CLI_USAGE;
-        clear = 1;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c == OPT_CLEAR)
+            clear = 1;
+        else if (wf__cli_bulk_option(&bulk, argv[0], c, optarg) != 1)
+            return WF_CLI_USAGE;
     }
     if (cli->help) return fputs(usage[what], stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (what == RETRY && bulk.given && argc != optind)
+        return wf__cli_usage_error("retry", "give a run id or select runs with --state, not both");
+    if (what == RETRY && (bulk.given || argc == optind))
+        return wf__cli_bulk_run(cli, "retry", WF__BULK_RETRY, &bulk);
     if (argc - optind != 1) return wf__cli_usage_error(argv[0], "%s wants one run id", argv[0]);
     int rc = wf__cli_connect(cli);
     if (rc != WF_CLI_OK) return rc;

@@ -8,8 +8,8 @@
 
 static const char USAGE[] =
     "Usage: wf limit WORKFLOW [--max-running N] [--key FIELD] [--per-key K]\n"
-    "                         [--rate N --per MS [--rate-per-key]] [--singleton|--no-singleton]\n"
-    "                         [--debounce MS] [--clear]\n"
+    "                         [--rate N --per DUR [--rate-per-key]] [--singleton|--no-singleton]\n"
+    "                         [--debounce DUR] [--clear] [--force]\n"
     "\n"
     "Shows, or sets, how many runs of WORKFLOW may run at once across all workers. Runs over a\n"
     "limit wait (state waiting, waitReason \"concurrency limit: ...\" or \"key limit: ...\")\n"
@@ -18,15 +18,19 @@ static const char USAGE[] =
     "  --max-running N  at most N runs of WORKFLOW running (0: no limit)\n"
     "  --key FIELD      group runs by the value of FIELD in their input object\n"
     "  --per-key K      at most K running runs per value of --key (0: no limit)\n"
-    "  --rate N         at most N starts per --per MS, spread evenly (one every MS/N ms;\n"
+    "  --rate N         at most N starts per --per DUR, spread evenly (one every DUR/N;\n"
     "                   0: no rate limit)\n"
-    "  --per MS         the rate's period in milliseconds\n"
+    "  --per DUR        the rate's period: a duration (1s, 10m; a bare number is ms)\n"
     "  --rate-per-key   the rate applies to each value of --key on its own\n"
     "  --singleton      at most one run per value of --key (or of WORKFLOW) queued, running,\n"
     "                   waiting or paused: `wf run` then answers with the one that stands\n"
     "  --no-singleton   turn that off\n"
-    "  --debounce MS    a run starts MS ms after the last start request for its key (0: off)\n"
+    "  --debounce DUR   a run starts DUR after the last start request for its key (0: off;\n"
+    "                   500ms, 10s; a bare number is ms)\n"
     "  --clear          remove every limit\n"
+    "  --force          accept a WORKFLOW that no worker registered (refused otherwise, exit 6,\n"
+    "                   naming the registered names closest to it: a typo would store a limit\n"
+    "                   that nothing reads)\n"
     "Options not given keep their current value. Prints the limits and how many runs are held.\n";
 
 static int parse_count(const char *s, int *out)
@@ -49,7 +53,8 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         OPT_RATE_PER_KEY,
         OPT_SINGLETON,
         OPT_NO_SINGLETON,
-        OPT_DEBOUNCE
+        OPT_DEBOUNCE,
+        OPT_FORCE
     };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
@@ -63,10 +68,12 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
         {"singleton", no_argument, NULL, OPT_SINGLETON},
         {"no-singleton", no_argument, NULL, OPT_NO_SINGLETON},
         {"debounce", required_argument, NULL, OPT_DEBOUNCE},
+        {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
-    int max = -1, per_key = -1, clear = 0, rate = -1, per = -1, rate_per_key = 0, c;
-    int singleton = -1, debounce = -1;
+    int max = -1, per_key = -1, clear = 0, rate = -1, rate_per_key = 0, c, singleton = -1;
+    int force = 0;
+    int64_t per = -1, debounce = -1;
     const char *key = NULL;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
         switch (c) {
@@ -90,21 +97,23 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
                 return wf__cli_usage_error("limit", "--rate wants a count, not '%s'", optarg);
             break;
         case OPT_PER:
-            if (parse_count(optarg, &per) != 0 || per == 0)
-                return wf__cli_usage_error("limit", "--per wants milliseconds (> 0), not '%s'",
-                                           optarg);
+            if (wf__cli_duration_arg("limit", "--per", optarg, 1, &per) != WF_CLI_OK)
+                return WF_CLI_USAGE;
+            if (per == 0) return wf__cli_usage_error("limit", "--per wants a period > 0");
             break;
         case OPT_RATE_PER_KEY:
             rate_per_key = 1;
+            break;
+        case OPT_FORCE:
+            force = 1;
             break;
         case OPT_SINGLETON:
         case OPT_NO_SINGLETON:
             singleton = c == OPT_SINGLETON;
             break;
         case OPT_DEBOUNCE:
-            if (parse_count(optarg, &debounce) != 0)
-                return wf__cli_usage_error("limit", "--debounce wants milliseconds, not '%s'",
-                                           optarg);
+            if (wf__cli_duration_arg("limit", "--debounce", optarg, 1, &debounce) != WF_CLI_OK)
+                return WF_CLI_USAGE;
             break;
         default:
             return WF_CLI_USAGE;
@@ -114,6 +123,7 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
     if (argc - optind != 1) return wf__cli_usage_error("limit", "limit wants one WORKFLOW");
     const char *workflow = argv[optind];
     int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "limit", workflow, force);
     if (rc != WF_CLI_OK) return rc;
     wf_error err = {0};
     wf_flow_limits l;

@@ -17,9 +17,11 @@ static const char LIST_USAGE[] =
     "Options:\n"
     "  --state S      only runs in state S: queued, running, paused, waiting, completed,\n"
     "                 failed, cancelled or terminated\n"
-    "  --workflow W   only runs of workflow W (default: every registered workflow)\n"
+    "  --workflow W   only runs of workflow W (default: every registered workflow); a name no\n"
+    "                 worker registered is refused (exit 6) unless --force\n"
     "  --since T      only runs whose last state change is at or after T: ms since the epoch,\n"
-    "                 or a duration before now (30s, 10m, 2h, 7d; this machine's clock)\n"
+    "                 or a duration before now (500ms, 30s, 10m, 2h, 7d, 1h30m; this\n"
+    "                 machine's clock)\n"
     "  --until T      only runs whose last state change is at or before T (same forms)\n"
     "  --limit N      at most N runs (default 100)\n"
     "  --offset N     skip the N newest matching runs first (the next page: --offset 100)\n"
@@ -42,16 +44,17 @@ static int64_t now_ms(void)
 }
 
 /* One row of the table: ID, STATE, ATTEMPT, CREATED, FINISHED, ERROR (cut to one short line). */
-static void print_row(const char *id, const wf_status *st, int id_width)
+static void print_row(const char *id, const wf_status *st, int id_width, int color)
 {
-    char created[32], finished[32], error[ERROR_COLUMN + 1] = "-";
+    char created[32], finished[32], error[ERROR_COLUMN + 1] = "-", state[48];
     if (st->error) {
         snprintf(error, sizeof error, "%s", st->error);
         for (char *p = error; *p; p++)
             if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
     }
-    printf("%-*s  %-10s  %7d  %-20s  %-20s  %s\n", id_width, id, wf_state_name(st->state),
-           st->attempt, wf__cli_format_time(st->created_at_ms, created, sizeof created),
+    printf("%-*s  %s  %7d  %-20s  %-20s  %s\n", id_width, id,
+           wf__cli_paint(color, wf_state_name(st->state), 10, state, sizeof state), st->attempt,
+           wf__cli_format_time(st->created_at_ms, created, sizeof created),
            wf__cli_format_time(st->finished_at_ms, finished, sizeof finished), error);
 }
 
@@ -81,7 +84,7 @@ static int print_runs(wf__cli *cli, char **ids, size_t count)
             json_array_append_new(array,
                                   wf__cli_status_json(ids[i], wf_run_workflow_name(run), &st));
         else
-            print_row(ids[i], &st, id_width);
+            print_row(ids[i], &st, id_width, wf__cli_color(cli));
         wf_status_clear(&st);
         wf_run_free(run);
     }
@@ -92,7 +95,7 @@ static int print_runs(wf__cli *cli, char **ids, size_t count)
 
 int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_STATE = 1, OPT_WORKFLOW, OPT_LIMIT, OPT_OFFSET, OPT_SINCE, OPT_UNTIL };
+    enum { OPT_STATE = 1, OPT_WORKFLOW, OPT_LIMIT, OPT_OFFSET, OPT_SINCE, OPT_UNTIL, OPT_FORCE };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"state", required_argument, NULL, OPT_STATE},
@@ -101,9 +104,11 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
         {"offset", required_argument, NULL, OPT_OFFSET},
         {"since", required_argument, NULL, OPT_SINCE},
         {"until", required_argument, NULL, OPT_UNTIL},
+        {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
     wf_list_options lo = {0};
+    int force = 0;
     long long limit;
     int64_t now = now_ms();
     int c;
@@ -116,6 +121,9 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
             break;
         case OPT_WORKFLOW:
             lo.workflow = optarg;
+            break;
+        case OPT_FORCE:
+            force = 1;
             break;
         case OPT_LIMIT:
             if (wf__cli_parse_long(optarg, &limit) != 0 || limit == 0)
@@ -131,8 +139,9 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
         case OPT_UNTIL:
             if (wf__cli_parse_time(optarg, now, c == OPT_SINCE ? &lo.since_ms : &lo.until_ms) != 0)
                 return wf__cli_usage_error("list",
-                                           "--%s wants ms since the epoch or a duration like "
-                                           "10m, not '%s'",
+                                           "--%s: '%s' is not a time; use a duration before "
+                                           "now (e.g. 500ms, 10s, 10m, 7d) or ms since the "
+                                           "epoch",
                                            c == OPT_SINCE ? "since" : "until", optarg);
             break;
         default:
@@ -144,6 +153,7 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
     if (lo.since_ms && lo.until_ms && lo.since_ms > lo.until_ms)
         return wf__cli_usage_error("list", "--since is after --until");
     int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "list", lo.workflow, force);
     if (rc != WF_CLI_OK) return rc;
     char **ids = NULL;
     size_t count = 0;

@@ -8,7 +8,7 @@
 #include "cli.h"
 
 static const char STATS_USAGE[] =
-    "Usage: wf stats [--workflow W]\n"
+    "Usage: wf stats [--workflow W [--force]]\n"
     "\n"
     "Per workflow: how many runs are in each state, how many completed in the last minute (and\n"
     "so runs/s), how long the oldest queued run has waited, and the dead letters kept. A table,\n"
@@ -16,7 +16,9 @@ static const char STATS_USAGE[] =
     "\"completedLastMinute\", \"runsPerSecond\", \"oldestQueuedMs\", \"dead\", \"now\"}.\n"
     "\n"
     "Options:\n"
-    "  --workflow W   only workflow W (default: every registered workflow)\n"
+    "  --workflow W   only workflow W (default: every registered workflow); a name no worker\n"
+    "                 registered is refused (exit 6, naming the closest registered names)\n"
+    "  --force        show W even so\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
 static const char WORKERS_USAGE[] =
@@ -35,7 +37,7 @@ static const char WORKERS_USAGE[] =
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
 static const char PURGE_USAGE[] =
-    "Usage: wf purge --older-than DURATION [--workflow W] [--state S] [--dry-run]\n"
+    "Usage: wf purge --older-than DURATION [--workflow W [--force]] [--state S] [--dry-run]\n"
     "\n"
     "Deletes finished runs (completed, failed, cancelled, terminated), with their steps, whose\n"
     "last state change is older than DURATION (by Redis's clock), before their retention time\n"
@@ -43,8 +45,9 @@ static const char PURGE_USAGE[] =
     "with --json {\"purged\": N, \"dryRun\": BOOL}.\n"
     "\n"
     "Options:\n"
-    "  --older-than D  required: 30s, 10m, 2h, 7d, or milliseconds\n"
-    "  --workflow W    only workflow W (default: every registered workflow)\n"
+    "  --older-than D  required: a duration (30s, 10m, 2h, 7d; a bare number is milliseconds)\n"
+    "  --workflow W    only workflow W (default: every registered workflow); one no worker\n"
+    "                  registered is refused (exit 6) unless --force\n"
     "  --state S       only one final state: completed, failed, cancelled or terminated\n"
     "  --dry-run       delete nothing; print how many runs would be deleted\n"
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
@@ -93,10 +96,12 @@ static void print_stats(const wf_stats *stats, size_t n)
 int wf__cli_cmd_stats(wf__cli *cli, int argc, char **argv)
 {
     const char *workflow;
-    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow) != 0) return WF_CLI_USAGE;
+    int force;
+    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow, &force) != 0) return WF_CLI_USAGE;
     if (cli->help) return fputs(STATS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (optind != argc) return wf__cli_usage_error("stats", "stats takes no arguments");
     int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "stats", workflow, force);
     if (rc != WF_CLI_OK) return rc;
     wf_stats *stats = NULL;
     size_t n = 0;
@@ -194,25 +199,24 @@ int wf__cli_cmd_workers(wf__cli *cli, int argc, char **argv)
 
 int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_OLDER = 1, OPT_WORKFLOW, OPT_STATE, OPT_DRY };
+    enum { OPT_OLDER = 1, OPT_WORKFLOW, OPT_STATE, OPT_DRY, OPT_FORCE };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"older-than", required_argument, NULL, OPT_OLDER},
         {"workflow", required_argument, NULL, OPT_WORKFLOW},
         {"state", required_argument, NULL, OPT_STATE},
         {"dry-run", no_argument, NULL, OPT_DRY},
+        {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
     wf_purge_options po = {0};
-    int has_age = 0, c;
+    int has_age = 0, force = 0, c;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
         switch (c) {
         case OPT_OLDER:
-            if (wf__cli_parse_duration(optarg, &po.older_than_ms) != 0)
-                return wf__cli_usage_error("purge",
-                                           "--older-than wants a duration like 7d, not "
-                                           "'%s'",
-                                           optarg);
+            if (wf__cli_duration_arg("purge", "--older-than", optarg, 1, &po.older_than_ms) !=
+                WF_CLI_OK)
+                return WF_CLI_USAGE;
             has_age = 1;
             break;
         case OPT_WORKFLOW:
@@ -229,6 +233,9 @@ int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv)
         case OPT_DRY:
             po.dry_run = 1;
             break;
+        case OPT_FORCE:
+            force = 1;
+            break;
         default:
             return WF_CLI_USAGE;
         }
@@ -237,6 +244,7 @@ int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv)
     if (optind != argc) return wf__cli_usage_error("purge", "purge takes no arguments");
     if (!has_age) return wf__cli_usage_error("purge", "purge needs --older-than DURATION");
     int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "purge", po.workflow, force);
     if (rc != WF_CLI_OK) return rc;
     size_t purged = 0;
     wf_error err = {0};

@@ -22,7 +22,10 @@ static const char USAGE[] =
     "  --catch-up P    firings missed while no worker ran: one (default: one run for all of\n"
     "                  them), all (a run for each), none (skip them)\n"
     "  --workflow W    list: only W's schedules; remove: only W's schedule ID (default: every\n"
-    "                  registered workflow's)\n";
+    "                  registered workflow's)\n"
+    "  --force         list, remove: accept a --workflow that no worker registered (refused\n"
+    "                  otherwise, exit 6, naming the closest registered names); add always\n"
+    "                  refuses one (exit 6)\n";
 
 /* ---- add ------------------------------------------------------------------------------------- */
 
@@ -96,10 +99,12 @@ static json_t *schedule_json(const wf_schedule_info *s)
 static int cmd_list(wf__cli *cli, int argc, char **argv)
 {
     const char *workflow;
-    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow) != 0) return WF_CLI_USAGE;
+    int force;
+    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow, &force) != 0) return WF_CLI_USAGE;
     if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (optind != argc) return wf__cli_usage_error("schedule", "schedule list takes no arguments");
     int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "schedule", workflow, force);
     if (rc != WF_CLI_OK) return rc;
     wf_schedule_info *s = NULL;
     size_t n = 0;
@@ -133,11 +138,13 @@ static int cmd_list(wf__cli *cli, int argc, char **argv)
 static int cmd_remove(wf__cli *cli, int argc, char **argv)
 {
     const char *workflow;
-    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow) != 0) return WF_CLI_USAGE;
+    int force;
+    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow, &force) != 0) return WF_CLI_USAGE;
     if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (argc - optind != 1) return wf__cli_usage_error("schedule", "schedule remove wants ID");
     const char *id = argv[optind];
     int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "schedule", workflow, force);
     if (rc != WF_CLI_OK) return rc;
     wf_error err = {0};
     if (wf_schedule_remove(cli->client, workflow, id, &err) != WF_OK) return wf__cli_fail(&err);

@@ -1,7 +1,6 @@
 /* common.c - what every `wf` command uses: option parsing with the global options, the Redis
  * connection, mapping wf errors to exit codes and messages, and reading a run by id. */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +16,13 @@ int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *opt
         int c = getopt_long(argc, argv, ":h", options, NULL);
         switch (c) {
         case WF__OPT_REDIS:
-            cli->redis_url = optarg;
+            if (wf__cli_redis_option(cli, optarg, argv[0]) != WF_CLI_OK) return '?';
             break;
         case WF__OPT_JSON:
             cli->json = 1;
+            break;
+        case WF__OPT_NO_COLOR:
+            cli->no_color = 1;
             break;
         case WF__OPT_HELP:
         case 'h':
@@ -38,6 +40,18 @@ int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *opt
     }
 }
 
+int wf__cli_redis_option(wf__cli *cli, const char *url, const char *cmd)
+{
+    /* An empty URL used to mean "not given" (so $WF_REDIS_URL, else localhost): a script whose
+     * variable was unset would then act on whatever Redis the environment names. */
+    if (!*url)
+        return wf__cli_usage_error(cmd, "--redis: the URL is empty; give one such as "
+                                        "redis://127.0.0.1:6379, or leave --redis out to use "
+                                        "$WF_REDIS_URL");
+    cli->redis_url = url;
+    return WF_CLI_OK;
+}
+
 int wf__cli_parse_long(const char *s, long long *out)
 {
     char *end;
@@ -48,35 +62,66 @@ int wf__cli_parse_long(const char *s, long long *out)
     return 0;
 }
 
-int wf__cli_parse_seconds(const char *s, double *out)
+/* Reads "DIGITS[.DIGITS]" at *s (no sign, no exponent, no spaces: strtod would take "0x1p3",
+ * "inf" and " 5"). Returns 0 with *s moved past it, or -1. */
+static int scan_number(const char **s, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < 0) return -1;
+    const char *p = *s;
+    double v = 0;
+    if (*p < '0' || *p > '9') return -1;
+    while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0');
+    if (*p == '.') {
+        double scale = 0.1;
+        if (p[1] < '0' || p[1] > '9') return -1;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10) v += (*p - '0') * scale;
+    }
+    *s = p;
     *out = v;
     return 0;
 }
 
-int wf__cli_parse_duration(const char *s, int64_t *ms)
+int wf__cli_parse_duration(const char *s, int64_t bare_ms, int64_t *ms)
 {
     static const struct {
         const char *unit;
         double ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"", 1}};
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || !isfinite(v) || v < 0 || *s == '+' || *s == '-' || *s == ' ')
-        return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(end, units[i].unit) != 0) continue;
-        double total = v * units[i].ms;
-        if (total > 9.0e15) return -1;
-        *ms = (int64_t)total;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    const double max = 9.0e15; /* well inside int64_t, and exact in a double */
+    double total = 0, v;
+    const char *p = s;
+    if (scan_number(&p, &v) != 0) return -1;
+    if (!*p) { /* a bare number: the option's historical unit */
+        if (bare_ms <= 0 || v * (double)bare_ms > max) return -1;
+        *ms = (int64_t)(v * (double)bare_ms);
         return 0;
     }
-    return -1;
+    for (;;) { /* NUMBER UNIT, repeated: "10s", "1h30m", "1.5d" */
+        size_t i, len = 0;
+        for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+            len = strlen(units[i].unit);
+            if (strncmp(p, units[i].unit, len) == 0 && (p[len] < 'a' || p[len] > 'z')) break;
+        }
+        if (i == sizeof units / sizeof units[0]) return -1;
+        total += v * units[i].ms;
+        if (total > max) return -1;
+        p += len;
+        if (!*p) break;
+        if (scan_number(&p, &v) != 0) return -1;
+        if (!*p) return -1; /* "1h30": a unit on one part but not the next */
+    }
+    *ms = (int64_t)total;
+    return 0;
+}
+
+int wf__cli_duration_arg(const char *cmd, const char *option, const char *arg, int64_t bare_ms,
+                         int64_t *ms)
+{
+    if (wf__cli_parse_duration(arg, bare_ms, ms) == 0) return WF_CLI_OK;
+    return wf__cli_usage_error(cmd, "%s: '%s' is not a duration; use e.g. 500ms, 10s, 10m, 7d%s",
+                               option, arg,
+                               bare_ms == 1      ? " (a bare number is milliseconds)"
+                               : bare_ms == 1000 ? " (a bare number is seconds)"
+                                                 : "");
 }
 
 int wf__cli_parse_time(const char *s, int64_t now_ms, int64_t *out)
@@ -87,24 +132,30 @@ int wf__cli_parse_time(const char *s, int64_t now_ms, int64_t *out)
         return 0;
     }
     int64_t ago;
-    if (wf__cli_parse_duration(s, &ago) != 0) return -1;
+    if (wf__cli_parse_duration(s, 0, &ago) != 0) return -1;
     *out = now_ms > ago ? now_ms - ago : 1;
     return 0;
 }
 
-int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow)
+int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow, int *force)
 {
-    enum { OPT_WORKFLOW = 1 };
+    enum { OPT_WORKFLOW = 1, OPT_FORCE };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"workflow", required_argument, NULL, OPT_WORKFLOW},
+        {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
     *workflow = NULL;
+    *force = 0;
     int c;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
-        if (c != OPT_WORKFLOW) return WF_CLI_USAGE;
-        *workflow = optarg;
+        if (c == OPT_WORKFLOW)
+            *workflow = optarg;
+        else if (c == OPT_FORCE)
+            *force = 1;
+        else
+            return WF_CLI_USAGE;
     }
     return 0;
 }

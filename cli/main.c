@@ -6,14 +6,17 @@
 #include "cli.h"
 
 static const char USAGE[] =
-    "Usage: wf [--redis URL] [--json] COMMAND [ARGS...]\n"
+    "Usage: wf [--redis URL] [--json] [--no-color] COMMAND [ARGS...]\n"
     "\n"
     "Starts, inspects and stops durable workflow runs kept in Redis.\n"
     "\n"
     "Commands:\n"
     "  run NAME [JSON|-]         start a run of workflow NAME (input: the JSON argument, or stdin\n"
     "                            with -); --wait to wait for its result, --priority high|low\n"
-    "  status ID                 print a run's status, steps and timeline (--text for people)\n"
+    "  status ID                 print a run's status, steps and timeline (--text for people;\n"
+    "                            --follow: again at each change until it ends)\n"
+    "  wait ID                   block until the run is final; the exit code says how it ended\n"
+    "                            (--timeout DUR)\n"
     "  steps ID                  print the steps a run has recorded\n"
     "  stop ID                   cancel a run that has not finished\n"
     "  pause ID / resume ID      hold a run / let it go on\n"
@@ -28,17 +31,26 @@ static const char USAGE[] =
     "  send-event NAME [JSON|-]  record an event that waiting runs can receive\n"
     "  schedule add|list|remove  runs on a cron expression or an interval (@every 30s)\n"
     "  limit WORKFLOW            show or set how many of its runs may run at once\n"
-    "  web --listen ADDR:PORT    serve the dashboard (--token T: required off loopback)\n"
+    "  web [--listen ADDR:PORT]  serve the dashboard (default 127.0.0.1:8080; --token T:\n"
+    "                            required off loopback)\n"
     "  help [COMMAND]            this text, or a command's options\n"
     "\n"
     "Global options (accepted before or after the command):\n"
-    "  --redis URL    Redis to use (default: $WF_REDIS_URL, else redis://127.0.0.1:6379):\n"
+    "  --redis URL    Redis to use (default: $WF_REDIS_URL, else redis://127.0.0.1:6379; an\n"
+    "                 empty URL is a usage error, not the default):\n"
     "                 redis://[user[:pass]@]host[:port][/db][?prefix=P&timeout_ms=N]\n"
     "                 or unix:///path/to/redis.sock\n"
     "  --json         JSON output for every command (run, status and stop always print JSON;\n"
     "                 the others print text for people unless --json is given)\n"
+    "  --no-color     no colours: states are coloured (completed green, failed red, ...) only\n"
+    "                 when stdout is a terminal and $NO_COLOR is unset or empty\n"
     "  -h, --help     help; `wf COMMAND --help` for a command\n"
     "  -V, --version  print the version\n"
+    "\n"
+    "Durations (--delay, --timeout, --since, --older-than, --per, --debounce): NUMBER UNIT\n"
+    "with the unit ms, s, m, h or d: 500ms, 10s, 10m, 2h, 7d, 1h30m. A bare number keeps the\n"
+    "option's old unit: milliseconds, but seconds for --timeout and ms since the epoch for\n"
+    "--since/--until.\n"
     "\n"
     "A status is {\"id\", \"workflow\", \"state\", \"attempt\", \"output\", \"error\",\n"
     "\"createdAt\", \"updatedAt\", \"startedAt\", \"finishedAt\", \"waitReason\", \"wakeAt\",\n"
@@ -46,17 +58,20 @@ static const char USAGE[] =
     "and one line otherwise.\n"
     "\n"
     "Exit codes:\n"
-    "  0  success; with --wait: the run completed\n"
+    "  0  success; with --wait, wait, status --follow: the run completed\n"
     "  1  usage error (or an internal error such as out of memory)\n"
     "  2  no such run, or a malformed run id\n"
     "  3  cannot connect to Redis, bad Redis URL, or Redis answered with an error\n"
-    "  4  with --wait: the run ended failed, terminated or cancelled\n"
+    "  4  with --wait: the run ended failed, terminated or cancelled; wait and\n"
+    "     status --follow: the run failed\n"
     "  5  stop, pause, resume: the run had already finished\n"
     "  6  bad input: malformed JSON, payload too large, unknown or invalid workflow name\n"
-    "  7  with --wait: the run was not final within --timeout\n"
+    "  7  with --wait, wait, status --follow: the run was not final within --timeout\n"
     "  8  the run's state does not allow it: pause a paused run, resume a run that is not\n"
     "     paused, retry a run that has not ended or that completed\n"
     "  9  web: cannot listen on the address\n"
+    "  10 wait, status --follow: the run ended cancelled\n"
+    "  11 wait, status --follow: the run ended terminated\n"
     "Errors are printed to stderr as \"wf: <message>\".\n";
 
 typedef struct command {
@@ -82,6 +97,7 @@ static const command COMMANDS[] = {
     {"web", wf__cli_cmd_web},
     {"schedule", wf__cli_cmd_schedule},
     {"limit", wf__cli_cmd_limit},
+    {"wait", wf__cli_cmd_wait},
 };
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -118,6 +134,7 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         {"redis", required_argument, NULL, WF__OPT_REDIS},
         {"json", no_argument, NULL, WF__OPT_JSON},
+        {"no-color", no_argument, NULL, WF__OPT_NO_COLOR},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -129,10 +146,13 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:hV", options, NULL)) != -1) {
         switch (c) {
         case WF__OPT_REDIS:
-            cli.redis_url = optarg;
+            if (wf__cli_redis_option(&cli, optarg, NULL) != WF_CLI_OK) return WF_CLI_USAGE;
             break;
         case WF__OPT_JSON:
             cli.json = 1;
+            break;
+        case WF__OPT_NO_COLOR:
+            cli.no_color = 1;
             break;
         case 'h':
             fputs(USAGE, stdout);

@@ -1,5 +1,6 @@
 /* output.c - printing: JSON documents on stdout, and the pieces of the human-readable table. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,35 @@ const char *wf__cli_format_duration(int64_t ms, char *buf, size_t size)
         snprintf(buf, size, "%lldh%02lldm", s / 3600, s / 60 % 60);
     else
         snprintf(buf, size, "%lldd%02lldh", s / 86400, s / 3600 % 24);
+    return buf;
+}
+
+int wf__cli_color(const wf__cli *cli)
+{
+    const char *no = getenv("NO_COLOR"), *term = getenv("TERM");
+    return !cli->no_color && !(no && *no) && !(term && strcmp(term, "dumb") == 0) &&
+           isatty(fileno(stdout));
+}
+
+const char *wf__cli_paint(int color, const char *word, int width, char *buf, size_t size)
+{
+    static const struct {
+        const char *word, *sgr;
+    } colors[] = {
+        {"completed", "32"},    {"done", "32"},      {"failed", "31"},
+        {"terminated", "1;31"}, {"cancelled", "90"}, {"running", "34"},
+        {"queued", "36"},       {"waiting", "33"},   {"paused", "35"},
+    };
+    const char *sgr = NULL;
+    for (size_t i = 0; color && i < sizeof colors / sizeof colors[0]; i++)
+        if (strcmp(colors[i].word, word) == 0) sgr = colors[i].sgr;
+    /* The padding goes inside the codes' reach but is counted on the word alone, so columns
+     * line up whether or not there is colour. */
+    if (sgr)
+        snprintf(buf, size, "\033[%sm%s\033[0m%*s", sgr, word,
+                 width > (int)strlen(word) ? width - (int)strlen(word) : 0, "");
+    else
+        snprintf(buf, size, "%-*s", width, word);
     return buf;
 }
 

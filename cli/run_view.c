@@ -200,7 +200,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void wf__cli_print_steps_table(FILE *out, const wf_step_info *steps, size_t n)
+void wf__cli_print_steps_table(FILE *out, const wf_step_info *steps, size_t n, int color)
 {
     if (n == 0) {
         fputs("no steps recorded\n", out);
@@ -214,11 +214,12 @@ void wf__cli_print_steps_table(FILE *out, const wf_step_info *steps, size_t n)
             "ATTEMPTS", "STARTED", "DURATION", "UNTIL", "ERROR");
     for (size_t i = 0; i < n; i++) {
         const wf_step_info *s = &steps[i];
-        char name[48], started[32], until[32], dur[32] = "-", error[64];
+        char name[48], started[32], until[32], dur[32] = "-", error[64], status[64];
         if (s->started_at_ms > 0 && s->finished_at_ms >= s->started_at_ms)
             wf__cli_format_duration(s->finished_at_ms - s->started_at_ms, dur, sizeof dur);
-        fprintf(out, "%-*s  %-6s  %-10s  %8d  %-20s  %-9s  %-20s  %s\n", w,
-                wf__cli_cell(s->name, (size_t)w, name, sizeof name), s->kind, s->status,
+        fprintf(out, "%-*s  %-6s  %s  %8d  %-20s  %-9s  %-20s  %s\n", w,
+                wf__cli_cell(s->name, (size_t)w, name, sizeof name), s->kind,
+                wf__cli_paint(color, s->status ? s->status : "-", 10, status, sizeof status),
                 s->attempts, wf__cli_format_time(s->started_at_ms, started, sizeof started), dur,
                 wf__cli_format_time(s->until_ms, until, sizeof until),
                 wf__cli_cell(s->error, 60, error, sizeof error));
@@ -231,9 +232,9 @@ static void line(FILE *out, const char *label, const char *value)
 }
 
 void wf__cli_print_run_text(FILE *out, const char *id, const char *workflow, const wf_status *st,
-                            const wf_step_info *steps, size_t n)
+                            const wf_step_info *steps, size_t n, int color)
 {
-    char buf[600], t1[32], t2[32];
+    char buf[600], t1[32], t2[32], state[48];
     int64_t now = now_ms();
     line(out, "Run", id);
     line(out, "Workflow", workflow);
@@ -249,6 +250,13 @@ void wf__cli_print_run_text(FILE *out, const char *id, const char *workflow, con
         snprintf(buf, sizeof buf, "paused (was %s)", from ? from : "?");
     else
         snprintf(buf, sizeof buf, "%s", wf_state_name(st->state));
+    if (color) { /* buf begins with the state's name: colour that word */
+        char rest[600];
+        size_t len = strlen(wf_state_name(st->state));
+        snprintf(rest, sizeof rest, "%s", buf + len);
+        snprintf(buf, sizeof buf, "%s%s",
+                 wf__cli_paint(color, wf_state_name(st->state), 0, state, sizeof state), rest);
+    }
     line(out, "State", buf);
     wf_priority pri = wf_status_priority(st);
     if (pri != WF_PRIORITY_NORMAL) line(out, "Priority", wf_priority_name(pri));
@@ -274,7 +282,7 @@ void wf__cli_print_run_text(FILE *out, const char *id, const char *workflow, con
         line(out, "Output", NULL);
     free(output);
     fputc('\n', out);
-    wf__cli_print_steps_table(out, steps, n);
+    wf__cli_print_steps_table(out, steps, n, color);
 }
 
 int wf__cli_fetch_detail(wf_client *client, const char *id, wf_run **run, wf_status *st,

@@ -33,12 +33,13 @@ json_t *wf__cli_run_detail_json(const char *id, const char *workflow, const wf_s
                                 const wf_step_info *steps, size_t n);
 
 /* Prints the steps as a table (NAME KIND STATUS ATTEMPTS STARTED DURATION UNTIL ERROR), or
- * "no steps recorded". */
-void wf__cli_print_steps_table(FILE *out, const wf_step_info *steps, size_t n);
+ * "no steps recorded"; with `color`, statuses in colour (wf__cli_paint()). */
+void wf__cli_print_steps_table(FILE *out, const wf_step_info *steps, size_t n, int color);
 
-/* Prints the run for people: one "Label  value" line per fact, then the steps table. */
+/* Prints the run for people: one "Label  value" line per fact, then the steps table; with
+ * `color`, the state and step statuses in colour. */
 void wf__cli_print_run_text(FILE *out, const char *id, const char *workflow, const wf_status *st,
-                            const wf_step_info *steps, size_t n);
+                            const wf_step_info *steps, size_t n, int color);
 
 /* Reads run `id`'s status and steps. On WF_OK the caller frees *run with wf_run_free(), clears
  * *st with wf_status_clear() and frees the steps with wf_steps_free(); otherwise nothing is left

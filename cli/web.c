@@ -24,8 +24,12 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
+/* Where `wf web` listens without --listen: loopback, so no token is needed, on the port the docs
+ * and the docker files use. */
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+
 static const char USAGE[] =
-    "Usage: wf web --listen ADDR:PORT [--token TOKEN]\n"
+    "Usage: wf web [--listen ADDR:PORT] [--token TOKEN]\n"
     "\n"
     "Serves the dashboard: the workflows with their runs per state, a filterable list of runs,\n"
     "and each run's input, output, error, steps and timeline, with stop / retry / pause /\n"
@@ -39,8 +43,9 @@ static const char USAGE[] =
     "wrong token, 404 no such run, 409 not allowed in the run's state, 503 Redis unreachable.\n"
     "\n"
     "Options:\n"
-    "  --listen ADDR:PORT  where to listen, e.g. 127.0.0.1:8080 or [::1]:8080 (port 0: any\n"
-    "                      free port); prints \"listening on http://ADDR:PORT/\" once ready\n"
+    "  --listen ADDR:PORT  where to listen, e.g. 0.0.0.0:8080 or [::1]:8080 (port 0: any\n"
+    "                      free port); default " DEFAULT_LISTEN " (this machine only).\n"
+    "                      Prints \"listening on http://ADDR:PORT/\" once ready\n"
     "  --token TOKEN       require \"Authorization: Bearer TOKEN\" on every API call (the page\n"
     "                      asks for it once per browser tab); also read from $WF_WEB_TOKEN.\n"
     "                      Required when ADDR is not a loopback address; at least 16 characters\n"
@@ -321,7 +326,7 @@ int wf__cli_cmd_web(wf__cli *cli, int argc, char **argv)
     }
     if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (optind != argc) return wf__cli_usage_error("web", "web takes no arguments");
-    if (!listen) return wf__cli_usage_error("web", "web needs --listen ADDR:PORT");
+    if (!listen) listen = DEFAULT_LISTEN;
     char addr[256];
     int port;
     if (parse_listen(listen, addr, sizeof addr, &port) != 0)

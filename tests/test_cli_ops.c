@@ -635,7 +635,7 @@ Test(cli_ops, every_command_has_help_and_the_exit_codes_are_listed)
 {
     static const char *const cmds[] = {"status", "steps", "pause", "resume",  "restart",
                                        "retry",  "list",  "stats", "workers", "purge",
-                                       "web",    "stop",  "run"};
+                                       "web",    "stop",  "run",   "wait"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char *out;
         cr_assert_eq(wf(&out, cmds[i], "--help", NULL), 0, "%s --help", cmds[i]);
@@ -649,6 +649,10 @@ Test(cli_ops, every_command_has_help_and_the_exit_codes_are_listed)
     cr_assert_not_null(strstr(out, "  8  the run's state does not allow it"), "%s", out);
     cr_assert_not_null(strstr(out, "  9  web: cannot listen"), "%s", out);
     cr_assert_not_null(strstr(out, "purge --older-than"), "%s", out);
+    cr_assert_not_null(strstr(out, "  10 wait, status --follow: the run ended cancelled"), "%s",
+                       out);
+    cr_assert_not_null(strstr(out, "Durations ("), "%s", out);
+    cr_assert_not_null(strstr(out, "--no-color"), "%s", out);
     free(out);
     cr_assert_eq(wf(&out, "pause", NULL), 1);
     free(out);
@@ -656,4 +660,506 @@ Test(cli_ops, every_command_has_help_and_the_exit_codes_are_listed)
     free(out);
     cr_assert_eq(wf(&out, "workers", "--bogus", NULL), 1);
     free(out);
+}
+
+/* ---- durations, --redis '' ------------------------------------------------------------------ */
+
+/* Runs `/bin/sh -c CMD` where CMD is `fmt` formatted; "$WF" in it is the built wf with --redis.
+ * Returns the exit code, *out the shell's stdout (caller frees). */
+static int sh(char **out, const char *fmt, ...)
+{
+    char *bin = wf_test_path("wf"), cmd[2048], prefix[600];
+    snprintf(prefix, sizeof prefix, "WF='%s --redis %s'; ", bin, env.redis.url);
+    size_t n = strlen(prefix);
+    memcpy(cmd, prefix, n + 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof cmd - n, fmt, ap);
+    va_end(ap);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int rc = wf_test_run(argv, NULL, NULL, out, 30000);
+    free(bin);
+    return rc;
+}
+
+static json_int_t ifield(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+Test(cli_ops, one_duration_syntax_for_every_time_option)
+{
+    /* --delay: units, and a bare number is still milliseconds. */
+    char *out;
+    cr_assert_eq(wf(&out, "run", "publish-draft", "--delay", "10m", "--id", "d-10m", NULL), 0);
+    json_t *doc = parse(out);
+    json_t *st = json_object_get(doc, "status");
+    json_int_t due = ifield(st, "wakeAt") - ifield(st, "createdAt");
+    cr_assert(due >= 599000 && due <= 601000, "--delay 10m is due in %lld ms", (long long)due);
+    json_decref(doc);
+    cr_assert_eq(wf(&out, "run", "publish-draft", "--delay", "1h30m", "--json", NULL), 0);
+    doc = parse(out);
+    st = json_object_get(doc, "status");
+    due = ifield(st, "wakeAt") - ifield(st, "createdAt");
+    cr_assert(due >= 5399000 && due <= 5401000, "--delay 1h30m is due in %lld ms", (long long)due);
+    json_decref(doc);
+    cr_assert_eq(wf(&out, "run", "publish-draft", "--delay", "600000", NULL), 0);
+    doc = parse(out);
+    st = json_object_get(doc, "status");
+    due = ifield(st, "wakeAt") - ifield(st, "createdAt");
+    cr_assert(due >= 599000 && due <= 601000, "bare --delay 600000 is due in %lld ms",
+              (long long)due);
+    json_decref(doc);
+
+    /* --timeout: units (and a bare number is still seconds: test_cli's --timeout 0.3). */
+    long long t0 = redis_now();
+    cr_assert_eq(wf(&out, "run", "slow", "20000", "--wait", "--timeout", "300ms", NULL), 7);
+    cr_assert_lt(redis_now() - t0, 10000, "--timeout 300ms gave up in time");
+    free(out);
+
+    /* --older-than, --since/--until, limit --per and --debounce. */
+    cr_assert_eq(wf(&out, "purge", "--older-than", "1h30m", "--dry-run", NULL), 0);
+    free(out);
+    cr_assert_eq(wf(&out, "list", "--since", "1h30m", "--until", "500ms", NULL), 0);
+    free(out);
+    cr_assert_eq(wf(&out, "limit", "publish-draft", "--rate", "5", "--per", "1m", "--debounce",
+                    "1.5s", "--json", NULL),
+                 0);
+    doc = parse(out);
+    cr_assert_eq(ifield(doc, "ratePerMs"), 60000);
+    cr_assert_eq(ifield(doc, "debounceMs"), 1500);
+    json_decref(doc);
+    cr_assert_eq(
+        wf(&out, "limit", "publish-draft", "--per", "250", "--debounce", "0", "--json", NULL), 0);
+    doc = parse(out);
+    cr_assert_eq(ifield(doc, "ratePerMs"), 250, "a bare --per is still milliseconds");
+    cr_assert_eq(ifield(doc, "debounceMs"), 0);
+    json_decref(doc);
+
+    /* Anything else: exit 1 and one message that names the option and shows the syntax. */
+    static const char *const bad[][2] = {
+        {"run publish-draft --delay 10x", "--delay: '10x' is not a duration"},
+        {"run publish-draft --wait --timeout 5mins", "--timeout: '5mins' is not a duration"},
+        {"run publish-draft --delay -5s", "--delay: '-5s' is not a duration"},
+        {"run publish-draft --delay 1h30", "--delay: '1h30' is not a duration"},
+        {"purge --older-than 0x10", "--older-than: '0x10' is not a duration"},
+        {"limit publish-draft --debounce soon", "--debounce: 'soon' is not a duration"},
+        {"wait publish-draft:x --timeout 1y", "--timeout: '1y' is not a duration"},
+        {"list --since 10x", "--since: '10x' is not a time"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(sh(&out, "$WF %s 2>&1", bad[i][0]), 1, "%s: %s", bad[i][0], out);
+        cr_assert_not_null(strstr(out, bad[i][1]), "%s: %s", bad[i][0], out);
+        if (strncmp(bad[i][0], "list", 4) != 0)
+            cr_assert_not_null(strstr(out, "use e.g. 500ms, 10s, 10m, 7d"), "%s", out);
+        free(out);
+    }
+    /* Nothing was started by the refused commands: three delayed runs and the slow one. */
+    cr_assert_eq(wf(&out, "list", "--json", NULL), 0);
+    doc = parse(out);
+    cr_assert_eq(json_array_size(doc), 4);
+    json_decref(doc);
+}
+
+Test(cli_ops, an_empty_redis_url_is_a_usage_error_not_the_default)
+{
+    char *bin = wf_test_path("wf"), *out;
+    /* $WF_REDIS_URL names the test's Redis: an empty --redis must not fall back to it. */
+    const char *before[] = {bin, "--redis", "", "run", "publish-draft", "--id", "empty", NULL};
+    const char *after[] = {bin, "run", "publish-draft", "--id", "empty", "--redis=", NULL};
+    const char *envp[] = {env.redis_env, NULL};
+    cr_assert_eq(wf_test_run(before, envp, NULL, &out, 30000), 1, "%s", out);
+    cr_assert_str_eq(out, "");
+    free(out);
+    cr_assert_eq(wf_test_run(after, envp, NULL, &out, 30000), 1, "%s", out);
+    free(out);
+    cr_assert_str_eq(state_of("publish-draft:empty"), "", "no run was started");
+    free(bin);
+    cr_assert_eq(sh(&out, "$WF status x:y --redis '' 2>&1"), 1);
+    cr_assert_not_null(strstr(out, "--redis: the URL is empty"), "%s", out);
+    free(out);
+}
+
+/* ---- wait, status --follow ------------------------------------------------------------------ */
+
+Test(cli_ops, wait_blocks_until_final_and_the_exit_code_says_how_it_ended)
+{
+    char *out, want[256];
+    char *done = start_run("slow", "300", NULL, NULL, NULL);
+    cr_assert_eq(wf(&out, "wait", done, NULL), 0, "%s", out);
+    snprintf(want, sizeof want, "%s: completed\n", done);
+    cr_assert_str_eq(out, want);
+    free(out);
+    cr_assert_str_eq(state_of(done), "completed");
+
+    char *failed = start_run("fatal", "{}", NULL, NULL, NULL);
+    cr_assert_eq(wf(&out, "wait", failed, "--timeout", "30s", NULL), 4, "%s", out);
+    cr_assert_not_null(strstr(out, ": failed: card declined"), "%s", out);
+    free(out);
+
+    char *terminated = start_run("timeout", "{}", NULL, NULL, NULL);
+    cr_assert_eq(wf(&out, "wait", terminated, "--json", NULL), 11, "%s", out);
+    json_t *doc = parse(out);
+    cr_assert_str_eq(sfield(doc, "state"), "terminated");
+    cr_assert_str_eq(sfield(doc, "id"), terminated);
+    json_decref(doc);
+
+    /* Not final within --timeout: 7, the last state printed, the run goes on. */
+    char *waiting = start_run("publish-draft", "--delay", "10m", NULL, NULL);
+    long long t0 = redis_now();
+    cr_assert_eq(wf(&out, "wait", waiting, "--timeout", "300ms", NULL), 7, "%s", out);
+    cr_assert_lt(redis_now() - t0, 10000);
+    snprintf(want, sizeof want, "%s: waiting\n", waiting);
+    cr_assert_str_eq(out, want);
+    free(out);
+
+    /* Cancelled while waiting: 10. */
+    char *bin = wf_test_path("wf"), log[400];
+    snprintf(log, sizeof log, "%s/wait.log", env.redis.dir);
+    const char *argv[] = {bin, "--redis", env.redis.url, "wait", waiting, NULL};
+    pid_t pid = wf_test_spawn(argv, NULL, log);
+    free(bin);
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(wf(&out, "stop", waiting, NULL), 0);
+    free(out);
+    int status = wf_test_kill(pid, 0, 15000); /* signal 0: just reap it, within 15 s */
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 10, "wf wait exited %#x: %s", status,
+              wf_test_slurp(log));
+
+    cr_assert_eq(wf(&out, "wait", "slow:01AAAAAAAAAAAAAAAAAAAAAAAA", NULL), 2);
+    free(out);
+    cr_assert_eq(wf(&out, "wait", NULL), 1);
+    free(out);
+    char *ids[] = {done, failed, terminated, waiting};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) free(ids[i]);
+}
+
+Test(cli_ops, status_follow_prints_each_change_until_final)
+{
+    char *id = start_run("slow", "800", NULL, NULL, NULL);
+    char *out;
+    /* Piped: one compact JSON document per line, each different from the one before. */
+    cr_assert_eq(wf(&out, "status", id, "--follow", "--timeout", "30s", NULL), 0, "%s", out);
+    size_t lines = 0;
+    char *save = NULL, *prev = NULL;
+    const char *first = NULL, *last = NULL;
+    json_t *docs[64];
+    for (char *line = strtok_r(out, "\n", &save); line && lines < 64;
+         line = strtok_r(NULL, "\n", &save)) {
+        cr_assert(prev == NULL || strcmp(prev, line) != 0, "a line repeats: %s", line);
+        docs[lines] = parse(strdup(line));
+        last = sfield(docs[lines], "state");
+        if (!first) first = last;
+        prev = line;
+        lines++;
+    }
+    cr_assert_geq(lines, 2, "the run changed at least once while followed");
+    cr_assert(strcmp(first, "queued") == 0 || strcmp(first, "running") == 0, "first %s", first);
+    cr_assert_str_eq(last, "completed");
+    cr_assert_not_null(json_object_get(docs[lines - 1], "timeline"));
+    for (size_t i = 0; i < lines; i++) json_decref(docs[i]);
+    free(out);
+
+    /* --text: the timeline as it grows, then the whole view; the exit code of `wf wait`. */
+    char *failed = start_run("fatal", "{}", NULL, NULL, NULL);
+    cr_assert_eq(wf(&out, "status", failed, "--follow", "--text", NULL), 4, "%s", out);
+    cr_assert_not_null(strstr(out, "Z  created\n"), "%s", out);
+    cr_assert_not_null(strstr(out, "  failed        card declined"), "%s", out);
+    cr_assert_not_null(strstr(out, "\nState      failed\n"), "%s", out);
+    free(out);
+
+    /* --timeout without --follow is a usage error; with it, 7. */
+    cr_assert_eq(wf(&out, "status", id, "--timeout", "1s", NULL), 1);
+    free(out);
+    char *waiting = start_run("publish-draft", "--delay", "10m", NULL, NULL);
+    cr_assert_eq(wf(&out, "status", waiting, "--follow", "--timeout", "200ms", NULL), 7);
+    json_t *doc = parse(out);
+    cr_assert_str_eq(sfield(doc, "state"), "waiting");
+    json_decref(doc);
+    free(id);
+    free(failed);
+    free(waiting);
+}
+
+/* ---- stop / retry by selection -------------------------------------------------------------- */
+
+/* Runs `wf ARGS` (a string for the shell) on a terminal (script(1)) with `input` typed in.
+ * Returns the exit code, *out the terminal's text (what wf printed and the input echoed). */
+static int on_tty(char **out, const char *input, const char *args)
+{
+    char *bin = wf_test_path("wf"), cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --redis %s %s", bin, env.redis.url, args);
+    const char *argv[] = {"/usr/bin/script", "-qec", cmd, "/dev/null", NULL};
+    int rc = wf_test_run(argv, NULL, input, out, 30000);
+    free(bin);
+    return rc;
+}
+
+static int count_in(const char *const *ids, size_t n, const char *state)
+{
+    int k = 0;
+    for (size_t i = 0; i < n; i++) k += strcmp(state_of(ids[i]), state) == 0;
+    return k;
+}
+
+Test(cli_ops, stop_by_selection_dry_run_confirmation_and_count)
+{
+    char *q[3], *out;
+    for (int i = 0; i < 3; i++) q[i] = queued_run();
+    const char *const *ids = (const char *const *)q;
+    char *other = start_run("publish-draft", "--delay", "10m", NULL, NULL); /* waiting */
+
+    /* --dry-run: the count and the ids, nothing stopped. */
+    cr_assert_eq(wf(&out, "stop", "--workflow", "idle", "--state", "queued", "--dry-run", NULL), 0);
+    cr_assert_eq(strncmp(out, "would stop 3 queued runs of idle:\n", 34), 0, "%s", out);
+    for (int i = 0; i < 3; i++) cr_assert_not_null(strstr(out, q[i]), "%s", out);
+    free(out);
+    cr_assert_eq(
+        wf(&out, "stop", "--workflow", "idle", "--state", "queued", "--dry-run", "--json", NULL),
+        0);
+    json_t *doc = parse(out);
+    cr_assert_eq(ifield(doc, "count"), 3);
+    cr_assert_eq(json_array_size(json_object_get(doc, "ids")), 3);
+    cr_assert(json_is_true(json_object_get(doc, "dryRun")));
+    json_decref(doc);
+    cr_assert_eq(count_in(ids, 3, "queued"), 3);
+
+    /* Not a terminal and no --yes: refused, nothing stopped. */
+    cr_assert_eq(sh(&out, "$WF stop --workflow idle --state queued </dev/null 2>&1"), 1);
+    cr_assert_not_null(strstr(out, "give --yes to confirm"), "%s", out);
+    free(out);
+    cr_assert_eq(count_in(ids, 3, "queued"), 3);
+
+    /* On a terminal: asked; "n" does nothing, "y" stops the three and says so. */
+    cr_assert_eq(on_tty(&out, "n\n", "stop --workflow idle --state queued"), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "Stop 3 queued runs of idle? [y/N]"), "%s", out);
+    cr_assert_not_null(strstr(out, "nothing done"), "%s", out);
+    free(out);
+    cr_assert_eq(count_in(ids, 3, "queued"), 3);
+    cr_assert_eq(on_tty(&out, "y\n", "stop --workflow idle --state queued"), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "stopped 3 of 3 queued runs of idle"), "%s", out);
+    free(out);
+    cr_assert_eq(count_in(ids, 3, "cancelled"), 3);
+    cr_assert_str_eq(state_of(other), "waiting", "another workflow's run is left alone");
+
+    /* Nothing left to select: no question, 0. */
+    cr_assert_eq(wf(&out, "stop", "--workflow", "idle", "--state", "queued", NULL), 0);
+    cr_assert_str_eq(out, "no queued runs of idle to stop\n");
+    free(out);
+
+    /* Refusals: a final state, both an id and a selection, no --state, --dry-run with --yes. */
+    cr_assert_eq(wf(&out, "stop", "--workflow", "idle", "--state", "completed", "--yes", NULL), 1);
+    free(out);
+    cr_assert_eq(wf(&out, "stop", other, "--state", "waiting", NULL), 1);
+    free(out);
+    cr_assert_eq(wf(&out, "stop", "--workflow", "idle", "--yes", NULL), 1);
+    free(out);
+    cr_assert_eq(wf(&out, "stop", "--state", "waiting", "--dry-run", "--yes", NULL), 1);
+    free(out);
+    cr_assert_str_eq(state_of(other), "waiting");
+    for (int i = 0; i < 3; i++) free(q[i]);
+    free(other);
+}
+
+Test(cli_ops, retry_by_selection_acts_on_each_run_in_the_state)
+{
+    char *f1 = start_run("fatal", "{}", "--wait", NULL, NULL);
+    char *f2 = start_run("fatal", "{}", "--wait", NULL, NULL);
+    char *cancelled = start_run("fatal", "{}", "--delay", "10m", NULL);
+    char *out;
+    cr_assert_eq(wf(&out, "stop", cancelled, NULL), 0);
+    free(out);
+    cr_assert_eq(
+        wf(&out, "retry", "--workflow", "fatal", "--state", "failed", "--yes", "--json", NULL), 0,
+        "%s", out);
+    json_t *doc = parse(out);
+    cr_assert_eq(ifield(doc, "count"), 2);
+    cr_assert_eq(ifield(doc, "acted"), 2);
+    cr_assert_eq(json_array_size(json_object_get(doc, "skipped")), 0);
+    cr_assert_eq(json_array_size(json_object_get(doc, "failed")), 0);
+    json_decref(doc);
+    const char *ids[] = {f1, f2};
+    for (int i = 0; i < 2; i++) {
+        wait_state(ids[i], "failed"); /* fatal fails every attempt: this is the second */
+        wf_run *run = wf_get_workflow_run(env.client, ids[i], NULL);
+        wf_status st = {0};
+        cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
+        cr_assert_eq(st.attempt, 2, "%s was retried once", ids[i]);
+        wf_status_clear(&st);
+        wf_run_free(run);
+    }
+    cr_assert_str_eq(state_of(cancelled), "cancelled", "only the selected state");
+    cr_assert_eq(wf(&out, "retry", "--workflow", "fatal", "--state", "queued", "--yes", NULL), 1);
+    free(out);
+    free(f1);
+    free(f2);
+    free(cancelled);
+}
+
+Test(cli_ops, stop_by_selection_pages_through_more_than_one_page)
+{
+    redisReply *r = redisCommand(env.rc, "HSET wf:workflows idle {}");
+    freeReplyObject(r);
+    enum { N = 1203 }; /* three pages of 500, the last one short */
+    for (int i = 0; i < N; i++) {
+        wf_error err = {0};
+        wf_run *run = wf_run_workflow(env.client, "idle", NULL, 0, &err);
+        cr_assert_not_null(run, "start %d: %s", i, err.message);
+        wf_run_free(run);
+    }
+    char *out;
+    cr_assert_eq(
+        wf(&out, "stop", "--workflow", "idle", "--state", "queued", "--yes", "--json", NULL), 0);
+    json_t *doc = parse(out);
+    cr_assert_eq(ifield(doc, "count"), N);
+    cr_assert_eq(ifield(doc, "acted"), N);
+    json_decref(doc);
+    wf_stats *stats = NULL;
+    size_t n = 0;
+    cr_assert_eq(wf_workflow_stats(env.client, "idle", &stats, &n, NULL), WF_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(stats[0].count[WF_STATE_QUEUED], 0);
+    cr_assert_eq(stats[0].count[WF_STATE_CANCELLED], N);
+    wf_stats_free(stats, n);
+}
+
+/* ---- workflow names no worker registered ---------------------------------------------------- */
+
+Test(cli_ops, a_workflow_no_worker_registered_is_refused_unless_forced)
+{
+    char *out;
+    /* limit: refused with the close match named, and nothing stored. */
+    cr_assert_eq(sh(&out, "$WF limit publsh-draft --max-running 2 2>&1"), 6, "%s", out);
+    cr_assert_not_null(strstr(out, "no worker ever registered workflow 'publsh-draft'"), "%s", out);
+    cr_assert_not_null(strstr(out, "did you mean 'publish-draft'?"), "%s", out);
+    cr_assert_not_null(strstr(out, "--force"), "%s", out);
+    free(out);
+    redisReply *keys = redisCommand(env.rc, "KEYS *publsh*");
+    cr_assert(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements == 0, "a key was stored");
+    freeReplyObject(keys);
+    /* With --force it is stored (and read back). */
+    cr_assert_eq(wf(&out, "limit", "publsh-draft", "--max-running", "2", "--force", "--json", NULL),
+                 0);
+    json_t *doc = parse(out);
+    cr_assert_eq(ifield(doc, "maxRunning"), 2);
+    json_decref(doc);
+    cr_assert_eq(wf(&out, "limit", "publish-draft", "--max-running", "3", NULL), 0, "registered");
+    free(out);
+
+    /* stats, list, purge, schedule list, stop/retry by selection: the same check (schedule add
+     * refuses such a workflow in the library, --force or not). */
+    static const char *const cmds[] = {
+        "stats --workflow slwo",
+        "list --workflow slwo",
+        "purge --older-than 1d --workflow slwo",
+        "schedule list --workflow slwo",
+        "stop --workflow slwo --state queued --dry-run",
+        "retry --workflow slwo --state failed --dry-run",
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        cr_assert_eq(sh(&out, "$WF %s 2>&1", cmds[i]), 6, "%s: %s", cmds[i], out);
+        cr_assert_not_null(strstr(out, "did you mean 'slow'?"), "%s: %s", cmds[i], out);
+        free(out);
+        cr_assert_eq(sh(&out, "$WF %s --force 2>&1", cmds[i]), 0, "%s --force: %s", cmds[i], out);
+        free(out);
+    }
+    /* No close name: the message points to `wf workflows`. */
+    cr_assert_eq(sh(&out, "$WF stats --workflow zzzzzzzzzz 2>&1"), 6, "%s", out);
+    cr_assert_not_null(strstr(out, "`wf workflows` lists the"), "%s", out);
+    cr_assert_null(strstr(out, "did you mean"), "%s", out);
+    free(out);
+}
+
+/* ---- wf web's default address --------------------------------------------------------------- */
+
+typedef struct web_wait {
+    pid_t pid;
+    const char *log;
+    int status, exited;
+} web_wait;
+
+static int web_ready_or_gone(void *arg)
+{
+    web_wait *w = arg;
+    if (waitpid(w->pid, &w->status, WNOHANG) == w->pid) return w->exited = 1;
+    char *text = wf_test_slurp(w->log);
+    int ready = strstr(text, "listening on") != NULL;
+    free(text);
+    return ready;
+}
+
+Test(cli_ops, web_without_listen_uses_the_documented_default)
+{
+    char *bin = wf_test_path("wf"), log[400];
+    snprintf(log, sizeof log, "%s/web.log", env.redis.dir);
+    const char *argv[] = {bin, "--redis", env.redis.url, "web", NULL};
+    const char *envp[] = {"WF_WEB_TOKEN=", NULL};
+    web_wait w = {wf_test_spawn(argv, envp, log), log, 0, 0};
+    free(bin);
+    cr_assert_gt(w.pid, 0);
+    cr_assert(wf_test_wait(web_ready_or_gone, &w, 15000), "wf web neither listened nor exited");
+    char *text = wf_test_slurp(log);
+    if (w.exited) {
+        /* Port 8080 is taken on this machine: still, the default is what it tried. */
+        cr_assert(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 9, "%#x: %s", w.status, text);
+        cr_assert_not_null(strstr(text, "cannot listen on 127.0.0.1:8080"), "%s", text);
+    } else {
+        cr_assert_not_null(strstr(text, "listening on http://127.0.0.1:8080/"), "%s", text);
+        int st = wf_test_kill(w.pid, SIGTERM, 15000);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x", st);
+    }
+    free(text);
+}
+
+/* ---- colour --------------------------------------------------------------------------------- */
+
+/* Like sh() but on a terminal (script(1)), with NO_COLOR and TERM set as a user's shell might. */
+static int tty_sh(char **out, const char *fmt, ...)
+{
+    char *bin = wf_test_path("wf"), cmd[2048];
+    int n =
+        snprintf(cmd, sizeof cmd, "unset NO_COLOR; TERM=xterm; export TERM; WF='%s --redis %s'; ",
+                 bin, env.redis.url);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    const char *argv[] = {"/usr/bin/script", "-qec", cmd, "/dev/null", NULL};
+    int rc = wf_test_run(argv, NULL, NULL, out, 30000);
+    free(bin);
+    return rc;
+}
+
+Test(cli_ops, states_are_coloured_on_a_terminal_unless_no_color)
+{
+    char *done = start_run("slow", "10", "--wait", NULL, NULL);
+    char *failed = start_run("fatal", "{}", "--wait", NULL, NULL);
+    char *out;
+    /* On a terminal: completed green, failed red, the table still aligned. */
+    cr_assert_eq(tty_sh(&out, "$WF list"), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\033[32mcompleted\033[0m  "), "%s", out);
+    cr_assert_not_null(strstr(out, "\033[31mfailed\033[0m     "), "%s", out);
+    free(out);
+    cr_assert_eq(tty_sh(&out, "$WF status %s --text", failed), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "State      \033[31mfailed\033[0m"), "%s", out);
+    free(out);
+    cr_assert_eq(tty_sh(&out, "$WF wait %s", done), 0, "%s", out);
+    cr_assert_not_null(strstr(out, ": \033[32mcompleted\033[0m"), "%s", out);
+    free(out);
+    cr_assert_eq(tty_sh(&out, "NO_COLOR= $WF list"), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\033[32mcompleted"), "an empty NO_COLOR is unset: %s", out);
+    free(out);
+
+    /* NO_COLOR, --no-color (before or after the command), TERM=dumb, or a pipe: none. */
+    static const char *const plain[] = {"NO_COLOR=1 $WF list", "$WF --no-color list",
+                                        "$WF list --no-color", "TERM=dumb $WF list",
+                                        "$WF list | cat"};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        cr_assert_eq(tty_sh(&out, "%s", plain[i]), 0, "%s: %s", plain[i], out);
+        cr_assert_not_null(strstr(out, "completed"), "%s: %s", plain[i], out);
+        cr_assert_null(strstr(out, "\033["), "%s: %s", plain[i], out);
+        free(out);
+    }
+    free(done);
+    free(failed);
 }
