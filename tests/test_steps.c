@@ -325,6 +325,47 @@ Test(steps, a_short_sleep_is_never_early)
     wf_run_free(run);
 }
 
+/* ---- wf_step_attempt ------------------------------------------------------------------------- */
+
+typedef struct line_arg {
+    const char *what, *id, *step;
+} line_arg;
+
+static int line_logged(void *arg)
+{
+    const line_arg *l = arg;
+    return count_lines(l->what, l->id, l->step) > 0;
+}
+
+Test(steps, step_attempt_counts_an_execution_killed_mid_step)
+{
+    /* The worker runs in one process (--processes 0) so that SIGKILL kills the step body. */
+    worker_pid = start_worker("0", "1", "1000");
+    wf_run *run = start("{\"n\":0,\"hold_ms\":1500}");
+    line_arg first = {"HOLD1", wf_run_id(run), "hold"};
+    cr_assert(wf_test_wait(line_logged, &first, 10000), "the step body never started");
+    wf_test_kill(worker_pid, SIGKILL, 5000);
+    worker_pid = start_worker("0", "1", "1000");
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 20000, &st);
+    wf_status_clear(&st);
+    cr_assert_eq(count_lines("HOLD1", wf_run_id(run), "hold"), 1);
+    cr_assert_eq(count_lines("HOLD2", wf_run_id(run), "hold"), 1,
+                 "the body run again after the kill did not see attempt 2");
+    wf_step_info *steps = NULL;
+    size_t n = 0;
+    wf_error err = {0};
+    cr_assert_eq(wf_run_steps(run, &steps, &n, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(n, 1, "only the step is listed, not the count of lost executions");
+    cr_assert_str_eq(steps[0].name, "hold");
+    cr_assert_eq(steps[0].attempts, 2);
+    wf_steps_free(steps, n);
+    cr_assert_eq(
+        wf_test_cmd_int(rc, "HEXISTS wf:{stepper}:run:%s:steps %s", wf_run_id(run), " lost"), 0,
+        "the count of lost executions is cleared by the record");
+    wf_run_free(run);
+}
+
 /* ---- control of waiting and running runs ----------------------------------------------------- */
 
 Test(steps, stop_pause_resume_restart_a_waiting_run)

@@ -31,7 +31,12 @@ struct wf__steps {
     int nnames;
     _Atomic int64_t deadline_mono; /* step timeout: wf_ctx_cancelled() turns true after it */
     int attempt;                   /* attempt of the step body now executing, 0 outside one */
+    int lost; /* executions lost with their worker since the last step record (the steps hash's
+               * " lost", reclaim.lua): added to the attempts of the first step body this
+               * execution runs, and cleared by the first record it writes */
 };
+
+#define LOST_FIELD " lost" /* lua/lib.lua WF_LOST_FIELD */
 
 void wf__steps_free(struct wf__steps *s)
 {
@@ -103,6 +108,14 @@ static int load(wf_ctx *ctx, struct wf__steps *s)
     int rc = wf__ctx_command(ctx, 2, argv, NULL, &s->all, &err);
     free(key);
     if (rc != WF_OK) return wf_ctx_fail(ctx, rc, "reading step records: %s", err.message);
+    s->lost = 0;
+    for (size_t i = 0; s->all && s->all->type == REDIS_REPLY_ARRAY && i + 1 < s->all->elements;
+         i += 2) {
+        const redisReply *k = s->all->element[i], *v = s->all->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, LOST_FIELD) == 0 &&
+            v->type == REDIS_REPLY_STRING && atoi(v->str) > 0)
+            s->lost = atoi(v->str);
+    }
     return WF_OK;
 }
 
@@ -185,15 +198,19 @@ static int record(wf_ctx *ctx, const char *name, const wf__steprec *rec)
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     wf__steprec_encode(rec, &sb);
-    const char *args[4] = {ctx->job->id, wf__ctx_token(ctx), name, sb.data};
-    size_t lens[4] = {strlen(args[0]), strlen(args[1]), strlen(name), sb.size};
+    /* The first record of an execution after lost ones clears their count (step.lua ARGV 5). */
+    int clear = ctx->steps && ctx->steps->lost > 0;
+    const char *args[5] = {ctx->job->id, wf__ctx_token(ctx), name, sb.data, "1"};
+    size_t lens[5] = {strlen(args[0]), strlen(args[1]), strlen(name), sb.size, 1};
     redisReply *reply = NULL;
     wf_error err = {0};
-    int rc = wf__ctx_call(ctx, WF__SCRIPT_STEP, WF__NFIXED + 2, rk.k, 4, args, lens, &reply, &err);
+    int rc = wf__ctx_call(ctx, WF__SCRIPT_STEP, WF__NFIXED + 2, rk.k, clear ? 5 : 4, args, lens,
+                          &reply, &err);
     wf__reply_free(reply);
     msgpack_sbuffer_destroy(&sb);
     runkeys_free(&rk);
     if (rc != WF_OK) return wf_ctx_fail(ctx, rc, "recording step '%s': %s", name, err.message);
+    if (clear) ctx->steps->lost = 0;
     return WF_OK;
 }
 
@@ -213,15 +230,23 @@ static int suspend(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_
     if (due) wf__steprec_encode(due, &db);
     char wake[32];
     snprintf(wake, sizeof wake, "%lld", (long long)wake_at);
-    const char *args[8] = {ctx->job->id,         wf__ctx_token(ctx), name, sb.data, wake, reason,
-                           deadline ? "1" : "0", due ? db.data : ""};
-    size_t lens[8] = {
-        strlen(args[0]),  strlen(args[1]), strlen(name), sb.size, strlen(wake), strlen(reason), 1,
-        due ? db.size : 0};
+    /* The first record of an execution after lost ones clears their count (ARGV 9). */
+    int clear = ctx->steps && ctx->steps->lost > 0;
+    const char *args[9] = {ctx->job->id,         wf__ctx_token(ctx), name, sb.data, wake, reason,
+                           deadline ? "1" : "0", due ? db.data : "", "1"};
+    size_t lens[9] = {strlen(args[0]),
+                      strlen(args[1]),
+                      strlen(name),
+                      sb.size,
+                      strlen(wake),
+                      strlen(reason),
+                      1,
+                      due ? db.size : 0,
+                      1};
     redisReply *reply = NULL;
     wf_error err = {0};
-    int rc = wf__ctx_call(ctx, WF__SCRIPT_SUSPEND, WF__NFIXED + 2, rk.k, deadline ? 8 : 6, args,
-                          lens, &reply, &err);
+    int rc = wf__ctx_call(ctx, WF__SCRIPT_SUSPEND, WF__NFIXED + 2, rk.k,
+                          clear ? 9 : (deadline ? 8 : 6), args, lens, &reply, &err);
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&db);
     runkeys_free(&rk);
@@ -232,6 +257,8 @@ static int suspend(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_
             : "";
     int resume = strcmp(said, "RESUME") == 0, is_due = strcmp(said, "DUE") == 0;
     wf__reply_free(reply);
+    /* Written: the waiting record, or (DUE) the `due` one. RESUME and a bare DUE wrote nothing. */
+    if (clear && !resume && (!is_due || due)) ctx->steps->lost = 0;
     if (resume) return WF_OK;
     if (is_due) return WF__STEP_DUE;
     wf__ctx_mark_suspended(ctx);
@@ -307,6 +334,9 @@ int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
     ctx->job->retry_after = -1;
     int64_t start = wf__mono_ms();
     s->deadline_mono = o.timeout_ms > 0 ? start + o.timeout_ms : 0;
+    /* Executions of this body lost with their worker (killed mid-step, reclaimed) count too: the
+     * first step body after them is the one that was running, or may have been. */
+    attempts += s->lost;
     s->attempt = attempts + 1;
     rc = fn(ctx, arg, &pk);
     s->attempt = 0;
