@@ -3,7 +3,9 @@
  * Two scripts in two hash slots: event_send.lua on the event's keys ("P:{ev:NAME}:...") returns
  * the matching waiters, then deliver.lua on each waiting run's keys records the event as the wait
  * step's result and queues the run. If this process dies between the two, the event is still in
- * the log, and the run finds it when it next checks (its timeout, or any replay).
+ * the log, and the run finds it when it next checks (its timeout, or any replay). An event whose
+ * log time (Redis time) is at or after a wait's deadline does not satisfy that wait: event_send.lua
+ * does not return such a waiter and deliver.lua refuses it.
  *
  * The logic is written once (wf__event_send) over a transport: the client's synchronous
  * connection here, the worker loop's connection for wf_ctx_send_event().
@@ -19,7 +21,8 @@
 
 /* Delivers to one waiter "RUNID STEP". Members that are not well formed are skipped. */
 static int deliver(const wf__transport *t, const char *prefix, const char *member,
-                   const char *event, const void *payload, size_t len, wf_error *err)
+                   const char *event, const char *at, const void *payload, size_t len,
+                   wf_error *err)
 {
     char id[WF__ID_MAX], workflow[WF__NAME_MAX + 1];
     const char *sp = strchr(member, ' ');
@@ -49,10 +52,10 @@ static int deliver(const wf__transport *t, const char *prefix, const char *membe
         for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
         keys[WF__NFIXED] = runkey;
         keys[WF__NFIXED + 1] = steps;
-        const char *args[3] = {id, step, sb.data};
-        size_t lens[3] = {strlen(id), strlen(step), sb.size};
+        const char *args[4] = {id, step, sb.data, at};
+        size_t lens[4] = {strlen(id), strlen(step), sb.size, strlen(at)};
         redisReply *r = NULL;
-        rc = t->call(t->ctx, WF__SCRIPT_DELIVER, WF__NFIXED + 2, keys, 3, args, lens, &r, err);
+        rc = t->call(t->ctx, WF__SCRIPT_DELIVER, WF__NFIXED + 2, keys, 4, args, lens, &r, err);
         if (r) t->free_reply(r);
     }
     wf__wfkeys_free(&wk);
@@ -82,24 +85,33 @@ int wf__event_send(const wf__transport *t, const char *prefix, size_t max_payloa
     }
     char *log = wf__key_event(prefix, name, "log");
     char *waiters = wf__key_event(prefix, name, "waiters");
-    if (!log || !waiters) {
+    char *deadlines = wf__key_event(prefix, name, "deadlines");
+    if (!log || !waiters || !deadlines) {
         free(log);
         free(waiters);
+        free(deadlines);
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     }
-    const char *keys[2] = {log, waiters};
+    const char *keys[3] = {log, waiters, deadlines};
     const char *args[3] = {key ? key : "", payload ? payload : "", EVENT_LOG_MAX};
     size_t lens[3] = {key ? strlen(key) : 0, len, strlen(EVENT_LOG_MAX)};
     redisReply *r = NULL;
-    int rc = t->call(t->ctx, WF__SCRIPT_EVENT_SEND, 2, keys, 3, args, lens, &r, err);
+    int rc = t->call(t->ctx, WF__SCRIPT_EVENT_SEND, 3, keys, 3, args, lens, &r, err);
     free(log);
     free(waiters);
+    free(deadlines);
     if (rc != WF_OK) return rc;
-    /* r = {entry id, waiter members...}: deliver to each; go on past failures, report the first. */
+    /* r = {entry id, waiter members...}: deliver to each, with the event's time (the entry id's
+     * milliseconds, Redis time), so that a wait whose deadline came first refuses it; go on past
+     * failures, report the first. */
+    char at[24] = "";
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(at, sizeof at, "%.*s", (int)strcspn(r->element[0]->str, "-"), r->element[0]->str);
     for (size_t i = 1; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         wf_error e = {0};
         if (r->element[i]->type != REDIS_REPLY_STRING) continue;
-        int d = deliver(t, prefix, r->element[i]->str, name, payload, len, &e);
+        int d = deliver(t, prefix, r->element[i]->str, name, at, payload, len, &e);
         if (d != WF_OK && rc == WF_OK) {
             rc = d;
             if (err) *err = e;

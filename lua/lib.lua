@@ -196,6 +196,15 @@ local function step_status(raw)
     return string.sub(raw, p + 3, p + 2 + sl)
 end
 
+-- The steps hash field (not a step name: those have no spaces) counting the executions of a run
+-- lost with their worker (reclaim.lua) since its last step record. The worker reads it with the
+-- steps hash, adds it to the attempts of the first step it records, and clears it in that call
+-- (step.lua, suspend.lua `clear_lost`), so wf_step_attempt() counts a body killed mid-way.
+local WF_LOST_FIELD = ' lost'
+local function clear_lost(steps, flag)
+    if flag == '1' then redis.call('HDEL', steps, WF_LOST_FIELD) end
+end
+
 -- Child runs (wf_step_invoke, worker/invoke.c): a run started by a parent's step carries the
 -- fields `parent` (the parent's run id) and `parent_step` (enqueue.lua). The script that ends such
 -- a run records the end in the stream `stream` (P:{W}:parents of the child's workflow W, consumer

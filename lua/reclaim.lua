@@ -3,7 +3,8 @@
 --       optionally P:{W}:parents (a child run failed here is recorded there, lib.lua parent_add)
 -- ARGV: 1 max reclaims, 2 retention ms, then candidate run ids (read from the leases zset by the
 --       caller; each is re-checked here, so racing reapers are harmless)
--- Returns the number of runs re-queued plus failed.
+-- Returns the number of runs re-queued plus failed. A re-queued run's steps hash counts the
+-- executions lost since its last step record in the field ' lost' (lib.lua WF_LOST_FIELD).
 local bad = check_fixed_keys()
 if bad then return bad end
 local max_reclaims, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -34,6 +35,9 @@ while ARGV[2 + i] do
             else
                 redis.call('HSET', h, 'error', 'lease expired: worker ' .. tostring(f[2]) ..
                     ' presumed dead; run re-queued')
+                -- The execution lost may have been inside a step body: the next step recorded
+                -- counts it in its attempts (wf_step_attempt, worker/step.c) and clears this.
+                redis.call('HINCRBY', steps, WF_LOST_FIELD, 1)
                 set_state(h, id, 'running', 'queued', now)
                 push_ready(h, id, f[3], f[4])
             end

@@ -207,6 +207,165 @@ Test(steps, event_wait_times_out)
     wf_run_free(run);
 }
 
+/* ---- deadlines, decided by Redis time ------------------------------------------------------- */
+
+/* Redis time in ms, the scripts' clock. */
+static long long redis_ms(void)
+{
+    redisReply *r = redisCommand(rc, "TIME");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    long long ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    return ms;
+}
+
+static int redis_time_reached(void *arg)
+{
+    return redis_ms() >= *(const long long *)arg;
+}
+
+/* A run of stepper waiting for event `event` with a timeout; returns it with its deadline. */
+static wf_run *waiting_for(const char *event, int timeout_ms, long long *deadline)
+{
+    char json[200];
+    snprintf(json, sizeof json, "{\"n\":0,\"event\":\"%s\",\"event_timeout_ms\":%d}", event,
+             timeout_ms);
+    wf_run *run = start(json);
+    wf_status st;
+    wait_state(run, WF_STATE_WAITING, 10000, &st);
+    *deadline = st.wake_at_ms; /* the wait's deadline is its timer */
+    cr_assert_gt(*deadline, 0);
+    wf_status_clear(&st);
+    return run;
+}
+
+static void expect_timeout(wf_run *run)
+{
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    char *json = output_json(&st);
+    cr_assert_str_eq(json, "{\"sum\":0,\"event\":\"timeout\"}",
+                     "an event after the deadline satisfied the wait: %s", json);
+    free(json);
+    wf_status_clear(&st);
+}
+
+Test(steps, event_just_after_the_deadline_does_not_satisfy_the_wait)
+{
+    /* Workers up: the event is sent the moment Redis time passes the deadline, before the
+     * worker's 100 ms timer tick turns the wait into a timeout. */
+    worker_pid = start_worker("1", "2", "15000");
+    long long deadline = 0;
+    wf_run *run = waiting_for("late", 500, &deadline);
+    cr_assert(wf_test_wait(redis_time_reached, &deadline, 5000));
+    wf_error err = {0};
+    cr_assert_eq(wf_send_event(cl, "late", "\x2a", 1, &err), WF_OK, "%s", err.message);
+    expect_timeout(run);
+    wf_run_free(run);
+}
+
+Test(steps, event_sent_while_no_worker_is_up_after_the_deadline_is_a_timeout)
+{
+    worker_pid = start_worker("1", "2", "15000");
+    long long deadline = 0;
+    wf_run *run = waiting_for("late2", 300, &deadline);
+    cr_assert_eq(pool_env_stop_worker(), 0);
+    cr_assert(wf_test_wait(redis_time_reached, &deadline, 5000));
+    wf_error err = {0};
+    cr_assert_eq(wf_send_event(cl, "late2", "\x2a", 1, &err), WF_OK, "%s", err.message);
+    worker_pid = start_worker("1", "2", "15000");
+    expect_timeout(run);
+    wf_run_free(run);
+}
+
+Test(steps, event_before_the_deadline_found_after_it_still_counts)
+{
+    /* The other side of the boundary: logged before the deadline, and no worker up until after
+     * it, the event is the wait's result (the run finds it in the log when it wakes). */
+    worker_pid = start_worker("1", "2", "15000");
+    long long deadline = 0;
+    wf_run *run = waiting_for("early", 2000, &deadline);
+    cr_assert_eq(pool_env_stop_worker(), 0);
+    /* Make the run's own delivery miss it, as if the sender died between its two scripts. */
+    cr_assert_eq(wf_test_cmd_int(rc, "DEL wf:{ev:early}:waiters"), 1);
+    wf_error err = {0};
+    cr_assert_eq(wf_send_event(cl, "early", "\x2a", 1, &err), WF_OK, "%s", err.message);
+    cr_assert_lt(redis_ms(), deadline, "sent before the deadline");
+    cr_assert(wf_test_wait(redis_time_reached, &deadline, 5000));
+    worker_pid = start_worker("1", "2", "15000");
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    char *json = output_json(&st);
+    cr_assert_str_eq(json, "{\"sum\":0,\"event\":42}");
+    free(json);
+    wf_status_clear(&st);
+    wf_run_free(run);
+}
+
+Test(steps, a_short_sleep_is_never_early)
+{
+    /* Below the 50 ms the worker used to allow for its estimate of Redis time, a sleep returned
+     * at once. Redis decides now: the run ends at or after the wake time, by Redis's clock. */
+    worker_pid = start_worker("1", "2", "15000");
+    wf_run *run = start("{\"n\":1,\"sleep_ms\":40}");
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    wf_step_info *steps = NULL;
+    size_t n = 0;
+    wf_error err = {0};
+    cr_assert_eq(wf_run_steps(run, &steps, &n, &err), WF_OK, "%s", err.message);
+    int64_t until = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(steps[i].name, "nap") == 0) until = steps[i].until_ms;
+    wf_steps_free(steps, n);
+    cr_assert_gt(until, 0, "no nap step");
+    cr_assert_geq(st.finished_at_ms, until, "the run ended %lld ms before its sleep's end",
+                  (long long)(until - st.finished_at_ms));
+    wf_status_clear(&st);
+    wf_run_free(run);
+}
+
+/* ---- wf_step_attempt ------------------------------------------------------------------------- */
+
+typedef struct line_arg {
+    const char *what, *id, *step;
+} line_arg;
+
+static int line_logged(void *arg)
+{
+    const line_arg *l = arg;
+    return count_lines(l->what, l->id, l->step) > 0;
+}
+
+Test(steps, step_attempt_counts_an_execution_killed_mid_step)
+{
+    /* The worker runs in one process (--processes 0) so that SIGKILL kills the step body. */
+    worker_pid = start_worker("0", "1", "1000");
+    wf_run *run = start("{\"n\":0,\"hold_ms\":1500}");
+    line_arg first = {"HOLD1", wf_run_id(run), "hold"};
+    cr_assert(wf_test_wait(line_logged, &first, 10000), "the step body never started");
+    wf_test_kill(worker_pid, SIGKILL, 5000);
+    worker_pid = start_worker("0", "1", "1000");
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, 20000, &st);
+    wf_status_clear(&st);
+    cr_assert_eq(count_lines("HOLD1", wf_run_id(run), "hold"), 1);
+    cr_assert_eq(count_lines("HOLD2", wf_run_id(run), "hold"), 1,
+                 "the body run again after the kill did not see attempt 2");
+    wf_step_info *steps = NULL;
+    size_t n = 0;
+    wf_error err = {0};
+    cr_assert_eq(wf_run_steps(run, &steps, &n, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(n, 1, "only the step is listed, not the count of lost executions");
+    cr_assert_str_eq(steps[0].name, "hold");
+    cr_assert_eq(steps[0].attempts, 2);
+    wf_steps_free(steps, n);
+    cr_assert_eq(
+        wf_test_cmd_int(rc, "HEXISTS wf:{stepper}:run:%s:steps %s", wf_run_id(run), " lost"), 0,
+        "the count of lost executions is cleared by the record");
+    wf_run_free(run);
+}
+
 /* ---- control of waiting and running runs ----------------------------------------------------- */
 
 Test(steps, stop_pause_resume_restart_a_waiting_run)

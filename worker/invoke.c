@@ -137,33 +137,52 @@ static int start_child(wf_ctx *ctx, const char *name, const char *workflow, cons
     return WF_OK;
 }
 
-/* A child found already ended: reads its output and error into a `done` record and records it. */
-static int record_ended(wf_ctx *ctx, const char *name, const char *workflow, wf__steprec *w,
-                        const char *state, const msgpack_object **output)
+/* Settles the step from the child's run hash, when the child has ended or Redis time reached the
+ * step's deadline: a child that ended (state final) before the deadline (its finished_at, Redis
+ * time, before w->until; any time without a deadline) gives its end; otherwise the step times
+ * out. Returns the step's outcome. */
+static int settle_child(wf_ctx *ctx, const char *name, const char *workflow, wf__steprec *w,
+                        const msgpack_object **output)
 {
     char *key = wf__key_run(wf__ctx_prefix(ctx), workflow, w->child);
     if (!key) return wf_ctx_fail(ctx, WF_ERR_NOMEM, "out of memory");
-    const char *argv[4] = {"HMGET", key, "output", "error"};
+    const char *argv[6] = {"HMGET", key, "state", "finished_at", "output", "error"};
     redisReply *r = NULL;
     wf_error err = {0};
-    int rc = wf__ctx_command(ctx, 4, argv, NULL, &r, &err);
+    int rc = wf__ctx_command(ctx, 6, argv, NULL, &r, &err);
     free(key);
     if (rc != WF_OK) return wf_ctx_fail(ctx, rc, "reading child run %s: %s", w->child, err.message);
+    const redisReply *st = NULL, *fin = NULL, *o = NULL, *e = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        st = r->element[0];
+        fin = r->element[1];
+        o = r->element[2];
+        e = r->element[3];
+    }
+    const char *state = st && st->type == REDIS_REPLY_STRING ? st->str : "";
+    int ended = strcmp(state, "completed") == 0 || strcmp(state, "failed") == 0 ||
+                strcmp(state, "cancelled") == 0 || strcmp(state, "terminated") == 0;
+    long long finished = fin && fin->type == REDIS_REPLY_STRING ? atoll(fin->str) : 0;
+    int late = ended && w->until > 0 && finished >= w->until;
     wf__steprec done = *w;
+    done.t1 = wf__step_now(ctx);
+    if (!ended || late) {
+        wf__reply_free(r);
+        snprintf(done.status, sizeof done.status, "timeout");
+        if ((rc = wf__step_record(ctx, name, &done)) != WF_OK) return rc;
+        return wf_ctx_fail(ctx, WF_ERR_TIMEOUT, "timed out waiting for child run %s%s", w->child,
+                           late ? " (it ended after the deadline)" : "");
+    }
     snprintf(done.status, sizeof done.status, "done");
     snprintf(done.cstate, sizeof done.cstate, "%s", state);
-    done.t1 = wf__step_now(ctx);
     done.until = 0;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-        const redisReply *o = r->element[0], *e = r->element[1];
-        if (o->type == REDIS_REPLY_STRING && o->len > 0 && strcmp(state, "completed") == 0) {
-            done.result = o->str;
-            done.result_len = o->len;
-        }
-        if (e->type == REDIS_REPLY_STRING) {
-            snprintf(done.err_buf, sizeof done.err_buf, "%s", e->str);
-            done.error = done.err_buf;
-        }
+    if (o && o->type == REDIS_REPLY_STRING && o->len > 0 && strcmp(state, "completed") == 0) {
+        done.result = o->str;
+        done.result_len = o->len;
+    }
+    if (e && e->type == REDIS_REPLY_STRING) {
+        snprintf(done.err_buf, sizeof done.err_buf, "%s", e->str);
+        done.error = done.err_buf;
     }
     rc = wf__step_record(ctx, name, &done);
     if (rc == WF_OK) rc = outcome(ctx, &done, output);
@@ -255,13 +274,9 @@ int wf_step_invoke_ex(wf_ctx *ctx, const char *name, const char *workflow, const
                                "no worker has registered workflow '%s' (child of step '%s')",
                                workflow, name);
         if ((rc = wf__step_record(ctx, name, &w)) != WF_OK) return rc;
-    } else if (w.until > 0 && now + 50 >= w.until) {
-        wf__steprec t = w;
-        snprintf(t.status, sizeof t.status, "timeout");
-        t.t1 = now;
-        if ((rc = wf__step_record(ctx, name, &t)) != WF_OK) return rc;
-        return wf_ctx_fail(ctx, WF_ERR_TIMEOUT, "timed out waiting for child run %s", w.child);
     }
+    /* Whether the deadline has passed is decided by Redis time, in suspend.lua (DUE) and by the
+     * child's end time (deliver.lua, settle_child), never by this worker's estimate. */
 
     char state[32];
     int created = 0;
@@ -272,15 +287,21 @@ int wf_step_invoke_ex(wf_ctx *ctx, const char *name, const char *workflow, const
                      "started child run %s", w.child);
     if (!created && (strcmp(state, "completed") == 0 || strcmp(state, "failed") == 0 ||
                      strcmp(state, "cancelled") == 0 || strcmp(state, "terminated") == 0))
-        /* Already ended: its end is final, read it from its run hash. This covers an end whose
-         * delivery found no waiting record (steps cleared by a restart) or a parent that was not
-         * live then (restarted after it ended); a delivery still on its way finds the step done
-         * and changes nothing. */
-        return record_ended(ctx, name, workflow, &w, state, output);
+        /* Already ended: its end is final, read it from its run hash (an end at or after the
+         * deadline times the step out). This covers an end whose delivery found no waiting
+         * record (steps cleared by a restart), a parent that was not live then (restarted after
+         * it ended), or a late end that deliver.lua refused; a delivery still on its way finds
+         * the step settled and changes nothing. */
+        return settle_child(ctx, name, workflow, &w, output);
 
     char reason[WF__ID_MAX + 16];
     snprintf(reason, sizeof reason, "child %s", w.child);
-    rc = wf__step_suspend(ctx, name, &w, w.until, reason);
+    rc = wf__step_suspend_due(ctx, name, &w, w.until, reason, NULL);
+    if (rc == WF__STEP_DUE) {
+        /* Redis time reached the deadline: a child that ended before it still counts (its end
+         * may not be delivered yet); otherwise the step times out. */
+        return settle_child(ctx, name, workflow, &w, output);
+    }
     if (rc == WF_OK) {
         /* Delivered between the record and the suspend: read the record it wrote. */
         wf__step_forget(ctx);
@@ -346,13 +367,14 @@ static void deliver_entry(wf_worker *w, const char *stream, const redisReply *e)
         e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= 48)
         return;
     const char *entry = e->element[0]->str;
-    const redisReply *id, *parent, *step, *state, *out, *error;
+    const redisReply *id, *parent, *step, *state, *out, *error, *at;
     field(e->element[1], "id", &id);
     field(e->element[1], "parent", &parent);
     field(e->element[1], "step", &step);
     field(e->element[1], "state", &state);
     field(e->element[1], "output", &out);
     field(e->element[1], "error", &error);
+    field(e->element[1], "at", &at);
     char pwf[WF__NAME_MAX + 1];
     if (!id || !parent || !step || !state || id->len >= WF__ID_MAX ||
         wf__runid_parse(parent->str, pwf, NULL) != WF_OK || !wf__step_name_valid(step->str)) {
@@ -389,9 +411,11 @@ static void deliver_entry(wf_worker *w, const char *stream, const redisReply *e)
         for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
         keys[WF__NFIXED] = run;
         keys[WF__NFIXED + 1] = steps;
-        const char *args[3] = {parent->str, step->str, sb.data};
-        size_t lens[3] = {parent->len, step->len, sb.size};
-        if (wf__conn_script(&w->cmd, deliver_reply, d, WF__SCRIPT_DELIVER, WF__NFIXED + 2, keys, 3,
+        /* The child's end time (Redis time): an end at or after the parent's deadline does not
+         * satisfy the wait (deliver.lua). */
+        const char *args[4] = {parent->str, step->str, sb.data, at ? at->str : ""};
+        size_t lens[4] = {parent->len, step->len, sb.size, at ? at->len : 0};
+        if (wf__conn_script(&w->cmd, deliver_reply, d, WF__SCRIPT_DELIVER, WF__NFIXED + 2, keys, 4,
                             args, lens) == WF_OK) {
             w->kids_inflight++;
             wf__log_run(WF__LOG_DEBUG, parent->str, pwf, 0, "child run %s ended %s: delivering",

@@ -31,7 +31,12 @@ struct wf__steps {
     int nnames;
     _Atomic int64_t deadline_mono; /* step timeout: wf_ctx_cancelled() turns true after it */
     int attempt;                   /* attempt of the step body now executing, 0 outside one */
+    int lost; /* executions lost with their worker since the last step record (the steps hash's
+               * " lost", reclaim.lua): added to the attempts of the first step body this
+               * execution runs, and cleared by the first record it writes */
 };
+
+#define LOST_FIELD " lost" /* lua/lib.lua WF_LOST_FIELD */
 
 void wf__steps_free(struct wf__steps *s)
 {
@@ -103,6 +108,14 @@ static int load(wf_ctx *ctx, struct wf__steps *s)
     int rc = wf__ctx_command(ctx, 2, argv, NULL, &s->all, &err);
     free(key);
     if (rc != WF_OK) return wf_ctx_fail(ctx, rc, "reading step records: %s", err.message);
+    s->lost = 0;
+    for (size_t i = 0; s->all && s->all->type == REDIS_REPLY_ARRAY && i + 1 < s->all->elements;
+         i += 2) {
+        const redisReply *k = s->all->element[i], *v = s->all->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, LOST_FIELD) == 0 &&
+            v->type == REDIS_REPLY_STRING && atoi(v->str) > 0)
+            s->lost = atoi(v->str);
+    }
     return WF_OK;
 }
 
@@ -185,45 +198,69 @@ static int record(wf_ctx *ctx, const char *name, const wf__steprec *rec)
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     wf__steprec_encode(rec, &sb);
-    const char *args[4] = {ctx->job->id, wf__ctx_token(ctx), name, sb.data};
-    size_t lens[4] = {strlen(args[0]), strlen(args[1]), strlen(name), sb.size};
+    /* The first record of an execution after lost ones clears their count (step.lua ARGV 5). */
+    int clear = ctx->steps && ctx->steps->lost > 0;
+    const char *args[5] = {ctx->job->id, wf__ctx_token(ctx), name, sb.data, "1"};
+    size_t lens[5] = {strlen(args[0]), strlen(args[1]), strlen(name), sb.size, 1};
     redisReply *reply = NULL;
     wf_error err = {0};
-    int rc = wf__ctx_call(ctx, WF__SCRIPT_STEP, WF__NFIXED + 2, rk.k, 4, args, lens, &reply, &err);
+    int rc = wf__ctx_call(ctx, WF__SCRIPT_STEP, WF__NFIXED + 2, rk.k, clear ? 5 : 4, args, lens,
+                          &reply, &err);
     wf__reply_free(reply);
     msgpack_sbuffer_destroy(&sb);
     runkeys_free(&rk);
     if (rc != WF_OK) return wf_ctx_fail(ctx, rc, "recording step '%s': %s", name, err.message);
+    if (clear) ctx->steps->lost = 0;
     return WF_OK;
 }
 
 /* Hands the run back as `waiting` (suspend.lua). Returns WF_SUSPEND, or WF_OK when the step was
- * completed meanwhile (RESUME), or an error. */
+ * completed meanwhile (RESUME), or an error. With `deadline`, the timer is a deadline decided by
+ * Redis time: WF__STEP_DUE when it has already come (nothing waits; `due`, if any, was recorded).
+ */
 static int suspend(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_t wake_at,
-                   const char *reason)
+                   const char *reason, int deadline, const wf__steprec *due)
 {
     runkeys rk;
     if (runkeys_init(ctx, &rk) != WF_OK) return wf_ctx_fail(ctx, WF_ERR_NOMEM, "out of memory");
-    msgpack_sbuffer sb;
+    msgpack_sbuffer sb, db;
     msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_init(&db);
     wf__steprec_encode(rec, &sb);
+    if (due) wf__steprec_encode(due, &db);
     char wake[32];
     snprintf(wake, sizeof wake, "%lld", (long long)wake_at);
-    const char *args[6] = {ctx->job->id, wf__ctx_token(ctx), name, sb.data, wake, reason};
-    size_t lens[6] = {strlen(args[0]), strlen(args[1]), strlen(name),
-                      sb.size,         strlen(wake),    strlen(reason)};
+    /* The first record of an execution after lost ones clears their count (ARGV 9). */
+    int clear = ctx->steps && ctx->steps->lost > 0;
+    const char *args[9] = {ctx->job->id,         wf__ctx_token(ctx), name, sb.data, wake, reason,
+                           deadline ? "1" : "0", due ? db.data : "", "1"};
+    size_t lens[9] = {strlen(args[0]),
+                      strlen(args[1]),
+                      strlen(name),
+                      sb.size,
+                      strlen(wake),
+                      strlen(reason),
+                      1,
+                      due ? db.size : 0,
+                      1};
     redisReply *reply = NULL;
     wf_error err = {0};
-    int rc =
-        wf__ctx_call(ctx, WF__SCRIPT_SUSPEND, WF__NFIXED + 2, rk.k, 6, args, lens, &reply, &err);
+    int rc = wf__ctx_call(ctx, WF__SCRIPT_SUSPEND, WF__NFIXED + 2, rk.k,
+                          clear ? 9 : (deadline ? 8 : 6), args, lens, &reply, &err);
     msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&db);
     runkeys_free(&rk);
     if (rc != WF_OK) return wf_ctx_fail(ctx, rc, "suspending at step '%s': %s", name, err.message);
-    int resume = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "RESUME") == 0;
-    if (!resume && reply && reply->type == REDIS_REPLY_STRING)
-        resume = strcmp(reply->str, "RESUME") == 0;
+    const char *said =
+        reply && (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING)
+            ? reply->str
+            : "";
+    int resume = strcmp(said, "RESUME") == 0, is_due = strcmp(said, "DUE") == 0;
     wf__reply_free(reply);
+    /* Written: the waiting record, or (DUE) the `due` one. RESUME and a bare DUE wrote nothing. */
+    if (clear && !resume && (!is_due || due)) ctx->steps->lost = 0;
     if (resume) return WF_OK;
+    if (is_due) return WF__STEP_DUE;
     wf__ctx_mark_suspended(ctx);
     return WF_SUSPEND;
 }
@@ -297,6 +334,9 @@ int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
     ctx->job->retry_after = -1;
     int64_t start = wf__mono_ms();
     s->deadline_mono = o.timeout_ms > 0 ? start + o.timeout_ms : 0;
+    /* Executions of this body lost with their worker (killed mid-step, reclaimed) count too: the
+     * first step body after them is the one that was running, or may have been. */
+    attempts += s->lost;
     s->attempt = attempts + 1;
     rc = fn(ctx, arg, &pk);
     s->attempt = 0;
@@ -349,7 +389,7 @@ int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
     char saved[256];
     snprintf(saved, sizeof saved, "%s", why);
     nrec.error = saved;
-    return suspend(ctx, name, &nrec, wake, reason);
+    return suspend(ctx, name, &nrec, wake, reason, 0, NULL);
 }
 
 int wf_step_run(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
@@ -373,24 +413,22 @@ int wf_step_sleep_until(wf_ctx *ctx, const char *name, int64_t epoch_ms)
     if (had && strcmp(rec.status, "done") == 0) return WF_OK;
     int64_t until = had && rec.until ? rec.until : epoch_ms;
     int64_t now = redis_now(ctx);
-    /* Woken by Redis time at `until`; allow for the estimate of Redis time being a little off. */
-    if (now + 50 >= until) {
-        wf__steprec done = {0};
-        snprintf(done.kind, sizeof done.kind, "sleep");
-        snprintf(done.status, sizeof done.status, "done");
-        done.t0 = had ? rec.t0 : now;
-        done.t1 = now;
-        done.until = until;
-        return record(ctx, name, &done);
-    }
+    /* Whether the sleep is over is Redis's decision (suspend.lua compares its TIME with the wake
+     * time and, when it has come, records `done` in the same call): never early, and the worker's
+     * estimate of Redis time does not matter. A wake time at or before the epoch is due at once. */
     wf__steprec w = {0};
     snprintf(w.kind, sizeof w.kind, "sleep");
     snprintf(w.status, sizeof w.status, "waiting");
     w.t0 = had && rec.t0 ? rec.t0 : now;
     w.until = until;
+    wf__steprec done = w;
+    snprintf(done.status, sizeof done.status, "done");
+    done.t1 = now > until ? now : until; /* Redis time was at least `until` */
     char reason[200];
     snprintf(reason, sizeof reason, "sleep %s until %lld", name, (long long)until);
-    return suspend(ctx, name, &w, until, reason);
+    rc = suspend(ctx, name, &w, until > 0 ? until : 1, reason, 1, &done);
+    if (rc == WF__STEP_DUE) return WF_OK;
+    return rc; /* WF_SUSPEND, WF_OK (recorded done meanwhile) or an error */
 }
 
 int wf_step_sleep(wf_ctx *ctx, const char *name, int64_t ms)
@@ -444,7 +482,13 @@ int wf__step_record(wf_ctx *ctx, const char *name, const wf__steprec *rec)
 int wf__step_suspend(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_t wake_at,
                      const char *reason)
 {
-    return suspend(ctx, name, rec, wake_at, reason);
+    return suspend(ctx, name, rec, wake_at, reason, 0, NULL);
+}
+
+int wf__step_suspend_due(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_t wake_at,
+                         const char *reason, const wf__steprec *due)
+{
+    return suspend(ctx, name, rec, wake_at, reason, wake_at > 0, due);
 }
 
 int wf__step_result(wf_ctx *ctx, const char *data, size_t len, const msgpack_object **out)
@@ -470,28 +514,41 @@ void wf__step_forget(wf_ctx *ctx)
 
 /* ---- events --------------------------------------------------------------------------------- */
 
-/* event_wait.lua: registers (mode "wait") or unregisters ("done") this run's wait; with "wait"
- * returns 1 and the payload when a matching event is already in the log. */
+/* event_wait.lua: registers (mode "wait") or unregisters ("done") this run's wait. With "wait":
+ * returns 1 and the payload when a matching event logged before `deadline` (Redis ms, 0: none)
+ * is in the log, EVENT_TIMEOUT when there is none and Redis time reached the deadline (the wait
+ * is unregistered), 0 when the run must wait. */
+#define EVENT_TIMEOUT 2
 static int event_call(wf_ctx *ctx, const char *event, const char *key, const char *member,
-                      const char *since, const char *mode, char **payload, size_t *plen)
+                      const char *since, const char *mode, int64_t deadline, char **payload,
+                      size_t *plen)
 {
     char *log = wf__key_event(wf__ctx_prefix(ctx), event, "log");
     char *waiters = wf__key_event(wf__ctx_prefix(ctx), event, "waiters");
-    if (!log || !waiters) {
+    char *deadlines = wf__key_event(wf__ctx_prefix(ctx), event, "deadlines");
+    if (!log || !waiters || !deadlines) {
         free(log);
         free(waiters);
+        free(deadlines);
         return wf_ctx_fail(ctx, WF_ERR_NOMEM, "out of memory");
     }
-    const char *keys[2] = {log, waiters};
-    const char *args[4] = {member, key ? key : "", since, mode};
+    char dl[24];
+    snprintf(dl, sizeof dl, "%lld", (long long)(deadline > 0 ? deadline : 0));
+    const char *keys[3] = {log, waiters, deadlines};
+    const char *args[5] = {member, key ? key : "", since, mode, dl};
     redisReply *reply = NULL;
     wf_error err = {0};
-    int rc = wf__ctx_call(ctx, WF__SCRIPT_EVENT_WAIT, 2, keys, 4, args, NULL, &reply, &err);
+    int rc = wf__ctx_call(ctx, WF__SCRIPT_EVENT_WAIT, 3, keys, 5, args, NULL, &reply, &err);
     free(log);
     free(waiters);
+    free(deadlines);
     if (rc != WF_OK) return wf_ctx_fail(ctx, rc, "event wait on '%s': %s", event, err.message);
     int found = 0;
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && payload) {
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "TIMEOUT") == 0) {
+        found = EVENT_TIMEOUT;
+    } else if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && payload) {
         const redisReply *p = reply->element[1];
         *plen = p->len;
         *payload = malloc(p->len + 1);
@@ -522,10 +579,10 @@ int wf_step_wait_for_event(wf_ctx *ctx, const char *name, const char *event, con
     wf__steprec rec;
     int had = lookup(s, name, &rec);
     if (had && (rc = kind_matches(ctx, &rec, name, "event")) != WF_OK) return rc;
+    char member[WF__ID_MAX + 140];
+    snprintf(member, sizeof member, "%s %s", ctx->job->id, name);
     if (had && strcmp(rec.status, "done") == 0) {
-        char member[WF__ID_MAX + 140];
-        snprintf(member, sizeof member, "%s %s", ctx->job->id, name);
-        event_call(ctx, event, key, member, "0", "done", NULL, NULL);
+        event_call(ctx, event, key, member, "0", "done", 0, NULL, NULL);
         return decode_result(ctx, s, rec.result ? rec.result : "\xc0",
                              rec.result ? rec.result_len : 1, payload);
     }
@@ -539,52 +596,56 @@ int wf_step_wait_for_event(wf_ctx *ctx, const char *name, const char *event, con
     snprintf(w.event, sizeof w.event, "%s", event);
     if (key) snprintf(w.key, sizeof w.key, "%s", key);
     w.t0 = had && rec.t0 ? rec.t0 : now;
+    /* The deadline is fixed when the wait is first reached and kept in its record; whether it
+     * has passed, and which events came before it, only Redis's clock decides (event_wait.lua,
+     * suspend.lua, deliver.lua). */
     w.until = had ? rec.until : (timeout_ms > 0 ? now + timeout_ms : 0);
     if (had && rec.since[0])
         snprintf(w.since, sizeof w.since, "%s", rec.since);
     else
         snprintf(w.since, sizeof w.since, "%lld", (long long)(now - LOOKBACK_MS));
 
-    char member[WF__ID_MAX + 140];
-    snprintf(member, sizeof member, "%s %s", ctx->job->id, name);
-    char *data = NULL;
-    size_t len = 0;
-    int found = event_call(ctx, event, key, member, w.since, "wait", &data, &len);
-    if (found < 0) return found;
-    if (found == 1) {
-        wf__steprec done = w;
-        snprintf(done.status, sizeof done.status, "done");
-        done.result = len ? data : "\xc0";
-        done.result_len = len ? len : 1;
-        done.t1 = now;
-        rc = record(ctx, name, &done);
-        if (rc == WF_OK) rc = decode_result(ctx, s, done.result, done.result_len, payload);
-        free(data);
-        if (rc == WF_OK) event_call(ctx, event, key, member, "0", "done", NULL, NULL);
+    for (int tries = 0;; tries++) {
+        char *data = NULL;
+        size_t len = 0;
+        int found = event_call(ctx, event, key, member, w.since, "wait", w.until, &data, &len);
+        if (found < 0) return found;
+        if (found == 1) {
+            wf__steprec done = w;
+            snprintf(done.status, sizeof done.status, "done");
+            done.result = len ? data : "\xc0";
+            done.result_len = len ? len : 1;
+            done.t1 = redis_now(ctx);
+            rc = record(ctx, name, &done);
+            if (rc == WF_OK) rc = decode_result(ctx, s, done.result, done.result_len, payload);
+            free(data);
+            if (rc == WF_OK) event_call(ctx, event, key, member, "0", "done", 0, NULL, NULL);
+            return rc;
+        }
+        if (found == EVENT_TIMEOUT) {
+            /* No event logged before the deadline, and Redis time reached it: a late delivery
+             * (deliver.lua) is refused from now on, so this record cannot hide an event. */
+            wf__steprec t = w;
+            snprintf(t.status, sizeof t.status, "timeout");
+            t.t1 = redis_now(ctx);
+            if ((rc = record(ctx, name, &t)) != WF_OK) return rc;
+            return wf_ctx_fail(ctx, WF_ERR_TIMEOUT, "timed out waiting for event '%s'", event);
+        }
+        char reason[300];
+        snprintf(reason, sizeof reason, "event %s%s%s%s", event, key && *key ? " key " : "",
+                 key && *key ? key : "", w.until ? "" : " (no timeout)");
+        rc = suspend(ctx, name, &w, w.until, reason, w.until > 0 && tries == 0, NULL);
+        if (rc == WF__STEP_DUE) continue; /* the deadline came meanwhile: look again, decide */
+        if (rc == WF_OK) {
+            /* Delivered between the registration and the suspend: read the record it wrote. */
+            wf__reply_free(s->all);
+            s->all = NULL;
+            s->nseen--; /* let the replayed lookup below reuse the name */
+            free(s->seen[s->nseen].name);
+            return wf_step_wait_for_event(ctx, name, event, key, timeout_ms, payload);
+        }
         return rc;
     }
-    if (w.until > 0 && now + 50 >= w.until) {
-        wf__steprec t = w;
-        snprintf(t.status, sizeof t.status, "timeout");
-        t.t1 = now;
-        rc = record(ctx, name, &t);
-        event_call(ctx, event, key, member, "0", "done", NULL, NULL);
-        if (rc != WF_OK) return rc;
-        return wf_ctx_fail(ctx, WF_ERR_TIMEOUT, "timed out waiting for event '%s'", event);
-    }
-    char reason[300];
-    snprintf(reason, sizeof reason, "event %s%s%s%s", event, key && *key ? " key " : "",
-             key && *key ? key : "", w.until ? "" : " (no timeout)");
-    rc = suspend(ctx, name, &w, w.until, reason);
-    if (rc == WF_OK) {
-        /* Delivered between the registration and the suspend: read the record it wrote. */
-        wf__reply_free(s->all);
-        s->all = NULL;
-        s->nseen--; /* let the replayed lookup below reuse the name */
-        free(s->seen[s->nseen].name);
-        return wf_step_wait_for_event(ctx, name, event, key, timeout_ms, payload);
-    }
-    return rc;
 }
 
 int64_t wf__ctx_step_admitted_ms(const wf_ctx *ctx)

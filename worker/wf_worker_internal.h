@@ -291,6 +291,12 @@ int wf__step_record(wf_ctx *ctx, const char *name, const wf__steprec *rec);
 /* suspend.lua: WF_SUSPEND (now waiting), WF_OK (the step was completed meanwhile) or an error. */
 int wf__step_suspend(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_t wake_at,
                      const char *reason);
+/* wf__step_suspend() for a wait whose timer is a deadline: also answers WF__STEP_DUE, without
+ * waiting, when Redis time already reached wake_at (> 0); `due` (NULL: none) is then recorded
+ * under `name` in the same call. */
+#define WF__STEP_DUE 2 /* not WF_OK, not WF_SUSPEND (1) */
+int wf__step_suspend_due(wf_ctx *ctx, const char *name, const wf__steprec *rec, int64_t wake_at,
+                         const char *reason, const wf__steprec *due);
 /* Decodes result bytes into the execution's zone (borrowed until the handler returns). */
 int wf__step_result(wf_ctx *ctx, const char *data, size_t len, const msgpack_object **out);
 /* Redis time estimated for this execution. */

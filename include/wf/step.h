@@ -120,7 +120,11 @@ int wf_step_invoke_ex(wf_ctx *ctx, const char *name, const char *workflow, const
                       size_t len, const wf_invoke_options *options, const msgpack_object **output);
 
 /* Inside a step body: the attempt of that step, 1 for its first execution (across replays and
- * workers). Outside a step body: 0. */
+ * workers). It counts every execution of the body that may have started before: recorded
+ * failures, and executions lost with their worker (killed mid-step, its lease reclaimed) since
+ * the run's last step record. A worker that died between two steps therefore makes the next
+ * step see 2 although its body never ran: more than 1 means "an earlier execution may have had
+ * effects". Outside a step body: 0. */
 int wf_step_attempt(const wf_ctx *ctx);
 
 /* Returns "base#i", a stable step name for loops. Borrowed: valid until the handler returns. */

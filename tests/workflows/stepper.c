@@ -173,6 +173,9 @@ static int hold(wf_ctx *ctx, void *arg, msgpack_packer *out)
 {
     const params *p = arg;
     append("STEP", ctx, "hold");
+    char what[32]; /* "HOLD<n>": wf_step_attempt() as the body saw it */
+    snprintf(what, sizeof what, "HOLD%d", wf_step_attempt(ctx));
+    append(what, ctx, "hold");
     for (int64_t t = 0; t < p->hold_ms && !wf_ctx_cancelled(ctx); t += 5) wf_test_nap_ms(5);
     msgpack_pack_true(out);
     return WF_OK;
