@@ -10,7 +10,7 @@ _wf() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="run status steps stop pause resume restart retry list workflows stats
+    local commands="run status wait steps stop pause resume restart retry list workflows stats
         workers purge send-event schedule limit web help"
     local states="queued running paused waiting completed failed cancelled terminated"
     cmd=
@@ -24,6 +24,7 @@ _wf() {
     case $prev in
     --redis | --id | --delay | --timeout | --since | --until | --limit | --offset | --older-than | \
         --key | --max-running | --per-key | --rate | --per | --debounce | --listen | --token)
+        # --listen defaults to 127.0.0.1:8080; durations: 500ms, 10s, 10m, 2h, 7d
         return ;;
     --state) COMPREPLY=($(compgen -W "$states" -- "$cur")); return ;;
     --priority) COMPREPLY=($(compgen -W "high normal low" -- "$cur")); return ;;
@@ -31,23 +32,25 @@ _wf() {
     --workflow) COMPREPLY=($(compgen -W "$(_wf_workflows)" -- "$cur")); return ;;
     esac
     if [ -z "$cmd" ]; then
-        COMPREPLY=($(compgen -W "$commands --redis --json --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "$commands --redis --json --no-color --help --version" -- "$cur"))
         return
     fi
-    local opts="--redis --json --help"
+    local opts="--redis --json --no-color --help"
     case $cmd in
     run) opts+=" --wait --timeout --id --delay --priority" ;;
-    status) opts+=" --text" ;;
+    status) opts+=" --text --follow --timeout" ;;
+    wait) opts+=" --timeout" ;;
+    stop | retry) opts+=" --state --workflow --force --since --until --dry-run --yes" ;;
     restart) opts+=" --clear-steps" ;;
-    list) opts+=" --state --workflow --since --until --limit --offset" ;;
-    stats) opts+=" --workflow" ;;
+    list) opts+=" --state --workflow --force --since --until --limit --offset" ;;
+    stats) opts+=" --workflow --force" ;;
     workers) opts+=" --live" ;;
-    purge) opts+=" --older-than --workflow --state --dry-run" ;;
+    purge) opts+=" --older-than --workflow --force --state --dry-run" ;;
     send-event) opts+=" --key" ;;
-    schedule) opts+=" --catch-up --workflow" ;;
+    schedule) opts+=" --catch-up --workflow --force" ;;
     limit) opts+=" --max-running --key --per-key --rate --per --rate-per-key --singleton
-        --no-singleton --debounce --clear" ;;
-    web) opts="--listen --token --redis --help" ;;
+        --no-singleton --debounce --clear --force" ;;
+    web) opts="--listen --token --redis --no-color --help" ;;
     help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
