@@ -18,8 +18,9 @@ typedef struct wf__script_src {
 /* Generated: every lua/NAME.lua but lib.lua, sorted by name, then a {0,0,0} terminator. */
 extern const wf__script_src wf__script_sources[];
 
-/* The scripts by purpose. Keep in step with lua/: wf__script_lookup() fails loudly at first use if
- * a name here has no file. */
+/* The scripts by purpose. Keep in step with lua/ and script_names[] in scripts.c: a name with no
+ * file makes wf__scripts_load() fail, so every connect fails ("Redis refused SCRIPT LOAD");
+ * docs/internals/new-transition.md. */
 typedef enum wf__script {
     WF__SCRIPT_ENQUEUE = 0,
     WF__SCRIPT_CLAIM,

@@ -216,7 +216,8 @@ Test(webhook, stop_records_the_end_in_the_outbox_only_when_asked)
     cr_assert_str_eq(f->element[5]->str, "lt");
     cr_assert_gt(atoll(f->element[7]->str), 0);
     freeReplyObject(r);
-    /* Without the trailing argument (older callers, tests/test_lua.c) nothing is recorded. */
+    /* Without the trailing argument (older callers, lua_env.h's stop() and fail()) nothing is
+     * recorded. */
     wf__wfkeys wk;
     cr_assert_eq(wf__wfkeys_init(&wk, "wf", "lt"), WF_OK);
     char *run = wf__key_run("wf", "lt", wf_run_id(c)),

@@ -439,18 +439,20 @@ static void on_entries(void *ud, int i, const redisReply *entries, int takeover)
     if (takeover)
         wf__log(WF__LOG_INFO, "taking over %zu child end%s of %s left by a worker that died",
                 entries->elements, entries->elements == 1 ? "" : "s", stream);
+#ifdef WF_FAULT_INJECTION /* -DWF_FAULT_INJECTION=ON only (CMakeLists.txt), never installed */
     else if (w->kids_crash && entries->elements > 0) {
         /* Fault injection for the tests: die like a SIGKILLed worker with the entry read but
          * not delivered (it stays pending in the group). */
         wf__log(WF__LOG_WARN, "WF_TEST_CRASH_AFTER_CHILD_READ: killing this process");
         raise(SIGKILL);
     }
+#endif
     for (size_t k = 0; k < entries->elements; k++) deliver_entry(w, stream, entries->element[k]);
 }
 
 void wf__children_on_ready(wf_worker *w)
 {
-#ifdef WF_FAULT_INJECTION /* test builds only (CMakeLists.txt) */
+#ifdef WF_FAULT_INJECTION /* -DWF_FAULT_INJECTION=ON only (CMakeLists.txt), never installed */
     const char *crash = getenv("WF_TEST_CRASH_AFTER_CHILD_READ");
     w->kids_crash = crash && *crash == '1';
 #endif

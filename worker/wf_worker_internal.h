@@ -463,7 +463,7 @@ struct wf_worker {
     /* invoke.c: delivering the ends of child runs to their parents (P:{W}:parents) */
     wf__greader *kids; /* P:{W}:parents of every workflow; made when cmd is first ready */
     int kids_inflight; /* deliver.lua calls outstanding */
-    int kids_crash;    /* fault injection, test builds only ($WF_TEST_CRASH_AFTER_CHILD_READ) */
+    int kids_crash;    /* fault injection, -DWF_FAULT_INJECTION=ON only (invoke.c) */
 };
 
 /* Defaults. */

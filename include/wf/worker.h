@@ -35,8 +35,9 @@ typedef struct wf_worker_options {
                               (wf_workflow_register / WF_WORKFLOW): 0 or 1 yes (the default),
                               -1 no (only wf_worker_define / wf_worker_load_dir) */
 
-    /* -- Operations (docs/observability.md); added at the end so older initialisers still fit.
-     *    Strings are copied by wf_worker_new(). NULL / 0: off or the default. -- */
+    /* -- Operations (docs/operations.md, "Metrics, health, logs, webhooks"); added at the end so
+     * older initialisers still fit. Strings are copied by wf_worker_new(). NULL / 0: off or the
+     * default. -- */
     const char *http_listen;       /* "HOST:PORT": serve /healthz, /readyz and /metrics
                                       (Prometheus text) there on the worker's loop; NULL: none */
     const char *http_token;        /* then every request needs "Authorization: Bearer TOKEN";
