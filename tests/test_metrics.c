@@ -18,6 +18,7 @@
 #include "pool_env.h"
 
 static int http_port;
+static char *scraped_text; /* the body of the last /metrics scrape */
 
 /* A free port whose successor is free too (two worker processes take PORT and PORT+1). */
 static int free_port_pair(void)
@@ -38,6 +39,8 @@ static void setup(void)
 static void teardown(void)
 {
     pool_env_teardown();
+    free(scraped_text);
+    scraped_text = NULL;
 }
 
 TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 120);
@@ -256,7 +259,8 @@ static void scrape(int port)
     char *body = NULL;
     cr_assert_eq(http_get(port, "/metrics", NULL, &body), 200, "GET /metrics: %s", body);
     parse(body, &scraped);
-    free(body);
+    free(scraped_text);
+    scraped_text = body;
 }
 
 typedef struct metric_wait {
@@ -298,11 +302,26 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     count_wait c = {"wf:{echo}:state:completed", N};
     cr_assert(wf_test_wait(zcard_is, &c, 30000), "the echo runs completed");
     wait_metric("wf_runs_completed_total", "workflow=\"echo\"", N);
-    cr_assert_eq(value(&scraped, "wf_runs_started_total", "workflow=\"echo\""), N);
+    cr_assert_eq(value(&scraped, "wf_attempts_started_total", "workflow=\"echo\""), N);
     cr_assert_eq(value(&scraped, "wf_runs_failed_total", "workflow=\"echo\""), 0);
+    const char *echo_ok = "workflow=\"echo\",outcome=\"completed\"";
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_count", echo_ok), N);
+    char inf[128];
+    snprintf(inf, sizeof inf, "%s,le=\"+Inf\"", echo_ok);
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_bucket", inf), N);
+    cr_assert_str_eq(family_type(&scraped, "wf_attempt_duration_seconds"), "histogram");
+    cr_assert_str_eq(family_type(&scraped, "wf_attempts_started_total"), "counter");
+    /* The old names stay for one release, with the same values, marked deprecated. */
+    cr_assert_eq(value(&scraped, "wf_runs_started_total", "workflow=\"echo\""), N);
     cr_assert_eq(value(&scraped, "wf_run_duration_seconds_count", "workflow=\"echo\""), N);
     cr_assert_eq(value(&scraped, "wf_run_duration_seconds_bucket", "workflow=\"echo\",le=\"+Inf\""),
                  N);
+    cr_assert(strstr(scraped_text, "# HELP wf_runs_started_total Deprecated: use "
+                                   "wf_attempts_started_total"),
+              "wf_runs_started_total is marked deprecated");
+    cr_assert(strstr(scraped_text, "# HELP wf_run_duration_seconds Deprecated: use "
+                                   "wf_attempt_duration_seconds"),
+              "wf_run_duration_seconds is marked deprecated");
     cr_assert_eq(value(&scraped, "wf_runs_in_flight", "workflow=\"echo\""), 0);
     cr_assert_eq(value(&scraped, "wf_worker_concurrency", ""), 4);
     cr_assert_str_eq(family_type(&scraped, "wf_run_duration_seconds"), "histogram");
@@ -311,6 +330,12 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
 
     wf_run *fatal = start_json("fatal", "null");
     wait_metric("wf_runs_failed_total", "workflow=\"fatal\"", 1);
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_count",
+                       "workflow=\"fatal\",outcome=\"failed\""),
+                 1);
+    cr_assert(isnan(value(&scraped, "wf_attempt_duration_seconds_count",
+                          "workflow=\"fatal\",outcome=\"completed\"")),
+              "no series for an outcome not seen");
     cr_assert_eq(value(&scraped, "wf_runs_completed_total", "workflow=\"fatal\""), 0);
     cr_assert_eq(value(&scraped, "wf_runs_completed_total", "workflow=\"echo\""), N);
 
@@ -318,10 +343,25 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     wf_run *flaky = start_json("flaky", "null");
     wait_metric("wf_runs_completed_total", "workflow=\"flaky\"", 1);
     cr_assert_eq(value(&scraped, "wf_runs_retried_total", "workflow=\"flaky\""), 1);
+    cr_assert_eq(value(&scraped, "wf_attempts_started_total", "workflow=\"flaky\""), 2);
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_count",
+                       "workflow=\"flaky\",outcome=\"retried\""),
+                 1);
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_count",
+                       "workflow=\"flaky\",outcome=\"completed\""),
+                 1);
     wf_run *overrun = start_json("timeout", "null");
     wait_metric("wf_runs_terminated_total", "workflow=\"timeout\"", 1);
+    wait_metric("wf_attempt_duration_seconds_count", "workflow=\"timeout\",outcome=\"terminated\"",
+                1);
     wf_run *steps = start_json("stepper", "{\"n\": 3}");
     wait_metric("wf_step_duration_seconds_count", "workflow=\"stepper\"", 3);
+    /* A durable sleep suspends the attempt; a second attempt completes the run. */
+    wf_run *napper = start_json("stepper", "{\"n\": 2, \"sleep_ms\": 300}");
+    wait_metric("wf_attempt_duration_seconds_count", "workflow=\"stepper\",outcome=\"suspended\"",
+                1);
+    wait_metric("wf_attempt_duration_seconds_count", "workflow=\"stepper\",outcome=\"completed\"",
+                2);
 
     double rtt = value(&scraped, "wf_redis_rtt_seconds", "");
     cr_assert(rtt >= 0 && rtt < 5, "rtt %g", rtt);
@@ -339,6 +379,10 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     for (int i = 0; i < 3; i++) queued[i] = start_prio("echo", "2", i - 1);
     wait_metric("wf_queue_depth", "workflow=\"echo\"", 3);
     cr_assert_geq(value(&scraped, "wf_queue_oldest_age_seconds", "workflow=\"echo\""), 0);
+    /* A run stopped while its handler runs: the attempt ends cancelled. */
+    wf_error err = {0};
+    cr_assert_eq(wf_run_stop(slow[0], &err), WF_OK, "%s", err.message);
+    wait_metric("wf_attempt_duration_seconds_count", "workflow=\"slow\",outcome=\"cancelled\"", 1);
     for (int i = 0; i < 4; i++) wf_run_free(slow[i]);
     for (int i = 0; i < 3; i++) wf_run_free(queued[i]);
     for (int i = 0; i < N; i++) wf_run_free(runs[i]);
@@ -346,6 +390,7 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     wf_run_free(flaky);
     wf_run_free(overrun);
     wf_run_free(steps);
+    wf_run_free(napper);
 }
 
 typedef struct body_wait {

@@ -30,8 +30,18 @@ typedef struct histo {
 typedef struct slot {
     char name[WF__NAME_MAX + 1]; /* written once before `nslots` publishes the slot */
     atomic_llong counter[WF__C_COUNT];
-    histo run, step;
+    histo run;                  /* deprecated wf_run_duration_seconds (no outcome label) */
+    histo attempt[WF__O_COUNT]; /* wf_attempt_duration_seconds by outcome */
+    histo step;
 } slot;
+
+/* The `outcome` label values, indexed by wf__outcome. */
+static const char *const outcome_names[WF__O_COUNT] = {
+    [WF__O_COMPLETED] = "completed", [WF__O_FAILED] = "failed",
+    [WF__O_RETRIED] = "retried",     [WF__O_TERMINATED] = "terminated",
+    [WF__O_SUSPENDED] = "suspended", [WF__O_CANCELLED] = "cancelled",
+    [WF__O_RELEASED] = "released",
+};
 
 static slot slots[MAX_WORKFLOWS];
 static atomic_int nslots;
@@ -99,13 +109,24 @@ void wf__metrics_step_ms(const char *workflow, int64_t ms)
     if (s) observe(&s->step, ms);
 }
 
+void wf__metrics_attempt_end(wf__job *job, wf__outcome outcome)
+{
+    if (job->observed || (unsigned)outcome >= WF__O_COUNT) return;
+    job->observed = 1;
+    slot *s = find(job->workflow, 1);
+    if (s) observe(&s->attempt[outcome], wf__mono_ms() - job->claimed_mono);
+}
+
 /* ---- Rendering ------------------------------------------------------------------------------ */
 
 static const struct {
     wf__counter c;
     const char *name, *help, *extra_label;
 } counters[] = {
-    {WF__C_STARTED, "wf_runs_started_total", "Attempts claimed and started by this process.", NULL},
+    {WF__C_STARTED, "wf_attempts_started_total",
+     "Attempts claimed and started by this process (a run with retries has several).", NULL},
+    {WF__C_STARTED, "wf_runs_started_total",
+     "Deprecated: use wf_attempts_started_total (same value); removed in the next release.", NULL},
     {WF__C_COMPLETED, "wf_runs_completed_total", "Runs this process completed.", NULL},
     {WF__C_FAILED, "wf_runs_failed_total", "Runs this process ended failed.", NULL},
     {WF__C_RETRIED, "wf_runs_retried_total", "Failed attempts scheduled for a retry.", NULL},
@@ -140,22 +161,44 @@ static long long count_of(slot *s, wf__counter c)
     return s ? atomic_load(&s->counter[c]) : 0;
 }
 
-static void render_histo(struct evbuffer *out, const char *name, const char *wf, histo *h)
+/* One histogram series; `labels` (e.g. workflow="w",outcome="completed") is printed as is. */
+static void render_histo(struct evbuffer *out, const char *name, const char *labels, histo *h)
 {
     long long cum = 0;
     for (int b = 0; b < NBUCKETS; b++) {
         if (h) cum += atomic_load(&h->bucket[b]);
         if (b < NBUCKETS - 1)
-            evbuffer_add_printf(out, "%s_bucket{workflow=\"%s\",le=\"%g\"} %lld\n", name, wf,
+            evbuffer_add_printf(out, "%s_bucket{%s,le=\"%g\"} %lld\n", name, labels,
                                 (double)bounds_ms[b] / 1000.0, cum);
         else
-            evbuffer_add_printf(out, "%s_bucket{workflow=\"%s\",le=\"+Inf\"} %lld\n", name, wf,
-                                cum);
+            evbuffer_add_printf(out, "%s_bucket{%s,le=\"+Inf\"} %lld\n", name, labels, cum);
     }
     long long sum = h ? atomic_load(&h->sum_ms) : 0;
     long long n = h ? atomic_load(&h->count) : 0;
-    evbuffer_add_printf(out, "%s_sum{workflow=\"%s\"} %.3f\n", name, wf, (double)sum / 1000.0);
-    evbuffer_add_printf(out, "%s_count{workflow=\"%s\"} %lld\n", name, wf, n);
+    evbuffer_add_printf(out, "%s_sum{%s} %.3f\n", name, labels, (double)sum / 1000.0);
+    evbuffer_add_printf(out, "%s_count{%s} %lld\n", name, labels, n);
+}
+
+/* The histogram `name` of every workflow of `w`, from the slot member `which` picks. */
+static void render_histos(struct evbuffer *out, wf_worker *w, const char *name,
+                          histo *(*which)(slot *s))
+{
+    for (int i = 0; i < w->ndefs; i++) {
+        char labels[WF__NAME_MAX + 32];
+        snprintf(labels, sizeof labels, "workflow=\"%s\"", w->defs[i]->name);
+        slot *s = find(w->defs[i]->name, 0);
+        render_histo(out, name, labels, s ? which(s) : NULL);
+    }
+}
+
+static histo *run_of(slot *s)
+{
+    return &s->run;
+}
+
+static histo *step_of(slot *s)
+{
+    return &s->step;
 }
 
 /* Runs whose handler is executing now, per workflow. */
@@ -188,19 +231,29 @@ void wf__metrics_render(wf_worker *w, struct evbuffer *out)
                                 w->defs[i]->name, hook_results[k].result,
                                 count_of(find(w->defs[i]->name, 0), hook_results[k].c));
 
-    header(out, "wf_run_duration_seconds", "histogram",
-           "Duration of attempts from claim to the confirmed end (completed, failed, retried, "
-           "terminated).");
+    /* Only the outcomes seen so far get a series, as the Prometheus client libraries do with
+     * label values: seven outcomes times every workflow would be mostly zeros. */
+    header(out, "wf_attempt_duration_seconds", "histogram",
+           "Duration of attempts from claim to their end, by outcome (completed, failed, retried, "
+           "terminated, suspended, cancelled, released).");
     for (int i = 0; i < n; i++) {
         slot *s = find(w->defs[i]->name, 0);
-        render_histo(out, "wf_run_duration_seconds", w->defs[i]->name, s ? &s->run : NULL);
+        for (int o = 0; s && o < WF__O_COUNT; o++) {
+            if (atomic_load(&s->attempt[o].count) == 0) continue;
+            char labels[WF__NAME_MAX + 64];
+            snprintf(labels, sizeof labels, "workflow=\"%s\",outcome=\"%s\"", w->defs[i]->name,
+                     outcome_names[o]);
+            render_histo(out, "wf_attempt_duration_seconds", labels, &s->attempt[o]);
+        }
     }
+    header(out, "wf_run_duration_seconds", "histogram",
+           "Deprecated: use wf_attempt_duration_seconds, which adds an outcome label; removed in "
+           "the next release. Attempts from claim to the confirmed end (completed, failed, "
+           "retried, terminated).");
+    render_histos(out, w, "wf_run_duration_seconds", run_of);
     header(out, "wf_step_duration_seconds", "histogram",
            "Duration of durable step bodies (wf_step_run) executed by this process.");
-    for (int i = 0; i < n; i++) {
-        slot *s = find(w->defs[i]->name, 0);
-        render_histo(out, "wf_step_duration_seconds", w->defs[i]->name, s ? &s->step : NULL);
-    }
+    render_histos(out, w, "wf_step_duration_seconds", step_of);
 
     wf__ops *ops = w->ops;
     header(
