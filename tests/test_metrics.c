@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ops_http.h"
@@ -327,6 +328,22 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     cr_assert_str_eq(family_type(&scraped, "wf_run_duration_seconds"), "histogram");
     cr_assert_str_eq(family_type(&scraped, "wf_runs_completed_total"), "counter");
     cr_assert_str_eq(family_type(&scraped, "wf_queue_depth"), "gauge");
+
+    /* Which build answers, and the process_* metrics of the Prometheus client libraries. */
+    char build[128];
+    snprintf(build, sizeof build, "version=\"%s\",schema=\"1\"", WF_VERSION);
+    cr_assert_eq(value(&scraped, "wf_build_info", build), 1, "wf_build_info{%s}", build);
+    cr_assert_str_eq(family_type(&scraped, "wf_build_info"), "gauge");
+    cr_assert_str_eq(family_type(&scraped, "process_cpu_seconds_total"), "counter");
+    cr_assert_geq(value(&scraped, "process_cpu_seconds_total", ""), 0);
+    double rss = value(&scraped, "process_resident_memory_bytes", "");
+    cr_assert(rss > 1e5 && rss < 1e10, "resident memory %g", rss);
+    cr_assert_gt(value(&scraped, "process_virtual_memory_bytes", ""), rss);
+    double started = value(&scraped, "process_start_time_seconds", ""), now = (double)time(NULL);
+    cr_assert(started > now - 600 && started <= now + 2, "started at %f, now %f", started, now);
+    double fds = value(&scraped, "process_open_fds", ""),
+           max_fds = value(&scraped, "process_max_fds", "");
+    cr_assert(fds >= 3 && fds <= max_fds, "%g open fds of %g", fds, max_fds);
 
     wf_run *fatal = start_json("fatal", "null");
     wait_metric("wf_runs_failed_total", "workflow=\"fatal\"", 1);

@@ -1,16 +1,22 @@
 /* metrics.c - the worker's Prometheus metrics: counters and duration histograms per workflow,
  * kept in a process-wide table of atomics (executor threads observe step durations, the loop the
- * rest), and the text exposition format (version 0.0.4) that GET /metrics answers with.
+ * rest), and the text exposition format (version 0.0.4) that GET /metrics answers with; also
+ * wf_build_info and the standard process_* metrics, read from /proc/self at each scrape as the
+ * Prometheus client libraries do.
  *
  * The table has a fixed number of slots that are claimed once per workflow name and never
  * released, so a slot found by one thread stays valid for every other without a lock; only
  * claiming a new slot takes the mutex. Durations are measured in milliseconds and exposed in
  * seconds, in fixed buckets from 5 ms to 5 min.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "wf_worker_internal.h"
 
@@ -210,9 +216,101 @@ static int in_flight(const wf_worker *w, const wf__wdef *def)
     return n;
 }
 
+/* ---- Process metrics ------------------------------------------------------------------------ */
+
+/* Seconds since the epoch when the machine booted ("btime" of /proc/stat); -1 if unknown. */
+static long long boot_time(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    char line[256];
+    long long btime = -1;
+    while (btime < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, "btime ", 6) == 0) btime = strtoll(line + 6, NULL, 10);
+    fclose(f);
+    return btime;
+}
+
+/* Open descriptors: the entries of /proc/self/fd (the one reading it included, as in the Go
+ * client); -1 if unreadable. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+/* The process_* family of the Prometheus client libraries (names, types and units as theirs);
+ * a metric whose source cannot be read is left out rather than reported as 0. */
+static void render_process(struct evbuffer *out)
+{
+    /* /proc/self/stat: the fields after "(comm)" start with the state (field 3); utime and stime
+     * are fields 14 and 15 in clock ticks, starttime 22 in ticks after boot, vsize 23 in bytes,
+     * rss 24 in pages. comm may hold spaces and parentheses: parse from the last ')'. */
+    char buf[1024] = "";
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')');
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    unsigned long long start = 0;
+    long rss = 0;
+    int got = p ? sscanf(p + 1,
+                         " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d "
+                         "%*d %llu %lu %ld",
+                         &utime, &stime, &start, &vsize, &rss)
+                : 0;
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    if (got == 5 && ticks > 0) {
+        header(out, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.");
+        evbuffer_add_printf(out, "process_cpu_seconds_total %.2f\n",
+                            (double)(utime + stime) / (double)ticks);
+        header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        evbuffer_add_printf(out, "process_resident_memory_bytes %lld\n",
+                            (long long)rss * (page > 0 ? page : 4096));
+        header(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        evbuffer_add_printf(out, "process_virtual_memory_bytes %lu\n", vsize);
+        long long btime = boot_time();
+        if (btime >= 0) {
+            header(out, "process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.");
+            evbuffer_add_printf(out, "process_start_time_seconds %.2f\n",
+                                (double)btime + (double)start / (double)ticks);
+        }
+    }
+    long fds = open_fds();
+    if (fds >= 0) {
+        header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+        evbuffer_add_printf(out, "process_open_fds %ld\n", fds);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        header(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        if (rl.rlim_cur == RLIM_INFINITY)
+            evbuffer_add_printf(out, "process_max_fds +Inf\n");
+        else
+            evbuffer_add_printf(out, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+}
+
+/* ---- The exposition -------------------------------------------------------------------------- */
+
 /* Workflow names are [A-Za-z0-9._-] (wf__name_valid), so they need no escaping in labels. */
 void wf__metrics_render(wf_worker *w, struct evbuffer *out)
 {
+    header(out, "wf_build_info", "gauge",
+           "Always 1; the labels say which wf built this worker (version) and which Redis key "
+           "schema it speaks (schema, checked against P:schema at connect).");
+    evbuffer_add_printf(out, "wf_build_info{version=\"%s\",schema=\"%d\"} 1\n", WF_VERSION,
+                        WF__SCHEMA_VERSION);
+    render_process(out);
+
     int n = w->ndefs;
     for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
         header(out, counters[k].name, "counter", counters[k].help);
