@@ -283,6 +283,32 @@ static void wait_metric(const char *name, const char *labels, double want)
               value(&scraped, name, labels), want);
 }
 
+/* Every wf_* and process_* name that the file `rel` (under the source tree) mentions is a
+ * family of the last scrape (a histogram's _bucket/_sum/_count count as its family). Returns how
+ * many names were checked. */
+static int names_in_scrape(const char *rel)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", WF_SOURCE_DIR, rel);
+    char *text = wf_test_slurp(path);
+    cr_assert(text && *text, "cannot read %s", path);
+    int checked = 0;
+    for (const char *p = text; *p; p++) {
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+        if (strncmp(p, "wf_", 3) != 0 && strncmp(p, "process_", 8) != 0) continue;
+        size_t n = 0;
+        while (isalnum((unsigned char)p[n]) || p[n] == '_') n++;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        cr_assert_not_null(sample_type(&scraped, name), "%s names %s, which /metrics does not have",
+                           rel, name);
+        checked++;
+        p += n - 1;
+    }
+    free(text);
+    return checked;
+}
+
 /* ---- tests ------------------------------------------------------------------------------------
  */
 
@@ -325,6 +351,7 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
               "wf_run_duration_seconds is marked deprecated");
     cr_assert_eq(value(&scraped, "wf_runs_in_flight", "workflow=\"echo\""), 0);
     cr_assert_eq(value(&scraped, "wf_worker_concurrency", ""), 4);
+    cr_assert_eq(value(&scraped, "wf_worker_ready", ""), 1);
     cr_assert_str_eq(family_type(&scraped, "wf_run_duration_seconds"), "histogram");
     cr_assert_str_eq(family_type(&scraped, "wf_runs_completed_total"), "counter");
     cr_assert_str_eq(family_type(&scraped, "wf_queue_depth"), "gauge");
@@ -408,6 +435,11 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     wf_run_free(overrun);
     wf_run_free(steps);
     wf_run_free(napper);
+
+    /* The alert rules and the Grafana dashboard shipped in docs/monitoring name only metrics
+     * that exist (the last scrape has every family, the attempt outcomes included). */
+    cr_assert_gt(names_in_scrape("docs/monitoring/wf-alerts.yml"), 10);
+    cr_assert_gt(names_in_scrape("docs/monitoring/wf-grafana.json"), 20);
 }
 
 typedef struct body_wait {
@@ -438,10 +470,12 @@ Test(metrics, readyz_says_why_while_redis_is_unreachable)
     if (r) freeReplyObject(r);
     body_wait b = {http_port, "/readyz", 503, "not ready: "};
     cr_assert(wf_test_wait(body_has, &b, 10000), "readyz turned 503 with a reason");
+    wait_metric("wf_worker_ready", "", 0);
     wait_http(http_port, "/healthz", 200); /* alive all the same */
     r = redisCommand(rc, "CONFIG SET maxclients 10000");
     if (r) freeReplyObject(r);
     wait_http(http_port, "/readyz", 200);
+    wait_metric("wf_worker_ready", "", 1);
 }
 
 static int run_cli(const char *const *args, char **out)

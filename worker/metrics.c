@@ -376,4 +376,7 @@ void wf__metrics_render(wf_worker *w, struct evbuffer *out)
     if (ops->rtt_s >= 0) evbuffer_add_printf(out, "wf_redis_rtt_seconds %.6f\n", ops->rtt_s);
     header(out, "wf_worker_concurrency", "gauge", "Executor slots of this process.");
     evbuffer_add_printf(out, "wf_worker_concurrency %d\n", w->opt.concurrency);
+    header(out, "wf_worker_ready", "gauge",
+           "1 when GET /readyz answers 200 (Redis connections up, scripts answer, not draining).");
+    evbuffer_add_printf(out, "wf_worker_ready %d\n", wf__ops_not_ready(w) == NULL);
 }
