@@ -12,12 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ops_http.h"
 #include "pool_env.h"
 
 static int http_port;
+static char *scraped_text; /* the body of the last /metrics scrape */
 
 /* A free port whose successor is free too (two worker processes take PORT and PORT+1). */
 static int free_port_pair(void)
@@ -38,6 +40,8 @@ static void setup(void)
 static void teardown(void)
 {
     pool_env_teardown();
+    free(scraped_text);
+    scraped_text = NULL;
 }
 
 TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 120);
@@ -256,7 +260,8 @@ static void scrape(int port)
     char *body = NULL;
     cr_assert_eq(http_get(port, "/metrics", NULL, &body), 200, "GET /metrics: %s", body);
     parse(body, &scraped);
-    free(body);
+    free(scraped_text);
+    scraped_text = body;
 }
 
 typedef struct metric_wait {
@@ -276,6 +281,32 @@ static void wait_metric(const char *name, const char *labels, double want)
     metric_wait m = {name, labels, want};
     cr_assert(wf_test_wait(metric_is, &m, 15000), "%s{%s} is %g, not %g", name, labels,
               value(&scraped, name, labels), want);
+}
+
+/* Every wf_* and process_* name that the file `rel` (under the source tree) mentions is a
+ * family of the last scrape (a histogram's _bucket/_sum/_count count as its family). Returns how
+ * many names were checked. */
+static int names_in_scrape(const char *rel)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", WF_SOURCE_DIR, rel);
+    char *text = wf_test_slurp(path);
+    cr_assert(text && *text, "cannot read %s", path);
+    int checked = 0;
+    for (const char *p = text; *p; p++) {
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+        if (strncmp(p, "wf_", 3) != 0 && strncmp(p, "process_", 8) != 0) continue;
+        size_t n = 0;
+        while (isalnum((unsigned char)p[n]) || p[n] == '_') n++;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        cr_assert_not_null(sample_type(&scraped, name), "%s names %s, which /metrics does not have",
+                           rel, name);
+        checked++;
+        p += n - 1;
+    }
+    free(text);
+    return checked;
 }
 
 /* ---- tests ------------------------------------------------------------------------------------
@@ -298,19 +329,57 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     count_wait c = {"wf:{echo}:state:completed", N};
     cr_assert(wf_test_wait(zcard_is, &c, 30000), "the echo runs completed");
     wait_metric("wf_runs_completed_total", "workflow=\"echo\"", N);
-    cr_assert_eq(value(&scraped, "wf_runs_started_total", "workflow=\"echo\""), N);
+    cr_assert_eq(value(&scraped, "wf_attempts_started_total", "workflow=\"echo\""), N);
     cr_assert_eq(value(&scraped, "wf_runs_failed_total", "workflow=\"echo\""), 0);
+    const char *echo_ok = "workflow=\"echo\",outcome=\"completed\"";
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_count", echo_ok), N);
+    char inf[128];
+    snprintf(inf, sizeof inf, "%s,le=\"+Inf\"", echo_ok);
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_bucket", inf), N);
+    cr_assert_str_eq(family_type(&scraped, "wf_attempt_duration_seconds"), "histogram");
+    cr_assert_str_eq(family_type(&scraped, "wf_attempts_started_total"), "counter");
+    /* The old names stay for one release, with the same values, marked deprecated. */
+    cr_assert_eq(value(&scraped, "wf_runs_started_total", "workflow=\"echo\""), N);
     cr_assert_eq(value(&scraped, "wf_run_duration_seconds_count", "workflow=\"echo\""), N);
     cr_assert_eq(value(&scraped, "wf_run_duration_seconds_bucket", "workflow=\"echo\",le=\"+Inf\""),
                  N);
+    cr_assert(strstr(scraped_text, "# HELP wf_runs_started_total Deprecated: use "
+                                   "wf_attempts_started_total"),
+              "wf_runs_started_total is marked deprecated");
+    cr_assert(strstr(scraped_text, "# HELP wf_run_duration_seconds Deprecated: use "
+                                   "wf_attempt_duration_seconds"),
+              "wf_run_duration_seconds is marked deprecated");
     cr_assert_eq(value(&scraped, "wf_runs_in_flight", "workflow=\"echo\""), 0);
     cr_assert_eq(value(&scraped, "wf_worker_concurrency", ""), 4);
+    cr_assert_eq(value(&scraped, "wf_worker_ready", ""), 1);
     cr_assert_str_eq(family_type(&scraped, "wf_run_duration_seconds"), "histogram");
     cr_assert_str_eq(family_type(&scraped, "wf_runs_completed_total"), "counter");
     cr_assert_str_eq(family_type(&scraped, "wf_queue_depth"), "gauge");
 
+    /* Which build answers, and the process_* metrics of the Prometheus client libraries. */
+    char build[128];
+    snprintf(build, sizeof build, "version=\"%s\",schema=\"1\"", WF_VERSION);
+    cr_assert_eq(value(&scraped, "wf_build_info", build), 1, "wf_build_info{%s}", build);
+    cr_assert_str_eq(family_type(&scraped, "wf_build_info"), "gauge");
+    cr_assert_str_eq(family_type(&scraped, "process_cpu_seconds_total"), "counter");
+    cr_assert_geq(value(&scraped, "process_cpu_seconds_total", ""), 0);
+    double rss = value(&scraped, "process_resident_memory_bytes", "");
+    cr_assert(rss > 1e5 && rss < 1e10, "resident memory %g", rss);
+    cr_assert_gt(value(&scraped, "process_virtual_memory_bytes", ""), rss);
+    double started = value(&scraped, "process_start_time_seconds", ""), now = (double)time(NULL);
+    cr_assert(started > now - 600 && started <= now + 2, "started at %f, now %f", started, now);
+    double fds = value(&scraped, "process_open_fds", ""),
+           max_fds = value(&scraped, "process_max_fds", "");
+    cr_assert(fds >= 3 && fds <= max_fds, "%g open fds of %g", fds, max_fds);
+
     wf_run *fatal = start_json("fatal", "null");
     wait_metric("wf_runs_failed_total", "workflow=\"fatal\"", 1);
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_count",
+                       "workflow=\"fatal\",outcome=\"failed\""),
+                 1);
+    cr_assert(isnan(value(&scraped, "wf_attempt_duration_seconds_count",
+                          "workflow=\"fatal\",outcome=\"completed\"")),
+              "no series for an outcome not seen");
     cr_assert_eq(value(&scraped, "wf_runs_completed_total", "workflow=\"fatal\""), 0);
     cr_assert_eq(value(&scraped, "wf_runs_completed_total", "workflow=\"echo\""), N);
 
@@ -318,10 +387,25 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     wf_run *flaky = start_json("flaky", "null");
     wait_metric("wf_runs_completed_total", "workflow=\"flaky\"", 1);
     cr_assert_eq(value(&scraped, "wf_runs_retried_total", "workflow=\"flaky\""), 1);
+    cr_assert_eq(value(&scraped, "wf_attempts_started_total", "workflow=\"flaky\""), 2);
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_count",
+                       "workflow=\"flaky\",outcome=\"retried\""),
+                 1);
+    cr_assert_eq(value(&scraped, "wf_attempt_duration_seconds_count",
+                       "workflow=\"flaky\",outcome=\"completed\""),
+                 1);
     wf_run *overrun = start_json("timeout", "null");
     wait_metric("wf_runs_terminated_total", "workflow=\"timeout\"", 1);
+    wait_metric("wf_attempt_duration_seconds_count", "workflow=\"timeout\",outcome=\"terminated\"",
+                1);
     wf_run *steps = start_json("stepper", "{\"n\": 3}");
     wait_metric("wf_step_duration_seconds_count", "workflow=\"stepper\"", 3);
+    /* A durable sleep suspends the attempt; a second attempt completes the run. */
+    wf_run *napper = start_json("stepper", "{\"n\": 2, \"sleep_ms\": 300}");
+    wait_metric("wf_attempt_duration_seconds_count", "workflow=\"stepper\",outcome=\"suspended\"",
+                1);
+    wait_metric("wf_attempt_duration_seconds_count", "workflow=\"stepper\",outcome=\"completed\"",
+                2);
 
     double rtt = value(&scraped, "wf_redis_rtt_seconds", "");
     cr_assert(rtt >= 0 && rtt < 5, "rtt %g", rtt);
@@ -339,6 +423,10 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     for (int i = 0; i < 3; i++) queued[i] = start_prio("echo", "2", i - 1);
     wait_metric("wf_queue_depth", "workflow=\"echo\"", 3);
     cr_assert_geq(value(&scraped, "wf_queue_oldest_age_seconds", "workflow=\"echo\""), 0);
+    /* A run stopped while its handler runs: the attempt ends cancelled. */
+    wf_error err = {0};
+    cr_assert_eq(wf_run_stop(slow[0], &err), WF_OK, "%s", err.message);
+    wait_metric("wf_attempt_duration_seconds_count", "workflow=\"slow\",outcome=\"cancelled\"", 1);
     for (int i = 0; i < 4; i++) wf_run_free(slow[i]);
     for (int i = 0; i < 3; i++) wf_run_free(queued[i]);
     for (int i = 0; i < N; i++) wf_run_free(runs[i]);
@@ -346,6 +434,12 @@ Test(metrics, health_readiness_and_counters_match_the_runs)
     wf_run_free(flaky);
     wf_run_free(overrun);
     wf_run_free(steps);
+    wf_run_free(napper);
+
+    /* The alert rules and the Grafana dashboard shipped in docs/monitoring name only metrics
+     * that exist (the last scrape has every family, the attempt outcomes included). */
+    cr_assert_gt(names_in_scrape("docs/monitoring/wf-alerts.yml"), 10);
+    cr_assert_gt(names_in_scrape("docs/monitoring/wf-grafana.json"), 20);
 }
 
 typedef struct body_wait {
@@ -376,10 +470,12 @@ Test(metrics, readyz_says_why_while_redis_is_unreachable)
     if (r) freeReplyObject(r);
     body_wait b = {http_port, "/readyz", 503, "not ready: "};
     cr_assert(wf_test_wait(body_has, &b, 10000), "readyz turned 503 with a reason");
+    wait_metric("wf_worker_ready", "", 0);
     wait_http(http_port, "/healthz", 200); /* alive all the same */
     r = redisCommand(rc, "CONFIG SET maxclients 10000");
     if (r) freeReplyObject(r);
     wait_http(http_port, "/readyz", 200);
+    wait_metric("wf_worker_ready", "", 1);
 }
 
 static int run_cli(const char *const *args, char **out)

@@ -320,6 +320,7 @@ void wf__job_lost(wf_worker *w, wf__job *job, const char *why)
         wf__log_run(WF__LOG_INFO, job->id, job->workflow, job->attempt,
                     "lease lost (%s) before the result could be sent; dropping it", why);
         wf__metrics_inc(job->workflow, WF__C_CANCELLED, 1);
+        wf__metrics_attempt_end(job, WF__O_CANCELLED);
     }
     wf__job_maybe_free(w, job);
 }
@@ -333,6 +334,7 @@ void wf__job_returned(wf_worker *w, wf__job *job)
         job->lease = WF__LEASE_GONE;
         wf__log_run(WF__LOG_DEBUG, job->id, job->workflow, job->attempt,
                     "run suspended (waiting for a timer or an event)");
+        wf__metrics_attempt_end(job, WF__O_SUSPENDED);
     } else if (job->lease == WF__LEASE_HELD && atomic_load(&job->fenced)) {
         /* A step refused to start because this process stalled past its lease (step.c): not
          * the run's failure. Hand it back (release.lua refuses if another worker took it). */
@@ -348,6 +350,8 @@ void wf__job_returned(wf_worker *w, wf__job *job)
                                                        : "it was handed back to the queue";
         wf__log_run(WF__LOG_INFO, job->id, job->workflow, job->attempt,
                     "handler returned %d after %s; result dropped", job->rc, why);
+        /* A timeout or a release already observed its outcome when Redis answered. */
+        if (job->lease == WF__LEASE_GONE) wf__metrics_attempt_end(job, WF__O_CANCELLED);
     }
     wf__job_maybe_free(w, job);
 }

@@ -1,16 +1,22 @@
 /* metrics.c - the worker's Prometheus metrics: counters and duration histograms per workflow,
  * kept in a process-wide table of atomics (executor threads observe step durations, the loop the
- * rest), and the text exposition format (version 0.0.4) that GET /metrics answers with.
+ * rest), and the text exposition format (version 0.0.4) that GET /metrics answers with; also
+ * wf_build_info and the standard process_* metrics, read from /proc/self at each scrape as the
+ * Prometheus client libraries do.
  *
  * The table has a fixed number of slots that are claimed once per workflow name and never
  * released, so a slot found by one thread stays valid for every other without a lock; only
  * claiming a new slot takes the mutex. Durations are measured in milliseconds and exposed in
  * seconds, in fixed buckets from 5 ms to 5 min.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "wf_worker_internal.h"
 
@@ -30,8 +36,18 @@ typedef struct histo {
 typedef struct slot {
     char name[WF__NAME_MAX + 1]; /* written once before `nslots` publishes the slot */
     atomic_llong counter[WF__C_COUNT];
-    histo run, step;
+    histo run;                  /* deprecated wf_run_duration_seconds (no outcome label) */
+    histo attempt[WF__O_COUNT]; /* wf_attempt_duration_seconds by outcome */
+    histo step;
 } slot;
+
+/* The `outcome` label values, indexed by wf__outcome. */
+static const char *const outcome_names[WF__O_COUNT] = {
+    [WF__O_COMPLETED] = "completed", [WF__O_FAILED] = "failed",
+    [WF__O_RETRIED] = "retried",     [WF__O_TERMINATED] = "terminated",
+    [WF__O_SUSPENDED] = "suspended", [WF__O_CANCELLED] = "cancelled",
+    [WF__O_RELEASED] = "released",
+};
 
 static slot slots[MAX_WORKFLOWS];
 static atomic_int nslots;
@@ -99,13 +115,24 @@ void wf__metrics_step_ms(const char *workflow, int64_t ms)
     if (s) observe(&s->step, ms);
 }
 
+void wf__metrics_attempt_end(wf__job *job, wf__outcome outcome)
+{
+    if (job->observed || (unsigned)outcome >= WF__O_COUNT) return;
+    job->observed = 1;
+    slot *s = find(job->workflow, 1);
+    if (s) observe(&s->attempt[outcome], wf__mono_ms() - job->claimed_mono);
+}
+
 /* ---- Rendering ------------------------------------------------------------------------------ */
 
 static const struct {
     wf__counter c;
     const char *name, *help, *extra_label;
 } counters[] = {
-    {WF__C_STARTED, "wf_runs_started_total", "Attempts claimed and started by this process.", NULL},
+    {WF__C_STARTED, "wf_attempts_started_total",
+     "Attempts claimed and started by this process (a run with retries has several).", NULL},
+    {WF__C_STARTED, "wf_runs_started_total",
+     "Deprecated: use wf_attempts_started_total (same value); removed in the next release.", NULL},
     {WF__C_COMPLETED, "wf_runs_completed_total", "Runs this process completed.", NULL},
     {WF__C_FAILED, "wf_runs_failed_total", "Runs this process ended failed.", NULL},
     {WF__C_RETRIED, "wf_runs_retried_total", "Failed attempts scheduled for a retry.", NULL},
@@ -140,22 +167,44 @@ static long long count_of(slot *s, wf__counter c)
     return s ? atomic_load(&s->counter[c]) : 0;
 }
 
-static void render_histo(struct evbuffer *out, const char *name, const char *wf, histo *h)
+/* One histogram series; `labels` (e.g. workflow="w",outcome="completed") is printed as is. */
+static void render_histo(struct evbuffer *out, const char *name, const char *labels, histo *h)
 {
     long long cum = 0;
     for (int b = 0; b < NBUCKETS; b++) {
         if (h) cum += atomic_load(&h->bucket[b]);
         if (b < NBUCKETS - 1)
-            evbuffer_add_printf(out, "%s_bucket{workflow=\"%s\",le=\"%g\"} %lld\n", name, wf,
+            evbuffer_add_printf(out, "%s_bucket{%s,le=\"%g\"} %lld\n", name, labels,
                                 (double)bounds_ms[b] / 1000.0, cum);
         else
-            evbuffer_add_printf(out, "%s_bucket{workflow=\"%s\",le=\"+Inf\"} %lld\n", name, wf,
-                                cum);
+            evbuffer_add_printf(out, "%s_bucket{%s,le=\"+Inf\"} %lld\n", name, labels, cum);
     }
     long long sum = h ? atomic_load(&h->sum_ms) : 0;
     long long n = h ? atomic_load(&h->count) : 0;
-    evbuffer_add_printf(out, "%s_sum{workflow=\"%s\"} %.3f\n", name, wf, (double)sum / 1000.0);
-    evbuffer_add_printf(out, "%s_count{workflow=\"%s\"} %lld\n", name, wf, n);
+    evbuffer_add_printf(out, "%s_sum{%s} %.3f\n", name, labels, (double)sum / 1000.0);
+    evbuffer_add_printf(out, "%s_count{%s} %lld\n", name, labels, n);
+}
+
+/* The histogram `name` of every workflow of `w`, from the slot member `which` picks. */
+static void render_histos(struct evbuffer *out, wf_worker *w, const char *name,
+                          histo *(*which)(slot *s))
+{
+    for (int i = 0; i < w->ndefs; i++) {
+        char labels[WF__NAME_MAX + 32];
+        snprintf(labels, sizeof labels, "workflow=\"%s\"", w->defs[i]->name);
+        slot *s = find(w->defs[i]->name, 0);
+        render_histo(out, name, labels, s ? which(s) : NULL);
+    }
+}
+
+static histo *run_of(slot *s)
+{
+    return &s->run;
+}
+
+static histo *step_of(slot *s)
+{
+    return &s->step;
 }
 
 /* Runs whose handler is executing now, per workflow. */
@@ -167,9 +216,101 @@ static int in_flight(const wf_worker *w, const wf__wdef *def)
     return n;
 }
 
+/* ---- Process metrics ------------------------------------------------------------------------ */
+
+/* Seconds since the epoch when the machine booted ("btime" of /proc/stat); -1 if unknown. */
+static long long boot_time(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    char line[256];
+    long long btime = -1;
+    while (btime < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, "btime ", 6) == 0) btime = strtoll(line + 6, NULL, 10);
+    fclose(f);
+    return btime;
+}
+
+/* Open descriptors: the entries of /proc/self/fd (the one reading it included, as in the Go
+ * client); -1 if unreadable. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+/* The process_* family of the Prometheus client libraries (names, types and units as theirs);
+ * a metric whose source cannot be read is left out rather than reported as 0. */
+static void render_process(struct evbuffer *out)
+{
+    /* /proc/self/stat: the fields after "(comm)" start with the state (field 3); utime and stime
+     * are fields 14 and 15 in clock ticks, starttime 22 in ticks after boot, vsize 23 in bytes,
+     * rss 24 in pages. comm may hold spaces and parentheses: parse from the last ')'. */
+    char buf[1024] = "";
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')');
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    unsigned long long start = 0;
+    long rss = 0;
+    int got = p ? sscanf(p + 1,
+                         " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d "
+                         "%*d %llu %lu %ld",
+                         &utime, &stime, &start, &vsize, &rss)
+                : 0;
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    if (got == 5 && ticks > 0) {
+        header(out, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.");
+        evbuffer_add_printf(out, "process_cpu_seconds_total %.2f\n",
+                            (double)(utime + stime) / (double)ticks);
+        header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        evbuffer_add_printf(out, "process_resident_memory_bytes %lld\n",
+                            (long long)rss * (page > 0 ? page : 4096));
+        header(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        evbuffer_add_printf(out, "process_virtual_memory_bytes %lu\n", vsize);
+        long long btime = boot_time();
+        if (btime >= 0) {
+            header(out, "process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.");
+            evbuffer_add_printf(out, "process_start_time_seconds %.2f\n",
+                                (double)btime + (double)start / (double)ticks);
+        }
+    }
+    long fds = open_fds();
+    if (fds >= 0) {
+        header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+        evbuffer_add_printf(out, "process_open_fds %ld\n", fds);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        header(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        if (rl.rlim_cur == RLIM_INFINITY)
+            evbuffer_add_printf(out, "process_max_fds +Inf\n");
+        else
+            evbuffer_add_printf(out, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+}
+
+/* ---- The exposition -------------------------------------------------------------------------- */
+
 /* Workflow names are [A-Za-z0-9._-] (wf__name_valid), so they need no escaping in labels. */
 void wf__metrics_render(wf_worker *w, struct evbuffer *out)
 {
+    header(out, "wf_build_info", "gauge",
+           "Always 1; the labels say which wf built this worker (version) and which Redis key "
+           "schema it speaks (schema, checked against P:schema at connect).");
+    evbuffer_add_printf(out, "wf_build_info{version=\"%s\",schema=\"%d\"} 1\n", WF_VERSION,
+                        WF__SCHEMA_VERSION);
+    render_process(out);
+
     int n = w->ndefs;
     for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
         header(out, counters[k].name, "counter", counters[k].help);
@@ -188,19 +329,29 @@ void wf__metrics_render(wf_worker *w, struct evbuffer *out)
                                 w->defs[i]->name, hook_results[k].result,
                                 count_of(find(w->defs[i]->name, 0), hook_results[k].c));
 
-    header(out, "wf_run_duration_seconds", "histogram",
-           "Duration of attempts from claim to the confirmed end (completed, failed, retried, "
-           "terminated).");
+    /* Only the outcomes seen so far get a series, as the Prometheus client libraries do with
+     * label values: seven outcomes times every workflow would be mostly zeros. */
+    header(out, "wf_attempt_duration_seconds", "histogram",
+           "Duration of attempts from claim to their end, by outcome (completed, failed, retried, "
+           "terminated, suspended, cancelled, released).");
     for (int i = 0; i < n; i++) {
         slot *s = find(w->defs[i]->name, 0);
-        render_histo(out, "wf_run_duration_seconds", w->defs[i]->name, s ? &s->run : NULL);
+        for (int o = 0; s && o < WF__O_COUNT; o++) {
+            if (atomic_load(&s->attempt[o].count) == 0) continue;
+            char labels[WF__NAME_MAX + 64];
+            snprintf(labels, sizeof labels, "workflow=\"%s\",outcome=\"%s\"", w->defs[i]->name,
+                     outcome_names[o]);
+            render_histo(out, "wf_attempt_duration_seconds", labels, &s->attempt[o]);
+        }
     }
+    header(out, "wf_run_duration_seconds", "histogram",
+           "Deprecated: use wf_attempt_duration_seconds, which adds an outcome label; removed in "
+           "the next release. Attempts from claim to the confirmed end (completed, failed, "
+           "retried, terminated).");
+    render_histos(out, w, "wf_run_duration_seconds", run_of);
     header(out, "wf_step_duration_seconds", "histogram",
            "Duration of durable step bodies (wf_step_run) executed by this process.");
-    for (int i = 0; i < n; i++) {
-        slot *s = find(w->defs[i]->name, 0);
-        render_histo(out, "wf_step_duration_seconds", w->defs[i]->name, s ? &s->step : NULL);
-    }
+    render_histos(out, w, "wf_step_duration_seconds", step_of);
 
     wf__ops *ops = w->ops;
     header(
@@ -225,4 +376,7 @@ void wf__metrics_render(wf_worker *w, struct evbuffer *out)
     if (ops->rtt_s >= 0) evbuffer_add_printf(out, "wf_redis_rtt_seconds %.6f\n", ops->rtt_s);
     header(out, "wf_worker_concurrency", "gauge", "Executor slots of this process.");
     evbuffer_add_printf(out, "wf_worker_concurrency %d\n", w->opt.concurrency);
+    header(out, "wf_worker_ready", "gauge",
+           "1 when GET /readyz answers 200 (Redis connections up, scripts answer, not draining).");
+    evbuffer_add_printf(out, "wf_worker_ready %d\n", wf__ops_not_ready(w) == NULL);
 }

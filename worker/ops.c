@@ -369,22 +369,34 @@ void wf__ops_tick(wf_worker *w, int64_t now)
     if (ops->hooks) wf__hooks_tick(ops->hooks, now);
 }
 
-void wf__ops_on_end(wf_worker *w, const wf__job *job, const redisReply *r)
+void wf__ops_on_end(wf_worker *w, wf__job *job, const redisReply *r)
 {
     (void)w;
-    if (!r || job->op == WF__OP_RELEASE) return;
+    if (!r) return;
     if (r->type == REDIS_REPLY_ERROR) {
-        if (strncmp(r->str, "STALE", 5) == 0) wf__metrics_inc(job->workflow, WF__C_CANCELLED, 1);
+        if (strncmp(r->str, "STALE", 5) == 0) {
+            if (job->op != WF__OP_RELEASE) wf__metrics_inc(job->workflow, WF__C_CANCELLED, 1);
+            wf__metrics_attempt_end(job, WF__O_CANCELLED);
+        }
+        return;
+    }
+    if (job->op == WF__OP_RELEASE) {
+        wf__metrics_attempt_end(job, WF__O_RELEASED);
         return;
     }
     wf__counter c = WF__C_COMPLETED;
+    wf__outcome o = WF__O_COMPLETED;
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
         r->element[0]->type == REDIS_REPLY_STRING) {
         const char *state = r->element[0]->str;
         c = strcmp(state, "waiting") == 0      ? WF__C_RETRIED
             : strcmp(state, "terminated") == 0 ? WF__C_TERMINATED
                                                : WF__C_FAILED;
+        o = c == WF__C_RETRIED      ? WF__O_RETRIED
+            : c == WF__C_TERMINATED ? WF__O_TERMINATED
+                                    : WF__O_FAILED;
     }
     wf__metrics_inc(job->workflow, c, 1);
     wf__metrics_run_ms(job->workflow, wf__mono_ms() - job->claimed_mono);
+    wf__metrics_attempt_end(job, o);
 }

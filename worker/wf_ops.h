@@ -53,11 +53,26 @@ typedef enum wf__counter {
     WF__C_COUNT
 } wf__counter;
 
+/* How an attempt ended, the `outcome` label of wf_attempt_duration_seconds; names in metrics.c. */
+typedef enum wf__outcome {
+    WF__O_COMPLETED = 0, /* complete.lua answered OK */
+    WF__O_FAILED,        /* fail.lua ended the run failed */
+    WF__O_RETRIED,       /* fail.lua scheduled a retry */
+    WF__O_TERMINATED,    /* fail.lua ended the run terminated (timeout) */
+    WF__O_SUSPENDED,     /* a step suspended the run (waiting for a timer, an event, a child) */
+    WF__O_CANCELLED,     /* the result was dropped: stopped, timed out or taken over meanwhile */
+    WF__O_RELEASED,      /* handed back to the queue (the worker was stopping or stalled) */
+    WF__O_COUNT
+} wf__outcome;
+
 /* Adds `n` to counter `c` of `workflow`. Any thread; lock-free once the workflow has a slot. */
 void wf__metrics_inc(const char *workflow, wf__counter c, long long n);
 /* Observes one attempt's duration (claim to confirmed end) / one step body's duration, in ms. */
 void wf__metrics_run_ms(const char *workflow, int64_t ms);
 void wf__metrics_step_ms(const char *workflow, int64_t ms);
+/* Observes the end of `job`'s attempt (claim to now) with `outcome`, once per attempt: later
+ * calls for the same job are ignored. Loop thread. */
+void wf__metrics_attempt_end(wf__job *job, wf__outcome outcome);
 /* Current value of a counter (0 for an unknown workflow). For the tests and the renderer. */
 long long wf__metrics_get(const char *workflow, wf__counter c);
 
@@ -134,8 +149,9 @@ void wf__ops_stop(struct wf_worker *w);
 void wf__ops_on_ready(struct wf_worker *w);
 /* From the 100 ms tick. */
 void wf__ops_tick(struct wf_worker *w, int64_t now);
-/* An end operation of `job` was answered with `r` (NULL: connection lost): counts the outcome. */
-void wf__ops_on_end(struct wf_worker *w, const wf__job *job, const redisReply *r);
+/* An end operation of `job` was answered with `r` (NULL: connection lost): counts the outcome
+ * and observes the attempt's duration. */
+void wf__ops_on_end(struct wf_worker *w, wf__job *job, const redisReply *r);
 /* The "notify" argument for complete/fail: "1" with webhooks configured, else "auto" (record
  * only where another worker's webhooks created the outbox). */
 const char *wf__ops_notify_mode(const struct wf_worker *w);

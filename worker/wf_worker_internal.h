@@ -200,6 +200,7 @@ struct wf__job {
     int batched;          /* a completion waiting in the worker's batch (batch_end.c) */
     int dispatched;       /* handed to the pool */
     int returned;         /* the loop took it back from the done list */
+    int observed;         /* its duration went into wf_attempt_duration_seconds (metrics.c) */
     wf__job *prev, *next; /* the worker's held list */
 };
 
