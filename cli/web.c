@@ -285,7 +285,7 @@ static int serve(wf__web *web, const char *addr, int port)
         rc = WF_CLI_LISTEN;
         goto out;
     }
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0}; /* zeroed: clang-analyzer does not see getsockname fill it */
     socklen_t len = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &len) == 0)
         port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port

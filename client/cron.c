@@ -62,7 +62,9 @@ static int read_value(const char **p, const field_def *f, int *out)
 static int parse_field(const char *s, size_t n, const field_def *f, uint64_t *bits, int *star,
                        wf_error *err)
 {
-    char buf[WF__SCHED_SPEC_MAX + 1];
+    /* Zeroed whole, not just buf[n]: clang-analyzer does not model isdigit()/isspace() and
+     * otherwise walks read_value past the terminator into bytes it calls undefined. */
+    char buf[WF__SCHED_SPEC_MAX + 1] = "";
     memcpy(buf, s, n);
     buf[n] = '\0';
     *bits = 0;
