@@ -277,10 +277,14 @@ static void fwd_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 void wf__conn_refused_flush(wf__conn *conn)
 {
-    while (conn->refused) {
-        fwd *f = conn->refused;
-        refused_unlink(f);
+    /* Detach the whole list first: a callback below may queue nothing here (conn is closed). */
+    fwd *f = conn->refused;
+    conn->refused = NULL;
+    while (f) {
+        fwd *next = f->rnext;
+        f->rnext = f->rprev = NULL;
         deliver(f, &conn->stub, NULL);
+        f = next;
     }
 }
 
