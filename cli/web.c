@@ -286,10 +286,16 @@ static int serve(wf__web *web, const char *addr, int port)
         goto out;
     }
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss); /* clang-analyzer does not see getsockname fill it */
     socklen_t len = sizeof ss;
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &len) == 0)
-        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &len) == 0) {
+        in_port_t bound_port = 0;
+        if (ss.ss_family == AF_INET6)
+            memcpy(&bound_port, &((struct sockaddr_in6 *)&ss)->sin6_port, sizeof bound_port);
+        else
+            memcpy(&bound_port, &((struct sockaddr_in *)&ss)->sin_port, sizeof bound_port);
+        port = ntohs(bound_port);
+    }
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
     printf("wf web: listening on http://%s%s%s:%d/%s\n", strchr(addr, ':') ? "[" : "", addr,

@@ -62,7 +62,9 @@ static int read_value(const char **p, const field_def *f, int *out)
 static int parse_field(const char *s, size_t n, const field_def *f, uint64_t *bits, int *star,
                        wf_error *err)
 {
-    char buf[WF__SCHED_SPEC_MAX + 1];
+    /* Zeroed whole, not just buf[n]: clang-analyzer does not model isdigit()/isspace() and
+     * otherwise walks read_value past the terminator into bytes it calls undefined. */
+    char buf[WF__SCHED_SPEC_MAX + 1] = "";
     memcpy(buf, s, n);
     buf[n] = '\0';
     *bits = 0;
@@ -103,7 +105,11 @@ static int parse_field(const char *s, size_t n, const field_def *f, uint64_t *bi
             return wf_error_set(err, WF_ERR_INVALID,
                                 "cron %s field '%s': range %d-%d goes backwards", f->name, buf, lo,
                                 hi);
-        for (int v = lo; v <= hi; v += step) *bits |= 1ULL << (f->hi == 7 && v == 7 ? 0 : v);
+        for (int v = lo; v <= hi; v += step) {
+            int bit = f->hi == 7 && v == 7 ? 0 : v; /* day of week 7 is Sunday, bit 0 */
+            if (bit < 0 || bit > 63) goto bad;      /* bounded above; says so to the analyzer */
+            *bits |= 1ULL << bit;
+        }
         if (*p == '\0') return WF_OK;
         if (*p != ',') goto bad;
         p++;

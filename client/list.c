@@ -105,13 +105,16 @@ int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, siz
             }
             for (size_t i = 0; i + 1 < r->elements; i += 2) {
                 if (nall == cap) {
-                    cap = cap ? cap * 2 : 64;
-                    scored *na = realloc(all, cap * sizeof *all);
+                    /* `cap` grows only with `all`: a failed realloc leaves both as they were. */
+                    size_t ncap = cap ? cap * 2 : 64;
+                    scored *na = realloc(all, ncap * sizeof *all);
                     if (!na) {
-                        rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+                        rc = WF_ERR_NOMEM;
+                        wf_error_set(err, rc, "out of memory");
                         break;
                     }
                     all = na;
+                    cap = ncap;
                 }
                 all[nall].id = strdup(r->element[i]->str);
                 all[nall].score = strtod(r->element[i + 1]->str, NULL);

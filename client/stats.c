@@ -22,7 +22,10 @@ static int pipeline(wf_client *client, size_t n, const char *const *const *cmds,
                     wf_error *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (wf__client_ensure(client, err) != WF_OK) return err ? err->code : WF_ERR_CONNECT;
+        /* Returns the code it got, not err->code: with err NULL that read would not exist, and
+         * clang-analyzer could not tell an error from WF_OK (and `out` from filled). */
+        int rc = wf__client_ensure(client, err);
+        if (rc != WF_OK) return rc;
         int ok = 1;
         for (size_t i = 0; i < n && ok; i++) {
             int argc = 0;
@@ -44,7 +47,7 @@ static int pipeline(wf_client *client, size_t n, const char *const *const *cmds,
                                                               : "no reply");
         wf__rc_break(client->c); /* reconnect on the next try */
     }
-    return err ? err->code : WF_ERR_IO;
+    return WF_ERR_IO;
 }
 
 static long long reply_int(const redisReply *r)
@@ -338,7 +341,10 @@ static int purge_state(wf_client *client, const wf__wfkeys *wk, const char *work
         }
         const char **keys = calloc(WF__NFIXED + 2 * m, sizeof *keys);
         const char **args = calloc(1 + m, sizeof *args);
-        int rc = keys && args ? WF_OK : wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+        /* rc is not wf_error_set()'s result: clang-analyzer cannot see that it returns `code`, so
+         * it followed a "WF_OK" path into the NULL keys[]. */
+        int rc = keys && args ? WF_OK : WF_ERR_NOMEM;
+        if (rc != WF_OK) wf_error_set(err, rc, "out of memory");
         size_t nk = WF__NFIXED, na = 1;
         if (rc == WF_OK) {
             for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk->k[i];

@@ -81,7 +81,7 @@ static void send_one(wf_worker *w, wf__job **jobs, int n)
     wf__wdef *def = jobs[0]->def;
     int nkeys = WF__NFIXED + 2 * n + 2, nargs = 3 * n + 2;
     const char **keys = calloc((size_t)nkeys, sizeof *keys);
-    char **owned = calloc((size_t)(2 * n), sizeof *owned);
+    char **owned = calloc(2 * (size_t)n, sizeof *owned);
     const char **args = calloc((size_t)nargs, sizeof *args);
     size_t *arglen = calloc((size_t)nargs, sizeof *arglen);
     sent_batch *b = malloc(sizeof *b);

@@ -107,7 +107,10 @@ const wf__wfkeys *wf__ctx_keys(wf_ctx *ctx)
 static void req_free(wf__req *req)
 {
     if (!req) return;
-    for (int i = 0; i < req->argc; i++) free(req->argv[i]);
+    /* argc counts what req_add stored, so it is 0 when req_new's calloc of argv failed; the test
+     * says so to clang-analyzer, which took calloc's zeroed argc as unknown. */
+    if (req->argv)
+        for (int i = 0; i < req->argc; i++) free(req->argv[i]);
     free(req->argv);
     free(req->argvlen);
     sem_destroy(&req->sem);

@@ -55,12 +55,15 @@ struct sock {
         if (head) (head)->prev = (x);                                                              \
         (head) = (x);                                                                              \
     } while (0)
+/* Unlinks `x`. Tests `x` against `head`, not `x->prev` against NULL: the same thing while the
+ * list is sound, but it lets clang-analyzer see that the head moves on, which it cannot prove
+ * from `prev` (it reported use-after-free in the free-every-entry loops of wf__curl_free). */
 #define LIST_DEL(head, x)                                                                          \
     do {                                                                                           \
-        if ((x)->prev)                                                                             \
-            (x)->prev->next = (x)->next;                                                           \
-        else                                                                                       \
+        if ((head) == (x))                                                                         \
             (head) = (x)->next;                                                                    \
+        else                                                                                       \
+            (x)->prev->next = (x)->next;                                                           \
         if ((x)->next) (x)->next->prev = (x)->prev;                                                \
     } while (0)
 

@@ -164,10 +164,12 @@ static int to_eval(fwd *f)
 static void refused_unlink(fwd *f)
 {
     wf__conn *conn = f->conn;
-    if (f->rprev)
-        f->rprev->rnext = f->rnext;
-    else if (conn->refused == f)
+    /* The head test first: clang-analyzer cannot prove head->rprev is NULL, and otherwise saw
+     * wf__conn_refused_flush free the head and read it again. */
+    if (conn->refused == f)
         conn->refused = f->rnext;
+    else if (f->rprev)
+        f->rprev->rnext = f->rnext;
     if (f->rnext) f->rnext->rprev = f->rprev;
     f->rnext = f->rprev = NULL;
 }
@@ -244,7 +246,8 @@ static void fwd_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 (long long)(wf__mono_ms() - conn->refused_since_mono));
         conn->refused_since_mono = 0;
     }
-    if (act != WF__ACT_DONE && !conn->closed && f->hops < MAX_HOPS) {
+    /* r is never NULL here (wf__reply_action(NULL) is DONE), but that is in another file. */
+    if (r && act != WF__ACT_DONE && !conn->closed && f->hops < MAX_HOPS) {
         if (act != WF__ACT_RETRY) f->hops++;
         switch (act) {
         case WF__ACT_NOSCRIPT:
@@ -274,10 +277,14 @@ static void fwd_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 void wf__conn_refused_flush(wf__conn *conn)
 {
-    while (conn->refused) {
-        fwd *f = conn->refused;
-        refused_unlink(f);
+    /* Detach the whole list first: a callback below may queue nothing here (conn is closed). */
+    fwd *f = conn->refused;
+    conn->refused = NULL;
+    while (f) {
+        fwd *next = f->rnext;
+        f->rnext = f->rprev = NULL;
         deliver(f, &conn->stub, NULL);
+        f = next;
     }
 }
 
