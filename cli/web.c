@@ -36,11 +36,14 @@ static const char USAGE[] =
     "resume buttons; the page refreshes itself. Also a JSON API:\n"
     "  GET  /api/workflows                      counts per state of every workflow\n"
     "  GET  /api/workers                        worker processes\n"
-    "  GET  /api/runs?workflow=&state=&limit=&offset=&since=&until=   runs, newest first\n"
+    "  GET  /api/runs?workflow=&state=&limit=&offset=&since=&until=&q=   runs, newest first;\n"
+    "                                           q: a run id or its first characters (searched\n"
+    "                                           among the newest 5000 runs the filters match)\n"
     "  GET  /api/runs/ID                        one run in detail (as `wf status ID`)\n"
     "  POST /api/runs/ID/stop|retry|pause|resume\n"
     "Errors are {\"error\": MESSAGE, \"status\": CODE}: 400 malformed id or parameter, 401 no or\n"
-    "wrong token, 404 no such run, 409 not allowed in the run's state, 503 Redis unreachable.\n"
+    "wrong token, 404 no such run, 405 method not served (with an Allow header), 409 not\n"
+    "allowed in the run's state, 503 Redis unreachable.\n"
     "\n"
     "Options:\n"
     "  --listen ADDR:PORT  where to listen, e.g. 0.0.0.0:8080 or [::1]:8080 (port 0: any\n"
@@ -114,6 +117,39 @@ void wf__web_send_error(struct evhttp_request *req, int code, const char *fmt, .
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"wf\"");
     wf__web_send_json(req, code, body);
+}
+
+/* The name of a request's method, for messages. */
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "this method";
+}
+
+void wf__web_send_405(struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    wf__web_send_error(req, 405, "%s is not allowed here: use %s",
+                       method_name(evhttp_request_get_command(req)), allow);
 }
 
 static void send_asset(struct evhttp_request *req, const wf__web_asset *a)
@@ -221,7 +257,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-        wf__web_send_error(req, 405, "only GET here");
+        wf__web_send_405(req, "GET, HEAD");
         return;
     }
     if (strcmp(path, "/") == 0) path = "/index.html";
@@ -271,7 +307,11 @@ static int serve(wf__web *web, const char *addr, int port)
         goto out;
     }
     web->http = http;
-    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+    /* Every method evhttp knows reaches on_request, which answers those it does not serve with
+     * a JSON 405 and an Allow header; evhttp's own refusal would be an HTML 501. */
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                         EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_body_size(http, 4096);
     evhttp_set_max_headers_size(http, 16384);
     evhttp_set_timeout(http, 30);

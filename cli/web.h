@@ -49,4 +49,8 @@ void wf__web_send_error(struct evhttp_request *req, int code, const char *fmt, .
 #endif
     ;
 
+/* Sends 405 {"error": ..., "status": 405} with "Allow: `allow`" (e.g. "GET, HEAD"), naming the
+ * request's method. */
+void wf__web_send_405(struct evhttp_request *req, const char *allow);
+
 #endif

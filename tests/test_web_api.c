@@ -213,6 +213,29 @@ Test(web_api, workflows_runs_and_one_run)
     cr_assert_str_eq(sfield(doc, "waitReason"), "delayed start");
     json_decref(doc);
 
+    /* Search: the whole id, its first characters, the part after the workflow's name. */
+    char q[300];
+    const char *rest = strchr(done, ':') + 1;
+    snprintf(q, sizeof q, "/api/runs?q=%s", done);
+    doc = call("GET", q, 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 1);
+    cr_assert_str_eq(sfield(json_array_get(json_object_get(doc, "runs"), 0), "id"), done);
+    json_decref(doc);
+    snprintf(q, sizeof q, "/api/runs?q=%.*s", (int)strlen(rest) - 2, rest);
+    doc = call("GET", q, 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 1, "prefix of %s", rest);
+    cr_assert_str_eq(sfield(json_array_get(json_object_get(doc, "runs"), 0), "id"), done);
+    json_decref(doc);
+    doc = call("GET", "/api/runs?q=publish-draft%3A&limit=1", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 1, "limit applies to a search");
+    json_decref(doc);
+    doc = call("GET", "/api/runs?q=publish-draft%3A&offset=1", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 1, "offset applies to a search");
+    json_decref(doc);
+    doc = call("GET", "/api/runs?q=zzz-no-such", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 0);
+    json_decref(doc);
+
     doc = call("GET", "/api/workers", 200);
     cr_assert(json_is_array(json_object_get(doc, "workers")));
     json_decref(doc);
@@ -284,6 +307,43 @@ Test(web_api, bad_ids_unknown_runs_routes_and_methods)
     json_decref(call("GET", "/api/runs?limit=abc", 400));
     json_decref(call("GET", "/api/runs?since=soon", 400));
     json_decref(call("GET", "/api/runs?workflow=bad%20name", 400));
+}
+
+/* Methods the server does not serve answer a JSON 405 naming what is allowed, on the API and
+ * on the page alike, never evhttp's HTML 501. */
+Test(web_api, other_methods_answer_a_json_405_with_allow)
+{
+    char *id = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    char run[300], stop[300];
+    snprintf(run, sizeof run, "/api/runs/%s", id);
+    snprintf(stop, sizeof stop, "/api/runs/%s/stop", id);
+    static const char *const methods[] = {"DELETE", "PUT", "PATCH", "OPTIONS"};
+    const struct {
+        const char *path, *allow;
+    } routes[] = {{run, "Allow: GET, HEAD"},
+                  {stop, "Allow: POST"},
+                  {"/api/runs", "Allow: GET, HEAD"},
+                  {"/api/workflows", "Allow: GET, HEAD"},
+                  {"/api/workers", "Allow: GET, HEAD"},
+                  {"/", "Allow: GET, HEAD"},
+                  {"/app.js", "Allow: GET, HEAD"}};
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++)
+        for (size_t r = 0; r < sizeof routes / sizeof routes[0]; r++) {
+            response res;
+            int got = http(methods[m], routes[r].path, &res);
+            cr_assert_eq(got, 405, "%s %s: %d: %s", methods[m], routes[r].path, got,
+                         res.body ? res.body : "");
+            cr_assert_not_null(strstr(res.head, routes[r].allow), "%s %s: %s", methods[m],
+                               routes[r].path, res.head);
+            cr_assert_not_null(strstr(res.head, "Content-Type: application/json"), "%s", res.head);
+            json_t *doc = body_json(&res);
+            cr_assert_eq(json_integer_value(json_object_get(doc, "status")), 405);
+            cr_assert_not_null(strstr(sfield(doc, "error"), methods[m]), "%s",
+                               sfield(doc, "error"));
+            json_decref(doc);
+        }
+    cr_assert_str_eq(state_of(id), "waiting", "a DELETE changes nothing");
+    free(id);
 }
 
 /* ---- The page and access --------------------------------------------------------------------- */
