@@ -328,7 +328,28 @@ async function refresh() {
   }
 }
 
+// ---- Theme ---------------------------------------------------------------------------------------
+
+// The toggle's choice ('light' or 'dark') is kept in localStorage; without one the page follows
+// prefers-color-scheme (style.css).
+function applyTheme(theme) {
+  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+
+function currentTheme() {
+  const t = document.documentElement.dataset.theme;
+  if (t) return t;
+  return window.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+}
+
 function init() {
+  applyTheme(localStorage.getItem('wf-theme'));
+  $('theme-toggle').addEventListener('click', () => {
+    const next = currentTheme() === 'dark' ? 'light' : 'dark';
+    localStorage.setItem('wf-theme', next);
+    applyTheme(next);
+  });
   $('token-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     token = $('token-input').value.trim();

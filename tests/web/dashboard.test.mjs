@@ -8,7 +8,9 @@
 // markup runs no script), that a run that does not exist gets a not-found page with no button
 // enabled, that filters and the id search live in the URL (reload, shared link), and that with
 // --token the page asks for the token and then works.
-// Saves BUILD_DIR/dashboard.png (the overview) and BUILD_DIR/dashboard-run.png (a run's page).
+// Checks a phone-sized layout and dark mode (system preference and the toggle).
+// Saves BUILD_DIR/dashboard.png (the overview), BUILD_DIR/dashboard-run.png (a run's page),
+// BUILD_DIR/dashboard-phone.png (390x844) and BUILD_DIR/dashboard-dark.png.
 // Everything it starts listens on 127.0.0.1 and is stopped at the end; the whole test is bounded
 // to 60 s. Exits 0 when every check passed.
 import { spawn, execFile } from 'node:child_process';
@@ -223,6 +225,53 @@ async function main() {
   check((await other.locator('#all-runs').getAttribute('href')).includes('q=publish-draft'),
     'the way back from a run keeps the search');
   await other.close();
+
+  // A phone: a viewport meta tag, nothing wider than the screen (tables scroll inside their panel).
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true,
+    hasTouch: true, deviceScaleFactor: 1 });
+  phone.on('pageerror', (e) => pageErrors.push(e.message));
+  await phone.goto(url + '#/run/publish-draft:browser-1');
+  await phone.locator('#run-state:text("completed")').waitFor();
+  check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'a run page fits a 390 px wide phone');
+  await phone.goto(url + '#/');
+  await phone.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  check(await phone.locator('meta[name="viewport"]').count() === 1, 'the page has a viewport meta tag');
+  check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'the overview fits a 390 px wide phone (scrollWidth ' +
+    await phone.evaluate(() => document.documentElement.scrollWidth) + ')');
+  check(await phone.evaluate(() => {
+    const box = document.querySelector('#workflows').parentElement;
+    return getComputedStyle(box).overflowX === 'auto' && box.scrollWidth > box.clientWidth;
+  }), 'the workflows table scrolls sideways inside its panel');
+  await phone.screenshot({ path: path.join(BUILD, 'dashboard-phone.png'), fullPage: true });
+  await phone.close();
+
+  // Dark mode: from prefers-color-scheme, and a toggle kept in localStorage.
+  const background = (p) => p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const isDark = (rgb) => rgb.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) < 200;
+  const darkCtx = await browser.newContext({ colorScheme: 'dark', viewport: { width: 1280, height: 900 } });
+  const dark = await darkCtx.newPage();
+  dark.on('pageerror', (e) => pageErrors.push(e.message));
+  await dark.goto(url);
+  await dark.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  check(isDark(await background(dark)), 'dark when the system prefers it (' + await background(dark) + ')');
+  await dark.screenshot({ path: path.join(BUILD, 'dashboard-dark.png') });
+  await dark.click('#theme-toggle');
+  check(!isDark(await background(dark)), 'the toggle switches to light');
+  await dark.reload();
+  await dark.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  check(!isDark(await background(dark)) &&
+    await dark.evaluate(() => localStorage.getItem('wf-theme')) === 'light', 'the choice survives a reload');
+  await dark.click('#theme-toggle');
+  check(isDark(await background(dark)), 'and switches back to dark');
+  await darkCtx.close();
+  const lightPage = await browser.newPage({ colorScheme: 'light' });
+  await lightPage.goto(url);
+  check(!isDark(await background(lightPage)), 'light when the system prefers light');
+  await lightPage.click('#theme-toggle');
+  check(isDark(await background(lightPage)), 'the toggle switches a light page to dark');
+  await lightPage.close();
 
   // With a token: the page asks for it once, then shows the runs.
   const tokenUrl = await startWeb({ ...env, WF_WEB_TOKEN: TOKEN }, []);
