@@ -31,6 +31,7 @@ typedef struct wf__web {
     wf__cli *cli;        /* its client (cli->client) serves every API call */
     const char *token;   /* required as "Authorization: Bearer TOKEN" on /api/; NULL: none */
     int loopback;        /* listening on a loopback address only */
+    const char *base;    /* --base-path without its trailing '/', e.g. "/wf"; "" when none */
     struct evhttp *http; /* the server */
     long long requests;  /* answered so far (for the log line at exit) */
 } wf__web;

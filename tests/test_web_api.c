@@ -118,19 +118,25 @@ static int answers(void *arg)
     return 1;
 }
 
-static pid_t start_web(int p, const char *token)
+static pid_t start_web_at(int p, const char *token, const char *base)
 {
     char listen[64], log[300];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", p);
     snprintf(log, sizeof log, "%s/web-%d.log", env.redis.dir, p);
     char *bin = wf_test_path("wf");
-    const char *argv[] = {
-        bin,   "web", "--listen", listen, "--redis", env.redis.url, token ? "--token" : NULL,
-        token, NULL};
+    const char *argv[9] = {bin, "web", "--listen", listen, "--redis", env.redis.url};
+    size_t n = 6;
+    if (token) argv[n++] = "--token", argv[n++] = token;
+    if (base) argv[n++] = "--base-path", argv[n++] = base;
     pid_t pid = wf_test_spawn(argv, NULL, log);
     free(bin);
     cr_assert(wf_test_wait(answers, &p, 10000), "wf web did not listen on %s", listen);
     return pid;
+}
+
+static pid_t start_web(int p, const char *token)
+{
+    return start_web_at(p, token, NULL);
 }
 
 static void setup(void)
@@ -408,6 +414,47 @@ Test(web_api, with_a_token_every_api_call_needs_it)
     response_free(&res);
     cr_assert_eq(http_to(token_port, "GET", "/", NULL, &res), 200, "the page itself is public");
     response_free(&res);
+}
+
+/* --base-path: everything under the prefix, the prefix stripped, nothing outside it. */
+Test(web_api, base_path_serves_everything_under_its_prefix)
+{
+    token_port = wf_test_free_port();
+    web_token = start_web_at(token_port, NULL, "/ops/wf/");
+    response res;
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf/api/workflows", NULL, &res), 200);
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf/api/runs?limit=5", NULL, &res), 200);
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf/", NULL, &res), 200);
+    cr_assert_not_null(strstr(res.body, "href=\"style.css\""), "relative URLs in the page");
+    cr_assert_null(strstr(res.body, "\"/app.js\""));
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf/app.js", NULL, &res), 200);
+    cr_assert_null(strstr(res.body, "fetch('/"), "the page's API calls are relative");
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf", NULL, &res), 301);
+    cr_assert_not_null(strstr(res.head, "Location: /ops/wf/"), "%s", res.head);
+    response_free(&res);
+    static const char *const outside[] = {"/", "/api/workflows", "/app.js", "/ops/wfx/",
+                                          "/ops/api/workflows"};
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+        cr_assert_eq(http_to(token_port, "GET", outside[i], NULL, &res), 404, "%s", outside[i]);
+        response_free(&res);
+    }
+    cr_assert_eq(http_to(token_port, "DELETE", "/ops/wf/api/runs", NULL, &res), 405);
+    response_free(&res);
+
+    char *bin = wf_test_path("wf"), *out, where[64];
+    snprintf(where, sizeof where, "127.0.0.1:%d", wf_test_free_port());
+    static const char *const bad[] = {"wf", "/a//b", "/a/../b", "/a b", "/.."};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *argv[] = {bin,           "web",         "--listen", where, "--redis",
+                              env.redis.url, "--base-path", bad[i],     NULL};
+        cr_assert_eq(wf_test_run(argv, NULL, NULL, &out, 10000), 1, "--base-path %s", bad[i]);
+        free(out);
+    }
+    free(bin);
 }
 
 Test(web_api, refuses_to_start_unsafely)

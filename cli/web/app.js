@@ -73,10 +73,11 @@ function showError(msg) {
 
 class NeedToken extends Error {}
 
+// Relative to the page, so the dashboard works under `wf web --base-path /PREFIX`.
 async function api(path, method) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = 'Bearer ' + token;
-  const res = await fetch('/api' + path, { method: method || 'GET', headers, cache: 'no-store' });
+  const res = await fetch('api' + path, { method: method || 'GET', headers, cache: 'no-store' });
   let body = null;
   try { body = await res.json(); } catch (e) { body = null; }
   if (res.status === 401) throw new NeedToken((body && body.error) || 'token needed');

@@ -81,11 +81,11 @@ async function wf(env, ...args) {
   return stdout;
 }
 
-async function startWeb(env, extra) {
+async function startWeb(env, extra, base = '') {
   const port = await freePort();
   start(path.join(BUILD, 'wf'), ['web', '--listen', '127.0.0.1:' + port, ...extra], env,
     'web-' + port + '.log');
-  const url = 'http://127.0.0.1:' + port + '/';
+  const url = 'http://127.0.0.1:' + port + '/' + base;
   await waitFor('wf web on ' + url, async () => (await fetch(url)).ok);
   return url;
 }
@@ -272,6 +272,20 @@ async function main() {
   await lightPage.click('#theme-toggle');
   check(isDark(await background(lightPage)), 'the toggle switches a light page to dark');
   await lightPage.close();
+
+  // Under --base-path, as behind a reverse proxy: every request the page makes stays under it.
+  const baseUrl = (await startWeb(env, ['--base-path', '/ops/wf'], 'ops/wf/'));
+  const based = await browser.newPage();
+  based.on('pageerror', (e) => pageErrors.push(e.message));
+  const paths = [];
+  based.on('request', (r) => paths.push(new URL(r.url()).pathname));
+  await based.goto(baseUrl);
+  await based.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  await based.click('#runs a:text("publish-draft:browser-1")');
+  await based.locator('#run-state:text("completed")').waitFor();
+  check(paths.length > 3 && paths.every((p) => p.startsWith('/ops/wf/')),
+    'under --base-path every request stays under it (' + [...new Set(paths)].join(' ') + ')');
+  await based.close();
 
   // With a token: the page asks for it once, then shows the runs.
   const tokenUrl = await startWeb({ ...env, WF_WEB_TOKEN: TOKEN }, []);
