@@ -1,6 +1,6 @@
-/* web.c - `wf web --listen ADDR:PORT [--token TOKEN]`: the dashboard's HTTP server on libevent's
- * evhttp. It serves the page embedded from cli/web/ and hands /api/ to web_api.c, after access
- * checks:
+/* web.c - `wf web --listen ADDR:PORT [--token TOKEN] [--base-path /PREFIX]`: the dashboard's HTTP
+ * server on libevent's evhttp. It serves the page embedded from cli/web/ and hands /api/ to
+ * web_api.c, after access checks:
  *
  *  - Listening off loopback needs a token (refused otherwise), and with a token every API call
  *    needs "Authorization: Bearer TOKEN" (compared in constant time).
@@ -8,6 +8,10 @@
  *    another site cannot reach the API through DNS rebinding.
  *  - A POST whose Origin is not this server's own is refused: no other site can press buttons.
  *  - Answers carry a strict Content-Security-Policy; the page puts data in the DOM as text only.
+ *
+ * With --base-path /PREFIX everything lives under /PREFIX/ (for a reverse proxy that forwards
+ * that path unchanged): the prefix is stripped before routing, and the page refers to its files
+ * and the API by relative URLs, so it works under any prefix.
  */
 #include "web.h"
 
@@ -29,18 +33,21 @@
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 
 static const char USAGE[] =
-    "Usage: wf web [--listen ADDR:PORT] [--token TOKEN]\n"
+    "Usage: wf web [--listen ADDR:PORT] [--token TOKEN] [--base-path /PREFIX]\n"
     "\n"
     "Serves the dashboard: the workflows with their runs per state, a filterable list of runs,\n"
     "and each run's input, output, error, steps and timeline, with stop / retry / pause /\n"
     "resume buttons; the page refreshes itself. Also a JSON API:\n"
     "  GET  /api/workflows                      counts per state of every workflow\n"
     "  GET  /api/workers                        worker processes\n"
-    "  GET  /api/runs?workflow=&state=&limit=&offset=&since=&until=   runs, newest first\n"
+    "  GET  /api/runs?workflow=&state=&limit=&offset=&since=&until=&q=   runs, newest first;\n"
+    "                                           q: a run id or its first characters (searched\n"
+    "                                           among the newest 5000 runs the filters match)\n"
     "  GET  /api/runs/ID                        one run in detail (as `wf status ID`)\n"
     "  POST /api/runs/ID/stop|retry|pause|resume\n"
     "Errors are {\"error\": MESSAGE, \"status\": CODE}: 400 malformed id or parameter, 401 no or\n"
-    "wrong token, 404 no such run, 409 not allowed in the run's state, 503 Redis unreachable.\n"
+    "wrong token, 404 no such run, 405 method not served (with an Allow header), 409 not\n"
+    "allowed in the run's state, 503 Redis unreachable.\n"
     "\n"
     "Options:\n"
     "  --listen ADDR:PORT  where to listen, e.g. 0.0.0.0:8080 or [::1]:8080 (port 0: any\n"
@@ -49,6 +56,9 @@ static const char USAGE[] =
     "  --token TOKEN       require \"Authorization: Bearer TOKEN\" on every API call (the page\n"
     "                      asks for it once per browser tab); also read from $WF_WEB_TOKEN.\n"
     "                      Required when ADDR is not a loopback address; at least 16 characters\n"
+    "  --base-path /PREFIX serve everything under /PREFIX/ (the page at /PREFIX/, the API\n"
+    "                      at /PREFIX/api/), to sit behind a reverse proxy that forwards\n"
+    "                      /PREFIX/ unchanged; other paths answer 404\n"
     "  --redis URL, --help   as for every command (see `wf --help`)\n"
     "SIGINT or SIGTERM stops the server (exit 0). Exits 9 when it cannot listen, 1 when a token\n"
     "is needed but missing.\n";
@@ -114,6 +124,39 @@ void wf__web_send_error(struct evhttp_request *req, int code, const char *fmt, .
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"wf\"");
     wf__web_send_json(req, code, body);
+}
+
+/* The name of a request's method, for messages. */
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "this method";
+}
+
+void wf__web_send_405(struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    wf__web_send_error(req, 405, "%s is not allowed here: use %s",
+                       method_name(evhttp_request_get_command(req)), allow);
 }
 
 static void send_asset(struct evhttp_request *req, const wf__web_asset *a)
@@ -196,8 +239,11 @@ static int api_allowed(wf__web *web, struct evhttp_request *req)
     if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
         const char *origin = evhttp_find_header(in, "Origin");
         char own[300];
+        char own_tls[300];
         snprintf(own, sizeof own, "http://%s", host ? host : "");
-        if (origin && strcmp(origin, own) != 0) {
+        snprintf(own_tls, sizeof own_tls, "https://%s", host ? host : "");
+        /* https: a reverse proxy in front may end TLS and pass the Host on. */
+        if (origin && strcmp(origin, own) != 0 && strcmp(origin, own_tls) != 0) {
             wf__web_send_error(req, 403, "cross-site request refused (Origin %.200s)", origin);
             return 0;
         }
@@ -216,12 +262,27 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path) path = "/";
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    size_t blen = strlen(web->base);
+    if (blen) {
+        if (strcmp(path, web->base) == 0) { /* the page's relative URLs need the slash */
+            char to[300];
+            snprintf(to, sizeof to, "%s/", web->base);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Location", to);
+            wf__web_send_error(req, 301, "the dashboard is at %s", to);
+            return;
+        }
+        if (strncmp(path, web->base, blen) != 0 || path[blen] != '/') {
+            wf__web_send_error(req, 404, "no such page: the dashboard is under %s/", web->base);
+            return;
+        }
+        path += blen;
+    }
     if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0) {
         if (api_allowed(web, req)) wf__web_api(web, req, path + 4, evhttp_uri_get_query(uri));
         return;
     }
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-        wf__web_send_error(req, 405, "only GET here");
+        wf__web_send_405(req, "GET, HEAD");
         return;
     }
     if (strcmp(path, "/") == 0) path = "/index.html";
@@ -250,6 +311,33 @@ static int parse_listen(const char *s, char *addr, size_t size, int *port)
     return 0;
 }
 
+/* Normalises --base-path into `out`: "/a/b/" -> "/a/b", "/" -> "". Returns 0, or -1 for a path
+ * that does not start with '/', has an empty or dot-only segment, or other characters than
+ * letters, digits and -_.~ between slashes. */
+static int parse_base_path(const char *s, char *out, size_t size)
+{
+    size_t n = strlen(s);
+    while (n > 1 && s[n - 1] == '/') n--;
+    if (s[0] != '/' || n >= size) return -1;
+    if (n == 1) {
+        out[0] = '\0';
+        return 0;
+    }
+    for (size_t i = 1, seg = 1; i <= n; i++) {
+        if (i == n || s[i] == '/') {
+            size_t len = i - seg;
+            if (len == 0 || strspn(s + seg, ".") >= len) return -1; /* "//", ".", ".." */
+            seg = i + 1;
+        } else if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~",
+                           s[i])) {
+            return -1;
+        }
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -271,7 +359,11 @@ static int serve(wf__web *web, const char *addr, int port)
         goto out;
     }
     web->http = http;
-    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+    /* Every method evhttp knows reaches on_request, which answers those it does not serve with
+     * a JSON 405 and an Allow header; evhttp's own refusal would be an HTML 501. */
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                         EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_body_size(http, 4096);
     evhttp_set_max_headers_size(http, 16384);
     evhttp_set_timeout(http, 30);
@@ -298,8 +390,8 @@ static int serve(wf__web *web, const char *addr, int port)
     }
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
-    printf("wf web: listening on http://%s%s%s:%d/%s\n", strchr(addr, ':') ? "[" : "", addr,
-           strchr(addr, ':') ? "]" : "", port, web->token ? " (token required)" : "");
+    printf("wf web: listening on http://%s%s%s:%d%s/%s\n", strchr(addr, ':') ? "[" : "", addr,
+           strchr(addr, ':') ? "]" : "", port, web->base, web->token ? " (token required)" : "");
     fflush(stdout);
     event_base_dispatch(base);
     fprintf(stderr, "wf web: stopped after %lld requests\n", web->requests);
@@ -313,20 +405,23 @@ out:
 
 int wf__cli_cmd_web(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_LISTEN = 1, OPT_TOKEN };
+    enum { OPT_LISTEN = 1, OPT_TOKEN, OPT_BASE };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"token", required_argument, NULL, OPT_TOKEN},
+        {"base-path", required_argument, NULL, OPT_BASE},
         {NULL, 0, NULL, 0},
     };
-    const char *listen = NULL, *token = getenv("WF_WEB_TOKEN");
+    const char *listen = NULL, *token = getenv("WF_WEB_TOKEN"), *base_arg = NULL;
     int c;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
         if (c == OPT_LISTEN)
             listen = optarg;
         else if (c == OPT_TOKEN)
             token = optarg;
+        else if (c == OPT_BASE)
+            base_arg = optarg;
         else
             return WF_CLI_USAGE;
     }
@@ -338,8 +433,14 @@ int wf__cli_cmd_web(wf__cli *cli, int argc, char **argv)
     if (parse_listen(listen, addr, sizeof addr, &port) != 0)
         return wf__cli_usage_error("web", "--listen wants ADDR:PORT or [IPV6]:PORT, not '%s'",
                                    listen);
+    char base[256] = "";
+    if (base_arg && parse_base_path(base_arg, base, sizeof base) != 0)
+        return wf__cli_usage_error("web",
+                                   "--base-path wants a path like /wf or /ops/wf (letters, digits, "
+                                   "'-', '_', '.', '~' between slashes), not '%s'",
+                                   base_arg);
     if (token && !*token) token = NULL;
-    wf__web web = {cli, token, host_is_loopback(addr), NULL, 0};
+    wf__web web = {cli, token, host_is_loopback(addr), base, NULL, 0};
     if (!web.loopback && !token)
         return wf__cli_usage_error("web",
                                    "%s is not a loopback address: anyone who reaches it could "

@@ -31,6 +31,7 @@ typedef struct wf__web {
     wf__cli *cli;        /* its client (cli->client) serves every API call */
     const char *token;   /* required as "Authorization: Bearer TOKEN" on /api/; NULL: none */
     int loopback;        /* listening on a loopback address only */
+    const char *base;    /* --base-path without its trailing '/', e.g. "/wf"; "" when none */
     struct evhttp *http; /* the server */
     long long requests;  /* answered so far (for the log line at exit) */
 } wf__web;
@@ -48,5 +49,9 @@ void wf__web_send_error(struct evhttp_request *req, int code, const char *fmt, .
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* Sends 405 {"error": ..., "status": 405} with "Allow: `allow`" (e.g. "GET, HEAD"), naming the
+ * request's method. */
+void wf__web_send_405(struct evhttp_request *req, const char *allow);
 
 #endif

@@ -14,6 +14,8 @@
 
 #define DEFAULT_LIMIT 50
 #define MAX_LIMIT     500
+/* A search (q=) looks at this many of the newest runs matching the other filters. */
+#define SEARCH_WINDOW 5000
 
 /* The HTTP status for a libwf error. */
 static int status_for(int code)
@@ -124,6 +126,30 @@ static int list_options(struct evhttp_request *req, struct evkeyvalq *q, wf_list
     return 0;
 }
 
+/* 1 when run id `id` ("workflow:rest") starts with `q`, or its part after the colon does: a
+ * pasted id, its first characters, or the first characters of the part after the workflow. */
+static int id_matches(const char *id, const char *q)
+{
+    size_t n = strlen(q);
+    if (strncmp(id, q, n) == 0) return 1;
+    const char *colon = strchr(id, ':');
+    return colon && strncmp(colon + 1, q, n) == 0;
+}
+
+/* Keeps the ids of `ids` that match `q`, then applies offset and limit. */
+static void search_ids(char **ids, size_t *count, const char *q, size_t offset, size_t limit)
+{
+    size_t kept = 0, seen = 0;
+    for (size_t i = 0; i < *count; i++) {
+        if (id_matches(ids[i], q) && seen++ >= offset && kept < limit) {
+            ids[kept++] = ids[i];
+        } else {
+            free(ids[i]);
+        }
+    }
+    *count = kept;
+}
+
 static void get_runs(wf__web *web, struct evhttp_request *req, const char *query)
 {
     struct evkeyvalq q;
@@ -136,11 +162,25 @@ static void get_runs(wf__web *web, struct evhttp_request *req, const char *query
         evhttp_clear_headers(&q);
         return;
     }
+    char search[256] = "";
+    const char *v = evhttp_find_header(&q, "q");
+    if (v && strlen(v) >= sizeof search) {
+        evhttp_clear_headers(&q);
+        wf__web_send_error(req, 400, "q wants at most %zu characters", sizeof search - 1);
+        return;
+    }
+    if (v) snprintf(search, sizeof search, "%s", v);
+    size_t limit = lo.limit, offset = lo.offset;
+    if (search[0]) { /* filtered here, over a window of the newest runs */
+        lo.limit = SEARCH_WINDOW;
+        lo.offset = 0;
+    }
     char **ids = NULL;
     size_t count = 0;
     wf_error err = {0};
     int rc = wf_list_runs(web->cli->client, &lo, &ids, &count, &err);
     evhttp_clear_headers(&q);
+    if (rc == WF_OK && search[0]) search_ids(ids, &count, search, offset, limit);
     if (rc != WF_OK) {
         send_wf_error(req, &err);
         return;
@@ -246,12 +286,12 @@ static void run_route(wf__web *web, struct evhttp_request *req, const char *rest
         if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
             get_run(web, req, decoded);
         else
-            wf__web_send_error(req, 405, "use GET for a run, POST for its actions");
+            wf__web_send_405(req, "GET, HEAD");
     } else if (strcmp(action, "stop") && strcmp(action, "retry") && strcmp(action, "pause") &&
                strcmp(action, "resume")) {
         wf__web_send_error(req, 404, "no action '%.40s' (stop, retry, pause, resume)", action);
     } else if (cmd != EVHTTP_REQ_POST) {
-        wf__web_send_error(req, 405, "use POST for %s", action);
+        wf__web_send_405(req, "POST");
     } else {
         post_action(web, req, decoded, action);
     }
@@ -270,7 +310,7 @@ void wf__web_api(wf__web *web, struct evhttp_request *req, const char *path, con
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
         if (strcmp(path, lists[i]) != 0) continue;
         if (!get)
-            wf__web_send_error(req, 405, "use GET for %s", lists[i]);
+            wf__web_send_405(req, "GET, HEAD");
         else if (i == 0)
             get_workflows(web, req);
         else if (i == 1)

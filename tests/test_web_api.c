@@ -118,19 +118,25 @@ static int answers(void *arg)
     return 1;
 }
 
-static pid_t start_web(int p, const char *token)
+static pid_t start_web_at(int p, const char *token, const char *base)
 {
     char listen[64], log[300];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", p);
     snprintf(log, sizeof log, "%s/web-%d.log", env.redis.dir, p);
     char *bin = wf_test_path("wf");
-    const char *argv[] = {
-        bin,   "web", "--listen", listen, "--redis", env.redis.url, token ? "--token" : NULL,
-        token, NULL};
+    const char *argv[9] = {bin, "web", "--listen", listen, "--redis", env.redis.url};
+    size_t n = 6;
+    if (token) argv[n++] = "--token", argv[n++] = token;
+    if (base) argv[n++] = "--base-path", argv[n++] = base;
     pid_t pid = wf_test_spawn(argv, NULL, log);
     free(bin);
     cr_assert(wf_test_wait(answers, &p, 10000), "wf web did not listen on %s", listen);
     return pid;
+}
+
+static pid_t start_web(int p, const char *token)
+{
+    return start_web_at(p, token, NULL);
 }
 
 static void setup(void)
@@ -213,6 +219,29 @@ Test(web_api, workflows_runs_and_one_run)
     cr_assert_str_eq(sfield(doc, "waitReason"), "delayed start");
     json_decref(doc);
 
+    /* Search: the whole id, its first characters, the part after the workflow's name. */
+    char q[300];
+    const char *rest = strchr(done, ':') + 1;
+    snprintf(q, sizeof q, "/api/runs?q=%s", done);
+    doc = call("GET", q, 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 1);
+    cr_assert_str_eq(sfield(json_array_get(json_object_get(doc, "runs"), 0), "id"), done);
+    json_decref(doc);
+    snprintf(q, sizeof q, "/api/runs?q=%.*s", (int)strlen(rest) - 2, rest);
+    doc = call("GET", q, 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 1, "prefix of %s", rest);
+    cr_assert_str_eq(sfield(json_array_get(json_object_get(doc, "runs"), 0), "id"), done);
+    json_decref(doc);
+    doc = call("GET", "/api/runs?q=publish-draft%3A&limit=1", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 1, "limit applies to a search");
+    json_decref(doc);
+    doc = call("GET", "/api/runs?q=publish-draft%3A&offset=1", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 1, "offset applies to a search");
+    json_decref(doc);
+    doc = call("GET", "/api/runs?q=zzz-no-such", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "runs")), 0);
+    json_decref(doc);
+
     doc = call("GET", "/api/workers", 200);
     cr_assert(json_is_array(json_object_get(doc, "workers")));
     json_decref(doc);
@@ -286,6 +315,43 @@ Test(web_api, bad_ids_unknown_runs_routes_and_methods)
     json_decref(call("GET", "/api/runs?workflow=bad%20name", 400));
 }
 
+/* Methods the server does not serve answer a JSON 405 naming what is allowed, on the API and
+ * on the page alike, never evhttp's HTML 501. */
+Test(web_api, other_methods_answer_a_json_405_with_allow)
+{
+    char *id = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    char run[300], stop[300];
+    snprintf(run, sizeof run, "/api/runs/%s", id);
+    snprintf(stop, sizeof stop, "/api/runs/%s/stop", id);
+    static const char *const methods[] = {"DELETE", "PUT", "PATCH", "OPTIONS"};
+    const struct {
+        const char *path, *allow;
+    } routes[] = {{run, "Allow: GET, HEAD"},
+                  {stop, "Allow: POST"},
+                  {"/api/runs", "Allow: GET, HEAD"},
+                  {"/api/workflows", "Allow: GET, HEAD"},
+                  {"/api/workers", "Allow: GET, HEAD"},
+                  {"/", "Allow: GET, HEAD"},
+                  {"/app.js", "Allow: GET, HEAD"}};
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++)
+        for (size_t r = 0; r < sizeof routes / sizeof routes[0]; r++) {
+            response res;
+            int got = http(methods[m], routes[r].path, &res);
+            cr_assert_eq(got, 405, "%s %s: %d: %s", methods[m], routes[r].path, got,
+                         res.body ? res.body : "");
+            cr_assert_not_null(strstr(res.head, routes[r].allow), "%s %s: %s", methods[m],
+                               routes[r].path, res.head);
+            cr_assert_not_null(strstr(res.head, "Content-Type: application/json"), "%s", res.head);
+            json_t *doc = body_json(&res);
+            cr_assert_eq(json_integer_value(json_object_get(doc, "status")), 405);
+            cr_assert_not_null(strstr(sfield(doc, "error"), methods[m]), "%s",
+                               sfield(doc, "error"));
+            json_decref(doc);
+        }
+    cr_assert_str_eq(state_of(id), "waiting", "a DELETE changes nothing");
+    free(id);
+}
+
 /* ---- The page and access --------------------------------------------------------------------- */
 
 Test(web_api, page_is_served_with_a_strict_policy)
@@ -348,6 +414,47 @@ Test(web_api, with_a_token_every_api_call_needs_it)
     response_free(&res);
     cr_assert_eq(http_to(token_port, "GET", "/", NULL, &res), 200, "the page itself is public");
     response_free(&res);
+}
+
+/* --base-path: everything under the prefix, the prefix stripped, nothing outside it. */
+Test(web_api, base_path_serves_everything_under_its_prefix)
+{
+    token_port = wf_test_free_port();
+    web_token = start_web_at(token_port, NULL, "/ops/wf/");
+    response res;
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf/api/workflows", NULL, &res), 200);
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf/api/runs?limit=5", NULL, &res), 200);
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf/", NULL, &res), 200);
+    cr_assert_not_null(strstr(res.body, "href=\"style.css\""), "relative URLs in the page");
+    cr_assert_null(strstr(res.body, "\"/app.js\""));
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf/app.js", NULL, &res), 200);
+    cr_assert_null(strstr(res.body, "fetch('/"), "the page's API calls are relative");
+    response_free(&res);
+    cr_assert_eq(http_to(token_port, "GET", "/ops/wf", NULL, &res), 301);
+    cr_assert_not_null(strstr(res.head, "Location: /ops/wf/"), "%s", res.head);
+    response_free(&res);
+    static const char *const outside[] = {"/", "/api/workflows", "/app.js", "/ops/wfx/",
+                                          "/ops/api/workflows"};
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+        cr_assert_eq(http_to(token_port, "GET", outside[i], NULL, &res), 404, "%s", outside[i]);
+        response_free(&res);
+    }
+    cr_assert_eq(http_to(token_port, "DELETE", "/ops/wf/api/runs", NULL, &res), 405);
+    response_free(&res);
+
+    char *bin = wf_test_path("wf"), *out, where[64];
+    snprintf(where, sizeof where, "127.0.0.1:%d", wf_test_free_port());
+    static const char *const bad[] = {"wf", "/a//b", "/a/../b", "/a b", "/.."};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *argv[] = {bin,           "web",         "--listen", where, "--redis",
+                              env.redis.url, "--base-path", bad[i],     NULL};
+        cr_assert_eq(wf_test_run(argv, NULL, NULL, &out, 10000), 1, "--base-path %s", bad[i]);
+        free(out);
+    }
+    free(bin);
 }
 
 Test(web_api, refuses_to_start_unsafely)

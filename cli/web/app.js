@@ -73,10 +73,11 @@ function showError(msg) {
 
 class NeedToken extends Error {}
 
+// Relative to the page, so the dashboard works under `wf web --base-path /PREFIX`.
 async function api(path, method) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = 'Bearer ' + token;
-  const res = await fetch('/api' + path, { method: method || 'GET', headers, cache: 'no-store' });
+  const res = await fetch('api' + path, { method: method || 'GET', headers, cache: 'no-store' });
   let body = null;
   try { body = await res.json(); } catch (e) { body = null; }
   if (res.status === 401) throw new NeedToken((body && body.error) || 'token needed');
@@ -90,26 +91,48 @@ async function api(path, method) {
 
 // ---- Overview -----------------------------------------------------------------------------------
 
-const filters = JSON.parse(sessionStorage.getItem('wf-filters') || '{}');
+// The overview's filters live in the URL (#/?workflow=&state=&limit=&q=), so a view can be
+// shared and survives a reload; the run page is #/run/ID.
+const FILTER_KEYS = ['workflow', 'state', 'limit', 'q'];
+let filters = {};
 
-function setFilter(workflow, state) {
-  filters.workflow = workflow;
-  filters.state = state;
-  $('filter-workflow').value = workflow || '';
-  $('filter-state').value = state || '';
-  sessionStorage.setItem('wf-filters', JSON.stringify(filters));
-  refresh();
+function overviewHash(f) {
+  const q = new URLSearchParams();
+  for (const k of FILTER_KEYS) if (f[k]) q.set(k, f[k]);
+  const s = q.toString();
+  return '#/' + (s ? '?' + s : '');
+}
+
+// Changes some filters: a new URL, whose hashchange redraws.
+function setFilter(changes) {
+  const next = { ...filters, ...changes };
+  const hash = overviewHash(next);
+  if (location.hash === hash) refresh();
+  else location.hash = hash;
+}
+
+// Puts the URL's filters into the form.
+function showFilters() {
+  $('filter-workflow').value = filters.workflow || '';
+  if ($('filter-workflow').value !== (filters.workflow || '')) {
+    $('filter-workflow').append(el('option', { value: filters.workflow }, filters.workflow));
+    $('filter-workflow').value = filters.workflow;
+  }
+  $('filter-state').value = filters.state || '';
+  $('filter-limit').value = filters.limit || '50';
+  if (document.activeElement !== $('filter-q')) $('filter-q').value = filters.q || '';
+  $('all-runs').href = overviewHash(filters);
 }
 
 function drawWorkflows(list) {
   const body = $('workflows').tBodies[0];
   const rows = list.map((w) => {
-    const cells = [el('td', {}, el('a', { className: 'count', onclick: () => setFilter(w.workflow, '') },
+    const cells = [el('td', {}, el('a', { className: 'count', onclick: () => setFilter({ workflow: w.workflow, state: '' }) },
       w.workflow))];
     for (const s of STATES) {
       const n = w.counts[s] || 0;
       cells.push(el('td', { className: 'num' + (n ? '' : ' zero'), dataset: { state: s } },
-        n ? el('a', { className: 'count', onclick: () => setFilter(w.workflow, s) }, n) : '0'));
+        n ? el('a', { className: 'count', onclick: () => setFilter({ workflow: w.workflow, state: s }) }, n) : '0'));
     }
     cells.push(el('td', { className: 'num' }, w.completedLastMinute));
     cells.push(el('td', { className: 'num' }, w.counts.queued ? fmtDuration(w.oldestQueuedMs) : '-'));
@@ -152,7 +175,8 @@ async function refreshOverview() {
   const q = new URLSearchParams();
   if (filters.workflow) q.set('workflow', filters.workflow);
   if (filters.state) q.set('state', filters.state);
-  q.set('limit', $('filter-limit').value);
+  q.set('limit', filters.limit || '50');
+  if (filters.q) q.set('q', filters.q);
   const [wfs, workers, runs] = await Promise.all([
     api('/workflows'), api('/workers'), api('/runs?' + q.toString())]);
   drawWorkflows(wfs.workflows);
@@ -168,8 +192,25 @@ function fact(dl, label, value) {
   dl.append(el('dt', {}, label), el('dd', {}, value === null || value === undefined || value === '' ? '-' : value));
 }
 
+// Every action button off: while a run loads, and when there is no such run.
+function disableActions() {
+  for (const b of document.querySelectorAll('#run-view [data-action]')) b.disabled = true;
+}
+
+function drawMissing(id, message) {
+  currentRun = null;
+  disableActions();
+  document.title = 'not found · wf';
+  $('run-detail').hidden = true;
+  $('run-missing').hidden = false;
+  $('run-missing-id').textContent = id;
+  $('run-missing-msg').textContent = message;
+}
+
 function drawRun(r) {
   currentRun = r;
+  $('run-detail').hidden = false;
+  $('run-missing').hidden = true;
   document.title = r.id + ' · wf';
   $('run-id').textContent = r.id;
   $('run-state').replaceWith(Object.assign(stateBadge(r.state), { id: 'run-state' }));
@@ -221,8 +262,7 @@ async function refreshRun(id) {
     drawRun(await api('/runs/' + encodeURIComponent(id)));
   } catch (e) {
     if (e.status === 404 || e.status === 400) {
-      $('run-id').textContent = id;
-      $('run-facts').replaceChildren(el('dt', {}, 'Error'), el('dd', {}, e.message));
+      drawMissing(id, e.message);
       return;
     }
     throw e;
@@ -249,7 +289,11 @@ async function act(action) {
 
 function route() {
   const m = location.hash.match(/^#\/run\/(.+)$/);
-  return m ? { view: 'run', id: decodeURIComponent(m[1]) } : { view: 'overview' };
+  if (m) return { view: 'run', id: decodeURIComponent(m[1]) };
+  const q = new URLSearchParams(location.hash.replace(/^#\/?\??/, ''));
+  const f = {};
+  for (const k of FILTER_KEYS) if (q.get(k)) f[k] = q.get(k);
+  return { view: 'overview', filters: f };
 }
 
 function askToken() {
@@ -269,7 +313,12 @@ async function refresh() {
   $('run-view').hidden = r.view !== 'run';
   try {
     if (r.view === 'run') await refreshRun(r.id);
-    else { document.title = 'wf dashboard'; await refreshOverview(); }
+    else {
+      filters = r.filters;
+      showFilters();
+      document.title = 'wf dashboard';
+      await refreshOverview();
+    }
     showError('');
     timer = setTimeout(refresh, POLL_MS);
   } catch (e) {
@@ -280,7 +329,28 @@ async function refresh() {
   }
 }
 
+// ---- Theme ---------------------------------------------------------------------------------------
+
+// The toggle's choice ('light' or 'dark') is kept in localStorage; without one the page follows
+// prefers-color-scheme (style.css).
+function applyTheme(theme) {
+  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+
+function currentTheme() {
+  const t = document.documentElement.dataset.theme;
+  if (t) return t;
+  return window.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+}
+
 function init() {
+  applyTheme(localStorage.getItem('wf-theme'));
+  $('theme-toggle').addEventListener('click', () => {
+    const next = currentTheme() === 'dark' ? 'light' : 'dark';
+    localStorage.setItem('wf-theme', next);
+    applyTheme(next);
+  });
   $('token-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     token = $('token-input').value.trim();
@@ -289,15 +359,22 @@ function init() {
     $('token-box').hidden = true;
     refresh();
   });
-  $('filters').addEventListener('submit', (ev) => ev.preventDefault());
-  $('filter-workflow').addEventListener('change', (ev) => setFilter(ev.target.value, filters.state));
-  $('filter-state').addEventListener('change', (ev) => setFilter(filters.workflow, ev.target.value));
-  $('filter-limit').addEventListener('change', () => refresh());
+  $('filters').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    setFilter({ q: $('filter-q').value.trim() });
+  });
+  $('filter-workflow').addEventListener('change', (ev) => setFilter({ workflow: ev.target.value }));
+  $('filter-state').addEventListener('change', (ev) => setFilter({ state: ev.target.value }));
+  $('filter-limit').addEventListener('change', (ev) => setFilter({ limit: ev.target.value }));
   for (const b of document.querySelectorAll('#run-view [data-action]')) {
     b.addEventListener('click', () => act(b.dataset.action));
   }
-  $('filter-state').value = filters.state || '';
-  window.addEventListener('hashchange', () => { currentRun = null; $('action-msg').textContent = ''; refresh(); });
+  window.addEventListener('hashchange', () => {
+    currentRun = null;
+    disableActions();
+    $('action-msg').textContent = '';
+    refresh();
+  });
   refresh();
 }
 

@@ -5,8 +5,12 @@
 //
 // Checks that a run started with `wf run` shows up completed in the list, that a delayed run's
 // page shows it waiting and its Stop button cancels it, that data is shown as text (a title with
-// markup runs no script), and that with --token the page asks for the token and then works.
-// Saves BUILD_DIR/dashboard.png (the overview) and BUILD_DIR/dashboard-run.png (a run's page).
+// markup runs no script), that a run that does not exist gets a not-found page with no button
+// enabled, that filters and the id search live in the URL (reload, shared link), and that with
+// --token the page asks for the token and then works.
+// Checks a phone-sized layout and dark mode (system preference and the toggle).
+// Saves BUILD_DIR/dashboard.png (the overview), BUILD_DIR/dashboard-run.png (a run's page),
+// BUILD_DIR/dashboard-phone.png (390x844) and BUILD_DIR/dashboard-dark.png.
 // Everything it starts listens on 127.0.0.1 and is stopped at the end; the whole test is bounded
 // to 60 s. Exits 0 when every check passed.
 import { spawn, execFile } from 'node:child_process';
@@ -77,11 +81,11 @@ async function wf(env, ...args) {
   return stdout;
 }
 
-async function startWeb(env, extra) {
+async function startWeb(env, extra, base = '') {
   const port = await freePort();
   start(path.join(BUILD, 'wf'), ['web', '--listen', '127.0.0.1:' + port, ...extra], env,
     'web-' + port + '.log');
-  const url = 'http://127.0.0.1:' + port + '/';
+  const url = 'http://127.0.0.1:' + port + '/' + base;
   await waitFor('wf web on ' + url, async () => (await fetch(url)).ok);
   return url;
 }
@@ -167,10 +171,121 @@ async function main() {
   check(status.state === 'cancelled', 'Redis agrees: the run is cancelled');
   check(await page.locator('button[data-action="retry"]').isEnabled(), 'retry is enabled for a cancelled run');
 
+  // A run that does not exist: a not-found page, no button enabled (coming from a run whose
+  // Retry was enabled, and on a fresh load; a well-formed id and a malformed one).
+  const enabledActions = () => page.locator('#run-view button[data-action]:enabled').count();
+  await page.goto(url + '#/run/publish-draft:01AAAAAAAAAAAAAAAAAAAAAAAA');
+  await page.locator('#run-missing').waitFor({ state: 'visible' });
+  check(await page.locator('#run-detail').isHidden(), 'a missing run hides the run details');
+  check(await enabledActions() === 0, 'a missing run (after a real one) has no action enabled');
+  for (const missing of ['publish-draft:01AAAAAAAAAAAAAAAAAAAAAAAB', 'not an id']) {
+    const fresh = await browser.newPage();
+    fresh.on('pageerror', (e) => pageErrors.push(e.message));
+    await fresh.goto(url + '#/run/' + encodeURIComponent(missing));
+    await fresh.locator('#run-missing').waitFor({ state: 'visible' });
+    const text = await fresh.locator('#run-missing').innerText();
+    check(text.includes('not found') && text.includes(missing), 'not-found page for ' + missing);
+    check(await fresh.locator('#run-view button[data-action]:enabled').count() === 0,
+      'no action enabled for ' + missing);
+    await fresh.close();
+  }
+
   await page.goto(url + '#/');
   await page.locator('#runs tr[data-id="publish-draft:browser-delayed"][data-state="cancelled"]').waitFor();
   await page.screenshot({ path: path.join(BUILD, 'dashboard.png'), fullPage: true });
   check(fs.statSync(path.join(BUILD, 'dashboard.png')).size > 10000, 'screenshot saved to ' + path.join(BUILD, 'dashboard.png'));
+
+  // Filters and the search live in the URL: a reload or a shared link shows the same view.
+  await page.selectOption('#filter-state', 'cancelled');
+  await page.waitForFunction(() => location.hash.includes('state=cancelled'));
+  await page.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor({ state: 'detached' });
+  await page.reload();
+  await page.locator('#runs tr[data-id="publish-draft:browser-delayed"]').waitFor();
+  check(await page.locator('#filter-state').inputValue() === 'cancelled', 'a reload keeps the state filter');
+  check(await page.locator('#runs tbody tr').count() === 1, 'a reload keeps the filtered list');
+  await page.selectOption('#filter-state', '');
+  await page.fill('#filter-q', 'browser-del');
+  await page.click('#filters button[type="submit"]');
+  await page.waitForFunction(() => location.hash.includes('q=browser-del'));
+  await page.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor({ state: 'detached' });
+  check(await page.locator('#runs tbody tr').count() === 1, 'search by id prefix finds one run');
+  const shared = page.url();
+  const other = await browser.newPage();
+  other.on('pageerror', (e) => pageErrors.push(e.message));
+  await other.goto(shared);
+  await other.locator('#runs tr[data-id="publish-draft:browser-delayed"]').waitFor();
+  check(await other.locator('#runs tbody tr').count() === 1 &&
+    await other.locator('#filter-q').inputValue() === 'browser-del', 'a shared link shows the same search');
+  await other.fill('#filter-q', 'publish-draft:browser-1');
+  await other.press('#filter-q', 'Enter');
+  await other.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  check(await other.locator('#runs tbody tr').count() === 1, 'search by a whole run id');
+  await other.click('#runs a:text("publish-draft:browser-1")');
+  await other.locator('#run-state:text("completed")').waitFor();
+  check((await other.locator('#all-runs').getAttribute('href')).includes('q=publish-draft'),
+    'the way back from a run keeps the search');
+  await other.close();
+
+  // A phone: a viewport meta tag, nothing wider than the screen (tables scroll inside their panel).
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true,
+    hasTouch: true, deviceScaleFactor: 1 });
+  phone.on('pageerror', (e) => pageErrors.push(e.message));
+  await phone.goto(url + '#/run/publish-draft:browser-1');
+  await phone.locator('#run-state:text("completed")').waitFor();
+  check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'a run page fits a 390 px wide phone');
+  await phone.goto(url + '#/');
+  await phone.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  check(await phone.locator('meta[name="viewport"]').count() === 1, 'the page has a viewport meta tag');
+  check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'the overview fits a 390 px wide phone (scrollWidth ' +
+    await phone.evaluate(() => document.documentElement.scrollWidth) + ')');
+  check(await phone.evaluate(() => {
+    const box = document.querySelector('#workflows').parentElement;
+    return getComputedStyle(box).overflowX === 'auto' && box.scrollWidth > box.clientWidth;
+  }), 'the workflows table scrolls sideways inside its panel');
+  await phone.screenshot({ path: path.join(BUILD, 'dashboard-phone.png'), fullPage: true });
+  await phone.close();
+
+  // Dark mode: from prefers-color-scheme, and a toggle kept in localStorage.
+  const background = (p) => p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const isDark = (rgb) => rgb.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) < 200;
+  const darkCtx = await browser.newContext({ colorScheme: 'dark', viewport: { width: 1280, height: 900 } });
+  const dark = await darkCtx.newPage();
+  dark.on('pageerror', (e) => pageErrors.push(e.message));
+  await dark.goto(url);
+  await dark.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  check(isDark(await background(dark)), 'dark when the system prefers it (' + await background(dark) + ')');
+  await dark.screenshot({ path: path.join(BUILD, 'dashboard-dark.png') });
+  await dark.click('#theme-toggle');
+  check(!isDark(await background(dark)), 'the toggle switches to light');
+  await dark.reload();
+  await dark.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  check(!isDark(await background(dark)) &&
+    await dark.evaluate(() => localStorage.getItem('wf-theme')) === 'light', 'the choice survives a reload');
+  await dark.click('#theme-toggle');
+  check(isDark(await background(dark)), 'and switches back to dark');
+  await darkCtx.close();
+  const lightPage = await browser.newPage({ colorScheme: 'light' });
+  await lightPage.goto(url);
+  check(!isDark(await background(lightPage)), 'light when the system prefers light');
+  await lightPage.click('#theme-toggle');
+  check(isDark(await background(lightPage)), 'the toggle switches a light page to dark');
+  await lightPage.close();
+
+  // Under --base-path, as behind a reverse proxy: every request the page makes stays under it.
+  const baseUrl = (await startWeb(env, ['--base-path', '/ops/wf'], 'ops/wf/'));
+  const based = await browser.newPage();
+  based.on('pageerror', (e) => pageErrors.push(e.message));
+  const paths = [];
+  based.on('request', (r) => paths.push(new URL(r.url()).pathname));
+  await based.goto(baseUrl);
+  await based.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
+  await based.click('#runs a:text("publish-draft:browser-1")');
+  await based.locator('#run-state:text("completed")').waitFor();
+  check(paths.length > 3 && paths.every((p) => p.startsWith('/ops/wf/')),
+    'under --base-path every request stays under it (' + [...new Set(paths)].join(' ') + ')');
+  await based.close();
 
   // With a token: the page asks for it once, then shows the runs.
   const tokenUrl = await startWeb({ ...env, WF_WEB_TOKEN: TOKEN }, []);
