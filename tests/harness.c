@@ -3,6 +3,7 @@
 #define WF_TEST_HARNESS_INTERNAL 1
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -154,6 +155,52 @@ static void remove_tree(const char *dir)
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* Forks and execs argv (searched in PATH) with stdout and stderr on /dev/null. */
+static pid_t spawn_quiet(const char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+    }
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+int wf_test_children(pid_t parent, pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < max) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0) continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t got = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[got] = '\0';
+        char *close = strrchr(buf, ')');
+        int ppid = 0;
+        char state;
+        if (close && sscanf(close + 2, "%c %d", &state, &ppid) == 2 && ppid == parent &&
+            state != 'Z')
+            out[n++] = pid;
+    }
+    if (d) closedir(d);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            pid_t t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
 int wf_test_redis_start(wf_test_redis *r, const char *extra_conf)
 {
     memset(r, 0, sizeof *r);
@@ -176,17 +223,8 @@ int wf_test_redis_start(wf_test_redis *r, const char *extra_conf)
         if (extra_conf) fprintf(f, "%s\n", extra_conf);
         fclose(f);
         const char *argv[] = {"redis-server", conf, NULL};
-        r->pid = fork();
+        r->pid = spawn_quiet(argv);
         if (r->pid < 0) return -1;
-        if (r->pid == 0) {
-            int devnull = open("/dev/null", O_RDWR);
-            if (devnull >= 0) {
-                dup2(devnull, 1);
-                dup2(devnull, 2);
-            }
-            execvp(argv[0], (char *const *)argv);
-            _exit(127);
-        }
         snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
         if (wf_test_wait(redis_answers, r, 10000)) return 0;
         /* Port taken between our probe and its bind, or it failed: try another. */
@@ -221,17 +259,8 @@ int wf_test_redis_restart(wf_test_redis *r, const char *const *extra_args)
     int n = 2;
     for (int i = 0; extra_args && extra_args[i] && n < 23; i++) argv[n++] = extra_args[i];
     argv[n] = NULL;
-    r->pid = fork();
+    r->pid = spawn_quiet(argv);
     if (r->pid < 0) return -1;
-    if (r->pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
     return wf_test_wait(redis_accepts, r, 10000) ? 0 : -1;
 }
 

@@ -31,6 +31,10 @@ int wf_test_redis_start(wf_test_redis *r, const char *extra_conf);
  * LOADING until then), or -1. */
 int wf_test_redis_restart(wf_test_redis *r, const char *const *extra_args);
 
+/* The live (not zombie) child processes of `parent`, from /proc, sorted by pid; at most `max`
+ * are written to out. Returns how many. */
+int wf_test_children(pid_t parent, pid_t *out, int max);
+
 /* SIGTERM, then SIGKILL after 5 s; removes its dir. Safe on a zeroed struct. */
 void wf_test_redis_stop(wf_test_redis *r);
 

@@ -41,33 +41,6 @@ static void teardown(void)
 
 TestSuite(kill, .init = setup, .fini = teardown, .timeout = 600);
 
-/* Children of `parent`, from /proc. Returns how many were written to out. */
-static int children_of(pid_t parent, pid_t *out, int max)
-{
-    DIR *d = opendir("/proc");
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) && n < max) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        if (pid <= 0) continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        char *close = strrchr(buf, ')');
-        int ppid = 0;
-        char state;
-        if (close && sscanf(close + 2, "%c %d", &state, &ppid) == 2 && ppid == parent &&
-            state != 'Z')
-            out[n++] = pid;
-    }
-    if (d) closedir(d);
-    return n;
-}
-
 static int registered(void *arg)
 {
     (void)arg;
@@ -130,7 +103,7 @@ Test(kill, thousand_runs_survive_random_sigkills)
     for (int round = 0; round < rounds; round++) {
         if (all_completed(NULL)) break;
         pid_t kids[16];
-        int n = children_of(sup, kids, 16);
+        int n = wf_test_children(sup, kids, 16);
         if (n > 0 && kill(kids[rand() % n], SIGKILL) == 0) kills++;
         nanosleep(&gap, NULL);
     }

@@ -97,38 +97,6 @@ static int aof_rewritten(void *arg)
     return done;
 }
 
-/* The worker processes under supervisor `sup`, sorted, from /proc. */
-static int children_of(pid_t sup, pid_t *out, int max)
-{
-    DIR *d = opendir("/proc");
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) && n < max) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        if (pid <= 0) continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        char *close = strrchr(buf, ')');
-        int ppid = 0;
-        char state;
-        if (close && sscanf(close + 2, "%c %d", &state, &ppid) == 2 && ppid == sup && state != 'Z')
-            out[n++] = pid;
-    }
-    if (d) closedir(d);
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
-            pid_t t = out[j];
-            out[j] = out[j - 1];
-            out[j - 1] = t;
-        }
-    return n;
-}
-
 static int count_of(const char *text, const char *what)
 {
     int n = 0;
@@ -175,7 +143,7 @@ Test(restart, slow_loading_restart_under_load_loses_and_repeats_nothing)
     free(wfdir);
     cr_assert(wf_test_wait(registered, NULL, 15000));
     pid_t before[4], after[4];
-    int nbefore = children_of(sup, before, 4);
+    int nbefore = wf_test_children(sup, before, 4);
     cr_assert_eq(nbefore, 2, "two worker processes");
 
     wf_error err = {0};
@@ -214,7 +182,7 @@ Test(restart, slow_loading_restart_under_load_loses_and_repeats_nothing)
     cr_assert(wf_test_wait(all_completed, NULL, 60000), "every run completed (%lld of %d)",
               completed(), RUNS);
     int reregistered = wf_test_wait(registered, NULL, 10000);
-    int nafter = children_of(sup, after, 4);
+    int nafter = wf_test_children(sup, after, 4);
 
     long long reclaims = 0;
     int wrong = 0;
