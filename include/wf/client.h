@@ -20,6 +20,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libwf's public ABI: exported although the libraries are built
+ * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 struct event_base;
 
 typedef struct wf_client wf_client;
@@ -522,6 +528,10 @@ int wf_flow_set(wf_client *client, const char *workflow, const wf_flow_limits *l
  * runs are held back now. Returns WF_OK, WF_ERR_BAD_NAME or a connection error. */
 int wf_flow_get(wf_client *client, const char *workflow, wf_flow_limits *limits, char *key,
                 size_t key_size, long long *held, wf_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libwf's public ABI: exported although the libraries are built
+ * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* X(NAME, value, default message). The single list behind both the enum and wf_strerror(). */
 #define WF_ERRNO_MAP(X)                                                                            \
     X(INVALID, -1, "invalid argument")                                                             \
@@ -78,6 +84,10 @@ int wf_error_set(wf_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

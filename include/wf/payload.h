@@ -17,6 +17,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libwf's public ABI: exported although the libraries are built
+ * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef enum wf_payload_format {
     WF_PAYLOAD_AUTO =
         0, /* JSON if the first non-blank byte is one of {["tfn-0123456789, else msgpack */
@@ -65,6 +71,10 @@ int wf_msgpack_to_json(const void *data, size_t len, char **json, wf_error *err)
 
 /* The same for an already decoded object. Same ownership. */
 int wf_object_to_json(const msgpack_object *obj, char **json, wf_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

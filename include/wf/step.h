@@ -30,6 +30,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libwf's public ABI: exported although the libraries are built
+ * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* The body of a step: does the side effect and packs its result (one msgpack value; nothing
  * packed means nil) into `result`. Returns WF_OK, WF_ERR_FATAL (no retry: the run fails), or any
  * other negative code to be retried per the step's policy. Use wf_ctx_fail() for the message and
@@ -167,6 +173,10 @@ typedef struct wf_http_response {
  * URL or a URL that is not http(s). */
 int wf_step_http(wf_ctx *ctx, const char *name, const wf_http_request *request,
                  wf_http_response *response);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

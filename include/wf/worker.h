@@ -18,6 +18,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libwf's public ABI: exported although the libraries are built
+ * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef struct wf_worker wf_worker;
 
 /* Worker settings. Zero-initialise; zero fields take the defaults. */
@@ -86,6 +92,16 @@ const char *wf_worker_consumer(const wf_worker *worker);
  * given one more second, then its thread is detached: it frees its own run when the handler
  * returns, and its result is dropped. NULL is a no-op. */
 void wf_worker_free(wf_worker *worker);
+
+/* The `wf-worker` program (options and exit status: `wf-worker --help`, man wf-worker): loads the
+ * modules of --workflows, runs worker processes under a supervisor (or one worker in this
+ * process with --processes 0) and returns the program's exit status (0, 1, or 2 for a usage
+ * error). Installs signal handlers and may fork: call it from main(), once. */
+int wf_worker_main(int argc, char **argv);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

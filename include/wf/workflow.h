@@ -21,6 +21,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is libwf's public ABI: exported although the libraries are built
+ * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* The execution context of one attempt of one run. Borrowed by the handler for the duration of
  * the call; never keep it. */
 typedef struct wf_ctx wf_ctx;
@@ -117,6 +123,10 @@ void wf_ctx_retry_after(wf_ctx *ctx, int64_t delay_ms);
  * Returns WF_OK or an error (err may be NULL). */
 int wf_ctx_send_event(wf_ctx *ctx, const char *name, const void *payload, size_t len,
                       wf_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
