@@ -245,6 +245,10 @@ void wf__cli_progress_end(wf__cli_progress *p); /* clears the live line on a ter
 /* The exit code of a final state: 0 completed; else 4 (RUN_FAILED), or with `distinct` 10 for
  * cancelled and 11 for terminated. */
 int wf__cli_outcome_code(wf_state state, int distinct);
+/* The exit code at the end of wf__cli_poll_final() (which returned `rc`, `st` its last status):
+ * for a timeout, after saying on stderr how long it waited; else wf__cli_outcome_code(). */
+int wf__cli_wait_outcome(wf_run *run, const wf_status *st, int rc, int64_t timeout_ms,
+                         int distinct);
 
 /* ---- Commands -------------------------------------------------------------------------------- */
 

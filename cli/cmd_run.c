@@ -41,18 +41,10 @@ static int wait_final(wf_run *run, wf_status *st, int64_t timeout_ms)
     wf__cli_progress_init(&p);
     int rc = wf__cli_poll_final(run, st, timeout_ms, wf__cli_progress_show, &p);
     wf__cli_progress_end(&p);
-    if (rc == WF_CLI_TIMEOUT) {
-        char waited[32];
-        fprintf(stderr, "wf: run '%s' is still %s after %s\n", wf_run_id(run),
-                wf_state_name(st->state),
-                wf__cli_format_duration(timeout_ms, waited, sizeof waited));
-        return rc;
-    }
-    if (rc != WF_CLI_OK) return rc;
-    if (st->state == WF_STATE_COMPLETED) return WF_CLI_OK;
-    fprintf(stderr, "wf: run '%s' ended %s%s%s\n", wf_run_id(run), wf_state_name(st->state),
-            st->error ? ": " : "", st->error ? st->error : "");
-    return wf__cli_outcome_code(st->state, 0);
+    if (rc == WF_CLI_OK && st->state != WF_STATE_COMPLETED)
+        fprintf(stderr, "wf: run '%s' ended %s%s%s\n", wf_run_id(run), wf_state_name(st->state),
+                st->error ? ": " : "", st->error ? st->error : "");
+    return wf__cli_wait_outcome(run, st, rc, timeout_ms, 0);
 }
 
 int wf__cli_cmd_run(wf__cli *cli, int argc, char **argv)

@@ -42,19 +42,6 @@ static int print_outcome(wf__cli *cli, wf_run *run, const wf_status *st)
     return WF_CLI_OK;
 }
 
-/* Maps the end of a poll to the exit code, after a message on stderr for a timeout. */
-static int outcome(wf_run *run, const wf_status *st, int rc, int64_t timeout_ms)
-{
-    if (rc == WF_CLI_TIMEOUT) {
-        char waited[32];
-        fprintf(stderr, "wf: run '%s' is still %s after %s\n", wf_run_id(run),
-                wf_state_name(st->state),
-                wf__cli_format_duration(timeout_ms, waited, sizeof waited));
-        return rc;
-    }
-    return rc == WF_CLI_OK ? wf__cli_outcome_code(st->state, 1) : rc;
-}
-
 int wf__cli_cmd_wait(wf__cli *cli, int argc, char **argv)
 {
     enum { OPT_TIMEOUT = 1 };
@@ -83,7 +70,7 @@ int wf__cli_cmd_wait(wf__cli *cli, int argc, char **argv)
     wf__cli_progress_end(&p);
     if (rc == WF_CLI_OK || rc == WF_CLI_TIMEOUT) {
         int prc = print_outcome(cli, run, &st);
-        rc = prc != WF_CLI_OK ? prc : outcome(run, &st, rc, timeout_ms);
+        rc = prc != WF_CLI_OK ? prc : wf__cli_wait_outcome(run, &st, rc, timeout_ms, 1);
     }
     wf_status_clear(&st);
     wf_run_free(run);
@@ -192,7 +179,7 @@ int wf__cli_follow(wf__cli *cli, const char *id, int text, int64_t timeout_ms)
             wf_steps_free(steps, n);
         }
     }
-    rc = outcome(run, &st, rc, timeout_ms);
+    rc = wf__cli_wait_outcome(run, &st, rc, timeout_ms, 1);
     for (size_t i = 0; i < f.nshown; i++) free(f.shown[i]);
     free(f.shown);
     free(f.last);

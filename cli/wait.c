@@ -109,3 +109,15 @@ int wf__cli_outcome_code(wf_state state, int distinct)
         return WF_CLI_RUN_FAILED;
     }
 }
+
+int wf__cli_wait_outcome(wf_run *run, const wf_status *st, int rc, int64_t timeout_ms, int distinct)
+{
+    if (rc == WF_CLI_TIMEOUT) {
+        char waited[32];
+        fprintf(stderr, "wf: run '%s' is still %s after %s\n", wf_run_id(run),
+                wf_state_name(st->state),
+                wf__cli_format_duration(timeout_ms, waited, sizeof waited));
+        return rc;
+    }
+    return rc == WF_CLI_OK ? wf__cli_outcome_code(st->state, distinct) : rc;
+}
