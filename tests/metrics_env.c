@@ -33,31 +33,23 @@ void metrics_teardown(void)
     scraped_text = NULL;
 }
 
-static int registered(void *arg)
-{
-    (void)arg;
-    static const char *const names[] = {"echo", "fatal", "flaky", "slow", "stepper", "timeout"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (wf_test_cmd_int(rc, "HEXISTS wf:workflows %s", names[i]) != 1) return 0;
-    return 1;
-}
+/* What start_worker waits for. */
+static const char *const registers[] = {"echo",    "fatal",   "flaky", "slow",
+                                        "stepper", "timeout", NULL};
 
 pid_t start_worker(const char *const *extra)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", http_port);
-    const char *argv[40] = {bin, "--redis", srv.url, "--workflows", wfdir, "--http", listen};
-    int n = 7;
-    for (; extra && *extra && n < 38; extra++) argv[n++] = *extra;
-    argv[n] = NULL;
-    pid_t pid = wf_test_spawn(argv, NULL, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert_gt(pid, 0);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered its workflows");
-    return pid;
+    const char *args[40] = {"--http", listen};
+    int n = 2;
+    for (; extra && *extra && n < 38; extra++) args[n++] = *extra;
+    args[n] = NULL;
+    return wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
+                                                  .extra = args,
+                                                  .log_path = log_path,
+                                                  .rc = rc,
+                                                  .workflows = registers});
 }
 
 int answers(void *arg)

@@ -17,31 +17,24 @@ void worker_teardown(void)
     pool_env_teardown();
 }
 
-static int registered(void *arg)
-{
-    (void)arg;
-    static const char *const names[] = {"echo", "fatal", "flaky", "sender", "slow", "timeout"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (wf_test_cmd_int(rc, "HEXISTS wf:workflows %s", names[i]) != 1) return 0;
-    return 1;
-}
+/* What start_worker waits for. */
+static const char *const registers[] = {"echo", "fatal",   "flaky", "sender",
+                                        "slow", "timeout", NULL};
 
 /* Starts wf-worker with the test workflows plus `extra` flags (NULL-terminated). */
 pid_t start_worker(const char *const *extra)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[32] = {bin, "--redis", srv.url, "--workflows", wfdir, "--log-level", "info"};
-    int n = 7;
-    for (; extra && *extra && n < 30; extra++) argv[n++] = *extra;
-    argv[n] = NULL;
+    const char *args[32] = {"--log-level", "info"};
+    int n = 2;
+    for (; extra && *extra && n < 30; extra++) args[n++] = *extra;
+    args[n] = NULL;
     const char *env[] = {exec_env, NULL};
-    pid_t pid = wf_test_spawn(argv, env, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert_gt(pid, 0);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered its workflows");
-    return pid;
+    return wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
+                                                  .extra = args,
+                                                  .env = env,
+                                                  .log_path = log_path,
+                                                  .rc = rc,
+                                                  .workflows = registers});
 }
 
 wf_run *start_run(const char *workflow, const void *payload, size_t len)
