@@ -86,6 +86,29 @@ char *wf_test_which(const char *prog);
 long long wf_test_cmd_int(redisContext *c, const char *fmt, ...);
 char *wf_test_cmd_str(redisContext *c, const char *fmt, ...);
 
+/* ---- wf-worker processes (worker_start.c) ---------------------------------------------------- */
+
+/* 1 when every name of `workflows` (NULL-terminated) is registered (HEXISTS wf:workflows NAME),
+ * else 0. */
+int wf_test_registered(redisContext *c, const char *const *workflows);
+
+/* How wf_test_worker_start starts a wf-worker. Zero what you don't need. */
+typedef struct wf_test_worker {
+    const char *redis_url;        /* --redis URL */
+    const char *workflows_dir;    /* --workflows DIR; NULL: the build's tests/workflows */
+    const char *const *extra;     /* more arguments, NULL-terminated; may be NULL */
+    const char *const *env;       /* "K=V" added to its environment; may be NULL */
+    const char *log_path;         /* its stdout+stderr; NULL: inherited */
+    redisContext *rc;             /* where to look for its registration */
+    const char *const *workflows; /* names it must register (NULL-terminated); NULL: no wait */
+    int timeout_ms;               /* how long registering may take; 0: 10000 */
+} wf_test_worker;
+
+/* Spawns `wf-worker --redis URL --workflows DIR EXTRA...` and waits until all of w->workflows are
+ * registered. Returns its pid. Fails the Criterion test, with the worker's log, when it cannot be
+ * spawned or does not register in time (then it is killed first, so nothing is left behind). */
+pid_t wf_test_worker_start(const wf_test_worker *w);
+
 /* Cluster mode. When $WF_TEST_CLUSTER_FILE names the file that tests/cluster_fixture.c wrote
  * ("url redis+cluster://..." first), every suite's "Redis" is that shared 3-master, 3-replica
  * cluster: ctest registers each suite a second time as NAME_cluster (tests/CMakeLists.txt).

@@ -1,4 +1,4 @@
-/* ops_http.h - HTTP for the operations tests (test_metrics.c, test_webhook.c), header-only:
+/* ops_http.h - HTTP for the operations tests (test_metrics_*.c, test_webhook.c), header-only:
  *
  *   http_get()     a blocking GET with libcurl (the worker's /healthz, /readyz, /metrics)
  *   hook_server    a tiny HTTP/1.1 server on a loopback port, in a thread: it records every

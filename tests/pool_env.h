@@ -1,8 +1,10 @@
 /* pool_env.h - what the end-to-end suites that run real wf-worker pools on the test workflows
- * share (test_steps.c, test_invoke.c, test_metrics.c, test_webhook.c): a real redis-server, a
- * client, a temp folder with the worker's log and the step bodies' execution log
+ * share (test_steps.c, test_invoke.c, test_metrics_*.c, test_webhook.c, test_worker_*.c): a real
+ * redis-server, a client, a temp folder with the worker's log and the step bodies' execution log
  * ($WF_TEST_EXEC_LOG, $WF_TEST_REDIS_PORT for tests/workflows/stepper.c), and a teardown that fails
- * the test when the worker did not drain and exit 0 or a sanitizer spoke in its log. */
+ * the test when the worker did not drain and exit 0 or a sanitizer spoke in its log. The state
+ * lives in pool_env.c; a suite that includes this header is linked with it (tests/CMakeLists.txt).
+ */
 #ifndef WF_TEST_POOL_ENV_H
 #define WF_TEST_POOL_ENV_H
 
@@ -17,106 +19,35 @@
 #include "harness.h"
 #include "wf_internal.h"
 
-static wf_test_redis srv;
-static redisContext *rc;
-static wf_client *cl;
-static char dir[256];
-static char log_path[300], exec_path[300], exec_env[340], port_env[64];
-static pid_t worker_pid;
+/* The test's server, raw connection, client and temp folder; set by pool_env_setup. */
+extern wf_test_redis srv;
+extern redisContext *rc;
+extern wf_client *cl;
+extern char dir[256];
+/* dir/worker.log, dir/exec.log, "WF_TEST_EXEC_LOG=...", "WF_TEST_REDIS_PORT=..." */
+extern char log_path[300], exec_path[300], exec_env[340], port_env[64];
+/* The worker pool_env_stop_worker stops (0: none). */
+extern pid_t worker_pid;
 
 /* `tag` names the temp folder: /tmp/wf-test-TAG-XXXXXX. */
-static inline void pool_env_setup(const char *tag)
-{
-    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
-    rc = wf_test_redis_connect(&srv);
-    wf_error err = {0};
-    cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-%s-XXXXXX", tag);
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
-    snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
-    snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
-    snprintf(port_env, sizeof port_env, "WF_TEST_REDIS_PORT=%d", srv.port);
-    worker_pid = 0;
-}
+void pool_env_setup(const char *tag);
 
 /* Stops the worker with SIGTERM (it must drain and exit within 30 s); returns its wait status,
  * 0 when none ran. */
-static inline int pool_env_stop_worker(void)
-{
-    int status = 0;
-    if (worker_pid > 0) status = wf_test_kill(worker_pid, SIGTERM, 30000);
-    if (worker_pid <= 0) status = 0;
-    worker_pid = 0;
-    return status;
-}
+int pool_env_stop_worker(void);
 
 /* Frees what pool_env_setup made; fails the test when the worker (wait status `status`) did not
  * exit 0 or a sanitizer spoke in its log ($WF_TEST_SHOW_LOG prints the log anyway). */
-static inline void pool_env_finish(int status)
-{
-    int drained = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    char *log = wf_test_slurp(log_path);
-    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
-    if (!clean || !drained || getenv("WF_TEST_SHOW_LOG")) fprintf(stderr, "worker log:\n%s", log);
-    free(log);
-    wf_client_free(cl);
-    cl = NULL;
-    if (rc) redisFree(rc);
-    rc = NULL;
-    wf_test_redis_stop(&srv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    cr_assert(clean, "a sanitizer reported an error in a worker process");
-    cr_assert(drained, "wf-worker did not drain and exit 0 on SIGTERM (status 0x%x)", status);
-}
+void pool_env_finish(int status);
 
-static inline void pool_env_teardown(void)
-{
-    pool_env_finish(pool_env_stop_worker());
-}
-
-/* ---- waiting for runs ------------------------------------------------------------------------ */
-
-typedef struct pool_want {
-    wf_run *run;
-    wf_state state;
-} pool_want;
-
-static inline int pool_reached(void *arg)
-{
-    pool_want *w = arg;
-    wf_status st;
-    if (wf_run_status(w->run, &st, NULL) != WF_OK) return 0;
-    int ok = st.state == w->state;
-    wf_status_clear(&st);
-    return ok;
-}
+/* pool_env_finish(pool_env_stop_worker()). */
+void pool_env_teardown(void);
 
 /* Waits up to `ms` for `run` to be in `state`, then fills `st` (caller clears); fails the test
  * with the worker's log when it is not. */
-static inline void wait_state(wf_run *run, wf_state state, int ms, wf_status *st)
-{
-    pool_want w = {run, state};
-    int ok = wf_test_wait(pool_reached, &w, ms);
-    cr_assert_eq(wf_run_status(run, st, NULL), WF_OK);
-    if (!ok) {
-        char *log = wf_test_slurp(log_path);
-        cr_assert_fail("run %s is %s, not %s (error %s)\n%s", wf_run_id(run),
-                       wf_state_name(st->state), wf_state_name(state), st->error ? st->error : "-",
-                       log);
-    }
-}
+void wait_state(wf_run *run, wf_state state, int ms, wf_status *st);
 
 /* The run's output as compact JSON (caller frees). */
-static inline char *output_json(const wf_status *st)
-{
-    char *json = NULL;
-    cr_assert_not_null(st->output);
-    cr_assert_eq(wf_msgpack_to_json(st->output, st->output_len, &json, NULL), WF_OK);
-    return json;
-}
+char *output_json(const wf_status *st);
 
 #endif

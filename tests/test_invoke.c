@@ -28,28 +28,20 @@ static void teardown(void)
 
 TestSuite(invoke, .init = setup, .fini = teardown, .timeout = 120);
 
-static int registered(void *arg)
-{
-    (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows invoker") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS wf:workflows fatal") == 1;
-}
-
 /* wf-worker over tests/workflows; `crash` adds the fault injection of invoke.c. */
 static pid_t start_worker(const char *concurrency, const char *lease, int crash)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin, "--redis",       srv.url,     "--workflows", wfdir, "--processes",
-                          "1", "--concurrency", concurrency, "--lease-ms",  lease, NULL};
+    const char *args[] = {"--processes", "1", "--concurrency", concurrency, "--lease-ms",
+                          lease,         NULL};
     const char *env[] = {exec_env, port_env, crash ? "WF_TEST_CRASH_AFTER_CHILD_READ=1" : NULL,
                          NULL};
-    pid_t pid = wf_test_spawn(argv, env, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered");
-    return pid;
+    return wf_test_worker_start(
+        &(wf_test_worker){.redis_url = srv.url,
+                          .extra = args,
+                          .env = env,
+                          .log_path = log_path,
+                          .rc = rc,
+                          .workflows = (const char *const[]){"invoker", "stepper", "fatal", NULL}});
 }
 
 /* Starts `workflow` with a JSON input, with run id suffix `suffix` (NULL: generated). */

@@ -41,11 +41,7 @@ static void teardown(void)
 
 TestSuite(kill, .init = setup, .fini = teardown, .timeout = 600);
 
-static int registered(void *arg)
-{
-    (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1;
-}
+static const char *const stepper[] = {"stepper", NULL};
 
 static int count_of(const char *log, const char *what)
 {
@@ -67,15 +63,14 @@ Test(kill, thousand_runs_survive_random_sigkills)
     snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
     snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
     snprintf(port_env, sizeof port_env, "WF_TEST_REDIS_PORT=%d", srv.port);
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin, "--redis",       srv.url, "--workflows", wfdir,  "--processes",
-                          "3", "--concurrency", "8",     "--lease-ms",  "1000", NULL};
+    const char *args[] = {"--processes", "3", "--concurrency", "8", "--lease-ms", "1000", NULL};
     const char *env[] = {exec_env, port_env, NULL};
-    pid_t sup = wf_test_spawn(argv, env, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 10000));
+    pid_t sup = wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
+                                                       .extra = args,
+                                                       .env = env,
+                                                       .log_path = log_path,
+                                                       .rc = rc,
+                                                       .workflows = stepper});
 
     wf_error err = {0};
     wf_client *cl = wf_client_connect(srv.url, &err);

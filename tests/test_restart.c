@@ -69,11 +69,13 @@ static long long completed(void)
     return c ? wf_test_cmd_int(c, "ZCARD wf:{stepper}:state:completed") : -1;
 }
 
+static const char *const stepper[] = {"stepper", NULL};
+
 static int registered(void *arg)
 {
     (void)arg;
     redisContext *c = ready_conn();
-    return c && wf_test_cmd_int(c, "HEXISTS wf:workflows stepper") == 1;
+    return c && wf_test_registered(c, stepper);
 }
 
 static int some_completed(void *arg)
@@ -132,16 +134,16 @@ Test(restart, slow_loading_restart_under_load_loses_and_repeats_nothing)
     snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
     snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
     snprintf(port_env, sizeof port_env, "WF_TEST_REDIS_PORT=%d", srv.port);
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
     /* The lease (8 s) outlives the outage (about 2.5 s): a reclaim would be a false alarm. */
-    const char *argv[] = {bin, "--redis",       srv.url, "--workflows", wfdir,  "--processes",
-                          "2", "--concurrency", "8",     "--lease-ms",  "8000", NULL};
+    const char *args[] = {"--processes", "2", "--concurrency", "8", "--lease-ms", "8000", NULL};
     const char *env[] = {exec_env, port_env, NULL};
-    pid_t sup = wf_test_spawn(argv, env, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 15000));
+    pid_t sup = wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
+                                                       .extra = args,
+                                                       .env = env,
+                                                       .log_path = log_path,
+                                                       .rc = rc,
+                                                       .workflows = stepper,
+                                                       .timeout_ms = 15000});
     pid_t before[4], after[4];
     int nbefore = wf_test_children(sup, before, 4);
     cr_assert_eq(nbefore, 2, "two worker processes");

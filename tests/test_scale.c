@@ -63,21 +63,17 @@ static void start_host(int i)
     snprintf(log, sizeof log, "%s/host%d.log", dir, i);
     snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s/exec.log", dir);
     snprintf(port_env, sizeof port_env, "WF_TEST_REDIS_PORT=%d", srv.port);
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin, "--redis",       srv.url, "--workflows", wfdir,  "--processes",
-                          "1", "--concurrency", "4",     "--lease-ms",  "1000", NULL};
+    const char *args[] = {"--processes", "1", "--concurrency", "4", "--lease-ms", "1000", NULL};
     const char *env[] = {exec_env, port_env, NULL};
-    hosts[i] = wf_test_spawn(argv, env, log);
-    cr_assert_gt(hosts[i], 0);
-    free(bin);
-    free(wfdir);
+    /* No wait here: the test starts its hosts together and waits for them once (registered). */
+    hosts[i] = wf_test_worker_start(
+        &(wf_test_worker){.redis_url = srv.url, .extra = args, .env = env, .log_path = log});
 }
 
 static int registered(void *arg)
 {
     (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1;
+    return wf_test_registered(rc, (const char *const[]){"stepper", NULL});
 }
 
 static int all_completed(void *arg)

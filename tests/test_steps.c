@@ -24,26 +24,18 @@ static void teardown(void)
 
 TestSuite(steps, .init = setup, .fini = teardown, .timeout = 180);
 
-static int registered(void *arg)
-{
-    (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1;
-}
-
 static pid_t start_worker(const char *processes, const char *concurrency, const char *lease)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin,         "--redis",     srv.url,   "--workflows",
-                          wfdir,       "--processes", processes, "--concurrency",
-                          concurrency, "--lease-ms",  lease,     NULL};
+    const char *args[] = {"--processes", processes, "--concurrency", concurrency, "--lease-ms",
+                          lease,         NULL};
     const char *env[] = {exec_env, port_env, NULL};
-    pid_t pid = wf_test_spawn(argv, env, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered");
-    return pid;
+    return wf_test_worker_start(
+        &(wf_test_worker){.redis_url = srv.url,
+                          .extra = args,
+                          .env = env,
+                          .log_path = log_path,
+                          .rc = rc,
+                          .workflows = (const char *const[]){"stepper", "echo", NULL}});
 }
 
 /* Starts `stepper` with a JSON input. */

@@ -47,34 +47,26 @@ TestSuite(webhook, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static int registered(void *arg)
-{
-    (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1;
-}
-
 /* wf-worker with the test workflows, --webhook to the receiver (port) unless port is 0. */
 static pid_t start_worker(int port, const char *const *extra)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[40] = {bin, "--redis", srv.url, "--workflows", wfdir, "--processes", "1"};
-    int n = 7;
+    const char *args[40] = {"--processes", "1"};
+    int n = 2;
     if (port) {
         snprintf(hook_url, sizeof hook_url, "http://127.0.0.1:%d/hook", port);
-        argv[n++] = "--webhook";
-        argv[n++] = hook_url;
-        argv[n++] = "--webhook-secret-file";
-        argv[n++] = secret_path;
+        args[n++] = "--webhook";
+        args[n++] = hook_url;
+        args[n++] = "--webhook-secret-file";
+        args[n++] = secret_path;
     }
-    for (; extra && *extra && n < 38; extra++) argv[n++] = *extra;
-    argv[n] = NULL;
-    pid_t pid = wf_test_spawn(argv, NULL, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert_gt(pid, 0);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered its workflows");
-    return pid;
+    for (; extra && *extra && n < 38; extra++) args[n++] = *extra;
+    args[n] = NULL;
+    return wf_test_worker_start(
+        &(wf_test_worker){.redis_url = srv.url,
+                          .extra = args,
+                          .log_path = log_path,
+                          .rc = rc,
+                          .workflows = (const char *const[]){"echo", NULL}});
 }
 
 static wf_run *start_json(const char *workflow, const char *json)

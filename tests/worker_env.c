@@ -1,0 +1,105 @@
+/* worker_env.c - the shared set-up and helpers of the worker suites (worker_env.h). */
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker_env.h"
+
+void worker_setup(void)
+{
+    pool_env_setup("worker");
+}
+
+void worker_teardown(void)
+{
+    pool_env_teardown();
+}
+
+/* What start_worker waits for. */
+static const char *const registers[] = {"echo", "fatal",   "flaky", "sender",
+                                        "slow", "timeout", NULL};
+
+/* Starts wf-worker with the test workflows plus `extra` flags (NULL-terminated). */
+pid_t start_worker(const char *const *extra)
+{
+    const char *args[32] = {"--log-level", "info"};
+    int n = 2;
+    for (; extra && *extra && n < 30; extra++) args[n++] = *extra;
+    args[n] = NULL;
+    const char *env[] = {exec_env, NULL};
+    return wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
+                                                  .extra = args,
+                                                  .env = env,
+                                                  .log_path = log_path,
+                                                  .rc = rc,
+                                                  .workflows = registers});
+}
+
+wf_run *start_run(const char *workflow, const void *payload, size_t len)
+{
+    wf_error err = {0};
+    wf_run *run = wf_run_workflow(cl, workflow, payload, len, &err);
+    cr_assert_not_null(run, "start %s: %s", workflow, err.message);
+    return run;
+}
+
+size_t pack_int(char *buf, long long v)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_long_long(&pk, v);
+    memcpy(buf, sb.data, sb.size);
+    size_t n = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return n;
+}
+
+/* How many lines of the exec log name `id`. */
+int exec_count(const char *id)
+{
+    char *log = wf_test_slurp(exec_path);
+    int n = 0;
+    size_t il = strlen(id);
+    for (char *p = log; (p = strstr(p, id)); p += il)
+        if ((p == log || p[-1] == '\n') && p[il] == ' ') n++;
+    free(log);
+    return n;
+}
+
+typedef struct log_wait {
+    const char *text;
+} log_wait;
+
+static int log_has(void *arg)
+{
+    log_wait *l = arg;
+    char *log = wf_test_slurp(log_path);
+    int ok = strstr(log, l->text) != NULL;
+    free(log);
+    return ok;
+}
+
+void wait_log(const char *text, int timeout_ms)
+{
+    log_wait l = {text};
+    if (!wf_test_wait(log_has, &l, timeout_ms)) {
+        char *log = wf_test_slurp(log_path);
+        cr_assert_fail("worker log never said \"%s\":\n%s", text, log);
+    }
+}
+
+/* Pid of the worker process holding a running run (from the consumer name HOST:PID:HEX). */
+pid_t holder_pid(wf_run *run)
+{
+    char *worker = wf_test_cmd_str(rc, "HGET %s worker", wf_run_native(run));
+    cr_assert_not_null(worker);
+    char *colon = strchr(worker, ':');
+    cr_assert_not_null(colon);
+    pid_t pid = (pid_t)strtol(colon + 1, NULL, 10);
+    free(worker);
+    return pid;
+}
