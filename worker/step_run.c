@@ -84,11 +84,12 @@ static int step_failed(wf_ctx *ctx, const char *name, const wf_step_options *o, 
     char reason[300];
     snprintf(reason, sizeof reason, "retry step %s (attempt %d of %d) after: %.200s", name,
              attempts + 1, o->max_attempts, nrec->error);
-    nrec->until = wake;
     char saved[256];
     snprintf(saved, sizeof saved, "%s", why);
-    nrec->error = saved;
-    return wf__step_suspend(ctx, name, nrec, wake, reason);
+    wf__steprec retry = *nrec; /* `saved` must not outlive this call through the caller's record */
+    retry.until = wake;
+    retry.error = saved;
+    return wf__step_suspend(ctx, name, &retry, wake, reason);
 }
 
 int wf_step_run_ex(wf_ctx *ctx, const char *name, wf_step_fn fn, void *arg,
