@@ -1,6 +1,6 @@
 /* finish.c - the loop side of a job's life: holding it, sending the script that ends its attempt
  * (complete.lua, fail.lua, release.lua), resending after a reconnect, dropping results that are
- * no longer ours, and freeing it. See the design comment in wf_worker_internal.h for the exec and
+ * no longer ours, and freeing it. See the design comment in wf_job.h for the exec and
  * lease state machines.
  */
 #include <stdio.h>
@@ -336,7 +336,7 @@ void wf__job_returned(wf_worker *w, wf__job *job)
                     "run suspended (waiting for a timer or an event)");
         wf__metrics_attempt_end(job, WF__O_SUSPENDED);
     } else if (job->lease == WF__LEASE_HELD && atomic_load(&job->fenced)) {
-        /* A step refused to start because this process stalled past its lease (step.c): not
+        /* A step refused to start because this process stalled past its lease (step_run.c): not
          * the run's failure. Hand it back (release.lua refuses if another worker took it). */
         wf__log_run(WF__LOG_WARN, job->id, job->workflow, job->attempt,
                     "this process stalled past the run's lease; handing the run back");

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wf_worker_internal.h"
+#include "wf_log.h"
+#include "wf_registry.h"
 
 static int is_module(const struct dirent *d)
 {

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wf_worker_internal.h"
+#include "wf_log.h"
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 

@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wf_worker_internal.h"
+#include "wf_internal.h"
+#include "wf_log.h"
 
 /* Appends `s` as a JSON string (quotes included); stops early rather than overflow. */
 static size_t put_string(char *buf, size_t off, size_t cap, const char *s)

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wf_worker_internal.h"
+#include "wf_internal.h"
+#include "wf_log.h"
+#include "wf_registry.h"
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static const wf_workflow_def **table; /* borrowed definitions */

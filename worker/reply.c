@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wf_worker_internal.h"
+#include "wf_executor.h"
 
 redisReply *wf__reply_copy(const redisReply *r)
 {

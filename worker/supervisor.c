@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wf_worker_internal.h"
+#include "wf_log.h"
+#include "wf_process.h"
 
 #define RESTART_MIN_MS 100
 #define RESTART_MAX_MS 5000

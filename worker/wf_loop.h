@@ -1,0 +1,42 @@
+/* wf_loop.h - the parts of the worker's loop, each a file of its own: reading and claiming runs
+ * (claim.c), the 100 ms tick (timers.c) and what it drives (schedules, flow limits, the ends of
+ * child runs), and the loop itself (loop.c). Everything here runs on the loop thread.
+ */
+#ifndef WF_LOOP_H
+#define WF_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wf/wf.h"
+#include "wf_job.h"
+
+/* claim.c: issue the next XREADGROUP when possible (priority lanes high, normal, low: see
+ * claim.c); periodic XAUTOCLAIM of every lane of `def`. */
+void wf__claim_arm(wf_worker *w);
+void wf__claim_autoclaim(wf_worker *w, wf__wdef *def);
+/* On every (re)connect of cmd: schema key, consumer groups, P:workflows registration. */
+void wf__claim_setup(wf_worker *w);
+/* The registration value kept in P:workflows for `def` (small JSON). */
+void wf__wdef_json(const wf__wdef *def, char *buf, size_t n);
+
+/* timers.c: the 100 ms tick: heartbeats, timeouts, wake, reclaim, autoclaim, drain. */
+void wf__timers_tick(wf_worker *w);
+/* scheduler.c: fires `def`'s due schedules (lua/fire.lua); called from the tick. */
+void wf__scheduler_tick(wf_worker *w, wf__wdef *def);
+/* flow.c: lets `def`'s runs held back by a flow limit go when there is room (lua/admit.lua). */
+void wf__flow_tick(wf_worker *w, wf__wdef *def);
+
+/* invoke.c, loop side: consumer groups on cmd ready; the tick reads P:{W}:parents of every
+ * workflow, takes over entries a dead worker left pending, and delivers each to its parent
+ * (deliver.lua). */
+void wf__children_on_ready(wf_worker *w);
+void wf__children_tick(wf_worker *w, int64_t now);
+
+/* loop.c: create the loop's events; run the loop until drained (pool, connections, tick);
+ * drain progress check, which leaves the loop when done. */
+int wf__loop_init(wf_worker *w, wf_error *err);
+int wf__loop_run(wf_worker *w, wf_error *err);
+void wf__worker_check_drain(wf_worker *w);
+
+#endif
