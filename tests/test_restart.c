@@ -134,8 +134,9 @@ Test(restart, slow_loading_restart_under_load_loses_and_repeats_nothing)
     snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
     snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
     snprintf(port_env, sizeof port_env, "WF_TEST_REDIS_PORT=%d", srv.port);
-    /* The lease (8 s) outlives the outage (about 2.5 s): a reclaim would be a false alarm. */
-    const char *args[] = {"--processes", "2", "--concurrency", "8", "--lease-ms", "8000", NULL};
+    /* The lease (15 s, the default) outlives the outage (about 2.5 s, more on a loaded machine:
+     * reconnect backoff, a slow fork of redis-server): a reclaim would be a false alarm. */
+    const char *args[] = {"--processes", "2", "--concurrency", "8", "--lease-ms", "15000", NULL};
     const char *env[] = {exec_env, port_env, NULL};
     pid_t sup = wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
                                                        .extra = args,
