@@ -1,5 +1,5 @@
 # bash completion for wf and wf-worker (installed as completions/wf and completions/wf-worker).
-# Keep the lists in step with `wf --help` (cli/main.c) and `wf-worker --help` (worker/main.c).
+# Keep the lists in step with `wf --help` (cli/main.c) and `wf-worker --help` (worker/program.c).
 
 _wf_workflows() {
     wf workflows 2>/dev/null
