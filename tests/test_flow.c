@@ -55,25 +55,13 @@ static void teardown(void)
 
 TestSuite(flow, .init = setup, .fini = teardown, .timeout = 90);
 
-static int registered(void *arg)
-{
-    (void)arg;
-    /* Every workflow the tests start (the worker registers them one HSET at a time). */
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows slow") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS wf:workflows stepper") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1;
-}
-
 static void start_worker(const char *processes, const char *concurrency)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin,           "--redis", srv.url,         "--workflows", wfdir,
-                          "--processes", processes, "--concurrency", concurrency,   NULL};
-    worker = wf_test_spawn(argv, NULL, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker registered");
+    /* Every workflow the tests start (the worker registers them one HSET at a time). */
+    const char *names[] = {"slow", "stepper", "echo", NULL};
+    const char *extra[] = {"--processes", processes, "--concurrency", concurrency, NULL};
+    worker = wf_test_worker_start(&(wf_test_worker){
+        .redis_url = srv.url, .extra = extra, .log_path = log_path, .rc = rc, .workflows = names});
     wf_error err = {0};
     cl = wf_client_connect(srv.url, &err);
     cr_assert_not_null(cl, "%s", err.message);

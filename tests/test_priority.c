@@ -30,14 +30,11 @@ TestSuite(priority, .init = setup, .fini = teardown, .timeout = 120);
 /* Starts a wf-worker with one process of `concurrency` slots and the exec log. */
 static void start_worker(const char *concurrency)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin,           "--redis", srv.url,         "--workflows", wfdir,
-                          "--processes", "1",       "--concurrency", concurrency,   NULL};
+    const char *extra[] = {"--processes", "1", "--concurrency", concurrency, NULL};
     const char *env[] = {exec_env, port_env, NULL};
-    worker_pid = wf_test_spawn(argv, env, log_path);
-    free(bin);
-    free(wfdir);
+    /* No wait for registration here: the tests wait for what they need (runs started). */
+    worker_pid = wf_test_worker_start(
+        &(wf_test_worker){.redis_url = srv.url, .extra = extra, .env = env, .log_path = log_path});
 }
 
 /* Starts run WORKFLOW:SUFFIX with a JSON input and a priority; no worker needs to be registered. */

@@ -23,26 +23,20 @@ static void teardown(void)
 
 TestSuite(retention, .init = setup, .fini = teardown, .timeout = 60);
 
-static int registered(void *arg)
-{
-    (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS wf:workflows echo") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS wf:workflows fatal") == 1;
-}
-
 static void start_worker(void)
 {
     char url[512];
     snprintf(url, sizeof url, "%s%cretention_ms=%d", srv.url, strchr(srv.url, '?') ? '&' : '?',
              RETENTION_MS);
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin, "--redis", url, "--workflows", wfdir, "--processes", "1", NULL};
+    const char *names[] = {"echo", "fatal", NULL};
+    const char *extra[] = {"--processes", "1", NULL};
     const char *env[] = {exec_env, port_env, NULL};
-    worker_pid = wf_test_spawn(argv, env, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered");
+    worker_pid = wf_test_worker_start(&(wf_test_worker){.redis_url = url,
+                                                        .extra = extra,
+                                                        .env = env,
+                                                        .log_path = log_path,
+                                                        .rc = rc,
+                                                        .workflows = names});
 }
 
 static wf_run *start(const char *workflow)

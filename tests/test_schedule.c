@@ -214,19 +214,22 @@ static void teardown(void)
 TestSuite(schedule, .init = setup, .fini = teardown, .timeout = 90);
 
 /* Starts a wf-worker supervisor with `processes` processes, in its own process group (as if on
- * its own host), logging to worker<i>.log. */
+ * its own host), logging to worker<i>.log, and waits until echo is registered: adding a schedule
+ * of a workflow no worker registered is refused (a test adding one right after starting the
+ * worker raced its registration). */
 static void start_worker(const char *processes)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
     char log[320];
     snprintf(log, sizeof log, "%s/worker%d.log", dir, nworkers);
-    const char *argv[] = {bin,   "--redis",     srv.url,   "--workflows",
-                          wfdir, "--processes", processes, NULL};
+    const char *names[] = {"echo", NULL};
+    const char *extra[] = {"--processes", processes, NULL};
     const char *env[] = {exec_env, NULL};
-    workers[nworkers++] = wf_test_spawn(argv, env, log);
-    free(bin);
-    free(wfdir);
+    workers[nworkers++] = wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
+                                                                 .extra = extra,
+                                                                 .env = env,
+                                                                 .log_path = log,
+                                                                 .rc = rc,
+                                                                 .workflows = names});
 }
 
 static int64_t redis_now(void)
