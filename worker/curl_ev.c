@@ -24,7 +24,6 @@ struct wf__curl {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    int active;  /* transfers added and not yet finished */
     int freeing; /* wf__curl_free is aborting transfers */
     xfer *xfers; /* transfers in flight (list) */
     sock *socks; /* sockets curl asked us to watch (list) */
@@ -82,7 +81,6 @@ static void finish(wf__curl *c, xfer *x, CURLcode code)
     if (code == CURLE_OK) curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(c->multi, x->easy);
     LIST_DEL(c->xfers, x);
-    c->active--;
     char error[CURL_ERROR_SIZE + RESPONSE_KEEP + 32] = "";
     if (code != CURLE_OK)
         snprintf(error, sizeof error, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
@@ -252,13 +250,7 @@ int wf__curl_post(wf__curl *c, const char *url, const char *const *headers, int 
         return WF_ERR_NOMEM;
     }
     LIST_ADD(c->xfers, x);
-    c->active++;
     return WF_OK;
-}
-
-int wf__curl_active(const wf__curl *c)
-{
-    return c ? c->active : 0;
 }
 
 void wf__curl_free(wf__curl *c)

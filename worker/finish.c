@@ -38,13 +38,6 @@ void wf__job_free(wf__job *job)
     free(job);
 }
 
-wf__job *wf__job_find(wf_worker *w, const wf__wdef *def, const char *id, size_t len)
-{
-    for (wf__job *j = w->held_head; j; j = j->next)
-        if (j->def == def && strlen(j->id) == len && memcmp(j->id, id, len) == 0) return j;
-    return NULL;
-}
-
 void wf__job_maybe_free(wf_worker *w, wf__job *job)
 {
     if (job->lease != WF__LEASE_GONE || job->op_inflight || job->batched) return;

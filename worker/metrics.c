@@ -87,12 +87,6 @@ void wf__metrics_inc(const char *workflow, wf__counter c, long long n)
         atomic_fetch_add_explicit(&s->counter[c], n, memory_order_relaxed);
 }
 
-long long wf__metrics_get(const char *workflow, wf__counter c)
-{
-    slot *s = find(workflow, 0);
-    return s && (unsigned)c < WF__C_COUNT ? atomic_load(&s->counter[c]) : 0;
-}
-
 static void observe(histo *h, int64_t ms)
 {
     if (ms < 0) ms = 0;

@@ -142,6 +142,5 @@ int wf__cbatch_add(wf_worker *w, wf__job *job);
 void wf__cbatch_send(wf_worker *w);
 void wf__cbatch_free(wf_worker *w);
 void wf__job_maybe_free(wf_worker *w, wf__job *job);
-wf__job *wf__job_find(wf_worker *w, const wf__wdef *def, const char *id, size_t len);
 
 #endif

@@ -73,8 +73,6 @@ void wf__metrics_step_ms(const char *workflow, int64_t ms);
 /* Observes the end of `job`'s attempt (claim to now) with `outcome`, once per attempt: later
  * calls for the same job are ignored. Loop thread. */
 void wf__metrics_attempt_end(wf__job *job, wf__outcome outcome);
-/* Current value of a counter (0 for an unknown workflow). For the tests and the renderer. */
-long long wf__metrics_get(const char *workflow, wf__counter c);
 
 /* ---- The ops state of one worker (ops.c) ------------------------------------------------- */
 
@@ -213,8 +211,6 @@ wf__curl *wf__curl_new(struct event_base *base, wf_error *err);
  * `timeout_ms`. Returns WF_OK (then `fn` fires later) or an error (then it never fires). */
 int wf__curl_post(wf__curl *c, const char *url, const char *const *headers, int nheaders,
                   const char *body, size_t len, int64_t timeout_ms, wf__curl_done_fn fn, void *arg);
-/* Transfers in progress. */
-int wf__curl_active(const wf__curl *c);
 /* Aborts every transfer (their callbacks fire) and frees. NULL is a no-op. */
 void wf__curl_free(wf__curl *c);
 
