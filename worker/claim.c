@@ -531,40 +531,26 @@ static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
         wf__log(WF__LOG_ERROR, "%s failed: %s", what, r->str);
 }
 
-static void ensure_groups(wf_worker *w)
+/* setup.c's commands on the cmd connection; refusals are logged (the loop goes on, and the next
+ * reconnect sends them again). */
+static int async_send(void *ctx, int argc, const char **argv, const char *what)
 {
-    if (!wf__conn_usable(&w->cmd)) return;
-    for (int i = 0; i < w->ndefs; i++)
-        for (int l = 0; l < WF__NLANES; l++)
-            wf__conn_command(&w->cmd, setup_reply, "XGROUP CREATE",
-                             "XGROUP CREATE %s %s 0 MKSTREAM",
-                             w->defs[i]->keys.k[wf__lane_key((wf__lane)l)], WF__GROUP);
+    wf_worker *w = ctx;
+    if (!wf__conn_usable(&w->cmd)) return WF_ERR_IO;
+    return wf__conn_argv(&w->cmd, setup_reply, (void *)what, argc, argv, NULL) == REDIS_OK
+               ? 0
+               : WF_ERR_IO;
 }
 
-/* The registration: one HSET for every workflow, so a client never sees this worker half
- * registered. */
+static void ensure_groups(wf_worker *w)
+{
+    (void)wf__setup_groups(w, async_send, w);
+}
+
 static void register_workflows(wf_worker *w)
 {
-    if (!wf__conn_usable(&w->cmd) || w->ndefs == 0) return;
-    char *reg = wf__key_global(w->url.prefix, "workflows");
-    size_t argc = 2 + 2 * (size_t)w->ndefs;
-    const char **argv = reg ? calloc(argc, sizeof *argv) : NULL;
-    char(*json)[256] = argv ? calloc((size_t)w->ndefs, sizeof *json) : NULL;
-    if (json) {
-        argv[0] = "HSET";
-        argv[1] = reg;
-        for (int i = 0; i < w->ndefs; i++) {
-            wf__wdef_json(w->defs[i], json[i], sizeof json[i]);
-            argv[2 + 2 * i] = w->defs[i]->name;
-            argv[3 + 2 * i] = json[i];
-        }
-        wf__conn_argv(&w->cmd, setup_reply, "registering workflows", (int)argc, argv, NULL);
-    } else {
+    if (wf__setup_register(w, async_send, w) == WF_ERR_NOMEM)
         wf__log(WF__LOG_ERROR, "out of memory registering the workflows; retried on reconnect");
-    }
-    free(json);
-    free(argv);
-    free(reg);
 }
 
 /* Called on every (re)connect of cmd, after the other set-up commands of loop.c's on_ready:

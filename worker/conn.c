@@ -95,7 +95,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
                 conn->backoff_ms);
     if (was_ready) {
         conn->lost = 1;
-        wf__loop_on_down(conn->w, conn);
+        conn->on_down(conn->w, conn);
     }
     schedule_retry(conn);
 }
@@ -182,7 +182,7 @@ static void mark_ready(wf__conn *conn)
     conn->backoff_ms = BACKOFF_MIN_MS;
     if (conn->lost) wf__log(WF__LOG_INFO, "%s connection to Redis restored", conn->name);
     conn->lost = 0;
-    wf__loop_on_ready(w, conn);
+    conn->on_ready(w, conn);
 }
 
 static void reset_cb(evutil_socket_t fd, short what, void *arg)
@@ -192,11 +192,14 @@ static void reset_cb(evutil_socket_t fd, short what, void *arg)
     wf__conn_reset(arg, "a cluster node is unreachable");
 }
 
-int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name)
+int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name, wf__conn_event_fn on_ready,
+                  wf__conn_event_fn on_down)
 {
     memset(conn, 0, sizeof *conn);
     conn->w = w;
     conn->name = name;
+    conn->on_ready = on_ready;
+    conn->on_down = on_down;
     conn->backoff_ms = BACKOFF_MIN_MS;
     conn->stub.data = conn;
     conn->retry_ev = evtimer_new(w->base, retry_cb, conn);
@@ -276,7 +279,7 @@ void wf__conn_reset(wf__conn *conn, const char *why)
         wf__log(WF__LOG_WARN, "%s connection to Redis Cluster lost: %s; reconnecting in %d ms",
                 conn->name, why, conn->backoff_ms);
         conn->lost = 1;
-        wf__loop_on_down(w, conn);
+        conn->on_down(w, conn);
     }
     schedule_retry(conn);
 }

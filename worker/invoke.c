@@ -465,7 +465,6 @@ void wf__children_on_ready(wf_worker *w)
         free(streams);
         if (!w->kids) wf__log(WF__LOG_ERROR, "out of memory: child ends are not read");
     }
-    if (w->kids) wf__greader_ensure_groups(w->kids);
 }
 
 void wf__children_tick(wf_worker *w, int64_t now)

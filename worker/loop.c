@@ -24,7 +24,7 @@ int wf__worker_free_slots(const wf_worker *w)
     return n > 0 ? n : 0;
 }
 
-void wf__loop_on_ready(wf_worker *w, wf__conn *conn)
+static void on_ready(wf_worker *w, wf__conn *conn)
 {
     if (conn == &w->cmd) {
         wf__ops_on_ready(w);      /* presence, readiness probe, outbox groups */
@@ -36,7 +36,7 @@ void wf__loop_on_ready(wf_worker *w, wf__conn *conn)
     wf__claim_arm(w);
 }
 
-void wf__loop_on_down(wf_worker *w, wf__conn *conn)
+static void on_down(wf_worker *w, wf__conn *conn)
 {
     if (conn == &w->block && !conn->cluster) w->read_inflight = 0; /* lanes count their own */
 }
@@ -150,7 +150,8 @@ int wf__loop_init(wf_worker *w, wf_error *err)
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
     w->done_ev = event_new(w->base, -1, 0, done_cb, w);
     if (!w->stop_ev || !w->tick_ev || !w->done_ev || wf__cbatch_init(w) != WF_OK ||
-        wf__conn_init(&w->block, w, "block") != WF_OK || wf__conn_init(&w->cmd, w, "cmd") != WF_OK)
+        wf__conn_init(&w->block, w, "block", on_ready, on_down) != WF_OK ||
+        wf__conn_init(&w->cmd, w, "cmd", on_ready, on_down) != WF_OK)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory creating the worker's events");
     event_add(w->stop_ev, NULL);
     return WF_OK;

@@ -468,7 +468,7 @@ void wf__hooks_free(wf__hooks *h)
 
 void wf__hooks_on_ready(wf__hooks *h)
 {
-    wf__greader_ensure_groups(h->reader);
+    /* The outbox groups are set-up (setup.c), made before the worker registers. */
     for (delivery *x = h->head; x; x = x->next)
         if (x->ph != P_SENDING && !x->busy) x->sent = 0; /* resend what the drop lost */
 }

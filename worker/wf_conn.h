@@ -25,13 +25,20 @@
 #include "wf/wf.h"
 #include "wf_internal.h"
 
+struct wf__conn;
+/* What a connection tells its owner, the way hiredis hands onConnect/onDisconnect: conn.c knows
+ * nothing of the loop above it and calls only what it was given at wf__conn_init. */
+typedef void (*wf__conn_event_fn)(struct wf_worker *w, struct wf__conn *conn);
+
 /* One async connection with its reconnect state. */
 typedef struct wf__conn {
     struct wf_worker *w;
-    const char *name;      /* "block" or "cmd", for logs */
-    redisAsyncContext *ac; /* NULL while down */
-    int ready;             /* AUTH/SELECT (and TIME for cmd) done */
-    int backoff_ms;        /* next reconnect delay: 100 ms doubling to 5 s */
+    const char *name;           /* "block" or "cmd", for logs */
+    wf__conn_event_fn on_ready; /* the handshake is done (again): commands may be sent */
+    wf__conn_event_fn on_down;  /* a ready connection dropped (it reconnects by itself) */
+    redisAsyncContext *ac;      /* NULL while down */
+    int ready;                  /* AUTH/SELECT (and TIME for cmd) done */
+    int backoff_ms;             /* next reconnect delay: 100 ms doubling to 5 s */
     struct event *retry_ev;
     struct event *reset_ev; /* cluster: wf__conn_reset from the loop */
     int closed;             /* closed for good: no reconnect */
@@ -57,7 +64,8 @@ typedef struct wf__conn {
 
 /* conn.c: set up, start (or restart) a connection; close it for good; whether commands may be
  * sent on it now (connected, handshake done, not dying). */
-int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name);
+int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name, wf__conn_event_fn on_ready,
+                  wf__conn_event_fn on_down);
 void wf__conn_start(wf__conn *conn);
 void wf__conn_close(wf__conn *conn);
 void wf__conn_free(wf__conn *conn);
@@ -95,8 +103,5 @@ int wf__conn_script(wf__conn *conn, redisCallbackFn *fn, void *priv, wf__script 
  * called when a connection is lost first: the reconnect starts over. REDIS_ERR when out of
  * memory. */
 int wf__conn_barrier(wf__conn *conn, void (*done)(wf_worker *w));
-/* Called by conn.c when a connection became ready / went down. */
-void wf__loop_on_ready(wf_worker *w, wf__conn *conn);
-void wf__loop_on_down(wf_worker *w, wf__conn *conn);
 
 #endif

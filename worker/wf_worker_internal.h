@@ -12,6 +12,7 @@
  *   wf_registry.h      workflow definitions: the process-wide table, loading modules
  *   wf_log.h           log lines
  *   wf_process.h       recycling a worker process, the supervisor
+ *   wf_setup.h         what must exist before the worker shows as registered (sent twice)
  *   wf_ops.h           operations: presence, metrics, health, webhooks
  */
 #ifndef WF_WORKER_INTERNAL_H
@@ -41,6 +42,7 @@
 #include "wf_worker_state.h"
 #include "wf_loop.h"
 #include "wf_process.h"
+#include "wf_setup.h"
 
 /* ---- Operations: presence, metrics, health, webhooks (wf_ops.h) ---------------------------- */
 

@@ -228,10 +228,30 @@ int wf_worker_load_dir(wf_worker *worker, const char *dir, wf_error *err)
     return rc < 0 ? rc : n;
 }
 
-/* Consumer groups and P:workflows, synchronously, so that start-up errors are returned. Every
- * group this worker reads exists before its workflows show as registered (the loop makes them
- * again on each reconnect, claim.c): a client or test that waits for the registration finds the
- * worker's keys in place. */
+/* The set-up of setup.c sent on the start-up connection: a refusal is the caller's error. */
+typedef struct sync_setup {
+    wf__rc *c;
+    wf_error *err;
+} sync_setup;
+
+static int sync_send(void *ctx, int argc, const char **argv, const char *what)
+{
+    sync_setup *s = ctx;
+    redisReply *r = wf__rc_argv(s->c, argc, argv, NULL);
+    int rc = WF_OK;
+    if (!r)
+        rc = wf_error_set(s->err, WF_ERR_IO, "%s: Redis connection failed: %s", what,
+                          wf__rc_errstr(s->c));
+    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
+        rc = wf__script_error(r->str, r->len, s->err);
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+/* setup.c's groups and registration, synchronously, so that start-up errors are returned. Every
+ * group this worker reads exists before its workflows show as registered (the loop sends the
+ * same again on each reconnect, claim.c): a client or test that waits for the registration finds
+ * the worker's keys in place. */
 static int startup(wf_worker *w, wf_error *err)
 {
     if (!w->sync || wf__rc_broken(w->sync)) {
@@ -239,29 +259,10 @@ static int startup(wf_worker *w, wf_error *err)
         w->sync = open_sync(&w->url, err);
         if (!w->sync) return err ? err->code : WF_ERR_CONNECT;
     }
-    char *reg = wf__key_global(w->url.prefix, "workflows");
-    if (!reg) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
-    int rc = WF_OK;
-    for (int i = 0; i < w->ndefs && rc == WF_OK; i++) {
-        wf__wdef *d = w->defs[i];
-        for (int l = 0; l < WF__NLANES && rc == WF_OK; l++)
-            rc = wf__ensure_group(w->sync, d->keys.k[wf__lane_key((wf__lane)l)], err);
-        if (rc == WF_OK)
-            rc = wf__ensure_group_named(w->sync, d->aux[WF__AUX_PARENTS], WF__PARENTS_GROUP, err);
-        if (rc == WF_OK && w->ops && w->ops->webhook_url)
-            rc = wf__ensure_group_named(w->sync, d->aux[WF__AUX_OUTBOX], WF__WEBHOOK_GROUP, err);
-        if (rc != WF_OK) break;
-        char json[256];
-        wf__wdef_json(d, json, sizeof json);
-        redisReply *r = wf__rc_command(w->sync, "HSET %s %s %s", reg, d->name, json);
-        if (!r)
-            rc =
-                wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s", wf__rc_errstr(w->sync));
-        else if (r->type == REDIS_REPLY_ERROR)
-            rc = wf__script_error(r->str, r->len, err);
-        if (r) freeReplyObject(r);
-    }
-    free(reg);
+    sync_setup s = {w->sync, err};
+    int rc = wf__setup_groups(w, sync_send, &s);
+    if (rc == WF_OK) rc = wf__setup_register(w, sync_send, &s);
+    if (rc == WF_ERR_NOMEM) wf_error_set(err, rc, "out of memory registering the workflows");
     wf__rc_free(w->sync);
     w->sync = NULL;
     return rc;
