@@ -23,7 +23,7 @@ _wf() {
     done
     case $prev in
     --redis | --id | --delay | --timeout | --since | --until | --limit | --offset | --older-than | \
-        --key | --max-running | --per-key | --rate | --per | --debounce | --listen | --token)
+        --key | --max-running | --per-key | --rate | --per | --debounce | --listen | --token | --base-path)
         # --listen defaults to 127.0.0.1:8080; durations: 500ms, 10s, 10m, 2h, 7d
         return ;;
     --state) COMPREPLY=($(compgen -W "$states" -- "$cur")); return ;;
@@ -50,7 +50,7 @@ _wf() {
     schedule) opts+=" --catch-up --workflow --force" ;;
     limit) opts+=" --max-running --key --per-key --rate --per --rate-per-key --singleton
         --no-singleton --debounce --clear --force" ;;
-    web) opts="--listen --token --redis --no-color --help" ;;
+    web) opts="--listen --token --base-path --redis --no-color --help" ;;
     help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
