@@ -14,17 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api.h"
 #include "error.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Everything declared here is libwf's public ABI: exported although the libraries are built
- * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(default)
-#endif
+WF_BEGIN_DECLS
 
 struct event_base;
 
@@ -529,11 +522,5 @@ int wf_flow_set(wf_client *client, const char *workflow, const wf_flow_limits *l
 int wf_flow_get(wf_client *client, const char *workflow, wf_flow_limits *limits, char *key,
                 size_t key_size, long long *held, wf_error *err);
 
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
-
-#ifdef __cplusplus
-}
-#endif
+WF_END_DECLS
 #endif

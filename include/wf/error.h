@@ -10,15 +10,9 @@
 #ifndef WF_ERROR_H
 #define WF_ERROR_H
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "api.h"
 
-/* Everything declared here is libwf's public ABI: exported although the libraries are built
- * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(default)
-#endif
+WF_BEGIN_DECLS
 
 /* X(NAME, value, default message). The single list behind both the enum and wf_strerror(). */
 #define WF_ERRNO_MAP(X)                                                                            \
@@ -85,11 +79,5 @@ int wf_error_set(wf_error *err, int code, const char *fmt, ...)
 #endif
     ;
 
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
-
-#ifdef __cplusplus
-}
-#endif
+WF_END_DECLS
 #endif

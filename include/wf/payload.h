@@ -11,17 +11,10 @@
 
 #include <msgpack.h>
 
+#include "api.h"
 #include "error.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Everything declared here is libwf's public ABI: exported although the libraries are built
- * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(default)
-#endif
+WF_BEGIN_DECLS
 
 typedef enum wf_payload_format {
     WF_PAYLOAD_AUTO =
@@ -72,11 +65,5 @@ int wf_msgpack_to_json(const void *data, size_t len, char **json, wf_error *err)
 /* The same for an already decoded object. Same ownership. */
 int wf_object_to_json(const msgpack_object *obj, char **json, wf_error *err);
 
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
-
-#ifdef __cplusplus
-}
-#endif
+WF_END_DECLS
 #endif

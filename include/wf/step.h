@@ -23,18 +23,11 @@
 
 #include <msgpack.h>
 
+#include "api.h"
 #include "error.h"
 #include "workflow.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Everything declared here is libwf's public ABI: exported although the libraries are built
- * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(default)
-#endif
+WF_BEGIN_DECLS
 
 /* The body of a step: does the side effect and packs its result (one msgpack value; nothing
  * packed means nil) into `result`. Returns WF_OK, WF_ERR_FATAL (no retry: the run fails), or any
@@ -174,11 +167,5 @@ typedef struct wf_http_response {
 int wf_step_http(wf_ctx *ctx, const char *name, const wf_http_request *request,
                  wf_http_response *response);
 
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
-
-#ifdef __cplusplus
-}
-#endif
+WF_END_DECLS
 #endif

@@ -11,18 +11,11 @@
 
 #include <stdint.h>
 
+#include "api.h"
 #include "error.h"
 #include "workflow.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Everything declared here is libwf's public ABI: exported although the libraries are built
- * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(default)
-#endif
+WF_BEGIN_DECLS
 
 typedef struct wf_worker wf_worker;
 
@@ -99,11 +92,5 @@ void wf_worker_free(wf_worker *worker);
  * error). Installs signal handlers and may fork: call it from main(), once. */
 int wf_worker_main(int argc, char **argv);
 
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
-
-#ifdef __cplusplus
-}
-#endif
+WF_END_DECLS
 #endif

@@ -15,17 +15,10 @@
 
 #include <msgpack.h>
 
+#include "api.h"
 #include "error.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Everything declared here is libwf's public ABI: exported although the libraries are built
- * with -fvisibility=hidden (only wf_ names leave a shared library; CONTRIBUTING.md). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(default)
-#endif
+WF_BEGIN_DECLS
 
 /* The execution context of one attempt of one run. Borrowed by the handler for the duration of
  * the call; never keep it. */
@@ -124,11 +117,5 @@ void wf_ctx_retry_after(wf_ctx *ctx, int64_t delay_ms);
 int wf_ctx_send_event(wf_ctx *ctx, const char *name, const void *payload, size_t len,
                       wf_error *err);
 
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
-
-#ifdef __cplusplus
-}
-#endif
+WF_END_DECLS
 #endif
