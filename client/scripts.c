@@ -12,39 +12,13 @@
 #include "cluster.h"
 #include "reply_action.h"
 
-static const char *const script_names[WF__SCRIPT_COUNT] = {
-    [WF__SCRIPT_ENQUEUE] = "enqueue",
-    [WF__SCRIPT_CLAIM] = "claim",
-    [WF__SCRIPT_COMPLETE] = "complete",
-    [WF__SCRIPT_FAIL] = "fail",
-    [WF__SCRIPT_STOP] = "stop",
-    [WF__SCRIPT_HEARTBEAT] = "heartbeat",
-    [WF__SCRIPT_RECLAIM] = "reclaim",
-    [WF__SCRIPT_WAKE] = "wake",
-    [WF__SCRIPT_RELEASE] = "release",
-    [WF__SCRIPT_STEP] = "step",
-    [WF__SCRIPT_SUSPEND] = "suspend",
-    [WF__SCRIPT_PAUSE] = "pause",
-    [WF__SCRIPT_RESUME] = "resume",
-    [WF__SCRIPT_RESTART] = "restart",
-    [WF__SCRIPT_EVENT_SEND] = "event_send",
-    [WF__SCRIPT_EVENT_WAIT] = "event_wait",
-    [WF__SCRIPT_DELIVER] = "deliver",
-    [WF__SCRIPT_PURGE] = "purge",
-    [WF__SCRIPT_OUTBOX] = "outbox",
-    [WF__SCRIPT_FIRE] = "fire",
-    [WF__SCRIPT_ADMIT] = "admit",
-};
-
 static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
 static char shas[WF__SCRIPT_COUNT][41];
 
 const wf__script_src *wf__script_get(wf__script script)
 {
-    if ((int)script < 0 || script >= WF__SCRIPT_COUNT || !script_names[script]) return NULL;
-    for (const wf__script_src *s = wf__script_sources; s->name; s++)
-        if (strcmp(s->name, script_names[script]) == 0) return s;
-    return NULL;
+    /* The ids are generated in the table's order (cmake/embed_lua.cmake). */
+    return (unsigned)script < WF__SCRIPT_COUNT ? &wf__script_sources[script] : NULL;
 }
 
 const char *wf__script_sha(wf__script script)

@@ -18,33 +18,9 @@ typedef struct wf__script_src {
 /* Generated: every lua/NAME.lua but lib.lua, sorted by name, then a {0,0,0} terminator. */
 extern const wf__script_src wf__script_sources[];
 
-/* The scripts by purpose. Keep in step with lua/ and script_names[] in scripts.c: a name with no
- * file makes wf__scripts_load() fail, so every connect fails ("Redis refused SCRIPT LOAD");
- * docs/internals/new-transition.md. */
-typedef enum wf__script {
-    WF__SCRIPT_ENQUEUE = 0,
-    WF__SCRIPT_CLAIM,
-    WF__SCRIPT_COMPLETE,
-    WF__SCRIPT_FAIL,
-    WF__SCRIPT_STOP,
-    WF__SCRIPT_HEARTBEAT,
-    WF__SCRIPT_RECLAIM,
-    WF__SCRIPT_WAKE,
-    WF__SCRIPT_RELEASE,
-    WF__SCRIPT_STEP,
-    WF__SCRIPT_SUSPEND,
-    WF__SCRIPT_PAUSE,
-    WF__SCRIPT_RESUME,
-    WF__SCRIPT_RESTART,
-    WF__SCRIPT_EVENT_SEND,
-    WF__SCRIPT_EVENT_WAIT,
-    WF__SCRIPT_DELIVER,
-    WF__SCRIPT_PURGE,
-    WF__SCRIPT_OUTBOX, /* webhook notifications: ack / dead (worker/webhook.c) */
-    WF__SCRIPT_FIRE,   /* a schedule's firing (worker/scheduler.c) */
-    WF__SCRIPT_ADMIT,  /* runs held back by a flow limit let go (worker/flow.c) */
-    WF__SCRIPT_COUNT
-} wf__script;
+/* The scripts' ids, WF__SCRIPT_<NAME> for lua/<name>.lua, generated from lua/ with the table above
+ * (cmake/embed_lua.cmake): adding lua/NAME.lua is all it takes to get WF__SCRIPT_NAME. */
+#include "wf_script_ids.h"
 
 /* The script's source (lib.lua included) and file name. Static. NULL if not embedded. */
 const wf__script_src *wf__script_get(wf__script script);
