@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "cluster.h"
-#include "wf_internal.h"
+#include "wf_redis.h"
 
 #define URL_MAX      4096
 #define PASSWORD_MAX 1024
@@ -72,7 +72,7 @@ static int prefix_valid(const char *p)
     /* Walks to the NUL rather than to strlen(p): the same bytes, but clang-analyzer, which
      * takes strlen() of pct_decode's buffer as unknown, then sees every byte read is written. */
     size_t n = 0;
-    for (; p[n] && n <= 64; n++)
+    for (; n <= 64 && p[n]; n++)
         if (!isalnum((unsigned char)p[n]) && p[n] != '_' && p[n] != '-' && p[n] != '.') return 0;
     return n > 0 && n <= 64;
 }
