@@ -1,5 +1,5 @@
 /* steps.c - reading a run's recorded steps for people: wf_run_steps() decodes every value of the
- * run's steps hash (P:{W}:run:ID:steps, msgpack records of client/steprec.c) into the public
+ * run's steps hash (P:{W}:run:ID:steps, msgpack records of core/steprec.c) into the public
  * wf_step_info, ordered by start time. Used by `wf status`, `wf steps` and the dashboard. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,201 +1,16 @@
-/* wf_internal.h - what libwf shares with libwf-worker, the CLI and the tests, but not with users.
+/* wf_internal.h - what libwf's client layer shares with libwf-worker, the CLI and the tests, but
+ * not with users.
  *
- * libwf is the one place that knows the protocol: key names, run ids, the msgpack run record, the
- * Lua scripts and how to call them. The worker links libwf and uses these wf__ functions instead
- * of re-implementing any of it.
+ * The protocol (key names, run ids, records, scripts) is core/wf_core.h and the connections are
+ * redis/wf_redis.h; this header adds the client's internals the worker uses (sending events, the
+ * client's connection) and includes both, so one include gives the worker and the CLI everything
+ * below them.
  */
 #ifndef WF_INTERNAL_H
 #define WF_INTERNAL_H
 
-#include <stddef.h>
-#include <stdint.h>
-
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
-
-#include <msgpack.h>
-
-#include "wf/wf.h"
-#include "wf_scripts.h"
-
-/* Version of the Redis data layout, kept in key "P:schema". Bump it when a key's type or a
- * field's meaning changes incompatibly; docs/redis-layout.md says how. */
-#define WF__SCHEMA_VERSION 1
-
-#define WF__NAME_MAX             128 /* workflow name: [A-Za-z0-9][A-Za-z0-9._-]{0,127} */
-#define WF__SUFFIX_MAX           128 /* run id suffix: [A-Za-z0-9._-]{1,128} */
-#define WF__ID_MAX               (WF__NAME_MAX + 1 + WF__SUFFIX_MAX + 1)
-#define WF__DEFAULT_MAX_PAYLOAD  (1024 * 1024)
-#define WF__DEFAULT_TIMEOUT_MS   5000
-#define WF__DEFAULT_RETENTION_MS (7LL * 24 * 3600 * 1000)
-#define WF__GROUP                "workers"
-
-/* ---- URL ----------------------------------------------------------------------------------- */
-
-/* A parsed Redis URL. Strings are owned by the struct; free with wf__url_free(). */
-typedef struct wf__url {
-    char *host; /* NULL for unix sockets */
-    int port;
-    char *unix_path; /* NULL for TCP */
-    char *user;      /* NULL: no ACL user */
-    char *password;  /* NULL: no AUTH */
-    int db;
-    char *prefix; /* never NULL after parse: default "wf" */
-    int timeout_ms;
-    size_t max_payload;
-    int64_t retention_ms;
-    char *redacted;                /* the URL with the password replaced by "***" */
-    struct wf__sentinel *sentinel; /* redis+sentinel:// only: the sentinels and master name
-                                      (sentinel.h); host/port are then placeholders */
-    struct wf__sentinel *seeds;    /* redis+cluster:// only: the seed nodes (cluster.h; its
-                                      `master` is NULL); host/port are the first seed */
-} wf__url;
-
-/* Parses `url` (NULL: $WF_REDIS_URL, else redis://127.0.0.1:6379). Returns WF_OK or WF_ERR_URL
- * with a message naming the bad part. On error `out` holds nothing to free. */
-int wf__url_parse(const char *url, wf__url *out, wf_error *err);
-void wf__url_free(wf__url *url);
-
-/* The routed synchronous connection (cluster.h): one server, or a cluster's masters. */
-typedef struct wf__rc wf__rc;
-
-/* Opens a synchronous hiredis connection per `url` (connect timeout, command timeout, AUTH,
- * SELECT). Returns a context the caller frees with redisFree(), or NULL with `err` filled. */
-redisContext *wf__redis_connect(const wf__url *url, wf_error *err);
-/* The text of c's last error, saying "did not answer within timeout_ms ..." (and how to raise
- * it) for a timed-out read or write instead of errno's "Resource temporarily unavailable".
- * Returns c->errstr, a constant, or buf (n bytes). */
-const char *wf__redis_errtext(const redisContext *c, int timeout_ms, char *buf, size_t n);
-/* The async counterpart's first step: sends AUTH (with the URL's user when it has one) on `ac`
- * when `url` has a password; `fn(ac, reply, priv)` gets the answer (fn may be NULL). Returns
- * REDIS_OK, also when there is nothing to send, or REDIS_ERR. */
-int wf__redis_auth_async(redisAsyncContext *ac, const wf__url *url, redisCallbackFn *fn,
-                         void *priv);
-
-/* ---- Names, ids, keys ---------------------------------------------------------------------- */
-
-/* 1 if `name` is a valid workflow name, else 0. */
-int wf__name_valid(const char *name);
-
-/* Writes a new run id "NAME:ULID" (26 Crockford base32 chars: 48-bit ms time, 80 random bits)
- * into `out` (at least WF__ID_MAX bytes). Time-ordered; thread-safe. */
-void wf__runid_new(const char *workflow, char *out);
-
-/* Checks `id` and copies its workflow name into `workflow` (WF__NAME_MAX + 1 bytes). Returns WF_OK
- * or WF_ERR_BAD_ID with a message saying what is wrong. Never lets a byte that could break a key
- * name ({ } * : whitespace, NUL, ...) through. */
-int wf__runid_parse(const char *id, char *workflow, wf_error *err);
-
-/* 1 if `s` is a valid caller-chosen id suffix ([A-Za-z0-9._-]{1,128}), else 0. */
-int wf__suffix_valid(const char *s);
-
-/* The workflow's fixed keys, in the order every Lua script expects (lua/lib.lua): the normal
- * queue, delayed, leases, dead, the eight state indexes, then the high and low queues. */
-#define WF__NFIXED 14
-typedef struct wf__wfkeys {
-    char *k[WF__NFIXED]; /* owned */
-} wf__wfkeys;
-int wf__wfkeys_init(wf__wfkeys *keys, const char *prefix, const char *workflow);
-void wf__wfkeys_free(wf__wfkeys *keys);
-enum {
-    WF__K_QUEUE = 0, /* the normal lane, P:{W}:queue */
-    WF__K_DELAYED,
-    WF__K_LEASES,
-    WF__K_DEAD,
-    WF__K_STATE0,
-    WF__K_QUEUE_HIGH = WF__K_STATE0 + 8, /* P:{W}:queue:high */
-    WF__K_QUEUE_LOW,                     /* P:{W}:queue:low */
-};
-/* Index into k[] of state `s`'s index zset (s is a wf_state other than UNKNOWN). */
-#define WF__K_STATE(s) (WF__K_STATE0 + (int)(s)-1)
-
-/* ---- Priority lanes (priority.c) ------------------------------------------------------------ */
-
-/* A workflow's queue is one stream per priority, its lanes, numbered in the order a worker reads
- * them. A run's lane is its `pri` field ("high", "low"; absent: normal), which every script that
- * queues the run reads (lua/lib.lua push_ready). */
-typedef enum wf__lane { WF__LANE_HIGH = 0, WF__LANE_NORMAL, WF__LANE_LOW, WF__NLANES } wf__lane;
-
-/* The lane of `priority` (a wf_priority), or -1 for a value that is not one. */
-int wf__lane_of_priority(int priority);
-/* Index into wf__wfkeys.k of lane `lane`'s stream. */
-int wf__lane_key(wf__lane lane);
-/* The lane's name as the run hash's `pri` field and the scripts' arguments spell it: "high",
- * "" (normal: no field) or "low". Static string. */
-const char *wf__lane_arg(wf__lane lane);
-/* Checks a wf_priority from options: WF_OK, or WF_ERR_INVALID with a message naming the value. */
-int wf__priority_check(int priority, wf_error *err);
-
-/* Key of a run's hash / steps hash ("P:{W}:run:ID", "P:{W}:run:ID:steps"). Returns a malloc'd
- * string the caller frees, or NULL when out of memory. `workflow` must be the id's workflow. */
-char *wf__key_run(const char *prefix, const char *workflow, const char *id);
-char *wf__key_steps(const char *prefix, const char *workflow, const char *id);
-/* Another key of workflow W, "P:{W}:SUFFIX" (e.g. "outbox", "outbox:dead"). Malloc'd. */
-char *wf__key_wf(const char *prefix, const char *workflow, const char *suffix);
-/* Untagged keys: "P:workflows" (hash of registered workflows), "P:schema". */
-char *wf__key_global(const char *prefix, const char *suffix);
-
-/* Keys of an event: "P:{ev:NAME}:log" (stream) and "P:{ev:NAME}:waiters" (hash). Malloc'd. */
-char *wf__key_event(const char *prefix, const char *event, const char *what);
-
-/* 1 if `name` is a valid step name (1-128 printable ASCII bytes, no space), else 0. */
-int wf__step_name_valid(const char *name);
-
-/* ---- Step records (values of the steps hash) ------------------------------------------------ */
-
-/* A step's record, a msgpack map {k, s, r, n, t0, t1, e, u, ev, key, since, c, cs, keep}. Lua
- * reads only `s`. */
-typedef struct wf__steprec {
-    char kind[8];       /* "run", "sleep", "event", "invoke" */
-    char status[8];     /* "done", "failed", "waiting", "timeout" */
-    const char *result; /* raw msgpack bytes of the result (borrowed from the decoded buffer) */
-    size_t result_len;
-    int attempts;
-    int64_t t0, t1, until;
-    const char *error; /* borrowed; NUL-terminated copy in err_buf */
-    char err_buf[256];
-    char event[WF__NAME_MAX + 1];
-    char key[WF__NAME_MAX + 1];
-    char since[48];
-    char child[WF__ID_MAX]; /* invoke: the child run's id ("c") */
-    char cstate[16];        /* invoke, done: how the child ended ("cs": completed, failed...) */
-    int keep;               /* invoke: stopping the parent leaves the child running ("keep") */
-} wf__steprec;
-
-/* Packs `rec` into `out` (caller-owned, initialised). Returns WF_OK or WF_ERR_NOMEM. */
-int wf__steprec_encode(const wf__steprec *rec, msgpack_sbuffer *out);
-
-/* Decodes a record. `rec->result` points into `data`, which must outlive its use.
- * Returns WF_OK or WF_ERR_BAD_PAYLOAD. */
-int wf__steprec_decode(const void *data, size_t len, wf__steprec *rec, wf_error *err);
-
-/* ---- The msgpack run record (a stream entry's field "r") ----------------------------------- */
-
-/* Decodes a stream entry's record {v:1, id:"...", a:attempt}. Copies the id into `id`
- * (WF__ID_MAX bytes) after validating it. Returns WF_OK or WF_ERR_BAD_PAYLOAD with the reason. */
-int wf__record_decode(const void *data, size_t len, char *id, int *attempt, wf_error *err);
-
-/* ---- Scripts ------------------------------------------------------------------------------- */
-
-/* Calls script `script` with EVALSHA, falling back to EVAL when Redis answers NOSCRIPT (after a
- * restart or SCRIPT FLUSH). keys/args with explicit lengths (arglen NULL: strlen). Returns the
- * reply (caller frees with freeReplyObject()) or NULL with `err` filled: WF_ERR_IO when the
- * connection failed, WF_ERR_REDIS when Redis answered an error (message included), except that
- * the script errors "STALE ...", "NOTFOUND ...", "FINAL ..." map to WF_ERR_STALE,
- * WF_ERR_NOT_FOUND and WF_ERR_FINAL. */
-redisReply *wf__script_call(wf__rc *c, wf__script script, int nkeys, const char *const *keys,
-                            int nargs, const char *const *args, const size_t *arglen,
-                            wf_error *err);
-
-/* The async counterpart: sends EVALSHA on `ac`; on NOSCRIPT it re-sends as EVAL transparently and
- * `fn` sees only the final reply. `fn` is called exactly once (reply NULL when the connection
- * failed). Arguments are copied. Returns WF_OK or an error (then `fn` never fires). */
-int wf__script_call_async(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata,
-                          wf__script script, int nkeys, const char *const *keys, int nargs,
-                          const char *const *args, const size_t *arglen);
-
-/* Maps a script error reply's text to a wf_err and fills `err`. Returns the code. */
-int wf__script_error(const char *text, size_t len, wf_error *err);
+#include "wf_core.h"
+#include "wf_redis.h"
 
 /* ---- Events --------------------------------------------------------------------------------- */
 
@@ -221,17 +36,5 @@ wf__rc *wf__client_redis(wf_client *client);
 const wf__url *wf__client_url(const wf_client *client);
 /* Reconnects a client whose connection failed (one try). Returns WF_OK or an error. */
 int wf__client_reconnect(wf_client *client, wf_error *err);
-
-/* Ensures the consumer group exists on `queue` (XGROUP CREATE ... 0 MKSTREAM, BUSYGROUP ok). */
-int wf__ensure_group(wf__rc *c, const char *queue, wf_error *err);
-/* The same for group `group` on stream `stream`. */
-int wf__ensure_group_named(wf__rc *c, const char *stream, const char *group, wf_error *err);
-
-/* Checks (and on an empty Redis, writes) P:schema. Returns WF_OK or WF_ERR_SCHEMA. */
-int wf__schema_check(wf__rc *c, const char *prefix, wf_error *err);
-
-/* Current time in ms (CLOCK_REALTIME) and a monotonic clock in ms. */
-int64_t wf__now_ms(void);
-int64_t wf__mono_ms(void);
 
 #endif

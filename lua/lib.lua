@@ -1,6 +1,6 @@
 -- lib.lua: helpers prepended to every wf script at build time (cmake/embed_lua.cmake).
 --
--- Every script receives the workflow's fixed keys first, in this order (client/keys.c builds
+-- Every script receives the workflow's fixed keys first, in this order (core/keys.c builds
 -- them), then the keys of the runs it touches:
 --   KEYS[1]  P:{W}:queue      stream of ready runs, consumer group "workers"
 --   KEYS[2]  P:{W}:delayed    zset run id -> due time (ms): retries, sleeps, delayed starts
@@ -46,7 +46,7 @@ local function set_state(h, id, from, to, now)
 end
 
 -- Appends a ready entry for run `id` to the queue of its priority `pri` (the run's `pri` field,
--- nil for normal): the msgpack run record (client/record.c). Returns the entry id, which the
+-- nil for normal): the msgpack run record (core/record.c). Returns the entry id, which the
 -- caller stores in the run hash as `entry`.
 local function ready_entry(id, attempt, pri)
     local rec = cmsgpack.pack({v = 1, id = id, a = tonumber(attempt) or 1})
@@ -178,7 +178,7 @@ local function outbox_add(mode, outbox, h, id, state, now)
         'workflow', wf, 'at', now)
 end
 
--- The status `s` of step record `raw` (msgpack map, client/steprec.c), or nil. Redis's cmsgpack
+-- The status `s` of step record `raw` (msgpack map, core/steprec.c), or nil. Redis's cmsgpack
 -- does not decode msgpack bin values, and a record with a result carries one (`r`), so such a
 -- record is read by its head, which steprec.c always writes first: fixmap, "k", kind, "s", status.
 local function step_status(raw)

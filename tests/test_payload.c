@@ -200,7 +200,7 @@ Test(depth, custom_limit_and_ceiling)
 
 Test(depth, msgpack_c_ceiling_is_32)
 {
-    /* The ceiling in client/payload_internal.h mirrors libmsgpackc's MSGPACK_EMBED_STACK_SIZE. */
+    /* The ceiling in core/payload_internal.h mirrors libmsgpackc's MSGPACK_EMBED_STACK_SIZE. */
     size_t len;
     msgpack_unpacked u;
     unsigned char *ok = nested_mp(32, &len), *deep = nested_mp(33, &len);

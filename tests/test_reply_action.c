@@ -1,4 +1,4 @@
-/* test_reply_action.c - the one reply policy (client/reply_action.h): what each Redis error reply
+/* test_reply_action.c - the one reply policy (core/reply_action.h): what each Redis error reply
  * asks a router to do, checked on replies a real redis-server gives (BUSY, BUSYGROUP, NOSCRIPT,
  * READONLY, WRONGTYPE) and on the texts Redis documents for the ones a single server cannot be
  * made to give here (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, MASTERDOWN; LOADING is test_restart's).

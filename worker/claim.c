@@ -9,7 +9,7 @@
  * Entries that do not decode go to claim.lua as (entry, reason) pairs: it moves them to the
  * workflow's dead-letter list, so bad data never blocks a queue.
  *
- * Priorities: each workflow's queue is three streams, its lanes (client/priority.c). While slots
+ * Priorities: each workflow's queue is three streams, its lanes (core/priority.c). While slots
  * are free, a round of reads takes the high lanes of every workflow, then the normal ones, each
  * read without BLOCK and with COUNT = the free slots; a lane is read again while its read came
  * back full (it may hold more) and left once it came back short. The last read of a round, low,

@@ -7,7 +7,7 @@
  * node a MOVED names (the map is updated) or, after ASKING, to the node an ASK names (a slot
  * being migrated). The caller's callback sees only the final reply.
  *
- * What an error reply asks for is decided by wf__reply_action (client/reply_action.h), the same
+ * What an error reply asks for is decided by wf__reply_action (core/reply_action.h), the same
  * policy as the synchronous and the attached client's routers. A command Redis refused for now
  * (LOADING after a restart, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN: it did not run) waits on a
  * timer and is sent again, backing off to 500 ms, for as long as a lease lasts (the worker's

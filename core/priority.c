@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "wf_internal.h"
+#include "wf_core.h"
 
 const char *wf_priority_name(int priority)
 {

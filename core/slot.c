@@ -10,11 +10,12 @@
  * and async routers can follow a MOVED or ASK by re-sending the same bytes elsewhere.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "cluster.h"
+#include "slot.h"
 
 static uint16_t crc16(const char *buf, size_t len)
 {

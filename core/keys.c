@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wf_internal.h"
+#include "wf_core.h"
 
 /* Joins parts into a malloc'd key; NULL when out of memory. */
 static char *join(const char *const *parts, int n)

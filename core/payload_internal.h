@@ -1,4 +1,4 @@
-/* payload_internal.h - what client/payload.c and client/json.c share about untrusted payloads.
+/* payload_internal.h - what core/payload.c and core/json.c share about untrusted payloads.
  *
  * Both files bound input the same way: the same defaults for wf_payload_limits, and the same hard
  * ceiling on nesting, which exists because msgpack-c's unpacker has a fixed stack and cannot decode

@@ -1,5 +1,5 @@
 /* redis.c - opening a synchronous Redis connection the way every wf component needs it
- * (timeouts, AUTH, SELECT), the schema check, the consumer group, and clocks. */
+ * (timeouts, AUTH, SELECT), the schema check and the consumer group. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,21 +7,7 @@
 #include <time.h>
 
 #include "cluster.h"
-#include "wf_internal.h"
-
-int64_t wf__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t wf__mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "wf_redis.h"
 
 static const char *where(const wf__url *u, const char *host, int port, char *buf, size_t n)
 {

@@ -8,7 +8,7 @@
 
 #include <msgpack.h>
 
-#include "wf_internal.h"
+#include "wf_core.h"
 
 static int key_is(const msgpack_object *k, const char *s)
 {

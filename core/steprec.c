@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "wf_internal.h"
+#include "wf_core.h"
 
 int wf__step_name_valid(const char *name)
 {

@@ -28,9 +28,8 @@ const wf__script_src *wf__script_get(wf__script script);
 /* The script's SHA1 as 40 hex chars, or NULL if not yet learnt from Redis. Thread-safe. */
 const char *wf__script_sha(wf__script script);
 
-/* Learns and caches every script's SHA1 by SCRIPT LOAD on `c` (also loads them into Redis).
- * Returns 0 or -1 when Redis refused (err-free: callers report the connection error). */
-struct wf__rc;
-int wf__scripts_load(struct wf__rc *c);
+/* Caches the SHA1 Redis answered for `script`'s SCRIPT LOAD (`sha`, `len` bytes; anything but 40
+ * hex chars is ignored). Thread-safe. Called by wf__scripts_load() (redis/scripts.c). */
+void wf__script_sha_remember(wf__script script, const char *sha, size_t len);
 
 #endif

@@ -1,6 +1,6 @@
-/* cluster.h - Redis Cluster support: redis+cluster:// URLs, slots, the slot map, and wf__rc, the
- * synchronous connection every libwf call goes through (one server, a sentinel-found master, or
- * a cluster's masters behind one handle).
+/* cluster.h - Redis Cluster support: redis+cluster:// URLs, the slot map (slots: core/slot.h), and
+ * wf__rc, the synchronous connection every libwf call goes through (one server, a sentinel-found
+ * master, or a cluster's masters behind one handle).
  *
  * Debian 12's hiredis (0.14) has no cluster client, so libwf routes by itself, the way the
  * cluster specification asks clients to: compute the key's slot, send to the master that owns
@@ -15,30 +15,10 @@
 #include <stdint.h>
 
 #include "sentinel.h"
-#include "wf_internal.h"
+#include "slot.h"
+#include "wf_redis.h"
 
-#define WF__SLOTS     16384
 #define WF__NODES_MAX 64 /* masters one cluster may have, for wf */
-
-/* ---- Slots (slot.c) ------------------------------------------------------------------------ */
-
-/* The cluster slot of a key (hash tag rules included). */
-int wf__key_slot(const char *key, size_t len);
-
-/* Splits a RESP-formatted command (an array of bulk strings, as hiredis formats it) into at most
- * `max` arguments pointing into `cmd`. Returns the command's number of arguments (which may be
- * more than max: call again with room for them) or -1 when `cmd` is not such an array. */
-int wf__resp_args(const char *cmd, size_t len, int max, const char **argv, size_t *argvlen);
-
-/* The slot a formatted command must go to: its first key's (EVAL/EVALSHA: the first of KEYS;
- * XREAD/XREADGROUP: the first stream), or -1 for a command without keys (PING, TIME, MULTI...),
- * which any node may answer. */
-int wf__cmd_slot(const char *cmd, size_t len);
-
-/* Parses an error reply "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381". Returns 1 and
- * fills the fields (host NUL-terminated, at most hostsz bytes), or 0 when it is neither. */
-int wf__redirect_parse(const char *msg, size_t len, int *ask, int *slot, char *host, size_t hostsz,
-                       int *port);
 
 /* ---- The slot map (cluster.c) ------------------------------------------------------------------
  */

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "cluster.h"
-#include "wf_internal.h"
+#include "wf_redis.h"
 
 #define URL_MAX      4096
 #define PASSWORD_MAX 1024

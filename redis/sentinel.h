@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "wf_internal.h"
+#include "wf_redis.h"
 
 #define WF__SENTINEL_MAX 16 /* sentinels one URL may list */
 

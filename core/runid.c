@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wf_internal.h"
+#include "wf_core.h"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
