@@ -148,7 +148,7 @@ static int redis_answers(void *arg)
 int wf__test_cluster_attach(wf_test_redis *r);
 void wf__test_cluster_detach(wf_test_redis *r);
 
-static void remove_tree(const char *dir)
+void wf_test_remove_tree(const char *dir)
 {
     if (!dir[0] || getenv("WF_TEST_KEEP")) return;
     char cmd[300];
@@ -271,14 +271,14 @@ void wf_test_redis_stop(wf_test_redis *r)
     if (r->cluster) {
         /* The shared cluster lives on (cluster_fixture.c stops it); only this test's dir goes. */
         wf__test_cluster_detach(r);
-        remove_tree(r->dir);
+        wf_test_remove_tree(r->dir);
         memset(r, 0, sizeof *r);
         return;
     }
     if (r->pid <= 0) return;
     wf_test_kill(r->pid, SIGTERM, 5000);
     /* WF_TEST_KEEP=1 keeps the server's folder (worker logs) for a post-mortem. */
-    remove_tree(r->dir);
+    wf_test_remove_tree(r->dir);
     memset(r, 0, sizeof *r);
 }
 

@@ -67,6 +67,10 @@ int wf_test_kill(pid_t pid, int sig, int timeout_ms);
  * Caller frees. */
 char *wf_test_slurp(const char *path);
 
+/* rm -rf `dir`, saying so on stderr when it fails; nothing when dir is "" or $WF_TEST_KEEP is
+ * set (to look at a failed test's files). */
+void wf_test_remove_tree(const char *dir);
+
 /* A blocking TCP connection to 127.0.0.1:port whose reads time out after 10 s, or -1. */
 int wf_test_tcp_connect(int port);
 
