@@ -36,26 +36,6 @@ json_t *wf__cli_msgpack_json(const char *data, size_t len)
     return value ? value : json_null();
 }
 
-/* A string or null; bytes that are not UTF-8 are shown as '?'. */
-static json_t *str_json(const char *s)
-{
-    if (!s) return json_null();
-    json_t *v = json_string(s);
-    if (v) return v;
-    char *copy = strdup(s);
-    if (!copy) return NULL;
-    for (char *p = copy; *p; p++)
-        if ((unsigned char)*p >= 0x80) *p = '?';
-    v = json_string(copy);
-    free(copy);
-    return v;
-}
-
-static json_t *ms_json(int64_t ms)
-{
-    return ms > 0 ? json_integer((json_int_t)ms) : json_null();
-}
-
 json_t *wf__cli_steps_json(const wf_step_info *steps, size_t n)
 {
     json_t *a = json_array();
@@ -66,18 +46,18 @@ json_t *wf__cli_steps_json(const wf_step_info *steps, size_t n)
                           : -1;
         json_t *o = json_object();
         int bad = !o;
-        bad = bad || json_object_set_new(o, "name", str_json(s->name));
-        bad = bad || json_object_set_new(o, "kind", str_json(s->kind));
-        bad = bad || json_object_set_new(o, "status", str_json(s->status));
+        bad = bad || json_object_set_new(o, "name", wf__cli_string_json(s->name));
+        bad = bad || json_object_set_new(o, "kind", wf__cli_string_json(s->kind));
+        bad = bad || json_object_set_new(o, "status", wf__cli_string_json(s->status));
         bad = bad || json_object_set_new(o, "attempts", json_integer(s->attempts));
-        bad = bad || json_object_set_new(o, "startedAt", ms_json(s->started_at_ms));
-        bad = bad || json_object_set_new(o, "finishedAt", ms_json(s->finished_at_ms));
+        bad = bad || json_object_set_new(o, "startedAt", wf__cli_time_json(s->started_at_ms));
+        bad = bad || json_object_set_new(o, "finishedAt", wf__cli_time_json(s->finished_at_ms));
         bad = bad || json_object_set_new(o, "durationMs",
                                          dur >= 0 ? json_integer((json_int_t)dur) : json_null());
-        bad = bad || json_object_set_new(o, "until", ms_json(s->until_ms));
-        bad = bad || json_object_set_new(o, "error", str_json(s->error));
-        bad = bad || json_object_set_new(o, "event", str_json(s->event));
-        bad = bad || json_object_set_new(o, "eventKey", str_json(s->event_key));
+        bad = bad || json_object_set_new(o, "until", wf__cli_time_json(s->until_ms));
+        bad = bad || json_object_set_new(o, "error", wf__cli_string_json(s->error));
+        bad = bad || json_object_set_new(o, "event", wf__cli_string_json(s->event));
+        bad = bad || json_object_set_new(o, "eventKey", wf__cli_string_json(s->event_key));
         bad =
             bad || json_object_set_new(o, "result", wf__cli_msgpack_json(s->result, s->result_len));
         if (bad || json_array_append_new(a, o) != 0) {
@@ -155,9 +135,9 @@ static json_t *timeline_json(const wf_status *st, const wf_step_info *steps, siz
     if (ms.n > 1) qsort(ms.m, ms.n, sizeof *ms.m, by_time);
     json_t *t = json_array();
     for (size_t i = 0; t && i < ms.n; i++) {
-        json_t *e =
-            json_pack("{s:I, s:s, s:o}", "at", (json_int_t)ms.m[i].at, "event", ms.m[i].event,
-                      "detail", ms.m[i].detail[0] ? str_json(ms.m[i].detail) : json_null());
+        json_t *e = json_pack(
+            "{s:I, s:s, s:o}", "at", (json_int_t)ms.m[i].at, "event", ms.m[i].event, "detail",
+            ms.m[i].detail[0] ? wf__cli_string_json(ms.m[i].detail) : json_null());
         if (!e || json_array_append_new(t, e) != 0) {
             json_decref(t);
             t = NULL;
@@ -174,9 +154,10 @@ json_t *wf__cli_run_detail_json(const char *id, const char *workflow, const wf_s
     if (!o) return NULL;
     size_t input_len;
     const char *input = wf__cli_status_field(st, "input", &input_len);
-    int bad = json_object_set_new(o, "step", str_json(wf__cli_status_field(st, "step", NULL)));
+    int bad =
+        json_object_set_new(o, "step", wf__cli_string_json(wf__cli_status_field(st, "step", NULL)));
     bad |= json_object_set_new(o, "pausedFrom",
-                               str_json(wf__cli_status_field(st, "paused_from", NULL)));
+                               wf__cli_string_json(wf__cli_status_field(st, "paused_from", NULL)));
     bad |= json_object_set_new(o, "reclaims", json_integer(field_ms(st, "reclaims")));
     bad |=
         json_object_set_new(o, "priority", json_string(wf_priority_name(wf_status_priority(st))));

@@ -5,14 +5,14 @@
 #include <string.h>
 
 /* A number field, or null when the timestamp was never set. */
-static json_t *time_or_null(int64_t ms)
+json_t *wf__cli_time_json(int64_t ms)
 {
     return ms > 0 ? json_integer((json_int_t)ms) : json_null();
 }
 
 /* A string field, or null. Text that is not UTF-8 (a handler's error message may be anything) is
  * kept with its non-ASCII bytes shown as '?' rather than dropped. */
-static json_t *string_or_null(const char *s)
+json_t *wf__cli_string_json(const char *s)
 {
     if (!s) return json_null();
     json_t *v = json_string(s);
@@ -48,14 +48,14 @@ json_t *wf__cli_status_json(const char *id, const char *workflow, const wf_statu
     bad |= json_object_set_new(o, "state", json_string(wf_state_name(st->state)));
     bad |= json_object_set_new(o, "attempt", json_integer(st->attempt));
     bad |= json_object_set_new(o, "output", output_json(st));
-    bad |= json_object_set_new(o, "error", string_or_null(st->error));
-    bad |= json_object_set_new(o, "createdAt", time_or_null(st->created_at_ms));
-    bad |= json_object_set_new(o, "updatedAt", time_or_null(st->updated_at_ms));
-    bad |= json_object_set_new(o, "startedAt", time_or_null(st->started_at_ms));
-    bad |= json_object_set_new(o, "finishedAt", time_or_null(st->finished_at_ms));
-    bad |= json_object_set_new(o, "waitReason", string_or_null(st->wait_reason));
-    bad |= json_object_set_new(o, "wakeAt", time_or_null(st->wake_at_ms));
-    bad |= json_object_set_new(o, "worker", string_or_null(st->worker));
+    bad |= json_object_set_new(o, "error", wf__cli_string_json(st->error));
+    bad |= json_object_set_new(o, "createdAt", wf__cli_time_json(st->created_at_ms));
+    bad |= json_object_set_new(o, "updatedAt", wf__cli_time_json(st->updated_at_ms));
+    bad |= json_object_set_new(o, "startedAt", wf__cli_time_json(st->started_at_ms));
+    bad |= json_object_set_new(o, "finishedAt", wf__cli_time_json(st->finished_at_ms));
+    bad |= json_object_set_new(o, "waitReason", wf__cli_string_json(st->wait_reason));
+    bad |= json_object_set_new(o, "wakeAt", wf__cli_time_json(st->wake_at_ms));
+    bad |= json_object_set_new(o, "worker", wf__cli_string_json(st->worker));
     if (bad) {
         json_decref(o);
         return NULL;

@@ -23,4 +23,11 @@ json_t *wf__cli_status_json(const char *id, const char *workflow, const wf_statu
 /* {"runId": ID, "status": <the status object>}: what starting a run answers. Same ownership. */
 json_t *wf__cli_run_json(const wf_run *run, const wf_status *status);
 
+/* A timestamp in ms as a JSON number, or null when it was never set (0). New reference. */
+json_t *wf__cli_time_json(int64_t ms);
+
+/* A string as JSON, or null for NULL; bytes that are not UTF-8 are shown as '?'. New reference,
+ * or NULL when out of memory. */
+json_t *wf__cli_string_json(const char *s);
+
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -147,7 +148,7 @@ static int redis_answers(void *arg)
 int wf__test_cluster_attach(wf_test_redis *r);
 void wf__test_cluster_detach(wf_test_redis *r);
 
-static void remove_tree(const char *dir)
+void wf_test_remove_tree(const char *dir)
 {
     if (!dir[0] || getenv("WF_TEST_KEEP")) return;
     char cmd[300];
@@ -270,14 +271,14 @@ void wf_test_redis_stop(wf_test_redis *r)
     if (r->cluster) {
         /* The shared cluster lives on (cluster_fixture.c stops it); only this test's dir goes. */
         wf__test_cluster_detach(r);
-        remove_tree(r->dir);
+        wf_test_remove_tree(r->dir);
         memset(r, 0, sizeof *r);
         return;
     }
     if (r->pid <= 0) return;
     wf_test_kill(r->pid, SIGTERM, 5000);
     /* WF_TEST_KEEP=1 keeps the server's folder (worker logs) for a post-mortem. */
-    remove_tree(r->dir);
+    wf_test_remove_tree(r->dir);
     memset(r, 0, sizeof *r);
 }
 
@@ -455,4 +456,50 @@ char *wf_test_slurp(const char *path)
     if (buf) buf[got] = '\0';
     fclose(f);
     return buf;
+}
+
+int wf_test_tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int wf_test_http_read(int fd, char **head, char **body)
+{
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    for (ssize_t r = 1; buf && r > 0;) {
+        if (len + 1 >= cap) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown) free(buf);
+            buf = grown;
+        }
+        if (!buf) break;
+        r = read(fd, buf + len, cap - len - 1);
+        if (r > 0) len += (size_t)r;
+    }
+    close(fd);
+    if (!buf) return -1;
+    buf[len] = '\0';
+    char *sep = strstr(buf, "\r\n\r\n");
+    int status = 0;
+    if (!sep || sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
+        free(buf);
+        return -1;
+    }
+    if (head) *head = strndup(buf, (size_t)(sep - buf));
+    *body = strdup(sep + 4);
+    free(buf);
+    return status;
 }

@@ -67,6 +67,19 @@ int wf_test_kill(pid_t pid, int sig, int timeout_ms);
  * Caller frees. */
 char *wf_test_slurp(const char *path);
 
+/* rm -rf `dir`, saying so on stderr when it fails; nothing when dir is "" or $WF_TEST_KEEP is
+ * set (to look at a failed test's files). */
+void wf_test_remove_tree(const char *dir);
+
+/* A blocking TCP connection to 127.0.0.1:port whose reads time out after 10 s, or -1. */
+int wf_test_tcp_connect(int port);
+
+/* Reads an HTTP/1.x answer on `fd` to its end (the request said "Connection: close") and closes
+ * fd. Returns the status code and sets *body (and *head, the status line and headers, when head
+ * is not NULL) to malloc'd strings the caller frees; returns -1, setting nothing, when the
+ * answer could not be read or parsed. */
+int wf_test_http_read(int fd, char **head, char **body);
+
 /* A free TCP port on 127.0.0.1, picked at random below the kernel's ephemeral range (so no
  * outgoing connection takes it before the server the test starts binds it); bind-checked. */
 int wf_test_free_port(void);

@@ -114,3 +114,32 @@ char *output_json(const wf_status *st)
     cr_assert_eq(wf_msgpack_to_json(st->output, st->output_len, &json, NULL), WF_OK);
     return json;
 }
+
+/* wait_state, keeping no status. */
+void await_state(wf_run *run, wf_state state, int ms)
+{
+    wf_status st;
+    wait_state(run, state, ms, &st);
+    wf_status_clear(&st);
+}
+
+/* Asserts `run` is in `state` now, without waiting. */
+void assert_state_now(wf_run *run, wf_state state)
+{
+    wf_status st;
+    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
+    cr_assert_eq(st.state, state, "run %s is %s, not %s", wf_run_id(run), wf_state_name(st.state),
+                 wf_state_name(state));
+    wf_status_clear(&st);
+}
+
+/* Waits up to `ms` for `run` to complete and asserts its output, as compact JSON, is `want`. */
+void expect_output(wf_run *run, int ms, const char *want)
+{
+    wf_status st;
+    wait_state(run, WF_STATE_COMPLETED, ms, &st);
+    char *json = output_json(&st);
+    cr_assert_str_eq(json, want, "run %s's output is %s, not %s", wf_run_id(run), json, want);
+    free(json);
+    wf_status_clear(&st);
+}

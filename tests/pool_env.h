@@ -50,4 +50,13 @@ void wait_state(wf_run *run, wf_state state, int ms, wf_status *st);
 /* The run's output as compact JSON (caller frees). */
 char *output_json(const wf_status *st);
 
+/* wait_state, keeping no status. */
+void await_state(wf_run *run, wf_state state, int ms);
+
+/* Asserts `run` is in `state` now, without waiting. */
+void assert_state_now(wf_run *run, wf_state state);
+
+/* Waits up to `ms` for `run` to complete and asserts its output, as compact JSON, is `want`. */
+void expect_output(wf_run *run, int ms, const char *want);
+
 #endif

@@ -31,19 +31,7 @@ typedef struct response {
 
 static int connect_service(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return wf_test_tcp_connect(port);
 }
 
 /* Sends one request (Connection: close) whose Content-Length says `declared` bytes, then `body`,
@@ -66,24 +54,11 @@ static int exchange(const char *method, const char *path, const char *body, size
         ok = w > 0;
         off += ok ? (size_t)w : 0;
     }
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    for (ssize_t r = 1; ok && buf && r > 0;) {
-        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
-        if (!buf) break;
-        r = read(fd, buf + len, cap - len - 1);
-        if (r > 0) len += (size_t)r;
-    }
-    close(fd);
-    if (!buf) return -1;
-    buf[len] = '\0';
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (!ok || !sep || sscanf(buf, "HTTP/1.%*d %d", &res->status) != 1) {
-        free(buf);
+    if (!ok) {
+        close(fd);
         return -1;
     }
-    res->body = strdup(sep + 4);
-    free(buf);
+    res->status = wf_test_http_read(fd, NULL, &res->body);
     return res->status;
 }
 

@@ -124,8 +124,7 @@ Test(invoke, parent_gets_child_output_without_holding_a_slot)
     snprintf(want_reason, sizeof want_reason, "child %s", wf_run_id(child));
     cr_assert_str_eq(st.wait_reason, want_reason);
     wf_status_clear(&st);
-    wait_state(child, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(child, WF_STATE_WAITING, 10000);
     /* The child knows its parent; the parent's step shows the child. */
     char *p = wf_test_cmd_str(rc, "HGET %s parent", wf_run_native(child));
     cr_assert_str_eq(p, wf_run_id(parent));
@@ -143,11 +142,7 @@ Test(invoke, parent_gets_child_output_without_holding_a_slot)
     wf_steps_free(steps, n);
 
     cr_assert_eq(wf_send_event(cl, "go-1", "\xa5truck", 6, NULL), WF_OK);
-    wait_state(parent, WF_STATE_COMPLETED, 10000, &st);
-    char *json = output_json(&st);
-    cr_assert_str_eq(json, "{\"child\":{\"sum\":10,\"event\":\"truck\"}}");
-    free(json);
-    wf_status_clear(&st);
+    expect_output(parent, 10000, "{\"child\":{\"sum\":10,\"event\":\"truck\"}}");
     cr_assert_eq(wf_run_steps(parent, &steps, &n, NULL), WF_OK);
     cr_assert_str_eq(steps[0].status, "done");
     cr_assert_str_eq(steps[0].event_key, "completed");
@@ -175,8 +170,7 @@ Test(invoke, child_failure_reaches_parent_as_error)
     cr_assert_str_eq(json, expect);
     free(json);
     wf_status_clear(&st);
-    wait_state(child, WF_STATE_FAILED, 1000, &st);
-    wf_status_clear(&st);
+    await_state(child, WF_STATE_FAILED, 1000);
     wf_run_free(child);
     wf_run_free(parent);
 }
@@ -200,8 +194,7 @@ Test(invoke, child_end_stream_deleted_by_hand_gets_its_group_back)
      * group again by itself) and reads the stream. */
     wf_run *first = start("invoker", "{\"workflow\":\"fatal\"}", NULL);
     wf_status st;
-    wait_state(first, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    await_state(first, WF_STATE_COMPLETED, 10000);
     wf_run_free(first);
     cr_assert_eq(wf_test_cmd_int(rc, "DEL wf:{fatal}:parents"), 1);
     wf_run *parent = start("invoker", "{\"workflow\":\"fatal\"}", NULL);
@@ -247,15 +240,9 @@ Test(invoke, child_that_ended_before_the_wait_is_received)
     wf__invoke_child_id("invoker:early", "child", "stepper", id);
     wf_run *child = start("stepper", "{\"n\":3}", strchr(id, ':') + 1);
     cr_assert_str_eq(wf_run_id(child), id);
-    wf_status st;
-    wait_state(child, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    await_state(child, WF_STATE_COMPLETED, 10000);
     wf_run *parent = start("invoker", "{\"input\":{\"n\":3}}", "early");
-    wait_state(parent, WF_STATE_COMPLETED, 10000, &st);
-    char *json = output_json(&st);
-    cr_assert_str_eq(json, "{\"child\":{\"sum\":30,\"event\":null}}");
-    free(json);
-    wf_status_clear(&st);
+    expect_output(parent, 10000, "{\"child\":{\"sum\":30,\"event\":null}}");
     cr_assert_eq(step_lines(id, "s#0"), 1, "the child was not started again");
     cr_assert_eq(runs_of("stepper"), 1);
     wf_run_free(child);
@@ -268,15 +255,11 @@ Test(invoke, stopping_the_parent_stops_its_waiting_child)
     wf_run *parent = start("invoker", "{\"input\":{\"n\":1,\"event\":\"never\"}}", NULL);
     wf_run *kept = start("invoker", "{\"input\":{\"n\":1,\"event\":\"never\"},\"keep\":1}", NULL);
     wf_status st;
-    wait_state(parent, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
-    wait_state(kept, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(parent, WF_STATE_WAITING, 10000);
+    await_state(kept, WF_STATE_WAITING, 10000);
     wf_run *child = child_of(parent, "stepper"), *kchild = child_of(kept, "stepper");
-    wait_state(child, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
-    wait_state(kchild, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(child, WF_STATE_WAITING, 10000);
+    await_state(kchild, WF_STATE_WAITING, 10000);
 
     wf_error err = {0};
     cr_assert_eq(wf_run_stop(parent, &err), WF_OK, "%s", err.message);
@@ -286,19 +269,13 @@ Test(invoke, stopping_the_parent_stops_its_waiting_child)
     snprintf(expect, sizeof expect, "parent %s was stopped", wf_run_id(parent));
     cr_assert_str_eq(st.error, expect);
     wf_status_clear(&st);
-    wait_state(parent, WF_STATE_CANCELLED, 1000, &st);
-    wf_status_clear(&st);
+    await_state(parent, WF_STATE_CANCELLED, 1000);
     /* keep_running: the child goes on, and finishes on its own. */
-    cr_assert_eq(wf_run_status(kchild, &st, NULL), WF_OK);
-    cr_assert_eq(st.state, WF_STATE_WAITING);
-    wf_status_clear(&st);
+    assert_state_now(kchild, WF_STATE_WAITING);
     cr_assert_eq(wf_send_event(cl, "never", NULL, 0, NULL), WF_OK);
-    wait_state(kchild, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    await_state(kchild, WF_STATE_COMPLETED, 10000);
     /* Its end reached a parent that is cancelled: dropped, and acknowledged. */
-    cr_assert_eq(wf_run_status(kept, &st, NULL), WF_OK);
-    cr_assert_eq(st.state, WF_STATE_CANCELLED);
-    wf_status_clear(&st);
+    assert_state_now(kept, WF_STATE_CANCELLED);
     wf_run_free(child);
     wf_run_free(kchild);
     wf_run_free(kept);
@@ -323,20 +300,12 @@ Test(invoke, sigkill_between_child_end_and_parent_wake_still_wakes_parent)
 #endif
     worker_pid = start_worker("2", "1500", 1);
     wf_run *parent = start("invoker", "{\"input\":{\"n\":2,\"event\":\"go-k\"}}", NULL);
-    wf_status st;
-    wait_state(parent, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(parent, WF_STATE_WAITING, 10000);
     wf_run *child = child_of(parent, "stepper");
-    wait_state(child, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(child, WF_STATE_WAITING, 10000);
     cr_assert_eq(wf_send_event(cl, "go-k", "\x01", 1, NULL), WF_OK);
-    wait_state(child, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
-    wait_state(parent, WF_STATE_COMPLETED, 20000, &st);
-    char *json = output_json(&st);
-    cr_assert_str_eq(json, "{\"child\":{\"sum\":10,\"event\":1}}");
-    free(json);
-    wf_status_clear(&st);
+    await_state(child, WF_STATE_COMPLETED, 10000);
+    expect_output(parent, 20000, "{\"child\":{\"sum\":10,\"event\":1}}");
     char *log = wf_test_slurp(log_path);
     cr_assert(strstr(log, "WF_TEST_CRASH_AFTER_CHILD_READ: killing this process"),
               "the worker did not crash where intended:\n%s", log);

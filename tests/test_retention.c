@@ -71,11 +71,8 @@ Test(retention, final_indexes_forget_expired_runs_without_a_later_end)
 {
     start_worker();
     wf_run *ok = start("echo"), *bad = start("fatal");
-    wf_status st;
-    wait_state(ok, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
-    wait_state(bad, WF_STATE_FAILED, 10000, &st);
-    wf_status_clear(&st);
+    await_state(ok, WF_STATE_COMPLETED, 10000);
+    await_state(bad, WF_STATE_FAILED, 10000);
     /* Kept for the retention time: still listed and counted. */
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:completed"), 1);
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{fatal}:state:failed"), 1);

@@ -205,9 +205,7 @@ static void teardown(void)
     wf_client_free(cl);
     redisFree(rc);
     wf_test_redis_stop(&srv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    wf_test_remove_tree(dir);
     cr_assert(clean, "a sanitizer reported an error in a worker process");
 }
 

@@ -88,8 +88,7 @@ Test(steps, sleep_holds_no_slot_and_replays_finished_steps)
     wf_error err = {0};
     wf_run *other = wf_run_workflow(cl, "echo", NULL, 0, &err);
     cr_assert_not_null(other);
-    wait_state(other, WF_STATE_COMPLETED, 1500, &st);
-    wf_status_clear(&st);
+    await_state(other, WF_STATE_COMPLETED, 1500);
     wf_status st2;
     cr_assert_eq(wf_run_status(sleeper, &st2, NULL), WF_OK);
     cr_assert_eq(st2.state, WF_STATE_WAITING, "still asleep while the other run finished");
@@ -152,19 +151,13 @@ Test(steps, event_wakes_a_waiting_run_with_its_payload)
                                      "box",
                                      4, &err),
                  WF_OK);
-    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
-    cr_assert_eq(st.state, WF_STATE_WAITING);
-    wf_status_clear(&st);
+    assert_state_now(run, WF_STATE_WAITING);
     cr_assert_eq(wf_send_event_keyed(cl, "shipped", "A-1",
                                      "\xa5"
                                      "truck",
                                      6, &err),
                  WF_OK, "%s", err.message);
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    char *json = output_json(&st);
-    cr_assert_str_eq(json, "{\"sum\":0,\"event\":\"truck\"}");
-    free(json);
-    wf_status_clear(&st);
+    expect_output(run, 10000, "{\"sum\":0,\"event\":\"truck\"}");
     cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 1);
     wf_run_free(run);
 }
@@ -177,12 +170,7 @@ Test(steps, event_sent_before_the_wait_is_received)
     cr_assert_eq(wf_test_cmd_int(rc, "HSET wf:workflows stepper {}"), 1);
     wf_run *run = start("{\"n\":0,\"event\":\"paid\",\"key\":\"X-9\"}");
     worker_pid = start_worker("1", "2", "15000");
-    wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    char *json = output_json(&st);
-    cr_assert_str_eq(json, "{\"sum\":0,\"event\":42}");
-    free(json);
-    wf_status_clear(&st);
+    expect_output(run, 10000, "{\"sum\":0,\"event\":42}");
     wf_run_free(run);
 }
 
@@ -190,12 +178,7 @@ Test(steps, event_wait_times_out)
 {
     worker_pid = start_worker("1", "2", "15000");
     wf_run *run = start("{\"n\":0,\"event\":\"never\",\"event_timeout_ms\":300}");
-    wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    char *json = output_json(&st);
-    cr_assert_str_eq(json, "{\"sum\":0,\"event\":\"timeout\"}");
-    free(json);
-    wf_status_clear(&st);
+    expect_output(run, 10000, "{\"sum\":0,\"event\":\"timeout\"}");
     wf_run_free(run);
 }
 
@@ -231,15 +214,10 @@ static wf_run *waiting_for(const char *event, int timeout_ms, long long *deadlin
     return run;
 }
 
+/* Else an event after the deadline satisfied the wait. */
 static void expect_timeout(wf_run *run)
 {
-    wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    char *json = output_json(&st);
-    cr_assert_str_eq(json, "{\"sum\":0,\"event\":\"timeout\"}",
-                     "an event after the deadline satisfied the wait: %s", json);
-    free(json);
-    wf_status_clear(&st);
+    expect_output(run, 10000, "{\"sum\":0,\"event\":\"timeout\"}");
 }
 
 Test(steps, event_just_after_the_deadline_does_not_satisfy_the_wait)
@@ -285,12 +263,7 @@ Test(steps, event_before_the_deadline_found_after_it_still_counts)
     cr_assert_lt(redis_ms(), deadline, "sent before the deadline");
     cr_assert(wf_test_wait(redis_time_reached, &deadline, 5000));
     worker_pid = start_worker("1", "2", "15000");
-    wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    char *json = output_json(&st);
-    cr_assert_str_eq(json, "{\"sum\":0,\"event\":42}");
-    free(json);
-    wf_status_clear(&st);
+    expect_output(run, 10000, "{\"sum\":0,\"event\":42}");
     wf_run_free(run);
 }
 
@@ -338,9 +311,7 @@ Test(steps, step_attempt_counts_an_execution_killed_mid_step)
     cr_assert(wf_test_wait(line_logged, &first, 10000), "the step body never started");
     wf_test_kill(worker_pid, SIGKILL, 5000);
     worker_pid = start_worker("0", "1", "1000");
-    wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 20000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_COMPLETED, 20000);
     cr_assert_eq(count_lines("HOLD1", wf_run_id(run), "hold"), 1);
     cr_assert_eq(count_lines("HOLD2", wf_run_id(run), "hold"), 1,
                  "the body run again after the kill did not see attempt 2");
@@ -365,36 +336,29 @@ Test(steps, stop_pause_resume_restart_a_waiting_run)
     worker_pid = start_worker("1", "2", "15000");
     wf_run *run = start("{\"n\":2,\"event\":\"go\"}");
     wf_status st;
-    wait_state(run, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_WAITING, 10000);
     wf_error err = {0};
     cr_assert_eq(wf_run_pause(run, &err), WF_OK, "%s", err.message);
     cr_assert_eq(wf_run_pause(run, &err), WF_ERR_STATE, "pausing twice says so");
-    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
-    cr_assert_eq(st.state, WF_STATE_PAUSED);
-    wf_status_clear(&st);
+    assert_state_now(run, WF_STATE_PAUSED);
     cr_assert_eq(wf_run_resume(run, &err), WF_OK, "%s", err.message);
     /* A waiting run without a timer resumes to queued, replays, and waits again. */
-    wait_state(run, WF_STATE_WAITING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_WAITING, 10000);
     cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#1"), 1, "replayed, not re-run");
     cr_assert_eq(wf_run_stop(run, &err), WF_OK);
-    wait_state(run, WF_STATE_CANCELLED, 5000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_CANCELLED, 5000);
     /* Restart keeping steps: finishes without executing s#0 again once the event comes. */
     cr_assert_eq(wf_run_restart(run, 0, &err), WF_OK, "%s", err.message);
     wait_state(run, WF_STATE_WAITING, 10000, &st);
     cr_assert_eq(st.attempt, 2);
     wf_status_clear(&st);
     cr_assert_eq(wf_send_event(cl, "go", NULL, 0, &err), WF_OK);
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_COMPLETED, 10000);
     cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 1);
     /* Restart clearing steps: s#0 executes again, and the fresh wait finds the "go" event sent a
      * moment ago in the event log (the look-back window). */
     cr_assert_eq(wf_run_restart(run, 1, &err), WF_OK);
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_COMPLETED, 10000);
     cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 2);
     wf_run_free(run);
 }
@@ -408,19 +372,14 @@ Test(steps, pause_a_running_run_then_resume_replays)
 {
     worker_pid = start_worker("1", "2", "15000");
     wf_run *run = start("{\"n\":1,\"hold_ms\":1500}");
-    wf_status st;
-    wait_state(run, WF_STATE_RUNNING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_RUNNING, 10000);
     /* Wait until the hold step is executing (s#0 is recorded by then). */
     cr_assert(wf_test_wait(hold_started, run, 10000), "the hold step never started");
     wf_error err = {0};
     cr_assert_eq(wf_run_pause(run, &err), WF_OK, "%s", err.message);
-    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
-    cr_assert_eq(st.state, WF_STATE_PAUSED);
-    wf_status_clear(&st);
+    assert_state_now(run, WF_STATE_PAUSED);
     cr_assert_eq(wf_run_resume(run, &err), WF_OK);
-    wait_state(run, WF_STATE_COMPLETED, 20000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_COMPLETED, 20000);
     cr_assert_eq(count_lines("STEP", wf_run_id(run), "s#0"), 1, "finished step not re-run");
     cr_assert_eq(count_violations(), 0);
     wf_run_free(run);

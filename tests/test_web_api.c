@@ -31,29 +31,12 @@ static void response_free(response *r)
     memset(r, 0, sizeof *r);
 }
 
-static int connect_to(int p)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)p);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* One request to port `p` with extra header lines `headers` (each ending in \r\n, may be NULL;
  * a "Host:" among them replaces the default one). Returns the status or -1. */
 static int http_to(int p, const char *method, const char *path, const char *headers, response *res)
 {
     memset(res, 0, sizeof *res);
-    int fd = connect_to(p);
+    int fd = wf_test_tcp_connect(p);
     if (fd < 0) return -1;
     char req[2048];
     int has_host = headers && strncmp(headers, "Host:", 5) == 0;
@@ -62,25 +45,11 @@ static int http_to(int p, const char *method, const char *path, const char *head
                      method, path, has_host ? "X-Test: " : "Host: 127.0.0.1:", p,
                      headers ? headers : "");
     int ok = send(fd, req, (size_t)n, MSG_NOSIGNAL) == n;
-    size_t cap = 8192, len = 0;
-    char *buf = malloc(cap);
-    for (ssize_t r = 1; ok && buf && r > 0;) {
-        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
-        if (!buf) break;
-        r = read(fd, buf + len, cap - len - 1);
-        if (r > 0) len += (size_t)r;
-    }
-    close(fd);
-    if (!buf) return -1;
-    buf[len] = '\0';
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (!ok || !sep || sscanf(buf, "HTTP/1.%*d %d", &res->status) != 1) {
-        free(buf);
+    if (!ok) {
+        close(fd);
         return -1;
     }
-    res->head = strndup(buf, (size_t)(sep - buf));
-    res->body = strdup(sep + 4);
-    free(buf);
+    res->status = wf_test_http_read(fd, &res->head, &res->body);
     return res->status;
 }
 
@@ -112,7 +81,7 @@ static json_t *call(const char *method, const char *path, int code)
 
 static int answers(void *arg)
 {
-    int fd = connect_to(*(int *)arg);
+    int fd = wf_test_tcp_connect(*(int *)arg);
     if (fd < 0) return 0;
     close(fd);
     return 1;

@@ -160,9 +160,7 @@ Test(worker, a_stuck_handler_does_not_hang_free)
     wf_run *run =
         wf_run_workflow_ex(cl, "stuck", NULL, 0, &(wf_run_options){.allow_unregistered = 1}, &err);
     cr_assert_not_null(run, "%s", err.message);
-    wf_status st;
-    wait_state(run, WF_STATE_RUNNING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_RUNNING, 10000);
     wf_worker_stop(w);
     void *ret;
     pthread_join(t, &ret); /* returns after the drain deadline, the run handed back */
@@ -170,8 +168,7 @@ Test(worker, a_stuck_handler_does_not_hang_free)
     int64_t t0 = wf__mono_ms();
     wf_worker_free(w); /* detaches the stuck thread after a short grace */
     cr_assert_lt(wf__mono_ms() - t0, 5000);
-    wait_state(run, WF_STATE_QUEUED, 1000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_QUEUED, 1000);
     atomic_store(&stuck_release, 1); /* the detached thread returns and frees its job */
     wf_run_free(run);
 }

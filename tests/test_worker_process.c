@@ -29,12 +29,8 @@ Test(worker, sigkill_of_a_worker_child_mid_run_is_recovered)
      * enough that the kill lands while it runs, even on a loaded machine (the cluster suites
      * run beside the single-server ones). */
     worker_pid = start_worker((const char *[]){"--processes", "1", "--lease-ms", "2500", NULL});
-    char p[16];
-    size_t n = pack_int(p, 3000);
-    wf_run *run = start_run("slow", p, n);
+    wf_run *run = start_slow_running(3000);
     wf_status st;
-    wait_state(run, WF_STATE_RUNNING, 10000, &st);
-    wf_status_clear(&st);
     pid_t child = holder_pid(run);
     cr_assert_gt(child, 0);
     cr_assert_neq(child, worker_pid, "the run is held by a child, not the supervisor");
@@ -55,12 +51,8 @@ Test(worker, sigkill_of_a_worker_child_mid_run_is_recovered)
 Test(worker, sigterm_drains_and_exits_0)
 {
     worker_pid = start_worker((const char *[]){"--processes", "2", NULL});
-    char p[16];
-    size_t n = pack_int(p, 800);
-    wf_run *run = start_run("slow", p, n);
+    wf_run *run = start_slow_running(800);
     wf_status st;
-    wait_state(run, WF_STATE_RUNNING, 10000, &st);
-    wf_status_clear(&st);
     int status = wf_test_kill(worker_pid, SIGTERM, 30000);
     worker_pid = 0;
     cr_assert(WIFEXITED(status), "supervisor exited (status 0x%x)", status);
@@ -76,12 +68,8 @@ Test(worker, sigterm_drains_and_exits_0)
 Test(worker, sigterm_past_drain_hands_runs_back_to_the_queue)
 {
     worker_pid = start_worker((const char *[]){"--processes", "1", "--drain-ms", "200", NULL});
-    char p[16];
-    size_t n = pack_int(p, 20000);
-    wf_run *run = start_run("slow", p, n);
+    wf_run *run = start_slow_running(20000);
     wf_status st;
-    wait_state(run, WF_STATE_RUNNING, 10000, &st);
-    wf_status_clear(&st);
     int status = wf_test_kill(worker_pid, SIGTERM, 30000);
     worker_pid = 0;
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
@@ -99,8 +87,7 @@ Test(worker, survives_client_kill)
     size_t n = pack_int(p, 1);
     wf_run *a = start_run("echo", p, n);
     wf_status st;
-    wait_state(a, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    await_state(a, WF_STATE_COMPLETED, 10000);
     /* Drop every connection but ours (SKIPME yes is the default: ours survives). */
     redisReply *r = redisCommand(rc, "CLIENT KILL TYPE normal");
     if (r) freeReplyObject(r);
@@ -111,8 +98,7 @@ Test(worker, survives_client_kill)
                                     : "connection to Redis lost",
              5000);
     wf_run *b = start_run("echo", p, n);
-    wait_state(b, WF_STATE_COMPLETED, 15000, &st);
-    wf_status_clear(&st);
+    await_state(b, WF_STATE_COMPLETED, 15000);
     /* Scripts flushed (as after a Redis restart): EVALSHA falls back to EVAL. */
     r = redisCommand(rc, "SCRIPT FLUSH");
     if (r) freeReplyObject(r);
@@ -143,12 +129,8 @@ static int log_count_at_least(void *arg)
 Test(worker, result_finished_while_disconnected_is_sent_after_reconnect)
 {
     worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
-    char p[16];
-    size_t n = pack_int(p, 200);
-    wf_run *run = start_run("slow", p, n);
+    wf_run *run = start_slow_running(200);
     wf_status st;
-    wait_state(run, WF_STATE_RUNNING, 10000, &st);
-    wf_status_clear(&st);
     /* Cut the worker off: drop its connections and refuse new ones (only ours stays). */
     redisReply *r = redisCommand(rc, "CONFIG SET maxclients 1");
     if (r) freeReplyObject(r);

@@ -130,12 +130,10 @@ Test(worker, stop_cancels_a_running_run_and_drops_its_result)
     size_t n = pack_int(p, 20000);
     wf_run *run = start_run("slow", p, n);
     wf_status st;
-    wait_state(run, WF_STATE_RUNNING, 10000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_RUNNING, 10000);
     wf_error err = {0};
     cr_assert_eq(wf_run_stop(run, &err), WF_OK, "%s", err.message);
-    wait_state(run, WF_STATE_CANCELLED, 1000, &st);
-    wf_status_clear(&st);
+    await_state(run, WF_STATE_CANCELLED, 1000);
     wait_log("lease lost", 10000);
     wait_log("result dropped", 10000);
     wait_state(run, WF_STATE_CANCELLED, 1000, &st);
@@ -143,8 +141,7 @@ Test(worker, stop_cancels_a_running_run_and_drops_its_result)
     wf_status_clear(&st);
     /* The only slot is free again. */
     wf_run *next = start_run("echo", p, n);
-    wait_state(next, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    await_state(next, WF_STATE_COMPLETED, 10000);
     wf_run_free(next);
     wf_run_free(run);
 }
@@ -152,12 +149,8 @@ Test(worker, stop_cancels_a_running_run_and_drops_its_result)
 Test(worker, send_event_from_a_handler)
 {
     worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
-    char p[16];
-    size_t n = pack_int(p, 7);
-    wf_run *run = start_run("sender", p, n);
-    wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    wf_run *run = start_run_int("sender", 7);
+    await_state(run, WF_STATE_COMPLETED, 10000);
     cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{ev:test-event}:log"), 1);
     wf_run_free(run);
 }
@@ -200,11 +193,7 @@ Test(worker, bad_stream_entry_goes_to_the_dead_list)
     cr_assert_not_null(id2);
     free(id2);
     wait_log("WRONGTYPE", 10000);
-    char p[16];
-    size_t n = pack_int(p, 5);
-    wf_run *run = start_run("echo", p, n);
-    wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
-    wf_status_clear(&st);
+    wf_run *run = start_run_int("echo", 5);
+    await_state(run, WF_STATE_COMPLETED, 10000);
     wf_run_free(run);
 }

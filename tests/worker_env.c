@@ -58,6 +58,22 @@ size_t pack_int(char *buf, long long v)
     return n;
 }
 
+/* start_run with the integer `v` (packed by pack_int) as the payload. */
+wf_run *start_run_int(const char *workflow, long long v)
+{
+    char p[16];
+    size_t n = pack_int(p, v);
+    return start_run(workflow, p, n);
+}
+
+/* Starts a run of `slow` that holds its slot for `ms` and waits until it is running. */
+wf_run *start_slow_running(long long ms)
+{
+    wf_run *run = start_run_int("slow", ms);
+    await_state(run, WF_STATE_RUNNING, 10000);
+    return run;
+}
+
 /* How many lines of the exec log name `id`. */
 int exec_count(const char *id)
 {

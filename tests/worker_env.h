@@ -21,6 +21,12 @@ wf_run *start_run(const char *workflow, const void *payload, size_t len);
 /* Packs v as msgpack into buf (room for 9 bytes); returns the length. */
 size_t pack_int(char *buf, long long v);
 
+/* start_run with the integer `v` (packed by pack_int) as the payload. */
+wf_run *start_run_int(const char *workflow, long long v);
+
+/* Starts a run of `slow` that holds its slot for `ms` and waits until it is running. */
+wf_run *start_slow_running(long long ms);
+
 /* How many lines of the exec log name `id`. */
 int exec_count(const char *id);
 

@@ -4,7 +4,6 @@
  * under the same id and can never create a second run. */
 #include "chaos.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -196,28 +195,7 @@ int chaos_workers_stop(chaos_env *e)
 
 int chaos_children(chaos_env *e, pid_t *out, int max)
 {
-    DIR *d = opendir("/proc");
-    int n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d)) && n < max) {
-        pid_t pid = (pid_t)atoi(de->d_name);
-        if (pid <= 0) continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        char *close_paren = strrchr(buf, ')');
-        int ppid = 0;
-        char state;
-        if (close_paren && sscanf(close_paren + 2, "%c %d", &state, &ppid) == 2 && ppid == e->sup &&
-            state != 'Z')
-            out[n++] = pid;
-    }
-    if (d) closedir(d);
-    return n;
+    return wf_test_children(e->sup, out, max);
 }
 
 /* ---- Runs ------------------------------------------------------------------------------------ */
