@@ -230,3 +230,53 @@ Test(restart, slow_loading_restart_under_load_loses_and_repeats_nothing)
     cr_assert_arr_eq(after, before, sizeof(pid_t) * 2, "the same worker processes");
     cr_assert(WIFEXITED(status), "supervisor exited after SIGTERM (status 0x%x)", status);
 }
+
+/* A claim whose reply is lost with its connection (here forced by the test hook, as when Redis
+ * is killed right after claim.lua ran): the run it made ours is handed back once the connection
+ * is back, and runs at once, instead of waiting out its lease (60 s here) to be reclaimed as if
+ * this worker had died. */
+Test(restart, run_of_a_claim_whose_reply_was_lost_is_handed_back_not_reclaimed)
+{
+    char log_path[300];
+    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
+    const char *args[] = {"--processes", "1", "--lease-ms", "60000", NULL};
+    const char *env[] = {"WF_TEST_LOSE_CLAIM_REPLY=1", NULL};
+    const char *names[] = {"stepper", NULL};
+    pid_t sup = wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
+                                                       .extra = args,
+                                                       .env = env,
+                                                       .log_path = log_path,
+                                                       .rc = rc,
+                                                       .workflows = names});
+    wf_error err = {0};
+    wf_client *cl = wf_client_connect(srv.url, &err);
+    cr_assert_not_null(cl, "%s", err.message);
+    const char *json = "{\"n\":1}";
+    msgpack_sbuffer in;
+    msgpack_sbuffer_init(&in);
+    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &in, &err), WF_OK);
+    wf_run *run = wf_run_workflow(cl, "stepper", in.data, in.size, &err);
+    cr_assert_not_null(run, "%s", err.message);
+    msgpack_sbuffer_destroy(&in);
+    long long one = 1;
+    int done = wf_test_wait(some_completed, &one, 20000);
+    wf_status st;
+    cr_assert_eq(wf_run_status(run, &st, &err), WF_OK, "%s", err.message);
+    long long reclaims = 0;
+    for (size_t f = 0; f < st.raw_len; f++)
+        if (strcmp(st.raw[f].name, "reclaims") == 0) reclaims = atoll(st.raw[f].value);
+    wf_state state = st.state;
+    wf_status_clear(&st);
+    wf_run_free(run);
+    wf_client_free(cl);
+    wf_test_kill(sup, SIGTERM, 30000);
+    char *log = wf_test_slurp(log_path);
+    int lost = count_of(log, "connection lost while claiming");
+    int handed = count_of(log, "handed back to the queue: a claim of it whose reply was lost");
+    free(log);
+    cr_assert_eq(lost, 1, "the hook lost one claim reply");
+    cr_assert(done, "the run completed long before its 60 s lease (state %s)",
+              wf_state_name(state));
+    cr_assert_eq(handed, 1, "it was handed back");
+    cr_assert_eq(reclaims, 0, "and not reclaimed");
+}

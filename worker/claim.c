@@ -32,8 +32,16 @@
 typedef struct claim_batch {
     wf_worker *w;
     wf__wdef *def;
-    int ngood; /* slots reserved */
+    int ngood;  /* slots reserved */
+    char **ids; /* the ngood run ids, for wf__claim_recover should the reply be lost */
 } claim_batch;
+
+static void batch_free(claim_batch *b)
+{
+    for (int i = 0; b->ids && i < b->ngood; i++) free(b->ids[i]);
+    free(b->ids);
+    free(b);
+}
 
 /* The definition whose lane stream is named `name`; sets *lane. NULL when none is. */
 static wf__wdef *def_by_queue(wf_worker *w, const char *name, size_t len, wf__lane *lane)
@@ -99,18 +107,30 @@ static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *it
 
 static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     claim_batch *b = privdata;
     wf_worker *w = b->w;
     redisReply *r = reply;
     w->reserved -= b->ngood;
     w->claims_inflight--;
+#ifdef WF_FAULT_INJECTION /* -DWF_FAULT_INJECTION=ON only (CMakeLists.txt), never installed */
+    /* As if the connection dropped after claim.lua ran: the reply is lost, cmd reconnects. */
+    static int lose_once = 1;
+    const char *lose = getenv("WF_TEST_LOSE_CLAIM_REPLY");
+    if (r && lose && *lose == '1' && lose_once && r->type == REDIS_REPLY_ARRAY) {
+        lose_once = 0;
+        r = NULL;
+        wf__conn_drop(&w->cmd, ac, "test: claim reply lost");
+    }
+#endif
     if (!r) {
-        if (!w->closing)
+        if (!w->closing) {
             wf__log(WF__LOG_WARN,
-                    "connection lost while claiming from %s; unclaimed entries are "
-                    "recovered by XAUTOCLAIM after the lease time",
-                    b->def->name);
+                    "connection lost while claiming %d run%s of %s; those it made ours are "
+                    "handed back once Redis answers, unclaimed entries are recovered by "
+                    "XAUTOCLAIM after the lease time",
+                    b->ngood, b->ngood == 1 ? "" : "s", b->def->name);
+            for (int i = 0; b->ids && i < b->ngood; i++) wf__claim_lost_add(w, b->def, b->ids[i]);
+        }
     } else if (r->type == REDIS_REPLY_ERROR) {
         wf_error e = {0};
         wf__script_error(r->str, r->len, &e);
@@ -162,7 +182,7 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
             wf__job_hold(w, job);
         }
     }
-    free(b);
+    batch_free(b);
     wf__claim_arm(w);
     wf__worker_check_drain(w);
 }
@@ -249,11 +269,13 @@ static void claim_entries(wf_worker *w, wf__wdef *def, wf__lane lane, const redi
     for (int i = 0; i < 2 * ngood; i++) args[na++] = good[i];
     for (int i = 0; i < 2 * nbad; i++) args[na++] = bad[i];
     for (int i = 0; i < na; i++) arglen[i] = strlen(args[i]);
-    claim_batch *b = malloc(sizeof *b);
+    claim_batch *b = calloc(1, sizeof *b);
     if (!b) goto out;
     b->w = w;
     b->def = def;
     b->ngood = ngood;
+    b->ids = calloc((size_t)ngood + 1, sizeof *b->ids);
+    for (int i = 0; b->ids && i < ngood; i++) b->ids[i] = strdup(good[2 * i + 1]);
     if (!wf__conn_usable(&w->cmd) ||
         wf__conn_script(&w->cmd, claim_reply, b, WF__SCRIPT_CLAIM, WF__NFIXED + ngood + 4, keys, na,
                         args, arglen) != WF_OK) {
@@ -261,7 +283,7 @@ static void claim_entries(wf_worker *w, wf__wdef *def, wf__lane lane, const redi
                 "cannot send claim.lua for workflow %s now; the entries are "
                 "recovered by XAUTOCLAIM after the lease time",
                 def->name);
-        free(b);
+        batch_free(b);
         goto out;
     }
     w->reserved += ngood;

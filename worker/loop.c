@@ -30,6 +30,7 @@ static void on_ready(wf_worker *w, wf__conn *conn)
         wf__ops_on_ready(w);      /* presence, readiness probe, outbox groups */
         wf__children_on_ready(w); /* invoke.c: groups of P:{W}:parents */
         wf__claim_setup(w);
+        wf__claim_recover(w);
         wf__job_flush_ops(w);
         wf__reqs_pump(w);
     }
@@ -46,6 +47,7 @@ static void leave(wf_worker *w)
     if (w->closing) return;
     w->closing = 1;
     wf__reqs_fail_all(w, WF_ERR_CLOSED, "the worker is shutting down");
+    wf__claim_recover(w); /* closing: frees what is left (their leases expire) */
     wf__pool_set_loop_running(w->pool, 0);
     wf__conn_close(&w->block);
     wf__conn_close(&w->cmd);

@@ -87,9 +87,12 @@ struct wf_worker {
     int read_reserved;   /* cluster: the COUNTs of the workflows' outstanding reads, added */
     int arm_next;        /* cluster: the workflow the next arming starts from (round robin) */
     int claims_inflight; /* claim.lua calls outstanding */
-    int ops_inflight;    /* end operations outstanding */
-    int ops_refused;     /* an end operation came back refused (finish.c): resend on the tick */
-    wf__job **cbatch;    /* completions to send at the end of this loop turn (batch_end.c) */
+    /* claim.c: runs a claim.lua whose reply was lost may have made ours (run id, then its
+     * workflow's index in defs), checked and handed back once cmd is ready again */
+    struct wf__lost_claim *lost_claims;
+    int ops_inflight; /* end operations outstanding */
+    int ops_refused;  /* an end operation came back refused (finish.c): resend on the tick */
+    wf__job **cbatch; /* completions to send at the end of this loop turn (batch_end.c) */
     int ncbatch, cbatch_cap;
     struct event *cbatch_ev;
     int64_t read_retry_at; /* mono ms: after NOGROUP etc., wait before reading again */
