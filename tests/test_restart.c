@@ -126,7 +126,9 @@ Test(restart, slow_loading_restart_under_load_loses_and_repeats_nothing)
         cr_assert_eq(redisGetReply(rc, &r), REDIS_OK);
         freeReplyObject(r);
     }
-    cr_assert_not_null(wf_test_cmd_str(rc, "BGREWRITEAOF"));
+    char *rewrite = wf_test_cmd_str(rc, "BGREWRITEAOF");
+    cr_assert_not_null(rewrite);
+    free(rewrite);
     cr_assert(wf_test_wait(aof_rewritten, NULL, 20000), "the AOF rewrite finished");
 
     char log_path[300], exec_path[300], exec_env[340], port_env[64];
