@@ -47,6 +47,10 @@ static int lease_fence(wf_ctx *ctx, const char *name)
 {
     int64_t fence = atomic_load(&ctx->job->lease_until_mono) - ctx->job->lease_ms / 10;
     ctx->step_admitted_ms = wf__now_ms();
+    if (atomic_load(&ctx->job->cancelled)) /* lost meanwhile (stopped, timed out, taken over) */
+        return wf_ctx_fail(ctx, WF_ERR_CANCELLED,
+                           "step '%s' not started: the run was stopped, timed out or taken over",
+                           name);
     if (ctx->job->lease_ms > 0 && wf__mono_ms() >= fence) {
         atomic_store(&ctx->job->fenced, 1);
         atomic_store(&ctx->job->cancelled, 1);

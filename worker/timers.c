@@ -201,13 +201,6 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
         wf__script_error(r->str, r->len, &e);
         wf__log(WF__LOG_ERROR, "heartbeat.lua failed for workflow %s: %s", h->def->name, e.message);
     } else if (r && r->type == REDIS_REPLY_ARRAY && !w->closing) {
-        /* Renewed: every lease of this workflow that is not reported lost below (a run claimed
-         * after the heartbeat left keeps its later claim-time deadline). */
-        int64_t until = h->sent_mono + w->opt.lease_ms;
-        for (wf__job *j = w->held_head; j; j = j->next)
-            if (j->def == h->def && j->lease == WF__LEASE_HELD &&
-                atomic_load(&j->lease_until_mono) < until)
-                atomic_store(&j->lease_until_mono, until);
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *p = r->element[i];
             if (p->type != REDIS_REPLY_ARRAY || p->elements != 2 ||
@@ -222,6 +215,16 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 }
             }
         }
+        /* Renewed: every lease of this workflow still held once those reported lost above are
+         * marked (a run claimed after the heartbeat left keeps its later claim-time deadline).
+         * Lost first: renewing a lost run's deadline, even for a moment, let its executor pass
+         * the step fence and run a step another worker had recorded (the pause chaos scenario
+         * caught it once: a process thawed from SIGSTOP). */
+        int64_t until = h->sent_mono + w->opt.lease_ms;
+        for (wf__job *j = w->held_head; j; j = j->next)
+            if (j->def == h->def && j->lease == WF__LEASE_HELD &&
+                atomic_load(&j->lease_until_mono) < until)
+                atomic_store(&j->lease_until_mono, until);
     }
     free(h);
 }
