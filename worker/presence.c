@@ -31,8 +31,7 @@ static char *entry_json(wf_worker *w, int64_t now)
                           (json_int_t)getpid(), "started_at", (json_int_t)ops->started_at,
                           "last_seen", (json_int_t)now, "concurrency", w->opt.concurrency, "busy",
                           w->busy, "workflows", wfs);
-    if (o && ops->http && ops->http_addr[0])
-        json_object_set_new(o, "http", json_string(ops->http_addr));
+    if (o && ops->http_addr[0]) json_object_set_new(o, "http", json_string(ops->http_addr));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
