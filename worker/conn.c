@@ -39,7 +39,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 
 static void schedule_retry(wf__conn *conn)
 {
-    if (conn->closed || conn->w->closing) return;
+    if (conn->closed || conn->w->stop.closing) return;
     struct timeval tv = {conn->backoff_ms / 1000, (conn->backoff_ms % 1000) * 1000};
     evtimer_add(conn->retry_ev, &tv);
     conn->backoff_ms *= 2;
@@ -89,7 +89,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     int was_ready = conn->ready;
     conn->ac = NULL;
     conn->ready = 0;
-    if (conn->closed || conn->w->closing) return;
+    if (conn->closed || conn->w->stop.closing) return;
     if (status != REDIS_OK || was_ready)
         wf__log(WF__LOG_WARN, "%s connection to Redis lost%s%s; reconnecting in %d ms", conn->name,
                 ac->errstr && ac->errstr[0] ? ": " : "", ac->errstr ? ac->errstr : "",
@@ -275,7 +275,7 @@ void wf__conn_reset(wf__conn *conn, const char *why)
         if (ac) redisAsyncFree(ac); /* pending callbacks fire with NULL replies */
     }
     conn->tearing = 0;
-    if (conn->closed || w->closing) return;
+    if (conn->closed || w->stop.closing) return;
     if (was_ready) {
         wf__log(WF__LOG_WARN, "%s connection to Redis Cluster lost: %s; reconnecting in %d ms",
                 conn->name, why, conn->backoff_ms);
@@ -336,7 +336,7 @@ static void start_cluster(wf__conn *conn)
 void wf__conn_start(wf__conn *conn)
 {
     wf_worker *w = conn->w;
-    if (conn->ac || conn->closed || w->closing) return;
+    if (conn->ac || conn->closed || w->stop.closing) return;
     if (conn->cluster) {
         start_cluster(conn);
         return;

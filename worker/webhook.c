@@ -100,7 +100,7 @@ static void pump(wf__hooks *h, delivery *x, int64_t now);
 
 static int usable(wf__hooks *h)
 {
-    return !h->closing && !h->w->closing && wf__conn_usable(&h->w->cmd);
+    return !h->closing && !h->w->stop.closing && wf__conn_usable(&h->w->cmd);
 }
 
 static void drop(wf__hooks *h, delivery *x)
@@ -504,7 +504,7 @@ void wf__hooks_tick(wf__hooks *h, int64_t now)
             free(argv);
         }
     }
-    if (w->draining) return;        /* finish what is held; take nothing new */
+    if (w->stop.draining) return;   /* finish what is held; take nothing new */
     int room = MAX_HELD - h->nheld; /* a soft limit: COUNT applies per outbox */
     if (room > 0 && h->ndefs > 0)
         wf__greader_read(h->reader, now, room / h->ndefs > 0 ? room / h->ndefs : 1);
