@@ -207,7 +207,7 @@ void wf__metrics_attempt_end(wf__job *job, wf__outcome outcome)
 static int in_flight(const wf_worker *w, const wf__wdef *def)
 {
     int n = 0;
-    for (const wf__job *j = w->held_head; j; j = j->next)
+    for (const wf__job *j = w->jobs.head; j; j = j->next)
         if (j->def == def && j->dispatched && !j->returned) n++;
     return n;
 }

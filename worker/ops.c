@@ -265,8 +265,8 @@ void wf__ops_stop(wf_worker *w)
 
 const char *wf__ops_not_ready(const wf_worker *w)
 {
-    if (w->closing) return "the worker is shutting down";
-    if (w->draining) return "the worker is draining (stopping)";
+    if (w->stop.closing) return "the worker is shutting down";
+    if (w->stop.draining) return "the worker is draining (stopping)";
     if (!wf__conn_usable(&w->cmd)) return "the command connection to Redis is not ready";
     if (!wf__conn_usable(&w->block)) return "the blocking connection to Redis is not ready";
     if (!w->ops->scripts_ok) return "no Lua script has answered yet since Redis (re)connected";
@@ -444,7 +444,7 @@ void wf__ops_tick(wf_worker *w, int64_t now)
     wf__ops *ops = w->ops;
     wf__sd_tick(w, now); /* the watchdog pings while Redis is down too: it watches the loop */
     if (ops && ops->gauges) wf__metrics_publish(w); /* readiness too, connected or not */
-    if (!ops || !ops->gauges || w->closing || !wf__conn_usable(&w->cmd)) return;
+    if (!ops || !ops->gauges || w->stop.closing || !wf__conn_usable(&w->cmd)) return;
     if (now >= ops->next_probe) {
         ops->next_probe = now + PROBE_MS;
         probe(w);
