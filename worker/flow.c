@@ -50,7 +50,7 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf_worker *w = f->w;
     wf__wdef *def = f->def;
     redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->closing ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->stop.closing ||
         !wf__conn_usable(&w->cmd)) {
         round_free(f);
         return;
@@ -89,7 +89,7 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 void wf__flow_tick(wf_worker *w, wf__wdef *def)
 {
-    if (def->flow_busy || w->closing || w->draining || !wf__conn_usable(&w->cmd)) return;
+    if (def->flow_busy || w->stop.closing || w->stop.draining || !wf__conn_usable(&w->cmd)) return;
     flow_round *f = calloc(1, sizeof *f);
     if (!f) return;
     f->w = w;
