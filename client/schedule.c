@@ -194,20 +194,6 @@ int wf__sched_decode(const void *data, size_t len, wf__sched_rec *rec, wf_error 
 
 /* ---- Adding and removing -------------------------------------------------------------------- */
 
-static int redis_time(wf_client *client, int64_t *now, wf_error *err)
-{
-    redisReply *r = wf__client_cmd(client, 1, err, "TIME");
-    if (!r) return err ? err->code : WF_ERR_IO;
-    int rc = WF_OK;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        *now = strtoll(r->element[0]->str, NULL, 10) * 1000 +
-               strtoll(r->element[1]->str, NULL, 10) / 1000;
-    else
-        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to TIME");
-    freeReplyObject(r);
-    return rc;
-}
-
 /* Runs the `n` commands (argvs[i], argvlens[i], argcs[i]) as one MULTI/EXEC transaction, pipelined
  * on the client's connection and retried once after a reconnect (each transaction here is
  * idempotent). Returns EXEC's reply (caller frees) or NULL with `err` filled. */
@@ -270,7 +256,7 @@ int wf_schedule_add_ex(wf_client *client, const char *id, const char *workflow, 
         return wf_error_set(err, WF_ERR_INVALID, "unknown catch-up policy %d", (int)policy);
     if ((rc = wf__client_check_workflow(client, workflow, err)) != WF_OK) return rc;
     int64_t now = 0;
-    if ((rc = redis_time(client, &now, err)) != WF_OK) return rc;
+    if ((rc = wf__client_time(client, &now, err)) != WF_OK) return rc;
 
     wf__sched_rec rec;
     memset(&rec, 0, sizeof rec);

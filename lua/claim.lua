@@ -10,7 +10,9 @@
 -- {run id, 'GONE'} when the run's hash no longer exists (expired, or deleted by hand), or
 -- {run id, 'DEAD', reason} when the run's key is not a hash (clobbered): that entry went to the
 -- dead-letter list and the rest of the batch is claimed as usual, or {run id, 'HELD', reason}
--- when a flow limit held the run back (it is `waiting` in P:{W}:held, holding no slot).
+-- when a flow limit held the run back (it is `waiting` in P:{W}:held, holding no slot), or
+-- {run id, 'PAUSED'} for every good entry when the workflow is paused (P:{W}:limits field
+-- `paused`, read only when the flow keys are given): those entries are left unacknowledged.
 -- Every entry given is acknowledged and deleted here, on the lane it was read from: from now on
 -- leases, not the stream's pending list, protect a running run. A run's entry is always on its
 -- own lane, so the entry id alone tells the current entry from a stale one. Invalid entries go
@@ -37,7 +39,8 @@ if HELD then
     local bad_flow = flow_check_keys(KEYS[WF_NFIXED + g + 1], FLOW, HELD, RATE)
     if bad_flow then return bad_flow end
 end
-local FLOW_LIM = HELD and flow_limits(KEYS[WF_NFIXED + g + 1])
+local FLOW_LIM, PAUSED
+if HELD then FLOW_LIM, PAUSED = flow_limits(KEYS[WF_NFIXED + g + 1]) end
 if FLOW_LIM and not RATE then FLOW_LIM.rate = 0 end
 
 local function dead_letter(entry, reason)
@@ -49,6 +52,26 @@ local function dead_letter(entry, reason)
     redis.call('LPUSH', KEYS[4], cjson.encode({entry = entry, reason = reason, at = now,
         consumer = consumer, fields = fields}))
     redis.call('LTRIM', KEYS[4], 0, 9999)
+end
+
+local function dead_letter_rest()
+    local b = 5 + 2 * g
+    while ARGV[b] do
+        dead_letter(ARGV[b], ARGV[b + 1] or 'invalid record')
+        b = b + 2
+    end
+end
+
+-- A paused workflow (wf_workflow_pause): its entries are left as they are, unacknowledged in
+-- this consumer's pending list, and the runs stay `queued`. Acknowledging them and queueing
+-- fresh entries instead would hand them straight back to any read still armed over this lane
+-- (a busy loop between workers that have not heard of the pause yet). Left pending, nothing
+-- reads them again: the worker stops reading the workflow on this answer, and on resume takes
+-- them back with XAUTOCLAIM (worker/flow.c), as it would after a dead consumer; no run is lost.
+if PAUSED then
+    for i = 1, g do out[i] = {ARGV[4 + 2 * i], 'PAUSED'} end
+    dead_letter_rest()
+    return out
 end
 
 -- Entries of runs handled here are acknowledged and deleted together at the end (two calls per
@@ -106,9 +129,5 @@ for s = 1, #done, 1000 do -- (unpack's stack limit)
     redis.call('XDEL', Q, unpack(done, s, e))
 end
 if FLOW_LIM and FLOW_LIM.per_key > 0 then flow_sweep(FLOW, 4) end
-local b = 5 + 2 * g
-while ARGV[b] do
-    dead_letter(ARGV[b], ARGV[b + 1] or 'invalid record')
-    b = b + 2
-end
+dead_letter_rest()
 return out

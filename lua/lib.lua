@@ -233,11 +233,13 @@ end
 -- allowed (its "theoretical arrival time"); members in the past mean "free now" and are pruned.
 
 -- The limits in hash `k` as {max, field, per_key, rate, rate_ms, rate_per_key}, or nil when
--- there are none.
+-- there are none; then the hash's `paused` field (wf_workflow_pause: the Redis ms it was paused
+-- at, nil when the workflow is not paused), read by the same call.
 local function flow_limits(k)
     if not k then return nil end
     local f = redis.call('HMGET', k, 'max_running', 'key', 'max_per_key', 'rate', 'rate_ms',
-        'rate_per_key')
+        'rate_per_key', 'paused')
+    local paused = f[7] or nil
     local lim = {max = tonumber(f[1]) or 0, field = f[2], per_key = tonumber(f[3]) or 0,
                  rate = tonumber(f[4]) or 0, rate_ms = tonumber(f[5]) or 0,
                  rate_per_key = f[6] == '1'}
@@ -246,10 +248,10 @@ local function flow_limits(k)
         lim.rate_per_key = false
     end
     if lim.rate <= 0 or lim.rate_ms <= 0 then lim.rate = 0 end
-    if lim.max <= 0 and lim.per_key <= 0 and lim.rate <= 0 then return nil end
+    if lim.max <= 0 and lim.per_key <= 0 and lim.rate <= 0 then return nil, paused end
     -- The key is needed for per-key counts and per-key rates alike.
     lim.keyed = lim.per_key > 0 or lim.rate_per_key
-    return lim
+    return lim, paused
 end
 
 -- The run's key: field lim.field of its msgpack input map, when a string or a number (tabs

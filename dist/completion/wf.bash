@@ -11,7 +11,7 @@ _wf() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     local commands="run status wait steps stop pause resume restart retry list workflows stats
-        workers purge send-event schedule limit web help"
+        workers purge send-event schedule limit pause-workflow resume-workflow web help"
     local states="queued running paused waiting completed failed cancelled terminated"
     cmd=
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -50,12 +50,14 @@ _wf() {
     schedule) opts+=" --catch-up --workflow --force" ;;
     limit) opts+=" --max-running --key --per-key --rate --per --rate-per-key --singleton
         --no-singleton --debounce --clear --force" ;;
+    pause-workflow | resume-workflow) opts+=" --force" ;;
     web) opts="--listen --token --base-path --redis --no-color --help" ;;
     help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
-    elif [ "$cmd" = run ] || [ "$cmd" = limit ]; then
+    elif [ "$cmd" = run ] || [ "$cmd" = limit ] || [ "$cmd" = pause-workflow ] ||
+        [ "$cmd" = resume-workflow ]; then
         COMPREPLY=($(compgen -W "$(_wf_workflows)" -- "$cur"))
     elif [ "$cmd" = schedule ] && [ "$prev" = schedule ]; then
         COMPREPLY=($(compgen -W "add list remove" -- "$cur"))

@@ -355,6 +355,7 @@ typedef struct wf_stats {
     int64_t oldest_queued_ms;                 /* age of the oldest queued run (ms); 0: none */
     long long dead;                           /* dead letters kept (P:{W}:dead) */
     int64_t now_ms;                           /* the Redis time the numbers were taken at */
+    int paused; /* 1 while the workflow is paused (wf_workflow_pause): its queued runs wait */
 } wf_stats;
 
 /* Counts runs per state for workflow `workflow` (NULL: every registered workflow, sorted by
@@ -483,6 +484,19 @@ int wf_schedule_list(wf_client *client, const char *workflow, wf_schedule_info *
 void wf_schedules_free(wf_schedule_info *schedules, size_t n);
 
 /* ---- Flow control ------------------------------------------------------------------------- */
+
+/* Pauses a whole workflow: workers stop claiming its queued runs; runs already started go on, and
+ * runs keep being started (wf_run_workflow and friends, schedules, retries: they wait `queued`).
+ * Takes effect at each worker's next claim; a worker that read entries of the workflow just
+ * before leaves them queued (no run is lost). wf_workflow_stats() says `paused`. Idempotent: a
+ * second pause keeps the first one's time. Returns WF_OK, WF_ERR_BAD_NAME or a connection error.
+ * No worker need have registered the workflow. */
+int wf_workflow_pause(wf_client *client, const char *workflow, wf_error *err);
+
+/* Lifts wf_workflow_pause(): workers claim the workflow's queued runs again, oldest first per
+ * priority, within about a second. Idempotent (a workflow that is not paused is left alone).
+ * Returns WF_OK, WF_ERR_BAD_NAME or a connection error. */
+int wf_workflow_resume(wf_client *client, const char *workflow, wf_error *err);
 
 /* A workflow's limits, enforced in Redis across every worker. A run over a limit is not started:
  * it waits (state `waiting`, wait_reason "concurrency limit: ...", "key limit: ..." or "rate
