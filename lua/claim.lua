@@ -17,6 +17,7 @@
 -- leases, not the stream's pending list, protect a running run. A run's entry is always on its
 -- own lane, so the entry id alone tells the current entry from a stale one. Invalid entries go
 -- to the dead-letter list with a reason.
+-- Runs started for the first time are counted in P:{W}:hist:s:HOUR (lib.lua hist_add).
 -- A clobbered fixed key refuses the whole batch before anything is written (WRONGTYPE): the
 -- entries stay pending and XAUTOCLAIM retries them once the key is repaired.
 local LANE = ARGV[4]
@@ -77,12 +78,13 @@ end
 -- Entries of runs handled here are acknowledged and deleted together at the end (two calls per
 -- batch, not two per run); a dead-lettered entry is moved aside on its own.
 local done = {}
+local started = 0
 for i = 1, g do
     local entry, id = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
     local h = KEYS[WF_NFIXED + i]
     -- One read for everything the claim needs; an error here means the key is not a hash.
     local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input', 'created_at',
-        'wait_reason', 'wake_at', 'held')
+        'wait_reason', 'wake_at', 'held', 'started_at')
     if f.err then
         local reason = 'run key ' .. h .. ' holds a ' .. key_type(h) .. ', not a hash (WRONGTYPE)'
         dead_letter(entry, reason)
@@ -115,6 +117,8 @@ for i = 1, g do
             local rm = FLOW_LIM and flow_rate_member(FLOW_LIM, fkey)
             if rm then flow_rate_take(FLOW_LIM, RATE, rm, now) end
             redis.call('ZADD', KEYS[3], until_s, id)
+            -- Started: the run's first claim (a reclaimed, retried or restarted run was before).
+            if not f[10] and f[4] == '1' then started = started + 1 end
             out[#out + 1] = {id, token, tonumber(f[4]), f[5] or '', now}
         elseif not f[1] then
             out[#out + 1] = {id, 'GONE'}
@@ -129,5 +133,6 @@ for s = 1, #done, 1000 do -- (unpack's stack limit)
     redis.call('XDEL', Q, unpack(done, s, e))
 end
 if FLOW_LIM and FLOW_LIM.per_key > 0 then flow_sweep(FLOW, 4) end
+hist_add('s', started, now)
 dead_letter_rest()
 return out

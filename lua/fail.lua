@@ -6,6 +6,7 @@
 --       9 retention ms, 10 final state for a fatal end ('failed' or 'terminated'),
 --       [11 notify: '1' / 'auto' records a final end in the outbox KEYS[17] (lib.lua outbox_add);
 --       a retry is not an end and records nothing]
+-- A final end (not a retry) is counted in P:{W}:hist:f:HOUR (lib.lua hist_add).
 -- Returns {state, wake_at}: 'waiting' with the retry time, or the final state with 0.
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
 local e = check_lease(h, id, ARGV[2], WF_BASE_FIXED) -- a retry waits: wake.lua queues it
@@ -19,6 +20,7 @@ if fatal or attempt >= max_attempts then
     local to = ARGV[10]
     if to ~= 'terminated' then to = 'failed' end
     finish(h, steps, id, 'running', to, now, tonumber(ARGV[9]))
+    hist_add('f', 1, now)
     outbox_add(ARGV[11], KEYS[WF_NFIXED + 3], h, id, to, now)
     parent_add(KEYS[WF_NFIXED + 4], h, id, to, now)
     return {to, 0}

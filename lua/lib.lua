@@ -220,6 +220,23 @@ local function parent_add(stream, h, id, state, now)
         f[2] or '', 'state', state, 'output', f[3] or '', 'error', f[4] or '', 'at', now)
 end
 
+-- ---- Per-minute history (wf_workflow_history) --------------------------------------------------
+-- Counts per workflow and minute of runs started (a run's first claim: attempt 1, never claimed
+-- before), completed, and failed (ended failed or terminated; a retry is not an end), kept a day:
+-- hash P:{W}:hist:KIND:HOUR, KIND s, c or f, HOUR = floor(Redis ms / 3600000), field the minute
+-- of the hour (0-59), value the count. One HINCRBY per script call and kind, not per run; the
+-- EXPIRE (25 h) only when the HINCRBY created the field, so about once per minute and kind.
+-- The one key a script names itself: the hour is Redis time, known only inside the script. It is
+-- built from KEYS[1] (P:{W}:queue), so it carries the declared keys' {W} hash tag and slot.
+local function hist_add(kind, n, now)
+    if n <= 0 then return end
+    local q = KEYS[1]
+    local k = string.sub(q, 1, #q - 5) .. 'hist:' .. kind .. ':' ..
+        string.format('%d', math.floor(now / 3600000))
+    local field = string.format('%d', math.floor(now / 60000) % 60)
+    if redis.call('HINCRBY', k, field, n) == n then redis.call('EXPIRE', k, 90000) end
+end
+
 -- ---- Flow control (claim.lua, admit.lua) -------------------------------------------------------
 -- A workflow's limits live in the hash P:{W}:limits (max_running; key + max_per_key; rate +
 -- rate_ms + rate_per_key), set with wf_flow_set / `wf limit`. Runs over a limit are parked

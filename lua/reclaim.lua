@@ -3,6 +3,7 @@
 --       optionally P:{W}:parents (a child run failed here is recorded there, lib.lua parent_add)
 -- ARGV: 1 max reclaims, 2 retention ms, then candidate run ids (read from the leases zset by the
 --       caller; each is re-checked here, so racing reapers are harmless)
+-- Runs failed here are counted in P:{W}:hist:f:HOUR (lib.lua hist_add).
 -- Returns the number of runs re-queued plus failed. A re-queued run's steps hash counts the
 -- executions lost since its last step record in the field ' lost' (lib.lua WF_LOST_FIELD).
 local bad = check_fixed_keys()
@@ -10,7 +11,7 @@ if bad then return bad end
 local max_reclaims, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
 local parents = KEYS[WF_NFIXED + 2 * (#ARGV - 2) + 1]
-local n = 0
+local n, failed = 0, 0
 local i = 1
 while ARGV[2 + i] do
     local id = ARGV[2 + i]
@@ -32,6 +33,7 @@ while ARGV[2 + i] do
                     'run (last: ' .. tostring(f[2]) .. '); the run may be crashing its worker')
                 finish(h, steps, id, 'running', 'failed', now, retention)
                 parent_add(parents, h, id, 'failed', now)
+                failed = failed + 1
             else
                 redis.call('HSET', h, 'error', 'lease expired: worker ' .. tostring(f[2]) ..
                     ' presumed dead; run re-queued')
@@ -46,4 +48,5 @@ while ARGV[2 + i] do
     end
     i = i + 1
 end
+hist_add('f', failed, now)
 return n

@@ -369,6 +369,30 @@ int wf_workflow_stats(wf_client *client, const char *workflow, wf_stats **stats,
 /* Frees an array returned by wf_workflow_stats(). NULL is a no-op. */
 void wf_stats_free(wf_stats *stats, size_t n);
 
+/* ---- History -------------------------------------------------------------------------------- */
+
+/* One minute of a workflow's history, as wf_workflow_history() returns it. */
+typedef struct wf_history_point {
+    int64_t minute_ms;   /* start of the minute, ms since the epoch (Redis time) */
+    long long started;   /* runs started for the first time (attempt 1's first claim) */
+    long long completed; /* runs that completed */
+    long long failed;    /* runs that ended failed or terminated (retries are not counted) */
+} wf_history_point;
+
+/* Per-workflow counts per minute, kept by the scripts for a day (P:{W}:hist:*, docs/
+ * redis-layout.md): one point for every minute in [since_ms, until_ms), oldest first, zeros
+ * included. since_ms is rounded down to its minute; until_ms 0 means up to and including the
+ * current minute (Redis time); since_ms 0 means 60 minutes before until_ms. At most 10080 points
+ * (a week). One pipelined round trip (plus TIME when until_ms is 0). On success sets `*points` to
+ * `*n` entries that the caller frees with wf_history_free(*points). Returns WF_OK,
+ * WF_ERR_BAD_NAME, WF_ERR_INVALID (since_ms >= until_ms, a negative time, a longer range) or a
+ * connection error. */
+int wf_workflow_history(wf_client *client, const char *workflow, int64_t since_ms, int64_t until_ms,
+                        wf_history_point **points, size_t *n, wf_error *err);
+
+/* Frees an array returned by wf_workflow_history(). NULL is a no-op. */
+void wf_history_free(wf_history_point *points);
+
 /* A worker is stale when its last heartbeat in P:workers is older than this. */
 #define WF_WORKER_STALE_MS 60000
 
