@@ -220,6 +220,22 @@ local function parent_add(stream, h, id, state, now)
         f[2] or '', 'state', state, 'output', f[3] or '', 'error', f[4] or '', 'at', now)
 end
 
+-- ---- Schedules (fire.lua, schedule_ctl.lua) ------------------------------------------------------
+-- Starts run `run_id` (hash `h`) of workflow `wfname` for schedule `sid`, record `rec` (decoded),
+-- as enqueue.lua would, plus the schedule that started it and the firing it stands for (`seen`).
+-- Counts the firing in the record (fires, last_run; the caller writes the record back). Returns
+-- 'exists' when the run was already there (a repeated call), else 'queued'.
+local function sched_start(h, run_id, wfname, rec, sid, seen, now)
+    rec.fires = (tonumber(rec.fires) or 0) + 1
+    rec.last_run = run_id
+    if redis.call('HGET', h, 'state') then return 'exists' end
+    redis.call('HSET', h, 'workflow', wfname, 'attempt', 1, 'created_at', now, 'reclaims', 0,
+        'lease', 0, 'input', rec.payload or '', 'schedule', sid, 'scheduled_at', seen)
+    set_state(h, run_id, nil, 'queued', now)
+    push_ready(h, run_id, 1)
+    return 'queued'
+end
+
 -- ---- Per-minute history (wf_workflow_history) --------------------------------------------------
 -- Counts per workflow and minute of runs started (a run's first claim: attempt 1, never claimed
 -- before), completed, and failed (ended failed or terminated; a retry is not an end), kept a day:

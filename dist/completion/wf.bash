@@ -60,7 +60,7 @@ _wf() {
         [ "$cmd" = resume-workflow ]; then
         COMPREPLY=($(compgen -W "$(_wf_workflows)" -- "$cur"))
     elif [ "$cmd" = schedule ] && [ "$prev" = schedule ]; then
-        COMPREPLY=($(compgen -W "add list remove" -- "$cur"))
+        COMPREPLY=($(compgen -W "add list remove pause resume trigger" -- "$cur"))
     fi
 }
 

@@ -496,6 +496,8 @@ typedef struct wf_schedule_info {
     int64_t last_at_ms;    /* the last firing handled; 0: none yet */
     long long fires;       /* runs started so far */
     char *last_run;        /* id of the last run started, or NULL */
+    int paused;            /* 1 while paused (wf_schedule_pause): next_at_ms is then the firing it
+                              would have made; the resume picks the first one after it */
 } wf_schedule_info;
 
 /* Lists the schedules of `workflow` (NULL: of every registered workflow), sorted by workflow, then
@@ -506,6 +508,28 @@ int wf_schedule_list(wf_client *client, const char *workflow, wf_schedule_info *
 
 /* Frees an array returned by wf_schedule_list(). NULL is a no-op. */
 void wf_schedules_free(wf_schedule_info *schedules, size_t n);
+
+/* Pauses schedule `id` of `workflow`: it fires no more until wf_schedule_resume() (a firing a
+ * worker is making at that very moment may still start its run). Runs it started are untouched.
+ * Idempotent. Returns WF_OK, WF_ERR_NOT_FOUND, WF_ERR_INVALID (bad id), WF_ERR_BAD_NAME or a
+ * connection error. */
+int wf_schedule_pause(wf_client *client, const char *workflow, const char *id, wf_error *err);
+
+/* Resumes a paused schedule: its next firing is the first one after now by its spec (an @every
+ * interval keeps its phase); the firings missed while paused are skipped, whatever its catch-up
+ * policy: no burst. Idempotent (a schedule that is not paused keeps its timing). Returns as
+ * wf_schedule_pause(). */
+int wf_schedule_resume(wf_client *client, const char *workflow, const char *id, wf_error *err);
+
+/* The longest run id, terminating NUL included ("WORKFLOW:SUFFIX", 128 bytes each at most). */
+#define WF_RUN_ID_MAX 258
+
+/* Starts one run of schedule `id` now, with its payload, as a firing would (the run carries the
+ * schedule's id; counted in `fires` and `last_run`), without moving its next firing; works on a
+ * paused schedule too. The new run's id, "WORKFLOW:sched-ID-now-MS", is copied to `run_id`
+ * (WF_RUN_ID_MAX bytes) when it is not NULL. Returns as wf_schedule_pause(). */
+int wf_schedule_trigger(wf_client *client, const char *workflow, const char *id, char *run_id,
+                        wf_error *err);
 
 /* ---- Flow control ------------------------------------------------------------------------- */
 
