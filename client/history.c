@@ -1,6 +1,7 @@
 /* history.c - what happened, as the scripts recorded it when it happened: a workflow's runs
  * started, completed and failed per minute (wf_workflow_history, from the hashes
- * P:{W}:hist:KIND:HOUR that lua/lib.lua's hist_add keeps for a day). */
+ * P:{W}:hist:KIND:HOUR that lua/lib.lua's hist_add keeps for a day), and one run's transitions
+ * (wf_run_events, from its hash's field `events` that lib.lua's ev_add appends to). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,5 +113,100 @@ int wf_workflow_history(wf_client *client, const char *workflow, int64_t since_m
     }
     *points = pts;
     *n = npts;
+    return WF_OK;
+}
+
+/* ---- A run's history ------------------------------------------------------------------------ */
+
+void wf_run_events_free(wf_run_event *events, size_t n)
+{
+    if (!events) return;
+    for (size_t i = 0; i < n; i++) {
+        free(events[i].kind);
+        free(events[i].detail);
+    }
+    free(events);
+}
+
+/* One event "MS KIND[ DETAIL]" into `ev`. Returns 0, or -1 when out of memory. An event that
+ * does not parse keeps its text as the detail of kind "unreadable". */
+static int parse_event(const char *line, size_t len, wf_run_event *ev)
+{
+    const char *sp1 = memchr(line, ' ', len);
+    const char *end = line + len;
+    char *num_end = NULL;
+    long long at = strtoll(line, &num_end, 10);
+    if (!sp1 || num_end != sp1 || sp1 + 1 >= end) {
+        ev->kind = strdup("unreadable");
+        ev->detail = strndup(line, len);
+        return ev->kind && ev->detail ? 0 : -1;
+    }
+    ev->at_ms = at;
+    const char *k = sp1 + 1, *sp2 = memchr(k, ' ', (size_t)(end - k));
+    ev->kind = strndup(k, (size_t)((sp2 ? sp2 : end) - k));
+    if (sp2 && sp2 + 1 < end) ev->detail = strndup(sp2 + 1, (size_t)(end - sp2 - 1));
+    return ev->kind && (!sp2 || sp2 + 1 >= end || ev->detail) ? 0 : -1;
+}
+
+/* The number N of a run hash field "evN" (lua/lib.lua ev_fields), or 0 when it is not one. */
+static long event_number(const redisReply *f)
+{
+    if (f->type != REDIS_REPLY_STRING || f->len < 3 || f->len > 12 || memcmp(f->str, "ev", 2))
+        return 0;
+    long n = 0;
+    for (size_t i = 2; i < f->len; i++) {
+        if (f->str[i] < '0' || f->str[i] > '9') return 0;
+        n = n * 10 + (f->str[i] - '0');
+    }
+    return n;
+}
+
+static int by_number(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err)
+{
+    if (events) *events = NULL;
+    if (n) *n = 0;
+    if (!run || !events || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    /* The whole hash: the events are its fields evN, as many as the run has had (<= 50). */
+    redisReply *r = wf__client_cmd(run->client, 1, err, "HGETALL %s", run->key);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        int rc = r->type == REDIS_REPLY_ARRAY
+                     ? wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id)
+                     : wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to HGETALL");
+        freeReplyObject(r);
+        return rc;
+    }
+    /* (number, index of the value) pairs, sorted by number. */
+    long(*idx)[2] = calloc(r->elements / 2 + 1, sizeof *idx);
+    size_t count = 0;
+    for (size_t i = 0; idx && i + 1 < r->elements; i += 2) {
+        long num = event_number(r->element[i]);
+        if (num > 0 && r->element[i + 1]->type == REDIS_REPLY_STRING) {
+            idx[count][0] = num;
+            idx[count++][1] = (long)i + 1;
+        }
+    }
+    if (count > 1) qsort(idx, count, sizeof *idx, by_number);
+    wf_run_event *out = idx && count ? calloc(count, sizeof *out) : NULL;
+    int rc = idx && (out || count == 0) ? WF_OK : WF_ERR_NOMEM;
+    for (size_t i = 0; rc == WF_OK && i < count; i++) {
+        const redisReply *v = r->element[idx[i][1]];
+        if (parse_event(v->str, v->len, &out[i]) != 0) {
+            wf_run_events_free(out, i + 1);
+            out = NULL;
+            rc = WF_ERR_NOMEM;
+        }
+    }
+    free(idx);
+    freeReplyObject(r);
+    if (rc != WF_OK) return wf_error_set(err, rc, "out of memory");
+    *events = out;
+    *n = count;
     return WF_OK;
 }

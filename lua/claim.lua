@@ -79,12 +79,15 @@ end
 -- batch, not two per run); a dead-lettered entry is moved aside on its own.
 local done = {}
 local started = 0
+-- The worker in a run's 'started' event: the consumer's last 28 bytes (HOST:PID:HEX, the PID and
+-- HEX part always), so the event stays within a listpack value (lib.lua ev_fields).
+local who = string.sub(consumer, -28)
 for i = 1, g do
     local entry, id = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
     local h = KEYS[WF_NFIXED + i]
     -- One read for everything the claim needs; an error here means the key is not a hash.
     local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input', 'created_at',
-        'wait_reason', 'wake_at', 'held', 'started_at')
+        'wait_reason', 'wake_at', 'held', 'started_at', 'evn')
     if f.err then
         local reason = 'run key ' .. h .. ' holds a ' .. key_type(h) .. ', not a hash (WRONGTYPE)'
         dead_letter(entry, reason)
@@ -109,7 +112,8 @@ for i = 1, g do
             redis.call('ZREM', WF_STATE_KEY.queued, id)
             redis.call('ZADD', WF_STATE_KEY.running, now_s, id)
             redis.call('HSET', h, 'state', 'running', 'updated_at', now_s, 'lease', token, 'worker',
-                consumer, 'started_at', now_s)
+                consumer, 'started_at', now_s, ev_fields(h, f[11], now_s, 'started',
+                'attempt ' .. tostring(f[4]) .. ' on ' .. who))
             -- `entry` stays until the run ends (finish_one drops it): stale either way, since a
             -- claim needs state queued, and one call fewer per run.
             if f[7] or f[8] or f[9] then redis.call('HDEL', h, 'wait_reason', 'wake_at', 'held') end

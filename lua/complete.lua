@@ -20,13 +20,13 @@ local out, completed = {}, 0
 for i = 1, n do
     local h, steps = KEYS[WF_NFIXED + 2 * i - 1], KEYS[WF_NFIXED + 2 * i]
     local id, token = ARGV[3 * i - 2], ARGV[3 * i - 1]
-    local f = redis.call('HMGET', h, 'state', 'lease', 'parent')
+    local f = redis.call('HMGET', h, 'state', 'lease', 'parent', 'evn')
     local e = lease_reply(id, f, token)
     if e then
         out[i] = e
     else
-        finish_one(h, steps, id, 'running', 'completed', now, retention, {'output', ARGV[3 * i]},
-            'error')
+        finish_one(h, steps, id, 'running', 'completed', now, retention,
+            {'output', ARGV[3 * i], ev_fields(h, f[4], now, 'completed')}, 'error')
         outbox_add(notify, outbox, h, id, 'completed', now)
         if f[3] and f[3] ~= '' then parent_add(parents, h, id, 'completed', now) end
         out[i] = redis.status_reply('OK')

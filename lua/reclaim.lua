@@ -22,21 +22,23 @@ while ARGV[2 + i] do
         -- A run key that is not a hash (clobbered) is dropped from the leases, not fatal to
         -- the whole batch.
         local f = key_type(h) == 'hash' and redis.call('HMGET', h, 'state', 'worker', 'attempt',
-            'pri')
+            'pri', 'evn')
             or {}
         if f[1] == 'running' then
             local r = redis.call('HINCRBY', h, 'reclaims', 1)
             -- The lease token moves on, so a late answer from the presumed-dead worker is STALE.
             redis.call('HINCRBY', h, 'lease', 1)
             if r > max_reclaims then
-                redis.call('HSET', h, 'error', 'worker lost ' .. r .. ' times while running this ' ..
-                    'run (last: ' .. tostring(f[2]) .. '); the run may be crashing its worker')
+                local why = 'worker lost ' .. r .. ' times while running this run (last: ' ..
+                    tostring(f[2]) .. '); the run may be crashing its worker'
+                redis.call('HSET', h, 'error', why, ev_fields(h, f[5], now, 'failed', why))
                 finish(h, steps, id, 'running', 'failed', now, retention)
                 parent_add(parents, h, id, 'failed', now)
                 failed = failed + 1
             else
-                redis.call('HSET', h, 'error', 'lease expired: worker ' .. tostring(f[2]) ..
-                    ' presumed dead; run re-queued')
+                local why = 'lease expired: worker ' .. tostring(f[2]) .. ' presumed dead; run ' ..
+                    're-queued'
+                redis.call('HSET', h, 'error', why, ev_fields(h, f[5], now, 'reclaimed', why))
                 -- The execution lost may have been inside a step body: the next step recorded
                 -- counts it in its attempts (wf_step_attempt, worker/step.c) and clears this.
                 redis.call('HINCRBY', steps, WF_LOST_FIELD, 1)

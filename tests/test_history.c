@@ -80,6 +80,12 @@ Test(lua, history_counts_first_starts_and_final_ends)
     enqueue_and_claim(g, "1");
     reclaim(g, "0");
     assert_state(g, "failed");
+    /* The same scripts record the runs' histories (lib.lua ev_add; test_run_events.c). */
+    cr_assert(strstr(hget(f, "ev3"), " reclaimed lease expired: worker c1 presumed dead"), "%s",
+              hget(f, "ev3"));
+    cr_assert(strstr(hget(g, "ev3"), " failed worker lost 1 times"), "%s", hget(g, "ev3"));
+    cr_assert(strstr(hget(d, "ev3"), " retried attempt 1: boom; attempt 2 at "), "%s",
+              hget(d, "ev3"));
 
     totals t = history_totals();
     cr_assert_eq(t.n, 60);

@@ -23,7 +23,7 @@ _wf() {
     done
     case $prev in
     --redis | --id | --delay | --timeout | --since | --until | --limit | --offset | --older-than | \
-        --key | --max-running | --per-key | --rate | --per | --debounce | --listen | --token | --base-path)
+        --key | --reason | --max-running | --per-key | --rate | --per | --debounce | --listen | --token | --base-path)
         # --listen defaults to 127.0.0.1:8080; durations: 500ms, 10s, 10m, 2h, 7d
         return ;;
     --state) COMPREPLY=($(compgen -W "$states" -- "$cur")); return ;;
@@ -40,7 +40,8 @@ _wf() {
     run) opts+=" --wait --timeout --id --delay --priority" ;;
     status) opts+=" --text --follow --timeout" ;;
     wait) opts+=" --timeout" ;;
-    stop | retry) opts+=" --state --workflow --force --since --until --dry-run --yes" ;;
+    stop) opts+=" --reason --state --workflow --force --since --until --dry-run --yes" ;;
+    retry) opts+=" --state --workflow --force --since --until --dry-run --yes" ;;
     restart) opts+=" --clear-steps" ;;
     list) opts+=" --state --workflow --force --since --until --limit --offset" ;;
     stats) opts+=" --workflow --force" ;;

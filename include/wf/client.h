@@ -225,6 +225,11 @@ void wf_status_clear(wf_status *status);
  * when the run is found already `cancelled`. */
 int wf_run_stop(wf_run *run, wf_error *err);
 
+/* wf_run_stop() with a reason, kept as the run's error ("stopped by request: REASON") and in its
+ * history (wf_run_events(), kind "stopped"). `reason` NULL or "" is wf_run_stop(); one longer than
+ * 1024 bytes is refused with WF_ERR_INVALID. Returns as wf_run_stop(). */
+int wf_run_stop_reason(wf_run *run, const char *reason, wf_error *err);
+
 /* Pauses a queued, waiting or running run: it stays `paused` until wf_run_resume(). A running run
  * loses its worker (whose later results are dropped) and, on resume, replays from its last
  * recorded step. Returns WF_OK, WF_ERR_FINAL, WF_ERR_STATE (already paused), WF_ERR_NOT_FOUND. */
@@ -392,6 +397,26 @@ int wf_workflow_history(wf_client *client, const char *workflow, int64_t since_m
 
 /* Frees an array returned by wf_workflow_history(). NULL is a no-op. */
 void wf_history_free(wf_history_point *points);
+
+/* One thing that happened to a run, as the script that made it happen recorded it (the run
+ * hash's fields evN, docs/redis-layout.md). */
+typedef struct wf_run_event {
+    int64_t at_ms; /* Redis time, ms since the epoch */
+    char *kind;    /* "enqueued", "started", "paused", "resumed", "stopped", "retried",
+                      "restarted", "reclaimed", "released", "completed", "failed", "terminated" */
+    char *detail;  /* NULL, or what the kind needs: the attempt and worker of a start, the error
+                      of a retry or failure, a stop's reason, the state a pause left */
+} wf_run_event;
+
+/* Reads run `run`'s history, oldest first (one round trip): every transition since it was
+ * enqueued, or the newest 50 when there were more. On success
+ * sets `*events` to `*n` entries (NULL and 0 for a run enqueued by an older wf, which recorded
+ * none) that the caller frees with wf_run_events_free(*events, *n). Returns WF_OK,
+ * WF_ERR_NOT_FOUND when the run no longer exists, or a connection error. */
+int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err);
+
+/* Frees an array returned by wf_run_events(). NULL is a no-op. */
+void wf_run_events_free(wf_run_event *events, size_t n);
 
 /* A worker is stale when its last heartbeat in P:workers is older than this. */
 #define WF_WORKER_STALE_MS 60000
