@@ -1,10 +1,13 @@
 /* history.c - what happened, as the scripts recorded it when it happened: a workflow's runs
  * started, completed and failed per minute (wf_workflow_history, from the hashes
- * P:{W}:hist:KIND:HOUR that lua/lib.lua's hist_add keeps for a day), and one run's transitions
- * (wf_run_events, from its hash's field `events` that lib.lua's ev_add appends to). */
+ * P:{W}:hist:KIND:HOUR that lua/lib.lua's hist_add keeps for a day), one run's transitions
+ * (wf_run_events, from its hash's fields evN that lib.lua's ev_fields adds), and the queue
+ * entries a claim moved aside (wf_dead_letters, from the list P:{W}:dead). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "client_impl.h"
 
@@ -207,6 +210,98 @@ int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err)
     freeReplyObject(r);
     if (rc != WF_OK) return wf_error_set(err, rc, "out of memory");
     *events = out;
+    *n = count;
+    return WF_OK;
+}
+
+/* ---- Dead letters --------------------------------------------------------------------------- */
+
+#define DEAD_DEFAULT 100
+#define DEAD_MAX     10000
+
+void wf_dead_letters_free(wf_dead_letter *letters, size_t n)
+{
+    if (!letters) return;
+    for (size_t i = 0; i < n; i++) {
+        free(letters[i].run_id);
+        free(letters[i].reason);
+        free(letters[i].entry);
+        free(letters[i].worker);
+    }
+    free(letters);
+}
+
+/* A copy of the JSON string `key` of `o`, or NULL. Sets *oom when a copy failed. */
+static char *json_dup(json_t *o, const char *key, int *oom)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    char *c = v ? strdup(v) : NULL;
+    if (v && !c) *oom = 1;
+    return c;
+}
+
+/* One item of P:{W}:dead (claim.lua's JSON {entry, reason, at, consumer, fields[, id]}) into `d`.
+ * The `fields` string holds the entry's raw bytes, which cjson leaves unescaped and jansson
+ * refuses as UTF-8: bytes above 0x7f are read as '?' (only `fields` can hold them, and it is not
+ * returned). Returns 0, or -1 when out of memory. */
+static int parse_dead(const redisReply *item, wf_dead_letter *d)
+{
+    if (item->type != REDIS_REPLY_STRING) return 0;
+    char *text = malloc(item->len + 1);
+    if (!text) return -1;
+    for (size_t i = 0; i < item->len; i++)
+        text[i] = (unsigned char)item->str[i] > 0x7f ? '?' : item->str[i];
+    text[item->len] = '\0';
+    json_t *o = json_loads(text, 0, NULL);
+    int oom = 0;
+    if (!json_is_object(o)) {
+        d->reason = text; /* not wf's: shown as it is */
+        json_decref(o);
+        return 0;
+    }
+    free(text);
+    d->run_id = json_dup(o, "id", &oom);
+    d->reason = json_dup(o, "reason", &oom);
+    d->entry = json_dup(o, "entry", &oom);
+    d->worker = json_dup(o, "consumer", &oom);
+    json_t *at = json_object_get(o, "at");
+    d->at_ms = json_is_number(at) ? (int64_t)json_number_value(at) : 0;
+    json_decref(o);
+    return oom ? -1 : 0;
+}
+
+int wf_dead_letters(wf_client *client, const char *workflow, size_t limit, wf_dead_letter **letters,
+                    size_t *n, wf_error *err)
+{
+    if (letters) *letters = NULL;
+    if (n) *n = 0;
+    if (!client || !letters || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    if (!workflow || !wf__name_valid(workflow))
+        return wf_error_set(err, WF_ERR_BAD_NAME, "invalid workflow name '%.64s'",
+                            workflow ? workflow : "(null)");
+    if (limit == 0) limit = DEAD_DEFAULT;
+    if (limit > DEAD_MAX) limit = DEAD_MAX;
+    char *key = wf__key_wf(client->url.prefix, workflow, "dead");
+    if (!key) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    redisReply *r = wf__client_cmd(client, 1, err, "LRANGE %s 0 %lld", key, (long long)limit - 1);
+    free(key);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    int rc = WF_OK;
+    wf_dead_letter *out = NULL;
+    size_t count = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    if (r->type != REDIS_REPLY_ARRAY)
+        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to LRANGE");
+    else if (count > 0 && !(out = calloc(count, sizeof *out)))
+        rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == WF_OK && i < count; i++)
+        if (parse_dead(r->element[i], &out[i]) != 0)
+            rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    freeReplyObject(r);
+    if (rc != WF_OK) {
+        wf_dead_letters_free(out, count);
+        return rc;
+    }
+    *letters = out;
     *n = count;
     return WF_OK;
 }

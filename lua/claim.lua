@@ -44,14 +44,14 @@ local FLOW_LIM, PAUSED
 if HELD then FLOW_LIM, PAUSED = flow_limits(KEYS[WF_NFIXED + g + 1]) end
 if FLOW_LIM and not RATE then FLOW_LIM.rate = 0 end
 
-local function dead_letter(entry, reason)
+local function dead_letter(entry, reason, id)
     local raw = redis.call('XRANGE', Q, entry, entry)
     redis.call('XACK', Q, 'workers', entry)
     redis.call('XDEL', Q, entry)
     local fields = ''
     if raw[1] then fields = cjson.encode(raw[1][2]) end
     redis.call('LPUSH', KEYS[4], cjson.encode({entry = entry, reason = reason, at = now,
-        consumer = consumer, fields = fields}))
+        consumer = consumer, fields = fields, id = id}))
     redis.call('LTRIM', KEYS[4], 0, 9999)
 end
 
@@ -90,7 +90,7 @@ for i = 1, g do
         'wait_reason', 'wake_at', 'held', 'started_at', 'evn')
     if f.err then
         local reason = 'run key ' .. h .. ' holds a ' .. key_type(h) .. ', not a hash (WRONGTYPE)'
-        dead_letter(entry, reason)
+        dead_letter(entry, reason, id)
         out[#out + 1] = {id, 'DEAD', reason}
     else
         done[#done + 1] = entry

@@ -418,6 +418,27 @@ int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err);
 /* Frees an array returned by wf_run_events(). NULL is a no-op. */
 void wf_run_events_free(wf_run_event *events, size_t n);
 
+/* A queue entry that was not a valid run record, moved aside by a worker's claim (P:{W}:dead,
+ * docs/redis-layout.md), as wf_dead_letters() returns it. Strings are owned by the array. */
+typedef struct wf_dead_letter {
+    char *run_id;  /* the run it stood for when that is known (its run key held no hash), or NULL */
+    int64_t at_ms; /* when it was moved aside (Redis ms) */
+    char *reason;  /* why it is not a valid run record */
+    char *entry;   /* the stream entry's id */
+    char *worker;  /* consumer name of the worker that moved it, or NULL */
+} wf_dead_letter;
+
+/* Reads the dead letters of `workflow`, newest first, at most `limit` (0: 100; the list keeps the
+ * newest 10,000). One round trip. On success sets `*letters` to `*n` entries (NULL and 0: none)
+ * that the caller frees with wf_dead_letters_free(*letters, *n). An item that is not wf's JSON is
+ * returned with its raw text as the reason. Returns WF_OK, WF_ERR_BAD_NAME or a connection
+ * error. */
+int wf_dead_letters(wf_client *client, const char *workflow, size_t limit, wf_dead_letter **letters,
+                    size_t *n, wf_error *err);
+
+/* Frees an array returned by wf_dead_letters(). NULL is a no-op. */
+void wf_dead_letters_free(wf_dead_letter *letters, size_t n);
+
 /* A worker is stale when its last heartbeat in P:workers is older than this. */
 #define WF_WORKER_STALE_MS 60000
 
