@@ -210,6 +210,13 @@ const char *wf__cli_cell(const char *s, size_t width, char *buf, size_t size);
 /* A workflow's numbers as `wf stats --json` prints them, and a worker as `wf workers --json` does
  * (also the dashboard's API). New references; NULL when out of memory. */
 json_t *wf__cli_stats_json(const wf_stats *stats);
+
+/* served.c: counts[i] = live worker processes serving workflows[i] (P:workers); 0, or -1 when
+ * Redis could not be read (counts are then 0). */
+int wf__cli_live_workers(wf__cli *cli, const char *const *workflows, size_t n, long long *counts);
+/* Warns on stderr when no live worker serves `workflow` (`waiting`: how many runs wait for it;
+ * 0: one run). Says nothing when one does, or when P:workers cannot be read. */
+void wf__cli_warn_unserved(wf__cli *cli, const char *workflow, long long waiting);
 json_t *wf__cli_worker_json(const wf_worker_info *worker);
 
 /* ---- Waiting for a run (wait.c) -------------------------------------------------------------- */

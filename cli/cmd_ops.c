@@ -14,7 +14,9 @@ static const char STATS_USAGE[] =
     "so runs/s), how long the oldest queued run has waited, and the dead letters kept. A table,\n"
     "or with --json an array of {\"workflow\", \"counts\": {STATE: N...}, \"total\",\n"
     "\"completedLastMinute\", \"runsPerSecond\", \"oldestQueuedMs\", \"dead\", \"now\",\n"
-    "\"paused\"}. A paused workflow (`wf pause-workflow`) is named below the table.\n"
+    "\"liveWorkers\", \"paused\"}. A workflow with queued or waiting runs that no live worker\n"
+    "serves gets a warning on stderr: those runs will not start until a worker with it runs. A\n"
+    "paused workflow (`wf pause-workflow`) is named below the table.\n"
     "\n"
     "Options:\n"
     "  --workflow W   only workflow W (default: every registered workflow); a name no worker\n"
@@ -113,13 +115,32 @@ int wf__cli_cmd_stats(wf__cli *cli, int argc, char **argv)
     wf_error err = {0};
     if (wf_workflow_stats(cli->client, workflow, &stats, &n, &err) != WF_OK)
         return wf__cli_fail(&err);
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    long long *live = calloc(n ? n : 1, sizeof *live);
+    int known = names && live;
+    for (size_t i = 0; known && i < n; i++) names[i] = stats[i].workflow;
+    if (known) known = wf__cli_live_workers(cli, names, n, live) == 0;
     if (cli->json) {
         json_t *a = json_array();
-        for (size_t i = 0; a && i < n; i++) json_array_append_new(a, wf__cli_stats_json(&stats[i]));
+        for (size_t i = 0; a && i < n; i++) {
+            json_t *o = wf__cli_stats_json(&stats[i]);
+            if (o && known) json_object_set_new(o, "liveWorkers", json_integer(live[i]));
+            json_array_append_new(a, o);
+        }
         rc = wf__cli_print_json(a);
     } else {
         print_stats(stats, n);
     }
+    for (size_t i = 0; known && i < n; i++) {
+        long long waiting = stats[i].count[WF_STATE_QUEUED] + stats[i].count[WF_STATE_WAITING];
+        if (live[i] == 0 && waiting > 0)
+            fprintf(stderr,
+                    "wf: warning: no live worker serves '%s': its %lld queued or waiting run%s "
+                    "will not start until a wf-worker with it runs\n",
+                    stats[i].workflow, waiting, waiting == 1 ? "" : "s");
+    }
+    free(names);
+    free(live);
     wf_stats_free(stats, n);
     return rc;
 }

@@ -35,8 +35,9 @@ static const char USAGE[] =
 /* Waits for the run to be final (or `timeout_ms`, 0: no limit), showing progress on stderr.
  * Leaves the last status read in `st`. Returns 0 completed, 4 failed, terminated or cancelled, 7
  * timed out, or another exit code. */
-static int wait_final(wf_run *run, wf_status *st, int64_t timeout_ms)
+static int wait_final(wf__cli *cli, wf_run *run, wf_status *st, int64_t timeout_ms)
 {
+    if (!wf_state_is_final(st->state)) wf__cli_warn_unserved(cli, wf_run_workflow_name(run), 0);
     wf__cli_progress p;
     wf__cli_progress_init(&p);
     int rc = wf__cli_poll_final(run, st, timeout_ms, wf__cli_progress_show, &p);
@@ -112,7 +113,7 @@ int wf__cli_cmd_run(wf__cli *cli, int argc, char **argv)
         if (!run || wf_run_status(run, &st, &err) != WF_OK) rc = wf__cli_fail(&err);
     }
     msgpack_sbuffer_destroy(&input);
-    if (rc == WF_CLI_OK && wait) rc = wait_final(run, &st, timeout_ms);
+    if (rc == WF_CLI_OK && wait) rc = wait_final(cli, run, &st, timeout_ms);
     /* Print the run whenever it exists, also when --wait ended in failure or timed out. */
     if (run && (rc == WF_CLI_OK || rc == WF_CLI_RUN_FAILED || rc == WF_CLI_TIMEOUT)) {
         int prc = wf__cli_print_json(wf__cli_run_json(run, &st));

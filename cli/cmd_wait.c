@@ -64,6 +64,7 @@ int wf__cli_cmd_wait(wf__cli *cli, int argc, char **argv)
     wf_status st;
     wf_error err = {0};
     if (wf__cli_fetch(cli, argv[optind], &run, &st, &err) != WF_OK) return wf__cli_fail(&err);
+    if (!wf_state_is_final(st.state)) wf__cli_warn_unserved(cli, wf_run_workflow_name(run), 0);
     wf__cli_progress p;
     wf__cli_progress_init(&p);
     rc = wf__cli_poll_final(run, &st, timeout_ms, wf__cli_progress_show, &p);
@@ -166,6 +167,7 @@ int wf__cli_follow(wf__cli *cli, const char *id, int text, int64_t timeout_ms)
     wf_status st;
     wf_error err = {0};
     if (wf__cli_fetch(cli, id, &run, &st, &err) != WF_OK) return wf__cli_fail(&err);
+    if (!wf_state_is_final(st.state)) wf__cli_warn_unserved(cli, wf_run_workflow_name(run), 0);
     follow f = {cli, text, NULL, NULL, 0};
     rc = wf__cli_poll_final(run, &st, timeout_ms, follow_poll, &f);
     if (text && (rc == WF_CLI_OK || rc == WF_CLI_TIMEOUT)) {

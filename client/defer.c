@@ -1,8 +1,9 @@
 /* defer.c - deferWorkflow: start a run without making the caller wait for Redis.
  *
  * Two ways to send, chosen by whether the client was attached to the caller's libevent loop:
- * - attached: an async hiredis connection on that loop sends the enqueue script (for a cluster,
- *   one per master behind wf__arc, arc.c); the reply comes back on the loop thread;
+ * - attached: the shared async router (redis/aroute.h) sends the enqueue script on that loop,
+ *   over one async hiredis connection, or for a cluster over one per master that the router
+ *   makes; the reply comes back on the loop thread;
  * - not attached: a background thread with its own synchronous connection drains a queue.
  * Either way a run that cannot be queued is reported to the defer error callback (stderr if none),
  * never dropped in silence.
@@ -18,6 +19,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "client_impl.h"
+#include "aroute.h"
 #include "cluster.h"
 #include "sentinel.h"
 
@@ -43,8 +45,9 @@ struct wf__defer {
     int closing;
     /* attached mode */
     struct event_base *base;
-    redisAsyncContext *ac;
-    wf__arc *arc; /* instead of ac for redis+cluster:// */
+    wf__ar *ar;            /* the router every enqueue goes through */
+    redisAsyncContext *ac; /* one server: the router's context (NULL while down) */
+    wf__slotmap *map;      /* redis+cluster://: the router's slot map; it owns the contexts */
     size_t inflight;
 };
 
@@ -188,15 +191,59 @@ static void auth_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
+static redisAsyncContext *one_server(void *owner, int lane, int node)
+{
+    (void)lane;
+    (void)node;
+    const wf__defer *d = owner;
+    return d->ac;
+}
+
+/* What the router tells the client: a lost node or a demoted master (READONLY) in a cluster
+ * reloads the slot map meanwhile (a failover moved its slots to a promoted replica); the router
+ * sends the run again, within the URL's timeout. One server: the run is reported lost, and the
+ * next start reconnects. */
+static void router_note(void *owner, const wf__ar_note *n)
+{
+    wf__defer *d = owner;
+    if (d->map && (n->ev == WF__AR_LOST || n->ev == WF__AR_READONLY)) wf__ar_reload(d->ar);
+}
+
+static int open_router(wf__defer *d, wf_error *err)
+{
+    const wf__url *u = &d->client->url;
+    if (u->seeds && !d->map) {
+        /* The slot map now (a blocking exchange bounded by the URL's timeout, once). */
+        d->map = calloc(1, sizeof *d->map);
+        if (!d->map) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+        int rc = wf__slotmap_fetch(u, NULL, d->map, err);
+        if (rc != WF_OK) {
+            free(d->map);
+            d->map = NULL;
+            return rc;
+        }
+    }
+    wf__ar_cfg cfg = {
+        .base = d->base,
+        .map = d->map,
+        .budget_ms = u->timeout_ms,
+        .resend_lost = d->map != NULL,
+        .owner = d,
+        .ctx = d->map ? NULL : one_server,
+        .note = router_note,
+    };
+    d->ar = wf__ar_new(&cfg, u);
+    return d->ar ? WF_OK : wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+}
+
 static int async_open(wf__defer *d, wf_error *err)
 {
     const wf__url *u = &d->client->url;
     char host[256];
     int port = 0;
-    if (u->seeds) {
-        d->arc = wf__arc_open(u, d->base, err);
-        return d->arc ? WF_OK : err ? err->code : WF_ERR_CONNECT;
-    }
+    int rc = d->ar ? WF_OK : open_router(d, err);
+    if (rc != WF_OK) return rc;
+    if (u->seeds) return WF_OK; /* node connections open on first use */
     if (!u->unix_path && wf__url_target(u, host, sizeof host, &port, err) != WF_OK)
         return err ? err->code : WF_ERR_CONNECT; /* a sentinel URL: no master found now */
     redisAsyncContext *ac =
@@ -234,7 +281,7 @@ static int defer_async(wf__defer *d, const char *name, const void *payload, size
                        const wf_run_options *opt)
 {
     wf_error err = {0};
-    if (!d->ac && !d->arc && async_open(d, &err) != WF_OK) {
+    if ((!d->ar || (!d->map && !d->ac)) && async_open(d, &err) != WF_OK) {
         wf__defer_report(d->client, name, &err);
         return WF_OK; /* accepted, and its failure reported */
     }
@@ -252,11 +299,8 @@ static int defer_async(wf__defer *d, const char *name, const void *payload, size
     }
     aj->d = d;
     snprintf(aj->name, sizeof aj->name, "%s", name);
-    int rc = d->arc
-                 ? wf__arc_script(d->arc, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3,
-                                  call.keys, call.nargs, call.args, call.lens)
-                 : wf__script_call_async(d->ac, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3,
-                                         call.keys, call.nargs, call.args, call.lens);
+    int rc = wf__ar_script(d->ar, async_reply, aj, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, call.keys,
+                           call.nargs, call.args, call.lens);
     wf__enqueue_call_free(&call);
     if (rc != WF_OK) {
         free(aj);
@@ -359,12 +403,16 @@ void wf__defer_free(wf_client *client)
         /* The thread sends what is queued (each job bounded by the client's timeout) and exits. */
         pthread_join(d->thread, NULL);
     }
+    /* Pending replies fire with NULL and are reported as not queued: those waiting to be sent
+     * again and those on the router's own node connections now, those on the one server's
+     * connection as it is freed. */
+    wf__ar_close(d->ar);
     if (d->ac) {
-        /* Pending replies fire with NULL and are reported as not queued. */
         d->ac->data = NULL;
         redisAsyncFree(d->ac);
     }
-    wf__arc_free(d->arc); /* the same for a cluster's connections */
+    wf__ar_free(d->ar);
+    free(d->map);
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->cond);
     pthread_cond_destroy(&d->idle);

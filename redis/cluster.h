@@ -98,27 +98,4 @@ int wf__rc_get_reply(wf__rc *rc, void **reply);
  * NULL: a transaction's MULTI must reach the node of the keys it wraps. */
 void wf__rc_pin(wf__rc *rc, const char *key);
 
-/* ---- wf__arc: routed scripts on the caller's libevent loop (arc.c) ------------------------ */
-
-typedef struct wf__arc wf__arc;
-struct event_base;
-struct redisAsyncContext;
-
-/* Opens the router for a redis+cluster:// `url` (which must outlive it) on `base`: loads the slot
- * map now (a blocking exchange bounded by the URL's timeout, once); node connections open on
- * first use. NULL with `err` filled. */
-wf__arc *wf__arc_open(const wf__url *url, struct event_base *base, wf_error *err);
-
-/* Runs `script` on the master owning keys[0]'s slot, without blocking: MOVED (the map is
- * updated), ASK, TRYAGAIN and CLUSTERDOWN are followed or retried, and a lost node connection
- * reloads the map (asynchronously) and sends again, all within the URL's timeout. `fn` gets the
- * final reply, or NULL when none came in time or the router was freed. Everything is copied.
- * Returns WF_OK or WF_ERR_NOMEM (then fn is never called). */
-int wf__arc_script(wf__arc *a, void (*fn)(struct redisAsyncContext *, void *, void *),
-                   void *privdata, wf__script script, int nkeys, const char *const *keys, int nargs,
-                   const char *const *args, const size_t *lens);
-
-/* Closes every node connection; pending calls get their `fn` with a NULL reply first. */
-void wf__arc_free(wf__arc *a);
-
 #endif

@@ -1,6 +1,6 @@
-/* scripts.c - calling the embedded Lua scripts: EVALSHA first, EVAL when Redis lost its script
- * cache (restart, SCRIPT FLUSH, failover), for both the synchronous and the async connection, and
- * SCRIPT LOAD at connect to learn their SHA1s.
+/* scripts.c - calling the embedded Lua scripts on the synchronous connection: EVALSHA first,
+ * EVAL when Redis lost its script cache (restart, SCRIPT FLUSH, failover), and SCRIPT LOAD at
+ * connect to learn their SHA1s. The async router does the same for its commands (aroute.c).
  *
  * The scripts' names, sources, cached SHA1s and what their errors mean are core/script_table.c.
  */
@@ -117,91 +117,4 @@ redisReply *wf__script_call(wf__rc *c, wf__script script, int nkeys, const char 
     }
     wf_error_set(err, WF_ERR_REDIS, "Redis kept answering NOSCRIPT");
     return NULL;
-}
-
-/* ---- async ---------------------------------------------------------------------------------- */
-
-typedef struct async_call {
-    redisCallbackFn *fn;
-    void *privdata;
-    wf__script script;
-    int nkeys, nargs;
-    char **keys, **args;
-    size_t *arglen;
-} async_call;
-
-static void async_call_free(async_call *a)
-{
-    for (int i = 0; i < a->nkeys; i++) free(a->keys[i]);
-    for (int i = 0; i < a->nargs; i++) free(a->args[i]);
-    free(a->keys);
-    free(a->args);
-    free(a->arglen);
-    free(a);
-}
-
-static int async_send(redisAsyncContext *ac, async_call *a, int eval);
-
-static void async_done(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    async_call *a = privdata;
-    redisReply *r = reply;
-    if (is_noscript(r) && async_send(ac, a, 1) == 0) return;
-    a->fn(ac, reply, a->privdata);
-    async_call_free(a);
-}
-
-static void async_done_final(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    async_call *a = privdata;
-    a->fn(ac, reply, a->privdata);
-    async_call_free(a);
-}
-
-static int async_send(redisAsyncContext *ac, async_call *a, int eval)
-{
-    argv_buf b;
-    if (build_argv(&b, eval, a->script, a->nkeys, (const char *const *)a->keys, a->nargs,
-                   (const char *const *)a->args, a->arglen) != 0)
-        return -1;
-    int was_eval = strcmp(b.argv[0], "EVAL") == 0;
-    int rc = redisAsyncCommandArgv(ac, was_eval ? async_done_final : async_done, a, b.argc, b.argv,
-                                   b.len);
-    free_argv(&b);
-    return rc == REDIS_OK ? 0 : -1;
-}
-
-int wf__script_call_async(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata,
-                          wf__script script, int nkeys, const char *const *keys, int nargs,
-                          const char *const *args, const size_t *arglen)
-{
-    async_call *a = calloc(1, sizeof *a);
-    if (!a) return WF_ERR_NOMEM;
-    a->fn = fn;
-    a->privdata = privdata;
-    a->script = script;
-    a->keys = calloc((size_t)nkeys + 1, sizeof(char *));
-    a->args = calloc((size_t)nargs + 1, sizeof(char *));
-    a->arglen = calloc((size_t)nargs + 1, sizeof(size_t));
-    if (!a->keys || !a->args || !a->arglen) goto oom;
-    for (int i = 0; i < nkeys; i++) {
-        if (!(a->keys[i] = strdup(keys[i]))) goto oom;
-        a->nkeys = i + 1;
-    }
-    for (int i = 0; i < nargs; i++) {
-        size_t n = arglen ? arglen[i] : (args[i] ? strlen(args[i]) : 0);
-        if (!(a->args[i] = malloc(n + 1))) goto oom;
-        if (n) memcpy(a->args[i], args[i], n);
-        a->args[i][n] = '\0';
-        a->arglen[i] = n;
-        a->nargs = i + 1;
-    }
-    if (async_send(ac, a, 0) != 0) {
-        async_call_free(a);
-        return WF_ERR_IO;
-    }
-    return WF_OK;
-oom:
-    async_call_free(a);
-    return WF_ERR_NOMEM;
 }

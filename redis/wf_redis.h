@@ -70,16 +70,16 @@ redisReply *wf__script_call(wf__rc *c, wf__script script, int nkeys, const char 
                             int nargs, const char *const *args, const size_t *arglen,
                             wf_error *err);
 
-/* The async counterpart: sends EVALSHA on `ac`; on NOSCRIPT it re-sends as EVAL transparently and
- * `fn` sees only the final reply. `fn` is called exactly once (reply NULL when the connection
- * failed). Arguments are copied. Returns WF_OK or an error (then `fn` never fires). */
-int wf__script_call_async(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata,
-                          wf__script script, int nkeys, const char *const *keys, int nargs,
-                          const char *const *args, const size_t *arglen);
-
 /* Learns and caches every script's SHA1 by SCRIPT LOAD on `c` (also loads them into Redis).
  * Returns 0 or -1 when Redis refused (err-free: callers report the connection error). */
 int wf__scripts_load(wf__rc *c);
+
+/* ---- Reply copies (reply.c) ------------------------------------------------------------------ */
+
+/* Deep-copies a hiredis reply (NULL in, NULL out; NULL when out of memory). Free with
+ * wf__reply_free(). */
+redisReply *wf__reply_copy(const redisReply *r);
+void wf__reply_free(redisReply *r);
 
 /* ---- Schema and consumer groups (redis.c) --------------------------------------------------- */
 

@@ -10,7 +10,7 @@
 int http_port;
 char *scraped_text; /* the body of the last /metrics scrape */
 
-/* A free port whose successor is free too (two worker processes take PORT and PORT+1). */
+/* A free port whose successor is free too (a test checks that no worker process takes it). */
 static int free_port_pair(void)
 {
     for (int tries = 0; tries < 50; tries++) {

@@ -9,7 +9,7 @@
 #include "ops_http.h"
 #include "pool_env.h"
 
-/* The worker's --http port (its second process takes http_port + 1). */
+/* The --http port of the worker (its supervisor); nothing serves http_port + 1. */
 extern int http_port;
 /* The body of the last /metrics scrape. */
 extern char *scraped_text;

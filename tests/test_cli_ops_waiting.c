@@ -132,3 +132,61 @@ Test(cli_ops, status_follow_prints_each_change_until_final)
     free(failed);
     free(waiting);
 }
+
+/* ---- a workflow no live worker serves ------------------------------------------------------- */
+
+Test(cli_ops, runs_that_no_live_worker_serves_are_warned_about)
+{
+    char *id = queued_run(); /* "idle": registered, but no worker runs it */
+    char *out;
+    /* wf stats: the warning on stderr, liveWorkers in the JSON. */
+    cr_assert_eq(sh(&out, "$WF stats --workflow idle 2>&1 >/dev/null"), 0);
+    cr_assert_not_null(strstr(out, "no live worker serves 'idle': its 1 queued or waiting run"),
+                       "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "$WF stats --json 2>/dev/null"), 0);
+    json_t *doc = parse(out); /* frees out */
+    int seen_idle = 0, seen_served = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(doc, i, row)
+    {
+        const char *w = sfield(row, "workflow");
+        if (strcmp(w, "idle") == 0) {
+            seen_idle = 1;
+            cr_assert_eq(ifield(row, "liveWorkers"), 0);
+        } else if (strcmp(w, "slow") == 0) {
+            seen_served = 1;
+            cr_assert_geq(ifield(row, "liveWorkers"), 1, "the suite's worker serves slow");
+        }
+    }
+    cr_assert(seen_idle && seen_served, "both workflows listed");
+    json_decref(doc);
+    /* A served workflow with runs waiting gets no warning; wf wait and wf run --wait on an
+     * unserved one say why the run does not move, then time out (7). */
+    char *later = start_run("slow", "--delay", "10m", NULL, NULL);
+    char wait_idle[128], wait_later[128];
+    snprintf(wait_idle, sizeof wait_idle, "wait %s --timeout 1s", id);
+    snprintf(wait_later, sizeof wait_later, "wait %s --timeout 1s", later);
+    static const struct {
+        const char *args;
+        int rc;
+        const char *want; /* NULL: no warning at all */
+    } cases[] = {
+        {"stats --workflow slow", 0, NULL},
+        {NULL, 7, "no live worker serves 'idle': the run waits"}, /* wait_idle */
+        {"run idle --wait --timeout 1s", 7, "no live worker serves 'idle'"},
+        {NULL, 7, NULL}, /* wait_later */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *args = cases[k].args ? cases[k].args : k == 1 ? wait_idle : wait_later;
+        cr_assert_eq(sh(&out, "$WF %s 2>&1 >/dev/null", args), cases[k].rc, "%s", args);
+        if (cases[k].want)
+            cr_assert_not_null(strstr(out, cases[k].want), "%s: %s", args, out);
+        else
+            cr_assert_null(strstr(out, "warning"), "%s: %s", args, out);
+        free(out);
+    }
+    free(later);
+    free(id);
+}

@@ -442,7 +442,7 @@ Test(cluster, a_slot_moved_under_a_running_worker_is_followed)
     free(to_id);
 }
 
-/* ---- deferred starts on the caller's loop (redis/arc.c): MOVED, then a failover ------------ */
+/* ---- deferred starts on the caller's loop (redis/aroute.c): MOVED, then a failover --------- */
 
 typedef struct deferred {
     struct event_base *base;

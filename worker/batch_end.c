@@ -34,32 +34,32 @@ static void batch_cb(evutil_socket_t fd, short what, void *arg)
 
 int wf__cbatch_init(wf_worker *w)
 {
-    w->cbatch_ev = event_new(w->base, -1, 0, batch_cb, w);
-    return w->cbatch_ev ? WF_OK : WF_ERR_NOMEM;
+    w->ends.batch_ev = event_new(w->base, -1, 0, batch_cb, w);
+    return w->ends.batch_ev ? WF_OK : WF_ERR_NOMEM;
 }
 
 void wf__cbatch_free(wf_worker *w)
 {
-    if (w->cbatch_ev) event_free(w->cbatch_ev);
-    w->cbatch_ev = NULL;
-    free(w->cbatch);
-    w->cbatch = NULL;
-    w->ncbatch = w->cbatch_cap = 0;
+    if (w->ends.batch_ev) event_free(w->ends.batch_ev);
+    w->ends.batch_ev = NULL;
+    free(w->ends.batch);
+    w->ends.batch = NULL;
+    w->ends.nbatch = w->ends.batch_cap = 0;
 }
 
 int wf__cbatch_add(wf_worker *w, wf__job *job)
 {
     if (job->batched) return WF_OK;
-    if (w->ncbatch == w->cbatch_cap) {
-        int cap = w->cbatch_cap ? w->cbatch_cap * 2 : 64;
-        wf__job **a = realloc(w->cbatch, (size_t)cap * sizeof *a);
+    if (w->ends.nbatch == w->ends.batch_cap) {
+        int cap = w->ends.batch_cap ? w->ends.batch_cap * 2 : 64;
+        wf__job **a = realloc(w->ends.batch, (size_t)cap * sizeof *a);
         if (!a) return WF_ERR_NOMEM; /* the job stays ENDING: the next flush retries it */
-        w->cbatch = a;
-        w->cbatch_cap = cap;
+        w->ends.batch = a;
+        w->ends.batch_cap = cap;
     }
-    w->cbatch[w->ncbatch++] = job;
+    w->ends.batch[w->ends.nbatch++] = job;
     job->batched = 1;
-    if (w->ncbatch == 1) event_active(w->cbatch_ev, EV_TIMEOUT, 0);
+    if (w->ends.nbatch == 1) event_active(w->ends.batch_ev, EV_TIMEOUT, 0);
     return WF_OK;
 }
 
@@ -139,15 +139,15 @@ static void send_one(wf_worker *w, wf__job **jobs, int n)
         return;
     }
     for (int i = 0; i < n; i++) jobs[i]->op_inflight = 1;
-    w->ops_inflight += n;
+    w->ends.inflight += n;
 }
 
 void wf__cbatch_send(wf_worker *w)
 {
-    int n = w->ncbatch;
-    wf__job **all = w->cbatch;
-    w->cbatch = NULL;
-    w->ncbatch = w->cbatch_cap = 0;
+    int n = w->ends.nbatch;
+    wf__job **all = w->ends.batch;
+    w->ends.batch = NULL;
+    w->ends.nbatch = w->ends.batch_cap = 0;
     /* Drop jobs that are no longer ours to complete (lease lost meanwhile). */
     int m = 0;
     for (int i = 0; i < n; i++) {

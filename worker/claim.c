@@ -163,8 +163,8 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     claim_batch *b = privdata;
     wf_worker *w = b->w;
     redisReply *r = reply;
-    w->reserved -= b->ngood;
-    w->claims_inflight--;
+    w->claim.reserved -= b->ngood;
+    w->claim.inflight--;
 #ifdef WF_FAULT_INJECTION /* -DWF_FAULT_INJECTION=ON only (CMakeLists.txt), never installed */
     /* As if the connection dropped after claim.lua ran: the reply is lost, cmd reconnects. */
     static int lose_once = 1;
@@ -176,7 +176,7 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 #endif
     if (!r) {
-        if (!w->closing) {
+        if (!w->stop.closing) {
             wf__log(WF__LOG_WARN,
                     "connection lost while claiming %d run%s of %s; those it made ours are "
                     "handed back once Redis answers, unclaimed entries are recovered by "
@@ -304,8 +304,8 @@ static void claim_entries(wf_worker *w, wf__wdef *def, wf__lane lane, const redi
         batch_free(b);
         goto out;
     }
-    w->reserved += ngood;
-    w->claims_inflight++;
+    w->claim.reserved += ngood;
+    w->claim.inflight++;
 out:
     if (owned)
         for (int i = 0; i < nowned; i++) free(owned[i]);
@@ -349,7 +349,7 @@ static void read_failed(wf_worker *w, const redisReply *r)
     wf__log(moving ? WF__LOG_INFO : WF__LOG_ERROR, "XREADGROUP failed: %s; retrying shortly",
             r->str);
     if (strncmp(r->str, "NOGROUP", 7) == 0) wf__setup_groups_async(w);
-    w->read_retry_at = wf__mono_ms() + 500;
+    w->claim.read_retry_at = wf__mono_ms() + 500;
 }
 
 static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -357,15 +357,15 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     wf_worker *w = privdata;
     redisReply *r = reply;
-    int lane = w->read_lane;
-    w->read_inflight = 0;
-    w->read_lane = WF__LANE_HIGH; /* unless the lane read below came back full or short */
-    if (!r) return;               /* connection gone: conn.c reconnects, on_ready re-arms */
+    int lane = w->claim.read_lane;
+    w->claim.read_inflight = 0;
+    w->claim.read_lane = WF__LANE_HIGH; /* unless the lane read below came back full or short */
+    if (!r) return;                     /* connection gone: conn.c reconnects, on_ready re-arms */
     if (r->type == REDIS_REPLY_ERROR) {
         read_failed(w, r);
         return;
     }
-    w->read_lane = next_lane(lane, read_streams(w, r, w->read_count));
+    w->claim.read_lane = next_lane(lane, read_streams(w, r, w->claim.read_count));
     wf__claim_arm(w);
 }
 
@@ -418,8 +418,8 @@ static void lane_reply(redisAsyncContext *ac, void *reply, void *privdata)
     int lane = def->read_lane;
     def->read_busy = 0;
     def->read_lane = WF__LANE_HIGH;
-    w->read_inflight--;
-    w->read_reserved -= def->read_count;
+    w->claim.read_inflight--;
+    w->claim.read_reserved -= def->read_count;
     if (!r) return;
     if (r->type == REDIS_REPLY_ERROR) {
         read_failed(w, r);
@@ -444,10 +444,10 @@ static void lane_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static void arm_lanes(wf_worker *w, int free_slots)
 {
     const char *argv[9 + 2 * WF__NLANES];
-    int budget = free_slots - w->read_reserved, idle = 0;
+    int budget = free_slots - w->claim.read_reserved, idle = 0;
     for (int i = 0; i < w->ndefs; i++) idle += !w->defs[i]->read_busy && !w->defs[i]->paused;
     for (int k = 0; k < w->ndefs && idle > 0; k++) {
-        int i = (w->arm_next + k) % w->ndefs;
+        int i = (w->claim.arm_next + k) % w->ndefs;
         wf__wdef *def = w->defs[i];
         if (def->read_busy || def->paused) continue;
         int count = budget > 0 ? budget / idle : 1;
@@ -463,24 +463,24 @@ static void arm_lanes(wf_worker *w, int free_slots)
             continue;
         def->read_busy = 1;
         def->read_count = count;
-        w->read_reserved += count;
+        w->claim.read_reserved += count;
         budget -= count;
-        w->read_inflight++;
-        w->read_retry_at = 0;
-        w->arm_next = (i + 1) % w->ndefs;
+        w->claim.read_inflight++;
+        w->claim.read_retry_at = 0;
+        w->claim.arm_next = (i + 1) % w->ndefs;
     }
 }
 
 void wf__claim_arm(wf_worker *w)
 {
-    if (w->closing || w->draining || w->ndefs == 0) return;
-    if (w->read_inflight && !w->block.cluster) return;
+    if (w->stop.closing || w->stop.draining || w->ndefs == 0) return;
+    if (w->claim.read_inflight && !w->block.cluster) return;
     if (!wf__conn_usable(&w->block) || !wf__conn_usable(&w->cmd)) return;
-    if (w->read_retry_at && wf__mono_ms() < w->read_retry_at) return;
+    if (w->claim.read_retry_at && wf__mono_ms() < w->claim.read_retry_at) return;
     int free_slots = wf__worker_free_slots(w);
     if (free_slots <= 0) {
         /* The next round starts from the top. */
-        w->read_lane = WF__LANE_HIGH;
+        w->claim.read_lane = WF__LANE_HIGH;
         for (int i = 0; i < w->ndefs; i++)
             if (!w->defs[i]->read_busy) w->defs[i]->read_lane = WF__LANE_HIGH;
         return;
@@ -494,12 +494,13 @@ void wf__claim_arm(wf_worker *w)
     snprintf(cnt, sizeof cnt, "%d", count);
     const char **argv = calloc(9 + 2 * WF__NLANES * (size_t)w->ndefs, sizeof *argv);
     if (!argv) return;
-    if (w->read_lane < WF__LANE_HIGH || w->read_lane > WF__LANE_LOW) w->read_lane = WF__LANE_HIGH;
-    int argc = read_command(w, 0, w->ndefs, w->read_lane, cnt, "1000", argv);
+    if (w->claim.read_lane < WF__LANE_HIGH || w->claim.read_lane > WF__LANE_LOW)
+        w->claim.read_lane = WF__LANE_HIGH;
+    int argc = read_command(w, 0, w->ndefs, w->claim.read_lane, cnt, "1000", argv);
     if (argc > 0 && wf__conn_lane_argv(&w->block, 0, read_reply, w, argc, argv, NULL) == REDIS_OK) {
-        w->read_inflight = 1;
-        w->read_count = count;
-        w->read_retry_at = 0;
+        w->claim.read_inflight = 1;
+        w->claim.read_count = count;
+        w->claim.read_retry_at = 0;
     }
     free(argv);
 }
@@ -522,7 +523,7 @@ static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(c);
     def->autoclaim_busy--;
     redisReply *r = reply;
-    if (!r || w->closing) return;
+    if (!r || w->stop.closing) return;
     const char *queue = def->keys.k[wf__lane_key(lane)];
     if (r->type == REDIS_REPLY_ERROR) {
         wf__log(WF__LOG_ERROR, "XAUTOCLAIM on %s failed: %s", queue, r->str);
@@ -535,7 +536,7 @@ static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
         wf__log(WF__LOG_INFO,
                 "recovering %zu queue entr%s of %s read by a consumer that never claimed them",
                 entries->elements, entries->elements == 1 ? "y" : "ies", queue);
-        if (!w->draining) claim_entries(w, def, lane, entries);
+        if (!w->stop.draining) claim_entries(w, def, lane, entries);
     }
 }
 
@@ -544,7 +545,7 @@ static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
  * worker is claiming at that moment is harmless: claim.lua makes a run running once. */
 void wf__claim_autoclaim(wf_worker *w, wf__wdef *def, int64_t min_idle_ms)
 {
-    if (w->closing || w->draining || def->paused || def->autoclaim_busy ||
+    if (w->stop.closing || w->stop.draining || def->paused || def->autoclaim_busy ||
         !wf__conn_usable(&w->cmd))
         return;
     int free_slots = wf__worker_free_slots(w);

@@ -12,7 +12,7 @@
 
 #include "wf_worker_internal.h"
 
-/* A run a lost claim reply may have made ours (w->lost_claims). */
+/* A run a lost claim reply may have made ours (w->claim.lost). */
 typedef struct wf__lost_claim {
     struct wf__lost_claim *next;
     wf__wdef *def;
@@ -25,8 +25,8 @@ void wf__claim_lost_add(wf_worker *w, wf__wdef *def, const char *id)
     if (!l) return; /* its lease expires and it is reclaimed: late, not lost */
     l->def = def;
     snprintf(l->id, sizeof l->id, "%s", id);
-    l->next = w->lost_claims;
-    w->lost_claims = l;
+    l->next = w->claim.lost;
+    w->claim.lost = l;
 }
 
 typedef struct lost_check {
@@ -44,7 +44,7 @@ static void handed_back(redisAsyncContext *ac, void *reply, void *privdata)
         wf__log_run(WF__LOG_INFO, c->id, c->def->name, 0,
                     "handed back to the queue: a claim of it whose reply was lost had made it "
                     "ours");
-    else if (!r && !c->w->closing)
+    else if (!r && !c->w->stop.closing)
         wf__claim_lost_add(c->w, c->def, c->id); /* lost again: the next reconnect checks it */
     free(c);
 }
@@ -58,7 +58,7 @@ static void lost_state(redisAsyncContext *ac, void *reply, void *privdata)
     wf_worker *w = c->w;
     redisReply *r = reply;
     if (!r) {
-        if (!w->closing) wf__claim_lost_add(w, c->def, c->id);
+        if (!w->stop.closing) wf__claim_lost_add(w, c->def, c->id);
         free(c);
         return;
     }
@@ -67,7 +67,7 @@ static void lost_state(redisAsyncContext *ac, void *reply, void *privdata)
         r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "running") == 0 &&
         r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING &&
         strcmp(r->element[2]->str, w->consumer) == 0;
-    for (wf__job *j = w->held_head; ours && j; j = j->next)
+    for (wf__job *j = w->jobs.head; ours && j; j = j->next)
         if (j->def == c->def && strcmp(j->id, c->id) == 0) ours = 0; /* claimed again, held */
     char *run = ours ? wf__key_run(w->url.prefix, c->def->name, c->id) : NULL;
     if (!run) {
@@ -88,11 +88,11 @@ static void lost_state(redisAsyncContext *ac, void *reply, void *privdata)
 
 void wf__claim_recover(wf_worker *w)
 {
-    wf__lost_claim *l = w->lost_claims;
-    w->lost_claims = NULL;
+    wf__lost_claim *l = w->claim.lost;
+    w->claim.lost = NULL;
     while (l) {
         wf__lost_claim *next = l->next;
-        lost_check *c = w->closing || !wf__conn_usable(&w->cmd) ? NULL : calloc(1, sizeof *c);
+        lost_check *c = w->stop.closing || !wf__conn_usable(&w->cmd) ? NULL : calloc(1, sizeof *c);
         char *run = c ? wf__key_run(w->url.prefix, l->def->name, l->id) : NULL;
         if (c && run) {
             c->w = w;
@@ -101,11 +101,12 @@ void wf__claim_recover(wf_worker *w)
             if (wf__conn_command(&w->cmd, lost_state, c, "HMGET %s state lease worker", run) !=
                 REDIS_OK) {
                 free(c);
-                if (!w->closing) wf__claim_lost_add(w, l->def, l->id);
+                if (!w->stop.closing) wf__claim_lost_add(w, l->def, l->id);
             }
         } else {
             free(c);
-            if (!w->closing) wf__claim_lost_add(w, l->def, l->id); /* not now: the next reconnect */
+            if (!w->stop.closing)
+                wf__claim_lost_add(w, l->def, l->id); /* not now: the next reconnect */
         }
         free(run);
         free(l);

@@ -12,6 +12,7 @@
 
 #include <hiredis/adapters/libevent.h>
 
+#include "aroute.h"
 #include "cluster.h"
 #include "reply_action.h"
 #include "wf_worker_internal.h"
@@ -38,7 +39,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 
 static void schedule_retry(wf__conn *conn)
 {
-    if (conn->closed || conn->w->closing) return;
+    if (conn->closed || conn->w->stop.closing) return;
     struct timeval tv = {conn->backoff_ms / 1000, (conn->backoff_ms % 1000) * 1000};
     evtimer_add(conn->retry_ev, &tv);
     conn->backoff_ms *= 2;
@@ -88,7 +89,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     int was_ready = conn->ready;
     conn->ac = NULL;
     conn->ready = 0;
-    if (conn->closed || conn->w->closing) return;
+    if (conn->closed || conn->w->stop.closing) return;
     if (status != REDIS_OK || was_ready)
         wf__log(WF__LOG_WARN, "%s connection to Redis lost%s%s; reconnecting in %d ms", conn->name,
                 ac->errstr && ac->errstr[0] ? ": " : "", ac->errstr ? ac->errstr : "",
@@ -152,8 +153,8 @@ static void ready_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!r || conn->failed) return;
     if (r->type == REDIS_REPLY_ERROR && wf__reply_action(r) == WF__ACT_RETRY) {
         int64_t now = wf__mono_ms();
-        if (conn->refused_since_mono == 0) {
-            conn->refused_since_mono = now;
+        if (conn->loading_since_mono == 0) {
+            conn->loading_since_mono = now;
             wf__log(WF__LOG_WARN, "%s connection: Redis answered %.*s; waiting until it is ready",
                     conn->name, (int)(r->len > 120 ? 120 : r->len), r->str);
         }
@@ -167,10 +168,10 @@ static void ready_reply(redisAsyncContext *ac, void *reply, void *privdata)
         redisAsyncDisconnect(ac);
         return;
     }
-    if (conn->refused_since_mono) {
+    if (conn->loading_since_mono) {
         wf__log(WF__LOG_INFO, "%s connection: Redis is ready after %lld ms", conn->name,
-                (long long)(wf__mono_ms() - conn->refused_since_mono));
-        conn->refused_since_mono = 0;
+                (long long)(wf__mono_ms() - conn->loading_since_mono));
+        conn->loading_since_mono = 0;
     }
     mark_ready(conn);
 }
@@ -201,7 +202,6 @@ int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name, wf__con
     conn->on_ready = on_ready;
     conn->on_down = on_down;
     conn->backoff_ms = BACKOFF_MIN_MS;
-    conn->stub.data = conn;
     conn->retry_ev = evtimer_new(w->base, retry_cb, conn);
     conn->reset_ev = evtimer_new(w->base, reset_cb, conn);
     conn->probe_ev = evtimer_new(w->base, probe_cb, conn);
@@ -211,7 +211,8 @@ int wf__conn_init(wf__conn *conn, struct wf_worker *w, const char *name, wf__con
         conn->map = calloc(1, sizeof *conn->map);
         if (!conn->map) return WF_ERR_NOMEM;
     }
-    return WF_OK;
+    conn->ar = wf__conn_router(conn);
+    return conn->ar ? WF_OK : WF_ERR_NOMEM;
 }
 
 static void auth(wf__conn *conn, redisAsyncContext *ac)
@@ -274,7 +275,7 @@ void wf__conn_reset(wf__conn *conn, const char *why)
         if (ac) redisAsyncFree(ac); /* pending callbacks fire with NULL replies */
     }
     conn->tearing = 0;
-    if (conn->closed || w->closing) return;
+    if (conn->closed || w->stop.closing) return;
     if (was_ready) {
         wf__log(WF__LOG_WARN, "%s connection to Redis Cluster lost: %s; reconnecting in %d ms",
                 conn->name, why, conn->backoff_ms);
@@ -335,7 +336,7 @@ static void start_cluster(wf__conn *conn)
 void wf__conn_start(wf__conn *conn)
 {
     wf_worker *w = conn->w;
-    if (conn->ac || conn->closed || w->closing) return;
+    if (conn->ac || conn->closed || w->stop.closing) return;
     if (conn->cluster) {
         start_cluster(conn);
         return;
@@ -396,7 +397,7 @@ void wf__conn_close(wf__conn *conn)
     if (conn->retry_ev) evtimer_del(conn->retry_ev);
     if (conn->reset_ev) evtimer_del(conn->reset_ev);
     if (conn->probe_ev) evtimer_del(conn->probe_ev);
-    wf__conn_refused_flush(conn);
+    wf__ar_close(conn->ar); /* what waits to be sent again is answered NULL now */
     if (conn->cluster) {
         conn->ready = 0;
         conn->tearing = 1;
@@ -421,6 +422,8 @@ void wf__conn_free(wf__conn *conn)
     if (conn->reset_ev) event_free(conn->reset_ev);
     if (conn->probe_ev) event_free(conn->probe_ev);
     conn->retry_ev = conn->reset_ev = conn->probe_ev = NULL;
+    wf__ar_free(conn->ar); /* after the contexts: their NULL replies went through it */
+    conn->ar = NULL;
     free(conn->map);
     free(conn->lane);
     free(conn->lane_node);

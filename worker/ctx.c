@@ -230,7 +230,7 @@ static void req_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__req *req = privdata;
     redisReply *r = reply;
     wf_error e = {0};
-    if (!r && req->resend_ok && !w->closing && wf__mono_ms() < req->deadline_mono) {
+    if (!r && req->resend_ok && !w->stop.closing && wf__mono_ms() < req->deadline_mono) {
         /* Lost with its connection: queued again, sent once the connection is back. */
         req->next = w->reqs_head;
         w->reqs_head = req;
@@ -283,7 +283,7 @@ void wf__reqs_pump(wf_worker *w)
         wf__req *req = *pp;
         int done = 0;
         wf_error e = {0};
-        if (w->closing) {
+        if (w->stop.closing) {
             wf_error_set(&e, WF_ERR_CLOSED, "the worker is shutting down");
             done = 1;
         } else if (w->cmd.ready) {

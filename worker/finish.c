@@ -45,27 +45,27 @@ void wf__job_maybe_free(wf_worker *w, wf__job *job)
     if (job->prev)
         job->prev->next = job->next;
     else
-        w->held_head = job->next;
+        w->jobs.head = job->next;
     if (job->next)
         job->next->prev = job->prev;
     else
-        w->held_tail = job->prev;
-    w->nheld--;
+        w->jobs.tail = job->prev;
+    w->jobs.n--;
     wf__job_free(job);
 }
 
 void wf__job_hold(wf_worker *w, wf__job *job)
 {
-    job->prev = w->held_tail;
+    job->prev = w->jobs.tail;
     job->next = NULL;
-    if (w->held_tail)
-        w->held_tail->next = job;
+    if (w->jobs.tail)
+        w->jobs.tail->next = job;
     else
-        w->held_head = job;
-    w->held_tail = job;
-    w->nheld++;
+        w->jobs.head = job;
+    w->jobs.tail = job;
+    w->jobs.n++;
     job->lease = WF__LEASE_HELD;
-    if (w->draining) {
+    if (w->stop.draining) {
         /* Claimed while stopping (a read or claim was already in flight): hand it back. */
         job->exec_state = WF__EXEC_RETURNED;
         wf__job_end(w, job, WF__OP_RELEASE);
@@ -73,7 +73,7 @@ void wf__job_hold(wf_worker *w, wf__job *job)
     }
     wf__metrics_inc(job->workflow, WF__C_STARTED, 1);
     job->dispatched = 1;
-    w->busy++;
+    w->jobs.busy++;
     wf__pool_submit(w->pool, job);
 }
 
@@ -212,7 +212,7 @@ static void send_op(wf_worker *w, wf__job *job)
     if (wf__conn_script(&w->cmd, op_reply, job, script, nkeys, keys, nargs, args, arglen) ==
         WF_OK) {
         job->op_inflight = 1;
-        w->ops_inflight++;
+        w->ends.inflight++;
     }
     free(text);
     free(run);
@@ -227,12 +227,12 @@ static void op_reply(redisAsyncContext *ac, void *reply, void *privdata)
 void wf__job_op_done(wf_worker *w, wf__job *job, redisReply *r)
 {
     job->op_inflight = 0;
-    w->ops_inflight--;
+    w->ends.inflight--;
     static const char *const op_names[] = {"", "result", "timeout", "release"};
     const char *op = op_names[job->op];
     wf__ops_on_end(w, job, r); /* metrics */
     if (!r) {
-        if (w->closing) {
+        if (w->stop.closing) {
             wf__log_run(WF__LOG_WARN, job->id, job->workflow, job->attempt,
                         "shutting down before Redis confirmed the %s; the lease will expire and "
                         "another worker will take the run over",
@@ -251,7 +251,7 @@ void wf__job_op_done(wf_worker *w, wf__job *job, redisReply *r)
         wf__log_run(WF__LOG_WARN, job->id, job->workflow, job->attempt,
                     "Redis still refuses the %s (%.*s); sending it again", op,
                     (int)(r->len > 120 ? 120 : r->len), r->str);
-        w->ops_refused = 1;
+        w->ends.refused = 1;
     } else if (r->type == REDIS_REPLY_ERROR) {
         wf_error e = {0};
         int code = wf__script_error(r->str, r->len, &e);
@@ -295,7 +295,7 @@ void wf__job_end(wf_worker *w, wf__job *job, wf__end_op op)
 
 void wf__job_flush_ops(wf_worker *w)
 {
-    for (wf__job *j = w->held_head; j; j = j->next)
+    for (wf__job *j = w->jobs.head; j; j = j->next)
         if (j->lease == WF__LEASE_ENDING && !j->op_inflight) send_op(w, j);
 }
 
@@ -321,7 +321,7 @@ void wf__job_lost(wf_worker *w, wf__job *job, const char *why)
 void wf__job_returned(wf_worker *w, wf__job *job)
 {
     job->returned = 1;
-    w->busy--;
+    w->jobs.busy--;
     if (job->lease == WF__LEASE_HELD && job->rc == WF_SUSPEND && job->suspended) {
         /* suspend.lua already made the run `waiting` and moved its lease on. */
         job->lease = WF__LEASE_GONE;

@@ -57,7 +57,7 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf_worker *w = f->w;
     wf__wdef *def = f->def;
     redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->closing ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->stop.closing ||
         !wf__conn_usable(&w->cmd)) {
         round_free(f);
         return;
@@ -108,7 +108,7 @@ static void pause_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *r = reply;
     free(p);
     def->pause_busy = 0;
-    if (!r || r->type != REDIS_REPLY_NIL || w->closing) return;
+    if (!r || r->type != REDIS_REPLY_NIL || w->stop.closing) return;
     def->paused = 0;
     wf__log(WF__LOG_INFO, "workflow %s resumed: claiming its runs again", def->name);
     wf__claim_autoclaim(w, def, 0);
@@ -134,7 +134,7 @@ static void check_pause(wf_worker *w, wf__wdef *def)
 
 void wf__flow_tick(wf_worker *w, wf__wdef *def)
 {
-    if (w->closing || w->draining || !wf__conn_usable(&w->cmd)) return;
+    if (w->stop.closing || w->stop.draining || !wf__conn_usable(&w->cmd)) return;
     if (def->paused) {
         check_pause(w, def);
         return;

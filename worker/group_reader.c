@@ -112,7 +112,7 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__greader *g = privdata;
     const redisReply *r = reply;
     g->read_busy = 0;
-    if (!r || g->w->closing) return;
+    if (!r || g->w->stop.closing) return;
     if (r->type == REDIS_REPLY_ERROR) {
         if (strncmp(r->str, "NOGROUP", 7) == 0)
             wf__greader_ensure_groups(g);
@@ -166,7 +166,7 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__greader *g = s->g;
     const redisReply *r = reply;
     s->claim_busy = 0;
-    if (!r || g->w->closing) return;
+    if (!r || g->w->stop.closing) return;
     if (r->type == REDIS_REPLY_ERROR) {
         /* NOGROUP: the next read recreates the group; nothing can be pending in it. */
         if (strncmp(r->str, "NOGROUP", 7) != 0)

@@ -1,14 +1,14 @@
-/* http.c - the worker's own little HTTP server (libevent evhttp on the worker's event base, so
- * requests are answered on the loop thread, between Redis replies, and see its state directly):
+/* http.c - a little HTTP server for health and metrics (libevent evhttp on the caller's event
+ * base, so requests are answered on that loop, between its other events, and see its state):
  *
  *   GET /healthz   200 "ok" while the loop runs
- *   GET /readyz    200 "ready" when both Redis connections are up and a script answered since
- *                  they (re)connected, else 503 with the reason (draining included)
- *   GET /metrics   the Prometheus text exposition (metrics.c)
+ *   GET /readyz    200 "ready", or 503 with the reason the owner gives (not_ready)
+ *   GET /metrics   the Prometheus text exposition (metrics_render.c)
  *
- * With a token every request needs "Authorization: Bearer TOKEN" (compared in constant time), or
- * gets 401. A worker process of `wf-worker --processes N` takes the first free port of
- * PORT..PORT+N-1, so N processes on one machine serve N consecutive ports.
+ * Two owners use it: a lone worker process (ops.c) and the supervisor of `wf-worker --processes
+ * N` (supervisor.c), which serves the whole host on one port. The server knows neither: it calls
+ * the functions it was handed. With a token every request needs "Authorization: Bearer TOKEN"
+ * (compared in constant time), or gets 401.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,23 +21,31 @@
 
 #include "wf_worker_internal.h"
 
-static int token_ok(const wf__ops *ops, struct evhttp_request *req)
+struct wf__http {
+    struct evhttp *ev;
+    struct evhttp_bound_socket *sock;
+    char *token; /* NULL: none */
+    wf__http_fns fns;
+    void *arg;
+};
+
+static int token_ok(const wf__http *h, struct evhttp_request *req)
 {
-    if (!ops->http_token) return 1;
+    if (!h->token) return 1;
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!auth || strncmp(auth, "Bearer ", 7) != 0) return 0;
     const char *got = auth + 7;
-    size_t n = strlen(ops->http_token), m = strlen(got);
+    size_t n = strlen(h->token), m = strlen(got);
     unsigned char diff = (unsigned char)(n != m);
-    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(ops->http_token[i] ^ got[i < m ? i : 0]);
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(h->token[i] ^ got[i < m ? i : 0]);
     return diff == 0;
 }
 
 static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
 {
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
-    evhttp_add_header(h, "Cache-Control", "no-store");
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    evhttp_add_header(hd, "Content-Type", "text/plain; charset=utf-8");
+    evhttp_add_header(hd, "Cache-Control", "no-store");
     struct evbuffer *b = evbuffer_new();
     if (b) evbuffer_add_printf(b, "%s\n", text);
     evhttp_send_reply(req, code, reason, b);
@@ -46,12 +54,11 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
 
 static void handle(struct evhttp_request *req, void *arg)
 {
-    wf__ops *ops = arg;
-    wf_worker *w = ops->w;
+    wf__http *h = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path) path = "";
-    if (!token_ok(ops, req)) {
+    if (!token_ok(h, req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"wf-worker\"");
         reply_text(req, 401, "Unauthorized", "a bearer token is required (Authorization header)");
@@ -60,8 +67,8 @@ static void handle(struct evhttp_request *req, void *arg)
     if (strcmp(path, "/healthz") == 0) {
         reply_text(req, 200, "OK", "ok");
     } else if (strcmp(path, "/readyz") == 0) {
-        const char *why = wf__ops_not_ready(w);
-        if (!why) {
+        char why[256];
+        if (!h->fns.not_ready(h->arg, why, sizeof why)) {
             reply_text(req, 200, "OK", "ready");
         } else {
             char text[300];
@@ -74,10 +81,10 @@ static void handle(struct evhttp_request *req, void *arg)
             evhttp_send_error(req, 500, "out of memory");
             return;
         }
-        wf__metrics_render(w, b);
-        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-        evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-        evhttp_add_header(h, "Cache-Control", "no-store");
+        h->fns.metrics(h->arg, b);
+        struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+        evhttp_add_header(hd, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        evhttp_add_header(hd, "Cache-Control", "no-store");
         evhttp_send_reply(req, 200, "OK", b);
         evbuffer_free(b);
     } else {
@@ -85,45 +92,47 @@ static void handle(struct evhttp_request *req, void *arg)
     }
 }
 
-int wf__http_start(wf__ops *ops, wf_error *err)
+wf__http *wf__http_new(struct event_base *base, const char *host, int port, const char *token,
+                       const wf__http_fns *fns, void *arg, char *addr, size_t addrlen,
+                       wf_error *err)
 {
-    wf_worker *w = ops->w;
-    ops->http = evhttp_new(w->base);
-    if (!ops->http) return wf_error_set(err, WF_ERR_NOMEM, "out of memory (evhttp)");
-    evhttp_set_allowed_methods(ops->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_timeout(ops->http, 10);
-    evhttp_set_max_headers_size(ops->http, 16384);
-    evhttp_set_max_body_size(ops->http, 4096);
-    evhttp_set_gencb(ops->http, handle, ops);
-    int saved = 0, port = 0;
-    for (int i = 0; i < ops->http_span; i++) {
-        port = ops->http_port + i;
-        if (port > 65535) break;
-        if (evhttp_bind_socket_with_handle(ops->http, ops->http_host, (ev_uint16_t)port)) {
-            int v6 = strchr(ops->http_host, ':') != NULL;
-            snprintf(ops->http_addr, sizeof ops->http_addr, "http://%s%s%s:%d/", v6 ? "[" : "",
-                     ops->http_host, v6 ? "]" : "", port);
-            wf__log(WF__LOG_INFO, "serving /healthz, /readyz and /metrics on %s%s", ops->http_addr,
-                    ops->http_token ? " (bearer token required)" : "");
-            return WF_OK;
-        }
-        saved = errno;
+    wf__http *h = calloc(1, sizeof *h);
+    if (!h || !(h->ev = evhttp_new(base)) || (token && !(h->token = strdup(token)))) {
+        wf__http_free(h);
+        wf_error_set(err, WF_ERR_NOMEM, "out of memory (evhttp)");
+        return NULL;
     }
-    evhttp_free(ops->http);
-    ops->http = NULL;
-    if (ops->http_span > 1)
-        return wf_error_set(err, WF_ERR_SYSTEM,
-                            "cannot listen on any port of %s:%d-%d for metrics: %s (each worker "
-                            "process takes one; choose another --http base port)",
-                            ops->http_host, ops->http_port, ops->http_port + ops->http_span - 1,
-                            strerror(saved));
-    return wf_error_set(err, WF_ERR_SYSTEM, "cannot listen on %s:%d for metrics: %s",
-                        ops->http_host, ops->http_port, strerror(saved));
+    h->fns = *fns;
+    h->arg = arg;
+    evhttp_set_allowed_methods(h->ev, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_timeout(h->ev, 10);
+    evhttp_set_max_headers_size(h->ev, 16384);
+    evhttp_set_max_body_size(h->ev, 4096);
+    evhttp_set_gencb(h->ev, handle, h);
+    h->sock = evhttp_bind_socket_with_handle(h->ev, host, (ev_uint16_t)port);
+    if (!h->sock) {
+        int saved = errno;
+        wf__http_free(h);
+        wf_error_set(err, WF_ERR_SYSTEM, "cannot listen on %s:%d for metrics: %s", host, port,
+                     strerror(saved));
+        return NULL;
+    }
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(addr, addrlen, "http://%s%s%s:%d/", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    wf__log(WF__LOG_INFO, "serving /healthz, /readyz and /metrics on %s%s", addr,
+            token ? " (bearer token required)" : "");
+    return h;
 }
 
-void wf__http_stop(wf__ops *ops)
+int wf__http_fd(const wf__http *h)
 {
-    if (!ops || !ops->http) return;
-    evhttp_free(ops->http);
-    ops->http = NULL;
+    return h && h->sock ? (int)evhttp_bound_socket_get_fd(h->sock) : -1;
+}
+
+void wf__http_free(wf__http *h)
+{
+    if (!h) return;
+    if (h->ev) evhttp_free(h->ev);
+    free(h->token);
+    free(h);
 }

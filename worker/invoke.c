@@ -348,8 +348,8 @@ static void deliver_reply(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     delivery *d = privdata;
     redisReply *r = reply;
-    d->w->kids_inflight--;
-    if (r && r->type != REDIS_REPLY_ERROR && !d->w->closing) {
+    d->w->kids.inflight--;
+    if (r && r->type != REDIS_REPLY_ERROR && !d->w->stop.closing) {
         ack(d->w, d->stream, d->entry);
     } else if (r) {
         /* Left pending: taken over (by any worker, this one included) after lease_ms. */
@@ -417,7 +417,7 @@ static void deliver_entry(wf_worker *w, const char *stream, const redisReply *e)
         size_t lens[4] = {parent->len, step->len, sb.size, at ? at->len : 0};
         if (wf__conn_script(&w->cmd, deliver_reply, d, WF__SCRIPT_DELIVER, WF__NFIXED + 2, keys, 4,
                             args, lens) == WF_OK) {
-            w->kids_inflight++;
+            w->kids.inflight++;
             wf__log_run(WF__LOG_DEBUG, parent->str, pwf, 0, "child run %s ended %s: delivering",
                         id->str, state->str);
             d = NULL;
@@ -440,7 +440,7 @@ static void on_entries(void *ud, int i, const redisReply *entries, int takeover)
         wf__log(WF__LOG_INFO, "taking over %zu child end%s of %s left by a worker that died",
                 entries->elements, entries->elements == 1 ? "" : "s", stream);
 #ifdef WF_FAULT_INJECTION /* -DWF_FAULT_INJECTION=ON only (CMakeLists.txt), never installed */
-    else if (w->kids_crash && entries->elements > 0) {
+    else if (w->kids.crash && entries->elements > 0) {
         /* Fault injection for the tests: die like a SIGKILLed worker with the entry read but
          * not delivered (it stays pending in the group). */
         wf__log(WF__LOG_WARN, "WF_TEST_CRASH_AFTER_CHILD_READ: killing this process");
@@ -454,24 +454,24 @@ void wf__children_on_ready(wf_worker *w)
 {
 #ifdef WF_FAULT_INJECTION /* -DWF_FAULT_INJECTION=ON only (CMakeLists.txt), never installed */
     const char *crash = getenv("WF_TEST_CRASH_AFTER_CHILD_READ");
-    w->kids_crash = crash && *crash == '1';
+    w->kids.crash = crash && *crash == '1';
 #endif
-    if (!w->kids && w->ndefs > 0) {
+    if (!w->kids.reader && w->ndefs > 0) {
         const char **streams = calloc((size_t)w->ndefs, sizeof *streams);
         for (int i = 0; streams && i < w->ndefs; i++) streams[i] = w->defs[i]->aux[WF__AUX_PARENTS];
         if (streams)
-            w->kids = wf__greader_new(w, GROUP, "the child ends (P:{W}:parents)", streams, w->ndefs,
-                                      READ_MS, on_entries, w);
+            w->kids.reader = wf__greader_new(w, GROUP, "the child ends (P:{W}:parents)", streams,
+                                             w->ndefs, READ_MS, on_entries, w);
         free(streams);
-        if (!w->kids) wf__log(WF__LOG_ERROR, "out of memory: child ends are not read");
+        if (!w->kids.reader) wf__log(WF__LOG_ERROR, "out of memory: child ends are not read");
     }
 }
 
 void wf__children_tick(wf_worker *w, int64_t now)
 {
-    if (w->closing || w->draining || !w->kids) return;
-    if (w->kids_inflight >= MAX_INFLIGHT) return;
-    wf__greader_read(w->kids, now, READ_COUNT);
+    if (w->stop.closing || w->stop.draining || !w->kids.reader) return;
+    if (w->kids.inflight >= MAX_INFLIGHT) return;
+    wf__greader_read(w->kids.reader, now, READ_COUNT);
     int64_t idle = w->opt.lease_ms;
-    wf__greader_takeover(w->kids, now, idle, READ_COUNT, idle / 2 > 250 ? idle / 2 : 250);
+    wf__greader_takeover(w->kids.reader, now, idle, READ_COUNT, idle / 2 > 250 ? idle / 2 : 250);
 }

@@ -20,7 +20,7 @@ int64_t wf__worker_redis_now(const wf_worker *w)
 
 int wf__worker_free_slots(const wf_worker *w)
 {
-    int n = w->opt.concurrency - w->busy - w->reserved;
+    int n = w->opt.concurrency - w->jobs.busy - w->claim.reserved;
     return n > 0 ? n : 0;
 }
 
@@ -39,13 +39,13 @@ static void on_ready(wf_worker *w, wf__conn *conn)
 
 static void on_down(wf_worker *w, wf__conn *conn)
 {
-    if (conn == &w->block && !conn->cluster) w->read_inflight = 0; /* lanes count their own */
+    if (conn == &w->block && !conn->cluster) w->claim.read_inflight = 0; /* lanes count their own */
 }
 
 static void leave(wf_worker *w)
 {
-    if (w->closing) return;
-    w->closing = 1;
+    if (w->stop.closing) return;
+    w->stop.closing = 1;
     wf__reqs_fail_all(w, WF_ERR_CLOSED, "the worker is shutting down");
     wf__claim_recover(w); /* closing: frees what is left (their leases expire) */
     wf__pool_set_loop_running(w->pool, 0);
@@ -56,12 +56,12 @@ static void leave(wf_worker *w)
 
 void wf__worker_check_drain(wf_worker *w)
 {
-    if (!w->draining || w->closing) return;
+    if (!w->stop.draining || w->stop.closing) return;
     int64_t now = wf__mono_ms();
-    if (!w->released && now >= w->drain_deadline) {
-        w->released = 1;
+    if (!w->stop.released && now >= w->stop.drain_deadline) {
+        w->stop.released = 1;
         int n = 0;
-        for (wf__job *j = w->held_head, *next; j; j = next) {
+        for (wf__job *j = w->jobs.head, *next; j; j = next) {
             next = j->next;
             if (j->lease != WF__LEASE_HELD) continue;
             atomic_store(&j->cancelled, 1);
@@ -74,10 +74,10 @@ void wf__worker_check_drain(wf_worker *w)
                     "back to the queue",
                     (long long)w->opt.drain_ms, n, n == 1 ? "" : "s");
     }
-    int pending = w->claims_inflight > 0 || w->ops_inflight > 0;
-    for (wf__job *j = w->held_head; j && !pending; j = j->next)
+    int pending = w->claim.inflight > 0 || w->ends.inflight > 0;
+    for (wf__job *j = w->jobs.head; j && !pending; j = j->next)
         if (j->lease != WF__LEASE_GONE ||
-            (!w->released && j->dispatched && !j->returned && !wf__recycle_abandoned(w, j)))
+            (!w->stop.released && j->dispatched && !j->returned && !wf__recycle_abandoned(w, j)))
             pending = 1;
     if (!pending) {
         wf__log(WF__LOG_INFO, "drained: leaving the loop");
@@ -87,7 +87,7 @@ void wf__worker_check_drain(wf_worker *w)
     /* Past the deadline, give Redis the command timeout (at least 1 s) to confirm what was
      * sent; then give up: unconfirmed leases expire and other workers take the runs over. */
     int64_t grace = w->url.timeout_ms > 1000 ? w->url.timeout_ms : 1000;
-    if (now >= w->drain_deadline + grace) {
+    if (now >= w->stop.drain_deadline + grace) {
         wf__log(WF__LOG_WARN, "giving up on unconfirmed operations after the drain deadline; "
                               "their leases will expire and other workers will take the runs over");
         leave(w);
@@ -96,14 +96,14 @@ void wf__worker_check_drain(wf_worker *w)
 
 static void begin_drain(wf_worker *w)
 {
-    if (w->draining || w->closing) return;
-    w->draining = 1;
-    w->drain_deadline = wf__mono_ms() + w->opt.drain_ms;
-    int running = w->busy;
+    if (w->stop.draining || w->stop.closing) return;
+    w->stop.draining = 1;
+    w->stop.drain_deadline = wf__mono_ms() + w->opt.drain_ms;
+    int running = w->jobs.busy;
     wf__log(WF__LOG_INFO, "stopping: claiming nothing more, draining %d run%s (up to %lld ms)",
             running, running == 1 ? "" : "s", (long long)w->opt.drain_ms);
     wf__conn_close(&w->block);
-    w->read_inflight = 0;
+    w->claim.read_inflight = 0;
     wf__worker_check_drain(w);
 }
 
@@ -114,7 +114,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     while (read(fd, buf, sizeof buf) > 0) {
     }
     wf_worker *w = arg;
-    if (w->stop_requested) begin_drain(w);
+    if (w->stop.requested) begin_drain(w);
 }
 
 static void done_cb(evutil_socket_t fd, short what, void *arg)
@@ -139,8 +139,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     wf_worker *w = arg;
-    if (w->ops_refused) {
-        w->ops_refused = 0;
+    if (w->ends.refused) {
+        w->ends.refused = 0;
         wf__job_flush_ops(w);
     }
     wf__timers_tick(w);
@@ -148,14 +148,14 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 int wf__loop_init(wf_worker *w, wf_error *err)
 {
-    w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ | EV_PERSIST, stop_cb, w);
+    w->stop.ev = event_new(w->base, w->stop.pipe[0], EV_READ | EV_PERSIST, stop_cb, w);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
     w->done_ev = event_new(w->base, -1, 0, done_cb, w);
-    if (!w->stop_ev || !w->tick_ev || !w->done_ev || wf__cbatch_init(w) != WF_OK ||
+    if (!w->stop.ev || !w->tick_ev || !w->done_ev || wf__cbatch_init(w) != WF_OK ||
         wf__conn_init(&w->block, w, "block", on_ready, on_down) != WF_OK ||
         wf__conn_init(&w->cmd, w, "cmd", on_ready, on_down) != WF_OK)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory creating the worker's events");
-    event_add(w->stop_ev, NULL);
+    event_add(w->stop.ev, NULL);
     return WF_OK;
 }
 
@@ -172,10 +172,10 @@ int wf__loop_run(wf_worker *w, wf_error *err)
      * loopbreak issued before event_base_dispatch would be forgotten by libevent.) */
     event_base_dispatch(w->base);
     /* Left by leave() (or the base ran dry, which cannot happen while the tick is armed). */
-    if (!w->closing) leave(w);
+    if (!w->stop.closing) leave(w);
     event_del(w->tick_ev);
     /* Nothing is ours any more; results that arrive from now on are dropped (leases expire). */
-    for (wf__job *h = w->held_head, *next; h; h = next) {
+    for (wf__job *h = w->jobs.head, *next; h; h = next) {
         next = h->next;
         h->lease = WF__LEASE_GONE;
         wf__job_maybe_free(w, h);
@@ -185,7 +185,7 @@ int wf__loop_run(wf_worker *w, wf_error *err)
         wf__job *next = j->qnext;
         j->qnext = NULL;
         j->returned = 1;
-        w->busy--;
+        w->jobs.busy--;
         j->lease = WF__LEASE_GONE;
         wf__job_maybe_free(w, j);
         j = next;

@@ -5,8 +5,17 @@
  * Readiness: both Redis connections usable, not draining, and a script answered since the cmd
  * connection last (re)connected. The probe is heartbeat.lua with no runs (it touches nothing),
  * sent at every (re)connect and every 5 s. The gauges are one TIME (its round trip is
- * wf_redis_rtt_seconds) then per workflow XLEN of each queue lane and the oldest member of
- * state:queued, about every second.
+ * wf_redis_rtt_seconds) then, in the one process that holds the gauge lease, per workflow XLEN
+ * of each queue lane and the oldest member of state:queued, about every second.
+ *
+ * The gauge lease: a workflow's queue depth and oldest queued run describe Redis, not a process,
+ * so one process of the whole deployment exports them (metrics_render.c), not every process
+ * that serves the workflow, with a note to aggregate them with max. Every LEADER_MS each process
+ * sends, per workflow, SET P:{W}:gauges CONSUMER NX PX LEASE GET: nil means it just took the
+ * lease, its own name that it holds it (it then renews it with PEXPIRE), anything else that
+ * another process does. Only the holder reads the workflow's queue. A holder that dies is
+ * replaced within LEASE + LEADER_MS; in between the gauges are absent rather than doubled, and
+ * a workflow that no live process serves has none (the WfNoLiveWorker alert relies on that).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -22,6 +31,8 @@
 
 #define PROBE_MS  5000
 #define GAUGES_MS 1000
+#define LEADER_MS 2000
+#define LEASE_MS  "6000"
 #define TOKEN_MIN 16
 
 /* Monotonic microseconds, for the Redis round trip (ms would round a local Redis to 0). */
@@ -90,7 +101,6 @@ wf__ops *wf__ops_new(wf_worker *w, const wf_worker_options *o, wf_error *err)
     }
     ops->w = w;
     ops->rtt_s = -1;
-    ops->http_span = 1;
     if (gethostname(ops->host, sizeof ops->host) != 0) snprintf(ops->host, sizeof ops->host, "?");
     ops->host[sizeof ops->host - 1] = '\0';
     int nomem = 0;
@@ -177,7 +187,8 @@ void wf__ops_free(wf__ops *ops)
 {
     if (!ops) return;
     wf__hooks_free(ops->hooks);
-    wf__http_stop(ops);
+    wf__http_free(ops->http);
+    for (int i = 0; ops->gauges && i < ops->w->ndefs; i++) free(ops->gauges[i].lease_key);
     free(ops->gauges);
     free(ops->http_host);
     free(ops->http_token);
@@ -189,9 +200,25 @@ void wf__ops_free(wf__ops *ops)
     free(ops);
 }
 
-void wf__ops_set_http_span(wf_worker *w, int span)
+void wf__ops_set_served_by(wf_worker *w, const char *addr)
 {
-    if (w && w->ops && span > 0) w->ops->http_span = span;
+    if (!w || !w->ops) return;
+    free(w->ops->http_host);
+    w->ops->http_host = NULL;
+    snprintf(w->ops->http_addr, sizeof w->ops->http_addr, "%s", addr ? addr : "");
+}
+
+static int worker_not_ready(void *arg, char *why, size_t len)
+{
+    const char *r = wf__ops_not_ready(arg);
+    if (r) snprintf(why, len, "%s", r);
+    return r != NULL;
+}
+
+static void worker_metrics(void *arg, struct evbuffer *out)
+{
+    wf__metrics_publish(arg); /* the gauges as of now, not of the last tick */
+    wf__metrics_render(out, 0);
 }
 
 const char *wf__ops_notify_mode(const wf_worker *w)
@@ -208,7 +235,17 @@ int wf__ops_start(wf_worker *w, wf_error *err)
         ops->gauges[i].depth = -1;
         for (int l = 0; l < WF__NLANES; l++) ops->gauges[i].lane_depth[l] = -1;
     }
-    if (ops->http_host && wf__http_start(ops, err) != WF_OK) return err ? err->code : WF_ERR_SYSTEM;
+    for (int i = 0; i < w->ndefs; i++) {
+        wf__metrics_slot_claim(w->defs[i]->name);
+        ops->gauges[i].lease_key = wf__key_wf(w->url.prefix, w->defs[i]->name, "gauges");
+        if (!ops->gauges[i].lease_key) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
+    if (ops->http_host) {
+        wf__http_fns fns = {worker_not_ready, worker_metrics};
+        ops->http = wf__http_new(w->base, ops->http_host, ops->http_port, ops->http_token, &fns, w,
+                                 ops->http_addr, sizeof ops->http_addr, err);
+        if (!ops->http) return err ? err->code : WF_ERR_SYSTEM;
+    }
     if (ops->webhook_url) {
         ops->hooks = wf__hooks_new(ops, err);
         if (!ops->hooks) return err ? err->code : WF_ERR_SYSTEM;
@@ -219,7 +256,8 @@ int wf__ops_start(wf_worker *w, wf_error *err)
 void wf__ops_stop(wf_worker *w)
 {
     if (!w->ops) return;
-    wf__http_stop(w->ops);
+    wf__http_free(w->ops->http);
+    w->ops->http = NULL;
     wf__presence_remove(w);
 }
 
@@ -227,8 +265,8 @@ void wf__ops_stop(wf_worker *w)
 
 const char *wf__ops_not_ready(const wf_worker *w)
 {
-    if (w->closing) return "the worker is shutting down";
-    if (w->draining) return "the worker is draining (stopping)";
+    if (w->stop.closing) return "the worker is shutting down";
+    if (w->stop.draining) return "the worker is draining (stopping)";
     if (!wf__conn_usable(&w->cmd)) return "the command connection to Redis is not ready";
     if (!wf__conn_usable(&w->block)) return "the blocking connection to Redis is not ready";
     if (!w->ops->scripts_ok) return "no Lua script has answered yet since Redis (re)connected";
@@ -330,10 +368,59 @@ static void refresh_gauges(wf_worker *w)
     ops->rtt_sent_us = mono_us();
     gauge_cmd(w, -1, 0, 0, "TIME", NULL);
     for (int i = 0; i < w->ndefs; i++) {
+        if (!ops->gauges[i].leader) continue;
         for (int l = 0; l < WF__NLANES; l++)
             gauge_cmd(w, i, 1, l, "XLEN %s", w->defs[i]->keys.k[wf__lane_key((wf__lane)l)]);
         gauge_cmd(w, i, 2, 0, "ZRANGE %s 0 0 WITHSCORES",
                   w->defs[i]->keys.k[WF__K_STATE(WF_STATE_QUEUED)]);
+    }
+}
+
+/* ---- The gauge lease ------------------------------------------------------------------------ */
+
+typedef struct lease_req {
+    wf_worker *w;
+    int def; /* index in w->defs */
+} lease_req;
+
+static void lease_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    lease_req *q = privdata;
+    wf_worker *w = q->w;
+    wf__gauges *g = &w->ops->gauges[q->def];
+    redisReply *r = reply;
+    g->lease_busy = 0;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        g->leader = 0;
+    } else if (r->type == REDIS_REPLY_NIL) {
+        g->leader = 1;
+    } else {
+        g->leader = r->type == REDIS_REPLY_STRING && strcmp(r->str, w->consumer) == 0;
+        if (g->leader)
+            wf__conn_command(&w->cmd, NULL, NULL, "PEXPIRE %s %s", g->lease_key, LEASE_MS);
+    }
+    if (!g->leader) g->depth = -1; /* stale figures must not be exported if it comes back */
+    free(q);
+}
+
+static void lease_tick(wf_worker *w, int64_t now)
+{
+    wf__ops *ops = w->ops;
+    if (now < ops->next_lease) return;
+    ops->next_lease = now + LEADER_MS;
+    for (int i = 0; i < w->ndefs; i++) {
+        wf__gauges *g = &ops->gauges[i];
+        if (g->lease_busy) continue;
+        lease_req *q = malloc(sizeof *q);
+        if (!q) return;
+        q->w = w;
+        q->def = i;
+        if (wf__conn_command(&w->cmd, lease_reply, q, "SET %s %s NX PX %s GET", g->lease_key,
+                             w->consumer, LEASE_MS) == REDIS_OK)
+            g->lease_busy = 1;
+        else
+            free(q);
     }
 }
 
@@ -356,11 +443,13 @@ void wf__ops_tick(wf_worker *w, int64_t now)
 {
     wf__ops *ops = w->ops;
     wf__sd_tick(w, now); /* the watchdog pings while Redis is down too: it watches the loop */
-    if (!ops || !ops->gauges || w->closing || !wf__conn_usable(&w->cmd)) return;
+    if (ops && ops->gauges) wf__metrics_publish(w); /* readiness too, connected or not */
+    if (!ops || !ops->gauges || w->stop.closing || !wf__conn_usable(&w->cmd)) return;
     if (now >= ops->next_probe) {
         ops->next_probe = now + PROBE_MS;
         probe(w);
     }
+    lease_tick(w, now);
     if (now >= ops->next_gauges) {
         ops->next_gauges = now + GAUGES_MS;
         refresh_gauges(w);

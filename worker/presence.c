@@ -30,9 +30,8 @@ static char *entry_json(wf_worker *w, int64_t now)
     json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:i, s:i, s:o?}", "host", ops->host, "pid",
                           (json_int_t)getpid(), "started_at", (json_int_t)ops->started_at,
                           "last_seen", (json_int_t)now, "concurrency", w->opt.concurrency, "busy",
-                          w->busy, "workflows", wfs);
-    if (o && ops->http && ops->http_addr[0])
-        json_object_set_new(o, "http", json_string(ops->http_addr));
+                          w->jobs.busy, "workflows", wfs);
+    if (o && ops->http_addr[0]) json_object_set_new(o, "http", json_string(ops->http_addr));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -56,7 +55,7 @@ static void prune_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__ops *ops = privdata;
     wf_worker *w = ops->w;
     redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_ARRAY || w->closing || !wf__conn_usable(&w->cmd)) return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || w->stop.closing || !wf__conn_usable(&w->cmd)) return;
     int64_t now = wf__worker_redis_now(w);
     char *key = wf__key_global(w->url.prefix, "workers");
     for (size_t i = 0; key && i + 1 < r->elements; i += 2) {
@@ -79,7 +78,7 @@ void wf__presence_tick(wf_worker *w, int64_t now)
     wf__ops *ops = w->ops;
     /* Not while draining: the entry is about to be removed, and a late HSET must not bring it
      * back after the HDEL. */
-    if (ops->presence_busy || now < ops->next_presence || !w->have_clock || w->draining ||
+    if (ops->presence_busy || now < ops->next_presence || !w->have_clock || w->stop.draining ||
         !wf__conn_usable(&w->cmd))
         return;
     ops->next_presence = now + PRESENCE_MS;

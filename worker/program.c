@@ -44,7 +44,7 @@ static const char usage[] =
     "  --log-level LEVEL    error, warn, info (default) or debug\n"
     "  --log-format FMT     logfmt (default) or json (one object per line)\n"
     "  --http HOST:PORT     serve /healthz, /readyz and /metrics (Prometheus) there; with\n"
-    "                       --processes N the processes take PORT..PORT+N-1, one each\n"
+    "                       --processes N the supervisor serves the whole host there\n"
     "  --http-token TOKEN   require \"Authorization: Bearer TOKEN\" (default $WF_HTTP_TOKEN);\n"
     "                       mandatory, 16+ characters, when HOST is not a loopback address\n"
     "  --webhook URL        POST a signed notification for every run that ends (completed,\n"
@@ -68,8 +68,9 @@ static volatile sig_atomic_t g_stop;
  * WF__EXIT_RECYCLE. */
 static long long g_stuck_grace_ms = 10000, g_max_rss_mb;
 static int g_supervised;
-static long long g_processes = 1; /* --processes: ports of --http per process */
+static long long g_processes = 1; /* --processes */
 static char *g_webhook_secret;    /* read from --webhook-secret-file */
+static wf__sup_http g_http;       /* --http under the supervisor, which serves the host */
 
 static void on_signal(int sig)
 {
@@ -124,7 +125,7 @@ static int run_worker(void *arg)
     }
     g_worker = w;
     if (g_supervised) wf__worker_set_recycle(w, g_stuck_grace_ms, g_max_rss_mb);
-    if (g_supervised) wf__ops_set_http_span(w, (int)g_processes);
+    if (g_supervised) wf__ops_set_served_by(w, g_http.host ? g_http.addr : NULL);
     wf__sd_enable(w); /* READY=1 and WATCHDOG=1 when run by systemd ($NOTIFY_SOCKET) */
     if (g_stop) wf_worker_stop(w);
     int rc = wf_worker_run(w, &err);
@@ -134,6 +135,25 @@ static int run_worker(void *arg)
     wf_worker_free(w);
     if (recycled) return WF__EXIT_RECYCLE;
     return rc == WF_OK ? 0 : 1;
+}
+
+/* --processes N: the metrics table shared by the processes (every registered workflow given its
+ * slot before the fork), then the supervisor, which serves --http for the host. */
+static int supervise(wf_worker_options *opt, char *http_host)
+{
+    wf_error err = {0};
+    if (wf__metrics_share((int)g_processes, &err) != WF_OK) {
+        fprintf(stderr, "wf-worker: %s\n", err.message);
+        return 1;
+    }
+    const wf_workflow_def *defs[WF__METRICS_PRECLAIM];
+    int n = wf__registry_find_module(NULL, NULL, defs, WF__METRICS_PRECLAIM);
+    for (int i = 0; i < n && i < WF__METRICS_PRECLAIM; i++) wf__metrics_slot_claim(defs[i]->name);
+    g_http.host = http_host;
+    g_http.token = opt->http_token;
+    signal(SIGPIPE, SIG_IGN);
+    g_supervised = 1;
+    return wf__supervise((int)g_processes, run_worker, opt, &g_http);
 }
 
 int wf_worker_main(int argc, char **argv)
@@ -295,13 +315,12 @@ int wf_worker_main(int argc, char **argv)
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
     if (ndirs == 0) return usage_error("%s", "no --workflows DIR given: nothing to run");
     if (!opt.http_token) opt.http_token = getenv("WF_HTTP_TOKEN");
+    char *http_host = NULL;
     if (opt.http_listen) {
-        char *host = NULL;
-        int port = 0;
         wf_error e = {0};
-        if (wf__ops_parse_listen(opt.http_listen, opt.http_token, &host, &port, &e) != WF_OK)
+        if (wf__ops_parse_listen(opt.http_listen, opt.http_token, &http_host, &g_http.port, &e) !=
+            WF_OK)
             return usage_error("--http: %s", e.message);
-        free(host);
     }
     if (opt.webhook_url && !opt.webhook_secret)
         return usage_error("%s", "--webhook needs --webhook-secret-file FILE (the signing key)");
@@ -337,8 +356,11 @@ int wf_worker_main(int argc, char **argv)
                 ndirs == 1 ? "" : "s");
         return 2;
     }
-    if (g_processes == 0) return run_worker(&opt);
-    signal(SIGPIPE, SIG_IGN);
-    g_supervised = 1;
-    return wf__supervise((int)g_processes, run_worker, &opt);
+    if (g_processes == 0) {
+        free(http_host);
+        return run_worker(&opt);
+    }
+    int rc = supervise(&opt, http_host);
+    free(http_host);
+    return rc;
 }

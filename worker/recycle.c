@@ -26,18 +26,18 @@
 
 void wf__worker_set_recycle(wf_worker *w, int64_t stuck_grace_ms, int64_t max_rss_mb)
 {
-    w->stuck_grace_ms = stuck_grace_ms > 0 ? stuck_grace_ms : 0;
-    w->max_rss_kb = max_rss_mb > 0 ? max_rss_mb * 1024 : 0;
+    w->recycle.stuck_grace_ms = stuck_grace_ms > 0 ? stuck_grace_ms : 0;
+    w->recycle.max_rss_kb = max_rss_mb > 0 ? max_rss_mb * 1024 : 0;
 }
 
 int wf__worker_recycled(const wf_worker *w)
 {
-    return w ? w->recycle : WF__RECYCLE_NONE;
+    return w ? w->recycle.reason : WF__RECYCLE_NONE;
 }
 
 int wf__recycle_abandoned(const wf_worker *w, const wf__job *job)
 {
-    return w->recycle != WF__RECYCLE_NONE && job->cancel_mono != 0;
+    return w->recycle.reason != WF__RECYCLE_NONE && job->cancel_mono != 0;
 }
 
 /* Resident set size of this process in KiB, or -1. */
@@ -54,18 +54,18 @@ static int64_t rss_kb(void)
 
 static void start_recycle(wf_worker *w, wf__recycle_reason why)
 {
-    if (w->recycle != WF__RECYCLE_NONE || w->draining) return;
-    w->recycle = why;
+    if (w->recycle.reason != WF__RECYCLE_NONE || w->stop.draining) return;
+    w->recycle.reason = why;
     wf_worker_stop(w);
 }
 
 void wf__recycle_check(wf_worker *w, int64_t now)
 {
-    if (w->recycle != WF__RECYCLE_NONE || w->draining) return;
-    for (wf__job *j = w->held_head; j; j = j->next) {
+    if (w->recycle.reason != WF__RECYCLE_NONE || w->stop.draining) return;
+    for (wf__job *j = w->jobs.head; j; j = j->next) {
         if (!j->dispatched || j->returned || j->cancel_mono == 0) continue;
         int64_t late = now - j->cancel_mono;
-        if (w->stuck_grace_ms > 0 && late >= w->stuck_grace_ms) {
+        if (w->recycle.stuck_grace_ms > 0 && late >= w->recycle.stuck_grace_ms) {
             wf__log_run(WF__LOG_ERROR, j->id, j->workflow, j->attempt,
                         "handler still running %lld ms after it was cancelled (it ignores "
                         "wf_ctx_cancelled); its thread cannot be taken back: recycling this "
@@ -75,14 +75,14 @@ void wf__recycle_check(wf_worker *w, int64_t now)
             return;
         }
     }
-    if (w->max_rss_kb > 0 && now >= w->next_rss_check) {
-        w->next_rss_check = now + RSS_CHECK_MS;
+    if (w->recycle.max_rss_kb > 0 && now >= w->recycle.next_rss_check) {
+        w->recycle.next_rss_check = now + RSS_CHECK_MS;
         int64_t kb = rss_kb();
-        if (kb > w->max_rss_kb) {
+        if (kb > w->recycle.max_rss_kb) {
             wf__log(WF__LOG_ERROR,
                     "resident memory %lld MiB is over the limit of %lld MiB (a handler leaks?): "
                     "recycling this worker process",
-                    (long long)(kb / 1024), (long long)(w->max_rss_kb / 1024));
+                    (long long)(kb / 1024), (long long)(w->recycle.max_rss_kb / 1024));
             start_recycle(w, WF__RECYCLE_RSS);
         }
     }

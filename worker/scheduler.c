@@ -60,7 +60,7 @@ static void scan_done(sched_scan *s)
     if (s->pending > 0) return;
     wf_worker *w = s->w;
     wf__wdef *def = s->def;
-    int again = s->again && !w->closing && !w->draining;
+    int again = s->again && !w->stop.closing && !w->stop.draining;
     scan_free(s);
     def->sched_busy = 0;
     if (again) wf__scheduler_tick(w, def);
@@ -170,7 +170,7 @@ static void records_reply(redisAsyncContext *ac, void *reply, void *privdata)
     sched_scan *s = privdata;
     redisReply *r = reply;
     s->pending--;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == s->n && !s->w->closing &&
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == s->n && !s->w->stop.closing &&
         wf__conn_usable(&s->w->cmd)) {
         for (size_t i = 0; i < s->n; i++) fire_one(s, i, r->element[i]);
     } else if (r && r->type == REDIS_REPLY_ERROR) {
@@ -186,7 +186,7 @@ static void due_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf_worker *w = s->w;
     redisReply *r = reply;
     s->pending--;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || w->closing ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || w->stop.closing ||
         !wf__conn_usable(&w->cmd)) {
         if (r && r->type == REDIS_REPLY_ERROR)
             wf__log(WF__LOG_ERROR, "reading %s failed: %s", s->zkey, r->str);
@@ -224,7 +224,8 @@ out:
 
 void wf__scheduler_tick(wf_worker *w, wf__wdef *def)
 {
-    if (def->sched_busy || !w->have_clock || w->closing || w->draining || !wf__conn_usable(&w->cmd))
+    if (def->sched_busy || !w->have_clock || w->stop.closing || w->stop.draining ||
+        !wf__conn_usable(&w->cmd))
         return;
     sched_scan *s = calloc(1, sizeof *s);
     if (!s) return;

@@ -72,7 +72,7 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__wdef *def = t->def;
     redisReply *r = reply;
     const char *zset = def->keys.k[t->kind == TIMER_WAKE ? WF__K_DELAYED : WF__K_LEASES];
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->closing ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->stop.closing ||
         !wf__conn_usable(&w->cmd)) {
         if (r && r->type == REDIS_REPLY_ERROR)
             wf__log(WF__LOG_ERROR, "reading %s failed: %s", zset, r->str);
@@ -200,7 +200,7 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
         wf_error e = {0};
         wf__script_error(r->str, r->len, &e);
         wf__log(WF__LOG_ERROR, "heartbeat.lua failed for workflow %s: %s", h->def->name, e.message);
-    } else if (r && r->type == REDIS_REPLY_ARRAY && !w->closing) {
+    } else if (r && r->type == REDIS_REPLY_ARRAY && !w->stop.closing) {
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *p = r->element[i];
             if (p->type != REDIS_REPLY_ARRAY || p->elements != 2 ||
@@ -208,7 +208,7 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 p->element[1]->type != REDIS_REPLY_STRING)
                 continue;
             const char *id = p->element[0]->str, *token = p->element[1]->str;
-            for (wf__job *j = w->held_head; j; j = j->next) {
+            for (wf__job *j = w->jobs.head; j; j = j->next) {
                 if (j->def == h->def && strcmp(j->id, id) == 0 && strcmp(j->token, token) == 0) {
                     wf__job_lost(w, j, "the run was stopped, timed out or taken over");
                     break;
@@ -221,7 +221,7 @@ static void hb_reply(redisAsyncContext *ac, void *reply, void *privdata)
          * the step fence and run a step another worker had recorded (the pause chaos scenario
          * caught it once: a process thawed from SIGSTOP). */
         int64_t until = h->sent_mono + w->opt.lease_ms;
-        for (wf__job *j = w->held_head; j; j = j->next)
+        for (wf__job *j = w->jobs.head; j; j = j->next)
             if (j->def == h->def && j->lease == WF__LEASE_HELD &&
                 atomic_load(&j->lease_until_mono) < until)
                 atomic_store(&j->lease_until_mono, until);
@@ -233,7 +233,7 @@ static void heartbeat(wf_worker *w, wf__wdef *def)
 {
     if (def->heartbeat_busy) return;
     int n = 0;
-    for (wf__job *j = w->held_head; j; j = j->next)
+    for (wf__job *j = w->jobs.head; j; j = j->next)
         if (j->def == def && j->lease == WF__LEASE_HELD) n++;
     if (n == 0) return;
     hb_ctx *h = calloc(1, sizeof *h);
@@ -249,7 +249,7 @@ static void heartbeat(wf_worker *w, wf__wdef *def)
     for (int i = 0; i < WF__NFIXED; i++) keys[i] = def->keys.k[i];
     args[0] = lease;
     int k = 0;
-    for (wf__job *j = w->held_head; j && k < n; j = j->next) {
+    for (wf__job *j = w->jobs.head; j && k < n; j = j->next) {
         if (j->def != def || j->lease != WF__LEASE_HELD) continue;
         if (!(runkeys[k] = wf__key_run(w->url.prefix, def->name, j->id))) goto out;
         keys[WF__NFIXED + k] = runkeys[k];
@@ -275,7 +275,7 @@ out:
 
 static void check_timeouts(wf_worker *w, int64_t now)
 {
-    for (wf__job *j = w->held_head, *next; j; j = next) {
+    for (wf__job *j = w->jobs.head, *next; j; j = next) {
         next = j->next;
         if (j->lease != WF__LEASE_HELD || !j->dispatched || j->returned || j->opt.timeout_ms <= 0)
             continue;
@@ -292,7 +292,7 @@ static void check_timeouts(wf_worker *w, int64_t now)
 
 void wf__timers_tick(wf_worker *w)
 {
-    if (w->closing) return;
+    if (w->stop.closing) return;
     int64_t now = wf__mono_ms();
     wf__reqs_pump(w);
     check_timeouts(w, now);
@@ -310,7 +310,7 @@ void wf__timers_tick(wf_worker *w)
                 def->next_heartbeat = now + (every > 1000 ? 1000 : every);
                 heartbeat(w, def);
             }
-            if (w->draining) continue;
+            if (w->stop.draining) continue;
             scan(w, def, TIMER_WAKE);
             scan(w, def, TIMER_RECLAIM);
             prune_final(w, def, now);

@@ -100,7 +100,7 @@ static void pump(wf__hooks *h, delivery *x, int64_t now);
 
 static int usable(wf__hooks *h)
 {
-    return !h->closing && !h->w->closing && wf__conn_usable(&h->w->cmd);
+    return !h->closing && !h->w->stop.closing && wf__conn_usable(&h->w->cmd);
 }
 
 static void drop(wf__hooks *h, delivery *x)
@@ -140,19 +140,28 @@ static void build_body(delivery *x)
     x->body_len = x->body ? strlen(x->body) : 0;
 }
 
+/* One of x's Redis replies came back. 0 when there is nothing more to do with it: the hooks are
+ * being freed, or Redis failed (logged, naming `what`) and the phase's command goes out again on
+ * the next tick. */
+static int reply_usable(delivery *x, const redisReply *r, const char *what)
+{
+    x->busy--;
+    if (x->d->h->closing) return 0;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r) wf__log(WF__LOG_ERROR, "webhook: %s for run %s failed: %s", what, x->run, r->str);
+        x->sent = 0;
+        return 0;
+    }
+    return 1;
+}
+
 static void load_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     delivery *x = privdata;
     wf__hooks *h = x->d->h;
     redisReply *r = reply;
-    x->busy--;
-    if (h->closing) return;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        if (r) wf__log(WF__LOG_ERROR, "webhook: reading run %s failed: %s", x->run, r->str);
-        x->sent = 0; /* loaded again on the next tick */
-        return;
-    }
+    if (!reply_usable(x, r, "reading the run")) return;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) { /* HMGET output error finished_at */
         const redisReply *out = r->element[0], *err = r->element[1], *fin = r->element[2];
         if (out->type == REDIS_REPLY_STRING && out->len > 0 && !x->output)
@@ -296,13 +305,7 @@ static void end_reply(redisAsyncContext *ac, void *reply, void *privdata)
     delivery *x = privdata;
     wf__hooks *h = x->d->h;
     redisReply *r = reply;
-    x->busy--;
-    if (h->closing) return;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        if (r) wf__log(WF__LOG_ERROR, "webhook: outbox.lua for run %s: %s", x->run, r->str);
-        x->sent = 0; /* again on the next tick */
-        return;
-    }
+    if (!reply_usable(x, r, "outbox.lua")) return;
     drop(h, x);
 }
 
@@ -504,7 +507,7 @@ void wf__hooks_tick(wf__hooks *h, int64_t now)
             free(argv);
         }
     }
-    if (w->draining) return;        /* finish what is held; take nothing new */
+    if (w->stop.draining) return;   /* finish what is held; take nothing new */
     int room = MAX_HELD - h->nheld; /* a soft limit: COUNT applies per outbox */
     if (room > 0 && h->ndefs > 0)
         wf__greader_read(h->reader, now, room / h->ndefs > 0 ? room / h->ndefs : 1);

@@ -1,5 +1,6 @@
 /* wf_conn.h - the worker's async Redis connections: one wf__conn with its reconnect state
- * (conn.c), and sending on it, to one server or routed across a cluster (route.c).
+ * (conn.c), and sending on it, to one server or routed across a cluster (route.c, over the
+ * shared async router redis/aroute.h).
  *
  * Design
  * ------
@@ -53,13 +54,10 @@ typedef struct wf__conn {
     int nlanes;
     int any_node; /* for commands without a key */
     int tearing;  /* wf__conn_reset in progress */
-    /* Commands Redis refused for now (LOADING, BUSY, ...: reply_action.h), each waiting on a
-     * timer of its own to be sent again (route.c); answered with a NULL reply at close. */
-    struct fwd *refused;
-    int64_t refused_log_mono;   /* last "Redis refused ... sending again" warning */
-    int64_t refused_since_mono; /* first refusal since Redis last answered normally; 0: none */
-    redisAsyncContext stub; /* what a callback sees as `ac` when no context answered (data: this) */
-    struct event *probe_ev; /* one server: the readiness probe sent again while Redis loads */
+    /* Sending: the shared async router (redis/aroute.h) over this connection's contexts. */
+    struct wf__ar *ar;
+    int64_t loading_since_mono; /* the readiness probe was first refused; 0: not refused */
+    struct event *probe_ev;     /* one server: the readiness probe sent again while Redis loads */
 } wf__conn;
 
 /* conn.c: set up, start (or restart) a connection; close it for good; whether commands may be
@@ -79,8 +77,9 @@ void wf__conn_reset(wf__conn *conn, const char *why);
 /* Drops the connection `ac` belongs to (a node answered READONLY): it reconnects with backoff;
  * replies still pending fire first. Safe from inside a reply callback. */
 void wf__conn_drop(wf__conn *conn, redisAsyncContext *ac, const char *why);
-/* Answers every command waiting to be re-sent after a refusal (route.c) with a NULL reply. */
-void wf__conn_refused_flush(wf__conn *conn);
+/* route.c: the router over `conn` (its contexts, and what it tells the connection). NULL when
+ * out of memory. */
+struct wf__ar *wf__conn_router(wf__conn *conn);
 
 /* route.c: sending on a connection. Like redisAsyncCommand(Argv): `fn` fires exactly once with
  * the final reply (NULL: the connection was lost) unless the call returns REDIS_ERR. In a

@@ -24,13 +24,6 @@
 #include "wf_internal.h"
 #include "wf_job.h"
 
-/* ---- Reply copies (reply.c) ------------------------------------------------------------------ */
-
-/* Deep-copies a hiredis reply (NULL in, NULL out; NULL when out of memory). Free with
- * wf__reply_free(). */
-redisReply *wf__reply_copy(const redisReply *r);
-void wf__reply_free(redisReply *r);
-
 /* ---- Executor pool (executor.c) ----------------------------------------------------------- */
 
 /* Creates `n` threads that run queued jobs, post them to the done list and activate `done_ev`

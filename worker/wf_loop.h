@@ -20,7 +20,7 @@ void wf__claim_autoclaim(wf_worker *w, wf__wdef *def, int64_t min_idle_ms);
 void wf__claim_setup(wf_worker *w);
 /* claim_lost.c: hands back (release.lua) every run a claim whose reply was lost made ours, once cmd
  * is ready: without it such a run would wait for its lease to expire and be reclaimed as if this
- * worker had died. Called on every reconnect; frees the list at close (w->closing). */
+ * worker had died. Called on every reconnect; frees the list at close (w->stop.closing). */
 void wf__claim_recover(wf_worker *w);
 /* Notes run `id` of `def` as possibly made ours by a claim whose reply was lost (claim_lost.c). */
 void wf__claim_lost_add(wf_worker *w, wf__wdef *def, const char *id);

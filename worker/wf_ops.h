@@ -2,8 +2,10 @@
  * wf_worker_internal.h; shared by the files below and the hooks the loop calls.
  *
  *   presence.c  the worker's entry in the hash P:workers (`wf workers` reads it)
- *   metrics.c   process-wide counters and histograms per workflow, Prometheus text rendering
- *   http.c      /healthz, /readyz, /metrics with evhttp on the worker's own event base
+ *   metrics.c   the metrics table: counters and histograms per workflow, gauges per process,
+ *               shared by the processes of a supervisor (metrics_table.h has its layout)
+ *   metrics_render.c  the table as Prometheus text
+ *   http.c      /healthz, /readyz, /metrics with evhttp, for a lone worker or the supervisor
  *   webhook.c   run notifications from the durable outbox P:{W}:outbox, POSTed and signed
  *   curl_ev.c   libcurl's multi interface driven by the worker's libevent loop (no threads)
  *   ops.c       options, start and stop, the hooks, the gauges refreshed on the tick
@@ -12,9 +14,10 @@
  * ------
  * Everything here runs on the loop thread and talks to Redis on the cmd connection, except
  * wf__metrics_*(), which executor threads call too (step durations) and which only touch atomics
- * in a table that lives as long as the process. Counters are process-wide (one wf-worker process
- * runs one wf_worker; an embedding program with two workers sees the sum in both); gauges (queue
- * depth, oldest queued run, runs in flight, Redis round trip) are the worker's own.
+ * in a table that lives as long as the process, or as the supervisor when it shares the table
+ * between its processes. Counters are the table's (an embedding program with two workers sees
+ * the sum in both); each process writes its gauges (runs in flight, readiness, Redis round trip,
+ * and the queue gauges of the workflows whose gauge lease it holds: ops.c) to its own section.
  *
  * Hooks into the loop: wf_worker_new -> wf__ops_new; wf_worker_run -> wf__ops_start before the
  * loop and wf__ops_stop after it; the cmd connection ready -> wf__ops_on_ready; the 100 ms tick
@@ -30,6 +33,7 @@
 #ifndef WF_OPS_H
 #define WF_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/buffer.h>
@@ -73,6 +77,24 @@ void wf__metrics_step_ms(const char *workflow, int64_t ms);
 /* Observes the end of `job`'s attempt (claim to now) with `outcome`, once per attempt: later
  * calls for the same job are ignored. Loop thread. */
 void wf__metrics_attempt_end(wf__job *job, wf__outcome outcome);
+/* The supervisor, before it forks: maps a table shared by `nprocs` worker processes (metrics.c's
+ * design comment). WF_OK or WF_ERR_SYSTEM. */
+int wf__metrics_share(int nprocs, wf_error *err);
+/* How many registered workflows the supervisor gives a slot before it forks. */
+#define WF__METRICS_PRECLAIM 512
+/* Gives `workflow` its slot now, so that its series show (as zeros) before anything happens. */
+void wf__metrics_slot_claim(const char *workflow);
+/* In worker process `index` (0..nprocs-1), right after the fork: the gauge section it writes. */
+void wf__metrics_set_process(int index);
+/* The supervisor, once process `index` exited: its gauges are no longer live. */
+void wf__metrics_clear_proc(int index);
+/* Loop thread, from the tick and before a scrape: this process's gauges into its section. */
+void wf__metrics_publish(struct wf_worker *w);
+/* The exposition of the table (metrics_render.c) appended to `out`; `supervisor` adds the
+ * per-process figures of the host. */
+void wf__metrics_render(struct evbuffer *out, int supervisor);
+/* 0 when every live worker process of the table is ready, else 1 with why in `why`. */
+int wf__metrics_not_ready(char *why, size_t len);
 
 /* ---- The ops state of one worker (ops.c) ------------------------------------------------- */
 
@@ -85,6 +107,9 @@ typedef struct wf__gauges {
     long long lane_depth[WF__NLANES]; /* XLEN of each lane (wf__lane); -1 unknown */
     double oldest_age_s;  /* Redis time minus the oldest queued run's last change; 0 if none */
     int64_t redis_now_ms; /* Redis TIME of the refresh, for the age */
+    char *lease_key;      /* P:{W}:gauges, the gauge lease (ops.c); owned */
+    int leader;           /* this process holds it: it reads and exports the queue gauges */
+    int lease_busy;       /* a SET ... NX GET is in flight */
 } wf__gauges;
 
 typedef struct wf__ops {
@@ -93,7 +118,6 @@ typedef struct wf__ops {
     /* -- configuration (copied at wf_worker_new) -- */
     char *http_host;   /* NULL: no HTTP server */
     int http_port;     /* first port to try */
-    int http_span;     /* ports tried: http_port .. http_port + span - 1 (wf-worker --processes) */
     char *http_token;  /* NULL: none (loopback only) */
     char *webhook_url; /* NULL: no webhooks */
     char *webhook_secret;
@@ -118,10 +142,12 @@ typedef struct wf__ops {
     int64_t rtt_sent_us; /* when the refresh's TIME was sent (monotonic us) */
     double rtt_s;        /* last measured Redis round trip; -1 none yet */
     wf__gauges *gauges;  /* one per w->defs entry */
+    int64_t next_lease;  /* mono ms: the next round of gauge lease renewals (ops.c) */
 
     /* -- HTTP (http.c) -- */
-    struct evhttp *http;
-    char http_addr[300]; /* "http://HOST:PORT/" actually bound */
+    struct wf__http *http; /* NULL: no server of its own */
+    char http_addr[300];   /* "http://HOST:PORT/" serving this process (its own, or its
+                              supervisor's); "": none */
 
     /* -- webhooks (webhook.c); NULL when off -- */
     wf__hooks *hooks;
@@ -153,8 +179,9 @@ void wf__ops_on_end(struct wf_worker *w, wf__job *job, const redisReply *r);
 /* The "notify" argument for complete/fail: "1" with webhooks configured, else "auto" (record
  * only where another worker's webhooks created the outbox). */
 const char *wf__ops_notify_mode(const struct wf_worker *w);
-/* wf-worker --processes N: each process takes the first free port of http_port .. +N-1. */
-void wf__ops_set_http_span(struct wf_worker *w, int span);
+/* wf-worker --processes N: the supervisor serves HTTP at `addr` (NULL: nobody), so this
+ * process serves none of its own and names that address in P:workers. */
+void wf__ops_set_served_by(struct wf_worker *w, const char *addr);
 /* Checks "HOST:PORT" and the token rule; fills host (caller frees) and port. WF_OK or
  * WF_ERR_INVALID with what to do. */
 int wf__ops_parse_listen(const char *listen, const char *token, char **host, int *port,
@@ -181,12 +208,20 @@ int wf__sd_available(void);
 void wf__presence_tick(struct wf_worker *w, int64_t now);
 void wf__presence_remove(struct wf_worker *w);
 
-/* metrics.c: the exposition of worker `w` (its workflows, its gauges) appended to `out`. */
-void wf__metrics_render(struct wf_worker *w, struct evbuffer *out);
-
-/* http.c: listen (first free port of the span) / stop listening. */
-int wf__http_start(wf__ops *ops, wf_error *err);
-void wf__http_stop(wf__ops *ops);
+/* http.c: a health and metrics server on `base`. It knows its owner only by these functions. */
+typedef struct wf__http wf__http;
+typedef struct wf__http_fns {
+    /* 0 when ready, else 1 with the reason written to why (len bytes) */
+    int (*not_ready)(void *arg, char *why, size_t len);
+    void (*metrics)(void *arg, struct evbuffer *out); /* the exposition, appended */
+} wf__http_fns;
+/* Listens on host:port; writes "http://HOST:PORT/" to addr. NULL with `err` filled. */
+wf__http *wf__http_new(struct event_base *base, const char *host, int port, const char *token,
+                       const wf__http_fns *fns, void *arg, char *addr, size_t addrlen,
+                       wf_error *err);
+/* The listening socket (closed by the supervisor's children), or -1. */
+int wf__http_fd(const wf__http *h);
+void wf__http_free(wf__http *h);
 
 /* webhook.c: create (curl multi on the base), on cmd ready (consumer groups), tick (read, take
  * over, retry, refresh), free (transfers aborted; unacknowledged entries stay pending). */

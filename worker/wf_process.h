@@ -37,10 +37,20 @@ int wf__recycle_abandoned(const wf_worker *w, const wf__job *job);
 
 /* ---- Supervisor (supervisor.c) ------------------------------------------------------------- */
 
+/* The supervisor's HTTP server (wf-worker --http with --processes N): where, and the token. */
+typedef struct wf__sup_http {
+    const char *host; /* NULL: no server */
+    int port;
+    const char *token; /* NULL: none */
+    char addr[300];    /* filled before the first fork: "http://HOST:PORT/" (for P:workers) */
+} wf__sup_http;
+
 /* Forks `n` children, each calling child(arg) and exiting with its return value; restarts a child
  * that dies (backoff 100 ms doubling to 5 s while it keeps dying young, logging its exit status or
- * signal); forwards SIGTERM/SIGINT to all children and waits for them. Returns the process exit
- * status: 0 when every child exited 0 after the stop signal, 1 otherwise. */
-int wf__supervise(int n, int (*child)(void *arg), void *arg);
+ * signal); forwards SIGTERM/SIGINT to all children and waits for them. With `http` (may be NULL)
+ * it serves the host's health and metrics from the shared metrics table (wf__metrics_share must
+ * have run). Returns the process exit status: 0 when every child exited 0 after the stop signal,
+ * 1 otherwise (also when it could not listen or start). */
+int wf__supervise(int n, int (*child)(void *arg), void *arg, wf__sup_http *http);
 
 #endif

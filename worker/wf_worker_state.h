@@ -7,6 +7,8 @@
  * `concurrency` executor threads (wf_executor.h). Only the loop thread touches the two async
  * Redis connections, block and cmd (wf_conn.h). A claimed run becomes a job the loop holds until
  * its attempt ends (wf_job.h). wf_worker_stop writes to a self-pipe, which is async-signal-safe.
+ * The state each subsystem owns is a sub-struct of its own (stop, jobs, claim, ends, recycle,
+ * kids), named after it, so a field's owner shows at every use (w->claim.read_inflight).
  */
 #ifndef WF_WORKER_STATE_H
 #define WF_WORKER_STATE_H
@@ -57,6 +59,74 @@ struct wf__wdef {
     int64_t next_pause_check; /* mono ms */
 };
 
+/* Stopping (loop.c): wf_worker_stop writes to a self-pipe (async-signal-safe); the loop then
+ * drains, claiming nothing more and waiting up to drain_ms for the runs it holds, hands back what
+ * is left (released), and leaves (closing). Every subsystem reads `draining` and `closing` before
+ * it sends: once closing, nothing is sent and nothing reconnects. */
+typedef struct wf__stop_state {
+    int started;                     /* wf_worker_run was entered */
+    int draining;                    /* claiming nothing more */
+    int released;                    /* drain deadline passed: the rest were handed back */
+    int closing;                     /* the loop is being left: no more commands, no reconnects */
+    int64_t drain_deadline;          /* mono ms */
+    struct event *ev;                /* reads `pipe` on the loop */
+    int pipe[2];                     /* written by wf_worker_stop */
+    volatile sig_atomic_t requested; /* wf_worker_stop was called (maybe from a signal) */
+} wf__stop_state;
+
+/* The jobs of claimed runs (wf_job.h), held by the loop until their attempt ends (finish.c),
+ * and the executor slots they take. */
+typedef struct wf__jobs_state {
+    wf__job *head, *tail; /* oldest first */
+    int n;
+    int busy; /* jobs not yet RETURNED (occupying executor slots) */
+} wf__jobs_state;
+
+/* Reading the queues and claiming what was read (claim.c, claim_lost.c). One XREADGROUP at a
+ * time on block (in a cluster one per workflow, on its lane), only for free slots: the slots a
+ * read or a claim.lua in flight may fill are reserved until it answers. */
+typedef struct wf__claim_state {
+    int reserved;          /* slots promised to entries whose claim.lua is in flight */
+    int read_inflight;     /* an XREADGROUP is outstanding on block */
+    int read_lane;         /* the priority lane (wf__lane) the next read takes; the last one, low,
+                              blocks over every lane */
+    int read_count;        /* COUNT of the outstanding read */
+    int read_reserved;     /* cluster: the COUNTs of the workflows' outstanding reads, added */
+    int arm_next;          /* cluster: the workflow the next arming starts from (round robin) */
+    int inflight;          /* claim.lua calls outstanding */
+    int64_t read_retry_at; /* mono ms: after NOGROUP etc., wait before reading again */
+    /* runs a claim.lua whose reply was lost may have made ours (run id, then its workflow's
+     * index in defs), checked and handed back once cmd is ready again (claim_lost.c) */
+    struct wf__lost_claim *lost;
+} wf__claim_state;
+
+/* Ending attempts (finish.c, batch_end.c): complete/fail/release per job, completions batched
+ * per loop turn into one complete.lua call per workflow. An end operation is never given up: a
+ * refused one goes out again from the tick. */
+typedef struct wf__ends_state {
+    int inflight;    /* end operations outstanding */
+    int refused;     /* one came back refused: resend on the tick */
+    wf__job **batch; /* completions to send at the end of this loop turn */
+    int nbatch, batch_cap;
+    struct event *batch_ev; /* fires at the end of the turn */
+} wf__ends_state;
+
+/* Asking the supervisor for a fresh process (recycle.c; 0: feature off). */
+typedef struct wf__recycle_state {
+    int64_t stuck_grace_ms; /* a cancelled handler not back after this: recycle */
+    int64_t max_rss_kb;     /* resident memory above this: recycle */
+    int64_t next_rss_check; /* mono ms */
+    int reason;             /* why the worker is draining to be replaced (wf__recycle_reason) */
+} wf__recycle_state;
+
+/* Delivering the ends of child runs to their parents (invoke.c): one group reader over the
+ * P:{W}:parents streams of every workflow. */
+typedef struct wf__kids_state {
+    wf__greader *reader; /* made when cmd is first ready */
+    int inflight;        /* deliver.lua calls outstanding */
+    int crash;           /* fault injection, -DWF_FAULT_INJECTION=ON only */
+} wf__kids_state;
+
 struct wf_worker {
     wf_worker_options opt; /* defaults applied; strings point at the copies below */
     char *url_str;
@@ -69,37 +139,15 @@ struct wf_worker {
 
     struct event_base *base;
     wf__conn block, cmd;
-    struct event *tick_ev, *stop_ev, *done_ev;
-    int stop_pipe[2];
-    volatile sig_atomic_t stop_requested;
+    struct event *tick_ev, *done_ev;
     wf__pool *pool;
 
-    int started; /* wf_worker_run was entered */
-    int draining;
-    int released;           /* drain deadline passed: the rest were handed back */
-    int closing;            /* the loop is being left: no more commands, no reconnects */
-    int64_t drain_deadline; /* mono ms */
-
-    wf__job *held_head, *held_tail; /* jobs of claimed runs, oldest first */
-    int nheld;
-    int busy;            /* jobs not yet RETURNED (occupying executor slots) */
-    int reserved;        /* slots promised to entries whose claim.lua is in flight */
-    int read_inflight;   /* an XREADGROUP is outstanding on block */
-    int read_lane;       /* claim.c: the priority lane (wf__lane) the next read takes; the last
-                            one, low, blocks over every lane */
-    int read_count;      /* claim.c: COUNT of the outstanding read */
-    int read_reserved;   /* cluster: the COUNTs of the workflows' outstanding reads, added */
-    int arm_next;        /* cluster: the workflow the next arming starts from (round robin) */
-    int claims_inflight; /* claim.lua calls outstanding */
-    /* claim.c: runs a claim.lua whose reply was lost may have made ours (run id, then its
-     * workflow's index in defs), checked and handed back once cmd is ready again */
-    struct wf__lost_claim *lost_claims;
-    int ops_inflight; /* end operations outstanding */
-    int ops_refused;  /* an end operation came back refused (finish.c): resend on the tick */
-    wf__job **cbatch; /* completions to send at the end of this loop turn (batch_end.c) */
-    int ncbatch, cbatch_cap;
-    struct event *cbatch_ev;
-    int64_t read_retry_at; /* mono ms: after NOGROUP etc., wait before reading again */
+    wf__stop_state stop;
+    wf__jobs_state jobs;
+    wf__claim_state claim;
+    wf__ends_state ends;
+    wf__recycle_state recycle;
+    wf__kids_state kids;
 
     int have_clock;
     int64_t clock_offset; /* Redis ms - wf__mono_ms() */
@@ -107,17 +155,6 @@ struct wf_worker {
     wf__req *reqs_head, *reqs_tail; /* ctx calls waiting for the cmd connection */
 
     struct wf__ops *ops; /* presence, metrics, health, webhooks (wf_ops.h); set by wf_worker_new */
-
-    /* recycle.c: asking the supervisor for a fresh process (0: feature off) */
-    int64_t stuck_grace_ms; /* a cancelled handler not back after this: recycle */
-    int64_t max_rss_kb;     /* resident memory above this: recycle */
-    int64_t next_rss_check; /* mono ms */
-    int recycle;            /* why the worker is draining to be replaced (wf__recycle_reason) */
-
-    /* invoke.c: delivering the ends of child runs to their parents (P:{W}:parents) */
-    wf__greader *kids; /* P:{W}:parents of every workflow; made when cmd is first ready */
-    int kids_inflight; /* deliver.lua calls outstanding */
-    int kids_crash;    /* fault injection, -DWF_FAULT_INJECTION=ON only (invoke.c) */
 };
 
 /* Defaults. */

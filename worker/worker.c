@@ -155,7 +155,7 @@ wf_worker *wf_worker_new(const wf_worker_options *options, wf_error *err)
         wf_error_set(err, WF_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    w->stop_pipe[0] = w->stop_pipe[1] = -1;
+    w->stop.pipe[0] = w->stop.pipe[1] = -1;
     if (wf__url_parse(o.redis_url, &w->url, err) != WF_OK) {
         free(w);
         return NULL;
@@ -171,7 +171,7 @@ wf_worker *wf_worker_new(const wf_worker_options *options, wf_error *err)
     w->sync = open_sync(&w->url, err);
     if (!w->sync) goto fail;
     w->base = event_base_new();
-    if (!w->base || pipe2(w->stop_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+    if (!w->base || pipe2(w->stop.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
         wf_error_set(err, WF_ERR_SYSTEM, "cannot create the worker's event loop: %s",
                      strerror(errno));
         goto fail;
@@ -199,7 +199,7 @@ int wf_worker_define(wf_worker *worker, const char *name, wf_handler_fn handler,
                      const wf_workflow_options *options, wf_error *err)
 {
     if (!worker) return wf_error_set(err, WF_ERR_INVALID, "worker is NULL");
-    if (worker->started)
+    if (worker->stop.started)
         return wf_error_set(err, WF_ERR_STATE, "define workflows before wf_worker_run()");
     return add_def(worker, name, handler, options, err);
 }
@@ -207,7 +207,7 @@ int wf_worker_define(wf_worker *worker, const char *name, wf_handler_fn handler,
 int wf_worker_load_dir(wf_worker *worker, const char *dir, wf_error *err)
 {
     if (!worker) return wf_error_set(err, WF_ERR_INVALID, "worker is NULL");
-    if (worker->started)
+    if (worker->stop.started)
         return wf_error_set(err, WF_ERR_STATE, "load workflows before wf_worker_run()");
     const wf_workflow_def **defs = NULL;
     int n = 0;
@@ -272,9 +272,9 @@ int wf_worker_run(wf_worker *worker, wf_error *err)
 {
     if (!worker) return wf_error_set(err, WF_ERR_INVALID, "worker is NULL");
     wf_worker *w = worker;
-    if (w->started)
+    if (w->stop.started)
         return wf_error_set(err, WF_ERR_STATE, "wf_worker_run() was already called on this worker");
-    w->started = 1;
+    w->stop.started = 1;
     if (w->ndefs == 0)
         return wf_error_set(err, WF_ERR_INVALID,
                             "no workflows to run: load modules with wf_worker_load_dir() "
@@ -305,9 +305,9 @@ void wf_worker_stop(wf_worker *worker)
 {
     if (!worker) return;
     int saved = errno; /* async-signal-safe: a flag and a write(2) */
-    worker->stop_requested = 1;
-    if (worker->stop_pipe[1] >= 0) {
-        ssize_t n = write(worker->stop_pipe[1], "s", 1);
+    worker->stop.requested = 1;
+    if (worker->stop.pipe[1] >= 0) {
+        ssize_t n = write(worker->stop.pipe[1], "s", 1);
         (void)n; /* a full pipe already holds a wake-up */
     }
     errno = saved;
@@ -322,7 +322,7 @@ void wf_worker_free(wf_worker *worker)
 {
     if (!worker) return;
     wf_worker *w = worker;
-    w->closing = 1;
+    w->stop.closing = 1;
     /* Connections first (normally already closed by the drain): their pending callbacks still
      * see the pool and the jobs. */
     if (w->base) {
@@ -331,28 +331,28 @@ void wf_worker_free(wf_worker *worker)
     }
     if (w->pool) {
         wf__pool_stop(w->pool, WF__FREE_GRACE_MS);
-        for (wf__job *j = w->held_head, *next; j; j = next) {
+        for (wf__job *j = w->jobs.head, *next; j; j = next) {
             next = j->next;
             if (!(j->dispatched && !j->returned && wf__pool_orphan_if_running(w->pool, j)))
                 wf__job_free(j); /* else its detached thread frees it when the handler returns */
         }
-        w->held_head = w->held_tail = NULL;
+        w->jobs.head = w->jobs.tail = NULL;
         wf__pool_unref(w->pool);
         w->pool = NULL;
     }
     if (w->base) {
         wf__ops_free(w->ops); /* after the connections (their callbacks), before the base */
         w->ops = NULL;
-        wf__greader_free(w->kids); /* likewise: replies carry it */
-        w->kids = NULL;
-        if (w->stop_ev) event_free(w->stop_ev);
+        wf__greader_free(w->kids.reader); /* likewise: replies carry it */
+        w->kids.reader = NULL;
+        if (w->stop.ev) event_free(w->stop.ev);
         if (w->tick_ev) event_free(w->tick_ev);
         if (w->done_ev) event_free(w->done_ev);
         wf__cbatch_free(w);
         event_base_free(w->base);
     }
-    if (w->stop_pipe[0] >= 0) close(w->stop_pipe[0]);
-    if (w->stop_pipe[1] >= 0) close(w->stop_pipe[1]);
+    if (w->stop.pipe[0] >= 0) close(w->stop.pipe[0]);
+    if (w->stop.pipe[1] >= 0) close(w->stop.pipe[1]);
     for (int i = 0; i < w->ndefs; i++) def_free(w->defs[i]);
     free(w->defs);
     wf__rc_free(w->sync);

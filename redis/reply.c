@@ -1,9 +1,10 @@
 /* reply.c - deep copies of hiredis replies. An async reply is valid only inside its callback;
- * a handler thread waiting in wf__ctx_call() needs one that outlives it. */
+ * a handler thread waiting in the worker's wf__ctx_call() needs one that outlives it, and the
+ * async router (aroute_xread.c) merges the replies of a split read into one. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "wf_executor.h"
+#include "wf_redis.h"
 
 redisReply *wf__reply_copy(const redisReply *r)
 {
