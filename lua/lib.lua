@@ -9,7 +9,8 @@
 --   KEYS[5..12] P:{W}:state:S zset run id -> last change (ms), one per state below
 --   KEYS[13] P:{W}:queue:high stream of ready runs of priority high, group "workers"
 --   KEYS[14] P:{W}:queue:low  stream of ready runs of priority low, group "workers"
--- Scripts never build key names themselves, so every key they touch is declared (Redis Cluster).
+-- Scripts never build key names themselves, so every key they touch is declared (Redis Cluster);
+-- the one exception, the per-minute counters named after Redis time, is hist_add below.
 -- Time is Redis time: worker clocks may drift without harm.
 
 local WF_NFIXED = 14
