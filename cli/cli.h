@@ -291,6 +291,9 @@ int wf__cli_cmd_web(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_schedule(wf__cli *cli, int argc, char **argv); /* cmd_schedule.c */
 int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv);    /* cmd_limit.c */
 int wf__cli_cmd_wait(wf__cli *cli, int argc, char **argv);     /* cmd_wait.c */
+/* cmd_workflow.c */
+int wf__cli_cmd_pause_workflow(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_resume_workflow(wf__cli *cli, int argc, char **argv);
 
 /* `wf status ID --follow [--text] [--timeout DUR]` (cmd_wait.c): prints run `id` again each time
  * it changes (with `text`: each new timeline line, then the whole view at the end) until it is

@@ -14,8 +14,9 @@ static const char STATS_USAGE[] =
     "so runs/s), how long the oldest queued run has waited, and the dead letters kept. A table,\n"
     "or with --json an array of {\"workflow\", \"counts\": {STATE: N...}, \"total\",\n"
     "\"completedLastMinute\", \"runsPerSecond\", \"oldestQueuedMs\", \"dead\", \"now\",\n"
-    "\"liveWorkers\"}. A workflow with queued or waiting runs that no live worker serves gets a\n"
-    "warning on stderr: those runs will not start until a worker with it runs.\n"
+    "\"liveWorkers\", \"paused\"}. A workflow with queued or waiting runs that no live worker\n"
+    "serves gets a warning on stderr: those runs will not start until a worker with it runs. A\n"
+    "paused workflow (`wf pause-workflow`) is named below the table.\n"
     "\n"
     "Options:\n"
     "  --workflow W   only workflow W (default: every registered workflow); a name no worker\n"
@@ -65,11 +66,11 @@ json_t *wf__cli_stats_json(const wf_stats *s)
         json_object_set_new(counts, wf_state_name((wf_state)st), json_integer(s->count[st]));
         total += s->count[st];
     }
-    return json_pack("{s:s, s:o*, s:I, s:I, s:f, s:I, s:I, s:I}", "workflow", s->workflow, "counts",
-                     counts, "total", (json_int_t)total, "completedLastMinute",
+    return json_pack("{s:s, s:o*, s:I, s:I, s:f, s:I, s:I, s:I, s:b}", "workflow", s->workflow,
+                     "counts", counts, "total", (json_int_t)total, "completedLastMinute",
                      (json_int_t)s->completed_last_minute, "runsPerSecond", s->runs_per_second,
                      "oldestQueuedMs", (json_int_t)s->oldest_queued_ms, "dead", (json_int_t)s->dead,
-                     "now", (json_int_t)s->now_ms);
+                     "now", (json_int_t)s->now_ms, "paused", s->paused);
 }
 
 static void print_stats(const wf_stats *stats, size_t n)
@@ -92,6 +93,10 @@ static void print_stats(const wf_stats *stats, size_t n)
                s->count[WF_STATE_TERMINATED], s->completed_last_minute, s->runs_per_second, oldest,
                s->dead);
     }
+    for (size_t i = 0; i < n; i++)
+        if (stats[i].paused)
+            printf("%s is paused: its queued runs wait for `wf resume-workflow %s`\n",
+                   stats[i].workflow, stats[i].workflow);
     if (n == 0) puts("no workflows registered");
 }
 

@@ -1,6 +1,6 @@
-/* cmd_schedule.c - `wf schedule add|list|remove`: schedules that start runs on a cron expression
- * or a fixed interval (wf_schedule_add / wf_schedule_list / wf_schedule_remove). Workers of the
- * workflow fire them; see docs/scaling.md. */
+/* cmd_schedule.c - `wf schedule add|list|remove|pause|resume|trigger`: schedules that start runs
+ * on a cron expression or a fixed interval (wf_schedule_add / _list / _remove / _pause / _resume
+ * / _trigger). Workers of the workflow fire them; see docs/scaling.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +11,26 @@ static const char USAGE[] =
     "Usage: wf schedule add ID WORKFLOW SPEC [JSON|-] [--catch-up one|all|none]\n"
     "       wf schedule list [--workflow W]\n"
     "       wf schedule remove ID [--workflow W]\n"
+    "       wf schedule pause|resume|trigger ID [--workflow W]\n"
     "\n"
     "Schedules start a run of WORKFLOW with the JSON input at every firing of SPEC (UTC):\n"
     "  a cron expression 'MIN HOUR DOM MONTH DOW' (*, N, N-M, lists with ',', steps with '/',\n"
     "  names jan..dec and sun..sat), @hourly, @daily, @weekly, @monthly, @yearly, or\n"
     "  '@every DUR' (a fixed interval, e.g. @every 30s, @every 1h30m; at least 1s).\n"
     "Every firing starts exactly one run, id WORKFLOW:sched-ID-FIREMS, however many workers run.\n"
-    "Adding an existing ID replaces it.\n"
+    "Adding an existing ID replaces it. A paused schedule fires no more until resumed; on resume\n"
+    "its next firing is the first one after now (missed firings are skipped, whatever its\n"
+    "catch-up). trigger starts one run now (id WORKFLOW:sched-ID-now-MS) without moving the\n"
+    "next firing.\n"
     "\n"
     "  --catch-up P    firings missed while no worker ran: one (default: one run for all of\n"
     "                  them), all (a run for each), none (skip them)\n"
-    "  --workflow W    list: only W's schedules; remove: only W's schedule ID (default: every\n"
-    "                  registered workflow's)\n"
-    "  --force         list, remove: accept a --workflow that no worker registered (refused\n"
-    "                  otherwise, exit 6, naming the closest registered names); add always\n"
-    "                  refuses one (exit 6)\n";
+    "  --workflow W    list: only W's schedules; remove, pause, resume, trigger: W's schedule\n"
+    "                  ID (default: every registered workflow's; pause, resume and trigger\n"
+    "                  want W when several workflows have a schedule ID)\n"
+    "  --force         list, remove, pause, resume, trigger: accept a --workflow that no\n"
+    "                  worker registered (refused otherwise, exit 6, naming the closest\n"
+    "                  registered names); add always refuses one (exit 6)\n";
 
 /* ---- add ------------------------------------------------------------------------------------- */
 
@@ -88,11 +93,11 @@ static json_t *schedule_json(const wf_schedule_info *s)
         free(text);
     }
     return json_pack(
-        "{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:I, s:o}", "id", s->id, "workflow", s->workflow,
-        "spec", s->spec, "input", payload, "catchUp", wf_catch_up_name(s->catch_up), "createdAt",
-        (json_int_t)s->created_at_ms, "nextAt", (json_int_t)s->next_at_ms, "lastAt",
+        "{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:I, s:o, s:b}", "id", s->id, "workflow",
+        s->workflow, "spec", s->spec, "input", payload, "catchUp", wf_catch_up_name(s->catch_up),
+        "createdAt", (json_int_t)s->created_at_ms, "nextAt", (json_int_t)s->next_at_ms, "lastAt",
         s->last_at_ms ? json_integer(s->last_at_ms) : json_null(), "fires", (json_int_t)s->fires,
-        "lastRun", s->last_run ? json_string(s->last_run) : json_null());
+        "lastRun", s->last_run ? json_string(s->last_run) : json_null(), "paused", s->paused);
 }
 
 static int cmd_list(wf__cli *cli, int argc, char **argv)
@@ -121,7 +126,7 @@ static int cmd_list(wf__cli *cli, int argc, char **argv)
                    wf__cli_cell(s[i].id, 20, id, sizeof id),
                    wf__cli_cell(s[i].workflow, 20, wf, sizeof wf),
                    wf__cli_cell(s[i].spec, 22, spec, sizeof spec), wf_catch_up_name(s[i].catch_up),
-                   wf__cli_format_time(s[i].next_at_ms, next, sizeof next),
+                   s[i].paused ? "paused" : wf__cli_format_time(s[i].next_at_ms, next, sizeof next),
                    wf__cli_format_time(s[i].last_at_ms, last, sizeof last), s[i].fires);
         }
     }
@@ -146,6 +151,63 @@ static int cmd_remove(wf__cli *cli, int argc, char **argv)
     return WF_CLI_OK;
 }
 
+/* ---- pause, resume, trigger ----------------------------------------------------------------- */
+
+/* The workflow of schedule `id`: `workflow` when given, else the one registered workflow that has
+ * it. Returns WF_CLI_OK with `out` filled, or the exit code after printing why not. */
+static int schedule_workflow(wf__cli *cli, const char *id, const char *workflow, char *out,
+                             size_t size)
+{
+    if (workflow) {
+        snprintf(out, size, "%s", workflow);
+        return WF_CLI_OK;
+    }
+    wf_schedule_info *s = NULL;
+    size_t n = 0, found = 0;
+    wf_error err = {0};
+    if (wf_schedule_list(cli->client, NULL, &s, &n, &err) != WF_OK) return wf__cli_fail(&err);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s[i].id, id) == 0 && found++ == 0) snprintf(out, size, "%s", s[i].workflow);
+    wf_schedules_free(s, n);
+    if (found == 0) {
+        fprintf(stderr, "wf: no schedule '%s'\n", id);
+        return WF_CLI_NOT_FOUND;
+    }
+    if (found > 1)
+        return wf__cli_usage_error(
+            "schedule", "%zu workflows have a schedule '%s': give --workflow", found, id);
+    return WF_CLI_OK;
+}
+
+static int cmd_control(wf__cli *cli, int argc, char **argv)
+{
+    const char *workflow, *sub = argv[0];
+    int force;
+    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow, &force) != 0) return WF_CLI_USAGE;
+    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    if (argc - optind != 1) return wf__cli_usage_error("schedule", "schedule %s wants ID", sub);
+    const char *id = argv[optind];
+    char wf[WF_RUN_ID_MAX], run_id[WF_RUN_ID_MAX] = "";
+    int rc = wf__cli_connect(cli);
+    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "schedule", workflow, force);
+    if (rc == WF_CLI_OK) rc = schedule_workflow(cli, id, workflow, wf, sizeof wf);
+    if (rc != WF_CLI_OK) return rc;
+    wf_error err = {0};
+    int code = strcmp(sub, "pause") == 0 ? wf_schedule_pause(cli->client, wf, id, &err)
+               : strcmp(sub, "resume") == 0
+                   ? wf_schedule_resume(cli->client, wf, id, &err)
+                   : wf_schedule_trigger(cli->client, wf, id, run_id, &err);
+    if (code != WF_OK) return wf__cli_fail(&err);
+    if (cli->json)
+        return wf__cli_print_json(json_pack("{s:s, s:s, s:s, s:s*}", "id", id, "workflow", wf,
+                                            "action", sub, "runId", run_id[0] ? run_id : NULL));
+    if (run_id[0])
+        printf("schedule %s of %s triggered: run %s\n", id, wf, run_id);
+    else
+        printf("schedule %s of %s %s\n", id, wf, strcmp(sub, "pause") == 0 ? "paused" : "resumed");
+    return WF_CLI_OK;
+}
+
 int wf__cli_cmd_schedule(wf__cli *cli, int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -160,6 +222,9 @@ int wf__cli_cmd_schedule(wf__cli *cli, int argc, char **argv)
         return cmd_list(cli, argc - 1, argv + 1);
     if (strcmp(sub, "remove") == 0 || strcmp(sub, "rm") == 0)
         return cmd_remove(cli, argc - 1, argv + 1);
-    return wf__cli_usage_error("schedule", "unknown schedule command '%s' (add, list, remove)",
-                               sub);
+    if (strcmp(sub, "pause") == 0 || strcmp(sub, "resume") == 0 || strcmp(sub, "trigger") == 0)
+        return cmd_control(cli, argc - 1, argv + 1);
+    return wf__cli_usage_error(
+        "schedule", "unknown schedule command '%s' (add, list, remove, pause, resume, trigger)",
+        sub);
 }

@@ -38,12 +38,14 @@ static const char STEPS_USAGE[] =
     "  --redis URL, --json, --help   as for every command (see `wf --help`)\n";
 
 static const char STOP_USAGE[] =
-    "Usage: wf stop ID\n"
+    "Usage: wf stop ID [--reason TEXT]\n"
     "       wf stop --state S [--workflow W] [--since T] [--until T] [--dry-run | --yes]\n"
     "\n"
     "Cancels run ID: a queued, waiting or paused run never starts; a running one is told to stop\n"
     "and whatever it returns afterwards is dropped. Prints the run's status afterwards.\n"
     "Exits 5 when the run had already finished (nothing changes), 2 when there is no such run.\n"
+    "  --reason TEXT  why: kept as the run's error (\"stopped by request: TEXT\") and in its\n"
+    "                 history\n"
     "\n"
     "With --state instead of an id, cancels every run in state S (queued, running, waiting or\n"
     "paused) of workflow W (default: every registered workflow) whose last state change is in\n"
@@ -140,15 +142,21 @@ int wf__cli_cmd_steps(wf__cli *cli, int argc, char **argv)
 
 int wf__cli_cmd_stop(wf__cli *cli, int argc, char **argv)
 {
+    enum { OPT_REASON = 1 };
     static const struct option options[] = {
         WF__CLI_GLOBAL_OPTIONS,
         WF__CLI_BULK_OPTIONS,
+        {"reason", required_argument, NULL, OPT_REASON},
         {NULL, 0, NULL, 0},
     };
     wf__cli_bulk bulk = {0};
+    const char *reason = NULL;
     int c;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1)
-        if (wf__cli_bulk_option(&bulk, "stop", c, optarg) != 1) return WF_CLI_USAGE;
+        if (c == OPT_REASON)
+            reason = optarg;
+        else if (wf__cli_bulk_option(&bulk, "stop", c, optarg) != 1)
+            return WF_CLI_USAGE;
     if (cli->help) return fputs(STOP_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (bulk.given && argc != optind)
         return wf__cli_usage_error("stop", "give a run id or select runs with --state, not both");
@@ -161,7 +169,7 @@ int wf__cli_cmd_stop(wf__cli *cli, int argc, char **argv)
     wf_run *run = wf_get_workflow_run(cli->client, id, &err);
     if (!run) return wf__cli_fail(&err);
     wf_status st = {0};
-    if (wf_run_stop(run, &err) != WF_OK || wf_run_status(run, &st, &err) != WF_OK)
+    if (wf_run_stop_reason(run, reason, &err) != WF_OK || wf_run_status(run, &st, &err) != WF_OK)
         rc = wf__cli_fail(&err);
     else
         rc = print_status(run, &st);

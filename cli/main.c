@@ -31,6 +31,9 @@ static const char USAGE[] =
     "  send-event NAME [JSON|-]  record an event that waiting runs can receive\n"
     "  schedule add|list|remove  runs on a cron expression or an interval (@every 30s)\n"
     "  limit WORKFLOW            show or set how many of its runs may run at once\n"
+    "  pause-workflow W / resume-workflow W\n"
+    "                            stop claiming workflow W's queued runs (running ones go on) /\n"
+    "                            claim them again\n"
     "  web [--listen ADDR:PORT]  serve the dashboard (default 127.0.0.1:8080; --token T:\n"
     "                            required off loopback)\n"
     "  help [COMMAND]            this text, or a command's options\n"
@@ -98,6 +101,8 @@ static const command COMMANDS[] = {
     {"schedule", wf__cli_cmd_schedule},
     {"limit", wf__cli_cmd_limit},
     {"wait", wf__cli_cmd_wait},
+    {"pause-workflow", wf__cli_cmd_pause_workflow},
+    {"resume-workflow", wf__cli_cmd_resume_workflow},
 };
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

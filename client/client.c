@@ -146,3 +146,50 @@ int wf__client_check_workflow(wf_client *client, const char *name, wf_error *err
     if ((k[client->nknown] = strdup(name))) client->nknown++;
     return WF_OK;
 }
+
+int wf__client_pipeline(wf_client *client, size_t n, const char *const *const *cmds,
+                        redisReply **out, wf_error *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        /* Returns the code it got, not err->code: with err NULL that read would not exist, and
+         * clang-analyzer could not tell an error from WF_OK (and `out` from filled). */
+        int rc = wf__client_ensure(client, err);
+        if (rc != WF_OK) return rc;
+        int ok = 1;
+        for (size_t i = 0; i < n && ok; i++) {
+            int argc = 0;
+            while (cmds[i][argc]) argc++;
+            ok = wf__rc_append_argv(client->c, argc, (const char **)cmds[i], NULL) == REDIS_OK;
+        }
+        size_t got = 0;
+        for (; ok && got < n; got++) {
+            void *r = NULL;
+            if (wf__rc_get_reply(client->c, &r) != REDIS_OK || !r) ok = 0;
+            out[got] = r;
+            if (!ok) break;
+        }
+        if (ok) return WF_OK;
+        for (size_t i = 0; i < got; i++) freeReplyObject(out[i]);
+        memset(out, 0, n * sizeof *out);
+        wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
+                     client->c && wf__rc_errstr(client->c)[0] ? wf__rc_errstr(client->c)
+                                                              : "no reply");
+        wf__rc_break(client->c); /* reconnect on the next try */
+    }
+    return WF_ERR_IO;
+}
+
+int wf__client_time(wf_client *client, int64_t *now, wf_error *err)
+{
+    redisReply *r = wf__client_cmd(client, 1, err, "TIME");
+    if (!r) return err ? err->code : WF_ERR_IO;
+    int rc = WF_OK;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING)
+        *now = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+               strtoll(r->element[1]->str, NULL, 10) / 1000;
+    else
+        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to TIME");
+    freeReplyObject(r);
+    return rc;
+}

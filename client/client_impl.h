@@ -31,6 +31,16 @@ int wf__client_ensure(wf_client *client, wf_error *err);
  * Returns the reply (caller frees) or NULL with err filled (Redis error replies are errors). */
 redisReply *wf__client_cmd(wf_client *client, int idempotent, wf_error *err, const char *fmt, ...);
 
+/* Sends `n` commands (argv arrays, NULL-terminated each) as one pipeline and reads the `n`
+ * replies into `out` (the caller frees each with freeReplyObject()). Read-only (or idempotent)
+ * commands only: after a connection failure it reconnects and sends them all once more. Returns
+ * WF_OK or an error; on error nothing is left in `out`. Error replies are kept as replies. */
+int wf__client_pipeline(wf_client *client, size_t n, const char *const *const *cmds,
+                        redisReply **out, wf_error *err);
+
+/* Redis's clock (TIME) in ms since the epoch into `*now`. WF_OK or an error. */
+int wf__client_time(wf_client *client, int64_t *now, wf_error *err);
+
 /* The check behind WF_ERR_UNKNOWN_WORKFLOW, cached per client. */
 int wf__client_check_workflow(wf_client *client, const char *name, wf_error *err);
 

@@ -1,6 +1,7 @@
 /* flow.c - flow control's settings (include/wf/client.h, "Flow control"): a workflow's limits in
- * the hash P:{W}:limits {max_running, key, max_per_key}. Enforcement is in Lua (lua/lib.lua's
- * flow_* helpers, used by claim.lua and admit.lua) and the worker (worker/flow.c). */
+ * the hash P:{W}:limits {max_running, key, max_per_key, ...} and its pause (field `paused`).
+ * Enforcement is in Lua (lua/lib.lua's flow_* helpers, used by claim.lua and admit.lua) and the
+ * worker (worker/flow.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,11 @@ int wf_flow_set(wf_client *client, const char *workflow, const wf_flow_limits *l
     if (!k) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     redisReply *r;
     if (l.max_running == 0 && l.max_per_key == 0 && l.rate == 0 && !l.singleton &&
-        l.debounce_ms == 0)
-        r = wf__client_cmd(client, 1, err, "DEL %s", k);
+        l.debounce_ms == 0) /* not DEL: the hash also keeps the workflow's pause */
+        r = wf__client_cmd(client, 1, err,
+                           "HDEL %s max_running key max_per_key rate rate_ms rate_per_key "
+                           "singleton debounce_ms",
+                           k);
     else
         r = wf__client_cmd(client, 1, err,
                            "HSET %s max_running %d key %s max_per_key %d rate %d rate_ms %lld "
@@ -118,4 +122,37 @@ int wf_flow_get(wf_client *client, const char *workflow, wf_flow_limits *limits,
     free(k);
     free(h);
     return rc;
+}
+
+/* ---- Pausing a workflow ------------------------------------------------------------------------
+ */
+
+/* The field `paused` of P:{W}:limits: claim.lua reads it with the limits, in the call it makes
+ * anyway, so a workflow that is not paused costs nothing more (lua/claim.lua says what a worker
+ * does with a paused workflow's entries). Its value is the Redis time of the pause. */
+static int set_paused(wf_client *client, const char *workflow, int paused, wf_error *err)
+{
+    int rc = check_name(client, workflow, err);
+    if (rc != WF_OK) return rc;
+    int64_t now = 0;
+    if (paused && (rc = wf__client_time(client, &now, err)) != WF_OK) return rc;
+    char *k = wf__key_wf(client->url.prefix, workflow, "limits");
+    if (!k) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    redisReply *r = paused
+                        ? wf__client_cmd(client, 1, err, "HSETNX %s paused %lld", k, (long long)now)
+                        : wf__client_cmd(client, 1, err, "HDEL %s paused", k);
+    free(k);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    freeReplyObject(r);
+    return WF_OK;
+}
+
+int wf_workflow_pause(wf_client *client, const char *workflow, wf_error *err)
+{
+    return set_paused(client, workflow, 1, err);
+}
+
+int wf_workflow_resume(wf_client *client, const char *workflow, wf_error *err)
+{
+    return set_paused(client, workflow, 0, err);
 }

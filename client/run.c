@@ -411,13 +411,25 @@ static void stop_children(wf_client *client, const char *workflow, const char *i
     freeReplyObject(r);
 }
 
+#define STOP_REASON_MAX 1024
+
 int wf_run_stop(wf_run *run, wf_error *err)
 {
+    return wf_run_stop_reason(run, NULL, err);
+}
+
+int wf_run_stop_reason(wf_run *run, const char *reason, wf_error *err)
+{
     if (!run) return wf_error_set(err, WF_ERR_INVALID, "run is NULL");
+    if (reason && strlen(reason) > STOP_REASON_MAX)
+        return wf_error_set(err, WF_ERR_INVALID, "a stop reason is at most %d bytes",
+                            STOP_REASON_MAX);
     wf_client *client = run->client;
     if (wf__client_ensure(client, err) != WF_OK) return err ? err->code : WF_ERR_CONNECT;
+    char why[STOP_REASON_MAX + 32] = "stopped by request";
+    if (reason && *reason) snprintf(why, sizeof why, "stopped by request: %s", reason);
     wf_error e = {0};
-    int rc = stop_one(client, run->workflow, run->id, "stopped by request", &e);
+    int rc = stop_one(client, run->workflow, run->id, why, &e);
     /* Children (wf_step_invoke): stopped after the parent, also when a first stop was cut short
      * before it reached them (the parent is then found already cancelled). */
     if (rc == WF_OK || (rc == WF_ERR_FINAL && strstr(e.message, "cancelled")))

@@ -59,7 +59,7 @@ int wf__sched_encode(const wf__sched_rec *rec, msgpack_sbuffer *out)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    int n = 9 + (rec->last_run[0] ? 1 : 0);
+    int n = 9 + (rec->last_run[0] ? 1 : 0) + (rec->paused_at ? 1 : 0);
     int rc = msgpack_pack_map(&pk, (size_t)n);
     pack_key(&pk, "v");
     msgpack_pack_int(&pk, 1);
@@ -83,6 +83,10 @@ int wf__sched_encode(const wf__sched_rec *rec, msgpack_sbuffer *out)
     if (rec->last_run[0]) {
         pack_key(&pk, "last_run");
         pack_str(&pk, rec->last_run);
+    }
+    if (rec->paused_at) {
+        pack_key(&pk, "paused");
+        msgpack_pack_int64(&pk, rec->paused_at);
     }
     return rc == 0 && out->data ? WF_OK : WF_ERR_NOMEM;
 }
@@ -164,6 +168,8 @@ static int decode_obj(const msgpack_object *root, wf__sched_rec *rec, wf_error *
             rec->fires = f;
         } else if (KEY_IS("last_run")) {
             bad = copy_str(v, rec->last_run, sizeof rec->last_run);
+        } else if (KEY_IS("paused")) {
+            bad = v->type != MSGPACK_OBJECT_NIL && obj_int(v, &rec->paused_at);
         }
 #undef KEY_IS
         if (bad)
@@ -193,20 +199,6 @@ int wf__sched_decode(const void *data, size_t len, wf__sched_rec *rec, wf_error 
 }
 
 /* ---- Adding and removing -------------------------------------------------------------------- */
-
-static int redis_time(wf_client *client, int64_t *now, wf_error *err)
-{
-    redisReply *r = wf__client_cmd(client, 1, err, "TIME");
-    if (!r) return err ? err->code : WF_ERR_IO;
-    int rc = WF_OK;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        *now = strtoll(r->element[0]->str, NULL, 10) * 1000 +
-               strtoll(r->element[1]->str, NULL, 10) / 1000;
-    else
-        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to TIME");
-    freeReplyObject(r);
-    return rc;
-}
 
 /* Runs the `n` commands (argvs[i], argvlens[i], argcs[i]) as one MULTI/EXEC transaction, pipelined
  * on the client's connection and retried once after a reconnect (each transaction here is
@@ -270,7 +262,7 @@ int wf_schedule_add_ex(wf_client *client, const char *id, const char *workflow, 
         return wf_error_set(err, WF_ERR_INVALID, "unknown catch-up policy %d", (int)policy);
     if ((rc = wf__client_check_workflow(client, workflow, err)) != WF_OK) return rc;
     int64_t now = 0;
-    if ((rc = redis_time(client, &now, err)) != WF_OK) return rc;
+    if ((rc = wf__client_time(client, &now, err)) != WF_OK) return rc;
 
     wf__sched_rec rec;
     memset(&rec, 0, sizeof rec);
@@ -418,6 +410,7 @@ static int info_from(const redisReply *id, const redisReply *val, const char *wo
     out->next_at_ms = rec.next_at;
     out->last_at_ms = rec.last_at;
     out->fires = rec.fires;
+    out->paused = rec.paused_at != 0;
     if (rec.last_run[0]) out->last_run = strdup(rec.last_run);
     if (!out->id || !out->workflow || !out->spec || (rec.payload_len && !out->payload) ||
         (rec.last_run[0] && !out->last_run))

@@ -80,6 +80,7 @@ typedef struct wf__sched_rec {
     int64_t last_at;    /* the last firing handled (0: none yet) */
     long long fires;    /* runs started so far */
     char last_run[WF__ID_MAX];
+    int64_t paused_at; /* Redis ms of wf_schedule_pause; 0: not paused (schedule_ctl.lua) */
 } wf__sched_rec;
 
 /* Packs `rec` into `out` (caller-owned, initialised). Returns WF_OK or WF_ERR_NOMEM. */

@@ -14,42 +14,6 @@
 /* ---- Helpers ----------------------------------------------------------------------------------
  */
 
-/* Sends `n` commands (argv arrays, NULL-terminated each) as one pipeline and reads the `n`
- * replies into `out` (the caller frees each with freeReplyObject()). Read-only commands only:
- * after a connection failure it reconnects and sends them all once more. Returns WF_OK or an
- * error; on error nothing is left in `out`. Error replies are kept as replies. */
-static int pipeline(wf_client *client, size_t n, const char *const *const *cmds, redisReply **out,
-                    wf_error *err)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        /* Returns the code it got, not err->code: with err NULL that read would not exist, and
-         * clang-analyzer could not tell an error from WF_OK (and `out` from filled). */
-        int rc = wf__client_ensure(client, err);
-        if (rc != WF_OK) return rc;
-        int ok = 1;
-        for (size_t i = 0; i < n && ok; i++) {
-            int argc = 0;
-            while (cmds[i][argc]) argc++;
-            ok = wf__rc_append_argv(client->c, argc, (const char **)cmds[i], NULL) == REDIS_OK;
-        }
-        size_t got = 0;
-        for (; ok && got < n; got++) {
-            void *r = NULL;
-            if (wf__rc_get_reply(client->c, &r) != REDIS_OK || !r) ok = 0;
-            out[got] = r;
-            if (!ok) break;
-        }
-        if (ok) return WF_OK;
-        for (size_t i = 0; i < got; i++) freeReplyObject(out[i]);
-        memset(out, 0, n * sizeof *out);
-        wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
-                     client->c && wf__rc_errstr(client->c)[0] ? wf__rc_errstr(client->c)
-                                                              : "no reply");
-        wf__rc_break(client->c); /* reconnect on the next try */
-    }
-    return WF_ERR_IO;
-}
-
 static long long reply_int(const redisReply *r)
 {
     if (!r) return 0;
@@ -68,12 +32,8 @@ static int64_t reply_time_ms(const redisReply *r)
 /* Redis time in ms, or 0 with `err` filled. */
 static int64_t redis_now(wf_client *client, wf_error *err)
 {
-    redisReply *r = wf__client_cmd(client, 1, err, "TIME");
-    if (!r) return 0;
-    int64_t now = reply_time_ms(r);
-    freeReplyObject(r);
-    if (!now) wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to TIME");
-    return now;
+    int64_t now = 0;
+    return wf__client_time(client, &now, err) == WF_OK ? now : 0;
 }
 
 /* The workflows to look at: just `workflow` (checked), or every registered one. Same ownership
@@ -106,18 +66,23 @@ void wf_stats_free(wf_stats *stats, size_t n)
     free(stats);
 }
 
-/* Commands per workflow: TIME, 8 x ZCARD, ZCOUNT completed, ZRANGE queued 0 0, LLEN dead. */
-#define NSTATS_CMDS 12
+/* Commands per workflow: TIME, 8 x ZCARD, ZCOUNT completed, ZRANGE queued 0 0, LLEN dead, HGET
+ * of the pause (wf_workflow_pause). */
+#define NSTATS_CMDS 13
 
 static int stats_one(wf_client *client, const char *workflow, wf_stats *out, wf_error *err)
 {
     wf__wfkeys wk;
-    if (wf__wfkeys_init(&wk, client->url.prefix, workflow) != WF_OK)
+    char *limits = wf__key_wf(client->url.prefix, workflow, "limits");
+    if (!limits || wf__wfkeys_init(&wk, client->url.prefix, workflow) != WF_OK) {
+        free(limits);
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
     /* Redis's clock first, then one pipeline; the last minute is counted back from it. */
     int64_t now = redis_now(client, err);
     if (!now) {
         wf__wfkeys_free(&wk);
+        free(limits);
         return err ? err->code : WF_ERR_PROTOCOL;
     }
     char minute_ago[32];
@@ -134,14 +99,17 @@ static int stats_one(wf_client *client, const char *workflow, wf_stats *out, wf_
     const char *oldest[] = {"ZRANGE", wk.k[WF__K_STATE(WF_STATE_QUEUED)], "0", "0", "WITHSCORES",
                             NULL};
     const char *dead[] = {"LLEN", wk.k[WF__K_DEAD], NULL};
+    const char *paused[] = {"HGET", limits, "paused", NULL};
     const char *const *list[NSTATS_CMDS - 1];
     for (size_t i = 0; i < c; i++) list[i] = cmds[i];
     list[c++] = zcount;
     list[c++] = oldest;
     list[c++] = dead;
+    list[c++] = paused;
     redisReply *r[NSTATS_CMDS - 1] = {0};
-    int rc = pipeline(client, c, list, r, err);
+    int rc = wf__client_pipeline(client, c, list, r, err);
     wf__wfkeys_free(&wk);
+    free(limits);
     if (rc != WF_OK) return rc;
     memset(out, 0, sizeof *out);
     out->now_ms = now;
@@ -155,6 +123,7 @@ static int stats_one(wf_client *client, const char *workflow, wf_stats *out, wf_
         out->oldest_queued_ms = since > 0 && now > since ? now - since : 0;
     }
     out->dead = reply_int(r[10]);
+    out->paused = r[11] && r[11]->type == REDIS_REPLY_STRING;
     for (size_t i = 0; i < c; i++) {
         if (r[i] && r[i]->type == REDIS_REPLY_ERROR && rc == WF_OK)
             rc = wf__script_error(r[i]->str, r[i]->len, err);
@@ -271,7 +240,7 @@ int wf_list_workers(wf_client *client, int include_stale, wf_worker_info **worke
     const char *hgetall[] = {"HGETALL", key, NULL};
     const char *const *cmds[] = {time_cmd, hgetall};
     redisReply *r[2] = {0};
-    int rc = pipeline(client, 2, cmds, r, err);
+    int rc = wf__client_pipeline(client, 2, cmds, r, err);
     free(key);
     if (rc != WF_OK) return rc;
     int64_t now = reply_time_ms(r[0]);

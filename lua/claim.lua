@@ -10,11 +10,14 @@
 -- {run id, 'GONE'} when the run's hash no longer exists (expired, or deleted by hand), or
 -- {run id, 'DEAD', reason} when the run's key is not a hash (clobbered): that entry went to the
 -- dead-letter list and the rest of the batch is claimed as usual, or {run id, 'HELD', reason}
--- when a flow limit held the run back (it is `waiting` in P:{W}:held, holding no slot).
+-- when a flow limit held the run back (it is `waiting` in P:{W}:held, holding no slot), or
+-- {run id, 'PAUSED'} for every good entry when the workflow is paused (P:{W}:limits field
+-- `paused`, read only when the flow keys are given): those entries are left unacknowledged.
 -- Every entry given is acknowledged and deleted here, on the lane it was read from: from now on
 -- leases, not the stream's pending list, protect a running run. A run's entry is always on its
 -- own lane, so the entry id alone tells the current entry from a stale one. Invalid entries go
 -- to the dead-letter list with a reason.
+-- Runs started for the first time are counted in P:{W}:hist:s:HOUR (lib.lua hist_add).
 -- A clobbered fixed key refuses the whole batch before anything is written (WRONGTYPE): the
 -- entries stay pending and XAUTOCLAIM retries them once the key is repaired.
 local LANE = ARGV[4]
@@ -37,32 +40,57 @@ if HELD then
     local bad_flow = flow_check_keys(KEYS[WF_NFIXED + g + 1], FLOW, HELD, RATE)
     if bad_flow then return bad_flow end
 end
-local FLOW_LIM = HELD and flow_limits(KEYS[WF_NFIXED + g + 1])
+local FLOW_LIM, PAUSED
+if HELD then FLOW_LIM, PAUSED = flow_limits(KEYS[WF_NFIXED + g + 1]) end
 if FLOW_LIM and not RATE then FLOW_LIM.rate = 0 end
 
-local function dead_letter(entry, reason)
+local function dead_letter(entry, reason, id)
     local raw = redis.call('XRANGE', Q, entry, entry)
     redis.call('XACK', Q, 'workers', entry)
     redis.call('XDEL', Q, entry)
     local fields = ''
     if raw[1] then fields = cjson.encode(raw[1][2]) end
     redis.call('LPUSH', KEYS[4], cjson.encode({entry = entry, reason = reason, at = now,
-        consumer = consumer, fields = fields}))
+        consumer = consumer, fields = fields, id = id}))
     redis.call('LTRIM', KEYS[4], 0, 9999)
+end
+
+local function dead_letter_rest()
+    local b = 5 + 2 * g
+    while ARGV[b] do
+        dead_letter(ARGV[b], ARGV[b + 1] or 'invalid record')
+        b = b + 2
+    end
+end
+
+-- A paused workflow (wf_workflow_pause): its entries are left as they are, unacknowledged in
+-- this consumer's pending list, and the runs stay `queued`. Acknowledging them and queueing
+-- fresh entries instead would hand them straight back to any read still armed over this lane
+-- (a busy loop between workers that have not heard of the pause yet). Left pending, nothing
+-- reads them again: the worker stops reading the workflow on this answer, and on resume takes
+-- them back with XAUTOCLAIM (worker/flow.c), as it would after a dead consumer; no run is lost.
+if PAUSED then
+    for i = 1, g do out[i] = {ARGV[4 + 2 * i], 'PAUSED'} end
+    dead_letter_rest()
+    return out
 end
 
 -- Entries of runs handled here are acknowledged and deleted together at the end (two calls per
 -- batch, not two per run); a dead-lettered entry is moved aside on its own.
 local done = {}
+local started = 0
+-- The worker in a run's 'started' event: the consumer's last 28 bytes (HOST:PID:HEX, the PID and
+-- HEX part always), so the event stays within a listpack value (lib.lua ev_fields).
+local who = string.sub(consumer, -28)
 for i = 1, g do
     local entry, id = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
     local h = KEYS[WF_NFIXED + i]
     -- One read for everything the claim needs; an error here means the key is not a hash.
     local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input', 'created_at',
-        'wait_reason', 'wake_at', 'held')
+        'wait_reason', 'wake_at', 'held', 'started_at', 'evn')
     if f.err then
         local reason = 'run key ' .. h .. ' holds a ' .. key_type(h) .. ', not a hash (WRONGTYPE)'
-        dead_letter(entry, reason)
+        dead_letter(entry, reason, id)
         out[#out + 1] = {id, 'DEAD', reason}
     else
         done[#done + 1] = entry
@@ -84,7 +112,8 @@ for i = 1, g do
             redis.call('ZREM', WF_STATE_KEY.queued, id)
             redis.call('ZADD', WF_STATE_KEY.running, now_s, id)
             redis.call('HSET', h, 'state', 'running', 'updated_at', now_s, 'lease', token, 'worker',
-                consumer, 'started_at', now_s)
+                consumer, 'started_at', now_s, ev_fields(h, f[11], now_s, 'started',
+                'attempt ' .. tostring(f[4]) .. ' on ' .. who))
             -- `entry` stays until the run ends (finish_one drops it): stale either way, since a
             -- claim needs state queued, and one call fewer per run.
             if f[7] or f[8] or f[9] then redis.call('HDEL', h, 'wait_reason', 'wake_at', 'held') end
@@ -92,6 +121,8 @@ for i = 1, g do
             local rm = FLOW_LIM and flow_rate_member(FLOW_LIM, fkey)
             if rm then flow_rate_take(FLOW_LIM, RATE, rm, now) end
             redis.call('ZADD', KEYS[3], until_s, id)
+            -- Started: the run's first claim (a reclaimed, retried or restarted run was before).
+            if not f[10] and f[4] == '1' then started = started + 1 end
             out[#out + 1] = {id, token, tonumber(f[4]), f[5] or '', now}
         elseif not f[1] then
             out[#out + 1] = {id, 'GONE'}
@@ -106,9 +137,6 @@ for s = 1, #done, 1000 do -- (unpack's stack limit)
     redis.call('XDEL', Q, unpack(done, s, e))
 end
 if FLOW_LIM and FLOW_LIM.per_key > 0 then flow_sweep(FLOW, 4) end
-local b = 5 + 2 * g
-while ARGV[b] do
-    dead_letter(ARGV[b], ARGV[b + 1] or 'invalid record')
-    b = b + 2
-end
+hist_add('s', started, now)
+dead_letter_rest()
 return out

@@ -6,6 +6,7 @@
 --       for its parent, lib.lua parent_add)
 -- ARGV: per run (run id, lease token, output msgpack), then retention ms, then optionally notify
 --       ('1' / 'auto')
+-- The runs completed are counted in P:{W}:hist:c:HOUR (lib.lua hist_add).
 -- Returns for one run 'OK', or an error STALE (the caller no longer holds the run: its result is
 -- dropped) / NOTFOUND; for several runs an array of those, one per run, in order.
 local bad = check_fixed_keys(WF_BASE_FIXED) -- it queues nothing: the lanes are not its business
@@ -15,22 +16,24 @@ local retention, notify = tonumber(ARGV[3 * n + 1]), ARGV[3 * n + 2]
 local outbox, parents = KEYS[WF_NFIXED + 2 * n + 1], KEYS[WF_NFIXED + 2 * n + 2]
 -- A string: Lua formats a number argument with printf on every redis.call (claim.lua).
 local now = tostring(now_ms())
-local out = {}
+local out, completed = {}, 0
 for i = 1, n do
     local h, steps = KEYS[WF_NFIXED + 2 * i - 1], KEYS[WF_NFIXED + 2 * i]
     local id, token = ARGV[3 * i - 2], ARGV[3 * i - 1]
-    local f = redis.call('HMGET', h, 'state', 'lease', 'parent')
+    local f = redis.call('HMGET', h, 'state', 'lease', 'parent', 'evn')
     local e = lease_reply(id, f, token)
     if e then
         out[i] = e
     else
-        finish_one(h, steps, id, 'running', 'completed', now, retention, {'output', ARGV[3 * i]},
-            'error')
+        finish_one(h, steps, id, 'running', 'completed', now, retention,
+            {'output', ARGV[3 * i], ev_fields(h, f[4], now, 'completed')}, 'error')
         outbox_add(notify, outbox, h, id, 'completed', now)
         if f[3] and f[3] ~= '' then parent_add(parents, h, id, 'completed', now) end
         out[i] = redis.status_reply('OK')
+        completed = completed + 1
     end
 end
 prune_final('completed', now, retention)
+hist_add('c', completed, tonumber(now))
 if n == 1 then return out[1] end
 return out

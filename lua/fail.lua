@@ -6,19 +6,23 @@
 --       9 retention ms, 10 final state for a fatal end ('failed' or 'terminated'),
 --       [11 notify: '1' / 'auto' records a final end in the outbox KEYS[17] (lib.lua outbox_add);
 --       a retry is not an end and records nothing]
+-- A final end (not a retry) is counted in P:{W}:hist:f:HOUR (lib.lua hist_add).
 -- Returns {state, wake_at}: 'waiting' with the retry time, or the final state with 0.
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
 local e = check_lease(h, id, ARGV[2], WF_BASE_FIXED) -- a retry waits: wake.lua queues it
 if e then return e end
 local now = now_ms()
-local attempt = tonumber(redis.call('HGET', h, 'attempt')) or 1
+local a = redis.call('HMGET', h, 'attempt', 'evn')
+local attempt = tonumber(a[1]) or 1
 local fatal, max_attempts = ARGV[4] == '1', tonumber(ARGV[5])
-redis.call('HSET', h, 'error', ARGV[3])
 redis.call('ZREM', KEYS[3], id)
 if fatal or attempt >= max_attempts then
     local to = ARGV[10]
     if to ~= 'terminated' then to = 'failed' end
+    redis.call('HSET', h, 'error', ARGV[3],
+        ev_fields(h, a[2], now, to, 'attempt ' .. attempt .. ': ' .. ARGV[3]))
     finish(h, steps, id, 'running', to, now, tonumber(ARGV[9]))
+    hist_add('f', 1, now)
     outbox_add(ARGV[11], KEYS[WF_NFIXED + 3], h, id, to, now)
     parent_add(KEYS[WF_NFIXED + 4], h, id, to, now)
     return {to, 0}
@@ -31,6 +35,8 @@ if delay < 0 then
 end
 delay = math.floor(delay)
 set_state(h, id, 'running', 'waiting', now)
-redis.call('HSET', h, 'attempt', attempt + 1, 'wait_reason', 'retry', 'wake_at', now + delay)
+redis.call('HSET', h, 'attempt', attempt + 1, 'wait_reason', 'retry', 'wake_at', now + delay,
+    'error', ARGV[3], ev_fields(h, a[2], now, 'retried', 'attempt ' .. attempt .. ': ' ..
+    ARGV[3] .. '; attempt ' .. (attempt + 1) .. ' at ' .. (now + delay)))
 redis.call('ZADD', KEYS[2], now + delay, id)
 return {'waiting', now + delay}

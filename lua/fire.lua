@@ -11,7 +11,8 @@
 -- duplicate can never start a second run.
 -- Returns {1, run id, state} when the run was started ({1, run id, 'exists'} if it already was),
 -- {0, 'skipped'} when the firing was skipped, {-1, 'moved', next_at} when another caller handled
--- it (or the schedule was replaced), {-1, 'gone'} when it was removed, {-1, 'early', next_at}
+-- it (or the schedule was replaced), {-1, 'paused'} when it was paused (wf_schedule_pause),
+-- {-1, 'gone'} when it was removed, {-1, 'early', next_at}
 -- when it is not due yet, {-1, 'unreadable'} when the record does not decode (it is taken off the
 -- due set and left in the hash for an operator).
 local bad = check_fixed_keys()
@@ -32,25 +33,14 @@ end
 if tonumber(rec.next_at) ~= seen or rec.spec ~= spec then
     return {-1, 'moved', tostring(rec.next_at)}
 end
+-- Paused since the caller read it (schedule_ctl.lua took it off the due set): no firing.
+if rec.paused then return {-1, 'paused'} end
 local now = now_ms()
 if seen > now then return {-1, 'early', tostring(seen)} end
 
 local out = {0, 'skipped'}
 if run_id ~= '' then
-    local h = KEYS[WF_NFIXED + 3]
-    local existing = redis.call('HGET', h, 'state')
-    if existing then
-        out = {1, run_id, 'exists'}
-    else
-        -- As enqueue.lua, plus the schedule that started it.
-        redis.call('HSET', h, 'workflow', ARGV[6], 'attempt', 1, 'created_at', now, 'reclaims', 0,
-            'lease', 0, 'input', rec.payload or '', 'schedule', id, 'scheduled_at', seen)
-        set_state(h, run_id, nil, 'queued', now)
-        push_ready(h, run_id, 1)
-        out = {1, run_id, 'queued'}
-    end
-    rec.fires = (tonumber(rec.fires) or 0) + 1
-    rec.last_run = run_id
+    out = {1, run_id, sched_start(KEYS[WF_NFIXED + 3], run_id, ARGV[6], rec, id, seen, now)}
 end
 rec.last_at = seen
 if new_next < 0 then

@@ -6,7 +6,7 @@
 local bad = check_fixed_keys()
 if bad then return bad end
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local f = redis.call('HMGET', h, 'state', 'entry', 'attempt', 'pri')
+local f = redis.call('HMGET', h, 'state', 'entry', 'attempt', 'pri', 'evn')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
 drop_entry(f[2], f[4])
 redis.call('ZREM', KEYS[2], id)
@@ -21,7 +21,9 @@ local attempt = (tonumber(f[3]) or 0) + 1
 redis.call('HINCRBY', h, 'lease', 1)
 redis.call('HDEL', h, 'output', 'error', 'finished_at', 'wait_reason', 'wake_at', 'paused_from',
     'step')
-redis.call('HSET', h, 'attempt', attempt, 'reclaims', 0)
-set_state(h, id, f[1], 'queued', now_ms())
+local now = now_ms()
+redis.call('HSET', h, 'attempt', attempt, 'reclaims', 0, ev_fields(h, f[5], now, 'restarted',
+    'was ' .. f[1] .. '; attempt ' .. attempt .. (ARGV[2] == '1' and ', steps cleared' or '')))
+set_state(h, id, f[1], 'queued', now)
 push_ready(h, id, attempt, f[4])
 return attempt

@@ -6,7 +6,7 @@
 local bad = check_fixed_keys()
 if bad then return bad end
 local h, id = KEYS[WF_NFIXED + 1], ARGV[1]
-local f = redis.call('HMGET', h, 'state', 'paused_from', 'wake_at', 'attempt', 'pri')
+local f = redis.call('HMGET', h, 'state', 'paused_from', 'wake_at', 'attempt', 'pri', 'evn')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
 if WF_FINAL[f[1]] then return redis.error_reply('FINAL ' .. f[1]) end
 if f[1] ~= 'paused' then
@@ -15,7 +15,9 @@ end
 local now = now_ms()
 redis.call('HDEL', h, 'paused_from')
 local wake = tonumber(f[3])
-if f[2] == 'waiting' and wake and wake > now then
+local back = (f[2] == 'waiting' and wake and wake > now) and 'waiting' or 'queued'
+redis.call('HSET', h, ev_fields(h, f[6], now, 'resumed', 'now ' .. back))
+if back == 'waiting' then
     set_state(h, id, 'paused', 'waiting', now)
     redis.call('ZADD', KEYS[2], wake, id)
     return 'waiting'

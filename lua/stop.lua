@@ -10,12 +10,12 @@
 local bad = check_fixed_keys()
 if bad then return bad end
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local f = redis.call('HMGET', h, 'state', 'entry', 'pri')
+local f = redis.call('HMGET', h, 'state', 'entry', 'pri', 'evn')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
 if WF_FINAL[f[1]] then return redis.error_reply('FINAL ' .. f[1]) end
 drop_entry(f[2], f[3])
-redis.call('HSET', h, 'error', ARGV[2])
 local now = now_ms()
+redis.call('HSET', h, 'error', ARGV[2], ev_fields(h, f[4], now, 'stopped', ARGV[2]))
 finish(h, steps, id, f[1], 'cancelled', now, tonumber(ARGV[3]))
 outbox_add(ARGV[4], KEYS[WF_NFIXED + 3], h, id, 'cancelled', now)
 parent_add(KEYS[WF_NFIXED + 4], h, id, 'cancelled', now)

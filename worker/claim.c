@@ -105,6 +105,59 @@ static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *it
     return job;
 }
 
+/* One item of claim.lua's answer (see its header): a run made ours becomes a job, the others are
+ * logged. Returns 1 when the item says the workflow is paused, else 0. */
+static int claim_item(claim_batch *b, const redisReply *item)
+{
+    wf_worker *w = b->w;
+    if (item->type != REDIS_REPLY_ARRAY || item->elements == 0) return 0;
+    if (item->elements == 2 && item->element[1]->type == REDIS_REPLY_STRING &&
+        strcmp(item->element[1]->str, "PAUSED") == 0)
+        return 1;
+    if (item->elements == 3 && item->element[1]->type == REDIS_REPLY_STRING &&
+        item->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(item->element[1]->str, "HELD") == 0) {
+        wf__log_run(WF__LOG_DEBUG, item->element[0]->str, b->def->name, 0, "held back: %s",
+                    item->element[2]->str);
+        return 0;
+    }
+    if (item->elements == 3 && item->element[0]->type == REDIS_REPLY_STRING &&
+        item->element[2]->type == REDIS_REPLY_STRING) {
+        wf__log(WF__LOG_WARN, "run %s: moved its queue entry to %s: %s", item->element[0]->str,
+                b->def->keys.k[WF__K_DEAD], item->element[2]->str);
+        return 0;
+    }
+    if (item->elements == 2 && item->element[0]->type == REDIS_REPLY_STRING) {
+        /* The entry outlived its run (its hash expired or was deleted by hand): nothing
+         * to run, but an operator should hear of it. */
+        wf__log_run(WF__LOG_WARN, item->element[0]->str, b->def->name, 0,
+                    "queue entry dropped: the run's hash does not exist any more "
+                    "(expired or deleted by hand); counted in "
+                    "wf_queue_entries_orphaned_total");
+        wf__metrics_inc(b->def->name, WF__C_ORPHANED, 1);
+        return 0;
+    }
+    if (item->elements < 5) {
+        if (item->element[0]->type == REDIS_REPLY_STRING)
+            wf__log(WF__LOG_DEBUG,
+                    "skipping stale queue entry of run %s (stopped, paused "
+                    "or re-queued since)",
+                    item->element[0]->str);
+        return 0;
+    }
+    wf__job *job = job_from_claim(w, b->def, item);
+    if (!job) {
+        wf__log(WF__LOG_ERROR,
+                "unusable claim reply item for workflow %s (or out of "
+                "memory); its lease will expire and it will be re-run",
+                b->def->name);
+        return 0;
+    }
+    wf__log_run(WF__LOG_DEBUG, job->id, job->workflow, job->attempt, "run claimed");
+    wf__job_hold(w, job);
+    return 0;
+}
+
 static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     claim_batch *b = privdata;
@@ -136,50 +189,15 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
         wf__script_error(r->str, r->len, &e);
         wf__log(WF__LOG_ERROR, "claim.lua failed for workflow %s: %s", b->def->name, e.message);
     } else if (r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *item = r->element[i];
-            if (item->type != REDIS_REPLY_ARRAY || item->elements == 0) continue;
-            if (item->elements == 3 && item->element[1]->type == REDIS_REPLY_STRING &&
-                item->element[0]->type == REDIS_REPLY_STRING &&
-                strcmp(item->element[1]->str, "HELD") == 0) {
-                wf__log_run(WF__LOG_DEBUG, item->element[0]->str, b->def->name, 0, "held back: %s",
-                            item->element[2]->str);
-                continue;
-            }
-            if (item->elements == 3 && item->element[0]->type == REDIS_REPLY_STRING &&
-                item->element[2]->type == REDIS_REPLY_STRING) {
-                wf__log(WF__LOG_WARN, "run %s: moved its queue entry to %s: %s",
-                        item->element[0]->str, b->def->keys.k[WF__K_DEAD], item->element[2]->str);
-                continue;
-            }
-            if (item->elements == 2 && item->element[0]->type == REDIS_REPLY_STRING) {
-                /* The entry outlived its run (its hash expired or was deleted by hand): nothing
-                 * to run, but an operator should hear of it. */
-                wf__log_run(WF__LOG_WARN, item->element[0]->str, b->def->name, 0,
-                            "queue entry dropped: the run's hash does not exist any more "
-                            "(expired or deleted by hand); counted in "
-                            "wf_queue_entries_orphaned_total");
-                wf__metrics_inc(b->def->name, WF__C_ORPHANED, 1);
-                continue;
-            }
-            if (item->elements < 5) {
-                if (item->element[0]->type == REDIS_REPLY_STRING)
-                    wf__log(WF__LOG_DEBUG,
-                            "skipping stale queue entry of run %s (stopped, paused "
-                            "or re-queued since)",
-                            item->element[0]->str);
-                continue;
-            }
-            wf__job *job = job_from_claim(w, b->def, item);
-            if (!job) {
-                wf__log(WF__LOG_ERROR,
-                        "unusable claim reply item for workflow %s (or out of "
-                        "memory); its lease will expire and it will be re-run",
-                        b->def->name);
-                continue;
-            }
-            wf__log_run(WF__LOG_DEBUG, job->id, job->workflow, job->attempt, "run claimed");
-            wf__job_hold(w, job);
+        int paused = 0;
+        for (size_t i = 0; i < r->elements; i++) paused |= claim_item(b, r->element[i]);
+        if (paused && !b->def->paused) {
+            /* No more reads of its lanes: flow.c polls for the resume (claim.lua says why the
+             * entries stay pending). */
+            b->def->paused = 1;
+            b->def->next_pause_check = 0;
+            wf__log(WF__LOG_INFO, "workflow %s is paused: not claiming its runs until resumed",
+                    b->def->name);
         }
     }
     batch_free(b);
@@ -301,8 +319,6 @@ out:
 
 /* ---- XREADGROUP on the block connection ------------------------------------------------------ */
 
-static void ensure_groups(wf_worker *w);
-
 /* Entries read from one or more queues: claims them. Returns 1 when a stream gave as many
  * entries as the read asked for (more may be waiting on that lane). */
 static int read_streams(wf_worker *w, const redisReply *r, int count)
@@ -332,7 +348,7 @@ static void read_failed(wf_worker *w, const redisReply *r)
                  strncmp(r->str, "UNBLOCKED", 9) == 0;
     wf__log(moving ? WF__LOG_INFO : WF__LOG_ERROR, "XREADGROUP failed: %s; retrying shortly",
             r->str);
-    if (strncmp(r->str, "NOGROUP", 7) == 0) ensure_groups(w);
+    if (strncmp(r->str, "NOGROUP", 7) == 0) wf__setup_groups_async(w);
     w->claim.read_retry_at = wf__mono_ms() + 500;
 }
 
@@ -353,9 +369,10 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__claim_arm(w);
 }
 
-/* The XREADGROUP of lane `lane` over the workflows defs[from..to): without BLOCK over that lane,
- * or for the last lane (low), BLOCK block_ms over every lane, high first. Fills argv (room for
- * 9 + 2 * WF__NLANES * (to - from)); returns argc. */
+/* The XREADGROUP of lane `lane` over the workflows defs[from..to) that are not paused: without
+ * BLOCK over that lane, or for the last lane (low), BLOCK block_ms over every lane, high first.
+ * Fills argv (room for 9 + 2 * WF__NLANES * (to - from)); returns argc, 0 when every one of them
+ * is paused (nothing to read). */
 static int read_command(wf_worker *w, int from, int to, int lane, const char *count,
                         const char *block_ms, const char **argv)
 {
@@ -373,8 +390,12 @@ static int read_command(wf_worker *w, int from, int to, int lane, const char *co
     argv[a++] = "STREAMS";
     int nstreams = 0;
     for (int l = last ? WF__LANE_HIGH : lane; l <= lane; l++)
-        for (int i = from; i < to; i++, nstreams++)
-            argv[a++] = w->defs[i]->keys.k[wf__lane_key((wf__lane)l)];
+        for (int i = from; i < to; i++)
+            if (!w->defs[i]->paused) {
+                argv[a++] = w->defs[i]->keys.k[wf__lane_key((wf__lane)l)];
+                nstreams++;
+            }
+    if (nstreams == 0) return 0;
     for (int i = 0; i < nstreams; i++) argv[a++] = ">";
     return a;
 }
@@ -424,11 +445,11 @@ static void arm_lanes(wf_worker *w, int free_slots)
 {
     const char *argv[9 + 2 * WF__NLANES];
     int budget = free_slots - w->claim.read_reserved, idle = 0;
-    for (int i = 0; i < w->ndefs; i++) idle += !w->defs[i]->read_busy;
+    for (int i = 0; i < w->ndefs; i++) idle += !w->defs[i]->read_busy && !w->defs[i]->paused;
     for (int k = 0; k < w->ndefs && idle > 0; k++) {
         int i = (w->claim.arm_next + k) % w->ndefs;
         wf__wdef *def = w->defs[i];
-        if (def->read_busy) continue;
+        if (def->read_busy || def->paused) continue;
         int count = budget > 0 ? budget / idle : 1;
         if (count < 1) count = 1;
         if (count > w->opt.batch) count = w->opt.batch;
@@ -476,7 +497,7 @@ void wf__claim_arm(wf_worker *w)
     if (w->claim.read_lane < WF__LANE_HIGH || w->claim.read_lane > WF__LANE_LOW)
         w->claim.read_lane = WF__LANE_HIGH;
     int argc = read_command(w, 0, w->ndefs, w->claim.read_lane, cnt, "1000", argv);
-    if (wf__conn_lane_argv(&w->block, 0, read_reply, w, argc, argv, NULL) == REDIS_OK) {
+    if (argc > 0 && wf__conn_lane_argv(&w->block, 0, read_reply, w, argc, argv, NULL) == REDIS_OK) {
         w->claim.read_inflight = 1;
         w->claim.read_count = count;
         w->claim.read_retry_at = 0;
@@ -506,7 +527,7 @@ static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     const char *queue = def->keys.k[wf__lane_key(lane)];
     if (r->type == REDIS_REPLY_ERROR) {
         wf__log(WF__LOG_ERROR, "XAUTOCLAIM on %s failed: %s", queue, r->str);
-        if (strncmp(r->str, "NOGROUP", 7) == 0) ensure_groups(w);
+        if (strncmp(r->str, "NOGROUP", 7) == 0) wf__setup_groups_async(w);
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) return;
@@ -519,11 +540,13 @@ static void autoclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-/* Takes over the entries of every lane of `def` idle for a lease, high lane first (the claims are
- * sent in the order of the answers, on one connection). */
-void wf__claim_autoclaim(wf_worker *w, wf__wdef *def)
+/* Takes over the entries of every lane of `def` idle for `min_idle_ms`, high lane first (the
+ * claims are sent in the order of the answers, on one connection). Taking over an entry another
+ * worker is claiming at that moment is harmless: claim.lua makes a run running once. */
+void wf__claim_autoclaim(wf_worker *w, wf__wdef *def, int64_t min_idle_ms)
 {
-    if (w->stop.closing || w->stop.draining || def->autoclaim_busy || !wf__conn_usable(&w->cmd))
+    if (w->stop.closing || w->stop.draining || def->paused || def->autoclaim_busy ||
+        !wf__conn_usable(&w->cmd))
         return;
     int free_slots = wf__worker_free_slots(w);
     if (free_slots <= 0) return;
@@ -536,59 +559,10 @@ void wf__claim_autoclaim(wf_worker *w, wf__wdef *def)
         c->lane = (wf__lane)l;
         if (wf__conn_command(&w->cmd, autoclaim_reply, c, "XAUTOCLAIM %s %s %s %lld 0-0 COUNT %d",
                              def->keys.k[wf__lane_key((wf__lane)l)], WF__GROUP, w->consumer,
-                             (long long)w->opt.lease_ms, free_slots) != REDIS_OK) {
+                             (long long)min_idle_ms, free_slots) != REDIS_OK) {
             free(c);
             return;
         }
         def->autoclaim_busy++;
     }
-}
-
-/* ---- Consumer groups and registration ---------------------------------------------------- */
-
-static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    redisReply *r = reply;
-    const char *what = privdata;
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
-        wf__log(WF__LOG_ERROR, "%s failed: %s", what, r->str);
-}
-
-/* setup.c's commands on the cmd connection; refusals are logged (the loop goes on, and the next
- * reconnect sends them again). */
-static int async_send(void *ctx, int argc, const char **argv, const char *what)
-{
-    wf_worker *w = ctx;
-    if (!wf__conn_usable(&w->cmd)) return WF_ERR_IO;
-    return wf__conn_argv(&w->cmd, setup_reply, (void *)what, argc, argv, NULL) == REDIS_OK
-               ? 0
-               : WF_ERR_IO;
-}
-
-static void ensure_groups(wf_worker *w)
-{
-    (void)wf__setup_groups(w, async_send, w);
-}
-
-static void register_workflows(wf_worker *w)
-{
-    if (wf__setup_register(w, async_send, w) == WF_ERR_NOMEM)
-        wf__log(WF__LOG_ERROR, "out of memory registering the workflows; retried on reconnect");
-}
-
-/* Called on every (re)connect of cmd, after the other set-up commands of loop.c's on_ready:
- * Redis may have restarted empty. The workflows are registered once everything sent before has
- * been answered, consumer groups included: in a cluster those go to other nodes than the
- * registry and answer in any order, and a worker that shows as registered must be ready. */
-void wf__claim_setup(wf_worker *w)
-{
-    if (!wf__conn_usable(&w->cmd)) return;
-    char *schema = wf__key_global(w->url.prefix, "schema");
-    if (schema)
-        wf__conn_command(&w->cmd, setup_reply, "schema check", "SET %s %d NX", schema,
-                         WF__SCHEMA_VERSION);
-    free(schema);
-    ensure_groups(w);
-    if (wf__conn_barrier(&w->cmd, register_workflows) != REDIS_OK) register_workflows(w);
 }

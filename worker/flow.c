@@ -6,15 +6,22 @@
  *
  * The limits are enforced in Lua, against the running index, so they hold across every worker;
  * this tick only decides when to look again. One admit.lua round per workflow is in flight at a
- * time; a workflow with no run held back costs one ZRANGE a second (IDLE_MS).
+ * time; a workflow with no run held back costs one ZRANGE every IDLE_MS.
+ *
+ * A paused workflow (wf_workflow_pause: field `paused` of P:{W}:limits) is seen by claim.lua, which
+ * answers PAUSED and leaves the entries pending; claim.c then stops reading the workflow. Only
+ * then does this tick look at the field, every PAUSE_CHECK_MS, instead of admitting held runs;
+ * once it is gone the worker reads the workflow again and takes back at once (XAUTOCLAIM, no
+ * idle time) the entries left pending. A workflow that is not paused costs nothing more.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "wf_worker_internal.h"
 
-#define ADMIT_LIMIT 20  /* held runs offered per round */
-#define IDLE_MS     500 /* with no run held back, the held set is read this often */
+#define ADMIT_LIMIT    20  /* held runs offered per round */
+#define IDLE_MS        500 /* with no run held back, the held set is read this often */
+#define PAUSE_CHECK_MS 250 /* a paused workflow's flag is read this often */
 
 typedef struct flow_round {
     wf_worker *w;
@@ -92,6 +99,44 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!sent) round_free(f);
 }
 
+typedef struct pause_check {
+    wf_worker *w;
+    wf__wdef *def;
+} pause_check;
+
+static void pause_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pause_check *p = privdata;
+    wf_worker *w = p->w;
+    wf__wdef *def = p->def;
+    redisReply *r = reply;
+    free(p);
+    def->pause_busy = 0;
+    if (!r || r->type != REDIS_REPLY_NIL || w->stop.closing) return;
+    def->paused = 0;
+    wf__log(WF__LOG_INFO, "workflow %s resumed: claiming its runs again", def->name);
+    wf__claim_autoclaim(w, def, 0);
+    wf__claim_arm(w);
+}
+
+static void check_pause(wf_worker *w, wf__wdef *def)
+{
+    int64_t now = wf__mono_ms();
+    if (def->pause_busy || now < def->next_pause_check) return;
+    pause_check *p = malloc(sizeof *p);
+    if (!p) return;
+    p->w = w;
+    p->def = def;
+    def->next_pause_check = now + PAUSE_CHECK_MS;
+    if (wf__conn_command(&w->cmd, pause_reply, p, "HGET %s paused", def->aux[WF__AUX_LIMITS]) !=
+        REDIS_OK) {
+        free(p);
+        return;
+    }
+    def->pause_busy = 1;
+}
+
 void wf__flow_nudge(wf__wdef *def)
 {
     def->next_flow = 0;
@@ -99,9 +144,12 @@ void wf__flow_nudge(wf__wdef *def)
 
 void wf__flow_tick(wf_worker *w, wf__wdef *def)
 {
-    if (def->flow_busy || w->stop.closing || w->stop.draining || !wf__conn_usable(&w->cmd) ||
-        wf__mono_ms() < def->next_flow)
+    if (w->stop.closing || w->stop.draining || !wf__conn_usable(&w->cmd)) return;
+    if (def->paused) {
+        check_pause(w, def);
         return;
+    }
+    if (def->flow_busy || wf__mono_ms() < def->next_flow) return;
     flow_round *f = calloc(1, sizeof *f);
     if (!f) return;
     f->w = w;

@@ -6,11 +6,12 @@
  * Two senders use it: wf_worker_run, synchronously at start, so that an error (a refused ACL, a
  * clobbered key) is returned to the caller; and the loop, asynchronously on every (re)connect of
  * its cmd connection (Redis may have restarted empty), the registration after a barrier
- * (claim.c). The group readers re-create a group on NOGROUP by themselves; that is recovery, not
- * set-up.
+ * (wf__claim_setup, at the end). The group readers re-create a group on NOGROUP by themselves;
+ * that is recovery, not set-up.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wf_worker_internal.h"
 
@@ -61,4 +62,53 @@ int wf__setup_register(wf_worker *w, wf__setup_send send, void *ctx)
     free(argv);
     free(reg);
     return rc;
+}
+
+/* ---- Sent by the loop on its cmd connection ------------------------------------------------ */
+
+static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    redisReply *r = reply;
+    const char *what = privdata;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
+        wf__log(WF__LOG_ERROR, "%s failed: %s", what, r->str);
+}
+
+/* The commands above on the cmd connection; refusals are logged (the loop goes on, and the next
+ * reconnect sends them again). */
+static int async_send(void *ctx, int argc, const char **argv, const char *what)
+{
+    wf_worker *w = ctx;
+    if (!wf__conn_usable(&w->cmd)) return WF_ERR_IO;
+    return wf__conn_argv(&w->cmd, setup_reply, (void *)what, argc, argv, NULL) == REDIS_OK
+               ? 0
+               : WF_ERR_IO;
+}
+
+void wf__setup_groups_async(wf_worker *w)
+{
+    (void)wf__setup_groups(w, async_send, w);
+}
+
+static void register_workflows(wf_worker *w)
+{
+    if (wf__setup_register(w, async_send, w) == WF_ERR_NOMEM)
+        wf__log(WF__LOG_ERROR, "out of memory registering the workflows; retried on reconnect");
+}
+
+/* Called on every (re)connect of cmd, after the other set-up commands of loop.c's on_ready:
+ * Redis may have restarted empty. The workflows are registered once everything sent before has
+ * been answered, consumer groups included: in a cluster those go to other nodes than the
+ * registry and answer in any order, and a worker that shows as registered must be ready. */
+void wf__claim_setup(wf_worker *w)
+{
+    if (!wf__conn_usable(&w->cmd)) return;
+    char *schema = wf__key_global(w->url.prefix, "schema");
+    if (schema)
+        wf__conn_command(&w->cmd, setup_reply, "schema check", "SET %s %d NX", schema,
+                         WF__SCHEMA_VERSION);
+    free(schema);
+    wf__setup_groups_async(w);
+    if (wf__conn_barrier(&w->cmd, register_workflows) != REDIS_OK) register_workflows(w);
 }

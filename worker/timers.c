@@ -361,7 +361,7 @@ void wf__timers_tick(wf_worker *w)
             wf__flow_tick(w, def);
             if (now >= def->next_autoclaim) {
                 def->next_autoclaim = now + w->opt.lease_ms;
-                wf__claim_autoclaim(w, def);
+                wf__claim_autoclaim(w, def, w->opt.lease_ms);
             }
         }
     }

@@ -12,10 +12,11 @@
 #include "wf_job.h"
 
 /* claim.c: issue the next XREADGROUP when possible (priority lanes high, normal, low: see
- * claim.c); periodic XAUTOCLAIM of every lane of `def`. */
+ * claim.c), over the workflows not paused; XAUTOCLAIM of every lane of `def`, of entries idle
+ * `min_idle_ms` or more (the tick: the lease time; a resumed workflow: 0). */
 void wf__claim_arm(wf_worker *w);
-void wf__claim_autoclaim(wf_worker *w, wf__wdef *def);
-/* On every (re)connect of cmd: schema key, consumer groups, P:workflows registration. */
+void wf__claim_autoclaim(wf_worker *w, wf__wdef *def, int64_t min_idle_ms);
+/* setup.c: on every (re)connect of cmd: schema key, consumer groups, P:workflows registration. */
 void wf__claim_setup(wf_worker *w);
 /* claim_lost.c: hands back (release.lua) every run a claim whose reply was lost made ours, once cmd
  * is ready: without it such a run would wait for its lease to expire and be reclaimed as if this
@@ -33,7 +34,8 @@ void wf__timers_tick(wf_worker *w);
 void wf__timers_nudge(wf__wdef *def);
 /* scheduler.c: fires `def`'s due schedules (lua/fire.lua); called from the tick. */
 void wf__scheduler_tick(wf_worker *w, wf__wdef *def);
-/* flow.c: lets `def`'s runs held back by a flow limit go when there is room (lua/admit.lua). */
+/* flow.c: lets `def`'s runs held back by a flow limit go when there is room (lua/admit.lua);
+ * while `def` is paused, checks instead whether the pause was lifted. */
 void wf__flow_tick(wf_worker *w, wf__wdef *def);
 /* This worker ended a run of `def` (room under a limit may have freed): look at the held runs at
  * the next tick rather than after the idle interval. */

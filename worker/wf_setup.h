@@ -14,5 +14,8 @@ typedef int (*wf__setup_send)(void *ctx, int argc, const char **argv, const char
 int wf__setup_groups(struct wf_worker *w, wf__setup_send send, void *ctx);
 /* The registration: one HSET of P:workflows naming every workflow. 0, WF_ERR_NOMEM or `send`'s. */
 int wf__setup_register(struct wf_worker *w, wf__setup_send send, void *ctx);
+/* The consumer groups again, sent on the loop's cmd connection (refusals are logged): after a
+ * NOGROUP (the queue was deleted, or Redis restarted empty). */
+void wf__setup_groups_async(struct wf_worker *w);
 
 #endif

@@ -58,6 +58,10 @@ struct wf__wdef {
     int read_busy;      /* cluster: this workflow's XREADGROUP is in flight on its block lane */
     int read_lane;      /* cluster: the priority lane this workflow's next read takes (claim.c) */
     int read_count;     /* cluster: COUNT of this workflow's outstanding read */
+    int paused;         /* claim.lua answered PAUSED (wf_workflow_pause): no reads of its lanes
+                           until flow.c sees the pause lifted */
+    int pause_busy;     /* flow.c: the check of the pause is in flight */
+    int64_t next_pause_check; /* mono ms */
 };
 
 /* Stopping (loop.c): wf_worker_stop writes to a self-pipe (async-signal-safe); the loop then

@@ -11,7 +11,7 @@ _wf() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     local commands="run status wait steps stop pause resume restart retry list workflows stats
-        workers purge send-event schedule limit web help"
+        workers purge send-event schedule limit pause-workflow resume-workflow web help"
     local states="queued running paused waiting completed failed cancelled terminated"
     cmd=
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -23,7 +23,7 @@ _wf() {
     done
     case $prev in
     --redis | --id | --delay | --timeout | --since | --until | --limit | --offset | --older-than | \
-        --key | --max-running | --per-key | --rate | --per | --debounce | --listen | --token | --base-path)
+        --key | --reason | --max-running | --per-key | --rate | --per | --debounce | --listen | --token | --base-path)
         # --listen defaults to 127.0.0.1:8080; durations: 500ms, 10s, 10m, 2h, 7d
         return ;;
     --state) COMPREPLY=($(compgen -W "$states" -- "$cur")); return ;;
@@ -40,7 +40,8 @@ _wf() {
     run) opts+=" --wait --timeout --id --delay --priority" ;;
     status) opts+=" --text --follow --timeout" ;;
     wait) opts+=" --timeout" ;;
-    stop | retry) opts+=" --state --workflow --force --since --until --dry-run --yes" ;;
+    stop) opts+=" --reason --state --workflow --force --since --until --dry-run --yes" ;;
+    retry) opts+=" --state --workflow --force --since --until --dry-run --yes" ;;
     restart) opts+=" --clear-steps" ;;
     list) opts+=" --state --workflow --force --since --until --limit --offset" ;;
     stats) opts+=" --workflow --force" ;;
@@ -50,15 +51,17 @@ _wf() {
     schedule) opts+=" --catch-up --workflow --force" ;;
     limit) opts+=" --max-running --key --per-key --rate --per --rate-per-key --singleton
         --no-singleton --debounce --clear --force" ;;
+    pause-workflow | resume-workflow) opts+=" --force" ;;
     web) opts="--listen --token --base-path --redis --no-color --help" ;;
     help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
-    elif [ "$cmd" = run ] || [ "$cmd" = limit ]; then
+    elif [ "$cmd" = run ] || [ "$cmd" = limit ] || [ "$cmd" = pause-workflow ] ||
+        [ "$cmd" = resume-workflow ]; then
         COMPREPLY=($(compgen -W "$(_wf_workflows)" -- "$cur"))
     elif [ "$cmd" = schedule ] && [ "$prev" = schedule ]; then
-        COMPREPLY=($(compgen -W "add list remove" -- "$cur"))
+        COMPREPLY=($(compgen -W "add list remove pause resume trigger" -- "$cur"))
     fi
 }
 

@@ -225,6 +225,11 @@ void wf_status_clear(wf_status *status);
  * when the run is found already `cancelled`. */
 int wf_run_stop(wf_run *run, wf_error *err);
 
+/* wf_run_stop() with a reason, kept as the run's error ("stopped by request: REASON") and in its
+ * history (wf_run_events(), kind "stopped"). `reason` NULL or "" is wf_run_stop(); one longer than
+ * 1024 bytes is refused with WF_ERR_INVALID. Returns as wf_run_stop(). */
+int wf_run_stop_reason(wf_run *run, const char *reason, wf_error *err);
+
 /* Pauses a queued, waiting or running run: it stays `paused` until wf_run_resume(). A running run
  * loses its worker (whose later results are dropped) and, on resume, replays from its last
  * recorded step. Returns WF_OK, WF_ERR_FINAL, WF_ERR_STATE (already paused), WF_ERR_NOT_FOUND. */
@@ -355,6 +360,7 @@ typedef struct wf_stats {
     int64_t oldest_queued_ms;                 /* age of the oldest queued run (ms); 0: none */
     long long dead;                           /* dead letters kept (P:{W}:dead) */
     int64_t now_ms;                           /* the Redis time the numbers were taken at */
+    int paused; /* 1 while the workflow is paused (wf_workflow_pause): its queued runs wait */
 } wf_stats;
 
 /* Counts runs per state for workflow `workflow` (NULL: every registered workflow, sorted by
@@ -367,6 +373,71 @@ int wf_workflow_stats(wf_client *client, const char *workflow, wf_stats **stats,
 
 /* Frees an array returned by wf_workflow_stats(). NULL is a no-op. */
 void wf_stats_free(wf_stats *stats, size_t n);
+
+/* ---- History -------------------------------------------------------------------------------- */
+
+/* One minute of a workflow's history, as wf_workflow_history() returns it. */
+typedef struct wf_history_point {
+    int64_t minute_ms;   /* start of the minute, ms since the epoch (Redis time) */
+    long long started;   /* runs started for the first time (attempt 1's first claim) */
+    long long completed; /* runs that completed */
+    long long failed;    /* runs that ended failed or terminated (retries are not counted) */
+} wf_history_point;
+
+/* Per-workflow counts per minute, kept by the scripts for a day (P:{W}:hist:*, docs/
+ * redis-layout.md): one point for every minute in [since_ms, until_ms), oldest first, zeros
+ * included. since_ms is rounded down to its minute; until_ms 0 means up to and including the
+ * current minute (Redis time); since_ms 0 means 60 minutes before until_ms. At most 10080 points
+ * (a week). One pipelined round trip (plus TIME when until_ms is 0). On success sets `*points` to
+ * `*n` entries that the caller frees with wf_history_free(*points). Returns WF_OK,
+ * WF_ERR_BAD_NAME, WF_ERR_INVALID (since_ms >= until_ms, a negative time, a longer range) or a
+ * connection error. */
+int wf_workflow_history(wf_client *client, const char *workflow, int64_t since_ms, int64_t until_ms,
+                        wf_history_point **points, size_t *n, wf_error *err);
+
+/* Frees an array returned by wf_workflow_history(). NULL is a no-op. */
+void wf_history_free(wf_history_point *points);
+
+/* One thing that happened to a run, as the script that made it happen recorded it (the run
+ * hash's fields evN, docs/redis-layout.md). */
+typedef struct wf_run_event {
+    int64_t at_ms; /* Redis time, ms since the epoch */
+    char *kind;    /* "enqueued", "started", "paused", "resumed", "stopped", "retried",
+                      "restarted", "reclaimed", "released", "completed", "failed", "terminated" */
+    char *detail;  /* NULL, or what the kind needs: the attempt and worker of a start, the error
+                      of a retry or failure, a stop's reason, the state a pause left */
+} wf_run_event;
+
+/* Reads run `run`'s history, oldest first (one round trip): every transition since it was
+ * enqueued, or the newest 50 when there were more. On success
+ * sets `*events` to `*n` entries (NULL and 0 for a run enqueued by an older wf, which recorded
+ * none) that the caller frees with wf_run_events_free(*events, *n). Returns WF_OK,
+ * WF_ERR_NOT_FOUND when the run no longer exists, or a connection error. */
+int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err);
+
+/* Frees an array returned by wf_run_events(). NULL is a no-op. */
+void wf_run_events_free(wf_run_event *events, size_t n);
+
+/* A queue entry that was not a valid run record, moved aside by a worker's claim (P:{W}:dead,
+ * docs/redis-layout.md), as wf_dead_letters() returns it. Strings are owned by the array. */
+typedef struct wf_dead_letter {
+    char *run_id;  /* the run it stood for when that is known (its run key held no hash), or NULL */
+    int64_t at_ms; /* when it was moved aside (Redis ms) */
+    char *reason;  /* why it is not a valid run record */
+    char *entry;   /* the stream entry's id */
+    char *worker;  /* consumer name of the worker that moved it, or NULL */
+} wf_dead_letter;
+
+/* Reads the dead letters of `workflow`, newest first, at most `limit` (0: 100; the list keeps the
+ * newest 10,000). One round trip. On success sets `*letters` to `*n` entries (NULL and 0: none)
+ * that the caller frees with wf_dead_letters_free(*letters, *n). An item that is not wf's JSON is
+ * returned with its raw text as the reason. Returns WF_OK, WF_ERR_BAD_NAME or a connection
+ * error. */
+int wf_dead_letters(wf_client *client, const char *workflow, size_t limit, wf_dead_letter **letters,
+                    size_t *n, wf_error *err);
+
+/* Frees an array returned by wf_dead_letters(). NULL is a no-op. */
+void wf_dead_letters_free(wf_dead_letter *letters, size_t n);
 
 /* A worker is stale when its last heartbeat in P:workers is older than this. */
 #define WF_WORKER_STALE_MS 60000
@@ -471,6 +542,8 @@ typedef struct wf_schedule_info {
     int64_t last_at_ms;    /* the last firing handled; 0: none yet */
     long long fires;       /* runs started so far */
     char *last_run;        /* id of the last run started, or NULL */
+    int paused;            /* 1 while paused (wf_schedule_pause): next_at_ms is then the firing it
+                              would have made; the resume picks the first one after it */
 } wf_schedule_info;
 
 /* Lists the schedules of `workflow` (NULL: of every registered workflow), sorted by workflow, then
@@ -482,7 +555,42 @@ int wf_schedule_list(wf_client *client, const char *workflow, wf_schedule_info *
 /* Frees an array returned by wf_schedule_list(). NULL is a no-op. */
 void wf_schedules_free(wf_schedule_info *schedules, size_t n);
 
+/* Pauses schedule `id` of `workflow`: it fires no more until wf_schedule_resume() (a firing a
+ * worker is making at that very moment may still start its run). Runs it started are untouched.
+ * Idempotent. Returns WF_OK, WF_ERR_NOT_FOUND, WF_ERR_INVALID (bad id), WF_ERR_BAD_NAME or a
+ * connection error. */
+int wf_schedule_pause(wf_client *client, const char *workflow, const char *id, wf_error *err);
+
+/* Resumes a paused schedule: its next firing is the first one after now by its spec (an @every
+ * interval keeps its phase); the firings missed while paused are skipped, whatever its catch-up
+ * policy: no burst. Idempotent (a schedule that is not paused keeps its timing). Returns as
+ * wf_schedule_pause(). */
+int wf_schedule_resume(wf_client *client, const char *workflow, const char *id, wf_error *err);
+
+/* The longest run id, terminating NUL included ("WORKFLOW:SUFFIX", 128 bytes each at most). */
+#define WF_RUN_ID_MAX 258
+
+/* Starts one run of schedule `id` now, with its payload, as a firing would (the run carries the
+ * schedule's id; counted in `fires` and `last_run`), without moving its next firing; works on a
+ * paused schedule too. The new run's id, "WORKFLOW:sched-ID-now-MS", is copied to `run_id`
+ * (WF_RUN_ID_MAX bytes) when it is not NULL. Returns as wf_schedule_pause(). */
+int wf_schedule_trigger(wf_client *client, const char *workflow, const char *id, char *run_id,
+                        wf_error *err);
+
 /* ---- Flow control ------------------------------------------------------------------------- */
+
+/* Pauses a whole workflow: workers stop claiming its queued runs; runs already started go on, and
+ * runs keep being started (wf_run_workflow and friends, schedules, retries: they wait `queued`).
+ * Takes effect at each worker's next claim; a worker that read entries of the workflow just
+ * before leaves them queued (no run is lost). wf_workflow_stats() says `paused`. Idempotent: a
+ * second pause keeps the first one's time. Returns WF_OK, WF_ERR_BAD_NAME or a connection error.
+ * No worker need have registered the workflow. */
+int wf_workflow_pause(wf_client *client, const char *workflow, wf_error *err);
+
+/* Lifts wf_workflow_pause(): workers claim the workflow's queued runs again, oldest first per
+ * priority, within about a second. Idempotent (a workflow that is not paused is left alone).
+ * Returns WF_OK, WF_ERR_BAD_NAME or a connection error. */
+int wf_workflow_resume(wf_client *client, const char *workflow, wf_error *err);
 
 /* A workflow's limits, enforced in Redis across every worker. A run over a limit is not started:
  * it waits (state `waiting`, wait_reason "concurrency limit: ...", "key limit: ..." or "rate

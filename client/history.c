@@ -1,0 +1,307 @@
+/* history.c - what happened, as the scripts recorded it when it happened: a workflow's runs
+ * started, completed and failed per minute (wf_workflow_history, from the hashes
+ * P:{W}:hist:KIND:HOUR that lua/lib.lua's hist_add keeps for a day), one run's transitions
+ * (wf_run_events, from its hash's fields evN that lib.lua's ev_fields adds), and the queue
+ * entries a claim moved aside (wf_dead_letters, from the list P:{W}:dead). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "client_impl.h"
+
+#define MINUTE_MS  60000LL
+#define HOUR_MS    3600000LL
+#define MAX_POINTS 10080 /* a week of minutes */
+
+void wf_history_free(wf_history_point *points)
+{
+    free(points);
+}
+
+/* The counters of one kind for one hour (an HGETALL reply: minute -> count) into `pts`, which
+ * start at minute `since`. */
+static void add_hour(wf_history_point *pts, size_t n, int64_t since, long long hour, int kind,
+                     const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        long long minute = strtoll(f->str, NULL, 10);
+        if (minute < 0 || minute > 59) continue;
+        int64_t at = (int64_t)hour * HOUR_MS + minute * MINUTE_MS;
+        if (at < since || (at - since) / MINUTE_MS >= (int64_t)n) continue;
+        wf_history_point *p = &pts[(at - since) / MINUTE_MS];
+        long long c = strtoll(v->str, NULL, 10);
+        if (kind == 0) p->started += c;
+        if (kind == 1) p->completed += c;
+        if (kind == 2) p->failed += c;
+    }
+}
+
+/* The range [*since, *until) in whole minutes, with the defaults of wf_workflow_history(). */
+static int history_range(wf_client *client, int64_t *since, int64_t *until, wf_error *err)
+{
+    if (*since < 0 || *until < 0)
+        return wf_error_set(err, WF_ERR_INVALID, "history: times must not be negative");
+    if (*until == 0) {
+        int64_t now = 0;
+        int rc = wf__client_time(client, &now, err);
+        if (rc != WF_OK) return rc;
+        *until = now - now % MINUTE_MS + MINUTE_MS;
+    }
+    if (*since == 0) *since = *until - 60 * MINUTE_MS;
+    *since -= *since % MINUTE_MS;
+    if (*since >= *until)
+        return wf_error_set(err, WF_ERR_INVALID,
+                            "history: since (%lld) must be before until (%lld)", (long long)*since,
+                            (long long)*until);
+    if ((*until - *since + MINUTE_MS - 1) / MINUTE_MS > MAX_POINTS)
+        return wf_error_set(err, WF_ERR_INVALID, "history: at most %d minutes at once", MAX_POINTS);
+    return WF_OK;
+}
+
+int wf_workflow_history(wf_client *client, const char *workflow, int64_t since_ms, int64_t until_ms,
+                        wf_history_point **points, size_t *n, wf_error *err)
+{
+    if (points) *points = NULL;
+    if (n) *n = 0;
+    if (!client || !points || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    if (!workflow || !wf__name_valid(workflow))
+        return wf_error_set(err, WF_ERR_BAD_NAME, "invalid workflow name '%.64s'",
+                            workflow ? workflow : "(null)");
+    int rc = history_range(client, &since_ms, &until_ms, err);
+    if (rc != WF_OK) return rc;
+    size_t npts = (size_t)((until_ms - since_ms + MINUTE_MS - 1) / MINUTE_MS);
+    long long h0 = since_ms / HOUR_MS, h1 = (until_ms - 1) / HOUR_MS;
+    size_t ncmd = 3 * (size_t)(h1 - h0 + 1);
+    static const char *const kinds[] = {"s", "c", "f"};
+    wf_history_point *pts = calloc(npts, sizeof *pts);
+    char **keys = calloc(ncmd, sizeof *keys);
+    const char **argv = calloc(3 * ncmd, sizeof *argv);
+    const char *const **cmds = calloc(ncmd, sizeof *cmds);
+    redisReply **r = calloc(ncmd, sizeof *r);
+    rc = pts && keys && argv && cmds && r ? WF_OK : WF_ERR_NOMEM;
+    for (size_t i = 0; rc == WF_OK && i < ncmd; i++) {
+        char suffix[64];
+        snprintf(suffix, sizeof suffix, "hist:%s:%lld", kinds[i % 3], h0 + (long long)(i / 3));
+        if (!(keys[i] = wf__key_wf(client->url.prefix, workflow, suffix))) rc = WF_ERR_NOMEM;
+        argv[3 * i] = "HGETALL";
+        argv[3 * i + 1] = keys[i];
+        argv[3 * i + 2] = NULL;
+        cmds[i] = &argv[3 * i];
+    }
+    if (rc == WF_ERR_NOMEM) wf_error_set(err, rc, "out of memory");
+    if (rc == WF_OK) rc = wf__client_pipeline(client, ncmd, cmds, r, err);
+    for (size_t i = 0; rc == WF_OK && i < ncmd; i++)
+        if (r[i] && r[i]->type == REDIS_REPLY_ERROR)
+            rc = wf__script_error(r[i]->str, r[i]->len, err);
+    for (size_t i = 0; rc == WF_OK && i < npts; i++)
+        pts[i].minute_ms = since_ms + (int64_t)i * MINUTE_MS;
+    for (size_t i = 0; rc == WF_OK && i < ncmd; i++)
+        add_hour(pts, npts, since_ms, h0 + (long long)(i / 3), (int)(i % 3), r[i]);
+    for (size_t i = 0; r && keys && i < ncmd; i++) {
+        freeReplyObject(r[i]);
+        free(keys[i]);
+    }
+    free(r);
+    free(cmds);
+    free(argv);
+    free(keys);
+    if (rc != WF_OK) {
+        free(pts);
+        return rc;
+    }
+    *points = pts;
+    *n = npts;
+    return WF_OK;
+}
+
+/* ---- A run's history ------------------------------------------------------------------------ */
+
+void wf_run_events_free(wf_run_event *events, size_t n)
+{
+    if (!events) return;
+    for (size_t i = 0; i < n; i++) {
+        free(events[i].kind);
+        free(events[i].detail);
+    }
+    free(events);
+}
+
+/* One event "MS KIND[ DETAIL]" into `ev`. Returns 0, or -1 when out of memory. An event that
+ * does not parse keeps its text as the detail of kind "unreadable". */
+static int parse_event(const char *line, size_t len, wf_run_event *ev)
+{
+    const char *sp1 = memchr(line, ' ', len);
+    const char *end = line + len;
+    char *num_end = NULL;
+    long long at = strtoll(line, &num_end, 10);
+    if (!sp1 || num_end != sp1 || sp1 + 1 >= end) {
+        ev->kind = strdup("unreadable");
+        ev->detail = strndup(line, len);
+        return ev->kind && ev->detail ? 0 : -1;
+    }
+    ev->at_ms = at;
+    const char *k = sp1 + 1, *sp2 = memchr(k, ' ', (size_t)(end - k));
+    ev->kind = strndup(k, (size_t)((sp2 ? sp2 : end) - k));
+    if (sp2 && sp2 + 1 < end) ev->detail = strndup(sp2 + 1, (size_t)(end - sp2 - 1));
+    return ev->kind && (!sp2 || sp2 + 1 >= end || ev->detail) ? 0 : -1;
+}
+
+/* The number N of a run hash field "evN" (lua/lib.lua ev_fields), or 0 when it is not one. */
+static long event_number(const redisReply *f)
+{
+    if (f->type != REDIS_REPLY_STRING || f->len < 3 || f->len > 12 || memcmp(f->str, "ev", 2))
+        return 0;
+    long n = 0;
+    for (size_t i = 2; i < f->len; i++) {
+        if (f->str[i] < '0' || f->str[i] > '9') return 0;
+        n = n * 10 + (f->str[i] - '0');
+    }
+    return n;
+}
+
+static int by_number(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err)
+{
+    if (events) *events = NULL;
+    if (n) *n = 0;
+    if (!run || !events || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    /* The whole hash: the events are its fields evN, as many as the run has had (<= 50). */
+    redisReply *r = wf__client_cmd(run->client, 1, err, "HGETALL %s", run->key);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        int rc = r->type == REDIS_REPLY_ARRAY
+                     ? wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id)
+                     : wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to HGETALL");
+        freeReplyObject(r);
+        return rc;
+    }
+    /* (number, index of the value) pairs, sorted by number. */
+    long(*idx)[2] = calloc(r->elements / 2 + 1, sizeof *idx);
+    size_t count = 0;
+    for (size_t i = 0; idx && i + 1 < r->elements; i += 2) {
+        long num = event_number(r->element[i]);
+        if (num > 0 && r->element[i + 1]->type == REDIS_REPLY_STRING) {
+            idx[count][0] = num;
+            idx[count++][1] = (long)i + 1;
+        }
+    }
+    if (count > 1) qsort(idx, count, sizeof *idx, by_number);
+    wf_run_event *out = idx && count ? calloc(count, sizeof *out) : NULL;
+    int rc = idx && (out || count == 0) ? WF_OK : WF_ERR_NOMEM;
+    for (size_t i = 0; rc == WF_OK && i < count; i++) {
+        const redisReply *v = r->element[idx[i][1]];
+        if (parse_event(v->str, v->len, &out[i]) != 0) {
+            wf_run_events_free(out, i + 1);
+            out = NULL;
+            rc = WF_ERR_NOMEM;
+        }
+    }
+    free(idx);
+    freeReplyObject(r);
+    if (rc != WF_OK) return wf_error_set(err, rc, "out of memory");
+    *events = out;
+    *n = count;
+    return WF_OK;
+}
+
+/* ---- Dead letters --------------------------------------------------------------------------- */
+
+#define DEAD_DEFAULT 100
+#define DEAD_MAX     10000
+
+void wf_dead_letters_free(wf_dead_letter *letters, size_t n)
+{
+    if (!letters) return;
+    for (size_t i = 0; i < n; i++) {
+        free(letters[i].run_id);
+        free(letters[i].reason);
+        free(letters[i].entry);
+        free(letters[i].worker);
+    }
+    free(letters);
+}
+
+/* A copy of the JSON string `key` of `o`, or NULL. Sets *oom when a copy failed. */
+static char *json_dup(json_t *o, const char *key, int *oom)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    char *c = v ? strdup(v) : NULL;
+    if (v && !c) *oom = 1;
+    return c;
+}
+
+/* One item of P:{W}:dead (claim.lua's JSON {entry, reason, at, consumer, fields[, id]}) into `d`.
+ * The `fields` string holds the entry's raw bytes, which cjson leaves unescaped and jansson
+ * refuses as UTF-8: bytes above 0x7f are read as '?' (only `fields` can hold them, and it is not
+ * returned). Returns 0, or -1 when out of memory. */
+static int parse_dead(const redisReply *item, wf_dead_letter *d)
+{
+    if (item->type != REDIS_REPLY_STRING) return 0;
+    char *text = malloc(item->len + 1);
+    if (!text) return -1;
+    for (size_t i = 0; i < item->len; i++)
+        text[i] = (unsigned char)item->str[i] > 0x7f ? '?' : item->str[i];
+    text[item->len] = '\0';
+    json_t *o = json_loads(text, 0, NULL);
+    int oom = 0;
+    if (!json_is_object(o)) {
+        d->reason = text; /* not wf's: shown as it is */
+        json_decref(o);
+        return 0;
+    }
+    free(text);
+    d->run_id = json_dup(o, "id", &oom);
+    d->reason = json_dup(o, "reason", &oom);
+    d->entry = json_dup(o, "entry", &oom);
+    d->worker = json_dup(o, "consumer", &oom);
+    json_t *at = json_object_get(o, "at");
+    d->at_ms = json_is_number(at) ? (int64_t)json_number_value(at) : 0;
+    json_decref(o);
+    return oom ? -1 : 0;
+}
+
+int wf_dead_letters(wf_client *client, const char *workflow, size_t limit, wf_dead_letter **letters,
+                    size_t *n, wf_error *err)
+{
+    if (letters) *letters = NULL;
+    if (n) *n = 0;
+    if (!client || !letters || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    if (!workflow || !wf__name_valid(workflow))
+        return wf_error_set(err, WF_ERR_BAD_NAME, "invalid workflow name '%.64s'",
+                            workflow ? workflow : "(null)");
+    if (limit == 0) limit = DEAD_DEFAULT;
+    if (limit > DEAD_MAX) limit = DEAD_MAX;
+    char *key = wf__key_wf(client->url.prefix, workflow, "dead");
+    if (!key) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    redisReply *r = wf__client_cmd(client, 1, err, "LRANGE %s 0 %lld", key, (long long)limit - 1);
+    free(key);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    int rc = WF_OK;
+    wf_dead_letter *out = NULL;
+    size_t count = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    if (r->type != REDIS_REPLY_ARRAY)
+        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to LRANGE");
+    else if (count > 0 && !(out = calloc(count, sizeof *out)))
+        rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == WF_OK && i < count; i++)
+        if (parse_dead(r->element[i], &out[i]) != 0)
+            rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    freeReplyObject(r);
+    if (rc != WF_OK) {
+        wf_dead_letters_free(out, count);
+        return rc;
+    }
+    *letters = out;
+    *n = count;
+    return WF_OK;
+}
