@@ -234,7 +234,12 @@ Test(layout_v1_fixture, stats_and_lists_count_every_run)
     wf_list_free(ids, nids);
     o = (wf_list_options){.workflow = "idle", .state = WF_STATE_QUEUED};
     cr_assert_eq(wf_list_runs(cl, &o, &ids, &nids, NULL), WF_OK);
-    cr_assert_eq(nids, 4, "idle's queued runs: normal, high, low and the child");
+    for (long i = 0; i < nruns; i++) {
+        int listed = 0;
+        for (size_t j = 0; j < nids; j++) listed |= strcmp(ids[j], runs[i].id) == 0;
+        int want = strcmp(runs[i].workflow, "idle") == 0 && strcmp(runs[i].state, "queued") == 0;
+        cr_assert_eq(listed, want, "wf list --workflow idle --state queued and %s", runs[i].id);
+    }
     wf_list_free(ids, nids);
 }
 
@@ -263,9 +268,20 @@ Test(layout_v1_fixture, schedules_and_limits_read_back)
     cr_assert_eq(lim.max_per_key, 1);
     cr_assert_eq(lim.rate, 10);
     cr_assert_eq(lim.rate_ms, 60000);
+    cr_assert(lim.singleton);
     cr_assert_eq(held, 0);
     cr_assert_eq(wf_flow_get(cl, "echo", &lim, key, sizeof key, NULL, NULL), WF_OK);
     cr_assert_eq(lim.max_running, 50);
+    cr_assert_eq(wf_flow_get(cl, "sender", &lim, key, sizeof key, &held, NULL), WF_OK);
+    cr_assert_eq(lim.rate, 1);
+    cr_assert_eq(lim.rate_ms, 3650 * 24 * 3600 * 1000LL);
+    cr_assert_eq(held, 1, "the run the rate limit holds back");
+
+    wf_status st;
+    status_of(shape("held-rate")->id, &st);
+    cr_assert(st.wait_reason && strncmp(st.wait_reason, "rate limit", 10) == 0,
+              "the held run waits for %s", st.wait_reason);
+    wf_status_clear(&st);
 }
 
 /* How many lines of the exec log start with `prefix` (0 when there is no log yet). */
@@ -327,11 +343,9 @@ Test(layout_v1_fixture, a_worker_takes_over_the_v1_runs)
     cr_assert_eq(exec_lines("VIOLATION"), 0, "a recorded step ran again");
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{stepper}:leases"), 0);
 
-    const char *still[][2] = {{"sleep", "waiting"},
-                              {"event", "waiting"},
-                              {"queued", "queued"},
-                              {"paused-queued", "paused"},
-                              {"delayed", "waiting"}};
+    const char *still[][2] = {{"sleep", "waiting"},     {"event", "waiting"},
+                              {"queued", "queued"},     {"paused-queued", "paused"},
+                              {"held-rate", "waiting"}, {"delayed", "waiting"}};
     for (size_t i = 0; i < sizeof still / sizeof still[0]; i++) {
         status_of(shape(still[i][0])->id, &st);
         cr_assert_str_eq(wf_state_name(st.state), still[i][1], "%s", still[i][0]);
