@@ -70,11 +70,8 @@ static void report_drain(const char *p, const drain_result *d, long n, double en
 int bench_drain(const bench_opts *o)
 {
     long n = o->n ? o->n : 100000;
-    redisContext *c = bench_redis(o);
-    bench_reset(c, o->workflow);
-    wf_client *cl = bench_client(o);
-    bench_fill(cl, o->workflow, 1); /* warm-up: workflow check, connection */
-    bench_reset(c, o->workflow);
+    wf_client *cl;
+    redisContext *c = bench_warm(o, &cl);
     double m0 = bench_redis_mem_b(c), cpu0 = bench_redis_cpu_s(c);
     int64_t t0 = bench_mono_us();
     bench_fill(cl, o->workflow, n);
@@ -112,11 +109,8 @@ int bench_idle(const bench_opts *o)
 int bench_scale(const bench_opts *o)
 {
     long n = o->n ? o->n : 10000;
-    redisContext *c = bench_redis(o);
-    bench_reset(c, o->workflow);
-    wf_client *cl = bench_client(o);
-    bench_fill(cl, o->workflow, 1);
-    bench_reset(c, o->workflow);
+    wf_client *cl;
+    redisContext *c = bench_warm(o, &cl);
     double m0 = bench_redis_mem_b(c);
     int64_t t0 = bench_mono_us();
     bench_fill(cl, o->workflow, n);

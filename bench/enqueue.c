@@ -81,11 +81,8 @@ int bench_enqueue(const bench_opts *o)
 int bench_batch(const bench_opts *o)
 {
     long n = o->n ? o->n : 100000;
-    redisContext *c = bench_redis(o);
-    bench_reset(c, o->workflow);
-    wf_client *cl = bench_client(o);
-    bench_fill(cl, o->workflow, 1); /* warm-up, as above */
-    bench_reset(c, o->workflow);
+    wf_client *cl;
+    redisContext *c = bench_warm(o, &cl);
     snap a = take(c);
     bench_fill(cl, o->workflow, n);
     snap b = take(c);

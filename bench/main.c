@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,18 +66,22 @@ void bench_die(const char *fmt, ...)
     exit(1);
 }
 
-int64_t bench_mono_us(void)
+/* The bench times calls in microseconds, finer than the core's ms clocks (wf__mono_ms). */
+static int64_t clock_us(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t bench_mono_us(void)
+{
+    return clock_us(CLOCK_MONOTONIC);
 }
 
 int64_t bench_real_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return clock_us(CLOCK_REALTIME);
 }
 
 void bench_sleep_us(int64_t us)
@@ -145,6 +150,58 @@ static long num(const char *opt, const char *s, long lo, long hi)
     return v;
 }
 
+/* Every option takes a value: a string kept as is, or a whole number in [lo, hi] stored as the
+ * field's type. One row each; getopt's table is made from these rows. */
+typedef enum { OPT_STR, OPT_INT, OPT_LONG, OPT_DOUBLE } opt_kind;
+typedef struct opt_spec {
+    const char *name;
+    opt_kind kind;
+    size_t off; /* of the field in bench_opts */
+    long lo, hi;
+} opt_spec;
+
+#define OPT(name, kind, field, lo, hi)                                                             \
+    {                                                                                              \
+        name, kind, offsetof(bench_opts, field), lo, hi                                            \
+    }
+static const opt_spec specs[] = {
+    OPT("redis", OPT_STR, redis_url, 0, 0),      OPT("worker", OPT_STR, worker, 0, 0),
+    OPT("workflows", OPT_STR, workflows, 0, 0),  OPT("workflow", OPT_STR, workflow, 0, 0),
+    OPT("n", OPT_LONG, n, 1, 100000000),         OPT("threads", OPT_INT, threads, 1, 64),
+    OPT("processes", OPT_INT, processes, 1, 64), OPT("concurrency", OPT_INT, concurrency, 1, 4096),
+    OPT("rate", OPT_INT, rate, 1, 1000000),      OPT("seconds", OPT_DOUBLE, seconds, 1, 3600),
+    OPT("count", OPT_INT, count, 1, 1000),       OPT("extra", OPT_LONG, extra, 0, 10000000),
+    OPT("drain", OPT_INT, drain, 0, 1),
+};
+#define NSPECS (sizeof specs / sizeof specs[0])
+
+/* Parses the options after the scenario into *o. Returns 0, or -1 for an unknown option or a
+ * missing value (a bad number exits 2 in num()). */
+static int parse_options(int argc, char **argv, bench_opts *o)
+{
+    struct option longopts[NSPECS + 1];
+    for (size_t i = 0; i < NSPECS; i++)
+        longopts[i] = (struct option){specs[i].name, required_argument, NULL, (int)i + 1};
+    longopts[NSPECS] = (struct option){NULL, 0, NULL, 0};
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c < 1 || c > (int)NSPECS) return -1;
+        const opt_spec *sp = &specs[c - 1];
+        char *field = (char *)o + sp->off, flag[32];
+        snprintf(flag, sizeof flag, "--%s", sp->name);
+        long v = sp->kind == OPT_STR ? 0 : num(flag, optarg, sp->lo, sp->hi);
+        if (sp->kind == OPT_STR)
+            *(const char **)field = optarg;
+        else if (sp->kind == OPT_INT)
+            *(int *)field = (int)v;
+        else if (sp->kind == OPT_LONG)
+            *(long *)field = v;
+        else
+            *(double *)field = (double)v;
+    }
+    return 0;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -171,87 +228,8 @@ int main(int argc, char **argv)
                     .count = 1,
                     .extra = 2000,
                     .drain = 1};
-    enum {
-        O_REDIS = 1,
-        O_WORKER,
-        O_WFDIR,
-        O_WF,
-        O_N,
-        O_THREADS,
-        O_PROC,
-        O_CONC,
-        O_RATE,
-        O_SECS,
-        O_COUNT,
-        O_EXTRA,
-        O_DRAIN
-    };
-    static const struct option longopts[] = {
-        {"redis", required_argument, NULL, O_REDIS},
-        {"worker", required_argument, NULL, O_WORKER},
-        {"workflows", required_argument, NULL, O_WFDIR},
-        {"workflow", required_argument, NULL, O_WF},
-        {"n", required_argument, NULL, O_N},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"processes", required_argument, NULL, O_PROC},
-        {"concurrency", required_argument, NULL, O_CONC},
-        {"rate", required_argument, NULL, O_RATE},
-        {"seconds", required_argument, NULL, O_SECS},
-        {"count", required_argument, NULL, O_COUNT},
-        {"extra", required_argument, NULL, O_EXTRA},
-        {"drain", required_argument, NULL, O_DRAIN},
-        {NULL, 0, NULL, 0},
-    };
     optind = 2;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        const char *a = optarg;
-        switch (c) {
-        case O_REDIS:
-            o.redis_url = a;
-            break;
-        case O_WORKER:
-            o.worker = a;
-            break;
-        case O_WFDIR:
-            o.workflows = a;
-            break;
-        case O_WF:
-            o.workflow = a;
-            break;
-        case O_N:
-            o.n = num("--n", a, 1, 100000000);
-            break;
-        case O_THREADS:
-            o.threads = (int)num("--threads", a, 1, 64);
-            break;
-        case O_PROC:
-            o.processes = (int)num("--processes", a, 1, 64);
-            break;
-        case O_CONC:
-            o.concurrency = (int)num("--concurrency", a, 1, 4096);
-            break;
-        case O_RATE:
-            o.rate = (int)num("--rate", a, 1, 1000000);
-            break;
-        case O_SECS:
-            o.seconds = (double)num("--seconds", a, 1, 3600);
-            break;
-        case O_COUNT:
-            o.count = (int)num("--count", a, 1, 1000);
-            break;
-        case O_EXTRA:
-            o.extra = num("--extra", a, 0, 10000000);
-            break;
-        case O_DRAIN:
-            o.drain = (int)num("--drain", a, 0, 1);
-            break;
-        default:
-            fputs(usage, stderr);
-            return 2;
-        }
-    }
-    if (optind < argc || !o.redis_url) {
+    if (parse_options(argc, argv, &o) != 0 || optind < argc || !o.redis_url) {
         fputs(usage, stderr);
         return 2;
     }

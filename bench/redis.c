@@ -154,6 +154,16 @@ wf_client *bench_client(const bench_opts *o)
     return cl;
 }
 
+redisContext *bench_warm(const bench_opts *o, wf_client **cl)
+{
+    redisContext *c = bench_redis(o);
+    bench_reset(c, o->workflow);
+    *cl = bench_client(o);
+    bench_fill(*cl, o->workflow, 1); /* warm-up: workflow check, connection */
+    bench_reset(c, o->workflow);
+    return c;
+}
+
 void bench_fill(wf_client *cl, const char *workflow, long n)
 {
     wf_error err = {0};

@@ -81,6 +81,9 @@ int64_t bench_wait_completed(redisContext *c, const char *workflow, int nwf, lon
                              void (*tick)(void *arg), void *arg, int64_t *at20_us);
 /* Connects a wf client to the bench Redis; dies on failure. */
 wf_client *bench_client(const bench_opts *o);
+/* A connection (bench_redis) and a client (*cl) after one warm-up run (the client's first call
+ * checks the workflow and connects: not part of what is measured), the keys reset again. */
+redisContext *bench_warm(const bench_opts *o, wf_client **cl);
 
 /* ---- Worker processes (procs.c) ----------------------------------------------------------------
  */

@@ -235,8 +235,7 @@ int wf__cli_bulk_run(wf__cli *cli, const char *cmd, wf__cli_bulk_action what, co
                                    wf_state_name(b->state));
     if (b->dry_run && b->yes)
         return wf__cli_usage_error(cmd, "--dry-run and --yes exclude each other");
-    int rc = wf__cli_connect(cli);
-    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, cmd, b->workflow, b->force);
+    int rc = wf__cli_check_workflow(cli, cmd, b->workflow, b->force);
     int64_t until = 0;
     if (rc == WF_CLI_OK) rc = redis_now(cli, b->workflow, &until);
     if (rc != WF_CLI_OK) return rc;

@@ -61,15 +61,24 @@ enum { WF__OPT_REDIS = 1000, WF__OPT_JSON, WF__OPT_HELP, WF__OPT_NO_COLOR };
  * option's value, -1 at the end, or '?' after printing a usage error. */
 int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *options);
 
-/* Parses the options of a command whose only own options are --workflow W (stored in *workflow,
- * NULL when absent) and --force (*force: 1 when given; see wf__cli_check_workflow()); global
- * options handled as by wf__cli_getopt. Returns 0, or WF_CLI_USAGE after a usage error was
- * printed. */
-int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow, int *force);
+/* The start of a command whose only own options are --workflow W (*workflow, NULL when absent:
+ * every workflow) and --force: parses its options (the global ones as wf__cli_getopt does), checks
+ * them as wf__cli_args does with `nargs` arguments, then connects and refuses an unregistered W
+ * (wf__cli_check_workflow). Returns 1 when the command is done, its exit code in *code, or 0 to
+ * go on, connected. */
+int wf__cli_workflow_args(wf__cli *cli, int argc, char **argv, const char *cmd, const char *usage,
+                          int nargs, const char *why, const char **workflow, int *code);
 
 /* Takes --redis URL (the global option, `cmd` NULL before the command's name): returns WF_CLI_OK,
  * or WF_CLI_USAGE after printing why an empty URL is refused. */
 int wf__cli_redis_option(wf__cli *cli, const char *url, const char *cmd);
+
+/* What every command checks after its options: with --help, prints `usage` (exit code 0, or 1
+ * when stdout fails); otherwise `min` to `max` positional arguments must remain, else "wf: <why>"
+ * is a usage error of `cmd`. Returns 1 when the command is done, its exit code in *code, or 0 to
+ * go on. */
+int wf__cli_args(wf__cli *cli, int argc, const char *cmd, const char *usage, int min, int max,
+                 const char *why, int *code);
 
 /* Parses a non-negative integer. Returns 0 or -1. */
 int wf__cli_parse_long(const char *s, long long *out);
@@ -166,10 +175,10 @@ int wf__cli_bulk_run(wf__cli *cli, const char *cmd, wf__cli_bulk_action what,
 
 /* ---- Workflow names (registry.c) ------------------------------------------------------------ */
 
-/* Refuses `workflow` unless a worker registered it (`wf workflows`), `force` is set, or it is
- * NULL (every workflow). Returns WF_CLI_OK, or after printing "wf: CMD: no worker ever registered
- * workflow 'X'; did you mean 'Y'? Give --force ..." WF_CLI_BAD_INPUT (or the connection's exit
- * code). Connects if needed. */
+/* Connects if not connected yet, then refuses `workflow` unless a worker registered it (`wf
+ * workflows`), `force` is set, or it is NULL (every workflow). Returns WF_CLI_OK, or after
+ * printing "wf: CMD: no worker ever registered workflow 'X'; did you mean 'Y'? Give --force ..."
+ * WF_CLI_BAD_INPUT (or the connection's exit code). */
 int wf__cli_check_workflow(wf__cli *cli, const char *cmd, const char *workflow, int force);
 
 /* ---- Input ----------------------------------------------------------------------------------- */
@@ -178,6 +187,11 @@ int wf__cli_check_workflow(wf__cli *cli, const char *cmd, const char *workflow, 
  * means no input (out stays empty), "-" means read JSON from stdin. Returns WF_CLI_OK, or prints
  * the error and returns WF_CLI_BAD_INPUT. */
 int wf__cli_read_input(const char *arg, msgpack_sbuffer *out);
+
+/* What a command that sends input does first: initialises `out` (the caller destroys it, also on
+ * failure), reads `arg` into it as wf__cli_read_input() does, then connects. Returns WF_CLI_OK or
+ * the exit code of the step that failed (its error printed). */
+int wf__cli_input_and_connect(wf__cli *cli, const char *arg, msgpack_sbuffer *out);
 
 /* ---- Output ---------------------------------------------------------------------------------- */
 

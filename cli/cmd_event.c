@@ -23,16 +23,14 @@ int wf__cli_cmd_send_event(wf__cli *cli, int argc, char **argv)
         if (c != OPT_KEY) return WF_CLI_USAGE;
         key = optarg;
     }
-    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    int done;
+    if (wf__cli_args(cli, argc, "send-event", USAGE, 1, 2,
+                     "send-event wants an event name and at most one JSON payload", &done))
+        return done;
     int npos = argc - optind;
-    if (npos < 1 || npos > 2)
-        return wf__cli_usage_error("send-event", "send-event wants an event name and at most "
-                                                 "one JSON payload");
     const char *name = argv[optind];
     msgpack_sbuffer payload;
-    msgpack_sbuffer_init(&payload);
-    int rc = wf__cli_read_input(npos == 2 ? argv[optind + 1] : NULL, &payload);
-    if (rc == WF_CLI_OK) rc = wf__cli_connect(cli);
+    int rc = wf__cli_input_and_connect(cli, npos == 2 ? argv[optind + 1] : NULL, &payload);
     if (rc == WF_CLI_OK) {
         wf_error err = {0};
         if (wf_send_event_keyed(cli->client, name, key, payload.data, payload.size, &err) != WF_OK)

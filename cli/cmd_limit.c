@@ -33,12 +33,15 @@ static const char USAGE[] =
     "                   that nothing reads)\n"
     "Options not given keep their current value. Prints the limits and how many runs are held.\n";
 
-static int parse_count(const char *s, int *out)
+/* Option `option`'s value `s` as a count (0 to 1,000,000) in *out: returns WF_CLI_OK, or
+ * WF_CLI_USAGE after saying why. */
+static int parse_count(const char *option, const char *s, int *out)
 {
     long long v;
-    if (wf__cli_parse_long(s, &v) != 0 || v > 1000000) return -1;
+    if (wf__cli_parse_long(s, &v) != 0 || v > 1000000)
+        return wf__cli_usage_error("limit", "%s wants a count, not '%s'", option, s);
     *out = (int)v;
-    return 0;
+    return WF_CLI_OK;
 }
 
 int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
@@ -78,13 +81,10 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
         switch (c) {
         case OPT_MAX:
-            if (parse_count(optarg, &max) != 0)
-                return wf__cli_usage_error("limit", "--max-running wants a count, not '%s'",
-                                           optarg);
+            if (parse_count("--max-running", optarg, &max) != WF_CLI_OK) return WF_CLI_USAGE;
             break;
         case OPT_PER_KEY:
-            if (parse_count(optarg, &per_key) != 0)
-                return wf__cli_usage_error("limit", "--per-key wants a count, not '%s'", optarg);
+            if (parse_count("--per-key", optarg, &per_key) != WF_CLI_OK) return WF_CLI_USAGE;
             break;
         case OPT_KEY:
             key = optarg;
@@ -93,8 +93,7 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
             clear = 1;
             break;
         case OPT_RATE:
-            if (parse_count(optarg, &rate) != 0)
-                return wf__cli_usage_error("limit", "--rate wants a count, not '%s'", optarg);
+            if (parse_count("--rate", optarg, &rate) != WF_CLI_OK) return WF_CLI_USAGE;
             break;
         case OPT_PER:
             if (wf__cli_duration_arg("limit", "--per", optarg, 1, &per) != WF_CLI_OK)
@@ -119,11 +118,11 @@ int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv)
             return WF_CLI_USAGE;
         }
     }
-    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (argc - optind != 1) return wf__cli_usage_error("limit", "limit wants one WORKFLOW");
+    int done;
+    if (wf__cli_args(cli, argc, "limit", USAGE, 1, 1, "limit wants one WORKFLOW", &done))
+        return done;
     const char *workflow = argv[optind];
-    int rc = wf__cli_connect(cli);
-    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "limit", workflow, force);
+    int rc = wf__cli_check_workflow(cli, "limit", workflow, force);
     if (rc != WF_CLI_OK) return rc;
     wf_error err = {0};
     wf_flow_limits l;

@@ -148,12 +148,12 @@ int wf__cli_cmd_list(wf__cli *cli, int argc, char **argv)
             return WF_CLI_USAGE;
         }
     }
-    if (cli->help) return fputs(LIST_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (optind != argc) return wf__cli_usage_error("list", "list takes no arguments");
+    int done;
+    if (wf__cli_args(cli, argc, "list", LIST_USAGE, 0, 0, "list takes no arguments", &done))
+        return done;
     if (lo.since_ms && lo.until_ms && lo.since_ms > lo.until_ms)
         return wf__cli_usage_error("list", "--since is after --until");
-    int rc = wf__cli_connect(cli);
-    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "list", lo.workflow, force);
+    int rc = wf__cli_check_workflow(cli, "list", lo.workflow, force);
     if (rc != WF_CLI_OK) return rc;
     char **ids = NULL;
     size_t count = 0;
@@ -168,8 +168,10 @@ int wf__cli_cmd_workflows(wf__cli *cli, int argc, char **argv)
 {
     static const struct option options[] = {WF__CLI_GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
     if (wf__cli_getopt(cli, argc, argv, options) != -1) return WF_CLI_USAGE;
-    if (cli->help) return fputs(WORKFLOWS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (optind != argc) return wf__cli_usage_error("workflows", "workflows takes no arguments");
+    int done;
+    if (wf__cli_args(cli, argc, "workflows", WORKFLOWS_USAGE, 0, 0, "workflows takes no arguments",
+                     &done))
+        return done;
     int rc = wf__cli_connect(cli);
     if (rc != WF_CLI_OK) return rc;
     char **names = NULL;

@@ -98,13 +98,10 @@ static void print_stats(const wf_stats *stats, size_t n)
 int wf__cli_cmd_stats(wf__cli *cli, int argc, char **argv)
 {
     const char *workflow;
-    int force;
-    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow, &force) != 0) return WF_CLI_USAGE;
-    if (cli->help) return fputs(STATS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (optind != argc) return wf__cli_usage_error("stats", "stats takes no arguments");
-    int rc = wf__cli_connect(cli);
-    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "stats", workflow, force);
-    if (rc != WF_CLI_OK) return rc;
+    int rc;
+    if (wf__cli_workflow_args(cli, argc, argv, "stats", STATS_USAGE, 0, "stats takes no arguments",
+                              &workflow, &rc))
+        return rc;
     wf_stats *stats = NULL;
     size_t n = 0;
     wf_error err = {0};
@@ -196,8 +193,10 @@ int wf__cli_cmd_workers(wf__cli *cli, int argc, char **argv)
         if (c != OPT_LIVE) return WF_CLI_USAGE;
         live = 1;
     }
-    if (cli->help) return fputs(WORKERS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (optind != argc) return wf__cli_usage_error("workers", "workers takes no arguments");
+    int done;
+    if (wf__cli_args(cli, argc, "workers", WORKERS_USAGE, 0, 0, "workers takes no arguments",
+                     &done))
+        return done;
     int rc = wf__cli_connect(cli);
     if (rc != WF_CLI_OK) return rc;
     wf_worker_info *ws = NULL;
@@ -261,11 +260,11 @@ int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv)
             return WF_CLI_USAGE;
         }
     }
-    if (cli->help) return fputs(PURGE_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (optind != argc) return wf__cli_usage_error("purge", "purge takes no arguments");
+    int done;
+    if (wf__cli_args(cli, argc, "purge", PURGE_USAGE, 0, 0, "purge takes no arguments", &done))
+        return done;
     if (!has_age) return wf__cli_usage_error("purge", "purge needs --older-than DURATION");
-    int rc = wf__cli_connect(cli);
-    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "purge", po.workflow, force);
+    int rc = wf__cli_check_workflow(cli, "purge", po.workflow, force);
     if (rc != WF_CLI_OK) return rc;
     size_t purged = 0;
     wf_error err = {0};

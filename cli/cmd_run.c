@@ -93,18 +93,17 @@ int wf__cli_cmd_run(wf__cli *cli, int argc, char **argv)
             return WF_CLI_USAGE;
         }
     }
-    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    int done;
+    if (wf__cli_args(cli, argc, "run", USAGE, 1, 2,
+                     "run wants a workflow name and at most one JSON input", &done))
+        return done;
     int npos = argc - optind;
-    if (npos < 1 || npos > 2)
-        return wf__cli_usage_error("run", "run wants a workflow name and at most one JSON input");
     if (has_timeout && !wait) return wf__cli_usage_error("run", "--timeout only goes with --wait");
     const char *name = argv[optind];
     const char *json = npos == 2 ? argv[optind + 1] : NULL;
 
     msgpack_sbuffer input;
-    msgpack_sbuffer_init(&input);
-    int rc = wf__cli_read_input(json, &input);
-    if (rc == WF_CLI_OK) rc = wf__cli_connect(cli);
+    int rc = wf__cli_input_and_connect(cli, json, &input);
     wf_run *run = NULL;
     wf_status st = {0};
     wf_error err = {0};

@@ -47,15 +47,14 @@ static int cmd_add(wf__cli *cli, int argc, char **argv)
                                        optarg);
         so.catch_up = (wf_catch_up)p;
     }
-    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    int done;
+    if (wf__cli_args(cli, argc, "schedule", USAGE, 3, 4,
+                     "schedule add wants ID WORKFLOW SPEC [JSON|-]", &done))
+        return done;
     int npos = argc - optind;
-    if (npos < 3 || npos > 4)
-        return wf__cli_usage_error("schedule", "schedule add wants ID WORKFLOW SPEC [JSON|-]");
     const char *id = argv[optind], *workflow = argv[optind + 1], *spec = argv[optind + 2];
     msgpack_sbuffer input;
-    msgpack_sbuffer_init(&input);
-    int rc = wf__cli_read_input(npos == 4 ? argv[optind + 3] : NULL, &input);
-    if (rc == WF_CLI_OK) rc = wf__cli_connect(cli);
+    int rc = wf__cli_input_and_connect(cli, npos == 4 ? argv[optind + 3] : NULL, &input);
     if (rc == WF_CLI_OK) {
         wf_error err = {0};
         if (wf_schedule_add_ex(cli->client, id, workflow, spec, input.data, input.size, &so,
@@ -99,13 +98,10 @@ static json_t *schedule_json(const wf_schedule_info *s)
 static int cmd_list(wf__cli *cli, int argc, char **argv)
 {
     const char *workflow;
-    int force;
-    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow, &force) != 0) return WF_CLI_USAGE;
-    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (optind != argc) return wf__cli_usage_error("schedule", "schedule list takes no arguments");
-    int rc = wf__cli_connect(cli);
-    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "schedule", workflow, force);
-    if (rc != WF_CLI_OK) return rc;
+    int rc;
+    if (wf__cli_workflow_args(cli, argc, argv, "schedule", USAGE, 0,
+                              "schedule list takes no arguments", &workflow, &rc))
+        return rc;
     wf_schedule_info *s = NULL;
     size_t n = 0;
     wf_error err = {0};
@@ -138,14 +134,11 @@ static int cmd_list(wf__cli *cli, int argc, char **argv)
 static int cmd_remove(wf__cli *cli, int argc, char **argv)
 {
     const char *workflow;
-    int force;
-    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow, &force) != 0) return WF_CLI_USAGE;
-    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (argc - optind != 1) return wf__cli_usage_error("schedule", "schedule remove wants ID");
+    int rc;
+    if (wf__cli_workflow_args(cli, argc, argv, "schedule", USAGE, 1, "schedule remove wants ID",
+                              &workflow, &rc))
+        return rc;
     const char *id = argv[optind];
-    int rc = wf__cli_connect(cli);
-    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "schedule", workflow, force);
-    if (rc != WF_CLI_OK) return rc;
     wf_error err = {0};
     if (wf_schedule_remove(cli->client, workflow, id, &err) != WF_OK) return wf__cli_fail(&err);
     if (cli->json) return wf__cli_print_json(json_pack("{s:s, s:b}", "id", id, "removed", 1));

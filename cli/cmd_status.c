@@ -87,8 +87,9 @@ int wf__cli_cmd_status(wf__cli *cli, int argc, char **argv)
             return WF_CLI_USAGE;
         }
     }
-    if (cli->help) return fputs(STATUS_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (argc - optind != 1) return wf__cli_usage_error("status", "status wants one run id");
+    int done;
+    if (wf__cli_args(cli, argc, "status", STATUS_USAGE, 1, 1, "status wants one run id", &done))
+        return done;
     if (text && cli->json)
         return wf__cli_usage_error("status", "--text and --json exclude each other");
     if (has_timeout && !follow)

@@ -56,8 +56,9 @@ int wf__cli_cmd_wait(wf__cli *cli, int argc, char **argv)
         if (c != OPT_TIMEOUT || timeout_arg("wait", optarg, &timeout_ms) != WF_CLI_OK)
             return WF_CLI_USAGE;
     }
-    if (cli->help) return fputs(WAIT_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (argc - optind != 1) return wf__cli_usage_error("wait", "wait wants one run id");
+    int done;
+    if (wf__cli_args(cli, argc, "wait", WAIT_USAGE, 1, 1, "wait wants one run id", &done))
+        return done;
     int rc = wf__cli_connect(cli);
     if (rc != WF_CLI_OK) return rc;
     wf_run *run;

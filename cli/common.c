@@ -137,7 +137,8 @@ int wf__cli_parse_time(const char *s, int64_t now_ms, int64_t *out)
     return 0;
 }
 
-int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **workflow, int *force)
+int wf__cli_workflow_args(wf__cli *cli, int argc, char **argv, const char *cmd, const char *usage,
+                          int nargs, const char *why, const char **workflow, int *code)
 {
     enum { OPT_WORKFLOW = 1, OPT_FORCE };
     static const struct option options[] = {
@@ -147,17 +148,32 @@ int wf__cli_getopt_workflow(wf__cli *cli, int argc, char **argv, const char **wo
         {NULL, 0, NULL, 0},
     };
     *workflow = NULL;
-    *force = 0;
-    int c;
+    int force = 0, c;
     while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
-        if (c == OPT_WORKFLOW)
+        if (c == OPT_WORKFLOW) {
             *workflow = optarg;
-        else if (c == OPT_FORCE)
-            *force = 1;
-        else
-            return WF_CLI_USAGE;
+        } else if (c == OPT_FORCE) {
+            force = 1;
+        } else {
+            *code = WF_CLI_USAGE;
+            return 1;
+        }
     }
-    return 0;
+    if (wf__cli_args(cli, argc, cmd, usage, nargs, nargs, why, code)) return 1;
+    *code = wf__cli_check_workflow(cli, cmd, *workflow, force);
+    return *code != WF_CLI_OK;
+}
+
+int wf__cli_args(wf__cli *cli, int argc, const char *cmd, const char *usage, int min, int max,
+                 const char *why, int *code)
+{
+    if (cli->help)
+        *code = fputs(usage, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
+    else if (argc - optind < min || argc - optind > max)
+        *code = wf__cli_usage_error(cmd, "%s", why);
+    else
+        return 0;
+    return 1;
 }
 
 int wf__cli_parse_id(wf__cli *cli, int argc, char **argv, const char *usage, const char **id)

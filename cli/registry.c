@@ -44,9 +44,8 @@ static int close_to(const char *typed, const char *name, size_t *d)
 
 int wf__cli_check_workflow(wf__cli *cli, const char *cmd, const char *workflow, int force)
 {
-    if (force || !workflow) return WF_CLI_OK;
     int rc = wf__cli_connect(cli);
-    if (rc != WF_CLI_OK) return rc;
+    if (rc != WF_CLI_OK || force || !workflow) return rc;
     char **names = NULL;
     size_t n = 0;
     wf_error err = {0};

@@ -18,7 +18,7 @@ void cli_ops_teardown(void)
 /* A workflow that is registered but has no worker: its runs stay queued. */
 char *queued_run(void)
 {
-    redisReply *r = redisCommand(env.rc, "HSET wf:workflows idle {}");
+    redisReply *r = wf_test_command(env.rc, "HSET wf:workflows idle {}");
     freeReplyObject(r);
     return start_run("idle", NULL, NULL, NULL, NULL);
 }
@@ -49,7 +49,7 @@ void put_step(const char *id, const char *name, const char *kind, const char *st
     char wfname[WF__NAME_MAX + 1];
     cr_assert_eq(wf__runid_parse(id, wfname, NULL), WF_OK);
     char *key = wf__key_steps("wf", wfname, id);
-    redisReply *r = redisCommand(env.rc, "HSET %s %s %b", key, name, sb.data, sb.size);
+    redisReply *r = wf_test_command(env.rc, "HSET %s %s %b", key, name, sb.data, sb.size);
     cr_assert(r && r->type == REDIS_REPLY_INTEGER);
     freeReplyObject(r);
     free(key);
@@ -57,14 +57,19 @@ void put_step(const char *id, const char *name, const char *kind, const char *st
     msgpack_sbuffer_destroy(&result);
 }
 
-long long steps_exist(const char *id)
+long long run_key_exists(char *(*key_of)(const char *, const char *, const char *), const char *id)
 {
     char wfname[WF__NAME_MAX + 1];
     wf__runid_parse(id, wfname, NULL);
-    char *key = wf__key_steps("wf", wfname, id);
+    char *key = key_of("wf", wfname, id);
     long long n = wf_test_cmd_int(env.rc, "EXISTS %s", key);
     free(key);
     return n;
+}
+
+long long steps_exist(const char *id)
+{
+    return run_key_exists(wf__key_steps, id);
 }
 
 /* Runs `/bin/sh -c CMD` where CMD is `fmt` formatted; "$WF" in it is the built wf with --redis.

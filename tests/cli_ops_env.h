@@ -20,6 +20,9 @@ char *queued_run(void);
 void put_step(const char *id, const char *name, const char *kind, const char *status, long long t0,
               long long t1, const char *error, const char *result_json);
 
+/* 1 when run `id`'s key made by `key_of` (wf__key_run, wf__key_steps, ...) exists, else 0. */
+long long run_key_exists(char *(*key_of)(const char *, const char *, const char *), const char *id);
+
 /* 1 when run `id` has a steps hash, else 0. */
 long long steps_exist(const char *id);
 

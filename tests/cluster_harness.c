@@ -1,6 +1,5 @@
 /* cluster_harness.c - see cluster_harness.h. Six redis-servers forked like harness.c forks one,
  * joined by `redis-cli --cluster create`; every wait polls a condition against a deadline. */
-#define WF_TEST_HARNESS_INTERNAL 1
 #include "cluster_harness.h"
 
 #include <signal.h>
@@ -28,24 +27,12 @@ static int pick_port(void)
     return -1;
 }
 
-static void remove_dir(const char *dir)
-{
-    if (!dir[0] || getenv("WF_TEST_KEEP")) return;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cluster harness: could not remove %s\n", dir);
-}
-
 /* Wait condition while a node starts: it answers on its port (it, not a stranger that took the
  * port: INFO names its pid), or it has exited (then its pid is 0). */
 static int up_or_exited(void *arg)
 {
     wf_test_redis *r = arg;
-    int status;
-    if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-        r->pid = 0;
-        return 1;
-    }
+    if (wf_test_exited(&r->pid)) return 1;
     redisContext *ctx = wf_test_redis_connect(r);
     if (!ctx) return 0;
     char *info = wf_test_cmd_str(ctx, "INFO server"), want[32];
@@ -88,10 +75,10 @@ static int node_start(wf_test_redis *r, const char *server)
         if (r->pid > 0 && wf_test_wait(up_or_exited, r, 10000) && r->pid > 0) return 0;
         /* Its port was taken between our probe and its bind, or it failed: try other ports. */
         if (r->pid > 0) wf_test_kill(r->pid, SIGKILL, 2000);
-        remove_dir(r->dir);
+        wf_test_remove_tree(r->dir);
     }
     fprintf(stderr, "cluster harness: a cluster node did not start\n");
-    remove_dir(r->dir);
+    wf_test_remove_tree(r->dir);
     memset(r, 0, sizeof *r);
     return -1;
 }
@@ -99,7 +86,7 @@ static int node_start(wf_test_redis *r, const char *server)
 static void node_stop(wf_test_redis *r)
 {
     if (r->pid > 0) wf_test_kill(r->pid, SIGTERM, 5000);
-    remove_dir(r->dir);
+    wf_test_remove_tree(r->dir);
     memset(r, 0, sizeof *r);
 }
 

@@ -5,8 +5,8 @@
  * key's master the way any cluster client does: by following MOVED and ASK, not by computing
  * slots (so a slot bug in libwf cannot hide behind the same bug here). Keyless commands that
  * mean "the whole data set" (DBSIZE, KEYS, FLUSHALL, CONFIG SET, INFO clients, ...) go to every
- * master and their replies are merged. */
-#define WF_TEST_HARNESS_INTERNAL 1
+ * master and their replies are merged. Also running one of libwf's scripts on a test's
+ * connection or the shared cluster (script_call.h). */
 #include "harness.h"
 
 #include <ctype.h>
@@ -346,4 +346,25 @@ wf__rc *wf_test_cluster_rc(void)
         wf__url_free(&cm.parsed);
     }
     return cm.rc;
+}
+
+redisReply *wf_test_script(redisContext *c, wf__script s, int nkeys, const char *const *keys,
+                           int nargs, const char *const *args, const size_t *lens, wf_error *err)
+{
+    wf__rc *shared = wf_test_cluster_rc();
+    if (shared) return wf__script_call(shared, s, nkeys, keys, nargs, args, lens, err);
+    wf__rc *w = wf__rc_wrap(c);
+    redisReply *r = w ? wf__script_call(w, s, nkeys, keys, nargs, args, lens, err) : NULL;
+    wf__rc_free(w);
+    return r;
+}
+
+int wf_test_ensure_group(redisContext *c, const char *queue, wf_error *err)
+{
+    wf__rc *shared = wf_test_cluster_rc();
+    if (shared) return wf__ensure_group(shared, queue, err);
+    wf__rc *w = wf__rc_wrap(c);
+    int code = w ? wf__ensure_group(w, queue, err) : WF_ERR_NOMEM;
+    wf__rc_free(w);
+    return code;
 }

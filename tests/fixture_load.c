@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fixture_load.h"
-#include "harness.h" /* redisCommandArgv follows MOVED/ASK in cluster mode */
+#include "harness.h" /* wf_test_command_argv follows MOVED and ASK in cluster mode */
 
 /* Decodes `n` hex digits at `hex` into a malloc'd buffer; NULL when malformed. */
 static char *unhex(const char *hex, size_t n, size_t *len)
@@ -40,7 +40,7 @@ static int restore_line(redisContext *rc, char *line, long lineno)
         snprintf(ttl_arg, sizeof ttl_arg, "%lld", ttl > 0 ? ttl : 0);
         const char *argv[] = {"RESTORE", key, ttl_arg, payload, "REPLACE"};
         size_t lens[] = {7, klen, strlen(ttl_arg), plen, 7};
-        redisReply *r = redisCommandArgv(rc, 5, argv, lens);
+        redisReply *r = wf_test_command_argv(rc, 5, argv, lens);
         if (r && r->type == REDIS_REPLY_STATUS)
             rc_ = 0;
         else

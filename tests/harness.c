@@ -1,6 +1,5 @@
 /* harness.c - see harness.h. A real redis-server per test, started the way beanstalkd's testserv
  * forks a real server: temp dir, free port, wait for PING with a deadline. */
-#define WF_TEST_HARNESS_INTERNAL 1
 #include "harness.h"
 
 #include <dirent.h>
@@ -325,6 +324,14 @@ pid_t wf_test_spawn(const char *const *argv, const char *const *env, const char 
     execv(argv[0], (char *const *)argv);
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
+}
+
+int wf_test_exited(pid_t *pid)
+{
+    int status;
+    if (*pid <= 0 || waitpid(*pid, &status, WNOHANG) != *pid) return 0;
+    *pid = 0;
+    return 1;
 }
 
 int wf_test_kill(pid_t pid, int sig, int timeout_ms)

@@ -9,6 +9,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "wf/wf.h"
+
 typedef struct wf_test_redis {
     pid_t pid;
     int port;
@@ -59,6 +61,10 @@ int wf_test_run(const char *const *argv, const char *const *env, const char *inp
  * Returns 1 when the condition held, 0 on timeout. */
 int wf_test_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
 
+/* 1 when child *pid has exited (then it is reaped and *pid set to 0), 0 while it runs: for a wait
+ * condition "ready, or gone" while a server starts. */
+int wf_test_exited(pid_t *pid);
+
 /* Sends `sig` to pid and reaps it (waits at most timeout_ms, then SIGKILL). Returns the wait
  * status, or -1. */
 int wf_test_kill(pid_t pid, int sig, int timeout_ms);
@@ -104,6 +110,8 @@ char *wf_test_cmd_str(redisContext *c, const char *fmt, ...);
 /* 1 when every name of `workflows` (NULL-terminated) is registered (HEXISTS wf:workflows NAME),
  * else 0. */
 int wf_test_registered(redisContext *c, const char *const *workflows);
+/* The same under key prefix `prefix` (HEXISTS PREFIX:workflows NAME). */
+int wf_test_registered_in(redisContext *c, const char *prefix, const char *const *workflows);
 
 /* How wf_test_worker_start starts a wf-worker. Zero what you don't need. */
 typedef struct wf_test_worker {
@@ -115,6 +123,11 @@ typedef struct wf_test_worker {
     redisContext *rc;             /* where to look for its registration */
     const char *const *workflows; /* names it must register (NULL-terminated); NULL: no wait */
     int timeout_ms;               /* how long registering may take; 0: 10000 */
+    const char *prefix;           /* its key prefix (the URL's ?prefix=); NULL: "wf" */
+    /* Called with before_failing_arg before failing the test (after the worker is killed), e.g.
+     * a .init's clean-up: Criterion runs no .fini after a failed .init. May be NULL. */
+    void (*before_failing)(void *arg);
+    void *before_failing_arg;
 } wf_test_worker;
 
 /* Spawns `wf-worker --redis URL --workflows DIR EXTRA...` and waits until all of w->workflows are
@@ -122,13 +135,79 @@ typedef struct wf_test_worker {
  * spawned or does not register in time (then it is killed first, so nothing is left behind). */
 pid_t wf_test_worker_start(const wf_test_worker *w);
 
+/* ---- runs, temp dirs and worker logs (harness_wf.c) -------------------------------------------
+ */
+
+/* Makes the suite's temp dir /tmp/wf-test-TAG-XXXXXX in `dir` (failing the test when it cannot);
+ * remove it with wf_test_remove_tree(). */
+void wf_test_temp_dir(char *dir, size_t size, const char *tag);
+
+/* A client on `url`, failing the test when it cannot connect. Caller frees with wf_client_free().
+ */
+wf_client *wf_test_client(const char *url);
+
+/* Initialises `sb` with the msgpack of the JSON text `json`, failing the test when it is not
+ * JSON. Caller destroys sb. */
+void wf_test_msgpack(const char *json, msgpack_sbuffer *sb);
+
+/* Starts `workflow` with `json` (NULL: no input) converted to msgpack, with `opt` (may be NULL).
+ * Fails the test when the JSON or the start is refused. Caller frees with wf_run_free(). */
+wf_run *wf_test_start_json(wf_client *cl, const char *workflow, const char *json,
+                           const wf_run_options *opt);
+
+/* Waits up to `ms` for `run` to be in `state`, then fills `st` (caller clears); fails the test,
+ * with the worker's log at `log_path` (may be NULL), when it is not. */
+void wf_test_wait_state(wf_run *run, wf_state state, int ms, wf_status *st, const char *log_path);
+
+/* Reads the status of run `id` into *st (caller clears with wf_status_clear()), failing the test
+ * when the run or its status cannot be read. */
+void wf_test_status_of(wf_client *cl, const char *id, wf_status *st);
+
+/* The raw hash field `name` of a status (e.g. "reclaims") as a number; 0 when absent. */
+long long wf_test_raw_field(const wf_status *st, const char *name);
+
+/* How many runs of `workflow` stand in a state index other than completed (wf:{W}:state:*). */
+long long wf_test_not_completed(redisContext *c, const char *workflow);
+
+/* 1 when `st` is completed with an output that reads as exactly the JSON text `expect`. */
+int wf_test_completed_with(const wf_status *st, const char *expect);
+
+/* Asserts that the msgpack `data` reads back as exactly the JSON text `expect`. */
+void wf_test_assert_json_is(const void *data, size_t len, const char *expect);
+
+/* How many times `what` occurs in `text` (NULL: none), e.g. a message in a worker's log. */
+int wf_test_count(const char *text, const char *what);
+
+/* Waits up to timeout_ms until the file at `path` (a worker's log) says `text` at least `times`
+ * times; fails the test with the file when it does not. */
+void wf_test_wait_log(const char *path, const char *text, int times, int timeout_ms);
+
+/* How many lines of the test workflows' exec log at `path` begin with "ID " (one per execution
+ * of a step or handler of run `id`; see tests/workflows). */
+int wf_test_exec_lines(const char *path, const char *id);
+
+/* Reads a worker's log at `path`: 1 when no sanitizer spoke in it ("Sanitizer", "runtime
+ * error"), else 0. Prints it to stderr when a sanitizer spoke, when `show` is set (e.g. the worker
+ * did not drain) or when $WF_TEST_SHOW_LOG is set. */
+int wf_test_log_quiet(const char *path, int show);
+
+/* Runs `wf-worker ARGS...` (NULL-terminated) to completion, at most 10 s, its stdout and stderr
+ * into *out (malloc'd; `out` NULL: dropped). Returns its exit status as wf_test_run does. */
+int wf_test_run_worker(const char *const *args, char **out);
+
+/* Stops `worker` (0: none ran) with SIGTERM: it must drain and exit 0 within 30 s, and no
+ * sanitizer may speak in its log at log_path (printed when something is wrong). Returns what was
+ * wrong, or NULL; a teardown frees the rest, then asserts `cr_assert_null(why, "%s", why)`. */
+const char *wf_test_worker_stop(pid_t worker, const char *log_path);
+
 /* Cluster mode. When $WF_TEST_CLUSTER_FILE names the file that tests/cluster_fixture.c wrote
  * ("url redis+cluster://..." first), every suite's "Redis" is that shared 3-master, 3-replica
  * cluster: ctest registers each suite a second time as NAME_cluster (tests/CMakeLists.txt).
- * The test's own connections keep working unchanged: redisCommand and redisCommandArgv below
- * follow MOVED and ASK, and commands over the whole data set (DBSIZE, KEYS, FLUSHALL, FLUSHDB,
- * SCRIPT FLUSH, CONFIG SET, MEMORY PURGE, CLIENT KILL, INFO clients) go to every master, integer
- * replies added up and arrays concatenated. Outside cluster mode they are hiredis's own. */
+ * A test's own connections work in both modes when it sends with wf_test_command and
+ * wf_test_command_argv (not hiredis's redisCommand): they follow MOVED and ASK, and commands over
+ * the whole data set (DBSIZE, KEYS, FLUSHALL, FLUSHDB, SCRIPT FLUSH, CONFIG SET, MEMORY PURGE,
+ * CLIENT KILL, INFO clients) go to every master, integer replies added up and arrays concatenated.
+ * Outside cluster mode they are hiredis's own. */
 int wf_test_cluster_mode(void);
 /* The shared cluster's URL, or NULL outside cluster mode. */
 const char *wf_test_cluster_url(void);
@@ -142,10 +221,5 @@ redisReply *wf_test_command_argv(redisContext *c, int argc, const char **argv, c
     do {                                                                                           \
         if (wf_test_cluster_mode()) cr_skip_test("single server only: %s", why);                   \
     } while (0)
-
-#ifndef WF_TEST_HARNESS_INTERNAL
-#define redisCommand     wf_test_command
-#define redisCommandArgv wf_test_command_argv
-#endif
 
 #endif

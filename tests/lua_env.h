@@ -2,302 +2,93 @@
  * keys, EVAL of the embedded scripts (lib.lua prepended, exactly what libwf sends) and small
  * assertions on Redis state. Keys come from wf__wfkeys_init / wf__key_run, as libwf builds them.
  * Waiting for Redis time to pass (lease expiry, timers) polls a condition with wf_test_wait.
- * Each test file includes this once; its helpers are static inline so a file uses what it needs.
+ * The code is in lua_env.c; a suite that includes this header is linked with it
+ * (tests/CMakeLists.txt), and gets TestSuite(lua) with its set-up and teardown.
  */
 #ifndef WF_TEST_LUA_ENV_H
 #define WF_TEST_LUA_ENV_H
 
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
 
 #include "harness.h"
-#include "script_call.h"
 #include "wf_internal.h"
 
 #define PREFIX    "wf"
 #define WFN       "lt"
 #define RETENTION "60000"
 
-static wf_test_redis srv;
-static redisContext *c;
-static wf__wfkeys wk;
+/* The test's server, its connection and the workflow WFN's fixed keys. */
+extern wf_test_redis srv;
+extern redisContext *c;
+extern wf__wfkeys wk;
 
-/* Strings the tests allocate, freed in teardown so leak checking stays quiet. */
-static char *kept[256];
-static int nkept;
+/* TestSuite(lua)'s .init and .fini (lua_env.c declares the suite): the server and the queue's
+ * consumer group; teardown frees what keep() kept. */
+void lua_env_setup(void);
+void lua_env_teardown(void);
 
-static inline char *keep(char *s)
-{
-    cr_assert_not_null(s, "out of memory");
-    cr_assert_lt(nkept, (int)(sizeof kept / sizeof kept[0]), "raise kept[]");
-    kept[nkept++] = s;
-    return s;
-}
+/* Keeps `s` (malloc'd) until teardown, so leak checking stays quiet; returns it. */
+char *keep(char *s);
 
-static inline void setup(void)
-{
-    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0, "could not start redis-server");
-    c = wf_test_redis_connect(&srv);
-    cr_assert_not_null(c);
-    cr_assert_eq(wf__wfkeys_init(&wk, PREFIX, WFN), WF_OK);
-    wf_error err = {0};
-    cr_assert_eq(wf_test_ensure_group(c, wk.k[WF__K_QUEUE], &err), WF_OK, "%s", err.message);
-}
-
-static inline void teardown(void)
-{
-    for (int i = 0; i < nkept; i++) free(kept[i]);
-    nkept = 0;
-    wf__wfkeys_free(&wk);
-    if (c) redisFree(c);
-    c = NULL;
-    wf_test_redis_stop(&srv);
-}
-
-TestSuite(lua, .init = setup, .fini = teardown, .timeout = 60);
-
-/* ---- helpers --------------------------------------------------------------------------------- */
-
-static inline const char *run_key(const char *id)
-{
-    return keep(wf__key_run(PREFIX, WFN, id));
-}
-
-static inline const char *steps_key(const char *id)
-{
-    return keep(wf__key_steps(PREFIX, WFN, id));
-}
-
-static inline const char *run_id(const char *suffix)
-{
-    size_t n = strlen(WFN) + strlen(suffix) + 2;
-    char *id = keep(malloc(n));
-    snprintf(id, n, "%s:%s", WFN, suffix);
-    return id;
-}
+/* The run hash / step hash key of run `id`, and the id WFN:SUFFIX (kept). */
+const char *run_key(const char *id);
+const char *steps_key(const char *id);
+const char *run_id(const char *suffix);
 
 /* EVALs `script` with the 14 fixed keys plus `nextra` keys, then arguments: the variadic list holds
  * the extra keys followed by the arguments, NULL-terminated. Caller frees the reply. */
-static inline redisReply *eval(wf__script script, int nextra, ...)
-{
-    const wf__script_src *s = wf__script_get(script);
-    cr_assert_not_null(s, "script %d not embedded", (int)script);
-    const char *argv[64];
-    size_t lens[64];
-    char numkeys[16];
-    snprintf(numkeys, sizeof numkeys, "%d", WF__NFIXED + nextra);
-    int argc = 0;
-    argv[argc] = "EVAL";
-    lens[argc++] = 4;
-    argv[argc] = s->src;
-    lens[argc++] = s->len;
-    argv[argc] = numkeys;
-    lens[argc++] = strlen(numkeys);
-    for (int i = 0; i < WF__NFIXED; i++) {
-        argv[argc] = wk.k[i];
-        lens[argc++] = strlen(wk.k[i]);
-    }
-    va_list ap;
-    va_start(ap, nextra);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL) {
-        cr_assert_lt(argc, 64);
-        argv[argc] = a;
-        lens[argc++] = strlen(a);
-    }
-    va_end(ap);
-    cr_assert_geq(argc, 3 + WF__NFIXED + nextra, "fewer arguments than keys");
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
-    cr_assert_not_null(r, "connection failed: %s", c->errstr);
-    return r;
-}
+redisReply *eval(wf__script script, int nextra, ...);
 
-/* Asserts that `r` is an error reply starting with `prefix`, and frees it. */
-static inline void expect_error(redisReply *r, const char *prefix)
-{
-    cr_assert_eq(r->type, REDIS_REPLY_ERROR, "expected error %s, got reply type %d", prefix,
-                 r->type);
-    cr_assert_eq(strncmp(r->str, prefix, strlen(prefix)), 0, "expected %s..., got: %s", prefix,
-                 r->str);
-    freeReplyObject(r);
-}
+/* EVALs `script` with `nkeys` keys (the 14 fixed ones first when `fixed`) and `nargs` arguments,
+ * binary-safe (`lens` NULL: C strings). Caller frees the reply. */
+redisReply *eval_argv(wf__script script, int fixed, int nkeys, const char *const *keys, int nargs,
+                      const char *const *args, const size_t *lens);
 
-static inline void expect_status_ok(redisReply *r)
-{
-    cr_assert_eq(r->type, REDIS_REPLY_STATUS, "type %d: %s", r->type,
-                 r->type == REDIS_REPLY_ERROR ? r->str : "");
-    cr_assert_str_eq(r->str, "OK");
-    freeReplyObject(r);
-}
-
-static inline long long expect_int(redisReply *r)
-{
-    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "type %d: %s", r->type,
-                 r->type == REDIS_REPLY_ERROR ? r->str : "");
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
+/* Assert on a reply and free it: an error starting with `prefix`; status OK; an integer (returned).
+ */
+void expect_error(redisReply *r, const char *prefix);
+void expect_status_ok(redisReply *r);
+long long expect_int(redisReply *r);
 
 /* Redis time in ms: the scripts' clock. */
-static inline long long rnow(void)
-{
-    redisReply *r = redisCommand(c, "TIME");
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-    long long ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
-    freeReplyObject(r);
-    return ms;
-}
+long long rnow(void);
 
 /* A field of the run hash (kept copy) or NULL. */
-static inline const char *hget(const char *id, const char *field)
-{
-    char *v = wf_test_cmd_str(c, "HGET %s %s", run_key(id), field);
-    return v ? keep(v) : NULL;
-}
+const char *hget(const char *id, const char *field);
 
 /* A zset member's score, or -1 when absent. */
-static inline long long zscore(const char *key, const char *member)
-{
-    char *v = wf_test_cmd_str(c, "ZSCORE %s %s", key, member);
-    if (!v) return -1;
-    long long s = atoll(v);
-    free(v);
-    return s;
-}
+long long zscore(const char *key, const char *member);
 
-static inline long long xlen(void)
-{
-    return wf_test_cmd_int(c, "XLEN %s", wk.k[WF__K_QUEUE]);
-}
-
-static inline long long xpending(void)
-{
-    redisReply *r = redisCommand(c, "XPENDING %s %s", wk.k[WF__K_QUEUE], WF__GROUP);
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1);
-    long long n = r->element[0]->integer;
-    freeReplyObject(r);
-    return n;
-}
+/* The queue stream's length, and how many of its entries are pending. */
+long long xlen(void);
+long long xpending(void);
 
 /* The run hash says `state` and the run is in that state's index zset and in no other. */
-static inline void assert_state(const char *id, const char *state)
-{
-    const char *s = hget(id, "state");
-    cr_assert_not_null(s, "run %s has no hash", id);
-    cr_assert_str_eq(s, state, "run %s", id);
-    for (int i = 1; i <= 8; i++) {
-        const char *name = wf_state_name((wf_state)i);
-        long long sc = zscore(wk.k[WF__K_STATE((wf_state)i)], id);
-        if (strcmp(name, state) == 0)
-            cr_assert_geq(sc, 0, "run %s missing from index state:%s", id, name);
-        else
-            cr_assert_eq(sc, -1, "run %s (state %s) still in index state:%s", id, state, name);
-    }
-}
+void assert_state(const char *id, const char *state);
 
-static inline void enqueue(const char *id, const char *delay_ms, const char *want_state)
-{
-    redisReply *r =
-        eval(WF__SCRIPT_ENQUEUE, 1, run_key(id), id, WFN, "input-bytes", delay_ms, NULL);
-    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "enqueue: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "");
-    cr_assert_eq(r->elements, 2);
-    cr_assert_eq(r->element[0]->integer, 1);
-    cr_assert_str_eq(r->element[1]->str, want_state);
-    freeReplyObject(r);
-}
+/* enqueue.lua for run `id` with `delay_ms`; asserts the state it answers. */
+void enqueue(const char *id, const char *delay_ms, const char *want_state);
 
 /* Reads the next undelivered entry as consumer "c1": fills entry id, decodes its record (run id
  * and attempt). Returns 0 when the stream had nothing new. */
-static inline int read_entry(char *entry, size_t entry_size, char *id, int *attempt)
-{
-    redisReply *r = redisCommand(c, "XREADGROUP GROUP %s c1 COUNT 1 STREAMS %s >", WF__GROUP,
-                                 wk.k[WF__K_QUEUE]);
-    cr_assert_not_null(r);
-    if (r->type == REDIS_REPLY_NIL) {
-        freeReplyObject(r);
-        return 0;
-    }
-    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
-    redisReply *msgs = r->element[0]->element[1];
-    cr_assert_eq(msgs->elements, 1);
-    redisReply *msg = msgs->element[0];
-    snprintf(entry, entry_size, "%s", msg->element[0]->str);
-    redisReply *fields = msg->element[1];
-    cr_assert_eq(fields->elements, 2);
-    cr_assert_str_eq(fields->element[0]->str, "r");
-    if (id) {
-        wf_error err = {0};
-        int rc =
-            wf__record_decode(fields->element[1]->str, fields->element[1]->len, id, attempt, &err);
-        cr_assert_eq(rc, WF_OK, "record: %s", err.message);
-    }
-    freeReplyObject(r);
-    return 1;
-}
+int read_entry(char *entry, size_t entry_size, char *id, int *attempt);
 
-/* Enqueues (if asked) and claims run `id` with a lease of `lease_ms`; returns its token (kept). */
-static inline const char *claim(const char *id, const char *lease_ms)
-{
-    char entry[64], rid[WF__ID_MAX];
-    int attempt = 0;
-    cr_assert(read_entry(entry, sizeof entry, rid, &attempt), "no entry to claim");
-    cr_assert_str_eq(rid, id);
-    redisReply *r =
-        eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", lease_ms, "1", "", entry, id, NULL);
-    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "claim: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "");
-    cr_assert_eq(r->elements, 1);
-    redisReply *it = r->element[0];
-    cr_assert_eq(it->elements, 5, "claim did not take run %s", id);
-    cr_assert_str_eq(it->element[0]->str, id);
-    cr_assert_eq(it->element[2]->integer, attempt, "record attempt and claimed attempt differ");
-    char *token = keep(strdup(it->element[1]->str));
-    freeReplyObject(r);
-    return token;
-}
+/* Claims run `id` (its entry next in the stream) with a lease of `lease_ms`; returns its token
+ * (kept). enqueue_and_claim enqueues it first. */
+const char *claim(const char *id, const char *lease_ms);
+const char *enqueue_and_claim(const char *id, const char *lease_ms);
 
-static inline const char *enqueue_and_claim(const char *id, const char *lease_ms)
-{
-    enqueue(id, "0", "queued");
-    return claim(id, lease_ms);
-}
+/* Waits (5 s at most) until `member`'s score in zset `key` is not in the future by Redis time. */
+void wait_due(const char *key, const char *member);
 
-/* wf_test_wait conditions: a zset member's score is not in the future by Redis time. */
-typedef struct due_arg {
-    const char *key, *member;
-} due_arg;
-
-static inline int score_due(void *arg)
-{
-    due_arg *d = arg;
-    long long s = zscore(d->key, d->member);
-    return s >= 0 && s <= rnow();
-}
-
-static inline void wait_due(const char *key, const char *member)
-{
-    due_arg d = {key, member};
-    cr_assert(wf_test_wait(score_due, &d, 5000), "%s in %s never came due", member, key);
-}
-
-static inline redisReply *stop(const char *id)
-{
-    return eval(WF__SCRIPT_STOP, 2, run_key(id), steps_key(id), id, "stopped by test", RETENTION,
-                NULL);
-}
-
-/* Calls fail.lua; returns the reply (caller frees). */
-static inline redisReply *fail(const char *id, const char *token, const char *fatal,
-                               const char *max, const char *backoff, const char *cap,
-                               const char *retry_after, const char *final_state)
-{
-    return eval(WF__SCRIPT_FAIL, 2, run_key(id), steps_key(id), id, token, "boom", fatal, max,
-                backoff, cap, retry_after, RETENTION, final_state, NULL);
-}
+/* Calls stop.lua / fail.lua on run `id`; returns the reply (caller frees). */
+redisReply *stop(const char *id);
+redisReply *fail(const char *id, const char *token, const char *fatal, const char *max,
+                 const char *backoff, const char *cap, const char *retry_after,
+                 const char *final_state);
 
 #endif

@@ -45,11 +45,7 @@ pid_t start_worker(const char *const *extra)
     int n = 2;
     for (; extra && *extra && n < 38; extra++) args[n++] = *extra;
     args[n] = NULL;
-    return wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
-                                                  .extra = args,
-                                                  .log_path = log_path,
-                                                  .rc = rc,
-                                                  .workflows = registers});
+    return pool_env_worker(args, NULL, registers);
 }
 
 int answers(void *arg)
@@ -70,15 +66,7 @@ void wait_http(int port, const char *path, long want)
 
 wf_run *start_prio(const char *workflow, const char *json, int priority)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    wf_error err = {0};
-    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK, "%s", err.message);
-    wf_run_options opt = {.priority = priority};
-    wf_run *run = wf_run_workflow_ex(cl, workflow, sb.data, sb.size, &opt, &err);
-    msgpack_sbuffer_destroy(&sb);
-    cr_assert_not_null(run, "start %s: %s", workflow, err.message);
-    return run;
+    return wf_test_start_json(cl, workflow, json, &(wf_run_options){.priority = priority});
 }
 
 wf_run *start_json(const char *workflow, const char *json)
@@ -218,6 +206,8 @@ static int metric_is(void *arg)
 
 void wait_metric(const char *name, const char *labels, double want)
 {
+    /* A worker that just registered may not listen yet: scrape() asserts a 200. */
+    wait_http(http_port, "/metrics", 200);
     metric_wait m = {name, labels, want};
     cr_assert(wf_test_wait(metric_is, &m, 15000), "%s{%s} is %g, not %g", name, labels,
               value(&scraped, name, labels), want);

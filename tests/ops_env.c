@@ -5,19 +5,6 @@
 
 ops_env env;
 
-static int ops_registered(void *arg)
-{
-    (void)arg;
-    char **names = NULL;
-    size_t count = 0;
-    if (wf_list_workflows(env.client, &names, &count, NULL) != WF_OK) return 0;
-    int found = 0;
-    for (size_t i = 0; i < count; i++)
-        found += strcmp(names[i], "publish-draft") == 0 || strcmp(names[i], "slow") == 0;
-    wf_list_free(names, count);
-    return found == 2;
-}
-
 static void ops_link(const char *dir, const char *rel)
 {
     char *src = wf_test_path(rel), dst[400];
@@ -27,15 +14,19 @@ static void ops_link(const char *dir, const char *rel)
     free(src);
 }
 
+static void stop_env(void *arg)
+{
+    (void)arg;
+    ops_env_stop();
+}
+
 void ops_env_start(void)
 {
     memset(&env, 0, sizeof env);
     cr_assert_eq(wf_test_redis_start(&env.redis, NULL), 0, "redis-server did not start");
     snprintf(env.redis_env, sizeof env.redis_env, "WF_REDIS_URL=%s", env.redis.url);
     snprintf(env.worker_log, sizeof env.worker_log, "%s/worker.log", env.redis.dir);
-    wf_error err = {0};
-    env.client = wf_client_connect(env.redis.url, &err);
-    cr_assert_not_null(env.client, "connect: %s", err.message);
+    env.client = wf_test_client(env.redis.url);
     env.rc = wf_test_redis_connect(&env.redis);
     cr_assert_not_null(env.rc);
 
@@ -46,17 +37,17 @@ void ops_env_start(void)
     ops_link(mods, "tests/workflows/slow.so");
     ops_link(mods, "tests/workflows/fatal.so");
     ops_link(mods, "tests/workflows/timeout.so");
-    char *worker = wf_test_path("wf-worker");
-    const char *argv[] = {worker, "--workflows", mods, NULL};
     const char *envp[] = {env.redis_env, NULL};
-    env.worker = wf_test_spawn(argv, envp, env.worker_log);
-    free(worker);
-    cr_assert_gt(env.worker, 0, "cannot spawn wf-worker");
-    if (!wf_test_wait(ops_registered, NULL, 15000)) {
-        /* Criterion runs no .fini after a failed .init: leave no worker behind. */
-        ops_env_stop();
-        cr_assert_fail("wf-worker did not register");
-    }
+    /* A failed .init gets no .fini: ops_env_stop leaves no server behind. */
+    env.worker = wf_test_worker_start(
+        &(wf_test_worker){.redis_url = env.redis.url,
+                          .workflows_dir = mods,
+                          .env = envp,
+                          .log_path = env.worker_log,
+                          .rc = env.rc,
+                          .workflows = (const char *[]){"publish-draft", "slow", NULL},
+                          .timeout_ms = 15000,
+                          .before_failing = stop_env});
 }
 
 void ops_env_stop(void)
@@ -147,7 +138,7 @@ void wait_state(const char *id, const char *state)
 /* Redis TIME in ms. */
 long long redis_now(void)
 {
-    redisReply *r = redisCommand(env.rc, "TIME");
+    redisReply *r = wf_test_command(env.rc, "TIME");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
     long long ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
     freeReplyObject(r);

@@ -20,21 +20,33 @@ char dir[256];
 char log_path[300], exec_path[300], exec_env[340], port_env[64];
 pid_t worker_pid;
 
-/* `tag` names the temp folder: /tmp/wf-test-TAG-XXXXXX. */
 void pool_env_setup(const char *tag)
 {
-    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
+    pool_env_setup_with(tag, NULL);
+}
+
+void pool_env_setup_with(const char *tag, const char *extra_conf)
+{
+    cr_assert_eq(wf_test_redis_start(&srv, extra_conf), 0);
     rc = wf_test_redis_connect(&srv);
-    wf_error err = {0};
-    cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-%s-XXXXXX", tag);
-    cr_assert_not_null(mkdtemp(dir));
+    cl = wf_test_client(srv.url);
+    wf_test_temp_dir(dir, sizeof dir, tag);
     snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
     snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
     snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
     snprintf(port_env, sizeof port_env, "WF_TEST_REDIS_PORT=%d", srv.port);
     worker_pid = 0;
+}
+
+pid_t pool_env_worker(const char *const *args, const char *extra_env, const char *const *workflows)
+{
+    const char *env[] = {exec_env, port_env, extra_env, NULL};
+    return wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
+                                                  .extra = args,
+                                                  .env = env,
+                                                  .log_path = log_path,
+                                                  .rc = rc,
+                                                  .workflows = workflows});
 }
 
 /* Stops the worker with SIGTERM (it must drain and exit within 30 s); returns its wait status,
@@ -53,18 +65,13 @@ int pool_env_stop_worker(void)
 void pool_env_finish(int status)
 {
     int drained = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    char *log = wf_test_slurp(log_path);
-    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
-    if (!clean || !drained || getenv("WF_TEST_SHOW_LOG")) fprintf(stderr, "worker log:\n%s", log);
-    free(log);
+    int clean = wf_test_log_quiet(log_path, !drained);
     wf_client_free(cl);
     cl = NULL;
     if (rc) redisFree(rc);
     rc = NULL;
     wf_test_redis_stop(&srv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    wf_test_remove_tree(dir);
     cr_assert(clean, "a sanitizer reported an error in a worker process");
     cr_assert(drained, "wf-worker did not drain and exit 0 on SIGTERM (status 0x%x)", status);
 }
@@ -76,34 +83,11 @@ void pool_env_teardown(void)
 
 /* ---- waiting for runs ------------------------------------------------------------------------ */
 
-typedef struct pool_want {
-    wf_run *run;
-    wf_state state;
-} pool_want;
-
-int pool_reached(void *arg)
-{
-    pool_want *w = arg;
-    wf_status st;
-    if (wf_run_status(w->run, &st, NULL) != WF_OK) return 0;
-    int ok = st.state == w->state;
-    wf_status_clear(&st);
-    return ok;
-}
-
 /* Waits up to `ms` for `run` to be in `state`, then fills `st` (caller clears); fails the test
  * with the worker's log when it is not. */
 void wait_state(wf_run *run, wf_state state, int ms, wf_status *st)
 {
-    pool_want w = {run, state};
-    int ok = wf_test_wait(pool_reached, &w, ms);
-    cr_assert_eq(wf_run_status(run, st, NULL), WF_OK);
-    if (!ok) {
-        char *log = wf_test_slurp(log_path);
-        cr_assert_fail("run %s is %s, not %s (error %s)\n%s", wf_run_id(run),
-                       wf_state_name(st->state), wf_state_name(state), st->error ? st->error : "-",
-                       log);
-    }
+    wf_test_wait_state(run, state, ms, st, log_path);
 }
 
 /* The run's output as compact JSON (caller frees). */

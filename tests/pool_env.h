@@ -31,6 +31,13 @@ extern pid_t worker_pid;
 
 /* `tag` names the temp folder: /tmp/wf-test-TAG-XXXXXX. */
 void pool_env_setup(const char *tag);
+/* The same with lines for the server's config (wf_test_redis_start's extra_conf). */
+void pool_env_setup_with(const char *tag, const char *extra_conf);
+
+/* Starts wf-worker on srv with the test workflows and `args` (NULL-terminated), its log at
+ * log_path, exec_env and port_env in its environment plus `extra_env` (NULL: none), and waits
+ * until `workflows` are registered (NULL: no wait). Returns its pid. */
+pid_t pool_env_worker(const char *const *args, const char *extra_env, const char *const *workflows);
 
 /* Stops the worker with SIGTERM (it must drain and exit within 30 s); returns its wait status,
  * 0 when none ran. */

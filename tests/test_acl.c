@@ -35,8 +35,8 @@ static char dir[256], log_path[300], pw_path[300];
 
 static void acl(const char *user, const char *prefix)
 {
-    redisReply *r = redisCommand(rc, "ACL SETUSER %s reset on >%s ~%s:* resetchannels %s", user,
-                                 PASSWORD, prefix, "-@all");
+    redisReply *r = wf_test_command(rc, "ACL SETUSER %s reset on >%s ~%s:* resetchannels %s", user,
+                                    PASSWORD, prefix, "-@all");
     cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
     /* One rule per call: ACL SETUSER takes the rules as separate arguments. */
@@ -45,7 +45,7 @@ static void acl(const char *user, const char *prefix)
     snprintf(rules, sizeof rules, "%s",
              getenv("WF_TEST_ACL") ? getenv("WF_TEST_ACL") : WF_ACL_COMMANDS);
     for (char *save = NULL, *t = strtok_r(rules, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-        r = redisCommand(rc, "ACL SETUSER %s %s", user, t);
+        r = wf_test_command(rc, "ACL SETUSER %s %s", user, t);
         cr_assert(r && r->type == REDIS_REPLY_STATUS, "rule %s: %s", t, r ? r->str : "no reply");
         freeReplyObject(r);
     }
@@ -58,8 +58,7 @@ static void setup(void)
     cr_assert_not_null(rc);
     acl("app1", "app1");
     acl("app2", "app2");
-    snprintf(dir, sizeof dir, "/tmp/wf-test-acl-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    wf_test_temp_dir(dir, sizeof dir, "acl");
     snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
     snprintf(pw_path, sizeof pw_path, "%s/app1.pw", dir);
     FILE *f = fopen(pw_path, "w");
@@ -75,23 +74,12 @@ static void teardown(void)
     if (worker > 0) status = wf_test_kill(worker, SIGTERM, 30000);
     redisFree(rc);
     wf_test_redis_stop(&srv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    wf_test_remove_tree(dir);
     cr_assert(worker <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
               "worker did not drain and exit 0 (status 0x%x)", status);
 }
 
 TestSuite(acl, .init = setup, .fini = teardown, .timeout = 60);
-
-static int registered(void *arg)
-{
-    (void)arg;
-    /* Every workflow the test starts: the worker registers them one HSET at a time. */
-    return wf_test_cmd_int(rc, "HEXISTS app1:workflows echo") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS app1:workflows flaky") == 1 &&
-           wf_test_cmd_int(rc, "HEXISTS app1:workflows stepper") == 1;
-}
 
 static int completed(void *arg)
 {
@@ -104,7 +92,7 @@ static int completed(void *arg)
 /* ACL LOG as one string (empty when nothing was denied). */
 static char *acl_log(void)
 {
-    redisReply *r = redisCommand(rc, "ACL LOG");
+    redisReply *r = wf_test_command(rc, "ACL LOG");
     size_t cap = 4096, n = 0;
     char *out = calloc(1, cap);
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
@@ -127,20 +115,19 @@ Test(acl, a_prefix_restricted_user_runs_everything_and_cannot_touch_another_pref
     snprintf(curl, sizeof curl, "redis://app1:%s@127.0.0.1:%d?prefix=app1", PASSWORD, srv.port);
     snprintf(other, sizeof other, "redis://app1:%s@127.0.0.1:%d?prefix=app2", PASSWORD, srv.port);
 
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin, "--redis", wurl, "--workflows", wfdir, "--lease-ms", "1000", NULL};
-    worker = wf_test_spawn(argv, NULL, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered:\n%s",
-              wf_test_slurp(log_path));
+    /* Every workflow the test starts: the worker registers them one HSET at a time. */
+    const char *wfs[] = {"echo", "flaky", "stepper", NULL};
+    worker = wf_test_worker_start(
+        &(wf_test_worker){.redis_url = wurl,
+                          .extra = (const char *[]){"--lease-ms", "1000", NULL},
+                          .log_path = log_path,
+                          .rc = rc,
+                          .workflows = wfs,
+                          .prefix = "app1"});
 
     wf_error err = {0};
-    wf_client *cl = wf_client_connect(curl, &err);
-    cr_assert_not_null(cl, "%s", err.message);
+    wf_client *cl = wf_test_client(curl);
     char ids[3][WF__ID_MAX];
-    const char *wfs[3] = {"echo", "flaky", "stepper"};
     for (int i = 0; i < 3; i++) {
         wf_run *r = wf_run_workflow(cl, wfs[i], "\x80", 1, &err);
         cr_assert_not_null(r, "%s: %s", wfs[i], err.message);
@@ -172,7 +159,7 @@ Test(acl, a_prefix_restricted_user_runs_everything_and_cannot_touch_another_pref
     /* Restart with cleared steps (restart.lua: DEL, PERSIST), after Redis forgot the scripts
      * (EVAL fallback); a hand-written bad entry (claim.lua's dead letters: XRANGE, LPUSH, LTRIM).
      */
-    redisReply *fl = redisCommand(rc, "SCRIPT FLUSH");
+    redisReply *fl = wf_test_command(rc, "SCRIPT FLUSH");
     freeReplyObject(fl);
     r = wf_get_workflow_run(cl, ids[2], &err);
     cr_assert_not_null(r, "%s", err.message);
@@ -224,9 +211,9 @@ Test(acl, a_prefix_restricted_user_runs_everything_and_cannot_touch_another_pref
     cr_assert_eq(err.code, WF_ERR_REDIS, "%s", err.message);
     cr_assert(strstr(err.message, "NOPERM"), "%s", err.message);
     redisContext *direct = redisConnect("127.0.0.1", srv.port);
-    redisReply *a = redisCommand(direct, "AUTH app1 %s", PASSWORD);
+    redisReply *a = wf_test_command(direct, "AUTH app1 %s", PASSWORD);
     freeReplyObject(a);
-    a = redisCommand(direct, "HGETALL app2:workflows");
+    a = wf_test_command(direct, "HGETALL app2:workflows");
     cr_assert(a && a->type == REDIS_REPLY_ERROR && strstr(a->str, "NOPERM"), "app2 key readable");
     freeReplyObject(a);
     redisFree(direct);

@@ -137,7 +137,7 @@ static int is_err(const redisReply *r, const char *code)
 
 static void expect_ok(redisContext *c, const char *cmd)
 {
-    redisReply *r = redisCommand(c, cmd);
+    redisReply *r = wf_test_command(c, cmd);
     cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s: %s", cmd, r ? r->str : "no reply");
     freeReplyObject(r);
 }
@@ -161,7 +161,7 @@ Test(aroute, noscript_is_sent_again_as_eval)
     await(&a, 5000);
     cr_assert(a.r && !is_err(a.r, "NOSCRIPT"), "the caller never sees NOSCRIPT: %s",
               a.r ? a.r->str : "(null)");
-    redisReply *r = redisCommand(c, "SCRIPT EXISTS %s", sha);
+    redisReply *r = wf_test_command(c, "SCRIPT EXISTS %s", sha);
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->element[0]->integer == 1,
               "EVAL ran the script (it is cached again)");
     freeReplyObject(r);
@@ -367,7 +367,7 @@ Test(aroute, moved_is_followed_and_the_map_updated)
 static void setslot(const cluster *cl, int n, const char *fmt, int slot, const char *id)
 {
     redisContext *c = node_conn(cl, n);
-    redisReply *r = id ? redisCommand(c, fmt, slot, id) : redisCommand(c, fmt, slot);
+    redisReply *r = id ? wf_test_command(c, fmt, slot, id) : wf_test_command(c, fmt, slot);
     cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
     redisFree(c);
@@ -377,7 +377,7 @@ static char *myid(const cluster *cl, int n)
 {
     redisContext *c = node_conn(cl, n);
     char *id = NULL;
-    redisReply *r = redisCommand(c, "CLUSTER MYID");
+    redisReply *r = wf_test_command(c, "CLUSTER MYID");
     if (r && r->type == REDIS_REPLY_STRING) id = strdup(r->str);
     if (r) freeReplyObject(r);
     redisFree(c);
@@ -400,9 +400,9 @@ Test(aroute, ask_is_followed_with_asking_and_the_map_kept)
     cr_assert(is_str(a.r, "OK"), "%s", a.r ? a.r->str : "(null)");
     cr_assert_eq(cl.map.owner[slot], from, "ASK leaves the map as it is");
     redisContext *c = node_conn(&cl, to);
-    redisReply *r = redisCommand(c, "ASKING");
+    redisReply *r = wf_test_command(c, "ASKING");
     freeReplyObject(r);
-    r = redisCommand(c, "GET {ask}k");
+    r = wf_test_command(c, "GET {ask}k");
     cr_assert(is_str(r, "v"), "written on the importing node");
     freeReplyObject(r);
     expect_ok(c, "FLUSHALL");

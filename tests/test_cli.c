@@ -78,6 +78,20 @@ static const char *str_field(json_t *obj, const char *key)
     return s;
 }
 
+/* `wf run`'s answer: asserts it exited 0 and returns the run id (caller frees), with the parsed
+ * answer in *doc (caller frees) when doc is not NULL. */
+static char *started(int rc, char *out, json_t **doc)
+{
+    cr_assert_eq(rc, 0, "wf run: exit %d", rc);
+    json_t *d = parse(out);
+    char *id = strdup(str_field(d, "runId"));
+    if (doc)
+        *doc = d;
+    else
+        json_decref(d);
+    return id;
+}
+
 static void assert_output(json_t *status, const char *title, const char *slug)
 {
     json_t *want = json_pack("{s:s, s:s}", "title", title, "slug", slug);
@@ -270,10 +284,9 @@ Test(cli, wait_on_a_run_that_gets_cancelled_exits_4)
 Test(cli, stop_cancels_then_stop_again_exits_5)
 {
     char *out;
+    json_t *doc;
     int rc = wf(&out, NULL, "run", "publish-draft", "--delay", "60000", NULL);
-    cr_assert_eq(rc, 0);
-    json_t *doc = parse(out);
-    char *id = strdup(str_field(doc, "runId"));
+    char *id = started(rc, out, &doc);
     cr_assert_str_eq(str_field(json_object_get(doc, "status"), "state"), "waiting");
     json_decref(doc);
 
@@ -296,16 +309,13 @@ Test(cli, stop_on_a_completed_run_exits_5)
 {
     char *out;
     int rc = wf(&out, NULL, "run", "publish-draft", "{\"title\":\"Done\"}", "--wait", NULL);
-    cr_assert_eq(rc, 0);
-    json_t *doc = parse(out);
-    char *id = strdup(str_field(doc, "runId"));
-    json_decref(doc);
+    char *id = started(rc, out, NULL);
     rc = wf(&out, NULL, "stop", id, NULL);
     cr_assert_eq(rc, 5, "exit %d", rc);
     free(out);
     rc = wf(&out, NULL, "status", id, NULL);
     cr_assert_eq(rc, 0);
-    doc = parse(out);
+    json_t *doc = parse(out);
     cr_assert_str_eq(str_field(doc, "state"), "completed");
     json_decref(doc);
     free(id);
@@ -391,7 +401,7 @@ Test(cli, send_event_records_the_event)
     /* Some key of the event now exists in Redis (the layout is libwf's business). */
     redisContext *c = wf_test_redis_connect(&env.redis);
     cr_assert_not_null(c);
-    redisReply *keys = redisCommand(c, "KEYS *draft-reviewed*");
+    redisReply *keys = wf_test_command(c, "KEYS *draft-reviewed*");
     cr_assert(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements >= 1, "no event key");
     freeReplyObject(keys);
     redisFree(c);

@@ -172,11 +172,11 @@ Test(cli_ops, workers_lists_the_registry_and_flags_stale_ones)
              "\"concurrency\":4,\"busy\":0,\"workflows\":[]}",
              now - 600000, now - 120000);
     /* Cleared first: the real worker may be registering itself there too. */
-    freeReplyObject(redisCommand(env.rc, "DEL wf:workers"));
-    freeReplyObject(redisCommand(env.rc,
-                                 "HSET wf:workers alpha:101:aa %s beta:202:bb %s "
-                                 "gamma:303:cc not-json",
-                                 live, stale));
+    freeReplyObject(wf_test_command(env.rc, "DEL wf:workers"));
+    freeReplyObject(wf_test_command(env.rc,
+                                    "HSET wf:workers alpha:101:aa %s beta:202:bb %s "
+                                    "gamma:303:cc not-json",
+                                    live, stale));
     char *out;
     cr_assert_eq(wf(&out, "workers", "--json", NULL), 0);
     json_t *doc = fake_workers(parse(out));
@@ -204,7 +204,7 @@ Test(cli_ops, workers_lists_the_registry_and_flags_stale_ones)
     cr_assert_not_null(strstr(out, "stale"), "%s", out);
     cr_assert_not_null(strstr(out, "publish-draft,slow"), "%s", out);
     free(out);
-    freeReplyObject(redisCommand(env.rc, "DEL wf:workers"));
+    freeReplyObject(wf_test_command(env.rc, "DEL wf:workers"));
     cr_assert_eq(wf(&out, "workers", NULL), 0);
     /* "no workers", unless the real worker re-registered in between (one line, its own). */
     if (strcmp(out, "no workers\n") != 0)
@@ -221,19 +221,15 @@ static void age_run(const char *id, const char *state, long long age_ms)
     wf__runid_parse(id, wfname, NULL);
     char *key = wf__key_run("wf", wfname, id);
     long long then = redis_now() - age_ms;
-    freeReplyObject(redisCommand(env.rc, "HSET %s updated_at %lld", key, then));
-    freeReplyObject(redisCommand(env.rc, "ZADD wf:{%s}:state:%s %lld %s", wfname, state, then, id));
+    freeReplyObject(wf_test_command(env.rc, "HSET %s updated_at %lld", key, then));
+    freeReplyObject(
+        wf_test_command(env.rc, "ZADD wf:{%s}:state:%s %lld %s", wfname, state, then, id));
     free(key);
 }
 
 static long long run_exists(const char *id)
 {
-    char wfname[WF__NAME_MAX + 1];
-    wf__runid_parse(id, wfname, NULL);
-    char *key = wf__key_run("wf", wfname, id);
-    long long n = wf_test_cmd_int(env.rc, "EXISTS %s", key);
-    free(key);
-    return n;
+    return run_key_exists(wf__key_run, id);
 }
 
 Test(cli_ops, purge_deletes_only_old_finished_runs)
@@ -254,8 +250,8 @@ Test(cli_ops, purge_deletes_only_old_finished_runs)
     /* In the completed index with an old score, but its hash says it changed just now: the
      * script's own check must keep it. */
     char *lying = start_run("publish-draft", "--wait", NULL, NULL, NULL);
-    freeReplyObject(redisCommand(env.rc, "ZADD wf:{publish-draft}:state:completed %lld %s",
-                                 redis_now() - 7200000, lying));
+    freeReplyObject(wf_test_command(env.rc, "ZADD wf:{publish-draft}:state:completed %lld %s",
+                                    redis_now() - 7200000, lying));
 
     cr_assert_eq(wf(&out, "purge", "--older-than", "1h", "--dry-run", "--json", NULL), 0);
     json_t *doc = parse(out);

@@ -154,7 +154,7 @@ Test(cli_ops, status_shows_steps_waiting_reason_and_timeline)
     char wfname[WF__NAME_MAX + 1];
     wf__runid_parse(id, wfname, NULL);
     char *key = wf__key_steps("wf", wfname, id);
-    freeReplyObject(redisCommand(env.rc, "HSET %s zz-broken notmsgpack", key));
+    freeReplyObject(wf_test_command(env.rc, "HSET %s zz-broken notmsgpack", key));
     free(key);
 
     char *out;
@@ -241,7 +241,7 @@ Test(cli_ops, timeline_says_resumed_when_the_start_came_after_earlier_steps)
     char wfname[WF__NAME_MAX + 1];
     wf__runid_parse(id, wfname, NULL);
     char *key = wf__key_run("wf", wfname, id);
-    freeReplyObject(redisCommand(env.rc, "HSET %s started_at %lld", key, now - 1000));
+    freeReplyObject(wf_test_command(env.rc, "HSET %s started_at %lld", key, now - 1000));
     put_step(id, "later", "run", "done", now - 500, now - 400, NULL, "1");
     char *out;
     cr_assert_eq(wf(&out, "status", id, NULL), 0);

@@ -125,7 +125,7 @@ Test(cli_ops, retry_by_selection_acts_on_each_run_in_the_state)
 
 Test(cli_ops, stop_by_selection_pages_through_more_than_one_page)
 {
-    redisReply *r = redisCommand(env.rc, "HSET wf:workflows idle {}");
+    redisReply *r = wf_test_command(env.rc, "HSET wf:workflows idle {}");
     freeReplyObject(r);
     enum { N = 1203 }; /* three pages of 500, the last one short */
     for (int i = 0; i < N; i++) {
@@ -161,7 +161,7 @@ Test(cli_ops, a_workflow_no_worker_registered_is_refused_unless_forced)
     cr_assert_not_null(strstr(out, "did you mean 'publish-draft'?"), "%s", out);
     cr_assert_not_null(strstr(out, "--force"), "%s", out);
     free(out);
-    redisReply *keys = redisCommand(env.rc, "KEYS *publsh*");
+    redisReply *keys = wf_test_command(env.rc, "KEYS *publsh*");
     cr_assert(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements == 0, "a key was stored");
     freeReplyObject(keys);
     /* With --force it is stored (and read back). */

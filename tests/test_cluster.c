@@ -26,40 +26,30 @@ static pid_t workers[2];
 static void setup(void)
 {
     cr_assert_eq(wf_test_cluster_start(&cl_srv), 0, "could not start a Redis Cluster");
-    snprintf(dir, sizeof dir, "/tmp/wf-test-cluster-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    wf_test_temp_dir(dir, sizeof dir, "cluster");
     snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
     snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s/exec.log", dir);
-    wf_error err = {0};
-    cl = wf_client_connect(cl_srv.url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
-}
-
-static int registered(void *arg)
-{
-    (void)arg;
-    /* A starting worker registers its workflows one HSET at a time, in module order: once the
-     * last module's ("timeout", tests/workflows/timeout.c) is there, all are. */
-    char **names = NULL;
-    size_t n = 0;
-    if (wf_list_workflows(cl, &names, &n, NULL) != WF_OK) return 0;
-    int last = 0;
-    for (size_t i = 0; i < n; i++) last |= strcmp(names[i], "timeout") == 0;
-    wf_list_free(names, n);
-    return last;
+    cl = wf_test_client(cl_srv.url);
 }
 
 static pid_t start_worker(void)
 {
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin, "--redis",       cl_srv.url, "--workflows", wfdir,  "--processes",
-                          "1", "--concurrency", "8",        "--lease-ms",  "3000", NULL};
+    const char *args[] = {"--processes", "1", "--concurrency", "8", "--lease-ms", "3000", NULL};
     const char *env[] = {exec_env, NULL};
-    pid_t pid = wf_test_spawn(argv, env, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 15000), "worker never registered");
+    /* The registry's master now (a test may have failed one over). */
+    redisContext *reg = wf_test_cluster_connect_for(&cl_srv, "wf:workflows");
+    cr_assert_not_null(reg);
+    /* A starting worker registers its workflows one HSET at a time, in module order: once the
+     * last module's ("timeout", tests/workflows/timeout.c) is there, all are. */
+    pid_t pid =
+        wf_test_worker_start(&(wf_test_worker){.redis_url = cl_srv.url,
+                                               .extra = args,
+                                               .env = env,
+                                               .log_path = log_path,
+                                               .rc = reg,
+                                               .workflows = (const char *[]){"timeout", NULL},
+                                               .timeout_ms = 15000});
+    redisFree(reg);
     return pid;
 }
 
@@ -72,16 +62,11 @@ static void teardown(void)
             clean &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
             workers[i] = 0;
         }
-    char *log = wf_test_slurp(log_path);
-    int quiet = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
-    if (!clean || !quiet || getenv("WF_TEST_SHOW_LOG")) fprintf(stderr, "worker log:\n%s", log);
-    free(log);
+    int quiet = wf_test_log_quiet(log_path, !clean);
     wf_client_free(cl);
     cl = NULL;
     wf_test_cluster_stop(&cl_srv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    wf_test_remove_tree(dir);
     cr_assert(quiet, "a sanitizer reported an error in a worker process");
     cr_assert(clean, "a worker did not drain and exit 0 on SIGTERM");
 }
@@ -90,44 +75,14 @@ TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 240);
 
 static wf_run *start_json(const char *workflow, const char *json)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    wf_error err = {0};
-    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK, "%s", err.message);
-    wf_run *run = wf_run_workflow(cl, workflow, sb.data, sb.size, &err);
-    msgpack_sbuffer_destroy(&sb);
-    cr_assert_not_null(run, "%s: %s", workflow, err.message);
-    return run;
-}
-
-typedef struct want {
-    wf_run *run;
-    wf_state state;
-} want;
-
-static int reached(void *arg)
-{
-    want *w = arg;
-    wf_status st;
-    if (wf_run_status(w->run, &st, NULL) != WF_OK) return 0;
-    int ok = st.state == w->state;
-    wf_status_clear(&st);
-    return ok;
+    return wf_test_start_json(cl, workflow, json, NULL);
 }
 
 /* Waits for `state` and returns the output as JSON (caller frees; NULL: no output). */
 static char *wait_output(wf_run *run, wf_state state, int ms)
 {
-    want w = {run, state};
-    int ok = wf_test_wait(reached, &w, ms);
     wf_status st;
-    cr_assert_eq(wf_run_status(run, &st, NULL), WF_OK);
-    if (!ok) {
-        char *log = wf_test_slurp(log_path);
-        cr_assert_fail("run %s is %s, not %s (error %s)\n%s", wf_run_id(run),
-                       wf_state_name(st.state), wf_state_name(state), st.error ? st.error : "-",
-                       log);
-    }
+    wf_test_wait_state(run, state, ms, &st, log_path);
     char *json = NULL;
     if (st.output) wf_msgpack_to_json(st.output, st.output_len, &json, NULL);
     wf_status_clear(&st);
@@ -155,7 +110,7 @@ Test(cluster, slots_match_the_servers)
     redisContext *c = wf_test_cluster_connect_for(&cl_srv, "plain-key");
     cr_assert_not_null(c);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        redisReply *r = redisCommand(c, "CLUSTER KEYSLOT %s", keys[i]);
+        redisReply *r = wf_test_command(c, "CLUSTER KEYSLOT %s", keys[i]);
         cr_assert(r && r->type == REDIS_REPLY_INTEGER);
         cr_assert_eq(wf__key_slot(keys[i], strlen(keys[i])), (int)r->integer, "slot of %s",
                      keys[i]);
@@ -257,7 +212,7 @@ static int replica_caught_up(void *arg)
 {
     repl_wait *rw = arg;
     redisContext *c = redisConnect("127.0.0.1", rw->port);
-    redisReply *r = c && !c->err ? redisCommand(c, "INFO replication") : NULL;
+    redisReply *r = c && !c->err ? wf_test_command(c, "INFO replication") : NULL;
     int ok = 0;
     if (r && r->type == REDIS_REPLY_STRING) {
         const char *s = strstr(r->str, "slave0:");
@@ -274,7 +229,7 @@ static void wait_replicated(int idx)
 {
     redisContext *c = redisConnect("127.0.0.1", cl_srv.node[idx].port);
     cr_assert(c && !c->err);
-    redisReply *r = redisCommand(c, "INFO replication");
+    redisReply *r = wf_test_command(c, "INFO replication");
     cr_assert(r && r->type == REDIS_REPLY_STRING);
     const char *off = strstr(r->str, "master_repl_offset:");
     cr_assert_not_null(off);
@@ -355,7 +310,7 @@ static int other_master(int idx)
     for (int i = 0; i < cl_srv.n; i++) {
         if (i == idx || cl_srv.node[i].pid <= 0) continue;
         redisContext *c = node_conn(i);
-        redisReply *r = redisCommand(c, "ROLE");
+        redisReply *r = wf_test_command(c, "ROLE");
         int master = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
                      strcmp(r->element[0]->str, "master") == 0;
         if (r) freeReplyObject(r);
@@ -370,19 +325,19 @@ static int other_master(int idx)
 static void migrate_keys(int slot, int from, int to, const char *from_id, const char *to_id)
 {
     redisContext *a = node_conn(from), *b = node_conn(to);
-    redisReply *r = redisCommand(b, "CLUSTER SETSLOT %d IMPORTING %s", slot, from_id);
+    redisReply *r = wf_test_command(b, "CLUSTER SETSLOT %d IMPORTING %s", slot, from_id);
     cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
-    r = redisCommand(a, "CLUSTER SETSLOT %d MIGRATING %s", slot, to_id);
+    r = wf_test_command(a, "CLUSTER SETSLOT %d MIGRATING %s", slot, to_id);
     cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
     for (;;) {
-        redisReply *keys = redisCommand(a, "CLUSTER GETKEYSINSLOT %d 100", slot);
+        redisReply *keys = wf_test_command(a, "CLUSTER GETKEYSINSLOT %d 100", slot);
         cr_assert(keys && keys->type == REDIS_REPLY_ARRAY);
         size_t n = keys->elements;
         for (size_t i = 0; i < n; i++) {
-            r = redisCommand(a, "MIGRATE 127.0.0.1 %d %s 0 5000", cl_srv.node[to].port,
-                             keys->element[i]->str);
+            r = wf_test_command(a, "MIGRATE 127.0.0.1 %d %s 0 5000", cl_srv.node[to].port,
+                                keys->element[i]->str);
             cr_assert(r && r->type == REDIS_REPLY_STATUS, "MIGRATE: %s", r ? r->str : "no reply");
             freeReplyObject(r);
         }
@@ -399,7 +354,7 @@ static void assign_slot(int slot, const char *to_id)
     for (int i = 0; i < cl_srv.n; i++) {
         if (cl_srv.node[i].pid <= 0) continue;
         redisContext *c = node_conn(i);
-        redisReply *r = redisCommand(c, "CLUSTER SETSLOT %d NODE %s", slot, to_id);
+        redisReply *r = wf_test_command(c, "CLUSTER SETSLOT %d NODE %s", slot, to_id);
         if (r) freeReplyObject(r);
         redisFree(c);
     }

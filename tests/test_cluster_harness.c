@@ -31,7 +31,7 @@ static int role(int i, long long *master_port)
 {
     redisContext *ctx = wf_test_redis_connect(&cl.node[i]);
     cr_assert_not_null(ctx, "node %d unreachable", i);
-    redisReply *r = redisCommand(ctx, "ROLE");
+    redisReply *r = wf_test_command(ctx, "ROLE");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3);
     int kind = strcmp(r->element[0]->str, "master") == 0  ? 1
                : strcmp(r->element[0]->str, "slave") == 0 ? 2
@@ -80,7 +80,7 @@ Test(cluster_harness, starts_three_masters_with_a_replica_each_over_all_slots)
 
     for (int i = 0; i < cl.n; i++) {
         redisContext *ctx = wf_test_redis_connect(&cl.node[i]);
-        redisReply *r = redisCommand(ctx, "CLUSTER SLOTS");
+        redisReply *r = wf_test_command(ctx, "CLUSTER SLOTS");
         long long covered = 0;
         for (size_t j = 0; j < r->elements; j++)
             covered += r->element[j]->element[1]->integer - r->element[j]->element[0]->integer + 1;
@@ -121,12 +121,12 @@ Test(cluster_harness, routes_keys_to_the_master_that_serves_them)
     /* The node it names answers without a redirection; another master says MOVED there. */
     redisContext *ctx = wf_test_cluster_connect_for(&cl, "{a}x");
     cr_assert_not_null(ctx);
-    expect_str(redisCommand(ctx, "GET %s", "{a}x"), "v1");
+    expect_str(wf_test_command(ctx, "GET %s", "{a}x"), "v1");
     redisFree(ctx);
     int other = (a + 1) % cl.n;
     while (role(other, NULL) != 1) other = (other + 1) % cl.n;
     ctx = wf_test_redis_connect(&cl.node[other]);
-    redisReply *r = redisCommand(ctx, "GET %s", "{a}x");
+    redisReply *r = wf_test_command(ctx, "GET %s", "{a}x");
     cr_assert(r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0);
     freeReplyObject(r);
     redisFree(ctx);
@@ -150,14 +150,14 @@ Test(cluster_harness, routes_keys_to_the_master_that_serves_them)
     redisContext *d = wf_test_redis_connect(&cl.node[dst]);
     long long slot = wf_test_cmd_int(s, "CLUSTER KEYSLOT %s", "{m}k");
     char *sid = wf_test_cmd_str(s, "CLUSTER MYID"), *did = wf_test_cmd_str(d, "CLUSTER MYID");
-    expect_str(redisCommand(d, "CLUSTER SETSLOT %lld IMPORTING %s", slot, sid), "OK");
-    expect_str(redisCommand(s, "CLUSTER SETSLOT %lld MIGRATING %s", slot, did), "OK");
+    expect_str(wf_test_command(d, "CLUSTER SETSLOT %lld IMPORTING %s", slot, sid), "OK");
+    expect_str(wf_test_command(s, "CLUSTER SETSLOT %lld MIGRATING %s", slot, did), "OK");
     expect_str(wf_test_cluster_cmd(&cl, "{m}k", "SET %s %s", "{m}k", "moving"), "OK");
-    r = redisCommand(s, "GET %s", "{m}k");
+    r = wf_test_command(s, "GET %s", "{m}k");
     cr_assert(r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0);
     freeReplyObject(r);
-    expect_str(redisCommand(d, "ASKING"), "OK");
-    expect_str(redisCommand(d, "GET %s", "{m}k"), "moving");
+    expect_str(wf_test_command(d, "ASKING"), "OK");
+    expect_str(wf_test_command(d, "GET %s", "{m}k"), "moving");
     free(sid);
     free(did);
     redisFree(s);
@@ -168,7 +168,7 @@ Test(cluster_harness, failover_keeps_an_acknowledged_write_and_stop_reaps_every_
 {
     redisContext *ctx = wf_test_cluster_connect_for(&cl, "{a}x");
     cr_assert_not_null(ctx);
-    expect_str(redisCommand(ctx, "SET %s %s", "{a}x", "before"), "OK");
+    expect_str(wf_test_command(ctx, "SET %s %s", "{a}x", "before"), "OK");
     cr_assert_eq(wf_test_cmd_int(ctx, "WAIT 1 1000"), 1, "the replica did not acknowledge");
     redisFree(ctx);
 

@@ -7,48 +7,16 @@
  *   - max_per_key: runs with the same key value never overlap, runs with different values do
  *     (without it, same-key runs overlap; with a global limit instead, nothing would);
  * and the held runs show why in `wf status` (waitReason). */
-#include <criterion/criterion.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-
-#include "harness.h"
-#include "wf_internal.h"
-
-static wf_test_redis srv;
-static redisContext *rc;
-static wf_client *cl;
-static char dir[256], log_path[300];
-static pid_t worker;
+#include "pool_env.h"
 
 static void setup(void)
 {
-    cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
-    rc = wf_test_redis_connect(&srv);
-    cr_assert_not_null(rc);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-flow-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
-    worker = 0;
+    pool_env_setup("flow");
 }
 
 static void teardown(void)
 {
-    int status = worker > 0 ? wf_test_kill(worker, SIGTERM, 30000) : 0;
-    char *log = wf_test_slurp(log_path);
-    int clean = !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
-    if (!clean) fprintf(stderr, "%s", log);
-    free(log);
-    wf_client_free(cl);
-    cl = NULL;
-    redisFree(rc);
-    wf_test_redis_stop(&srv);
-    wf_test_remove_tree(dir);
-    cr_assert(clean, "a sanitizer reported an error in a worker process");
-    cr_assert(worker <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
-              "worker drained (0x%x)", status);
+    pool_env_teardown();
 }
 
 TestSuite(flow, .init = setup, .fini = teardown, .timeout = 90);
@@ -58,23 +26,12 @@ static void start_worker(const char *processes, const char *concurrency)
     /* Every workflow the tests start (the worker registers them one HSET at a time). */
     const char *names[] = {"slow", "stepper", "echo", NULL};
     const char *extra[] = {"--processes", processes, "--concurrency", concurrency, NULL};
-    worker = wf_test_worker_start(&(wf_test_worker){
-        .redis_url = srv.url, .extra = extra, .log_path = log_path, .rc = rc, .workflows = names});
-    wf_error err = {0};
-    cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
+    worker_pid = pool_env_worker(extra, NULL, names);
 }
 
 static wf_run *start_json(const char *workflow, const char *json)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    wf_error err = {0};
-    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK);
-    wf_run *run = wf_run_workflow(cl, workflow, sb.data, sb.size, &err);
-    msgpack_sbuffer_destroy(&sb);
-    cr_assert_not_null(run, "%s", err.message);
-    return run;
+    return wf_test_start_json(cl, workflow, json, NULL);
 }
 
 static int completed(const char *workflow)
@@ -222,7 +179,7 @@ static int some_rate_held(void *arg)
 {
     (void)arg;
     char *why = NULL;
-    redisReply *r = redisCommand(rc, "ZRANGE wf:{echo}:held 0 0");
+    redisReply *r = wf_test_command(rc, "ZRANGE wf:{echo}:held 0 0");
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
         why = wf_test_cmd_str(rc, "HGET wf:{echo}:run:%s wait_reason", r->element[0]->str);
     freeReplyObject(r);
@@ -376,7 +333,7 @@ Test(flow, debounce_starts_once_after_the_quiet_period)
         r[i] = start_json("echo", body);
         if (i < 2) usleep(100 * 1000); /* the scenario: requests 100 ms apart (nothing awaited) */
     }
-    redisReply *tr = redisCommand(rc, "TIME"); /* Redis time just after the last request */
+    redisReply *tr = wf_test_command(rc, "TIME"); /* Redis time just after the last request */
     cr_assert(tr && tr->type == REDIS_REPLY_ARRAY && tr->elements == 2);
     long long t_last = atoll(tr->element[0]->str) * 1000 + atoll(tr->element[1]->str) / 1000;
     freeReplyObject(tr);

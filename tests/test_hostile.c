@@ -26,30 +26,20 @@ static void setup(void)
     cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
     rc = wf_test_redis_connect(&srv);
     cr_assert_not_null(rc);
-    wf_error err = {0};
-    cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-hostile-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    cl = wf_test_client(srv.url);
+    wf_test_temp_dir(dir, sizeof dir, "hostile");
     snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
     worker = 0;
 }
 
 static void teardown(void)
 {
-    int status = 0;
-    if (worker > 0) status = wf_test_kill(worker, SIGTERM, 30000);
-    char *log = wf_test_slurp(log_path);
-    int clean = !log || (!strstr(log, "Sanitizer") && !strstr(log, "runtime error"));
-    if (!clean) fprintf(stderr, "worker log:\n%s", log);
-    free(log);
+    const char *why = wf_test_worker_stop(worker, log_path);
     wf_client_free(cl);
     redisFree(rc);
     wf_test_redis_stop(&srv);
     wf_test_remove_tree(dir);
-    cr_assert(clean, "a sanitizer reported an error in a worker process");
-    cr_assert(worker <= 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
-              "worker did not drain and exit 0 (status 0x%x)", status);
+    cr_assert_null(why, "%s", why);
 }
 
 TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 120);
@@ -93,7 +83,7 @@ static long long dbsize(void)
 /* Every key, newline-separated in KEYS order (malloc'd): to name what changed when DBSIZE did. */
 static char *key_list(void)
 {
-    redisReply *k = redisCommand(rc, "KEYS *");
+    redisReply *k = wf_test_command(rc, "KEYS *");
     size_t n = 1;
     for (size_t i = 0; k && k->type == REDIS_REPLY_ARRAY && i < k->elements; i++)
         n += k->element[i]->len + 1;
@@ -212,9 +202,8 @@ Test(hostile, payloads_at_and_over_the_limit_and_nested_too_deep)
 {
     char url[200];
     snprintf(url, sizeof url, "%s?max_payload=1000", srv.url);
+    wf_client *small = wf_test_client(url);
     wf_error err = {0};
-    wf_client *small = wf_client_connect(url, &err);
-    cr_assert_not_null(small, "%s", err.message);
     wf_run_options o = {.allow_unregistered = 1};
     char buf[2048];
     wf_run *r = wf_run_workflow_ex(small, "echo", buf, str_of(buf, 1000), &o, &err);
@@ -275,7 +264,7 @@ Test(hostile, bad_stream_entries_go_to_the_dead_list_and_the_queue_keeps_moving)
     wait_state("echo:before", "completed", 10000);
     wait_state("echo:after", "completed", 10000);
     cr_assert_eq(wf_test_cmd_int(rc, "LLEN wf:{echo}:dead"), 3);
-    redisReply *l = redisCommand(rc, "LRANGE wf:{echo}:dead 0 -1");
+    redisReply *l = wf_test_command(rc, "LRANGE wf:{echo}:dead 0 -1");
     cr_assert_eq(l->elements, 3);
     int not_msgpack = 0, no_r = 0, other_wf = 0;
     for (size_t i = 0; i < l->elements; i++) {

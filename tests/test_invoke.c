@@ -33,29 +33,14 @@ static pid_t start_worker(const char *concurrency, const char *lease, int crash)
 {
     const char *args[] = {"--processes", "1", "--concurrency", concurrency, "--lease-ms",
                           lease,         NULL};
-    const char *env[] = {exec_env, port_env, crash ? "WF_TEST_CRASH_AFTER_CHILD_READ=1" : NULL,
-                         NULL};
-    return wf_test_worker_start(
-        &(wf_test_worker){.redis_url = srv.url,
-                          .extra = args,
-                          .env = env,
-                          .log_path = log_path,
-                          .rc = rc,
-                          .workflows = (const char *const[]){"invoker", "stepper", "fatal", NULL}});
+    return pool_env_worker(args, crash ? "WF_TEST_CRASH_AFTER_CHILD_READ=1" : NULL,
+                           (const char *const[]){"invoker", "stepper", "fatal", NULL});
 }
 
 /* Starts `workflow` with a JSON input, with run id suffix `suffix` (NULL: generated). */
 static wf_run *start(const char *workflow, const char *json, const char *suffix)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    wf_error err = {0};
-    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK, "%s", err.message);
-    wf_run_options o = {.id = suffix};
-    wf_run *run = wf_run_workflow_ex(cl, workflow, sb.data, sb.size, &o, &err);
-    msgpack_sbuffer_destroy(&sb);
-    cr_assert_not_null(run, "%s", err.message);
-    return run;
+    return wf_test_start_json(cl, workflow, json, &(wf_run_options){.id = suffix});
 }
 
 /* The child run of the invoker's step "child". */
@@ -91,13 +76,7 @@ static int step_lines(const char *id, const char *step)
 /* Exec log lines "ID ..." of the invoker (its executions). */
 static int exec_lines(const char *id)
 {
-    char *log = wf_test_slurp(exec_path);
-    int n = 0;
-    size_t len = strlen(id);
-    for (char *p = log; (p = strstr(p, id)); p += len)
-        if ((p == log || p[-1] == '\n') && p[len] == ' ') n++;
-    free(log);
-    return n;
+    return wf_test_exec_lines(exec_path, id);
 }
 
 static long long runs_of(const char *workflow)
@@ -177,7 +156,7 @@ Test(invoke, child_failure_reaches_parent_as_error)
 
 static int group_count(const char *stream)
 {
-    redisReply *r = redisCommand(rc, "XINFO GROUPS %s", stream);
+    redisReply *r = wf_test_command(rc, "XINFO GROUPS %s", stream);
     int n = r && r->type == REDIS_REPLY_ARRAY ? (int)r->elements : -1;
     if (r) freeReplyObject(r);
     return n;
@@ -423,7 +402,7 @@ Test(invoke, ending_scripts_record_a_child_end_only_for_runs_with_a_parent)
         wf__wfkeys_free(&wk);
     }
     cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{stepper}:parents"), 1);
-    redisReply *r = redisCommand(rc, "XRANGE wf:{stepper}:parents - +");
+    redisReply *r = wf_test_command(rc, "XRANGE wf:{stepper}:parents - +");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
     const redisReply *f = r->element[0]->element[1];
     char all[512] = "";

@@ -49,13 +49,6 @@ static wf_run *open_run(const char *id)
     return run;
 }
 
-static void status_of(const char *id, wf_status *st)
-{
-    wf_run *run = open_run(id);
-    cr_assert_eq(wf_run_status(run, st, NULL), WF_OK, "status of %s", id);
-    wf_run_free(run);
-}
-
 /* The raw field `name` of the run's hash, or NULL (borrowed from st). */
 static const char *raw(const wf_status *st, const char *name)
 {
@@ -101,18 +94,18 @@ Test(layout_v1_fixture, every_run_reads_back_in_its_state)
 Test(layout_v1_fixture, finished_runs_keep_outputs_errors_and_steps)
 {
     wf_status st;
-    status_of(shape("caller-id")->id, &st);
+    wf_test_status_of(cl, shape("caller-id")->id, &st);
     cr_assert_str_eq(shape("caller-id")->id, "echo:custom-id-1");
     char *json = output_json(&st);
     cr_assert_str_eq(json, "{\"hello\":\"v1\"}");
     free(json);
     wf_status_clear(&st);
 
-    status_of(shape("fatal")->id, &st);
+    wf_test_status_of(cl, shape("fatal")->id, &st);
     cr_assert(st.error && strstr(st.error, "card declined"), "fatal's error: %s", st.error);
     wf_status_clear(&st);
 
-    status_of(shape("steps")->id, &st);
+    wf_test_status_of(cl, shape("steps")->id, &st);
     json = output_json(&st);
     cr_assert_str_eq(json, "{\"sum\":30,\"event\":null}");
     free(json);
@@ -130,7 +123,7 @@ Test(layout_v1_fixture, children_name_their_parents)
     for (size_t i = 0; i < 2; i++) {
         const wf_test_fixture_run *parent = shape(pairs[i][0]), *child = shape(pairs[i][1]);
         wf_status st;
-        status_of(child->id, &st);
+        wf_test_status_of(cl, child->id, &st);
         cr_assert_str_eq(raw(&st, "parent") ? raw(&st, "parent") : "(none)", parent->id);
         wf_status_clear(&st);
         size_t n;
@@ -149,15 +142,15 @@ Test(layout_v1_fixture, waiting_runs_wait_for_what_they_waited_for)
     const char *long_waits[] = {"sleep", "delayed", "event-timeout"};
     for (size_t i = 0; i < 3; i++) {
         wf_status st;
-        status_of(shape(long_waits[i])->id, &st);
+        wf_test_status_of(cl, shape(long_waits[i])->id, &st);
         cr_assert_gt(st.wake_at_ms, st.created_at_ms + 9 * YEAR_MS, "%s", long_waits[i]);
         wf_status_clear(&st);
     }
     wf_status st;
-    status_of(shape("delayed")->id, &st);
+    wf_test_status_of(cl, shape("delayed")->id, &st);
     cr_assert_str_eq(st.wait_reason ? st.wait_reason : "(none)", "delayed start");
     wf_status_clear(&st);
-    status_of(shape("retry")->id, &st);
+    wf_test_status_of(cl, shape("retry")->id, &st);
     cr_assert_str_eq(st.wait_reason ? st.wait_reason : "(none)", "retry");
     cr_assert_eq(st.attempt, 2);
     cr_assert(st.error && strstr(st.error, "first attempt fails"), "retry's error: %s", st.error);
@@ -182,15 +175,15 @@ Test(layout_v1_fixture, priorities_pauses_and_the_orphaned_lease)
     wf_priority want[] = {WF_PRIORITY_HIGH, WF_PRIORITY_LOW, WF_PRIORITY_NORMAL};
     for (size_t i = 0; i < 3; i++) {
         wf_status st;
-        status_of(shape(lanes[i][0])->id, &st);
+        wf_test_status_of(cl, shape(lanes[i][0])->id, &st);
         cr_assert_eq(wf_status_priority(&st), want[i], "%s is not %s", lanes[i][0], lanes[i][1]);
         wf_status_clear(&st);
     }
     wf_status st;
-    status_of(shape("paused-waiting")->id, &st);
+    wf_test_status_of(cl, shape("paused-waiting")->id, &st);
     cr_assert_str_eq(raw(&st, "paused_from") ? raw(&st, "paused_from") : "(none)", "waiting");
     wf_status_clear(&st);
-    status_of(shape("paused-queued")->id, &st);
+    wf_test_status_of(cl, shape("paused-queued")->id, &st);
     cr_assert_str_eq(raw(&st, "paused_from") ? raw(&st, "paused_from") : "(none)", "queued");
     wf_status_clear(&st);
 
@@ -278,19 +271,17 @@ Test(layout_v1_fixture, schedules_and_limits_read_back)
     cr_assert_eq(held, 1, "the run the rate limit holds back");
 
     wf_status st;
-    status_of(shape("held-rate")->id, &st);
+    wf_test_status_of(cl, shape("held-rate")->id, &st);
     cr_assert(st.wait_reason && strncmp(st.wait_reason, "rate limit", 10) == 0,
               "the held run waits for %s", st.wait_reason);
     wf_status_clear(&st);
 }
 
-/* How many lines of the exec log start with `prefix` (0 when there is no log yet). */
-static int exec_lines(const char *prefix)
+/* How often `what` occurs in the exec log (0 when there is no log yet). */
+static int exec_count(const char *what)
 {
     char *log = wf_test_slurp(exec_path);
-    int n = 0;
-    for (char *p = log; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
-        n += strncmp(p, prefix, strlen(prefix)) == 0;
+    int n = wf_test_count(log, what);
     free(log);
     return n;
 }
@@ -331,23 +322,22 @@ Test(layout_v1_fixture, a_worker_takes_over_the_v1_runs)
     const char *orphan = shape("lease-orphaned")->id;
     expect_done("lease-orphaned", "{\"sum\":30,\"event\":null}");
     wf_status st;
-    status_of(orphan, &st);
-    cr_assert_str_eq(raw(&st, "reclaims") ? raw(&st, "reclaims") : "0", "1",
-                     "the orphan was reclaimed once");
+    wf_test_status_of(cl, orphan, &st);
+    cr_assert_eq(wf_test_raw_field(&st, "reclaims"), 1, "the orphan was reclaimed once");
     wf_status_clear(&st);
     char prefix[340];
     snprintf(prefix, sizeof prefix, "STEP %s ", orphan);
-    cr_assert_eq(exec_lines(prefix), 1, "the orphan ran only its unrecorded step, hold");
+    cr_assert_eq(exec_count(prefix), 1, "the orphan ran only its unrecorded step, hold");
     snprintf(prefix, sizeof prefix, "STEP %s hold", orphan);
-    cr_assert_eq(exec_lines(prefix), 1, "the orphan's hold step ran once");
-    cr_assert_eq(exec_lines("VIOLATION"), 0, "a recorded step ran again");
+    cr_assert_eq(exec_count(prefix), 1, "the orphan's hold step ran once");
+    cr_assert_eq(exec_count("VIOLATION"), 0, "a recorded step ran again");
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{stepper}:leases"), 0);
 
     const char *still[][2] = {{"sleep", "waiting"},     {"event", "waiting"},
                               {"queued", "queued"},     {"paused-queued", "paused"},
                               {"held-rate", "waiting"}, {"delayed", "waiting"}};
     for (size_t i = 0; i < sizeof still / sizeof still[0]; i++) {
-        status_of(shape(still[i][0])->id, &st);
+        wf_test_status_of(cl, shape(still[i][0])->id, &st);
         cr_assert_str_eq(wf_state_name(st.state), still[i][1], "%s", still[i][0]);
         wf_status_clear(&st);
     }

@@ -10,39 +10,11 @@
 
 #define EVENT "ev1"
 
-/* EVALs `script` with `nkeys` keys (the 14 fixed ones first when `fixed`) and binary-safe
- * arguments. Caller frees the reply. */
+/* eval_argv, asserting the script did not fail. */
 static redisReply *eval_raw(wf__script script, int fixed, int nkeys, const char *const *keys,
                             int nargs, const char *const *args, const size_t *lens)
 {
-    const wf__script_src *s = wf__script_get(script);
-    cr_assert_not_null(s);
-    const char *argv[64];
-    size_t alen[64];
-    char numkeys[16];
-    snprintf(numkeys, sizeof numkeys, "%d", (fixed ? WF__NFIXED : 0) + nkeys);
-    int n = 0;
-    argv[n] = "EVAL";
-    alen[n++] = 4;
-    argv[n] = s->src;
-    alen[n++] = s->len;
-    argv[n] = numkeys;
-    alen[n++] = strlen(numkeys);
-    for (int i = 0; fixed && i < WF__NFIXED; i++) {
-        argv[n] = wk.k[i];
-        alen[n++] = strlen(wk.k[i]);
-    }
-    for (int i = 0; i < nkeys; i++) {
-        argv[n] = keys[i];
-        alen[n++] = strlen(keys[i]);
-    }
-    for (int i = 0; i < nargs; i++) {
-        cr_assert_lt(n, 64);
-        argv[n] = args[i];
-        alen[n++] = lens ? lens[i] : strlen(args[i]);
-    }
-    redisReply *r = redisCommandArgv(c, n, argv, alen);
-    cr_assert_not_null(r, "connection failed: %s", c->errstr);
+    redisReply *r = eval_argv(script, fixed, nkeys, keys, nargs, args, lens);
     cr_assert_neq(r->type, REDIS_REPLY_ERROR, "script error: %s", r->str);
     return r;
 }
@@ -204,7 +176,7 @@ static long long deliver(const char *id, const char *at)
 
 static const char *step_status_of(const char *id)
 {
-    redisReply *r = redisCommand(c, "HGET %s w", steps_key(id));
+    redisReply *r = wf_test_command(c, "HGET %s w", steps_key(id));
     cr_assert(r && r->type == REDIS_REPLY_STRING);
     wf__steprec rec;
     cr_assert_eq(wf__steprec_decode(r->str, r->len, &rec, NULL), WF_OK);

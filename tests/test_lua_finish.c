@@ -87,19 +87,28 @@ Test(lua, complete_of_several_runs_answers_each_in_order)
 
 /* ---- fail ------------------------------------------------------------------------------------ */
 
-Test(lua, fail_with_attempts_left_waits_for_the_backoff)
+/* fail.lua (not fatal) of run `id` with attempts left: the run waits `delay_ms` from the call
+ * (Redis time) for its next attempt. Returns when it wakes. */
+static long long fail_and_wait(const char *id, const char *token, const char *max, const char *cap,
+                               const char *retry_after, long long delay_ms)
 {
-    const char *id = run_id("retry");
-    const char *token = enqueue_and_claim(id, "30000");
     long long t0 = rnow();
-    redisReply *r = fail(id, token, "0", "3", "1000", "60000", "-1", "failed");
+    redisReply *r = fail(id, token, "0", max, "1000", cap, retry_after, "failed");
     long long t1 = rnow();
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "");
     cr_assert_str_eq(r->element[0]->str, "waiting");
     long long wake = r->element[1]->integer;
     freeReplyObject(r);
-    cr_assert(wake >= t0 + 1000 && wake <= t1 + 1000, "wake %lld not in [%lld, %lld]", wake,
-              t0 + 1000, t1 + 1000);
+    cr_assert(wake >= t0 + delay_ms && wake <= t1 + delay_ms, "wake %lld not in [%lld, %lld]", wake,
+              t0 + delay_ms, t1 + delay_ms);
+    return wake;
+}
+
+Test(lua, fail_with_attempts_left_waits_for_the_backoff)
+{
+    const char *id = run_id("retry");
+    const char *token = enqueue_and_claim(id, "30000");
+    long long wake = fail_and_wait(id, token, "3", "60000", "-1", 1000);
     assert_state(id, "waiting");
     cr_assert_eq(zscore(wk.k[WF__K_DELAYED], id), wake);
     cr_assert_eq(zscore(wk.k[WF__K_LEASES], id), -1);
@@ -119,13 +128,7 @@ Test(lua, fail_backoff_doubles_per_attempt_and_is_capped)
     const char *token = enqueue_and_claim(id, "30000");
     /* Third attempt: 1000 * 2^2 = 4000, capped at 3000. */
     cr_assert_eq(wf_test_cmd_int(c, "HSET %s attempt 3", run_key(id)), 0);
-    long long t0 = rnow();
-    redisReply *r = fail(id, token, "0", "10", "1000", "3000", "-1", "failed");
-    long long t1 = rnow();
-    long long wake = r->element[1]->integer;
-    freeReplyObject(r);
-    cr_assert(wake >= t0 + 3000 && wake <= t1 + 3000, "wake %lld not in [%lld, %lld]", wake,
-              t0 + 3000, t1 + 3000);
+    fail_and_wait(id, token, "10", "3000", "-1", 3000);
     cr_assert_str_eq(hget(id, "attempt"), "4");
 }
 
@@ -133,12 +136,7 @@ Test(lua, fail_with_retry_after_uses_it_instead_of_the_backoff)
 {
     const char *id = run_id("after");
     const char *token = enqueue_and_claim(id, "30000");
-    long long t0 = rnow();
-    redisReply *r = fail(id, token, "0", "3", "1000", "60000", "250", "failed");
-    long long t1 = rnow();
-    long long wake = r->element[1]->integer;
-    freeReplyObject(r);
-    cr_assert(wake >= t0 + 250 && wake <= t1 + 250);
+    fail_and_wait(id, token, "3", "60000", "250", 250);
 }
 
 Test(lua, fail_with_attempts_exhausted_fails_the_run)
@@ -158,25 +156,28 @@ Test(lua, fail_with_attempts_exhausted_fails_the_run)
     cr_assert(ttl > 0 && ttl <= 60000);
 }
 
+/* A fatal failure of run SUFFIX on its first attempt ends it at once in `final_state`, attempts
+ * left or not. Returns its id. */
+static const char *fail_fatally(const char *suffix, const char *final_state)
+{
+    const char *id = run_id(suffix);
+    const char *token = enqueue_and_claim(id, "30000");
+    redisReply *r = fail(id, token, "1", "5", "1000", "60000", "-1", final_state);
+    cr_assert_str_eq(r->element[0]->str, final_state);
+    freeReplyObject(r);
+    assert_state(id, final_state);
+    return id;
+}
+
 Test(lua, fail_fatal_fails_at_once)
 {
-    const char *id = run_id("fatal");
-    const char *token = enqueue_and_claim(id, "30000");
-    redisReply *r = fail(id, token, "1", "5", "1000", "60000", "-1", "failed");
-    cr_assert_str_eq(r->element[0]->str, "failed");
-    freeReplyObject(r);
-    assert_state(id, "failed");
+    const char *id = fail_fatally("fatal", "failed");
     cr_assert_str_eq(hget(id, "attempt"), "1");
 }
 
 Test(lua, fail_fatal_terminated_variant)
 {
-    const char *id = run_id("timeout");
-    const char *token = enqueue_and_claim(id, "30000");
-    redisReply *r = fail(id, token, "1", "5", "1000", "60000", "-1", "terminated");
-    cr_assert_str_eq(r->element[0]->str, "terminated");
-    freeReplyObject(r);
-    assert_state(id, "terminated");
+    fail_fatally("timeout", "terminated");
 }
 
 Test(lua, fail_with_a_wrong_token_is_stale)
@@ -235,7 +236,7 @@ Test(lua, step_records_under_the_lease_and_refuses_a_stale_token)
     /* A clobbered steps hash fails the write before the run hash is touched. */
     const char *id2 = run_id("step-clob");
     const char *token2 = enqueue_and_claim(id2, "30000");
-    freeReplyObject(redisCommand(c, "SET %s x", steps_key(id2)));
+    freeReplyObject(wf_test_command(c, "SET %s x", steps_key(id2)));
     expect_error(
         eval(WF__SCRIPT_STEP, 2, run_key(id2), steps_key(id2), id2, token2, "s1", "r", NULL),
         "WRONGTYPE");

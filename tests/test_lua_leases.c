@@ -102,7 +102,7 @@ Test(lua, heartbeat_tells_an_old_attempt_from_a_new_one_of_the_same_run)
 {
     const char *id = run_id("hb-twice");
     char *old = strdup(enqueue_and_claim(id, "30000"));
-    redisReply *r = redisCommand(c, "HINCRBY %s lease 1", run_key(id)); /* claimed again */
+    redisReply *r = wf_test_command(c, "HINCRBY %s lease 1", run_key(id)); /* claimed again */
     cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
     char cur[32];
     snprintf(cur, sizeof cur, "%lld", r->integer);

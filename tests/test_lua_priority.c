@@ -4,6 +4,7 @@
  * is acknowledged by claim.lua and deleted by stop/pause/restart on that lane, and a normal run
  * keeps using P:{W}:queue with no `pri` field. Shared set-up and helpers: lua_env.h. */
 #include "lua_env.h"
+#include "script_call.h"
 
 #define HIGH WF__K_QUEUE_HIGH
 #define LOW  WF__K_QUEUE_LOW
@@ -36,7 +37,7 @@ static void enqueue_pri(const char *id, const char *pri)
 static const char *claim_lane(int k, const char *pri, const char *id, const char *lease_ms)
 {
     redisReply *r =
-        redisCommand(c, "XREADGROUP GROUP %s c1 COUNT 1 STREAMS %s >", WF__GROUP, wk.k[k]);
+        wf_test_command(c, "XREADGROUP GROUP %s c1 COUNT 1 STREAMS %s >", WF__GROUP, wk.k[k]);
     cr_assert(r && r->type == REDIS_REPLY_ARRAY, "no entry on %s", wk.k[k]);
     redisReply *msg = r->element[0]->element[1]->element[0];
     char *entry = keep(strdup(msg->element[0]->str));
@@ -61,7 +62,7 @@ static const char *claim_lane(int k, const char *pri, const char *id, const char
 /* Entries read but not acknowledged on lane k. */
 static long long lane_pending(int k)
 {
-    redisReply *r = redisCommand(c, "XPENDING %s %s", wk.k[k], WF__GROUP);
+    redisReply *r = wf_test_command(c, "XPENDING %s %s", wk.k[k], WF__GROUP);
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1);
     long long n = r->element[0]->integer;
     freeReplyObject(r);

@@ -212,7 +212,7 @@ static redisReply *enqueue_limited(const char *id)
 
 Test(lua, enqueue_singleton_answers_with_the_active_run_until_it_ends)
 {
-    freeReplyObject(redisCommand(c, "HSET %s singleton 1", LIMITS));
+    freeReplyObject(wf_test_command(c, "HSET %s singleton 1", LIMITS));
     const char *x = run_id("single-x"), *y = run_id("single-y"), *z = run_id("single-z");
     redisReply *r = enqueue_limited(x);
     cr_assert_eq(r->element[0]->integer, 1);
@@ -225,8 +225,8 @@ Test(lua, enqueue_singleton_answers_with_the_active_run_until_it_ends)
     freeReplyObject(r);
     cr_assert_null(hget(y, "state"), "no second run was written");
     /* x ends: the next start is a new run. */
-    freeReplyObject(redisCommand(c, "ZREM %s %s", wk.k[WF__K_STATE(WF_STATE_QUEUED)], x));
-    freeReplyObject(redisCommand(c, "ZADD " PREFIX ":{" WFN "}:state:completed 1 %s", x));
+    freeReplyObject(wf_test_command(c, "ZREM %s %s", wk.k[WF__K_STATE(WF_STATE_QUEUED)], x));
+    freeReplyObject(wf_test_command(c, "ZADD " PREFIX ":{" WFN "}:state:completed 1 %s", x));
     r = enqueue_limited(z);
     cr_assert_eq(r->elements, 2);
     cr_assert_eq(r->element[0]->integer, 1);
@@ -238,7 +238,7 @@ Test(lua, enqueue_singleton_answers_with_the_active_run_until_it_ends)
 
 Test(lua, enqueue_debounce_pushes_a_pending_run_back_but_not_one_that_started)
 {
-    freeReplyObject(redisCommand(c, "HSET %s debounce_ms 60000", LIMITS));
+    freeReplyObject(wf_test_command(c, "HSET %s debounce_ms 60000", LIMITS));
     const char *a = run_id("deb-a"), *b = run_id("deb-b"), *d = run_id("deb-d");
     redisReply *r = enqueue_limited(a);
     cr_assert_str_eq(r->element[1]->str, "waiting");
@@ -254,7 +254,7 @@ Test(lua, enqueue_debounce_pushes_a_pending_run_back_but_not_one_that_started)
     cr_assert_gt(zscore(wk.k[WF__K_DELAYED], a), due, "a's start moved later");
     cr_assert_null(hget(b, "state"));
     /* a started and now sleeps durably: its timer is no longer the debounce's. */
-    freeReplyObject(redisCommand(c, "ZADD %s 1 %s", wk.k[WF__K_DELAYED], a));
+    freeReplyObject(wf_test_command(c, "ZADD %s 1 %s", wk.k[WF__K_DELAYED], a));
     r = enqueue_limited(d);
     cr_assert_eq(r->elements, 2, "a new run, a's sleep left alone");
     cr_assert_eq(r->element[0]->integer, 1);
@@ -264,8 +264,8 @@ Test(lua, enqueue_debounce_pushes_a_pending_run_back_but_not_one_that_started)
 
 Test(lua, enqueue_refuses_a_clobbered_single_key)
 {
-    freeReplyObject(redisCommand(c, "HSET %s singleton 1", LIMITS));
-    freeReplyObject(redisCommand(c, "SET %s x", SINGLE));
+    freeReplyObject(wf_test_command(c, "HSET %s singleton 1", LIMITS));
+    freeReplyObject(wf_test_command(c, "SET %s x", SINGLE));
     expect_error(eval(WF__SCRIPT_ENQUEUE, 3, run_key(run_id("clob")), LIMITS, SINGLE,
                       run_id("clob"), WFN, "", "0", NULL),
                  "WRONGTYPE");
@@ -273,7 +273,7 @@ Test(lua, enqueue_refuses_a_clobbered_single_key)
 
 Test(lua, enqueue_refuses_a_clobbered_limits_key)
 {
-    freeReplyObject(redisCommand(c, "SET %s x", LIMITS));
+    freeReplyObject(wf_test_command(c, "SET %s x", LIMITS));
     const char *id = run_id("clob-limits");
     expect_error(eval(WF__SCRIPT_ENQUEUE, 3, run_key(id), LIMITS, SINGLE, id, WFN, "", "0", NULL),
                  "WRONGTYPE wf key " LIMITS);

@@ -40,42 +40,18 @@ Test(metrics, readyz_says_why_while_redis_is_unreachable)
     worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
     wait_http(http_port, "/readyz", 200);
     /* Cut the worker off: drop its connections and refuse new ones (only ours stays). */
-    redisReply *r = redisCommand(rc, "CONFIG SET maxclients 1");
+    redisReply *r = wf_test_command(rc, "CONFIG SET maxclients 1");
     if (r) freeReplyObject(r);
-    r = redisCommand(rc, "CLIENT KILL TYPE normal");
+    r = wf_test_command(rc, "CLIENT KILL TYPE normal");
     if (r) freeReplyObject(r);
     body_wait b = {http_port, "/readyz", 503, "not ready: "};
     cr_assert(wf_test_wait(body_has, &b, 10000), "readyz turned 503 with a reason");
     wait_metric("wf_worker_ready", "", 0);
     wait_http(http_port, "/healthz", 200); /* alive all the same */
-    r = redisCommand(rc, "CONFIG SET maxclients 10000");
+    r = wf_test_command(rc, "CONFIG SET maxclients 10000");
     if (r) freeReplyObject(r);
     wait_http(http_port, "/readyz", 200);
     wait_metric("wf_worker_ready", "", 1);
-}
-
-static int run_cli(const char *const *args, char **out)
-{
-    char *bin = wf_test_path("wf-worker");
-    const char *argv[24] = {bin};
-    int n = 1;
-    for (; args && *args && n < 23; args++) argv[n++] = *args;
-    argv[n] = NULL;
-    char *cmd_out = NULL;
-    /* wf_test_run captures stdout only: usage errors go to stderr, so run through sh. */
-    char line[1024] = "";
-    size_t off = 0;
-    for (int i = 0; i < n; i++)
-        off += (size_t)snprintf(line + off, sizeof line - off, "'%s' ", argv[i]);
-    snprintf(line + off, sizeof line - off, "2>&1");
-    const char *sh[] = {"/bin/sh", "-c", line, NULL};
-    int code = wf_test_run(sh, NULL, NULL, &cmd_out, 10000);
-    free(bin);
-    if (out)
-        *out = cmd_out;
-    else
-        free(cmd_out);
-    return code;
 }
 
 Test(metrics, token_rule)
@@ -86,18 +62,19 @@ Test(metrics, token_rule)
     snprintf(other, sizeof other, "10.1.2.3:%d", http_port);
     char *out = NULL;
     cr_assert_eq(
-        run_cli((const char *[]){"--redis", srv.url, "--workflows", wfdir, "--http", all, NULL},
-                &out),
+        wf_test_run_worker(
+            (const char *[]){"--redis", srv.url, "--workflows", wfdir, "--http", all, NULL}, &out),
         2, "beyond loopback without a token is refused: %s", out);
     cr_assert(strstr(out, "token"), "the message names the token: %s", out);
     free(out);
-    cr_assert_eq(run_cli((const char *[]){"--redis", srv.url, "--workflows", wfdir, "--http", other,
-                                          "--http-token", "short", NULL},
-                         NULL),
-                 2, "a short token is refused");
-    cr_assert_eq(run_cli((const char *[]){"--redis", srv.url, "--workflows", wfdir, "--http",
-                                          "nonsense", NULL},
-                         NULL),
+    cr_assert_eq(
+        wf_test_run_worker((const char *[]){"--redis", srv.url, "--workflows", wfdir, "--http",
+                                            other, "--http-token", "short", NULL},
+                           NULL),
+        2, "a short token is refused");
+    cr_assert_eq(wf_test_run_worker((const char *[]){"--redis", srv.url, "--workflows", wfdir,
+                                                     "--http", "nonsense", NULL},
+                                    NULL),
                  2, "not HOST:PORT");
     free(wfdir);
 

@@ -7,20 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "wf/payload.h"
 
 #define HAS(msg, needle) cr_assert(strstr((msg), (needle)) != NULL, "message: %s", (msg))
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static void assert_json_is(const void *data, size_t len, const char *expect)
-{
-    char *out = NULL;
-    wf_error err = {0};
-    cr_assert_eq(wf_msgpack_to_json(data, len, &out, &err), WF_OK, "%s", err.message);
-    cr_assert_str_eq(out, expect);
-    free(out);
-}
 
 static char *nested(const char *open, const char *mid, const char *close, int n)
 {
@@ -73,7 +65,8 @@ Test(msgpack, accepts_one_value)
     msgpack_pack_ext_with_body(&pk, "\x01\x02\x03\x04", 4, 7);
     wf_error err = {0};
     cr_assert_eq(wf_msgpack_check(sb.data, sb.size, NULL, &err), WF_OK, "%s", err.message);
-    assert_json_is(sb.data, sb.size, "{\"a\":[4294967296,0.5,\"hi\"],\"-100\":\"AQIDBA==\"}");
+    wf_test_assert_json_is(sb.data, sb.size,
+                           "{\"a\":[4294967296,0.5,\"hi\"],\"-100\":\"AQIDBA==\"}");
     msgpack_sbuffer_destroy(&sb);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "wf/payload.h"
 
 #define HAS(msg, needle) cr_assert(strstr((msg), (needle)) != NULL, "message: %s", (msg))
@@ -32,15 +33,6 @@ static char *j2m2j(const char *json)
 static void assert_roundtrip(const char *json, const char *expect)
 {
     char *out = j2m2j(json);
-    cr_assert_str_eq(out, expect);
-    free(out);
-}
-
-static void assert_json_is(const void *data, size_t len, const char *expect)
-{
-    char *out = NULL;
-    wf_error err = {0};
-    cr_assert_eq(wf_msgpack_to_json(data, len, &out, &err), WF_OK, "%s", err.message);
     cr_assert_str_eq(out, expect);
     free(out);
 }
@@ -193,7 +185,7 @@ Test(to_json, bin_becomes_base64)
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         pack_bin(&sb, cases[i].in, cases[i].len);
-        assert_json_is(sb.data, sb.size, cases[i].out);
+        wf_test_assert_json_is(sb.data, sb.size, cases[i].out);
         msgpack_sbuffer_destroy(&sb);
     }
 }
@@ -217,9 +209,9 @@ Test(to_json, non_string_keys_become_their_json_text)
     msgpack_pack_int(&pk, 4);
     msgpack_pack_double(&pk, 2.5);
     msgpack_pack_int(&pk, 5);
-    assert_json_is(sb.data, sb.size,
-                   "{\"1\":\"a\",\"true\":2,\"null\":3,\"[1,\\\"x\\\"]\":4,"
-                   "\"2.5\":5}");
+    wf_test_assert_json_is(sb.data, sb.size,
+                           "{\"1\":\"a\",\"true\":2,\"null\":3,\"[1,\\\"x\\\"]\":4,"
+                           "\"2.5\":5}");
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -258,14 +250,14 @@ Test(to_json, values_json_cannot_hold_rejected)
     assert_no_json("\xcb\xff\xf0\x00\x00\x00\x00\x00\x00", 9, "NaN"); /* -infinity */
     assert_no_json("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, "18446744073709551615");
     /* INT64_MAX itself is fine. */
-    assert_json_is("\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", 9, "9223372036854775807");
+    wf_test_assert_json_is("\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", 9, "9223372036854775807");
 }
 
 Test(to_json, float32_and_ext)
 {
-    assert_json_is("\xca\x3f\x00\x00\x00", 5, "0.5");
-    assert_json_is("\xd4\x05\x41", 3, "\"QQ==\"");
-    assert_json_is("\xc7\x00\x05", 3, "\"\"");
+    wf_test_assert_json_is("\xca\x3f\x00\x00\x00", 5, "0.5");
+    wf_test_assert_json_is("\xd4\x05\x41", 3, "\"QQ==\"");
+    wf_test_assert_json_is("\xc7\x00\x05", 3, "\"\"");
 }
 
 Test(to_json, null_arguments)

@@ -31,24 +31,15 @@ TestSuite(priority, .init = setup, .fini = teardown, .timeout = 120);
 static void start_worker(const char *concurrency)
 {
     const char *extra[] = {"--processes", "1", "--concurrency", concurrency, NULL};
-    const char *env[] = {exec_env, port_env, NULL};
     /* No wait for registration here: the tests wait for what they need (runs started). */
-    worker_pid = wf_test_worker_start(
-        &(wf_test_worker){.redis_url = srv.url, .extra = extra, .env = env, .log_path = log_path});
+    worker_pid = pool_env_worker(extra, NULL, NULL);
 }
 
 /* Starts run WORKFLOW:SUFFIX with a JSON input and a priority; no worker needs to be registered. */
 static void start(const char *workflow, const char *suffix, const char *json, int priority)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    wf_error err = {0};
-    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK, "%s", err.message);
     wf_run_options opt = {.id = suffix, .priority = priority, .allow_unregistered = 1};
-    wf_run *run = wf_run_workflow_ex(cl, workflow, sb.data, sb.size, &opt, &err);
-    msgpack_sbuffer_destroy(&sb);
-    cr_assert_not_null(run, "start %s:%s: %s", workflow, suffix, err.message);
-    wf_run_free(run);
+    wf_run_free(wf_test_start_json(cl, workflow, json, &opt));
 }
 
 /* The exec log's lines ("RUNID ATTEMPT"), in the order the handlers started; caller frees each

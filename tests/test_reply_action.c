@@ -43,22 +43,30 @@ static wf__reply_act act_of(const char *text)
 
 Test(reply_action, documented_texts)
 {
-    cr_assert_eq(act_of("MOVED 3999 127.0.0.1:6381"), WF__ACT_MOVED);
-    cr_assert_eq(act_of("ASK 3999 127.0.0.1:6381"), WF__ACT_ASK);
-    cr_assert_eq(act_of("TRYAGAIN Multiple keys request during rehashing of slot"), WF__ACT_RETRY);
-    cr_assert_eq(act_of("CLUSTERDOWN The cluster is down"), WF__ACT_RETRY);
-    cr_assert_eq(act_of("MASTERDOWN Link with MASTER is down"), WF__ACT_RETRY);
-    cr_assert_eq(act_of("LOADING Redis is loading the dataset in memory"), WF__ACT_RETRY);
-    cr_assert_eq(act_of("LOADING"), WF__ACT_RETRY, "a bare code counts");
-    /* Whole codes only: these share a prefix with a code that is retried. */
-    cr_assert_eq(act_of("BUSYGROUP Consumer Group name already exists"), WF__ACT_DONE);
-    cr_assert_eq(act_of("BUSYKEY Target key name already exists."), WF__ACT_DONE);
-    cr_assert_eq(act_of("LOADINGX"), WF__ACT_DONE);
-    cr_assert_eq(act_of("ASKING"), WF__ACT_DONE);
-    /* A script's own refusals are answers, not the router's business. */
-    cr_assert_eq(act_of("STALE lease token 3 is not the run's (4)"), WF__ACT_DONE);
-    cr_assert_eq(act_of("ERR Error running script: LOADING in the text"), WF__ACT_DONE);
-    cr_assert_eq(act_of(""), WF__ACT_DONE);
+    static const struct {
+        const char *text;
+        wf__reply_act want;
+    } cases[] = {
+        {"MOVED 3999 127.0.0.1:6381", WF__ACT_MOVED},
+        {"ASK 3999 127.0.0.1:6381", WF__ACT_ASK},
+        {"TRYAGAIN Multiple keys request during rehashing of slot", WF__ACT_RETRY},
+        {"CLUSTERDOWN The cluster is down", WF__ACT_RETRY},
+        {"MASTERDOWN Link with MASTER is down", WF__ACT_RETRY},
+        {"LOADING Redis is loading the dataset in memory", WF__ACT_RETRY},
+        {"LOADING", WF__ACT_RETRY}, /* a bare code counts */
+        /* Whole codes only: these share a prefix with a code that is retried. */
+        {"BUSYGROUP Consumer Group name already exists", WF__ACT_DONE},
+        {"BUSYKEY Target key name already exists.", WF__ACT_DONE},
+        {"LOADINGX", WF__ACT_DONE},
+        {"ASKING", WF__ACT_DONE},
+        /* A script's own refusals are answers, not the router's business. */
+        {"STALE lease token 3 is not the run's (4)", WF__ACT_DONE},
+        {"ERR Error running script: LOADING in the text", WF__ACT_DONE},
+        {"", WF__ACT_DONE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_assert_eq(act_of(cases[i].text), cases[i].want, "'%s' is %s, not %s", cases[i].text,
+                     wf__reply_act_name(act_of(cases[i].text)), wf__reply_act_name(cases[i].want));
     cr_assert_eq(wf__reply_action_of(NULL, 0), WF__ACT_DONE);
     cr_assert_eq(wf__reply_action(NULL), WF__ACT_DONE, "a lost connection is the caller's");
     cr_assert_str_eq(wf__reply_act_name(WF__ACT_RECONNECT), "reconnect");
@@ -73,7 +81,7 @@ Test(reply_action, backoff_doubles_to_half_a_second)
 
 static wf__reply_act act_of_command(redisContext *c, const char *cmd)
 {
-    redisReply *r = redisCommand(c, cmd);
+    redisReply *r = wf_test_command(c, cmd);
     cr_assert_not_null(r, "%s: no reply", cmd);
     wf__reply_act a = wf__reply_action(r);
     freeReplyObject(r);
@@ -112,18 +120,19 @@ static pid_t busy_for(int ms)
     if (!c) _exit(1);
     struct timeval tv = {10, 0};
     redisSetTimeout(c, tv);
-    redisReply *r = redisCommand(c, "EVAL %s 0 %d",
-                                 "local t = redis.call('TIME') local stop = t[1] * 1000000 + t[2] "
-                                 "+ ARGV[1] * 1000 repeat t = redis.call('TIME') "
-                                 "until t[1] * 1000000 + t[2] >= stop return 1",
-                                 ms);
+    redisReply *r =
+        wf_test_command(c, "EVAL %s 0 %d",
+                        "local t = redis.call('TIME') local stop = t[1] * 1000000 + t[2] "
+                        "+ ARGV[1] * 1000 repeat t = redis.call('TIME') "
+                        "until t[1] * 1000000 + t[2] >= stop return 1",
+                        ms);
     _exit(r && r->type == REDIS_REPLY_INTEGER ? 0 : 2);
 }
 
 static int busy(void *arg)
 {
     (void)arg;
-    redisReply *r = redisCommand(rc, "PING");
+    redisReply *r = wf_test_command(rc, "PING");
     int b = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSY ", 5) == 0;
     if (r) freeReplyObject(r);
     return b;
@@ -131,9 +140,8 @@ static int busy(void *arg)
 
 Test(reply_action, client_call_refused_with_busy_waits_and_succeeds)
 {
+    wf_client *cl = wf_test_client(srv.url);
     wf_error err = {0};
-    wf_client *cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
     pid_t child = busy_for(700);
     cr_assert(wf_test_wait(busy, NULL, 5000), "Redis answers BUSY while the script runs");
     struct timespec t0, t1;
@@ -158,9 +166,8 @@ Test(reply_action, client_call_refused_past_timeout_says_what_to_change)
 {
     char url[200];
     snprintf(url, sizeof url, "%s?timeout_ms=200", srv.url);
+    wf_client *cl = wf_test_client(url);
     wf_error err = {0};
-    wf_client *cl = wf_client_connect(url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
     pid_t child = busy_for(1500);
     cr_assert(wf_test_wait(busy, NULL, 5000));
     wf_run *run = wf_run_workflow(cl, "echo", "\xc0", 1, &err);

@@ -29,8 +29,7 @@ static void setup(void)
     cr_assert_eq(wf_test_redis_start(&srv, NULL), 0);
     rc = wf_test_redis_connect(&srv);
     cr_assert_not_null(rc);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-scale-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    wf_test_temp_dir(dir, sizeof dir, "scale");
     memset(hosts, 0, sizeof hosts);
 }
 
@@ -43,9 +42,7 @@ static void teardown(void)
         }
     redisFree(rc);
     wf_test_redis_stop(&srv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    wf_test_remove_tree(dir);
 }
 
 TestSuite(scale, .init = setup, .fini = teardown, .timeout = 120);
@@ -82,20 +79,12 @@ static int all_completed(void *arg)
     return wf_test_cmd_int(rc, "ZCARD wf:{stepper}:state:completed") == RUNS;
 }
 
-static int count_of(const char *text, const char *what)
-{
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, what)); p++) n++;
-    return n;
-}
-
 Test(scale, add_and_remove_hosts_under_load)
 {
     start_host(0);
     cr_assert(wf_test_wait(registered, NULL, 10000));
     wf_error err = {0};
-    wf_client *cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
+    wf_client *cl = wf_test_client(srv.url);
     const char *json = "{\"n\":3,\"work_ms\":30}";
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -135,29 +124,19 @@ Test(scale, add_and_remove_hosts_under_load)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "host 0 drained (0x%x)", status);
 
     /* Every run: completed once (in the completed index and no other), right output. */
-    long long elsewhere = 0;
-    static const char *const others[] = {"queued", "running",   "waiting",   "paused",
-                                         "failed", "cancelled", "terminated"};
-    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
-        elsewhere += wf_test_cmd_int(rc, "ZCARD wf:{stepper}:state:%s", others[i]);
+    long long elsewhere = wf_test_not_completed(rc, "stepper");
     long long reclaims = 0;
     int wrong = 0, nworkers = 0;
     char workers[16][96];
     for (int i = 0; i < RUNS; i++) {
         wf_status st;
         cr_assert_eq(wf_run_status(runs[i], &st, &err), WF_OK, "run %d lost: %s", i, err.message);
-        char *out = NULL;
-        if (st.state != WF_STATE_COMPLETED || !st.output ||
-            wf_msgpack_to_json(st.output, st.output_len, &out, NULL) != WF_OK ||
-            strcmp(out, "{\"sum\":30,\"event\":null}") != 0)
-            wrong++;
-        free(out);
+        wrong += !wf_test_completed_with(&st, "{\"sum\":30,\"event\":null}");
         char *score =
             wf_test_cmd_str(rc, "ZSCORE wf:{stepper}:state:completed %s", wf_run_id(runs[i]));
         cr_assert_not_null(score, "run %s is in the completed index", wf_run_id(runs[i]));
         free(score);
-        for (size_t f = 0; f < st.raw_len; f++)
-            if (strcmp(st.raw[f].name, "reclaims") == 0) reclaims += atoll(st.raw[f].value);
+        reclaims += wf_test_raw_field(&st, "reclaims");
         int k = 0;
         while (k < nworkers && st.worker && strcmp(workers[k], st.worker) != 0) k++;
         if (st.worker && k == nworkers && nworkers < 16)
@@ -171,17 +150,12 @@ Test(scale, add_and_remove_hosts_under_load)
     char path[320];
     snprintf(path, sizeof path, "%s/exec.log", dir);
     char *exec = wf_test_slurp(path);
-    int steps = count_of(exec, "STEP "), violations = count_of(exec, "VIOLATION");
+    int steps = wf_test_count(exec, "STEP "), violations = wf_test_count(exec, "VIOLATION");
     free(exec);
     int sanitizer = 0;
     for (int i = 0; i < HOSTS; i++) {
         snprintf(path, sizeof path, "%s/host%d.log", dir, i);
-        char *log = wf_test_slurp(path);
-        if (strstr(log, "Sanitizer") || strstr(log, "runtime error")) {
-            fprintf(stderr, "%s", log);
-            sanitizer = 1;
-        }
-        free(log);
+        if (!wf_test_log_quiet(path, 0)) sanitizer = 1;
     }
     printf("scale test: runs=%d completed_by_1_host_in_1s=%lld workers_that_completed_runs=%d "
            "elsewhere=%lld wrong_output=%d reclaims=%lld step_executions=%d (minimum %d) "

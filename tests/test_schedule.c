@@ -159,15 +159,12 @@ static void setup(void)
     cr_assert_eq(wf_test_redis_start(&srv, NULL), 0, "redis-server must start");
     rc = wf_test_redis_connect(&srv);
     cr_assert_not_null(rc);
-    snprintf(dir, sizeof dir, "/tmp/wf-test-schedule-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    wf_test_temp_dir(dir, sizeof dir, "schedule");
     snprintf(exec_path, sizeof exec_path, "%s/exec.log", dir);
     snprintf(exec_env, sizeof exec_env, "WF_TEST_EXEC_LOG=%s", exec_path);
     /* Schedules need their workflow registered; a worker that ran before did that. */
     cr_assert_eq(wf_test_cmd_int(rc, "HSET wf:workflows echo {}"), 1);
-    wf_error err = {0};
-    cl = wf_client_connect(srv.url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
+    cl = wf_test_client(srv.url);
     nworkers = 0;
 }
 
@@ -177,12 +174,7 @@ static int log_is_clean(void)
     for (int i = 0; i < 4; i++) {
         char path[320];
         snprintf(path, sizeof path, "%s/worker%d.log", dir, i);
-        char *log = wf_test_slurp(path);
-        if (strstr(log, "Sanitizer") || strstr(log, "runtime error")) {
-            fprintf(stderr, "%s", log);
-            clean = 0;
-        }
-        free(log);
+        if (!wf_test_log_quiet(path, 0)) clean = 0;
     }
     return clean;
 }
@@ -232,7 +224,7 @@ static void start_worker(const char *processes)
 
 static int64_t redis_now(void)
 {
-    redisReply *r = redisCommand(rc, "TIME");
+    redisReply *r = wf_test_command(rc, "TIME");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
     int64_t t =
         strtoll(r->element[0]->str, NULL, 10) * 1000 + strtoll(r->element[1]->str, NULL, 10) / 1000;
@@ -255,7 +247,7 @@ static int fired_at(const char *id, int64_t *out, int max)
     int plen = snprintf(prefix, sizeof prefix, "echo:sched-%s-", id);
     int n = 0;
     for (size_t s = 0; s < sizeof states / sizeof states[0]; s++) {
-        redisReply *r = redisCommand(rc, "ZRANGE wf:{echo}:state:%s 0 -1", states[s]);
+        redisReply *r = wf_test_command(rc, "ZRANGE wf:{echo}:state:%s 0 -1", states[s]);
         for (size_t i = 0; r && i < r->elements; i++)
             if (strncmp(r->element[i]->str, prefix, (size_t)plen) == 0 && n < max)
                 out[n++] = strtoll(r->element[i]->str + plen, NULL, 10);
@@ -298,13 +290,7 @@ static int all_completed(void *arg)
 
 static int exec_count(const char *run_id)
 {
-    char *log = wf_test_slurp(exec_path);
-    int n = 0;
-    size_t il = strlen(run_id);
-    for (char *p = log; (p = strstr(p, run_id)); p += il)
-        if ((p == log || p[-1] == '\n') && p[il] == ' ') n++;
-    free(log);
-    return n;
+    return wf_test_exec_lines(exec_path, run_id);
 }
 
 Test(schedule, fire_lua_is_compare_and_set)

@@ -93,7 +93,7 @@ static int port_answers(int port)
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     int ok = 0;
     if (c && !c->err) {
-        redisReply *r = redisCommand(c, "PING");
+        redisReply *r = wf_test_command(c, "PING");
         ok = r && r->type == REDIS_REPLY_STATUS;
         if (r) freeReplyObject(r);
     }
@@ -109,7 +109,7 @@ static redisReply *ask(int port, const char *fmt, const char *arg)
     redisReply *r = NULL;
     if (c && !c->err) {
         redisSetTimeout(c, tv);
-        r = redisCommand(c, fmt, arg);
+        r = wf_test_command(c, fmt, arg);
     }
     if (c) redisFree(c);
     return r;
@@ -147,8 +147,7 @@ static void setup(void)
     snprintf(conf, sizeof conf, "replicaof 127.0.0.1 %d\nreplica-read-only yes", master.port);
     cr_assert_eq(wf_test_redis_start(&replica, conf), 0);
     cr_assert(wf_test_wait(replica_linked, NULL, 10000), "replica linked to the master");
-    snprintf(dir, sizeof dir, "/tmp/wf-test-sentinel-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    wf_test_temp_dir(dir, sizeof dir, "sentinel");
     snprintf(sdir, sizeof sdir, "%s", dir);
     size_t off = (size_t)snprintf(url, sizeof url, "redis+sentinel://");
     for (int i = 0; i < 3; i++) {
@@ -188,21 +187,10 @@ static void teardown(void)
         if (sentinels[i] > 0) wf_test_kill(sentinels[i], SIGTERM, 5000);
     wf_test_redis_stop(&replica);
     wf_test_redis_stop(&master);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    wf_test_remove_tree(dir);
 }
 
 TestSuite(sentinel, .init = setup, .fini = teardown, .timeout = 120);
-
-static int registered(void *arg)
-{
-    (void)arg;
-    redisReply *r = ask(master.port, "HEXISTS wf:workflows %s", "echo");
-    int ok = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    if (r) freeReplyObject(r);
-    return ok;
-}
 
 typedef struct runs_wait {
     wf_client *cl;
@@ -259,18 +247,19 @@ Test(sentinel, worker_follows_a_failover_and_keeps_claiming)
 {
     char log[320];
     snprintf(log, sizeof log, "%s/worker.log", dir);
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin,           "--redis", url,          "--workflows", wfdir,
-                          "--processes", "1",       "--lease-ms", "1000",        NULL};
-    worker = wf_test_spawn(argv, NULL, log);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 15000), "worker registered through the sentinels");
+    /* Registered through the sentinels: seen on the master they name. */
+    redisContext *mc = wf_test_redis_connect(&master);
+    cr_assert_not_null(mc);
+    worker = wf_test_worker_start(
+        &(wf_test_worker){.redis_url = url,
+                          .extra = (const char *[]){"--processes", "1", "--lease-ms", "1000", NULL},
+                          .log_path = log,
+                          .rc = mc,
+                          .workflows = (const char *[]){"echo", NULL},
+                          .timeout_ms = 15000});
+    redisFree(mc);
 
-    wf_error err = {0};
-    wf_client *cl = wf_client_connect(url, &err);
-    cr_assert_not_null(cl, "%s", err.message);
+    wf_client *cl = wf_test_client(url);
     cr_assert(strstr(wf_client_url(cl), "redis+sentinel://127.0.0.1:"), "%s", wf_client_url(cl));
     enum { N = 20 };
     char *before[N], *after[N];

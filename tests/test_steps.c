@@ -28,27 +28,13 @@ static pid_t start_worker(const char *processes, const char *concurrency, const 
 {
     const char *args[] = {"--processes", processes, "--concurrency", concurrency, "--lease-ms",
                           lease,         NULL};
-    const char *env[] = {exec_env, port_env, NULL};
-    return wf_test_worker_start(
-        &(wf_test_worker){.redis_url = srv.url,
-                          .extra = args,
-                          .env = env,
-                          .log_path = log_path,
-                          .rc = rc,
-                          .workflows = (const char *const[]){"stepper", "echo", NULL}});
+    return pool_env_worker(args, NULL, (const char *const[]){"stepper", "echo", NULL});
 }
 
 /* Starts `stepper` with a JSON input. */
 static wf_run *start(const char *json)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    wf_error err = {0};
-    cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, &sb, &err), WF_OK, "%s", err.message);
-    wf_run *run = wf_run_workflow(cl, "stepper", sb.data, sb.size, &err);
-    msgpack_sbuffer_destroy(&sb);
-    cr_assert_not_null(run, "%s", err.message);
-    return run;
+    return wf_test_start_json(cl, "stepper", json, NULL);
 }
 
 /* Lines of the exec log equal to "WHAT RUNID STEP". */
@@ -187,7 +173,7 @@ Test(steps, event_wait_times_out)
 /* Redis time in ms, the scripts' clock. */
 static long long redis_ms(void)
 {
-    redisReply *r = redisCommand(rc, "TIME");
+    redisReply *r = wf_test_command(rc, "TIME");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
     long long ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
     freeReplyObject(r);

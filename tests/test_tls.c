@@ -77,11 +77,7 @@ static int stop_all(void)
     if (redis_pid > 0) wf_test_kill(redis_pid, SIGTERM, 5000);
     worker = bad_tunnel_pid = tunnel_pid = redis_pid = 0;
     rc = NULL;
-    if (dir[0] && !getenv("WF_TEST_KEEP")) {
-        char cmd[PATH_LEN];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    }
+    wf_test_remove_tree(dir);
     dir[0] = '\0';
     return status;
 }
@@ -107,12 +103,7 @@ typedef struct {
 static int listening_or_gone(void *arg)
 {
     listener *l = arg;
-    int status;
-    if (waitpid(l->pid, &status, WNOHANG) == l->pid) {
-        l->pid = 0;
-        return 1;
-    }
-    return wf_test_port_open(l->port);
+    return wf_test_exited(&l->pid) || wf_test_port_open(l->port);
 }
 
 /* Writes `text` to DIR/name and puts that path into `path`. */
@@ -203,7 +194,7 @@ static int pong_through_tunnel(void *arg)
     int ok = 0;
     if (c && !c->err) {
         redisSetTimeout(c, tv);
-        redisReply *r = redisCommand(c, "PING");
+        redisReply *r = wf_test_command(c, "PING");
         ok = r && r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "PONG");
         if (r) freeReplyObject(r);
     }
@@ -215,8 +206,7 @@ static void setup(void)
 {
     redis_pid = tunnel_pid = bad_tunnel_pid = worker = 0;
     rc = NULL;
-    snprintf(dir, sizeof dir, "/tmp/wf-test-tls-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir), "mkdtemp");
+    wf_test_temp_dir(dir, sizeof dir, "tls");
     char script[2048];
     snprintf(script, sizeof script, "cd '%s'\n%s", dir, MAKE_CERTS);
     const char *sh[] = {"/bin/sh", "-c", script, NULL};
@@ -255,18 +245,22 @@ static long long now_ms(void)
 
 /* ---- Tests ---------------------------------------------------------------------------------- */
 
-static int registered(void *arg)
-{
-    (void)arg;
-    return wf_test_cmd_int(rc, "HEXISTS tlsapp:workflows echo") == 1;
-}
-
 static int completed(void *arg)
 {
     char *st = wf_test_cmd_str(rc, "HGET tlsapp:{echo}:run:%s state", (const char *)arg);
     int ok = st && !strcmp(st, "completed");
     free(st);
     return ok;
+}
+
+/* Asserts that DIR/name (a tunnel's log) says `what`; fails with `why` and the log. */
+static void assert_logged(const char *name, const char *what, const char *why)
+{
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *log = wf_test_slurp(path);
+    cr_assert(strstr(log, what), "%s:\n%s", why, log);
+    free(log);
 }
 
 Test(tls, a_worker_and_a_client_through_stunnel_complete_a_run)
@@ -279,18 +273,14 @@ Test(tls, a_worker_and_a_client_through_stunnel_complete_a_run)
     snprintf(curl, sizeof curl, "redis://tlsapp:%s@127.0.0.1:%d?prefix=tlsapp", PASSWORD,
              tunnel_port);
 
-    char *bin = wf_test_path("wf-worker");
-    char *wfdir = wf_test_path("tests/workflows");
-    const char *argv[] = {bin, "--redis", wurl, "--workflows", wfdir, NULL};
-    worker = wf_test_spawn(argv, NULL, log_path);
-    free(bin);
-    free(wfdir);
-    cr_assert(wf_test_wait(registered, NULL, 10000), "worker never registered:\n%s",
-              wf_test_slurp(log_path));
+    worker = wf_test_worker_start(&(wf_test_worker){.redis_url = wurl,
+                                                    .log_path = log_path,
+                                                    .rc = rc,
+                                                    .workflows = (const char *[]){"echo", NULL},
+                                                    .prefix = "tlsapp"});
 
     wf_error err = {0};
-    wf_client *cl = wf_client_connect(curl, &err);
-    cr_assert_not_null(cl, "%s", err.message);
+    wf_client *cl = wf_test_client(curl);
     /* {"via": "tls"} */
     static const char payload[] = "\x81\xa3via\xa3tls";
     wf_run *run = wf_run_workflow(cl, "echo", payload, sizeof payload - 1, &err);
@@ -310,31 +300,32 @@ Test(tls, a_worker_and_a_client_through_stunnel_complete_a_run)
     wf_client_free(cl);
 
     /* The bytes did travel inside TLS, verified: Redis has no plain port, and stunnel says so. */
-    char slog[PATH_LEN];
-    snprintf(slog, sizeof slog, "%s/stunnel.log", dir);
-    char *tunnel_log = wf_test_slurp(slog);
-    cr_assert(strstr(tunnel_log, "Certificate accepted"), "stunnel did not verify:\n%s",
-              tunnel_log);
-    free(tunnel_log);
+    assert_logged("stunnel.log", "Certificate accepted", "stunnel did not verify");
     char *log = wf_test_slurp(log_path);
     cr_assert_null(strstr(log, PASSWORD), "the password appeared in the worker's log");
     free(log);
 }
 
-Test(tls, a_plain_connection_to_the_tls_port_fails_at_once_with_an_error)
+/* A plain client on `port` must be refused (`why` if it is not) with an I/O or connect error,
+ * fast: the peer drops a connection whose handshake is wrong, and the client's 5 s read timeout
+ * must never be what ends it. The error goes into *err. */
+static void assert_refused_at_once(int port, const char *why, wf_error *err)
 {
     char url[200];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d?prefix=tlsapp", tls_port);
-    wf_error err = {0};
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d?prefix=tlsapp", port);
     long long t0 = now_ms();
-    wf_client *c = wf_client_connect(url, &err);
+    wf_client *c = wf_client_connect(url, err);
     long long took = now_ms() - t0;
-    cr_assert_null(c, "plain text must not get through to a TLS port");
-    /* Redis drops the connection when the handshake is not TLS; the client's 5 s read timeout
-     * must never be what ends it. */
-    cr_assert_lt(took, 3000, "took %lld ms: %s", took, err.message);
-    cr_assert(err.code == WF_ERR_IO || err.code == WF_ERR_CONNECT, "%s: %s", wf_errname(err.code),
-              err.message);
+    cr_assert_null(c, "%s", why);
+    cr_assert_lt(took, 3000, "took %lld ms: %s", took, err->message);
+    cr_assert(err->code == WF_ERR_IO || err->code == WF_ERR_CONNECT, "%s: %s",
+              wf_errname(err->code), err->message);
+}
+
+Test(tls, a_plain_connection_to_the_tls_port_fails_at_once_with_an_error)
+{
+    wf_error err = {0};
+    assert_refused_at_once(tls_port, "plain text must not get through to a TLS port", &err);
     cr_assert(strstr(err.message, "Redis connection failed"), "%s", err.message);
 }
 
@@ -342,22 +333,11 @@ Test(tls, stunnel_refuses_a_certificate_for_another_host)
 {
     int port = 0;
     bad_tunnel_pid = start_tunnel("stunnel-wrong-host", "redis.example.org", &port);
-    char url[200];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d?prefix=tlsapp", port);
     wf_error err = {0};
-    long long t0 = now_ms();
-    wf_client *c = wf_client_connect(url, &err);
-    long long took = now_ms() - t0;
-    cr_assert_null(c, "stunnel let through a server whose certificate names another host");
-    cr_assert_lt(took, 3000, "took %lld ms: %s", took, err.message);
-    cr_assert(err.code == WF_ERR_IO || err.code == WF_ERR_CONNECT, "%s: %s", wf_errname(err.code),
-              err.message);
-    char slog[PATH_LEN];
-    snprintf(slog, sizeof slog, "%s/stunnel-wrong-host.log", dir);
-    char *tunnel_log = wf_test_slurp(slog);
-    cr_assert(strstr(tunnel_log, "CERT: Subject checks failed"), "stunnel's log says why:\n%s",
-              tunnel_log);
-    free(tunnel_log);
+    assert_refused_at_once(
+        port, "stunnel let through a server whose certificate names another host", &err);
+    assert_logged("stunnel-wrong-host.log", "CERT: Subject checks failed",
+                  "stunnel's log does not say why");
 }
 
 /* No processes: the documented stunnel.conf, with the doc's addresses, is the one tested above. */

@@ -169,7 +169,7 @@ static int redis_int_is(void *arg)
 
 static long long pending(const char *key)
 {
-    redisReply *r = redisCommand(rc, "XPENDING %s webhooks", key);
+    redisReply *r = wf_test_command(rc, "XPENDING %s webhooks", key);
     long long n =
         r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 ? r->element[0]->integer : -1;
     if (r) freeReplyObject(r);
@@ -198,7 +198,7 @@ Test(webhook, stop_records_the_end_in_the_outbox_only_when_asked)
     free(ok);
     cr_assert_eq(wf_run_stop(b, &err), WF_OK, "%s", err.message);
     cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{lt}:outbox"), 1);
-    redisReply *r = redisCommand(rc, "XRANGE wf:{lt}:outbox - +");
+    redisReply *r = wf_test_command(rc, "XRANGE wf:{lt}:outbox - +");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
     const redisReply *f = r->element[0]->element[1];
     cr_assert_eq(f->elements, 8);
@@ -228,7 +228,7 @@ Test(webhook, stop_records_the_end_in_the_outbox_only_when_asked)
     wf__wfkeys_free(&wk);
 
     /* outbox.lua: ack once (1), then it is not pending any more (0); dead keeps the reason. */
-    r = redisCommand(rc, "XREADGROUP GROUP webhooks t COUNT 10 STREAMS wf:{lt}:outbox >");
+    r = wf_test_command(rc, "XREADGROUP GROUP webhooks t COUNT 10 STREAMS wf:{lt}:outbox >");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY);
     char entry[64];
     snprintf(entry, sizeof entry, "%s", r->element[0]->element[1]->element[0]->element[0]->str);
@@ -244,7 +244,7 @@ Test(webhook, stop_records_the_end_in_the_outbox_only_when_asked)
     freeReplyObject(r);
     cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{lt}:outbox"), 0, "acknowledged entries are deleted");
     cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{lt}:outbox:dead"), 1);
-    r = redisCommand(rc, "XRANGE wf:{lt}:outbox:dead - +");
+    r = wf_test_command(rc, "XRANGE wf:{lt}:outbox:dead - +");
     const redisReply *d = r->element[0]->element[1];
     cr_assert_str_eq(d->element[1]->str, entry);
     cr_assert_str_eq(d->element[3]->str, "HTTP 500");
@@ -363,7 +363,7 @@ Test(webhook, gives_up_into_the_dead_outbox_after_max_attempts)
     wf_run *run = start_json("echo", "8");
     int_wait w = {"XLEN %s", "wf:{echo}:outbox:dead", 1};
     cr_assert(wf_test_wait(redis_int_is, &w, 20000), "the notification went to the dead outbox");
-    redisReply *r = redisCommand(rc, "XRANGE wf:{echo}:outbox:dead - +");
+    redisReply *r = wf_test_command(rc, "XRANGE wf:{echo}:outbox:dead - +");
     const redisReply *f = r->element[0]->element[1];
     cr_assert_str_eq(f->element[2]->str, "reason");
     cr_assert(strstr(f->element[3]->str, "HTTP 503"), "reason: %s", f->element[3]->str);

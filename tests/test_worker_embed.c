@@ -50,6 +50,41 @@ static void *run_thread(void *arg)
     return (void *)r;
 }
 
+/* An embedded worker (`concurrency` slots, `drain_ms` of drain, 0: the default) that runs
+ * `handler` as workflow `name`, its loop on thread *t. */
+static wf_worker *embed(const char *name, wf_handler_fn handler, int concurrency, int drain_ms,
+                        pthread_t *t)
+{
+    wf_error err = {0};
+    wf_worker_options opt = {
+        .redis_url = srv.url, .concurrency = concurrency, .drain_ms = drain_ms};
+    wf_worker *w = wf_worker_new(&opt, &err);
+    cr_assert_not_null(w, "%s", err.message);
+    cr_assert_eq(wf_worker_define(w, name, handler, NULL, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(pthread_create(t, NULL, run_thread, w), 0);
+    return w;
+}
+
+/* A run of `name`, started before the embedded worker may have registered it. */
+static wf_run *start_unregistered(const char *name)
+{
+    wf_error err = {0};
+    wf_run *run =
+        wf_run_workflow_ex(cl, name, NULL, 0, &(wf_run_options){.allow_unregistered = 1}, &err);
+    cr_assert_not_null(run, "%s", err.message);
+    return run;
+}
+
+/* Stops the embedded worker `w`, whose loop must return WF_OK on thread t, and frees it. */
+static void unembed(wf_worker *w, pthread_t t)
+{
+    wf_worker_stop(w);
+    void *ret;
+    pthread_join(t, &ret);
+    cr_assert_eq((intptr_t)ret, WF_OK);
+    wf_worker_free(w);
+}
+
 Test(worker, embedding_api)
 {
     wf_error err = {0};
@@ -70,11 +105,7 @@ Test(worker, embedding_api)
     cr_assert_eq(st.output[0], (char)0x92);
     cr_assert_eq(st.output[1], 0x07);
     wf_status_clear(&st);
-    wf_worker_stop(w);
-    void *ret;
-    pthread_join(t, &ret);
-    cr_assert_eq((intptr_t)ret, WF_OK);
-    wf_worker_free(w);
+    unembed(w, t);
     wf_run_free(run);
 }
 
@@ -111,16 +142,9 @@ static int ctxcall(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out
 
 Test(worker, ctx_call_runs_scripts_from_a_handler)
 {
-    wf_error err = {0};
-    wf_worker_options opt = {.redis_url = srv.url, .concurrency = 1};
-    wf_worker *w = wf_worker_new(&opt, &err);
-    cr_assert_not_null(w, "%s", err.message);
-    cr_assert_eq(wf_worker_define(w, "ctxcall", ctxcall, NULL, &err), WF_OK, "%s", err.message);
     pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, run_thread, w), 0);
-    wf_run *run = wf_run_workflow_ex(cl, "ctxcall", NULL, 0,
-                                     &(wf_run_options){.allow_unregistered = 1}, &err);
-    cr_assert_not_null(run, "%s", err.message);
+    wf_worker *w = embed("ctxcall", ctxcall, 1, 0, &t);
+    wf_run *run = start_unregistered("ctxcall");
     wf_status st;
     wait_state(run, WF_STATE_COMPLETED, 10000, &st);
     /* [0 lost runs, WF_ERR_STALE] */
@@ -129,9 +153,7 @@ Test(worker, ctx_call_runs_scripts_from_a_handler)
     cr_assert_eq(st.output[1], 0);
     cr_assert_eq((signed char)st.output[2], WF_ERR_STALE);
     wf_status_clear(&st);
-    wf_worker_stop(w);
-    pthread_join(t, NULL);
-    wf_worker_free(w);
+    unembed(w, t);
     wf_run_free(run);
 }
 
@@ -150,16 +172,9 @@ static int stuck(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out)
 
 Test(worker, a_stuck_handler_does_not_hang_free)
 {
-    wf_error err = {0};
-    wf_worker_options opt = {.redis_url = srv.url, .concurrency = 1, .drain_ms = 100};
-    wf_worker *w = wf_worker_new(&opt, &err);
-    cr_assert_not_null(w, "%s", err.message);
-    cr_assert_eq(wf_worker_define(w, "stuck", stuck, NULL, &err), WF_OK, "%s", err.message);
     pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, run_thread, w), 0);
-    wf_run *run =
-        wf_run_workflow_ex(cl, "stuck", NULL, 0, &(wf_run_options){.allow_unregistered = 1}, &err);
-    cr_assert_not_null(run, "%s", err.message);
+    wf_worker *w = embed("stuck", stuck, 1, 100, &t);
+    wf_run *run = start_unregistered("stuck");
     await_state(run, WF_STATE_RUNNING, 10000);
     wf_worker_stop(w);
     void *ret;
@@ -241,16 +256,9 @@ static int fenced(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out)
 
 Test(worker, a_step_does_not_start_past_the_lease_and_the_run_is_handed_back)
 {
-    wf_error err = {0};
-    wf_worker_options opt = {.redis_url = srv.url, .concurrency = 1};
-    wf_worker *w = wf_worker_new(&opt, &err);
-    cr_assert_not_null(w, "%s", err.message);
-    cr_assert_eq(wf_worker_define(w, "fenced", fenced, NULL, &err), WF_OK, "%s", err.message);
     pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, run_thread, w), 0);
-    wf_run *run =
-        wf_run_workflow_ex(cl, "fenced", NULL, 0, &(wf_run_options){.allow_unregistered = 1}, &err);
-    cr_assert_not_null(run, "%s", err.message);
+    wf_worker *w = embed("fenced", fenced, 1, 0, &t);
+    wf_run *run = start_unregistered("fenced");
     wf_status st;
     wait_state(run, WF_STATE_COMPLETED, 10000, &st);
     cr_assert_eq(atomic_load(&fence_first_rc), WF_ERR_CANCELLED, "the stalled step refused");
@@ -259,10 +267,6 @@ Test(worker, a_step_does_not_start_past_the_lease_and_the_run_is_handed_back)
     cr_assert_eq(atomic_load(&fence_effects), 1, "the effect ran once, on the second execution");
     cr_assert_eq(st.attempt, 1, "a hand-back is not a failed attempt");
     wf_status_clear(&st);
-    wf_worker_stop(w);
-    void *ret;
-    pthread_join(t, &ret);
-    cr_assert_eq((intptr_t)ret, WF_OK);
-    wf_worker_free(w);
+    unembed(w, t);
     wf_run_free(run);
 }

@@ -89,7 +89,7 @@ Test(worker, survives_client_kill)
     wf_status st;
     await_state(a, WF_STATE_COMPLETED, 10000);
     /* Drop every connection but ours (SKIPME yes is the default: ours survives). */
-    redisReply *r = redisCommand(rc, "CLIENT KILL TYPE normal");
+    redisReply *r = wf_test_command(rc, "CLIENT KILL TYPE normal");
     if (r) freeReplyObject(r);
     wf_error err = {0};
     wf__client_reconnect(cl, &err);
@@ -100,7 +100,7 @@ Test(worker, survives_client_kill)
     wf_run *b = start_run("echo", p, n);
     await_state(b, WF_STATE_COMPLETED, 15000);
     /* Scripts flushed (as after a Redis restart): EVALSHA falls back to EVAL. */
-    r = redisCommand(rc, "SCRIPT FLUSH");
+    r = wf_test_command(rc, "SCRIPT FLUSH");
     if (r) freeReplyObject(r);
     wf_run *c = start_run("flaky", NULL, 0);
     wait_state(c, WF_STATE_COMPLETED, 15000, &st);
@@ -111,39 +111,23 @@ Test(worker, survives_client_kill)
     wf_run_free(c);
 }
 
-typedef struct count_log {
-    const char *text;
-    int times;
-} count_log;
-
-static int log_count_at_least(void *arg)
-{
-    count_log *c = arg;
-    char *log = wf_test_slurp(log_path);
-    int n = 0;
-    for (char *p = log; (p = strstr(p, c->text)); p++) n++;
-    free(log);
-    return n >= c->times;
-}
-
 Test(worker, result_finished_while_disconnected_is_sent_after_reconnect)
 {
     worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
     wf_run *run = start_slow_running(200);
     wf_status st;
     /* Cut the worker off: drop its connections and refuse new ones (only ours stays). */
-    redisReply *r = redisCommand(rc, "CONFIG SET maxclients 1");
+    redisReply *r = wf_test_command(rc, "CONFIG SET maxclients 1");
     if (r) freeReplyObject(r);
-    r = redisCommand(rc, "CLIENT KILL TYPE normal");
+    r = wf_test_command(rc, "CLIENT KILL TYPE normal");
     if (r) freeReplyObject(r);
     /* Refused three times: 100 + 200 + 400 ms of backoff, well past the handler's 200 ms. */
-    count_log c = {"max number of clients", 3};
-    cr_assert(wf_test_wait(log_count_at_least, &c, 15000), "worker kept retrying");
+    wf_test_wait_log(log_path, "max number of clients", 3, 15000); /* it kept retrying */
     cr_assert_eq(exec_count(wf_run_id(run)), 1, "the handler ran");
     char *state = wf_test_cmd_str(rc, "HGET %s state", wf_run_native(run));
     cr_assert_str_eq(state, "running", "the result is still waiting in the worker");
     free(state);
-    r = redisCommand(rc, "CONFIG SET maxclients 10000");
+    r = wf_test_command(rc, "CONFIG SET maxclients 10000");
     if (r) freeReplyObject(r);
     wf_error err = {0};
     cr_assert_eq(wf__client_reconnect(cl, &err), WF_OK, "%s", err.message);
@@ -158,37 +142,28 @@ Test(worker, result_finished_while_disconnected_is_sent_after_reconnect)
 /* ---- the program's command line ---------------------------------------------------------------
  */
 
-static int run_cli(const char *const *args, char **out)
-{
-    char *bin = wf_test_path("wf-worker");
-    const char *argv[16] = {bin};
-    int n = 1;
-    for (; args && *args && n < 15; args++) argv[n++] = *args;
-    argv[n] = NULL;
-    int rcode = wf_test_run(argv, NULL, NULL, out, 10000);
-    free(bin);
-    return rcode;
-}
-
 Test(worker, command_line_errors)
 {
     char *wfdir = wf_test_path("tests/workflows");
     char *out = NULL;
-    cr_assert_eq(run_cli((const char *[]){"--help", NULL}, &out), 0);
+    cr_assert_eq(wf_test_run_worker((const char *[]){"--help", NULL}, &out), 0);
     cr_assert(strstr(out, "--workflows"));
     free(out);
-    cr_assert_eq(run_cli((const char *[]){"--bogus", NULL}, NULL), 2);
-    cr_assert_eq(run_cli((const char *[]){"--workflows", wfdir, "--processes", "x", NULL}, NULL),
-                 2);
-    cr_assert_eq(run_cli((const char *[]){"--redis", srv.url, NULL}, NULL), 2, "no --workflows");
+    cr_assert_eq(wf_test_run_worker((const char *[]){"--bogus", NULL}, NULL), 2);
     cr_assert_eq(
-        run_cli((const char *[]){"--redis", "http://nope", "--workflows", wfdir, NULL}, NULL), 2,
-        "bad URL");
-    cr_assert_eq(
-        run_cli((const char *[]){"--redis", srv.url, "--workflows", "/nonexistent/dir", NULL},
-                NULL),
+        wf_test_run_worker((const char *[]){"--workflows", wfdir, "--processes", "x", NULL}, NULL),
         2);
-    cr_assert_eq(run_cli((const char *[]){"--redis", srv.url, "--workflows", dir, NULL}, NULL), 2,
-                 "an empty folder has no workflows");
+    cr_assert_eq(wf_test_run_worker((const char *[]){"--redis", srv.url, NULL}, NULL), 2,
+                 "no --workflows");
+    cr_assert_eq(wf_test_run_worker(
+                     (const char *[]){"--redis", "http://nope", "--workflows", wfdir, NULL}, NULL),
+                 2, "bad URL");
+    cr_assert_eq(
+        wf_test_run_worker(
+            (const char *[]){"--redis", srv.url, "--workflows", "/nonexistent/dir", NULL}, NULL),
+        2);
+    cr_assert_eq(
+        wf_test_run_worker((const char *[]){"--redis", srv.url, "--workflows", dir, NULL}, NULL), 2,
+        "an empty folder has no workflows");
     free(wfdir);
 }

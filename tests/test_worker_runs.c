@@ -77,12 +77,20 @@ Test(worker, many_runs_two_processes_each_once)
 /* ---- outcomes ---------------------------------------------------------------------------------
  */
 
-Test(worker, retry_then_success_on_attempt_2)
+/* Starts a one-process worker and a run of `workflow` (no input), and waits (15 s at most) for
+ * the run to be in `state`, its status in *st. */
+static wf_run *run_to(const char *workflow, wf_state state, wf_status *st)
 {
     worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
-    wf_run *run = start_run("flaky", NULL, 0);
+    wf_run *run = start_run(workflow, NULL, 0);
+    wait_state(run, state, 15000, st);
+    return run;
+}
+
+Test(worker, retry_then_success_on_attempt_2)
+{
     wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 15000, &st);
+    wf_run *run = run_to("flaky", WF_STATE_COMPLETED, &st);
     cr_assert_eq(st.attempt, 2);
     cr_assert_eq(st.output_len, 3);
     cr_assert_eq(memcmp(st.output, "\xa2ok", 3), 0);
@@ -93,10 +101,8 @@ Test(worker, retry_then_success_on_attempt_2)
 
 Test(worker, fatal_fails_at_once_with_the_error_text)
 {
-    worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
-    wf_run *run = start_run("fatal", NULL, 0);
     wf_status st;
-    wait_state(run, WF_STATE_FAILED, 15000, &st);
+    wf_run *run = run_to("fatal", WF_STATE_FAILED, &st);
     cr_assert_eq(st.attempt, 1);
     cr_assert_not_null(st.error);
     cr_assert(strstr(st.error, "card declined (attempt 1)"), "error: %s", st.error);
@@ -107,10 +113,8 @@ Test(worker, fatal_fails_at_once_with_the_error_text)
 
 Test(worker, timeout_terminates_the_run)
 {
-    worker_pid = start_worker((const char *[]){"--processes", "1", NULL});
-    wf_run *run = start_run("timeout", NULL, 0);
     wf_status st;
-    wait_state(run, WF_STATE_TERMINATED, 15000, &st);
+    wf_run *run = run_to("timeout", WF_STATE_TERMINATED, &st);
     cr_assert_not_null(st.error);
     cr_assert(strstr(st.error, "timed out after 200 ms"), "error: %s", st.error);
     wf_status_clear(&st);
@@ -178,16 +182,7 @@ Test(worker, bad_stream_entry_goes_to_the_dead_list)
      * fatal; entries it could not reach are recovered by XAUTOCLAIM after the lease. */
     wf_test_cmd_int(rc, "SET wf:{echo}:run:echo:clobbered x");
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "v", 1);
-    msgpack_pack_int(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "id", 2);
-    msgpack_pack_str_with_body(&pk, "echo:clobbered", 14);
-    msgpack_pack_str_with_body(&pk, "a", 1);
-    msgpack_pack_int(&pk, 1);
+    wf_test_msgpack("{\"v\":1,\"id\":\"echo:clobbered\",\"a\":1}", &sb);
     char *id2 = wf_test_cmd_str(rc, "XADD wf:{echo}:queue * r %b", sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     cr_assert_not_null(id2);

@@ -28,13 +28,7 @@ pid_t start_worker(const char *const *extra)
     int n = 2;
     for (; extra && *extra && n < 30; extra++) args[n++] = *extra;
     args[n] = NULL;
-    const char *env[] = {exec_env, NULL};
-    return wf_test_worker_start(&(wf_test_worker){.redis_url = srv.url,
-                                                  .extra = args,
-                                                  .env = env,
-                                                  .log_path = log_path,
-                                                  .rc = rc,
-                                                  .workflows = registers});
+    return pool_env_worker(args, NULL, registers);
 }
 
 wf_run *start_run(const char *workflow, const void *payload, size_t len)
@@ -77,35 +71,12 @@ wf_run *start_slow_running(long long ms)
 /* How many lines of the exec log name `id`. */
 int exec_count(const char *id)
 {
-    char *log = wf_test_slurp(exec_path);
-    int n = 0;
-    size_t il = strlen(id);
-    for (char *p = log; (p = strstr(p, id)); p += il)
-        if ((p == log || p[-1] == '\n') && p[il] == ' ') n++;
-    free(log);
-    return n;
-}
-
-typedef struct log_wait {
-    const char *text;
-} log_wait;
-
-static int log_has(void *arg)
-{
-    log_wait *l = arg;
-    char *log = wf_test_slurp(log_path);
-    int ok = strstr(log, l->text) != NULL;
-    free(log);
-    return ok;
+    return wf_test_exec_lines(exec_path, id);
 }
 
 void wait_log(const char *text, int timeout_ms)
 {
-    log_wait l = {text};
-    if (!wf_test_wait(log_has, &l, timeout_ms)) {
-        char *log = wf_test_slurp(log_path);
-        cr_assert_fail("worker log never said \"%s\":\n%s", text, log);
-    }
+    wf_test_wait_log(log_path, text, 1, timeout_ms);
 }
 
 /* Pid of the worker process holding a running run (from the consumer name HOST:PID:HEX). */

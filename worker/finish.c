@@ -227,6 +227,10 @@ static void op_reply(redisAsyncContext *ac, void *reply, void *privdata)
 void wf__job_op_done(wf_worker *w, wf__job *job, redisReply *r)
 {
     job->op_inflight = 0;
+    wf__timers_nudge(job->def);                 /* a retry may have set a timer */
+    wf__flow_nudge(job->def);                   /* room under a limit may have freed */
+    wf__greader_nudge(w->kids.reader);          /* a child run's end may wait for its parent */
+    if (w->ops) wf__hooks_nudge(w->ops->hooks); /* and a webhook notification */
     w->ends.inflight--;
     static const char *const op_names[] = {"", "result", "timeout", "release"};
     const char *op = op_names[job->op];
@@ -325,6 +329,7 @@ void wf__job_returned(wf_worker *w, wf__job *job)
     if (job->lease == WF__LEASE_HELD && job->rc == WF_SUSPEND && job->suspended) {
         /* suspend.lua already made the run `waiting` and moved its lease on. */
         job->lease = WF__LEASE_GONE;
+        wf__timers_nudge(job->def);
         wf__log_run(WF__LOG_DEBUG, job->id, job->workflow, job->attempt,
                     "run suspended (waiting for a timer or an event)");
         wf__metrics_attempt_end(job, WF__O_SUSPENDED);

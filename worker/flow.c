@@ -6,14 +6,15 @@
  *
  * The limits are enforced in Lua, against the running index, so they hold across every worker;
  * this tick only decides when to look again. One admit.lua round per workflow is in flight at a
- * time; an idle workflow costs one ZRANGE per tick.
+ * time; a workflow with no run held back costs one ZRANGE a second (IDLE_MS).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "wf_worker_internal.h"
 
-#define ADMIT_LIMIT 20 /* held runs offered per round */
+#define ADMIT_LIMIT 20  /* held runs offered per round */
+#define IDLE_MS     500 /* with no run held back, the held set is read this often */
 
 typedef struct flow_round {
     wf_worker *w;
@@ -50,6 +51,10 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf_worker *w = f->w;
     wf__wdef *def = f->def;
     redisReply *r = reply;
+    /* No run held back: look again in IDLE_MS, or at the next tick once this worker ends a run
+     * of the workflow (wf__flow_nudge); one ended elsewhere is seen at most IDLE_MS late. */
+    def->next_flow =
+        r && r->type == REDIS_REPLY_ARRAY && r->elements == 0 ? wf__mono_ms() + IDLE_MS : 0;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->stop.closing ||
         !wf__conn_usable(&w->cmd)) {
         round_free(f);
@@ -87,9 +92,16 @@ static void held_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!sent) round_free(f);
 }
 
+void wf__flow_nudge(wf__wdef *def)
+{
+    def->next_flow = 0;
+}
+
 void wf__flow_tick(wf_worker *w, wf__wdef *def)
 {
-    if (def->flow_busy || w->stop.closing || w->stop.draining || !wf__conn_usable(&w->cmd)) return;
+    if (def->flow_busy || w->stop.closing || w->stop.draining || !wf__conn_usable(&w->cmd) ||
+        wf__mono_ms() < def->next_flow)
+        return;
     flow_round *f = calloc(1, sizeof *f);
     if (!f) return;
     f->w = w;

@@ -13,14 +13,19 @@
  * takeover; what an entry means, and when it is acknowledged, stays the owner's business.
  *
  * Non-blocking reads on the shared cmd connection rather than a blocking read of their own:
- * these streams are quiet next to the queues, and a poll every READ_MS costs Redis one call,
- * where a connection per worker and stream kind would cost every Redis one client per worker.
+ * these streams are quiet next to the queues, and a poll costs Redis one call, where a
+ * connection per worker and stream kind would cost every Redis one client per worker. A poll
+ * that finds nothing doubles the interval to the next, up to QUIET_MAX times the owner's
+ * interval, so an idle worker does not keep Redis busy; entries, or a nudge from the owner
+ * (this worker just wrote to one of the streams), bring it back to reading at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wf_worker_internal.h"
+
+#define QUIET_MAX 8 /* an idle reader polls every read_every_ms * 8 at the slowest */
 
 typedef struct stream_state {
     wf__greader *g;
@@ -40,6 +45,7 @@ struct wf__greader {
     void *ud;
     int read_busy;     /* the XREADGROUP over every stream is in flight */
     int64_t next_read; /* mono ms */
+    int quiet;         /* the interval's multiplier: doubled by every empty read */
     stream_state *st;
 };
 
@@ -128,9 +134,16 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
             continue;
         int i = stream_index(g, s->element[0]);
         if (i < 0) continue;
-        if (s->element[1]->elements > 0) g->next_read = 0; /* maybe more: read again */
+        if (s->element[1]->elements > 0) wf__greader_nudge(g); /* maybe more: read again */
         g->on_entries(g->ud, i, s->element[1], 0);
     }
+}
+
+void wf__greader_nudge(wf__greader *g)
+{
+    if (!g) return;
+    g->next_read = 0;
+    g->quiet = 0;
 }
 
 void wf__greader_read(wf__greader *g, int64_t now, int count)
@@ -154,7 +167,9 @@ void wf__greader_read(wf__greader *g, int64_t now, int count)
     for (int i = 0; i < g->n; i++) argv[a++] = ">";
     if (wf__conn_argv(&w->cmd, read_reply, g, a, argv, NULL) == REDIS_OK) {
         g->read_busy = 1;
-        g->next_read = now + g->read_every_ms;
+        /* Until an answer with entries (or a nudge) says otherwise, this read found nothing. */
+        g->quiet = g->quiet == 0 ? 1 : (g->quiet < QUIET_MAX ? g->quiet * 2 : QUIET_MAX);
+        g->next_read = now + g->read_every_ms * g->quiet;
     }
     free(argv);
 }

@@ -2,7 +2,8 @@
  *
  * Every worker process does this for each workflow it runs, with no leader and no lock:
  *
- *   1. ZRANGEBYSCORE P:{W}:schedules:due -inf <now> WITHSCORES LIMIT 0 10   (usually empty: done)
+ *   1. ZRANGE P:{W}:schedules:due 0 9 WITHSCORES   the earliest ten; none due: done, and the
+ *      next scan waits for the earliest of them (at most IDLE_CAP_MS: a client may add one)
  *   2. HMGET P:{W}:schedules <ids...>        the records, for their spec and catch-up policy
  *   3. per due schedule: plan the firing in C (wf__sched_plan: run or skip, and the next fire
  *      time from the spec) and call fire.lua, which compare-and-sets next_at, starts the run
@@ -22,7 +23,8 @@
 #include "schedule_internal.h"
 #include "wf_worker_internal.h"
 
-#define SCAN_LIMIT 10
+#define SCAN_LIMIT  10
+#define IDLE_CAP_MS 1000 /* a schedule added meanwhile by a client fires at most this late */
 
 /* One scan of one workflow's due schedules: from ZRANGEBYSCORE to the last fire.lua answer. */
 typedef struct sched_scan {
@@ -186,6 +188,10 @@ static void due_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf_worker *w = s->w;
     redisReply *r = reply;
     s->pending--;
+    /* The set is read lowest scores first, due or not (wf__scheduler_tick): keep the due ones,
+     * and read again when the first one that is not falls due (at most IDLE_CAP_MS later). */
+    int64_t redis_now = wf__worker_redis_now(w), mono = wf__mono_ms();
+    s->def->next_sched = mono + IDLE_CAP_MS;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || w->stop.closing ||
         !wf__conn_usable(&w->cmd)) {
         if (r && r->type == REDIS_REPLY_ERROR)
@@ -194,6 +200,20 @@ static void due_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     size_t n = r->elements / 2;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *score = r->element[2 * i + 1];
+        long long at = score->type == REDIS_REPLY_STRING ? strtoll(score->str, NULL, 10) : 0;
+        if (at > redis_now) {
+            if (at - redis_now < IDLE_CAP_MS) s->def->next_sched = mono + (at - redis_now);
+            n = i;
+            break;
+        }
+    }
+    if (n > 0) s->def->next_sched = 0; /* firing moves them on: look again at the next tick */
+    if (n == 0) {
+        scan_done(s);
+        return;
+    }
     s->ids = calloc(n, sizeof *s->ids);
     s->scores = calloc(n, sizeof *s->scores);
     const char **argv = calloc(2 + n, sizeof *argv);
@@ -225,7 +245,7 @@ out:
 void wf__scheduler_tick(wf_worker *w, wf__wdef *def)
 {
     if (def->sched_busy || !w->have_clock || w->stop.closing || w->stop.draining ||
-        !wf__conn_usable(&w->cmd))
+        !wf__conn_usable(&w->cmd) || wf__mono_ms() < def->next_sched)
         return;
     sched_scan *s = calloc(1, sizeof *s);
     if (!s) return;
@@ -234,8 +254,8 @@ void wf__scheduler_tick(wf_worker *w, wf__wdef *def)
     s->hkey = wf__key_wf(w->url.prefix, def->name, "schedules");
     s->zkey = wf__key_wf(w->url.prefix, def->name, "schedules:due");
     if (!s->hkey || !s->zkey ||
-        wf__conn_command(&w->cmd, due_reply, s, "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT 0 %d",
-                         s->zkey, (long long)wf__worker_redis_now(w), SCAN_LIMIT) != REDIS_OK) {
+        wf__conn_command(&w->cmd, due_reply, s, "ZRANGE %s 0 %d WITHSCORES", s->zkey,
+                         SCAN_LIMIT - 1) != REDIS_OK) {
         scan_free(s);
         return;
     }

@@ -2,9 +2,18 @@
  * timeouts, due timers (delayed zset -> wake.lua), expired leases of other workers (leases zset ->
  * reclaim.lua), XAUTOCLAIM (every lease_ms), ctx-call deadlines, and drain progress.
  *
- * Candidates are read with ZRANGEBYSCORE against an estimate of Redis time (the TIME read at
- * connect plus the monotonic clock); the scripts re-check with Redis's own clock, so a skewed
- * estimate only delays or wastes a call. At most one call of each kind per workflow is in flight.
+ * Candidates are read with ZRANGE ... WITHSCORES, lowest scores first, and those due by an
+ * estimate of Redis time (the TIME read at connect plus the monotonic clock) are passed on; the
+ * scripts re-check with Redis's own clock, so a skewed estimate only delays or wastes a call. At
+ * most one call of each kind per workflow is in flight.
+ *
+ * When to read again: an idle worker reading both sets of every workflow on every tick was most
+ * of the Redis CPU it cost (two commands per workflow ten times a second). The read also tells
+ * the earliest score that is not due yet, so the next read waits until then, but at most a cap
+ * (WAKE_CAP_MS; a third of the lease for leases), because another process or a client may add an
+ * earlier member meanwhile: a delayed start or the timers of a worker that died are then up to a
+ * cap late. Timers this worker sets itself (retries, sleeps, event timeouts) read the set at the
+ * next tick (wf__timers_nudge), as every tick did before.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +21,8 @@
 
 #include "wf_worker_internal.h"
 
-#define SCAN_LIMIT 100
+#define SCAN_LIMIT  100
+#define WAKE_CAP_MS 500
 
 typedef enum timer_kind { TIMER_WAKE, TIMER_RECLAIM } timer_kind;
 
@@ -49,6 +59,40 @@ static void script_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(t);
 }
 
+static int64_t *next_read(wf__wdef *def, timer_kind kind)
+{
+    return kind == TIMER_WAKE ? &def->next_wake : &def->next_reclaim;
+}
+
+void wf__timers_nudge(wf__wdef *def)
+{
+    def->next_wake = 0;
+}
+
+/* `r` is a ZRANGE ... WITHSCORES reply (member, score, ...), lowest scores first. Returns how many
+ * of its first members are due by the estimate of Redis time, and sets when to read the set
+ * again: at the next tick when something was due (more may be, and a wake lets them go on),
+ * else when its earliest member falls due, within the cap (see the top of the file). */
+static size_t due_prefix(wf_worker *w, wf__wdef *def, timer_kind kind, const redisReply *r)
+{
+    int64_t now = wf__mono_ms(), redis_now = wf__worker_redis_now(w);
+    int64_t cap = WAKE_CAP_MS;
+    if (kind == TIMER_RECLAIM && w->opt.lease_ms / 3 < cap) cap = w->opt.lease_ms / 3;
+    size_t n = 0, pairs = r->elements / 2;
+    int64_t next = now + cap;
+    while (n < pairs) {
+        const redisReply *s = r->element[2 * n + 1];
+        long long score = s->type == REDIS_REPLY_STRING ? strtoll(s->str, NULL, 10) : 0;
+        if (score > redis_now) {
+            if (now + (score - redis_now) < next) next = now + (score - redis_now);
+            break;
+        }
+        n++;
+    }
+    *next_read(def, kind) = n > 0 ? 0 : next;
+    return n;
+}
+
 /* A run id from a zset: valid and of this workflow? Otherwise it is dropped from the zset so a
  * clobbered entry cannot block the scan forever. */
 static int candidate_ok(wf_worker *w, wf__wdef *def, const char *zset, const redisReply *id)
@@ -72,15 +116,14 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__wdef *def = t->def;
     redisReply *r = reply;
     const char *zset = def->keys.k[t->kind == TIMER_WAKE ? WF__K_DELAYED : WF__K_LEASES];
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || w->stop.closing ||
-        !wf__conn_usable(&w->cmd)) {
+    size_t n = r && r->type == REDIS_REPLY_ARRAY ? due_prefix(w, def, t->kind, r) : 0;
+    if (n == 0 || w->stop.closing || !wf__conn_usable(&w->cmd)) {
         if (r && r->type == REDIS_REPLY_ERROR)
             wf__log(WF__LOG_ERROR, "reading %s failed: %s", zset, r->str);
         *busy_flag(def, t->kind) = 0;
         free(t);
         return;
     }
-    size_t n = r->elements;
     int per = t->kind == TIMER_WAKE ? 1 : 2; /* keys per candidate: run (+ steps) */
     const char **keys = calloc(WF__NFIXED + per * n + 1, sizeof *keys);
     char **owned = calloc(per * n, sizeof *owned);
@@ -97,7 +140,7 @@ static void scan_reply(redisAsyncContext *ac, void *reply, void *privdata)
         args[nargs++] = ret;
     }
     for (size_t i = 0; i < n; i++) {
-        const redisReply *id = r->element[i];
+        const redisReply *id = r->element[2 * i];
         if (!candidate_ok(w, def, zset, id)) continue;
         char *run = wf__key_run(w->url.prefix, def->name, id->str);
         char *steps = per == 2 ? wf__key_steps(w->url.prefix, def->name, id->str) : NULL;
@@ -137,18 +180,18 @@ out:
     free(arglen);
 }
 
-static void scan(wf_worker *w, wf__wdef *def, timer_kind kind)
+static void scan(wf_worker *w, wf__wdef *def, timer_kind kind, int64_t now)
 {
     int *busy = busy_flag(def, kind);
-    if (*busy || !w->have_clock) return;
+    if (*busy || !w->have_clock || now < *next_read(def, kind)) return;
     timer_ctx *t = malloc(sizeof *t);
     if (!t) return;
     t->w = w;
     t->def = def;
     t->kind = kind;
     const char *zset = def->keys.k[kind == TIMER_WAKE ? WF__K_DELAYED : WF__K_LEASES];
-    if (wf__conn_command(&w->cmd, scan_reply, t, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %d", zset,
-                         (long long)wf__worker_redis_now(w), SCAN_LIMIT) != REDIS_OK) {
+    if (wf__conn_command(&w->cmd, scan_reply, t, "ZRANGE %s 0 %d WITHSCORES", zset,
+                         SCAN_LIMIT - 1) != REDIS_OK) {
         free(t);
         return;
     }
@@ -311,8 +354,8 @@ void wf__timers_tick(wf_worker *w)
                 heartbeat(w, def);
             }
             if (w->stop.draining) continue;
-            scan(w, def, TIMER_WAKE);
-            scan(w, def, TIMER_RECLAIM);
+            scan(w, def, TIMER_WAKE, now);
+            scan(w, def, TIMER_RECLAIM, now);
             prune_final(w, def, now);
             wf__scheduler_tick(w, def);
             wf__flow_tick(w, def);

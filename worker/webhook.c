@@ -454,6 +454,11 @@ fail:
     return NULL;
 }
 
+void wf__hooks_nudge(wf__hooks *h)
+{
+    if (h) wf__greader_nudge(h->reader);
+}
+
 void wf__hooks_free(wf__hooks *h)
 {
     if (!h) return;

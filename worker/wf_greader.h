@@ -23,15 +23,20 @@ typedef struct wf__greader wf__greader;
 typedef void (*wf__greader_fn)(void *ud, int stream, const redisReply *entries, int takeover);
 /* A reader of group `group` (copied) over `n` streams (the names are borrowed: they must outlive
  * the reader); `what` (copied) names them in log lines. Reads at most every `read_every_ms`
- * unless the last read brought entries. NULL when out of memory. Free it with wf__greader_free
- * only once no reply can reach it any more (after the connections are freed). */
+ * unless the last read brought entries (and less often while it finds none: wf__greader_read). NULL
+ * when out of memory. Free it with wf__greader_free only once no reply can reach it any more (after
+ * the connections are freed). */
 wf__greader *wf__greader_new(wf_worker *w, const char *group, const char *what,
                              const char *const *streams, int n, int64_t read_every_ms,
                              wf__greader_fn on_entries, void *ud);
 void wf__greader_free(wf__greader *g);
 /* XGROUP CREATE ... MKSTREAM on every stream (an existing group is left alone). */
 void wf__greader_ensure_groups(wf__greader *g);
-/* XREADGROUP of up to `count` new entries per stream, when none is in flight and one is due. */
+/* Read at the next call of wf__greader_read rather than after the idle interval (entries may
+ * have arrived: this worker just wrote some). NULL is a no-op. */
+void wf__greader_nudge(wf__greader *g);
+/* XREADGROUP of up to `count` new entries per stream, when none is in flight and one is due:
+ * every read_every_ms while reads bring entries, backing off to 8 times that while they do not. */
 void wf__greader_read(wf__greader *g, int64_t now, int count);
 /* XAUTOCLAIM of up to `count` entries pending longer than `idle_ms`, on each stream whose last
  * takeover is answered and was `every_ms` or more ago. */

@@ -28,10 +28,16 @@ void wf__wdef_json(const wf__wdef *def, char *buf, size_t n);
 
 /* timers.c: the 100 ms tick: heartbeats, timeouts, wake, reclaim, autoclaim, drain. */
 void wf__timers_tick(wf_worker *w);
+/* This worker just made a run of `def` wait for a timer (a retry, a sleep, an event's timeout):
+ * read the delayed set at the next tick rather than at the earliest time it saw. */
+void wf__timers_nudge(wf__wdef *def);
 /* scheduler.c: fires `def`'s due schedules (lua/fire.lua); called from the tick. */
 void wf__scheduler_tick(wf_worker *w, wf__wdef *def);
 /* flow.c: lets `def`'s runs held back by a flow limit go when there is room (lua/admit.lua). */
 void wf__flow_tick(wf_worker *w, wf__wdef *def);
+/* This worker ended a run of `def` (room under a limit may have freed): look at the held runs at
+ * the next tick rather than after the idle interval. */
+void wf__flow_nudge(wf__wdef *def);
 
 /* invoke.c, loop side: consumer groups on cmd ready; the tick reads P:{W}:parents of every
  * workflow, takes over entries a dead worker left pending, and delivers each to its parent

@@ -229,6 +229,9 @@ wf__hooks *wf__hooks_new(wf__ops *ops, wf_error *err);
 void wf__hooks_on_ready(wf__hooks *h);
 void wf__hooks_tick(wf__hooks *h, int64_t now);
 void wf__hooks_free(wf__hooks *h);
+/* This worker just ended a run (its end may be in an outbox): read the outboxes at once. NULL
+ * is a no-op. */
+void wf__hooks_nudge(wf__hooks *h);
 
 /* ---- HTTP client on the loop (curl_ev.c) ------------------------------------------------- */
 

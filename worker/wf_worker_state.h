@@ -47,8 +47,13 @@ struct wf__wdef {
     int wake_busy, reclaim_busy, heartbeat_busy; /* one of each in flight */
     int autoclaim_busy;                          /* XAUTOCLAIMs in flight (one per lane) */
     int64_t next_heartbeat, next_autoclaim;      /* mono ms */
+    /* timers.c: when to read the delayed and lease sets next (mono ms), from the earliest due
+     * time the last read saw; 0: at the next tick (wf__timers_nudge) */
+    int64_t next_wake, next_reclaim;
     int64_t next_prune; /* mono ms: timers.c drops expired runs from the final state indexes */
     int sched_busy;     /* scheduler.c: a scan of this workflow's due schedules is in flight */
+    int64_t next_sched; /* scheduler.c: mono ms of the next scan (the earliest firing seen) */
+    int64_t next_flow;  /* flow.c: mono ms of the next look at the held runs; 0: next tick */
     int flow_busy;      /* flow.c: an admit.lua round for this workflow's held runs is in flight */
     int read_busy;      /* cluster: this workflow's XREADGROUP is in flight on its block lane */
     int read_lane;      /* cluster: the priority lane this workflow's next read takes (claim.c) */

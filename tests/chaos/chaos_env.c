@@ -77,7 +77,7 @@ static int answers(void *arg)
     chaos_env *e = arg;
     redisContext *c = chaos_redis(e);
     if (!c) return 0;
-    redisReply *r = redisCommand(c, "PING");
+    redisReply *r = wf_test_command(c, "PING");
     int ok = r && r->type == REDIS_REPLY_STATUS; /* not LOADING */
     if (r) freeReplyObject(r);
     return ok;
@@ -104,7 +104,7 @@ void chaos_redis_shutdown(chaos_env *e)
 {
     redisContext *c = chaos_redis(e);
     if (c) {
-        redisReply *r = redisCommand(c, "SHUTDOWN NOSAVE");
+        redisReply *r = wf_test_command(c, "SHUTDOWN NOSAVE");
         if (r) freeReplyObject(r);
     }
     reap_redis(e);

@@ -276,16 +276,25 @@ static void submit_special(chaos_env *e, int64_t elapsed, void *arg)
     }
 }
 
+/* Runs scenario `name`: normal load with `count` runs of `kind` among it, one every 2 s, then
+ * lets it settle. Returns -1 when the scenario could not begin. */
+static int with_special_runs(chaos_env *e, const char *name, int seconds, chaos_kind kind,
+                             int count)
+{
+    if (chaos_begin(e, name, seconds, NULL) != 0) return -1;
+    special sp = {{2000, 0, 0}, kind, count};
+    load(e, submit_special, &sp);
+    chaos_settle(e, SETTLE_MS);
+    return 0;
+}
+
 int chaos_hang(int seconds)
 {
     chaos_env e;
     printf("\n== hang: handlers that ignore cancellation past their 500 ms timeout (stuck grace "
            "1500 ms) among normal runs (%d s)\n",
            seconds);
-    if (chaos_begin(&e, "hang", seconds, NULL) != 0) return finish(&e);
-    special sp = {{2000, 0, 0}, K_HANG, 3};
-    load(&e, submit_special, &sp);
-    chaos_settle(&e, SETTLE_MS);
+    if (with_special_runs(&e, "hang", seconds, K_HANG, 3) != 0) return finish(&e);
     int recycled = count_in_log(&e, "drained to be recycled");
     chaos_note(&e, "worker processes recycled %d", recycled);
     if (recycled == 0) chaos_problem(&e, "no worker process was recycled");
@@ -298,10 +307,7 @@ int chaos_crash(int seconds)
     printf("\n== crash: handlers that SIGSEGV their worker process (max_reclaims 5) among normal "
            "runs (%d s)\n",
            seconds);
-    if (chaos_begin(&e, "crash", seconds, NULL) != 0) return finish(&e);
-    special sp = {{2000, 0, 0}, K_CRASH, 2};
-    load(&e, submit_special, &sp);
-    chaos_settle(&e, SETTLE_MS);
+    if (with_special_runs(&e, "crash", seconds, K_CRASH, 2) != 0) return finish(&e);
     chaos_note(&e, "worker processes crashed %d", count_in_log(&e, "killed by signal 11"));
     return finish(&e);
 }

@@ -136,7 +136,7 @@ static int idle(void *arg)
 
 static void sample(long long done, time_t t0)
 {
-    redisReply *x = redisCommand(rc, "XINFO STREAM wf:{echo}:queue");
+    redisReply *x = wf_test_command(rc, "XINFO STREAM wf:{echo}:queue");
     long long len = -1, nodes = -1;
     for (size_t i = 0; x && x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2) {
         if (!strcmp(x->element[i]->str, "length")) len = x->element[i + 1]->integer;
@@ -177,9 +177,9 @@ int main(int argc, char **argv)
     long long retained = used_memory();
     printf("per retained finished run: %.0f bytes (%lld runs kept for their retention time)\n",
            (double)(retained - base) / PHASE1, completed());
-    redisReply *r = redisCommand(rc, "FLUSHALL");
+    redisReply *r = wf_test_command(rc, "FLUSHALL");
     if (r) freeReplyObject(r);
-    r = redisCommand(rc, "MEMORY PURGE");
+    r = wf_test_command(rc, "MEMORY PURGE");
     if (r) freeReplyObject(r);
 
     /* 3: the soak. */
