@@ -182,15 +182,14 @@ static int schedule_workflow(wf__cli *cli, const char *id, const char *workflow,
 static int cmd_control(wf__cli *cli, int argc, char **argv)
 {
     const char *workflow, *sub = argv[0];
-    int force;
-    if (wf__cli_getopt_workflow(cli, argc, argv, &workflow, &force) != 0) return WF_CLI_USAGE;
-    if (cli->help) return fputs(USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
-    if (argc - optind != 1) return wf__cli_usage_error("schedule", "schedule %s wants ID", sub);
+    char why[64];
+    snprintf(why, sizeof why, "schedule %s wants ID", sub);
+    int rc;
+    if (wf__cli_workflow_args(cli, argc, argv, "schedule", USAGE, 1, why, &workflow, &rc))
+        return rc;
     const char *id = argv[optind];
     char wf[WF_RUN_ID_MAX], run_id[WF_RUN_ID_MAX] = "";
-    int rc = wf__cli_connect(cli);
-    if (rc == WF_CLI_OK) rc = wf__cli_check_workflow(cli, "schedule", workflow, force);
-    if (rc == WF_CLI_OK) rc = schedule_workflow(cli, id, workflow, wf, sizeof wf);
+    rc = schedule_workflow(cli, id, workflow, wf, sizeof wf);
     if (rc != WF_CLI_OK) return rc;
     wf_error err = {0};
     int code = strcmp(sub, "pause") == 0 ? wf_schedule_pause(cli->client, wf, id, &err)
