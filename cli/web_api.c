@@ -17,34 +17,6 @@
 /* A search (q=) looks at this many of the newest runs matching the other filters. */
 #define SEARCH_WINDOW 5000
 
-/* The HTTP status for a libwf error. */
-static int status_for(int code)
-{
-    switch (code) {
-    case WF_ERR_BAD_ID:
-    case WF_ERR_BAD_NAME:
-    case WF_ERR_INVALID:
-        return 400;
-    case WF_ERR_NOT_FOUND:
-        return 404;
-    case WF_ERR_FINAL:
-    case WF_ERR_STATE:
-        return 409;
-    case WF_ERR_CONNECT:
-    case WF_ERR_IO:
-    case WF_ERR_TIMEOUT:
-    case WF_ERR_SCHEMA:
-        return 503;
-    default:
-        return 500;
-    }
-}
-
-static void send_wf_error(struct evhttp_request *req, const wf_error *err)
-{
-    wf__web_send_error(req, status_for(err->code), "%s", wf__cli_error_text(err));
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -55,19 +27,52 @@ static int64_t now_ms(void)
 /* ---- GET /api/workflows, GET /api/workers -----------------------------------------------------
  */
 
+/* How many live workers (a heartbeat within WF_WORKER_STALE_MS) run `workflow`. */
+static long long live_workers_for(const wf_worker_info *ws, size_t n, const char *workflow)
+{
+    long long live = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; !ws[i].stale && j < ws[i].nworkflows; j++)
+            if (strcmp(ws[i].workflows[j], workflow) == 0) {
+                live++;
+                break;
+            }
+    return live;
+}
+
+/* The live workers, for the "no live worker serves this workflow" warnings. */
+static int live_workers(wf__web *web, wf_worker_info **ws, size_t *n, wf_error *err)
+{
+    return wf_list_workers(web->cli->client, 0, ws, n, err);
+}
+
+/* Each workflow's stats plus "liveWorkers": how many live workers run it (0 with runs queued
+ * means they wait for a worker that is not there). */
 static void get_workflows(wf__web *web, struct evhttp_request *req)
 {
     wf_stats *stats = NULL;
-    size_t n = 0;
+    wf_worker_info *ws = NULL;
+    size_t n = 0, nw = 0;
     wf_error err = {0};
     if (wf_workflow_stats(web->cli->client, NULL, &stats, &n, &err) != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
+        return;
+    }
+    if (live_workers(web, &ws, &nw, &err) != WF_OK) {
+        wf_stats_free(stats, n);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++) json_array_append_new(a, wf__cli_stats_json(&stats[i]));
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *w = wf__cli_stats_json(&stats[i]);
+        json_object_set_new(w, "liveWorkers",
+                            json_integer(live_workers_for(ws, nw, stats[i].workflow)));
+        json_array_append_new(a, w);
+    }
     json_int_t now = n ? (json_int_t)stats[0].now_ms : (json_int_t)now_ms();
     wf_stats_free(stats, n);
+    wf_workers_free(ws, nw);
     wf__web_send_json(req, 200, json_pack("{s:o*, s:I}", "workflows", a, "now", now));
 }
 
@@ -77,7 +82,7 @@ static void get_workers(wf__web *web, struct evhttp_request *req)
     size_t n = 0;
     wf_error err = {0};
     if (wf_list_workers(web->cli->client, 1, &ws, &n, &err) != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     json_t *a = json_array();
@@ -182,7 +187,7 @@ static void get_runs(wf__web *web, struct evhttp_request *req, const char *query
     evhttp_clear_headers(&q);
     if (rc == WF_OK && search[0]) search_ids(ids, &count, search, offset, limit);
     if (rc != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     json_t *runs = json_array();
@@ -194,7 +199,7 @@ static void get_runs(wf__web *web, struct evhttp_request *req, const char *query
         if (code != WF_OK) {
             json_decref(runs);
             wf_list_free(ids, count);
-            send_wf_error(req, &err);
+            wf__web_send_wf_error(req, &err);
             return;
         }
         json_array_append_new(runs, wf__cli_status_json(ids[i], wf_run_workflow_name(run), &st));
@@ -217,18 +222,25 @@ static void get_run(wf__web *web, struct evhttp_request *req, const char *id)
     size_t n;
     wf_error err = {0};
     if (wf__cli_fetch_detail(web->cli->client, id, &run, &st, &steps, &n, &err) != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     json_t *body =
         wf__cli_run_detail_json(wf_run_id(run), wf_run_workflow_name(run), &st, steps, n);
+    wf_worker_info *ws = NULL;
+    size_t nw = 0;
+    if (body && live_workers(web, &ws, &nw, &err) == WF_OK) /* else the page shows no warning */
+        json_object_set_new(body, "liveWorkers",
+                            json_integer(live_workers_for(ws, nw, wf_run_workflow_name(run))));
+    wf_workers_free(ws, nw);
     wf_steps_free(steps, n);
     wf_status_clear(&st);
     wf_run_free(run);
     wf__web_send_json(req, 200, body);
 }
 
-/* POST /api/runs/ID/ACTION: stop, pause, resume, or retry (a run that ended without completing,
+/* POST /api/runs/ID/ACTION: stop, pause, resume, restart (from the start, whatever its state,
+ * like `wf restart`), or retry (a run that ended without completing,
  * as a new attempt keeping its steps, like `wf retry`). Answers {"ok": true, "run": STATUS}. */
 static void post_action(wf__web *web, struct evhttp_request *req, const char *id,
                         const char *action)
@@ -236,7 +248,7 @@ static void post_action(wf__web *web, struct evhttp_request *req, const char *id
     wf_error err = {0};
     wf_run *run = wf_get_workflow_run(web->cli->client, id, &err);
     if (!run) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     wf_status st = {0};
@@ -247,6 +259,8 @@ static void post_action(wf__web *web, struct evhttp_request *req, const char *id
         rc = wf_run_pause(run, &err);
     } else if (strcmp(action, "resume") == 0) {
         rc = wf_run_resume(run, &err);
+    } else if (strcmp(action, "restart") == 0) { /* from the start, steps replayed */
+        rc = wf_run_restart(run, 0, &err);
     } else {
         rc = wf_run_status(run, &st, &err);
         if (rc == WF_OK && (!wf_state_is_final(st.state) || st.state == WF_STATE_COMPLETED))
@@ -259,7 +273,7 @@ static void post_action(wf__web *web, struct evhttp_request *req, const char *id
     }
     if (rc == WF_OK) rc = wf_run_status(run, &st, &err);
     if (rc != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
     } else {
         json_t *status = wf__cli_status_json(wf_run_id(run), wf_run_workflow_name(run), &st);
         wf__web_send_json(req, 200, json_pack("{s:b, s:o*}", "ok", 1, "run", status));
@@ -288,8 +302,9 @@ static void run_route(wf__web *web, struct evhttp_request *req, const char *rest
         else
             wf__web_send_405(req, "GET, HEAD");
     } else if (strcmp(action, "stop") && strcmp(action, "retry") && strcmp(action, "pause") &&
-               strcmp(action, "resume")) {
-        wf__web_send_error(req, 404, "no action '%.40s' (stop, retry, pause, resume)", action);
+               strcmp(action, "resume") && strcmp(action, "restart")) {
+        wf__web_send_error(req, 404, "no action '%.40s' (stop, retry, pause, resume, restart)",
+                           action);
     } else if (cmd != EVHTTP_REQ_POST) {
         wf__web_send_405(req, "POST");
     } else {
@@ -304,6 +319,13 @@ void wf__web_api(wf__web *web, struct evhttp_request *req, const char *path, con
     int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
     if (strncmp(path, "/runs/", 6) == 0 && path[6]) {
         run_route(web, req, path + 6);
+        return;
+    }
+    if (strcmp(path, "/bulk") == 0) {
+        if (cmd == EVHTTP_REQ_POST)
+            wf__web_bulk(web, req, query);
+        else
+            wf__web_send_405(req, "POST");
         return;
     }
     static const char *const lists[] = {"/workflows", "/workers", "/runs"};

@@ -93,7 +93,7 @@ static pid_t start_web_at(int p, const char *token, const char *base)
     snprintf(listen, sizeof listen, "127.0.0.1:%d", p);
     snprintf(log, sizeof log, "%s/web-%d.log", env.redis.dir, p);
     char *bin = wf_test_path("wf");
-    const char *argv[9] = {bin, "web", "--listen", listen, "--redis", env.redis.url};
+    const char *argv[11] = {bin, "web", "--listen", listen, "--redis", env.redis.url};
     size_t n = 6;
     if (token) argv[n++] = "--token", argv[n++] = token;
     if (base) argv[n++] = "--base-path", argv[n++] = base;
@@ -445,4 +445,177 @@ Test(web_api, refuses_to_start_unsafely)
     cr_assert_eq(wf_test_run(bad, NULL, NULL, &out, 10000), 1);
     free(out);
     free(bin);
+}
+
+/* ---- Bulk actions, restart, live workers ------------------------------------------------------
+ */
+
+/* A field of a run as the API shows it. */
+static long long run_attempt(const char *id)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/api/runs/%s", id);
+    json_t *doc = call("GET", path, 200);
+    long long attempt = json_integer_value(json_object_get(doc, "attempt"));
+    json_decref(doc);
+    return attempt;
+}
+
+typedef struct attempt_wait {
+    const char *id;
+    long long attempt;
+} attempt_wait;
+
+static int failed_again(void *arg)
+{
+    attempt_wait *w = arg;
+    return strcmp(state_of(w->id), "failed") == 0 && run_attempt(w->id) == w->attempt;
+}
+
+static json_t *bulk(const char *query, int code)
+{
+    char path[400];
+    snprintf(path, sizeof path, "/api/bulk?%s", query);
+    return call("POST", path, code);
+}
+
+static long long ifield(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* The dry run counts; acting with its `until` takes exactly the runs counted, not one that failed
+ * after the count. */
+Test(web_api, bulk_retry_acts_on_the_runs_counted)
+{
+    char *ids[4];
+    for (int i = 0; i < 3; i++) ids[i] = start_run("fatal", "--wait", NULL, NULL, NULL);
+    for (int i = 0; i < 3; i++) wait_state(ids[i], "failed");
+    json_t *dry = bulk("action=retry&workflow=fatal&state=failed&dry_run=1", 200);
+    cr_assert_eq(ifield(dry, "count"), 3);
+    cr_assert_eq(ifield(dry, "acted"), 0);
+    cr_assert(json_is_true(json_object_get(dry, "dryRun")));
+    long long until = ifield(dry, "until");
+    cr_assert_gt(until, 0);
+    json_decref(dry);
+    for (int i = 0; i < 3; i++) cr_assert_eq(run_attempt(ids[i]), 1, "a dry run changes nothing");
+
+    ids[3] = start_run("fatal", "--wait", NULL, NULL, NULL); /* fails after the count */
+    wait_state(ids[3], "failed");
+    char q[200];
+    snprintf(q, sizeof q, "action=retry&workflow=fatal&state=failed&until=%lld", until);
+    json_t *done = bulk(q, 200);
+    cr_assert_eq(ifield(done, "count"), 3);
+    cr_assert_eq(ifield(done, "acted"), 3);
+    cr_assert_eq(ifield(done, "failed"), 0);
+    json_decref(done);
+    for (int i = 0; i < 3; i++) {
+        attempt_wait w = {ids[i], 2};
+        cr_assert(wf_test_wait(failed_again, &w, 15000), "%s retried once", ids[i]);
+    }
+    cr_assert_eq(run_attempt(ids[3]), 1, "a run that failed after the count is left alone");
+    for (int i = 0; i < 4; i++) free(ids[i]);
+}
+
+Test(web_api, bulk_stop_and_its_refusals)
+{
+    char *a = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    char *b = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    json_t *doc = bulk("action=stop&workflow=publish-draft&state=waiting&dry_run=1", 200);
+    cr_assert_eq(ifield(doc, "count"), 2);
+    json_decref(doc);
+    cr_assert_str_eq(state_of(a), "waiting");
+    doc = bulk("action=stop&workflow=publish-draft&state=waiting", 200);
+    cr_assert_eq(ifield(doc, "acted"), 2);
+    cr_assert_str_eq(sfield(doc, "action"), "stop");
+    json_decref(doc);
+    cr_assert_str_eq(state_of(a), "cancelled");
+    cr_assert_str_eq(state_of(b), "cancelled");
+    doc = bulk("action=stop&workflow=publish-draft&state=waiting", 200);
+    cr_assert_eq(ifield(doc, "count"), 0, "nothing left to stop");
+    json_decref(doc);
+
+    static const char *const bad[] = {"action=explode&workflow=publish-draft&state=failed",
+                                      "action=retry&workflow=publish-draft&state=completed",
+                                      "action=retry&workflow=publish-draft&state=queued",
+                                      "action=stop&workflow=publish-draft&state=failed",
+                                      "action=stop&state=queued",
+                                      "action=stop&workflow=publish-draft",
+                                      "action=stop&workflow=publish-draft&state=queued&until=soon",
+                                      "action=stop&workflow=bad%20name&state=queued"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) json_decref(bulk(bad[i], 400));
+    json_decref(call("GET", "/api/bulk", 405));
+    json_decref(call("DELETE", "/api/bulk", 405));
+    free(a);
+    free(b);
+}
+
+Test(web_api, restart_runs_a_finished_run_again)
+{
+    char *id = start_run("publish-draft", "{\"title\":\"again\"}", "--wait", NULL, NULL);
+    cr_assert_str_eq(state_of(id), "completed");
+    json_t *doc = act(id, "restart", 200);
+    cr_assert_eq(ifield(json_object_get(doc, "run"), "attempt"), 2);
+    json_decref(doc);
+    wait_state(id, "completed");
+    cr_assert_eq(run_attempt(id), 2);
+    free(id);
+}
+
+static long long live_workers_of(const char *workflow)
+{
+    json_t *doc = call("GET", "/api/workflows", 200), *w;
+    size_t i;
+    long long live = -1;
+    json_array_foreach(json_object_get(doc, "workflows"), i, w)
+    {
+        if (strcmp(sfield(w, "workflow"), workflow) == 0) live = ifield(w, "liveWorkers");
+    }
+    json_decref(doc);
+    return live;
+}
+
+/* Runs queued for a workflow no live worker runs: the workflow and the run say so. */
+Test(web_api, says_when_no_live_worker_runs_a_workflow)
+{
+    cr_assert_eq(live_workers_of("publish-draft"), 1);
+    int status = wf_test_kill(env.worker, SIGTERM, 15000);
+    env.worker = 0;
+    cr_assert(WIFEXITED(status), "the worker exits on SIGTERM");
+    cr_assert_eq(live_workers_of("publish-draft"), 0, "a worker that left is not live");
+    char *id = start_run("publish-draft", "{}", NULL, NULL, NULL);
+    char path[300];
+    snprintf(path, sizeof path, "/api/runs/%s", id);
+    json_t *doc = call("GET", path, 200);
+    cr_assert_str_eq(sfield(doc, "state"), "queued");
+    cr_assert_eq(ifield(doc, "liveWorkers"), 0);
+    json_decref(doc);
+    free(id);
+}
+
+/* Behind a TLS-terminating proxy that forwards /ops/wf/ and the Host: the page's POSTs carry an
+ * https Origin of that host, which is this server's own. */
+Test(web_api, behind_a_proxy_an_https_origin_may_post)
+{
+    token_port = wf_test_free_port();
+    web_token = start_web_at(token_port, TOKEN, "/ops/wf");
+    char *id = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    char path[300];
+    snprintf(path, sizeof path, "/ops/wf/api/runs/%s/pause", id);
+    response res;
+    cr_assert_eq(http_to(token_port, "POST", path,
+                         "Host: wf.example.com\r\nOrigin: https://wf.evil.example\r\n"
+                         "Authorization: Bearer " TOKEN "\r\n",
+                         &res),
+                 403);
+    response_free(&res);
+    cr_assert_str_eq(state_of(id), "waiting");
+    cr_assert_eq(http_to(token_port, "POST", path,
+                         "Host: wf.example.com\r\nOrigin: https://wf.example.com\r\n"
+                         "Authorization: Bearer " TOKEN "\r\n",
+                         &res),
+                 200, "%s", res.body ? res.body : "");
+    response_free(&res);
+    cr_assert_str_eq(state_of(id), "paused");
+    free(id);
 }

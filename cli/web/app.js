@@ -124,11 +124,35 @@ function showFilters() {
   $('all-runs').href = overviewHash(filters);
 }
 
+// Runs that wait for a worker to take them: queued, waiting (a delay, a retry's backoff) and
+// running (a worker that died holds them until another reclaims them).
+function pendingRuns(w) {
+  return (w.counts.queued || 0) + (w.counts.waiting || 0) + (w.counts.running || 0);
+}
+
+// A workflow with runs pending that no live worker runs: they will not move until one starts.
+function unserved(w) {
+  return w.liveWorkers === 0 && pendingRuns(w) > 0;
+}
+
+function drawWarnings(list) {
+  const lines = list.filter(unserved).map((w) => {
+    const parts = ['queued', 'waiting', 'running'].filter((s) => w.counts[s]).map((s) => w.counts[s] + ' ' + s);
+    return el('p', { dataset: { workflow: w.workflow } }, '⚠ No live worker runs ',
+      el('strong', {}, w.workflow), ': its runs (' + parts.join(', ') +
+      ') will not move until a worker that runs it starts.');
+  });
+  $('worker-warnings').replaceChildren(...lines);
+  $('worker-warnings').hidden = lines.length === 0;
+}
+
 function drawWorkflows(list) {
+  drawWarnings(list);
   const body = $('workflows').tBodies[0];
   const rows = list.map((w) => {
     const cells = [el('td', {}, el('a', { className: 'count', onclick: () => setFilter({ workflow: w.workflow, state: '' }) },
-      w.workflow))];
+      w.workflow), unserved(w) ? el('span', { className: 'warn-tag', title: 'no live worker runs it' },
+      'no worker') : null)];
     for (const s of STATES) {
       const n = w.counts[s] || 0;
       cells.push(el('td', { className: 'num' + (n ? '' : ' zero'), dataset: { state: s } },
@@ -169,6 +193,80 @@ function drawRuns(list) {
     el('td', { className: 'err', title: r.error || '' }, r.error || '')));
   $('runs').tBodies[0].replaceChildren(...rows);
   $('runs-empty').hidden = list.length > 0;
+}
+
+// ---- Bulk actions on the filter ------------------------------------------------------------------
+
+// The bulk action the filter allows: retry for runs that ended without completing, stop for runs
+// not finished; none without both a workflow and a state.
+function bulkAction(f) {
+  if (!f.workflow || !f.state || f.state === 'completed') return null;
+  return FINAL.has(f.state) ? 'retry' : 'stop';
+}
+
+function showBulk() {
+  const action = bulkAction(filters);
+  $('bulk').hidden = !action;
+  if (action) $('bulk-button').textContent = (action === 'retry' ? 'Retry' : 'Stop') + ' all ' + filters.state;
+}
+
+// Counts first (dry_run), asks with the count, then acts on exactly the runs counted: the dry
+// run's `until` (Redis time) bounds the action, so runs that arrive meanwhile are not touched.
+async function bulk() {
+  const action = bulkAction(filters);
+  if (!action) return;
+  const verb = action === 'retry' ? 'Retry' : 'Stop';
+  const { workflow, state } = filters;
+  const q = new URLSearchParams({ action, workflow, state });
+  const msg = $('bulk-msg');
+  msg.className = 'message';
+  msg.textContent = 'counting…';
+  try {
+    const dry = await api('/bulk?' + q + '&dry_run=1', 'POST');
+    const runs = (n) => n + ' ' + state + ' run' + (n === 1 ? '' : 's') + ' of ' + workflow;
+    if (!dry.count) {
+      msg.textContent = 'No ' + state + ' runs of ' + workflow + ' to ' + action + '.';
+      return;
+    }
+    const yes = await confirmDialog(verb + ' ' + runs(dry.count) + '?', verb + ' ' + dry.count, false);
+    if (!yes) {
+      msg.textContent = 'Nothing done.';
+      return;
+    }
+    q.set('until', dry.until);
+    const res = await api('/bulk?' + q, 'POST');
+    msg.textContent = (action === 'retry' ? 'Retried ' : 'Stopped ') + res.acted + ' of ' + runs(res.count) +
+      (res.skipped ? '; ' + res.skipped + ' skipped (changed meanwhile)' : '') +
+      (res.failed ? '; ' + res.failed + ' failed' : '') + '.';
+  } catch (e) {
+    if (e instanceof NeedToken) return askToken();
+    msg.className = 'message bad';
+    msg.textContent = e.message;
+  }
+  refresh();
+}
+
+// ---- Confirmation -------------------------------------------------------------------------------
+
+// Asks in a modal <dialog> (the page's own, so it is styled and testable); resolves to null when
+// cancelled (Cancel, Escape) or to {reason} (the optional reason, '' when none or not asked).
+function confirmDialog(text, okLabel, withReason) {
+  const d = $('confirm');
+  $('confirm-text').textContent = text;
+  $('confirm-ok').textContent = okLabel;
+  $('confirm-reason-box').hidden = !withReason;
+  $('confirm-reason').value = '';
+  return new Promise((resolve) => {
+    let answer = null;
+    $('confirm-ok').onclick = () => {
+      answer = { reason: withReason ? $('confirm-reason').value.trim() : '' };
+      d.close();
+    };
+    $('confirm-cancel').onclick = () => d.close();
+    d.onclose = () => resolve(answer);
+    d.showModal();
+    (withReason ? $('confirm-reason') : $('confirm-ok')).focus();
+  });
 }
 
 async function refreshOverview() {
@@ -248,7 +346,12 @@ function drawRun(r) {
     el('span', { className: 'at' }, fmtTime(t.at)), el('span', { className: 'ev' }, t.event),
     t.detail || '')));
 
+  const warn = $('run-warning');
+  warn.hidden = !(r.liveWorkers === 0 && ['queued', 'waiting', 'running'].includes(r.state));
+  warn.textContent = warn.hidden ? '' : '⚠ No live worker runs ' + r.workflow + ': this run will not move until a worker that runs it starts.';
+
   const allowed = {
+    restart: FINAL.has(r.state),
     stop: !FINAL.has(r.state),
     pause: ['queued', 'waiting', 'running'].includes(r.state),
     resume: r.state === 'paused',
@@ -269,13 +372,23 @@ async function refreshRun(id) {
   }
 }
 
+// Stop and restart ask first (stop with an optional reason); pause, resume and retry do not.
 async function act(action) {
   if (!currentRun) return;
+  const id = currentRun.id;
+  let query = '';
+  if (action === 'stop' || action === 'restart') {
+    const yes = action === 'stop'
+      ? await confirmDialog('Stop run ' + id + '?', 'Stop', true)
+      : await confirmDialog('Restart run ' + id + ' from the start as a new attempt?', 'Restart', false);
+    if (!yes) return;
+    if (yes.reason) query = '?' + new URLSearchParams({ reason: yes.reason });
+  }
   const msg = $('action-msg');
   msg.className = 'message';
   msg.textContent = action + '…';
   try {
-    const res = await api('/runs/' + encodeURIComponent(currentRun.id) + '/' + action, 'POST');
+    const res = await api('/runs/' + encodeURIComponent(id) + '/' + action + query, 'POST');
     msg.textContent = action + ': now ' + res.run.state;
   } catch (e) {
     if (e instanceof NeedToken) return askToken();
@@ -316,6 +429,7 @@ async function refresh() {
     else {
       filters = r.filters;
       showFilters();
+      showBulk();
       document.title = 'wf dashboard';
       await refreshOverview();
     }
@@ -366,6 +480,8 @@ function init() {
   $('filter-workflow').addEventListener('change', (ev) => setFilter({ workflow: ev.target.value }));
   $('filter-state').addEventListener('change', (ev) => setFilter({ state: ev.target.value }));
   $('filter-limit').addEventListener('change', (ev) => setFilter({ limit: ev.target.value }));
+  $('bulk-button').addEventListener('click', bulk);
+  $('confirm-reason').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') $('confirm-ok').click(); });
   for (const b of document.querySelectorAll('#run-view [data-action]')) {
     b.addEventListener('click', () => act(b.dataset.action));
   }
@@ -373,6 +489,7 @@ function init() {
     currentRun = null;
     disableActions();
     $('action-msg').textContent = '';
+    $('bulk-msg').textContent = '';
     refresh();
   });
   refresh();

@@ -112,7 +112,7 @@ function dumpLogs() {
 }
 
 async function main() {
-  for (const f of ['wf', 'wf-worker', 'examples/workflows/publish-draft.so']) {
+  for (const f of ['wf', 'wf-worker', 'examples/workflows/publish-draft.so', 'tests/workflows/fatal.so']) {
     if (!fs.existsSync(path.join(BUILD, f))) throw new Error(path.join(BUILD, f) + ' is missing: build first');
   }
   if (!fs.existsSync(CHROMIUM)) throw new Error(CHROMIUM + ' is missing: apt-get install chromium');
@@ -124,11 +124,12 @@ async function main() {
   await waitFor('redis-server', () => redisAnswers(redisPort));
   const env = { WF_REDIS_URL: 'redis://127.0.0.1:' + redisPort };
 
-  // Only publish-draft: other modules of the examples folder are not this test's business.
+  // Only publish-draft and fatal (fails at once, for the bulk retry): other modules of the examples folder are not this test's business.
   const mods = path.join(tmp, 'workflows');
   fs.mkdirSync(mods);
   fs.symlinkSync(path.join(BUILD, 'examples/workflows/publish-draft.so'), path.join(mods, 'publish-draft.so'));
-  start(path.join(BUILD, 'wf-worker'), ['--workflows', mods], env, 'worker.log');
+  fs.symlinkSync(path.join(BUILD, 'tests/workflows/fatal.so'), path.join(mods, 'fatal.so'));
+  const worker = start(path.join(BUILD, 'wf-worker'), ['--workflows', mods], env, 'worker.log');
   await waitFor('publish-draft registered', async () => (await wf(env, 'workflows')).includes('publish-draft'));
 
   const url = await startWeb(env, []);
@@ -165,11 +166,31 @@ async function main() {
   check(await page.locator('button[data-action="resume"]').isDisabled(), 'resume is disabled for a waiting run');
   await page.screenshot({ path: path.join(BUILD, 'dashboard-run.png'), fullPage: true });
   await page.click('button[data-action="stop"]');
+  await page.locator('#confirm[open] #confirm-reason').waitFor();
+  await page.click('#confirm-cancel');
+  await page.locator('#confirm').waitFor({ state: 'hidden' });
+  check(JSON.parse(await wf(env, 'status', 'publish-draft:browser-delayed')).state === 'waiting',
+    'Stop asks first; Cancel leaves the run waiting');
+  await page.click('button[data-action="stop"]');
+  await page.fill('#confirm-reason', 'browser test');
+  await page.screenshot({ path: path.join(BUILD, 'dashboard-confirm.png') });
+  await page.click('#confirm-ok');
   await page.locator('#run-state:text("cancelled")').waitFor({ timeout: 10000 });
-  check(true, 'the Stop button cancels the waiting run');
+  check(true, 'the Stop button, confirmed, cancels the waiting run');
   const status = JSON.parse(await wf(env, 'status', 'publish-draft:browser-delayed'));
   check(status.state === 'cancelled', 'Redis agrees: the run is cancelled');
   check(await page.locator('button[data-action="retry"]').isEnabled(), 'retry is enabled for a cancelled run');
+
+  // Restart: a finished run runs again from the start as a new attempt, after a confirmation.
+  await page.goto(url + '#/run/publish-draft:browser-1');
+  await page.locator('#run-state:text("completed")').waitFor();
+  await page.click('button[data-action="restart"]');
+  await page.click('#confirm-ok');
+  await waitFor('browser-1 restarted', async () => {
+    const st = JSON.parse(await wf(env, 'status', 'publish-draft:browser-1'));
+    return st.attempt === 2 && st.state === 'completed';
+  });
+  check(true, 'the Restart button runs a completed run again (attempt 2 in Redis)');
 
   // A run that does not exist: a not-found page, no button enabled (coming from a run whose
   // Retry was enabled, and on a fresh load; a well-formed id and a malformed one).
@@ -225,6 +246,50 @@ async function main() {
   check((await other.locator('#all-runs').getAttribute('href')).includes('q=publish-draft'),
     'the way back from a run keeps the search');
   await other.close();
+
+  // Bulk actions on a filter: a count, a confirmation with it, then the runs acted on.
+  for (let i = 1; i <= 3; i++) await wf(env, 'run', 'fatal', '{}', '--id', 'bulk-' + i);
+  await waitFor('three failed runs of fatal', async () =>
+    JSON.parse(await wf(env, 'list', '--workflow', 'fatal', '--state', 'failed', '--json')).length === 3);
+  await page.goto(url + '#/?workflow=fatal&state=failed');
+  await page.locator('#runs tr[data-id="fatal:bulk-3"]').waitFor();
+  check(await page.locator('#bulk-button').innerText() === 'Retry all failed', 'a failed filter offers Retry all failed');
+  await page.click('#bulk-button');
+  await page.locator('#confirm[open]').waitFor();
+  const asked = await page.locator('#confirm-text').innerText();
+  check(asked.includes('3 failed runs of fatal'), 'the confirmation gives the count: ' + asked);
+  check(await page.locator('#confirm-reason-box').isHidden(), 'a bulk retry asks no reason');
+  await page.screenshot({ path: path.join(BUILD, 'dashboard-bulk.png') });
+  await page.click('#confirm-ok');
+  await page.locator('#bulk-msg:text("Retried 3 of 3 failed runs of fatal")').waitFor();
+  check(true, 'the page reports how many were retried');
+  await waitFor('every bulk run retried', async () => {
+    for (let i = 1; i <= 3; i++) {
+      const st = JSON.parse(await wf(env, 'status', 'fatal:bulk-' + i));
+      if (st.attempt !== 2 || st.state !== 'failed') return false;
+    }
+    return true;
+  });
+  check(true, 'Redis agrees: each failed run ran a second attempt');
+
+  for (const id of ['bulk-w1', 'bulk-w2']) await wf(env, 'run', 'publish-draft', '{}', '--delay', '600000', '--id', id);
+  await page.goto(url + '#/?workflow=publish-draft&state=waiting');
+  await page.locator('#runs tr[data-id="publish-draft:bulk-w2"]').waitFor();
+  check(await page.locator('#bulk-button').innerText() === 'Stop all waiting', 'a waiting filter offers Stop all waiting');
+  await page.click('#bulk-button');
+  await page.click('#confirm-cancel');
+  await page.locator('#bulk-msg:text("Nothing done")').waitFor();
+  check(JSON.parse(await wf(env, 'status', 'publish-draft:bulk-w1')).state === 'waiting', 'a cancelled bulk stop changes nothing');
+  await page.click('#bulk-button');
+  check((await page.locator('#confirm-text').innerText()).includes('2 waiting runs'), 'stop all: the count is 2');
+  await page.click('#confirm-ok');
+  await page.locator('#bulk-msg:text("Stopped 2 of 2")').waitFor();
+  for (const id of ['bulk-w1', 'bulk-w2']) {
+    check(JSON.parse(await wf(env, 'status', 'publish-draft:' + id)).state === 'cancelled', id + ' is cancelled in Redis');
+  }
+  await page.goto(url + '#/?workflow=publish-draft');
+  await page.locator('#runs tr[data-id="publish-draft:bulk-w1"]').waitFor();
+  check(await page.locator('#bulk').isHidden(), 'no bulk action without a state filter');
 
   // A phone: a viewport meta tag, nothing wider than the screen (tables scroll inside their panel).
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true,
@@ -297,6 +362,27 @@ async function main() {
   await page2.click('#token-form button');
   await page2.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
   check(true, 'with the token the runs show');
+
+  // No live worker: runs queued for a workflow no live worker runs get a warning, on the
+  // overview and on the run's page.
+  check(await page.locator('#worker-warnings').isHidden(), 'no warning while a worker runs publish-draft');
+  const gone = new Promise((r) => worker.once('exit', r));
+  worker.kill('SIGTERM');
+  await gone;
+  await wf(env, 'run', 'publish-draft', '{}', '--id', 'orphan');
+  await page.goto(url + '#/');
+  await page.locator('#worker-warnings p[data-workflow="publish-draft"]').waitFor();
+  check((await page.locator('#worker-warnings').innerText()).includes('No live worker runs publish-draft'),
+    'the overview warns that no live worker runs publish-draft');
+  check(await page.locator('#workflows tr[data-workflow="publish-draft"] .warn-tag').count() === 1,
+    'the workflow\'s row is marked');
+  await page.screenshot({ path: path.join(BUILD, 'dashboard-warning.png'), fullPage: true });
+  await page.goto(url + '#/run/publish-draft:orphan');
+  await page.locator('#run-state:text("queued")').waitFor();
+  check(await page.locator('#run-warning').isVisible(), 'the queued run\'s page warns too');
+  await page.goto(url + '#/run/publish-draft:browser-1');
+  await page.locator('#run-state:text("completed")').waitFor();
+  check(await page.locator('#run-warning').isHidden(), 'a finished run\'s page does not');
 
   check(pageErrors.length === 0, 'no JavaScript errors (' + pageErrors.join('; ') + ')');
 }
