@@ -321,6 +321,7 @@ void wf__web_api(wf__web *web, struct evhttp_request *req, const char *path, con
         run_route(web, req, path + 6);
         return;
     }
+    if (wf__web_ops(web, req, path, query)) return;
     if (strcmp(path, "/bulk") == 0) {
         if (cmd == EVHTTP_REQ_POST)
             wf__web_bulk(web, req, query);

@@ -619,3 +619,31 @@ Test(web_api, behind_a_proxy_an_https_origin_may_post)
     cr_assert_str_eq(state_of(id), "paused");
     free(id);
 }
+
+/* ---- Schedules ---------------------------------------------------------------------------------
+ */
+
+Test(web_api, schedules_are_listed)
+{
+    char *out = NULL;
+    cr_assert_eq(wf(&out, "schedule", "add", "nightly", "publish-draft", "@daily",
+                    "{\"title\":\"Nightly\"}", NULL),
+                 0);
+    free(out);
+    json_t *doc = call("GET", "/api/schedules", 200);
+    json_t *list = json_object_get(doc, "schedules");
+    cr_assert_eq(json_array_size(list), 1);
+    json_t *s = json_array_get(list, 0);
+    cr_assert_str_eq(sfield(s, "id"), "nightly");
+    cr_assert_str_eq(sfield(s, "workflow"), "publish-draft");
+    cr_assert_str_eq(sfield(s, "spec"), "@daily");
+    cr_assert_str_eq(sfield(json_object_get(s, "input"), "title"), "Nightly");
+    cr_assert_gt(ifield(s, "nextAt"), ifield(s, "createdAt"));
+    cr_assert_eq(ifield(s, "fires"), 0);
+    json_decref(doc);
+    doc = call("GET", "/api/schedules?workflow=slow", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "schedules")), 0);
+    json_decref(doc);
+    json_decref(call("GET", "/api/schedules?workflow=bad%20name", 400));
+    json_decref(call("POST", "/api/schedules", 405));
+}

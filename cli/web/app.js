@@ -342,6 +342,8 @@ function drawRun(r) {
   $('run-steps').tBodies[0].replaceChildren(...steps);
   $('steps-empty').hidden = r.steps.length > 0;
 
+  drawWaterfall(r);
+
   $('run-timeline').replaceChildren(...r.timeline.map((t) => el('li', {},
     el('span', { className: 'at' }, fmtTime(t.at)), el('span', { className: 'ev' }, t.event),
     t.detail || '')));
@@ -358,6 +360,35 @@ function drawRun(r) {
     retry: ['failed', 'terminated', 'cancelled'].includes(r.state),
   };
   for (const b of document.querySelectorAll('#run-view [data-action]')) b.disabled = !allowed[b.dataset.action];
+}
+
+// The steps over time: one bar per step that started, from its start to its end (now while it
+// runs), on a scale from the run's start to its end (or now). Positions are percentages, so it
+// fits any width.
+function drawWaterfall(r) {
+  const steps = r.steps.filter((s) => s.startedAt);
+  const now = Date.now();
+  const end = (s) => s.finishedAt || (FINAL.has(r.state) ? (r.finishedAt || s.startedAt) : now);
+  const t0 = Math.min(...steps.map((s) => s.startedAt), r.startedAt || Infinity);
+  const t1 = Math.max(t0 + 1, r.finishedAt || 0, ...steps.map(end));
+  const pct = (t) => (100 * (t - t0) / (t1 - t0)).toFixed(2) + '%';
+  const rows = steps.map((s) => {
+    const bar = el('span', { className: 'bar bar-' + (s.status || 'unknown'),
+      title: s.name + ': ' + fmtTime(s.startedAt) + ' +' + fmtDuration(end(s) - s.startedAt) });
+    bar.style.left = pct(s.startedAt);
+    bar.style.width = 'max(2px, ' + pct(t0 + end(s) - s.startedAt) + ')';
+    return el('div', { className: 'wrow', dataset: { step: s.name } },
+      el('span', { className: 'wname', title: s.name }, s.name),
+      el('span', { className: 'wtrack' }, bar),
+      el('span', { className: 'wdur' }, fmtDuration(end(s) - s.startedAt)));
+  });
+  if (rows.length) {
+    rows.push(el('div', { className: 'wrow wscale' }, el('span', { className: 'wname' }),
+      el('span', { className: 'wtrack' }, el('span', {}, fmtTime(t0).slice(11)),
+        el('span', {}, '+' + fmtDuration(t1 - t0))), el('span', { className: 'wdur' })));
+  }
+  $('run-waterfall').replaceChildren(...rows);
+  $('waterfall-empty').hidden = rows.length > 0;
 }
 
 async function refreshRun(id) {
@@ -398,11 +429,39 @@ async function act(action) {
   refresh();
 }
 
+// ---- Schedules ----------------------------------------------------------------------------------
+
+function drawSchedules(list) {
+  const rows = list.map((s) => el('tr', { dataset: { schedule: s.workflow + '/' + s.id } },
+    el('td', {}, s.workflow),
+    el('td', { className: 'id' }, s.id),
+    el('td', { className: 'id' }, s.spec),
+    el('td', {}, s.paused ? el('span', { className: 'state state-paused' }, 'paused') : 'active'),
+    el('td', {}, s.paused ? '-' : fmtTime(s.nextAt)),
+    el('td', {}, fmtTime(s.lastAt)),
+    el('td', { className: 'num' }, s.fires),
+    el('td', { className: 'id' }, s.lastRun ? runLink(s.lastRun) : '-'),
+    el('td', { className: 'id' }, s.input === null ? '-' : JSON.stringify(s.input)),
+    el('td', { className: 'row-actions' }, ...scheduleButtons(s))));
+  $('schedules').tBodies[0].replaceChildren(...rows);
+  $('schedules-empty').hidden = list.length > 0;
+}
+
+// Filled in when the API can pause, resume and trigger schedules.
+function scheduleButtons() {
+  return [];
+}
+
+async function refreshSchedules() {
+  drawSchedules((await api('/schedules')).schedules);
+}
+
 // ---- Routing, polling, token --------------------------------------------------------------------
 
 function route() {
   const m = location.hash.match(/^#\/run\/(.+)$/);
   if (m) return { view: 'run', id: decodeURIComponent(m[1]) };
+  if (/^#\/schedules\/?$/.test(location.hash)) return { view: 'schedules' };
   const q = new URLSearchParams(location.hash.replace(/^#\/?\??/, ''));
   const f = {};
   for (const k of FILTER_KEYS) if (q.get(k)) f[k] = q.get(k);
@@ -412,9 +471,17 @@ function route() {
 function askToken() {
   clearTimeout(timer);
   $('token-box').hidden = false;
-  $('overview-view').hidden = true;
-  $('run-view').hidden = true;
+  showView(null);
   $('token-input').focus();
+}
+
+const VIEWS = ['overview', 'run', 'schedules'];
+
+// Shows one view (null: none, while the token is asked for) and marks its link in the header.
+function showView(view) {
+  for (const v of VIEWS) $(v + '-view').hidden = v !== view;
+  $('nav-runs').className = view === 'overview' || view === 'run' ? 'current' : '';
+  $('nav-schedules').className = view === 'schedules' ? 'current' : '';
 }
 
 async function refresh() {
@@ -422,11 +489,13 @@ async function refresh() {
   if (busy) { timer = setTimeout(refresh, 200); return; }
   busy = true;
   const r = route();
-  $('overview-view').hidden = r.view !== 'overview';
-  $('run-view').hidden = r.view !== 'run';
+  showView(r.view);
   try {
     if (r.view === 'run') await refreshRun(r.id);
-    else {
+    else if (r.view === 'schedules') {
+      document.title = 'schedules · wf';
+      await refreshSchedules();
+    } else {
       filters = r.filters;
       showFilters();
       showBulk();

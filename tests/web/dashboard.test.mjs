@@ -112,7 +112,8 @@ function dumpLogs() {
 }
 
 async function main() {
-  for (const f of ['wf', 'wf-worker', 'examples/workflows/publish-draft.so', 'tests/workflows/fatal.so']) {
+  for (const f of ['wf', 'wf-worker', 'examples/workflows/publish-draft.so',
+    'tests/workflows/fatal.so', 'tests/workflows/stepper.so']) {
     if (!fs.existsSync(path.join(BUILD, f))) throw new Error(path.join(BUILD, f) + ' is missing: build first');
   }
   if (!fs.existsSync(CHROMIUM)) throw new Error(CHROMIUM + ' is missing: apt-get install chromium');
@@ -124,11 +125,14 @@ async function main() {
   await waitFor('redis-server', () => redisAnswers(redisPort));
   const env = { WF_REDIS_URL: 'redis://127.0.0.1:' + redisPort };
 
-  // Only publish-draft and fatal (fails at once, for the bulk retry): other modules of the examples folder are not this test's business.
+  // Only publish-draft, fatal (fails at once, for the bulk retry) and stepper (steps, for the
+  // waterfall): other modules of the examples folder are not this test's business.
   const mods = path.join(tmp, 'workflows');
   fs.mkdirSync(mods);
   fs.symlinkSync(path.join(BUILD, 'examples/workflows/publish-draft.so'), path.join(mods, 'publish-draft.so'));
-  fs.symlinkSync(path.join(BUILD, 'tests/workflows/fatal.so'), path.join(mods, 'fatal.so'));
+  for (const m of ['fatal', 'stepper']) {
+    fs.symlinkSync(path.join(BUILD, 'tests/workflows', m + '.so'), path.join(mods, m + '.so'));
+  }
   const worker = start(path.join(BUILD, 'wf-worker'), ['--workflows', mods], env, 'worker.log');
   await waitFor('publish-draft registered', async () => (await wf(env, 'workflows')).includes('publish-draft'));
 
@@ -191,6 +195,17 @@ async function main() {
     return st.attempt === 2 && st.state === 'completed';
   });
   check(true, 'the Restart button runs a completed run again (attempt 2 in Redis)');
+
+  // The waterfall: one bar per step, each starting after the one before.
+  await wf(env, 'run', 'stepper', '{"n":3,"work_ms":150}', '--id', 'steps-1', '--wait');
+  await page.goto(url + '#/run/stepper:steps-1');
+  await page.locator('#run-state:text("completed")').waitFor();
+  const bars = await page.locator('#run-waterfall .wrow[data-step] .bar').evaluateAll((bs) =>
+    bs.map((b) => ({ left: b.getBoundingClientRect().left, width: b.getBoundingClientRect().width })));
+  check(bars.length === 3, 'the waterfall has a bar per step (' + bars.length + ')');
+  check(bars[0].left < bars[1].left && bars[1].left < bars[2].left && bars.every((b) => b.width > 20),
+    'each step\'s bar starts after the one before (' + bars.map((b) => Math.round(b.left)).join(' < ') + ')');
+  await page.screenshot({ path: path.join(BUILD, 'dashboard-waterfall.png'), fullPage: true });
 
   // A run that does not exist: a not-found page, no button enabled (coming from a run whose
   // Retry was enabled, and on a fresh load; a well-formed id and a malformed one).
@@ -291,6 +306,13 @@ async function main() {
   await page.locator('#runs tr[data-id="publish-draft:bulk-w1"]').waitFor();
   check(await page.locator('#bulk').isHidden(), 'no bulk action without a state filter');
 
+  // Schedules: listed on their own page, reached from the header.
+  await wf(env, 'schedule', 'add', 'nightly', 'publish-draft', '@daily', '{"title":"Nightly"}');
+  await page.click('#nav-schedules');
+  await page.locator('#schedules tr[data-schedule="publish-draft/nightly"]').waitFor();
+  const row = await page.locator('#schedules tr[data-schedule="publish-draft/nightly"]').innerText();
+  check(row.includes('@daily') && row.includes('Nightly'), 'the schedules page lists nightly: ' + row.replace(/\s+/g, ' '));
+
   // A phone: a viewport meta tag, nothing wider than the screen (tables scroll inside their panel).
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true,
     hasTouch: true, deviceScaleFactor: 1 });
@@ -299,6 +321,14 @@ async function main() {
   await phone.locator('#run-state:text("completed")').waitFor();
   check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
     'a run page fits a 390 px wide phone');
+  await phone.goto(url + '#/run/stepper:steps-1');
+  await phone.locator('#run-waterfall .bar').first().waitFor();
+  check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'a run page with its waterfall fits a phone');
+  await phone.goto(url + '#/schedules');
+  await phone.locator('#schedules tr[data-schedule="publish-draft/nightly"]').waitFor();
+  check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'the schedules page fits a phone');
   await phone.goto(url + '#/');
   await phone.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
   check(await phone.locator('meta[name="viewport"]').count() === 1, 'the page has a viewport meta tag');
@@ -322,6 +352,12 @@ async function main() {
   await dark.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
   check(isDark(await background(dark)), 'dark when the system prefers it (' + await background(dark) + ')');
   await dark.screenshot({ path: path.join(BUILD, 'dashboard-dark.png') });
+  await dark.goto(url + '#/run/stepper:steps-1');
+  await dark.locator('#run-waterfall .bar').first().waitFor();
+  check(isDark(await dark.evaluate(() => getComputedStyle(document.querySelector('#run-waterfall').closest('.panel')).backgroundColor)),
+    'the waterfall\'s panel is dark too');
+  await dark.goto(url);
+  await dark.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
   await dark.click('#theme-toggle');
   check(!isDark(await background(dark)), 'the toggle switches to light');
   await dark.reload();
@@ -348,6 +384,8 @@ async function main() {
   await based.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
   await based.click('#runs a:text("publish-draft:browser-1")');
   await based.locator('#run-state:text("completed")').waitFor();
+  await based.click('#nav-schedules');
+  await based.locator('#schedules tr[data-schedule="publish-draft/nightly"]').waitFor();
   check(paths.length > 3 && paths.every((p) => p.startsWith('/ops/wf/')),
     'under --base-path every request stays under it (' + [...new Set(paths)].join(' ') + ')');
   await based.close();
