@@ -647,3 +647,108 @@ Test(web_api, schedules_are_listed)
     json_decref(call("GET", "/api/schedules?workflow=bad%20name", 400));
     json_decref(call("POST", "/api/schedules", 405));
 }
+
+static json_t *only_schedule(void)
+{
+    json_t *doc = call("GET", "/api/schedules", 200);
+    json_t *s = json_incref(json_array_get(json_object_get(doc, "schedules"), 0));
+    json_decref(doc);
+    cr_assert_not_null(s);
+    return s;
+}
+
+Test(web_api, schedules_pause_resume_and_trigger)
+{
+    char *out = NULL;
+    cr_assert_eq(wf(&out, "schedule", "add", "hourly", "publish-draft", "@hourly",
+                    "{\"title\":\"Now\"}", NULL),
+                 0);
+    free(out);
+    json_decref(call("POST", "/api/schedules/publish-draft/hourly/pause", 200));
+    json_t *s = only_schedule();
+    cr_assert(json_is_true(json_object_get(s, "paused")));
+    json_decref(s);
+    json_t *doc = call("POST", "/api/schedules/publish-draft/hourly/trigger", 200);
+    char *run = strdup(sfield(doc, "runId"));
+    json_decref(doc);
+    cr_assert_not_null(strstr(run, "publish-draft:sched-hourly"), "%s", run);
+    wait_state(run, "completed");
+    s = only_schedule();
+    cr_assert_eq(ifield(s, "fires"), 1);
+    cr_assert_str_eq(sfield(s, "lastRun"), run);
+    json_decref(s);
+    json_decref(call("POST", "/api/schedules/publish-draft/hourly/resume", 200));
+    s = only_schedule();
+    cr_assert(json_is_false(json_object_get(s, "paused")));
+    json_decref(s);
+
+    json_decref(call("POST", "/api/schedules/publish-draft/nope/pause", 404));
+    json_decref(call("POST", "/api/schedules/publish-draft/hourly/explode", 404));
+    json_decref(call("POST", "/api/schedules/publish-draft/hourly", 404));
+    json_decref(call("POST", "/api/schedules/bad%20name/hourly/pause", 400));
+    json_decref(call("GET", "/api/schedules/publish-draft/hourly/pause", 405));
+    free(run);
+}
+
+static int workflow_paused(const char *workflow)
+{
+    json_t *doc = call("GET", "/api/workflows", 200), *w;
+    size_t i;
+    int paused = -1;
+    json_array_foreach(json_object_get(doc, "workflows"), i, w)
+    {
+        if (strcmp(sfield(w, "workflow"), workflow) == 0)
+            paused = json_is_true(json_object_get(w, "paused"));
+    }
+    json_decref(doc);
+    return paused;
+}
+
+Test(web_api, a_workflow_pauses_and_resumes)
+{
+    cr_assert_eq(workflow_paused("publish-draft"), 0);
+    json_t *doc = call("POST", "/api/workflows/publish-draft/pause", 200);
+    cr_assert(json_is_true(json_object_get(doc, "paused")));
+    json_decref(doc);
+    cr_assert_eq(workflow_paused("publish-draft"), 1);
+    cr_assert_eq(workflow_paused("slow"), 0, "only that workflow");
+    char *id = start_run("publish-draft", "{}", NULL, NULL, NULL);
+    json_decref(call("POST", "/api/workflows/publish-draft/resume", 200));
+    cr_assert_eq(workflow_paused("publish-draft"), 0);
+    wait_state(id, "completed");
+    json_decref(call("GET", "/api/workflows/publish-draft/pause", 405));
+    json_decref(call("POST", "/api/workflows/publish-draft/explode", 404));
+    json_decref(call("POST", "/api/workflows/bad%20name/pause", 400));
+    free(id);
+}
+
+static long long sum(json_t *a)
+{
+    long long s = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) s += json_integer_value(v);
+    return s;
+}
+
+Test(web_api, a_workflows_history_per_hour_and_day)
+{
+    char *id = start_run("publish-draft", "{}", "--wait", NULL, NULL);
+    json_t *doc = call("GET", "/api/workflows/publish-draft/history", 200);
+    cr_assert_str_eq(sfield(doc, "range"), "1h");
+    cr_assert_eq(ifield(doc, "stepMs"), 60000);
+    cr_assert_eq(json_array_size(json_object_get(doc, "completed")), 60);
+    cr_assert_eq(sum(json_object_get(doc, "started")), 1);
+    cr_assert_eq(sum(json_object_get(doc, "completed")), 1);
+    cr_assert_eq(sum(json_object_get(doc, "failed")), 0);
+    cr_assert_gt(ifield(doc, "from"), 0);
+    json_decref(doc);
+    doc = call("GET", "/api/workflows/publish-draft/history?range=1d", 200);
+    cr_assert_eq(ifield(doc, "stepMs"), 15 * 60000);
+    cr_assert_eq(json_array_size(json_object_get(doc, "completed")), 96);
+    cr_assert_eq(sum(json_object_get(doc, "completed")), 1);
+    json_decref(doc);
+    json_decref(call("GET", "/api/workflows/publish-draft/history?range=1y", 400));
+    json_decref(call("POST", "/api/workflows/publish-draft/history", 405));
+    free(id);
+}
