@@ -93,7 +93,7 @@ async function api(path, method) {
 
 // The overview's filters live in the URL (#/?workflow=&state=&limit=&q=), so a view can be
 // shared and survives a reload; the run page is #/run/ID.
-const FILTER_KEYS = ['workflow', 'state', 'limit', 'q'];
+const FILTER_KEYS = ['workflow', 'state', 'limit', 'q', 'range'];
 let filters = {};
 
 function overviewHash(f) {
@@ -151,7 +151,8 @@ function drawWorkflows(list) {
   const body = $('workflows').tBodies[0];
   const rows = list.map((w) => {
     const cells = [el('td', {}, el('a', { className: 'count', onclick: () => setFilter({ workflow: w.workflow, state: '' }) },
-      w.workflow), unserved(w) ? el('span', { className: 'warn-tag', title: 'no live worker runs it' },
+      w.workflow), w.paused ? el('span', { className: 'warn-tag paused-tag', title: 'paused: its queued runs wait' },
+      'paused') : null, unserved(w) ? el('span', { className: 'warn-tag', title: 'no live worker runs it' },
       'no worker') : null)];
     for (const s of STATES) {
       const n = w.counts[s] || 0;
@@ -160,6 +161,11 @@ function drawWorkflows(list) {
     }
     cells.push(el('td', { className: 'num' }, w.completedLastMinute));
     cells.push(el('td', { className: 'num' }, w.counts.queued ? fmtDuration(w.oldestQueuedMs) : '-'));
+    cells.push(el('td', { className: 'row-actions' }, el('button', {
+      type: 'button', dataset: { workflowAction: w.paused ? 'resume' : 'pause' },
+      title: w.paused ? 'workers claim its queued runs again' : 'workers stop claiming its queued runs',
+      onclick: () => workflowAction(w.workflow, w.paused ? 'resume' : 'pause'),
+    }, w.paused ? 'Resume' : 'Pause')));
     return el('tr', { dataset: { workflow: w.workflow } }, ...cells);
   });
   body.replaceChildren(...rows);
@@ -193,6 +199,69 @@ function drawRuns(list) {
     el('td', { className: 'err', title: r.error || '' }, r.error || '')));
   $('runs').tBodies[0].replaceChildren(...rows);
   $('runs-empty').hidden = list.length > 0;
+}
+
+// Pauses or resumes a whole workflow (no confirmation: either undoes the other).
+async function workflowAction(workflow, action) {
+  try {
+    await api('/workflows/' + encodeURIComponent(workflow) + '/' + action, 'POST');
+  } catch (e) {
+    if (e instanceof NeedToken) return askToken();
+    showError(action + ' ' + workflow + ': ' + e.message);
+    return;
+  }
+  refresh();
+}
+
+// ---- History chart ------------------------------------------------------------------------------
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  return node;
+}
+
+// A bar per bucket, completed below failed, and the runs started as a line; drawn into a fixed
+// viewBox that stretches to the panel's width. Labels are HTML around it, so they do not stretch.
+function drawHistory(h) {
+  const W = 600, H = 120, n = h.completed.length;
+  const total = (a) => a.reduce((x, y) => x + y, 0);
+  const max = Math.max(1, ...h.started, ...h.completed.map((c, i) => c + h.failed[i]));
+  const y = (v) => H - (v / max) * (H - 4);
+  const bw = W / n;
+  const chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'none', role: 'img',
+    'aria-label': 'runs per ' + fmtDuration(h.stepMs) });
+  for (let i = 0; i < n; i++) {
+    const c = h.completed[i], f = h.failed[i];
+    const tip = fmtTime(h.from + i * h.stepMs) + ': started ' + h.started[i] + ', completed ' + c + ', failed ' + f;
+    if (c) chart.append(svg('rect', { class: 'completed', x: i * bw + 0.5, width: Math.max(bw - 1, 0.5), y: y(c), height: H - y(c) }));
+    if (f) chart.append(svg('rect', { class: 'failed', x: i * bw + 0.5, width: Math.max(bw - 1, 0.5), y: y(c + f), height: y(c) - y(c + f) }));
+    const hit = svg('rect', { class: 'hit', x: i * bw, width: bw, y: 0, height: H });
+    hit.append(Object.assign(svg('title'), { textContent: tip }));
+    chart.append(hit);
+  }
+  chart.append(svg('polyline', { class: 'started', fill: 'none',
+    points: h.started.map((v, i) => (i * bw + bw / 2).toFixed(1) + ',' + y(v).toFixed(1)).join(' ') }));
+  const box = $('history-chart');
+  box.replaceChildren(
+    el('span', { className: 'ymax' }, String(max)), chart,
+    el('div', { className: 'axis' }, el('span', {}, fmtTime(h.from).slice(h.range === '1d' ? 5 : 11, 16)),
+      el('span', {}, 'now')));
+  const totals = { started: total(h.started), completed: total(h.completed), failed: total(h.failed) };
+  Object.assign(box.dataset, totals);
+  $('history-totals').textContent = totals.started + ' started, ' + totals.completed + ' completed, ' +
+    totals.failed + ' failed in the last ' + (h.range === '1d' ? 'day' : 'hour');
+}
+
+async function refreshHistory() {
+  $('history').hidden = !filters.workflow;
+  if (!filters.workflow) return;
+  const range = filters.range === '1d' ? '1d' : '1h';
+  $('history-workflow').textContent = filters.workflow;
+  for (const b of document.querySelectorAll('#history [data-range]')) b.className = b.dataset.range === range ? 'current' : '';
+  drawHistory(await api('/workflows/' + encodeURIComponent(filters.workflow) + '/history?range=' + range));
 }
 
 // ---- Bulk actions on the filter ------------------------------------------------------------------
@@ -276,7 +345,7 @@ async function refreshOverview() {
   q.set('limit', filters.limit || '50');
   if (filters.q) q.set('q', filters.q);
   const [wfs, workers, runs] = await Promise.all([
-    api('/workflows'), api('/workers'), api('/runs?' + q.toString())]);
+    api('/workflows'), api('/workers'), api('/runs?' + q.toString()), refreshHistory()]);
   drawWorkflows(wfs.workflows);
   drawWorkers(workers.workers);
   drawRuns(runs.runs);
@@ -447,9 +516,27 @@ function drawSchedules(list) {
   $('schedules-empty').hidden = list.length > 0;
 }
 
-// Filled in when the API can pause, resume and trigger schedules.
-function scheduleButtons() {
-  return [];
+function scheduleButtons(s) {
+  const button = (action, label) => el('button', { type: 'button', dataset: { scheduleAction: action },
+    onclick: () => scheduleAction(s, action) }, label);
+  return [s.paused ? button('resume', 'Resume') : button('pause', 'Pause'), button('trigger', 'Run now')];
+}
+
+async function scheduleAction(s, action) {
+  const msg = $('schedule-msg');
+  msg.className = 'message';
+  try {
+    const res = await api('/schedules/' + encodeURIComponent(s.workflow) + '/' + encodeURIComponent(s.id) +
+      '/' + action, 'POST');
+    msg.replaceChildren(s.workflow + '/' + s.id + ': ' +
+      (action === 'trigger' ? 'started ' : action === 'pause' ? 'paused' : 'resumed'),
+      res.runId ? runLink(res.runId) : '');
+  } catch (e) {
+    if (e instanceof NeedToken) return askToken();
+    msg.className = 'message bad';
+    msg.textContent = e.message;
+  }
+  refresh();
 }
 
 async function refreshSchedules() {
@@ -550,6 +637,9 @@ function init() {
   $('filter-state').addEventListener('change', (ev) => setFilter({ state: ev.target.value }));
   $('filter-limit').addEventListener('change', (ev) => setFilter({ limit: ev.target.value }));
   $('bulk-button').addEventListener('click', bulk);
+  for (const b of document.querySelectorAll('#history [data-range]')) {
+    b.addEventListener('click', () => setFilter({ range: b.dataset.range === '1d' ? '1d' : '' }));
+  }
   $('confirm-reason').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') $('confirm-ok').click(); });
   for (const b of document.querySelectorAll('#run-view [data-action]')) {
     b.addEventListener('click', () => act(b.dataset.action));

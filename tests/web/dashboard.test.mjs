@@ -306,12 +306,51 @@ async function main() {
   await page.locator('#runs tr[data-id="publish-draft:bulk-w1"]').waitFor();
   check(await page.locator('#bulk').isHidden(), 'no bulk action without a state filter');
 
-  // Schedules: listed on their own page, reached from the header.
+  // A workflow's history: a chart of the last hour, or day, when the filter names a workflow.
+  await page.goto(url + '#/?workflow=publish-draft');
+  await page.locator('#history-chart svg rect.completed').first().waitFor();
+  const done = JSON.parse(await wf(env, 'list', '--workflow', 'publish-draft', '--state', 'completed', '--json')).length;
+  const charted = Number(await page.locator('#history-chart').getAttribute('data-completed'));
+  check(done >= 1 && charted >= done, 'the chart counts ' + charted + ' completions (' + done + ' runs completed)');
+  check((await page.locator('#history-totals').innerText()).includes('in the last hour'), 'the last hour by default');
+  await page.screenshot({ path: path.join(BUILD, 'dashboard-history.png') });
+  await page.click('#history button[data-range="1d"]');
+  await page.waitForFunction(() => location.hash.includes('range=1d'));
+  await page.locator('#history-totals:text("in the last day")').waitFor();
+  check(Number(await page.locator('#history-chart').getAttribute('data-completed')) === charted,
+    'the last day, kept in the URL, counts the same runs');
+
+  // Pause and resume a whole workflow from its row.
+  const statsOf = async (w) => JSON.parse(await wf(env, 'stats', '--workflow', w, '--json'))[0];
+  await page.click('#workflows tr[data-workflow="fatal"] button[data-workflow-action="pause"]');
+  await page.locator('#workflows tr[data-workflow="fatal"] .paused-tag').waitFor();
+  check((await statsOf('fatal')).paused === true && (await statsOf('publish-draft')).paused === false,
+    'Pause pauses that workflow in Redis, and only it');
+  await page.click('#workflows tr[data-workflow="fatal"] button[data-workflow-action="resume"]');
+  await page.locator('#workflows tr[data-workflow="fatal"] .paused-tag').waitFor({ state: 'detached' });
+  check((await statsOf('fatal')).paused === false, 'Resume resumes it');
+
+  // Schedules: listed on their own page, reached from the header; pause, run now, resume.
   await wf(env, 'schedule', 'add', 'nightly', 'publish-draft', '@daily', '{"title":"Nightly"}');
   await page.click('#nav-schedules');
-  await page.locator('#schedules tr[data-schedule="publish-draft/nightly"]').waitFor();
-  const row = await page.locator('#schedules tr[data-schedule="publish-draft/nightly"]').innerText();
+  const sched = page.locator('#schedules tr[data-schedule="publish-draft/nightly"]');
+  await sched.waitFor();
+  const row = await sched.innerText();
   check(row.includes('@daily') && row.includes('Nightly'), 'the schedules page lists nightly: ' + row.replace(/\s+/g, ' '));
+  const listed = async () => JSON.parse(await wf(env, 'schedule', 'list', '--json'))[0];
+  await sched.locator('button[data-schedule-action="pause"]').click();
+  await sched.locator('.state-paused').waitFor();
+  check((await listed()).paused === true, 'Pause pauses the schedule in Redis');
+  await sched.locator('button[data-schedule-action="trigger"]').click();
+  await page.locator('#schedule-msg a').waitFor();
+  const started = await page.locator('#schedule-msg a').innerText();
+  await waitFor('the triggered run completes', async () =>
+    JSON.parse(await wf(env, 'status', started)).state === 'completed');
+  check(started.startsWith('publish-draft:sched-nightly'), 'Run now started ' + started + ', which completed');
+  await page.screenshot({ path: path.join(BUILD, 'dashboard-schedules.png') });
+  await sched.locator('button[data-schedule-action="resume"]').click();
+  await sched.locator('.state-paused').waitFor({ state: 'detached' });
+  check((await listed()).paused === false && (await listed()).fires === 1, 'Resume resumes it; it fired once');
 
   // A phone: a viewport meta tag, nothing wider than the screen (tables scroll inside their panel).
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true,
