@@ -562,16 +562,26 @@ Test(web_api, restart_runs_a_finished_run_again)
     free(id);
 }
 
-static long long live_workers_of(const char *workflow)
+/* Member `key` of `workflow`'s entry in GET /api/workflows (a new reference; fails the test
+ * when the workflow or the member is missing). */
+static json_t *workflow_member(const char *workflow, const char *key)
 {
-    json_t *doc = call("GET", "/api/workflows", 200), *w;
+    json_t *doc = call("GET", "/api/workflows", 200), *w, *v = NULL;
     size_t i;
-    long long live = -1;
     json_array_foreach(json_object_get(doc, "workflows"), i, w)
     {
-        if (strcmp(sfield(w, "workflow"), workflow) == 0) live = ifield(w, "liveWorkers");
+        if (strcmp(sfield(w, "workflow"), workflow) == 0) v = json_incref(json_object_get(w, key));
     }
     json_decref(doc);
+    cr_assert_not_null(v, "%s of %s", key, workflow);
+    return v;
+}
+
+static long long live_workers_of(const char *workflow)
+{
+    json_t *v = workflow_member(workflow, "liveWorkers");
+    long long live = json_integer_value(v);
+    json_decref(v);
     return live;
 }
 
@@ -623,13 +633,17 @@ Test(web_api, behind_a_proxy_an_https_origin_may_post)
 /* ---- Schedules ---------------------------------------------------------------------------------
  */
 
-Test(web_api, schedules_are_listed)
+/* Adds schedule `id` of publish-draft with `wf schedule add`. */
+static void add_schedule(const char *id, const char *spec, const char *input)
 {
     char *out = NULL;
-    cr_assert_eq(wf(&out, "schedule", "add", "nightly", "publish-draft", "@daily",
-                    "{\"title\":\"Nightly\"}", NULL),
-                 0);
+    cr_assert_eq(wf(&out, "schedule", "add", id, "publish-draft", spec, input, NULL), 0);
     free(out);
+}
+
+Test(web_api, schedules_are_listed)
+{
+    add_schedule("nightly", "@daily", "{\"title\":\"Nightly\"}");
     json_t *doc = call("GET", "/api/schedules", 200);
     json_t *list = json_object_get(doc, "schedules");
     cr_assert_eq(json_array_size(list), 1);
@@ -659,11 +673,7 @@ static json_t *only_schedule(void)
 
 Test(web_api, schedules_pause_resume_and_trigger)
 {
-    char *out = NULL;
-    cr_assert_eq(wf(&out, "schedule", "add", "hourly", "publish-draft", "@hourly",
-                    "{\"title\":\"Now\"}", NULL),
-                 0);
-    free(out);
+    add_schedule("hourly", "@hourly", "{\"title\":\"Now\"}");
     json_decref(call("POST", "/api/schedules/publish-draft/hourly/pause", 200));
     json_t *s = only_schedule();
     cr_assert(json_is_true(json_object_get(s, "paused")));
@@ -692,15 +702,9 @@ Test(web_api, schedules_pause_resume_and_trigger)
 
 static int workflow_paused(const char *workflow)
 {
-    json_t *doc = call("GET", "/api/workflows", 200), *w;
-    size_t i;
-    int paused = -1;
-    json_array_foreach(json_object_get(doc, "workflows"), i, w)
-    {
-        if (strcmp(sfield(w, "workflow"), workflow) == 0)
-            paused = json_is_true(json_object_get(w, "paused"));
-    }
-    json_decref(doc);
+    json_t *v = workflow_member(workflow, "paused");
+    int paused = json_is_true(v);
+    json_decref(v);
     return paused;
 }
 
