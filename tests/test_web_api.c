@@ -336,10 +336,14 @@ Test(web_api, page_is_served_with_a_strict_policy)
         cr_assert_gt(strlen(res.body), 500);
         response_free(&res);
     }
-    response res;
-    http("GET", "/app.js", &res);
-    cr_assert_null(strstr(res.body, "innerHTML"), "data goes into the DOM as text only");
-    response_free(&res);
+    static const char *const scripts[] = {"/app.js", "/ops.js"};
+    for (size_t i = 0; i < 2; i++) {
+        response res;
+        cr_assert_eq(http("GET", scripts[i], &res), 200, "%s", scripts[i]);
+        cr_assert_null(strstr(res.body, "innerHTML"), "%s: data goes into the DOM as text only",
+                       scripts[i]);
+        response_free(&res);
+    }
 }
 
 Test(web_api, loopback_host_and_same_origin_posts_only)
