@@ -233,6 +233,18 @@ static void get_run(wf__web *web, struct evhttp_request *req, const char *id)
         json_object_set_new(body, "liveWorkers",
                             json_integer(live_workers_for(ws, nw, wf_run_workflow_name(run))));
     wf_workers_free(ws, nw);
+    wf_run_event *ev = NULL;
+    size_t ne = 0;
+    if (body && wf_run_events(run, &ev, &ne, &err) == WF_OK) { /* else no history is shown */
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < ne; i++)
+            json_array_append_new(a,
+                                  json_pack("{s:o, s:o, s:o}", "at", wf__cli_time_json(ev[i].at_ms),
+                                            "kind", wf__cli_string_json(ev[i].kind), "detail",
+                                            wf__cli_string_json(ev[i].detail)));
+        json_object_set_new(body, "events", a);
+        wf_run_events_free(ev, ne);
+    }
     wf_steps_free(steps, n);
     wf_status_clear(&st);
     wf_run_free(run);
@@ -243,7 +255,7 @@ static void get_run(wf__web *web, struct evhttp_request *req, const char *id)
  * like `wf restart`), or retry (a run that ended without completing,
  * as a new attempt keeping its steps, like `wf retry`). Answers {"ok": true, "run": STATUS}. */
 static void post_action(wf__web *web, struct evhttp_request *req, const char *id,
-                        const char *action)
+                        const char *action, const char *reason)
 {
     wf_error err = {0};
     wf_run *run = wf_get_workflow_run(web->cli->client, id, &err);
@@ -254,7 +266,7 @@ static void post_action(wf__web *web, struct evhttp_request *req, const char *id
     wf_status st = {0};
     int rc;
     if (strcmp(action, "stop") == 0) {
-        rc = wf_run_stop(run, &err);
+        rc = reason && *reason ? wf_run_stop_reason(run, reason, &err) : wf_run_stop(run, &err);
     } else if (strcmp(action, "pause") == 0) {
         rc = wf_run_pause(run, &err);
     } else if (strcmp(action, "resume") == 0) {
@@ -283,7 +295,7 @@ static void post_action(wf__web *web, struct evhttp_request *req, const char *id
 }
 
 /* Routes /runs/ID[/ACTION]: `rest` is the part after "/runs/", percent-encoded. */
-static void run_route(wf__web *web, struct evhttp_request *req, const char *rest)
+static void run_route(wf__web *web, struct evhttp_request *req, const char *rest, const char *query)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     size_t len = 0;
@@ -308,7 +320,17 @@ static void run_route(wf__web *web, struct evhttp_request *req, const char *rest
     } else if (cmd != EVHTTP_REQ_POST) {
         wf__web_send_405(req, "POST");
     } else {
-        post_action(web, req, decoded, action);
+        struct evkeyvalq q;
+        if (evhttp_parse_query_str(query ? query : "", &q) != 0) {
+            wf__web_send_error(req, 400, "malformed query string");
+        } else {
+            const char *reason = evhttp_find_header(&q, "reason");
+            if (reason && strlen(reason) > 200)
+                wf__web_send_error(req, 400, "reason wants at most 200 characters");
+            else
+                post_action(web, req, decoded, action, reason);
+            evhttp_clear_headers(&q);
+        }
     }
     free(decoded);
 }
@@ -318,7 +340,7 @@ void wf__web_api(wf__web *web, struct evhttp_request *req, const char *path, con
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
     if (strncmp(path, "/runs/", 6) == 0 && path[6]) {
-        run_route(web, req, path + 6);
+        run_route(web, req, path + 6, query);
         return;
     }
     if (wf__web_ops(web, req, path, query)) return;

@@ -760,3 +760,43 @@ Test(web_api, a_workflows_history_per_hour_and_day)
     json_decref(call("POST", "/api/workflows/publish-draft/history", 405));
     free(id);
 }
+
+/* A stop with a reason: the run's error, and its history, which records what happened. */
+Test(web_api, a_stop_with_a_reason_and_the_runs_history)
+{
+    char *id = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    act_state(id, "pause", "paused");
+    act_state(id, "resume", "waiting");
+    char path[300];
+    snprintf(path, sizeof path, "/api/runs/%s/stop?reason=deploy%%20rollback", id);
+    json_decref(call("POST", path, 200));
+    snprintf(path, sizeof path, "/api/runs/%s", id);
+    json_t *doc = call("GET", path, 200);
+    cr_assert_str_eq(sfield(doc, "state"), "cancelled");
+    cr_assert_not_null(strstr(sfield(doc, "error"), "deploy rollback"), "%s", sfield(doc, "error"));
+    json_t *events = json_object_get(doc, "events"), *e;
+    size_t i;
+    const char *want[] = {"enqueued", "paused", "resumed", "stopped"};
+    size_t next = 0;
+    json_array_foreach(events, i, e)
+    {
+        if (next < 4 && strcmp(sfield(e, "kind"), want[next]) == 0) {
+            if (next == 3)
+                cr_assert_not_null(strstr(sfield(e, "detail"), "deploy rollback"), "%s",
+                                   sfield(e, "detail"));
+            cr_assert_gt(ifield(e, "at"), 0);
+            next++;
+        }
+    }
+    cr_assert_eq(next, 4, "enqueued, paused, resumed, stopped in order (%zu of them found)",
+                 json_array_size(events));
+    json_decref(doc);
+    char *long_reason = malloc(300);
+    memset(long_reason, 'x', 299);
+    long_reason[299] = '\0';
+    char long_path[600];
+    snprintf(long_path, sizeof long_path, "/api/runs/%s/stop?reason=%s", id, long_reason);
+    json_decref(call("POST", long_path, 400));
+    free(long_reason);
+    free(id);
+}

@@ -262,6 +262,7 @@ function drawRun(r) {
   $('steps-empty').hidden = r.steps.length > 0;
 
   drawWaterfall(r);
+  drawHistoryEvents(r.events);
 
   $('run-timeline').replaceChildren(...r.timeline.map((t) => el('li', {},
     el('span', { className: 'at' }, fmtTime(t.at)), el('span', { className: 'ev' }, t.event),
@@ -354,6 +355,8 @@ function route() {
   const m = location.hash.match(/^#\/run\/(.+)$/);
   if (m) return { view: 'run', id: decodeURIComponent(m[1]) };
   if (/^#\/schedules\/?$/.test(location.hash)) return { view: 'schedules' };
+  const d = location.hash.match(/^#\/dead\/?(?:\?(.*))?$/);
+  if (d) return { view: 'dead', workflow: new URLSearchParams(d[1] || '').get('workflow') || '' };
   const q = new URLSearchParams(location.hash.replace(/^#\/?\??/, ''));
   const f = {};
   for (const k of FILTER_KEYS) if (q.get(k)) f[k] = q.get(k);
@@ -367,13 +370,14 @@ function askToken() {
   $('token-input').focus();
 }
 
-const VIEWS = ['overview', 'run', 'schedules'];
+const VIEWS = ['overview', 'run', 'schedules', 'dead'];
 
 // Shows one view (null: none, while the token is asked for) and marks its link in the header.
 function showView(view) {
   for (const v of VIEWS) $(v + '-view').hidden = v !== view;
   $('nav-runs').className = view === 'overview' || view === 'run' ? 'current' : '';
   $('nav-schedules').className = view === 'schedules' ? 'current' : '';
+  $('nav-dead').className = view === 'dead' ? 'current' : '';
 }
 
 async function refresh() {
@@ -384,7 +388,10 @@ async function refresh() {
   showView(r.view);
   try {
     if (r.view === 'run') await refreshRun(r.id);
-    else if (r.view === 'schedules') {
+    else if (r.view === 'dead') {
+      document.title = 'dead letters · wf';
+      await refreshDead(r.workflow);
+    } else if (r.view === 'schedules') {
       document.title = 'schedules · wf';
       await refreshSchedules();
     } else {

@@ -198,3 +198,32 @@ async function scheduleAction(s, action) {
 async function refreshSchedules() {
   drawSchedules((await api('/schedules')).schedules);
 }
+
+// ---- Dead letters -------------------------------------------------------------------------------
+
+// #/dead?workflow=W: the workflows with their dead-letter counts to choose from, and the chosen
+// one's letters, newest first (the first workflow that has any when none is chosen).
+async function refreshDead(workflow) {
+  const wfs = (await api('/workflows')).workflows;
+  if (!workflow) workflow = (wfs.find((w) => w.dead > 0) || wfs[0] || {}).workflow;
+  $('dead-workflows').replaceChildren(...wfs.map((w) => el('a', {
+    href: '#/dead?workflow=' + encodeURIComponent(w.workflow),
+    className: w.workflow === workflow ? 'current' : '', dataset: { workflow: w.workflow },
+  }, w.workflow + ' (' + w.dead + ')')));
+  $('dead-workflow').textContent = workflow ? 'of ' + workflow : '';
+  const letters = workflow
+    ? (await api('/dead?workflow=' + encodeURIComponent(workflow) + '&limit=200')).deadLetters : [];
+  $('dead').tBodies[0].replaceChildren(...letters.map((d) => el('tr', { dataset: { id: d.runId } },
+    el('td', { className: 'id' }, runLink(d.runId)), el('td', {}, fmtTime(d.at)),
+    el('td', { className: 'err' }, d.reason || ''))));
+  $('dead-empty').hidden = letters.length > 0;
+}
+
+// The run's history as the scripts recorded it (pause, resume, retry, restart... when they
+// happened); hidden for runs from before it was recorded.
+function drawHistoryEvents(events) {
+  $('run-history-box').hidden = !(events && events.length);
+  $('run-history').replaceChildren(...(events || []).map((e) => el('li', { dataset: { kind: e.kind } },
+    el('span', { className: 'at' }, fmtTime(e.at)), el('span', { className: 'ev' }, e.kind),
+    e.detail || '')));
+}

@@ -190,7 +190,13 @@ async function main() {
   await page.locator('#run-state:text("cancelled")').waitFor({ timeout: 10000 });
   check(true, 'the Stop button, confirmed, cancels the waiting run');
   const status = JSON.parse(await wf(env, 'status', 'publish-draft:browser-delayed'));
-  check(status.state === 'cancelled', 'Redis agrees: the run is cancelled');
+  check(status.state === 'cancelled' && String(status.error).includes('browser test'),
+    'Redis agrees: the run is cancelled, with the reason (' + status.error + ')');
+  await page.locator('#run-history li[data-kind="stopped"]').waitFor();
+  const history = await page.locator('#run-history li').evaluateAll((ls) => ls.map((l) => l.dataset.kind));
+  check(history[0] === 'enqueued' && history[history.length - 1] === 'stopped' &&
+    (await page.locator('#run-history li[data-kind="stopped"]').innerText()).includes('browser test'),
+    'the run\'s history records the stop and its reason (' + history.join(', ') + ')');
   check(await page.locator('button[data-action="retry"]').isEnabled(), 'retry is enabled for a cancelled run');
 
   // Restart: a finished run runs again from the start as a new attempt, after a confirmation.
