@@ -231,8 +231,53 @@ static void workflow_route(wf__web *web, struct evhttp_request *req, const char 
     free(buf);
 }
 
+/* ---- GET /api/dead?workflow=W&limit=N -----------------------------------------------------------
+ */
+
+static void get_dead(wf__web *web, struct evhttp_request *req, const char *query)
+{
+    char workflow[256], limit_arg[16];
+    long long limit = 100;
+    if (query_value(req, query, "workflow", workflow, sizeof workflow) != 0 ||
+        query_value(req, query, "limit", limit_arg, sizeof limit_arg) != 0)
+        return;
+    if (!workflow[0]) {
+        wf__web_send_error(req, 400, "dead letters want workflow=W");
+        return;
+    }
+    if (limit_arg[0] &&
+        (wf__cli_parse_long(limit_arg, &limit) != 0 || limit < 1 || limit > 10000)) {
+        wf__web_send_error(req, 400, "limit wants 1..10000");
+        return;
+    }
+    wf_dead_letter *d = NULL;
+    size_t n = 0;
+    wf_error err = {0};
+    if (wf_dead_letters(web->cli->client, workflow, (size_t)limit, &d, &n, &err) != WF_OK) {
+        wf__web_send_wf_error(req, &err);
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(
+            a, json_pack("{s:o, s:o, s:o, s:o, s:o}", "runId", wf__cli_string_json(d[i].run_id),
+                         "at", wf__cli_time_json(d[i].at_ms), "reason",
+                         wf__cli_string_json(d[i].reason), "entry", wf__cli_string_json(d[i].entry),
+                         "worker", wf__cli_string_json(d[i].worker)));
+    wf_dead_letters_free(d, n);
+    wf__web_send_json(req, 200, json_pack("{s:s, s:o*}", "workflow", workflow, "deadLetters", a));
+}
+
 int wf__web_ops(wf__web *web, struct evhttp_request *req, const char *path, const char *query)
 {
+    if (strcmp(path, "/dead") == 0) {
+        enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+        if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+            get_dead(web, req, query);
+        else
+            wf__web_send_405(req, "GET, HEAD");
+        return 1;
+    }
     if (strncmp(path, "/schedules/", 11) == 0) {
         schedule_action(web, req, path + 11);
         return 1;

@@ -800,3 +800,37 @@ Test(web_api, a_stop_with_a_reason_and_the_runs_history)
     free(long_reason);
     free(id);
 }
+
+/* ---- Dead letters ------------------------------------------------------------------------------
+ */
+
+static int one_dead_letter(void *arg)
+{
+    (void)arg;
+    return wf_test_cmd_int(env.rc, "LLEN wf:{publish-draft}:dead") == 1;
+}
+
+Test(web_api, dead_letters_of_a_workflow)
+{
+    json_t *doc = call("GET", "/api/dead?workflow=publish-draft", 200);
+    cr_assert_eq(json_array_size(json_object_get(doc, "deadLetters")), 0);
+    json_decref(doc);
+    freeReplyObject(redisCommand(env.rc, "XADD wf:{publish-draft}:queue * x no-record-here"));
+    cr_assert(wf_test_wait(one_dead_letter, NULL, 10000), "the worker moves the entry aside");
+    doc = call("GET", "/api/dead?workflow=publish-draft&limit=10", 200);
+    json_t *list = json_object_get(doc, "deadLetters");
+    cr_assert_eq(json_array_size(list), 1);
+    json_t *d = json_array_get(list, 0);
+    cr_assert_not_null(strstr(sfield(d, "reason"), "no field 'r'"), "%s", sfield(d, "reason"));
+    cr_assert(json_is_null(json_object_get(d, "runId")));
+    cr_assert_gt(ifield(d, "at"), 0);
+    cr_assert_gt(strlen(sfield(d, "entry")), 0);
+    json_decref(doc);
+    json_t *dead = workflow_member("publish-draft", "dead");
+    cr_assert_eq(json_integer_value(dead), 1, "the workflow's stats count it");
+    json_decref(dead);
+    json_decref(call("GET", "/api/dead", 400));
+    json_decref(call("GET", "/api/dead?workflow=publish-draft&limit=0", 400));
+    json_decref(call("GET", "/api/dead?workflow=bad%20name", 400));
+    json_decref(call("POST", "/api/dead?workflow=publish-draft", 405));
+}

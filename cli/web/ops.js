@@ -213,9 +213,10 @@ async function refreshDead(workflow) {
   $('dead-workflow').textContent = workflow ? 'of ' + workflow : '';
   const letters = workflow
     ? (await api('/dead?workflow=' + encodeURIComponent(workflow) + '&limit=200')).deadLetters : [];
-  $('dead').tBodies[0].replaceChildren(...letters.map((d) => el('tr', { dataset: { id: d.runId } },
-    el('td', { className: 'id' }, runLink(d.runId)), el('td', {}, fmtTime(d.at)),
-    el('td', { className: 'err' }, d.reason || ''))));
+  $('dead').tBodies[0].replaceChildren(...letters.map((d) => el('tr', { dataset: { entry: d.entry } },
+    el('td', { className: 'id' }, d.runId ? runLink(d.runId) : '-'), el('td', { className: 'id' }, d.entry),
+    el('td', {}, fmtTime(d.at)), el('td', { className: 'id' }, d.worker || '-'),
+    el('td', { className: 'err', title: d.reason || '' }, d.reason || ''))));
   $('dead-empty').hidden = letters.length > 0;
 }
 

@@ -84,6 +84,15 @@ function redisAnswers(port) {
   });
 }
 
+// One command to Redis in the inline protocol; resolves to the reply's first line.
+function redisCommand(port, command) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(command + '\r\n'));
+    s.on('data', (d) => { s.destroy(); resolve(d.toString().split('\r\n')[0]); });
+    s.on('error', reject);
+  });
+}
+
 async function wf(env, ...args) {
   const { stdout } = await run(path.join(BUILD, 'wf'), args, { env: { ...process.env, ...env } });
   return stdout;
@@ -366,6 +375,19 @@ async function main() {
   await sched.locator('.state-paused').waitFor({ state: 'detached' });
   check((await listed()).paused === false && (await listed()).fires === 1, 'Resume resumes it; it fired once');
 
+  // Dead letters: an entry that is no run record, moved aside by the worker, on its own page.
+  await redisCommand(redisPort, 'XADD wf:{fatal}:queue * x no-record-here');
+  await page.click('#nav-dead');
+  await page.locator('#dead-workflows a[data-workflow="fatal"]').waitFor();
+  await page.click('#dead-workflows a[data-workflow="fatal"]');
+  await page.locator('#dead tbody tr').first().waitFor();
+  const letter = await page.locator('#dead tbody tr').first().innerText();
+  check(letter.includes("no field 'r'") && await page.locator('#dead tbody tr').count() === 1,
+    'the dead-letters page shows the entry the worker moved aside: ' + letter.replace(/\s+/g, ' '));
+  check((await page.locator('#dead-workflows a[data-workflow="fatal"]').innerText()).includes('(1)'),
+    'and its count per workflow');
+  await page.screenshot({ path: path.join(BUILD, 'dashboard-dead.png') });
+
   // A phone: a viewport meta tag, nothing wider than the screen (tables scroll inside their panel).
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true,
     hasTouch: true, deviceScaleFactor: 1 });
@@ -382,6 +404,10 @@ async function main() {
   await phone.locator('#schedules tr[data-schedule="publish-draft/nightly"]').waitFor();
   check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
     'the schedules page fits a phone');
+  await phone.goto(url + '#/dead?workflow=fatal');
+  await phone.locator('#dead tbody tr').first().waitFor();
+  check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'the dead-letters page fits a phone');
   await phone.goto(url + '#/');
   await phone.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
   check(await phone.locator('meta[name="viewport"]').count() === 1, 'the page has a viewport meta tag');
@@ -459,6 +485,10 @@ async function main() {
   await based.locator('#run-state:text("completed")').waitFor();
   await based.click('#nav-schedules');
   await based.locator('#schedules tr[data-schedule="publish-draft/nightly"]').waitFor();
+  await based.click('#nav-dead');
+  await based.locator('#dead-workflows a[data-workflow="fatal"]').waitFor();
+  await based.goto(baseUrl + '#/?workflow=publish-draft');
+  await based.locator('#history-chart svg').waitFor();
   check(paths.length > 3 && paths.every((p) => p.startsWith('/ops/wf/')),
     'under --base-path every request stays under it (' + [...new Set(paths)].join(' ') + ')');
   await based.close();
