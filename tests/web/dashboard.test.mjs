@@ -4,13 +4,14 @@
 //   node tests/web/dashboard.test.mjs [BUILD_DIR]      (default: build)
 //
 // Checks that a run started with `wf run` shows up completed in the list, that a delayed run's
-// page shows it waiting and its Stop button (after a confirmation with a reason) cancels it, that
-// Restart runs a finished run again, that a run's waterfall draws its steps in order, that data
+// page shows it waiting and its Stop button (after a confirmation with a reason) cancels it and
+// its history records that, that Restart runs a finished run again, that a run's waterfall draws its steps in order, that data
 // is shown as text (a title with markup runs no script), that a run that does not exist gets a
 // not-found page with no button enabled, that filters and the id search live in the URL (reload,
 // shared link), that bulk Retry all failed / Stop all waiting show the count, ask, act and
 // report, that a workflow's history chart counts its runs (last hour, last day), that a workflow
-// pauses and resumes from its row, that the schedules page pauses, runs now and resumes, that no
+// pauses and resumes from its row, that the schedules page pauses, runs now and resumes, that the
+// dead-letters page lists an entry the worker moved aside, that no
 // live worker for pending runs gives a warning, and that with --token the page asks for the
 // token and then works. Each action is checked in Redis through the `wf` command.
 // Checks a phone-sized layout and dark mode (system preference and the toggle), and that every
@@ -18,7 +19,7 @@
 // Saves into BUILD_DIR: dashboard.png (the overview), dashboard-run.png (a run's page),
 // dashboard-phone.png (390x844), dashboard-dark.png, dashboard-confirm.png (Stop's dialog),
 // dashboard-bulk.png, dashboard-waterfall.png, dashboard-history.png, dashboard-schedules.png and
-// dashboard-warning.png; docs/ shows some of them (copied by hand when the page changes).
+// dashboard-warning.png, dashboard-dead.png; docs/ shows some of them (copied by hand when the page changes).
 // Everything it starts listens on 127.0.0.1 and is stopped at the end; the whole test is bounded
 // to 60 s. Exits 0 when every check passed.
 import { spawn, execFile } from 'node:child_process';
