@@ -446,16 +446,6 @@ async function main() {
   await dark.locator('#run-waterfall .bar').first().waitFor();
   check(isDark(await dark.evaluate(() => getComputedStyle(document.querySelector('#run-waterfall').closest('.panel')).backgroundColor)),
     'the waterfall\'s panel is dark too');
-  await dark.goto(url + '#/schedules');
-  await dark.locator('#schedules tr[data-schedule="publish-draft/nightly"]').waitFor();
-  check(isDark(await dark.evaluate(() => getComputedStyle(document.querySelector('#schedules').closest('.panel')).backgroundColor)),
-    'the schedules page is dark too');
-  await dark.goto(url + '#/?workflow=fatal&state=failed');
-  await dark.locator('#bulk-button').click();
-  await dark.locator('#confirm[open]').waitFor();
-  check(isDark(await dark.evaluate(() => getComputedStyle(document.querySelector('#confirm')).backgroundColor)),
-    'the confirmation dialog is dark too');
-  await dark.click('#confirm-cancel');
   await dark.goto(url);
   await dark.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
   await dark.click('#theme-toggle');
