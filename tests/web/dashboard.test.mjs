@@ -409,6 +409,11 @@ async function main() {
   await phone.locator('#dead tbody tr').first().waitFor();
   check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
     'the dead-letters page fits a phone');
+  await phone.goto(url + '#/?workflow=fatal&state=failed');
+  await phone.locator('#history-chart svg').waitFor();
+  await phone.locator('#bulk-button').waitFor();
+  check(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'a workflow\'s history and bulk action fit a phone');
   await phone.goto(url + '#/');
   await phone.locator('#runs tr[data-id="publish-draft:browser-1"]').waitFor();
   check(await phone.locator('meta[name="viewport"]').count() === 1, 'the page has a viewport meta tag');
