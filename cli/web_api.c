@@ -27,52 +27,32 @@ static int64_t now_ms(void)
 /* ---- GET /api/workflows, GET /api/workers -----------------------------------------------------
  */
 
-/* How many live workers (a heartbeat within WF_WORKER_STALE_MS) run `workflow`. */
-static long long live_workers_for(const wf_worker_info *ws, size_t n, const char *workflow)
-{
-    long long live = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; !ws[i].stale && j < ws[i].nworkflows; j++)
-            if (strcmp(ws[i].workflows[j], workflow) == 0) {
-                live++;
-                break;
-            }
-    return live;
-}
-
-/* The live workers, for the "no live worker serves this workflow" warnings. */
-static int live_workers(wf__web *web, wf_worker_info **ws, size_t *n, wf_error *err)
-{
-    return wf_list_workers(web->cli->client, 0, ws, n, err);
-}
-
 /* Each workflow's stats plus "liveWorkers": how many live workers run it (0 with runs queued
  * means they wait for a worker that is not there). */
 static void get_workflows(wf__web *web, struct evhttp_request *req)
 {
     wf_stats *stats = NULL;
-    wf_worker_info *ws = NULL;
-    size_t n = 0, nw = 0;
+    size_t n = 0;
     wf_error err = {0};
     if (wf_workflow_stats(web->cli->client, NULL, &stats, &n, &err) != WF_OK) {
         wf__web_send_wf_error(req, &err);
         return;
     }
-    if (live_workers(web, &ws, &nw, &err) != WF_OK) {
-        wf_stats_free(stats, n);
-        wf__web_send_wf_error(req, &err);
-        return;
-    }
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    long long *live = calloc(n ? n : 1, sizeof *live);
+    int known = names && live;
+    for (size_t i = 0; known && i < n; i++) names[i] = stats[i].workflow;
+    if (known) known = wf__cli_live_workers(web->cli, names, n, live) == 0;
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++) {
         json_t *w = wf__cli_stats_json(&stats[i]);
-        json_object_set_new(w, "liveWorkers",
-                            json_integer(live_workers_for(ws, nw, stats[i].workflow)));
+        if (w && known) json_object_set_new(w, "liveWorkers", json_integer(live[i]));
         json_array_append_new(a, w);
     }
     json_int_t now = n ? (json_int_t)stats[0].now_ms : (json_int_t)now_ms();
+    free(names);
+    free(live);
     wf_stats_free(stats, n);
-    wf_workers_free(ws, nw);
     wf__web_send_json(req, 200, json_pack("{s:o*, s:I}", "workflows", a, "now", now));
 }
 
@@ -227,12 +207,10 @@ static void get_run(wf__web *web, struct evhttp_request *req, const char *id)
     }
     json_t *body =
         wf__cli_run_detail_json(wf_run_id(run), wf_run_workflow_name(run), &st, steps, n);
-    wf_worker_info *ws = NULL;
-    size_t nw = 0;
-    if (body && live_workers(web, &ws, &nw, &err) == WF_OK) /* else the page shows no warning */
-        json_object_set_new(body, "liveWorkers",
-                            json_integer(live_workers_for(ws, nw, wf_run_workflow_name(run))));
-    wf_workers_free(ws, nw);
+    const char *workflow = wf_run_workflow_name(run);
+    long long live = 0;
+    if (body && wf__cli_live_workers(web->cli, &workflow, 1, &live) == 0) /* else no warning */
+        json_object_set_new(body, "liveWorkers", json_integer(live));
     wf_run_event *ev = NULL;
     size_t ne = 0;
     if (body && wf_run_events(run, &ev, &ne, &err) == WF_OK) { /* else no history is shown */
