@@ -221,10 +221,11 @@ async function refreshDead(workflow) {
 }
 
 // The run's history as the scripts recorded it (pause, resume, retry, restart... when they
-// happened); hidden for runs from before it was recorded.
+// happened); hidden for runs from before it was recorded. Times in ms in a detail ("due at
+// 1796305362035") are shown as dates.
 function drawHistoryEvents(events) {
   $('run-history-box').hidden = !(events && events.length);
   $('run-history').replaceChildren(...(events || []).map((e) => el('li', { dataset: { kind: e.kind } },
     el('span', { className: 'at' }, fmtTime(e.at)), el('span', { className: 'ev' }, e.kind),
-    e.detail || '')));
+    (e.detail || '').replace(/\b1\d{12}\b/g, (ms) => fmtTime(Number(ms))))));
 }

@@ -207,6 +207,9 @@ async function main() {
   check(history[0] === 'enqueued' && history[history.length - 1] === 'stopped' &&
     (await page.locator('#run-history li[data-kind="stopped"]').innerText()).includes('browser test'),
     'the run\'s history records the stop and its reason (' + history.join(', ') + ')');
+  const historyText = await page.locator('#run-history').innerText();
+  check(!/\b1\d{12}\b/.test(historyText) && historyText.includes('due at 20'),
+    'times in the history are dates, not ms: ' + historyText.split('\n')[0]);
   check(await page.locator('button[data-action="retry"]').isEnabled(), 'retry is enabled for a cancelled run');
 
   // Restart: a finished run runs again from the start as a new attempt, after a confirmation.
