@@ -93,7 +93,7 @@ async function api(path, method) {
 
 // The overview's filters live in the URL (#/?workflow=&state=&limit=&q=), so a view can be
 // shared and survives a reload; the run page is #/run/ID.
-const FILTER_KEYS = ['workflow', 'state', 'limit', 'q', 'range'];
+const FILTER_KEYS = ['workflow', 'state', 'since', 'limit', 'q', 'offset', 'range'];
 let filters = {};
 
 function overviewHash(f) {
@@ -103,9 +103,11 @@ function overviewHash(f) {
   return '#/' + (s ? '?' + s : '');
 }
 
-// Changes some filters: a new URL, whose hashchange redraws.
+// Changes some filters: a new URL, whose hashchange redraws. Any change but the page's goes back
+// to the first page.
 function setFilter(changes) {
   const next = { ...filters, ...changes };
+  if (!('offset' in changes)) delete next.offset;
   const hash = overviewHash(next);
   if (location.hash === hash) refresh();
   else location.hash = hash;
@@ -119,7 +121,11 @@ function showFilters() {
     $('filter-workflow').value = filters.workflow;
   }
   $('filter-state').value = filters.state || '';
-  $('filter-limit').value = filters.limit || '50';
+  for (const [id, v, dflt] of [['filter-limit', filters.limit, '50'], ['filter-since', filters.since, '']]) {
+    const sel = $(id);
+    if (v && !Array.from(sel.options).some((o) => o.value === v)) sel.append(el('option', { value: v }, v));
+    sel.value = v || dflt;
+  }
   if (document.activeElement !== $('filter-q')) $('filter-q').value = filters.q || '';
   $('all-runs').href = overviewHash(filters);
 }
@@ -199,6 +205,26 @@ function drawRuns(list) {
     el('td', { className: 'err', title: r.error || '' }, r.error || '')));
   $('runs').tBodies[0].replaceChildren(...rows);
   $('runs-empty').hidden = list.length > 0;
+}
+
+// Newer / older pages of the run list (offset in the URL); "older" while a page comes back full.
+function drawPager(shown) {
+  const limit = Number(filters.limit) || 50, offset = Number(filters.offset) || 0;
+  $('page-newer').disabled = offset === 0;
+  $('page-older').disabled = shown < limit;
+  $('page-info').textContent = shown ? 'runs ' + (offset + 1) + '–' + (offset + shown) : '';
+}
+
+async function refreshOverview() {
+  const q = new URLSearchParams();
+  for (const k of ['workflow', 'state', 'since', 'q', 'offset']) if (filters[k]) q.set(k, filters[k]);
+  q.set('limit', filters.limit || '50');
+  const [wfs, workers, runs] = await Promise.all([
+    api('/workflows'), api('/workers'), api('/runs?' + q.toString()), refreshHistory()]);
+  drawWorkflows(wfs.workflows);
+  drawWorkers(workers.workers);
+  drawRuns(runs.runs);
+  drawPager(runs.runs.length);
 }
 
 // ---- One run ------------------------------------------------------------------------------------
@@ -448,6 +474,14 @@ function init() {
   $('filter-workflow').addEventListener('change', (ev) => setFilter({ workflow: ev.target.value }));
   $('filter-state').addEventListener('change', (ev) => setFilter({ state: ev.target.value }));
   $('filter-limit').addEventListener('change', (ev) => setFilter({ limit: ev.target.value }));
+  $('filter-since').addEventListener('change', (ev) => setFilter({ since: ev.target.value }));
+  const page = (dir) => {
+    const limit = Number(filters.limit) || 50;
+    const offset = Math.max(0, (Number(filters.offset) || 0) + dir * limit);
+    setFilter({ offset: offset ? String(offset) : '' });
+  };
+  $('page-newer').addEventListener('click', () => page(-1));
+  $('page-older').addEventListener('click', () => page(1));
   $('bulk-button').addEventListener('click', bulk);
   for (const b of document.querySelectorAll('#history [data-range]')) {
     b.addEventListener('click', () => setFilter({ range: b.dataset.range === '1d' ? '1d' : '' }));

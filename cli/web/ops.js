@@ -141,19 +141,6 @@ function confirmDialog(text, okLabel, withReason) {
   });
 }
 
-async function refreshOverview() {
-  const q = new URLSearchParams();
-  if (filters.workflow) q.set('workflow', filters.workflow);
-  if (filters.state) q.set('state', filters.state);
-  q.set('limit', filters.limit || '50');
-  if (filters.q) q.set('q', filters.q);
-  const [wfs, workers, runs] = await Promise.all([
-    api('/workflows'), api('/workers'), api('/runs?' + q.toString()), refreshHistory()]);
-  drawWorkflows(wfs.workflows);
-  drawWorkers(workers.workers);
-  drawRuns(runs.runs);
-}
-
 // ---- Schedules ----------------------------------------------------------------------------------
 
 function drawSchedules(list) {

@@ -314,6 +314,32 @@ async function main() {
   });
   check(true, 'Redis agrees: each failed run ran a second attempt');
 
+  // Paging and a time range, kept in the URL: three runs of fatal, two per page.
+  const apiCalls = [];
+  const onRequest = (r) => { if (r.url().includes('/api/runs?')) apiCalls.push(new URL(r.url()).search); };
+  page.on('request', onRequest);
+  await page.goto(url + '#/?workflow=fatal&limit=2');
+  await page.locator('#page-info:text("runs 1–2")').waitFor();
+  const ids = () => page.locator('#runs tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.id));
+  const first = await ids();
+  check(first.length === 2 && await page.locator('#page-newer').isDisabled(),
+    'the first page shows 2 runs (' + first.join(', ') + '), nothing newer');
+  await page.click('#page-older');
+  await page.waitForFunction(() => location.hash.includes('offset=2'));
+  await page.locator('#page-info:text("runs 3–3")').waitFor();
+  const second = await ids();
+  check(second.length === 1 && !first.includes(second[0]) && second[0].startsWith('fatal:bulk-') &&
+    await page.locator('#page-older').isDisabled(), 'the second page shows the third run (' + second[0] + ')');
+  await page.selectOption('#filter-since', '1h');
+  await page.waitForFunction(() => location.hash.includes('since=1h') && !location.hash.includes('offset'));
+  await page.locator('#page-info:text("runs 1–2")').waitFor();
+  check(apiCalls.some((q) => q.includes('since=1h') && !q.includes('offset')),
+    'a time range asks the API for it, from the first page again');
+  await page.reload();
+  await page.locator('#page-info:text("runs 1–2")').waitFor();
+  check(await page.locator('#filter-since').inputValue() === '1h', 'a reload keeps the time range');
+  page.off('request', onRequest);
+
   for (const id of ['bulk-w1', 'bulk-w2']) await wf(env, 'run', 'publish-draft', '{}', '--delay', '600000', '--id', id);
   await page.goto(url + '#/?workflow=publish-draft&state=waiting');
   await page.locator('#runs tr[data-id="publish-draft:bulk-w2"]').waitFor();
