@@ -267,7 +267,7 @@ Test(web_api, dead_letters_of_a_workflow)
     json_t *doc = call("GET", "/api/dead?workflow=publish-draft", 200);
     cr_assert_eq(json_array_size(json_object_get(doc, "deadLetters")), 0);
     json_decref(doc);
-    freeReplyObject(redisCommand(env.rc, "XADD wf:{publish-draft}:queue * x no-record-here"));
+    freeReplyObject(wf_test_command(env.rc, "XADD wf:{publish-draft}:queue * x no-record-here"));
     cr_assert(wf_test_wait(one_dead_letter, NULL, 10000), "the worker moves the entry aside");
     doc = call("GET", "/api/dead?workflow=publish-draft&limit=10", 200);
     json_t *list = json_object_get(doc, "deadLetters");
