@@ -302,7 +302,8 @@ end
 -- before), completed, and failed (ended failed or terminated; a retry is not an end), kept a day:
 -- hash P:{W}:hist:KIND:HOUR, KIND s, c or f, HOUR = floor(Redis ms / 3600000), field the minute
 -- of the hour (0-59), value the count. One HINCRBY per script call and kind, not per run; the
--- EXPIRE (25 h) only when the HINCRBY created the field, so about once per minute and kind.
+-- PEXPIRE (25 h; the documented ACL allows PEXPIRE, not EXPIRE) only when the HINCRBY created
+-- the field, so about once per minute and kind.
 -- The one key a script names itself: the hour is Redis time, known only inside the script. It is
 -- built from KEYS[1] (P:{W}:queue), so it carries the declared keys' {W} hash tag and slot.
 local function hist_add(kind, n, now)
@@ -311,7 +312,7 @@ local function hist_add(kind, n, now)
     local k = string.sub(q, 1, #q - 5) .. 'hist:' .. kind .. ':' ..
         string.format('%d', math.floor(now / 3600000))
     local field = string.format('%d', math.floor(now / 60000) % 60)
-    if redis.call('HINCRBY', k, field, n) == n then redis.call('EXPIRE', k, 90000) end
+    if redis.call('HINCRBY', k, field, n) == n then redis.call('PEXPIRE', k, 90000000) end
 end
 
 -- ---- Flow control (claim.lua, admit.lua) -------------------------------------------------------

@@ -16,7 +16,7 @@ TestSuite(schedctl, .init = worker_setup, .fini = worker_teardown, .timeout = 12
 
 static int64_t redis_ms(void)
 {
-    redisReply *r = redisCommand(rc, "TIME");
+    redisReply *r = wf_test_command(rc, "TIME");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
     int64_t t =
         strtoll(r->element[0]->str, NULL, 10) * 1000 + strtoll(r->element[1]->str, NULL, 10) / 1000;
@@ -36,7 +36,7 @@ static int fired(const char *id, int64_t *out, int max)
     char prefix[96];
     int plen = snprintf(prefix, sizeof prefix, "echo:sched-%s-", id), n = 0;
     for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED; s++) {
-        redisReply *r = redisCommand(rc, "ZRANGE wf:{echo}:state:%s 0 -1", wf_state_name(s));
+        redisReply *r = wf_test_command(rc, "ZRANGE wf:{echo}:state:%s 0 -1", wf_state_name(s));
         for (size_t i = 0; r && i < r->elements; i++) {
             const char *m = r->element[i]->str;
             if (strncmp(m, prefix, (size_t)plen) != 0 || strncmp(m + plen, "now-", 4) == 0)

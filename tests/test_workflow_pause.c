@@ -29,7 +29,7 @@ static wf_stats one_stats(const char *workflow)
  * the workflow was paused. Returns how many are pending. */
 static long long pending_read_once(void)
 {
-    redisReply *r = redisCommand(rc, "XPENDING wf:{echo}:queue workers - + 100");
+    redisReply *r = wf_test_command(rc, "XPENDING wf:{echo}:queue workers - + 100");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY, "XPENDING: %s", r ? r->str : "no reply");
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
