@@ -161,6 +161,13 @@ static int status_for(int code)
     }
 }
 
+int wf__web_query(struct evhttp_request *req, const char *query, struct evkeyvalq *q)
+{
+    if (evhttp_parse_query_str(query ? query : "", q) == 0) return 0;
+    wf__web_send_error(req, 400, "malformed query string");
+    return -1;
+}
+
 void wf__web_send_wf_error(struct evhttp_request *req, const wf_error *err)
 {
     wf__web_send_error(req, status_for(err->code), "%s", wf__cli_error_text(err));

@@ -50,6 +50,10 @@ void wf__web_send_error(struct evhttp_request *req, int code, const char *fmt, .
 #endif
     ;
 
+/* Parses the query string `query` (NULL: empty) into `q` (free with evhttp_clear_headers).
+ * Returns 0, or -1 after answering 400 (a malformed query string). */
+int wf__web_query(struct evhttp_request *req, const char *query, struct evkeyvalq *q);
+
 /* Sends the error of a libwf call with the HTTP status its code maps to (400 bad id or name,
  * 404 not found, 409 not allowed in the run's state, 503 Redis unreachable, else 500). */
 void wf__web_send_wf_error(struct evhttp_request *req, const wf_error *err);

@@ -138,10 +138,7 @@ static void search_ids(char **ids, size_t *count, const char *q, size_t offset, 
 static void get_runs(wf__web *web, struct evhttp_request *req, const char *query)
 {
     struct evkeyvalq q;
-    if (evhttp_parse_query_str(query ? query : "", &q) != 0) {
-        wf__web_send_error(req, 400, "malformed query string");
-        return;
-    }
+    if (wf__web_query(req, query, &q) != 0) return;
     wf_list_options lo = {0};
     if (list_options(req, &q, &lo) != 0) {
         evhttp_clear_headers(&q);
@@ -299,9 +296,7 @@ static void run_route(wf__web *web, struct evhttp_request *req, const char *rest
         wf__web_send_405(req, "POST");
     } else {
         struct evkeyvalq q;
-        if (evhttp_parse_query_str(query ? query : "", &q) != 0) {
-            wf__web_send_error(req, 400, "malformed query string");
-        } else {
+        if (wf__web_query(req, query, &q) == 0) {
             const char *reason = evhttp_find_header(&q, "reason");
             if (reason && strlen(reason) > 200)
                 wf__web_send_error(req, 400, "reason wants at most 200 characters");

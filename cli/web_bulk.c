@@ -151,10 +151,7 @@ static int redis_now(wf__web *web, const char *workflow, int64_t *now, wf_error 
 void wf__web_bulk(wf__web *web, struct evhttp_request *req, const char *query)
 {
     struct evkeyvalq q;
-    if (evhttp_parse_query_str(query ? query : "", &q) != 0) {
-        wf__web_send_error(req, 400, "malformed query string");
-        return;
-    }
+    if (wf__web_query(req, query, &q) != 0) return;
     bulk_req b = {0};
     if (parse_bulk(req, &q, &b) != 0) {
         evhttp_clear_headers(&q);

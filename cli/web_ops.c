@@ -17,10 +17,7 @@ static int query_value(struct evhttp_request *req, const char *query, const char
 {
     struct evkeyvalq q;
     out[0] = '\0';
-    if (evhttp_parse_query_str(query ? query : "", &q) != 0) {
-        wf__web_send_error(req, 400, "malformed query string");
-        return -1;
-    }
+    if (wf__web_query(req, query, &q) != 0) return -1;
     const char *v = evhttp_find_header(&q, key);
     int rc = 0;
     if (v && strlen(v) >= size) {
