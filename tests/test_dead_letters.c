@@ -30,7 +30,7 @@ static void add_entry(const char *field, const char *id, const char *raw)
     } else {
         msgpack_sbuffer_write(&sb, raw, strlen(raw));
     }
-    redisReply *r = redisCommand(rc, "XADD wf:{echo}:queue * %s %b", field, sb.data, sb.size);
+    redisReply *r = wf_test_command(rc, "XADD wf:{echo}:queue * %s %b", field, sb.data, sb.size);
     cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD: %s", r ? r->str : "no reply");
     freeReplyObject(r);
     msgpack_sbuffer_destroy(&sb);
@@ -54,7 +54,7 @@ Test(dead, letters_newest_first_with_their_reasons)
     add_entry("x", NULL, "no record here");
     add_entry("r", NULL, "not msgpack");
     add_entry("r", "slow:01ABC", NULL); /* a record of another workflow: bytes above 0x7f */
-    freeReplyObject(redisCommand(rc, "SET wf:{echo}:run:echo:clobbered x"));
+    freeReplyObject(wf_test_command(rc, "SET wf:{echo}:run:echo:clobbered x"));
     add_entry("r", "echo:clobbered", NULL); /* its run key holds a string, not a hash */
     long long want = 4;
     cr_assert(wf_test_wait(dead_count_is, &want, 10000), "4 dead letters, got %lld",

@@ -29,7 +29,7 @@ static wf_stats one_stats(const char *workflow)
  * the workflow was paused. Returns how many are pending. */
 static long long pending_read_once(void)
 {
-    redisReply *r = redisCommand(rc, "XPENDING wf:{echo}:queue workers - + 100");
+    redisReply *r = wf_test_command(rc, "XPENDING wf:{echo}:queue workers - + 100");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY, "XPENDING: %s", r ? r->str : "no reply");
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
@@ -138,18 +138,6 @@ Test(wfpause, idempotent_and_kept_by_flow_limits)
     cr_assert_eq(wf_workflow_pause(cl, "no such", &err), WF_ERR_BAD_NAME);
     cr_assert_eq(wf_workflow_resume(cl, "{x}", &err), WF_ERR_BAD_NAME);
     cr_assert_eq(wf_workflow_pause(NULL, "echo", &err), WF_ERR_INVALID);
-}
-
-static int wf_cli(char **out, const char *const *args)
-{
-    char *wf = wf_test_path("wf");
-    const char *argv[12] = {wf, "--redis", srv.url};
-    int n = 3;
-    for (; *args && n < 11; args++) argv[n++] = *args;
-    argv[n] = NULL;
-    int st = wf_test_run(argv, NULL, NULL, out, 30000);
-    free(wf);
-    return st;
 }
 
 Test(wfpause, cli_pause_and_resume)
