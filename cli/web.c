@@ -35,16 +35,28 @@
 static const char USAGE[] =
     "Usage: wf web [--listen ADDR:PORT] [--token TOKEN] [--base-path /PREFIX]\n"
     "\n"
-    "Serves the dashboard: the workflows with their runs per state, a filterable list of runs,\n"
-    "and each run's input, output, error, steps and timeline, with stop / retry / pause /\n"
-    "resume buttons; the page refreshes itself. Also a JSON API:\n"
-    "  GET  /api/workflows                      counts per state of every workflow\n"
+    "Serves the dashboard: the workflows with their runs per state, history and pause /\n"
+    "resume, a filterable list of runs with bulk retry / stop, each run's input, output,\n"
+    "error, steps, waterfall and timeline with stop / retry / pause / resume / restart, and\n"
+    "the schedules and dead letters; the page refreshes itself. Also a JSON API:\n"
+    "  GET  /api/workflows                      counts per state of every workflow, and\n"
+    "                                           liveWorkers: how many live workers run it\n"
     "  GET  /api/workers                        worker processes\n"
     "  GET  /api/runs?workflow=&state=&limit=&offset=&since=&until=&q=   runs, newest first;\n"
     "                                           q: a run id or its first characters (searched\n"
     "                                           among the newest 5000 runs the filters match)\n"
     "  GET  /api/runs/ID                        one run in detail (as `wf status ID`)\n"
-    "  POST /api/runs/ID/stop|retry|pause|resume\n"
+    "  POST /api/runs/ID/stop|retry|pause|resume|restart   (stop?reason=TEXT)\n"
+    "  POST /api/bulk?action=stop|retry&workflow=W&state=S[&dry_run=1][&until=MS]\n"
+    "                                           stop or retry every run of W in state S\n"
+    "                                           (dry_run: count them and answer `until`;\n"
+    "                                           pass it back to act on just those)\n"
+    "  POST /api/workflows/W/pause|resume       pause or resume a whole workflow\n"
+    "  GET  /api/workflows/W/history?range=1h|1d runs started, completed, failed per minute\n"
+    "                                           (1h) or per 15 minutes (1d)\n"
+    "  GET  /api/schedules?workflow=W           schedules\n"
+    "  POST /api/schedules/W/ID/pause|resume|trigger\n"
+    "  GET  /api/dead?workflow=W&limit=N        dead letters, newest first\n"
     "Errors are {\"error\": MESSAGE, \"status\": CODE}: 400 malformed id or parameter, 401 no or\n"
     "wrong token, 404 no such run, 405 method not served (with an Allow header), 409 not\n"
     "allowed in the run's state, 503 Redis unreachable.\n"
@@ -124,6 +136,34 @@ void wf__web_send_error(struct evhttp_request *req, int code, const char *fmt, .
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"wf\"");
     wf__web_send_json(req, code, body);
+}
+
+/* The HTTP status for a libwf error. */
+static int status_for(int code)
+{
+    switch (code) {
+    case WF_ERR_BAD_ID:
+    case WF_ERR_BAD_NAME:
+    case WF_ERR_INVALID:
+        return 400;
+    case WF_ERR_NOT_FOUND:
+        return 404;
+    case WF_ERR_FINAL:
+    case WF_ERR_STATE:
+        return 409;
+    case WF_ERR_CONNECT:
+    case WF_ERR_IO:
+    case WF_ERR_TIMEOUT:
+    case WF_ERR_SCHEMA:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+void wf__web_send_wf_error(struct evhttp_request *req, const wf_error *err)
+{
+    wf__web_send_error(req, status_for(err->code), "%s", wf__cli_error_text(err));
 }
 
 /* The name of a request's method, for messages. */

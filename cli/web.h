@@ -50,6 +50,17 @@ void wf__web_send_error(struct evhttp_request *req, int code, const char *fmt, .
 #endif
     ;
 
+/* Sends the error of a libwf call with the HTTP status its code maps to (400 bad id or name,
+ * 404 not found, 409 not allowed in the run's state, 503 Redis unreachable, else 500). */
+void wf__web_send_wf_error(struct evhttp_request *req, const wf_error *err);
+
+/* POST /api/bulk?action=&workflow=&state=&dry_run=&until= (web_bulk.c). */
+void wf__web_bulk(wf__web *web, struct evhttp_request *req, const char *query);
+
+/* Answers the routes of web_ops.c (schedules, dead letters, workflow pause, history) and returns
+ * 1, or returns 0 when `path` is none of them. */
+int wf__web_ops(wf__web *web, struct evhttp_request *req, const char *path, const char *query);
+
 /* Sends 405 {"error": ..., "status": 405} with "Allow: `allow`" (e.g. "GET, HEAD"), naming the
  * request's method. */
 void wf__web_send_405(struct evhttp_request *req, const char *allow);

@@ -17,34 +17,6 @@
 /* A search (q=) looks at this many of the newest runs matching the other filters. */
 #define SEARCH_WINDOW 5000
 
-/* The HTTP status for a libwf error. */
-static int status_for(int code)
-{
-    switch (code) {
-    case WF_ERR_BAD_ID:
-    case WF_ERR_BAD_NAME:
-    case WF_ERR_INVALID:
-        return 400;
-    case WF_ERR_NOT_FOUND:
-        return 404;
-    case WF_ERR_FINAL:
-    case WF_ERR_STATE:
-        return 409;
-    case WF_ERR_CONNECT:
-    case WF_ERR_IO:
-    case WF_ERR_TIMEOUT:
-    case WF_ERR_SCHEMA:
-        return 503;
-    default:
-        return 500;
-    }
-}
-
-static void send_wf_error(struct evhttp_request *req, const wf_error *err)
-{
-    wf__web_send_error(req, status_for(err->code), "%s", wf__cli_error_text(err));
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -55,18 +27,31 @@ static int64_t now_ms(void)
 /* ---- GET /api/workflows, GET /api/workers -----------------------------------------------------
  */
 
+/* Each workflow's stats plus "liveWorkers": how many live workers run it (0 with runs queued
+ * means they wait for a worker that is not there). */
 static void get_workflows(wf__web *web, struct evhttp_request *req)
 {
     wf_stats *stats = NULL;
     size_t n = 0;
     wf_error err = {0};
     if (wf_workflow_stats(web->cli->client, NULL, &stats, &n, &err) != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    long long *live = calloc(n ? n : 1, sizeof *live);
+    int known = names && live;
+    for (size_t i = 0; known && i < n; i++) names[i] = stats[i].workflow;
+    if (known) known = wf__cli_live_workers(web->cli, names, n, live) == 0;
     json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++) json_array_append_new(a, wf__cli_stats_json(&stats[i]));
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *w = wf__cli_stats_json(&stats[i]);
+        if (w && known) json_object_set_new(w, "liveWorkers", json_integer(live[i]));
+        json_array_append_new(a, w);
+    }
     json_int_t now = n ? (json_int_t)stats[0].now_ms : (json_int_t)now_ms();
+    free(names);
+    free(live);
     wf_stats_free(stats, n);
     wf__web_send_json(req, 200, json_pack("{s:o*, s:I}", "workflows", a, "now", now));
 }
@@ -77,7 +62,7 @@ static void get_workers(wf__web *web, struct evhttp_request *req)
     size_t n = 0;
     wf_error err = {0};
     if (wf_list_workers(web->cli->client, 1, &ws, &n, &err) != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     json_t *a = json_array();
@@ -182,7 +167,7 @@ static void get_runs(wf__web *web, struct evhttp_request *req, const char *query
     evhttp_clear_headers(&q);
     if (rc == WF_OK && search[0]) search_ids(ids, &count, search, offset, limit);
     if (rc != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     json_t *runs = json_array();
@@ -194,7 +179,7 @@ static void get_runs(wf__web *web, struct evhttp_request *req, const char *query
         if (code != WF_OK) {
             json_decref(runs);
             wf_list_free(ids, count);
-            send_wf_error(req, &err);
+            wf__web_send_wf_error(req, &err);
             return;
         }
         json_array_append_new(runs, wf__cli_status_json(ids[i], wf_run_workflow_name(run), &st));
@@ -217,36 +202,55 @@ static void get_run(wf__web *web, struct evhttp_request *req, const char *id)
     size_t n;
     wf_error err = {0};
     if (wf__cli_fetch_detail(web->cli->client, id, &run, &st, &steps, &n, &err) != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     json_t *body =
         wf__cli_run_detail_json(wf_run_id(run), wf_run_workflow_name(run), &st, steps, n);
+    const char *workflow = wf_run_workflow_name(run);
+    long long live = 0;
+    if (body && wf__cli_live_workers(web->cli, &workflow, 1, &live) == 0) /* else no warning */
+        json_object_set_new(body, "liveWorkers", json_integer(live));
+    wf_run_event *ev = NULL;
+    size_t ne = 0;
+    if (body && wf_run_events(run, &ev, &ne, &err) == WF_OK) { /* else no history is shown */
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < ne; i++)
+            json_array_append_new(a,
+                                  json_pack("{s:o, s:o, s:o}", "at", wf__cli_time_json(ev[i].at_ms),
+                                            "kind", wf__cli_string_json(ev[i].kind), "detail",
+                                            wf__cli_string_json(ev[i].detail)));
+        json_object_set_new(body, "events", a);
+        wf_run_events_free(ev, ne);
+    }
     wf_steps_free(steps, n);
     wf_status_clear(&st);
     wf_run_free(run);
     wf__web_send_json(req, 200, body);
 }
 
-/* POST /api/runs/ID/ACTION: stop, pause, resume, or retry (a run that ended without completing,
+/* POST /api/runs/ID/ACTION: stop, pause, resume, restart (from the start, whatever its state,
+ * like `wf restart`), or retry (a run that ended without completing,
  * as a new attempt keeping its steps, like `wf retry`). Answers {"ok": true, "run": STATUS}. */
 static void post_action(wf__web *web, struct evhttp_request *req, const char *id,
-                        const char *action)
+                        const char *action, const char *reason)
 {
     wf_error err = {0};
     wf_run *run = wf_get_workflow_run(web->cli->client, id, &err);
     if (!run) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
         return;
     }
     wf_status st = {0};
     int rc;
     if (strcmp(action, "stop") == 0) {
-        rc = wf_run_stop(run, &err);
+        rc = reason && *reason ? wf_run_stop_reason(run, reason, &err) : wf_run_stop(run, &err);
     } else if (strcmp(action, "pause") == 0) {
         rc = wf_run_pause(run, &err);
     } else if (strcmp(action, "resume") == 0) {
         rc = wf_run_resume(run, &err);
+    } else if (strcmp(action, "restart") == 0) { /* from the start, steps replayed */
+        rc = wf_run_restart(run, 0, &err);
     } else {
         rc = wf_run_status(run, &st, &err);
         if (rc == WF_OK && (!wf_state_is_final(st.state) || st.state == WF_STATE_COMPLETED))
@@ -259,7 +263,7 @@ static void post_action(wf__web *web, struct evhttp_request *req, const char *id
     }
     if (rc == WF_OK) rc = wf_run_status(run, &st, &err);
     if (rc != WF_OK) {
-        send_wf_error(req, &err);
+        wf__web_send_wf_error(req, &err);
     } else {
         json_t *status = wf__cli_status_json(wf_run_id(run), wf_run_workflow_name(run), &st);
         wf__web_send_json(req, 200, json_pack("{s:b, s:o*}", "ok", 1, "run", status));
@@ -269,7 +273,7 @@ static void post_action(wf__web *web, struct evhttp_request *req, const char *id
 }
 
 /* Routes /runs/ID[/ACTION]: `rest` is the part after "/runs/", percent-encoded. */
-static void run_route(wf__web *web, struct evhttp_request *req, const char *rest)
+static void run_route(wf__web *web, struct evhttp_request *req, const char *rest, const char *query)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     size_t len = 0;
@@ -288,12 +292,23 @@ static void run_route(wf__web *web, struct evhttp_request *req, const char *rest
         else
             wf__web_send_405(req, "GET, HEAD");
     } else if (strcmp(action, "stop") && strcmp(action, "retry") && strcmp(action, "pause") &&
-               strcmp(action, "resume")) {
-        wf__web_send_error(req, 404, "no action '%.40s' (stop, retry, pause, resume)", action);
+               strcmp(action, "resume") && strcmp(action, "restart")) {
+        wf__web_send_error(req, 404, "no action '%.40s' (stop, retry, pause, resume, restart)",
+                           action);
     } else if (cmd != EVHTTP_REQ_POST) {
         wf__web_send_405(req, "POST");
     } else {
-        post_action(web, req, decoded, action);
+        struct evkeyvalq q;
+        if (evhttp_parse_query_str(query ? query : "", &q) != 0) {
+            wf__web_send_error(req, 400, "malformed query string");
+        } else {
+            const char *reason = evhttp_find_header(&q, "reason");
+            if (reason && strlen(reason) > 200)
+                wf__web_send_error(req, 400, "reason wants at most 200 characters");
+            else
+                post_action(web, req, decoded, action, reason);
+            evhttp_clear_headers(&q);
+        }
     }
     free(decoded);
 }
@@ -303,7 +318,15 @@ void wf__web_api(wf__web *web, struct evhttp_request *req, const char *path, con
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
     if (strncmp(path, "/runs/", 6) == 0 && path[6]) {
-        run_route(web, req, path + 6);
+        run_route(web, req, path + 6, query);
+        return;
+    }
+    if (wf__web_ops(web, req, path, query)) return;
+    if (strcmp(path, "/bulk") == 0) {
+        if (cmd == EVHTTP_REQ_POST)
+            wf__web_bulk(web, req, query);
+        else
+            wf__web_send_405(req, "POST");
         return;
     }
     static const char *const lists[] = {"/workflows", "/workers", "/runs"};

@@ -177,6 +177,63 @@ static int by_number(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The value of field `name` of an HGETALL reply, or NULL. */
+static const redisReply *hfield(const redisReply *r, const char *name)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING)
+            return r->element[i + 1];
+    return NULL;
+}
+
+/* Appends event "AT KIND[ DETAIL]" built from fields of the hash to out[*count]. 0, or -1 when
+ * out of memory. */
+static int implicit_event(wf_run_event *out, size_t *count, const redisReply *at, const char *kind,
+                          const char *detail)
+{
+    if (!at) return 0;
+    wf_run_event *ev = &out[*count];
+    ev->at_ms = strtoll(at->str, NULL, 10);
+    ev->kind = strdup(kind);
+    ev->detail = detail ? strdup(detail) : NULL;
+    (*count)++;
+    return ev->kind && (!detail || ev->detail) ? 0 : -1;
+}
+
+/* A run whose history is implicit (no evN field: lua/lib.lua ev_open): its enqueued, started
+ * and final events, from created_at, started_at and finished_at, as ev_open would write them. */
+static int implicit_events(const redisReply *r, wf_run_event **events, size_t *n)
+{
+    wf_run_event *out = calloc(3, sizeof *out);
+    if (!out) return WF_ERR_NOMEM;
+    size_t count = 0;
+    const redisReply *sched = hfield(r, "schedule"), *worker = hfield(r, "worker");
+    const redisReply *attempt = hfield(r, "attempt"), *state = hfield(r, "state");
+    char detail[200];
+    snprintf(detail, sizeof detail, "by schedule %s", sched ? sched->str : "");
+    int bad =
+        implicit_event(out, &count, hfield(r, "created_at"), "enqueued", sched ? detail : NULL);
+    const char *w = worker ? worker->str : "?";
+    size_t wl = strlen(w);
+    snprintf(detail, sizeof detail, "attempt %s on %s", attempt ? attempt->str : "1",
+             wl > 28 ? w + wl - 28 : w);
+    bad |= implicit_event(out, &count, hfield(r, "started_at"), "started", detail);
+    if (state && wf_state_is_final(wf_state_from_name(state->str)))
+        bad |= implicit_event(out, &count, hfield(r, "finished_at"), state->str, NULL);
+    if (bad) {
+        wf_run_events_free(out, count);
+        return WF_ERR_NOMEM;
+    }
+    if (count == 0) {
+        free(out);
+        out = NULL;
+    }
+    *events = out;
+    *n = count;
+    return WF_OK;
+}
+
 int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err)
 {
     if (events) *events = NULL;
@@ -201,6 +258,12 @@ int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err)
             idx[count][0] = num;
             idx[count++][1] = (long)i + 1;
         }
+    }
+    if (idx && count == 0) {
+        free(idx);
+        int rc = implicit_events(r, events, n);
+        freeReplyObject(r);
+        return rc == WF_OK ? WF_OK : wf_error_set(err, rc, "out of memory");
     }
     if (count > 1) qsort(idx, count, sizeof *idx, by_number);
     wf_run_event *out = idx && count ? calloc(count, sizeof *out) : NULL;

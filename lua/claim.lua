@@ -112,8 +112,8 @@ for i = 1, g do
             redis.call('ZREM', WF_STATE_KEY.queued, id)
             redis.call('ZADD', WF_STATE_KEY.running, now_s, id)
             redis.call('HSET', h, 'state', 'running', 'updated_at', now_s, 'lease', token, 'worker',
-                consumer, 'started_at', now_s, ev_fields(h, f[11], now_s, 'started',
-                'attempt ' .. tostring(f[4]) .. ' on ' .. who))
+                consumer, 'started_at', now_s, ev_next(h, f[11], now_s, 'started',
+                f[11] and ('attempt ' .. tostring(f[4]) .. ' on ' .. who)))
             -- `entry` stays until the run ends (finish_one drops it): stale either way, since a
             -- claim needs state queued, and one call fewer per run.
             if f[7] or f[8] or f[9] then redis.call('HDEL', h, 'wait_reason', 'wake_at', 'held') end

@@ -26,7 +26,7 @@ for i = 1, n do
         out[i] = e
     else
         finish_one(h, steps, id, 'running', 'completed', now, retention,
-            {'output', ARGV[3 * i], ev_fields(h, f[4], now, 'completed')}, 'error')
+            {'output', ARGV[3 * i], ev_next(h, f[4], now, 'completed')}, 'error')
         outbox_add(notify, outbox, h, id, 'completed', now)
         if f[3] and f[3] ~= '' then parent_add(parents, h, id, 'completed', now) end
         out[i] = redis.status_reply('OK')

@@ -123,11 +123,15 @@ local function enqueue_one(h, id, input)
     end
     f[#f + 1] = 'state'
     f[#f + 1] = state
-    local k1, v1, k2, v2 = ev_fields(h, nil, now_s, 'enqueued', due and ('due at ' .. due) or nil)
-    f[#f + 1] = k1
-    f[#f + 1] = v1
-    f[#f + 1] = k2
-    f[#f + 1] = v2
+    -- A plain start leaves its history implicit (lib.lua ev_open); a delayed one records when
+    -- it is due.
+    if due then
+        local k1, v1, k2, v2 = ev_fields(h, 0, now_s, 'enqueued', 'due at ' .. due)
+        f[#f + 1] = k1
+        f[#f + 1] = v1
+        f[#f + 1] = k2
+        f[#f + 1] = v2
+    end
     redis.call('HSET', h, unpack(f))
     redis.call('ZADD', WF_STATE_KEY[state], now_s, id)
     if due then redis.call('ZADD', KEYS[2], due, id) end

@@ -233,10 +233,39 @@ end
 -- and a single history field passed that at the third event (measured: 543 -> 1303 bytes of Redis
 -- memory per finished run, and 5-10 us more Redis CPU per run in a drain). The oldest events go
 -- beyond WF_EV_KEEP (one HDEL per event then).
+-- The plain path writes no event: while a run's history is implicit (no `evn`), its enqueued,
+-- started and final events are the hash's created_at, started_at and finished_at, and
+-- wf_run_events (client/history.c) shows them from there. The first other event (a pause, stop,
+-- retry, failure, reclaim, release, restart, resume, or a delayed start) makes the history
+-- explicit: ev_open writes those implicit events as evN fields first, and from then on claim and
+-- complete append theirs too (ev_next). So a run that is enqueued, runs once and completes costs
+-- its hash no history field and its scripts no event work (measured when events were written
+-- on every transition: +161 B per finished run, +65 B per queued run).
 -- Returns the field/value pairs to append to the caller's HSET (last in its argument list, so all
 -- four are passed): event N+1 and the new count, given `n`, the run's `evn` (nil, false: none).
 local WF_EV_KEEP = 50
+local function ev_open(h)
+    local f = redis.call('HMGET', h, 'created_at', 'started_at', 'attempt', 'worker', 'finished_at',
+        'state')
+    local args, n = {}, 0
+    local function add(line)
+        n = n + 1
+        args[#args + 1] = 'ev' .. n
+        args[#args + 1] = line
+    end
+    if f[1] then add(f[1] .. ' enqueued') end
+    if f[2] then
+        add(f[2] .. ' started attempt ' .. (f[3] or '1') .. ' on ' .. string.sub(f[4] or '?', -28))
+    end
+    if f[5] and (f[6] == 'completed' or f[6] == 'failed' or f[6] == 'cancelled' or
+        f[6] == 'terminated') then
+        add(f[5] .. ' ' .. f[6])
+    end
+    if n > 0 then redis.call('HSET', h, 'evn', tostring(n), unpack(args)) end
+    return n
+end
 local function ev_fields(h, n, now, kind, detail)
+    if not n then n = ev_open(h) end
     n = (tonumber(n) or 0) + 1
     if n > WF_EV_KEEP then redis.call('HDEL', h, 'ev' .. (n - WF_EV_KEEP)) end
     local line = tostring(now) .. ' ' .. kind
@@ -244,6 +273,12 @@ local function ev_fields(h, n, now, kind, detail)
         line = line .. ' ' .. string.sub((string.gsub(detail, '[\r\n]', ' ')), 1, 300)
     end
     return 'ev' .. n, line, 'evn', tostring(n)
+end
+-- ev_fields for the plain path's events (started, completed): nothing while the history is
+-- implicit (`n`, the run's evn, is nil), so the caller's HSET gets no extra argument.
+local function ev_next(h, n, now, kind, detail)
+    if not n then return end
+    return ev_fields(h, n, now, kind, detail)
 end
 
 -- ---- Schedules (fire.lua, schedule_ctl.lua) -----------------------------------------------------
@@ -256,8 +291,7 @@ local function sched_start(h, run_id, wfname, rec, sid, seen, now)
     rec.last_run = run_id
     if redis.call('HGET', h, 'state') then return 'exists' end
     redis.call('HSET', h, 'workflow', wfname, 'attempt', 1, 'created_at', now, 'reclaims', 0,
-        'lease', 0, 'input', rec.payload or '', 'schedule', sid, 'scheduled_at', seen,
-        ev_fields(h, nil, now, 'enqueued', 'by schedule ' .. sid))
+        'lease', 0, 'input', rec.payload or '', 'schedule', sid, 'scheduled_at', seen)
     set_state(h, run_id, nil, 'queued', now)
     push_ready(h, run_id, 1)
     return 'queued'

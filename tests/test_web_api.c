@@ -1,132 +1,13 @@
 /* test_web_api.c - the dashboard's JSON API (`wf web`) over real HTTP, with a real Redis and a
  * real wf-worker: the listings, a run in detail, the actions and their refusals, 400/404/405,
- * the page itself, the access checks (loopback Host, Origin, the token) and the refusals at
- * start-up. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-
+ * the page itself, the access checks (loopback Host, Origin, the token, an https Origin behind
+ * a proxy) and the refusals at start-up; restart and the live-worker count. Bulk actions,
+ * schedules, workflows and dead letters are in test_web_ops.c. */
 #include <criterion/criterion.h>
 
-#include "ops_env.h"
+#include "web_env.h"
 
-#define TOKEN "web-api-test-token-0123456789"
-
-static pid_t web, web_token;
-static int port, token_port;
-
-/* ---- A minimal blocking HTTP/1.1 client ------------------------------------------------------ */
-
-typedef struct response {
-    int status;
-    char *head; /* status line and headers */
-    char *body;
-} response;
-
-static void response_free(response *r)
-{
-    free(r->head);
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
-/* One request to port `p` with extra header lines `headers` (each ending in \r\n, may be NULL;
- * a "Host:" among them replaces the default one). Returns the status or -1. */
-static int http_to(int p, const char *method, const char *path, const char *headers, response *res)
-{
-    memset(res, 0, sizeof *res);
-    int fd = wf_test_tcp_connect(p);
-    if (fd < 0) return -1;
-    char req[2048];
-    int has_host = headers && strncmp(headers, "Host:", 5) == 0;
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\n%s%d\r\nConnection: close\r\nContent-Length: 0\r\n%s\r\n",
-                     method, path, has_host ? "X-Test: " : "Host: 127.0.0.1:", p,
-                     headers ? headers : "");
-    int ok = send(fd, req, (size_t)n, MSG_NOSIGNAL) == n;
-    if (!ok) {
-        close(fd);
-        return -1;
-    }
-    res->status = wf_test_http_read(fd, &res->head, &res->body);
-    return res->status;
-}
-
-static int http(const char *method, const char *path, response *res)
-{
-    return http_to(port, method, path, NULL, res);
-}
-
-/* The body as JSON; frees the response. */
-static json_t *body_json(response *res)
-{
-    json_t *v = parse(res->body);
-    res->body = NULL;
-    response_free(res);
-    return v;
-}
-
-/* GET/POST that must answer `code`; returns the JSON body. */
-static json_t *call(const char *method, const char *path, int code)
-{
-    response res;
-    int got = http(method, path, &res);
-    cr_assert_eq(got, code, "%s %s: %d, want %d: %s", method, path, got, code,
-                 res.body ? res.body : "");
-    return body_json(&res);
-}
-
-/* ---- Set-up ---------------------------------------------------------------------------------- */
-
-static int answers(void *arg)
-{
-    int fd = wf_test_tcp_connect(*(int *)arg);
-    if (fd < 0) return 0;
-    close(fd);
-    return 1;
-}
-
-static pid_t start_web_at(int p, const char *token, const char *base)
-{
-    char listen[64], log[300];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", p);
-    snprintf(log, sizeof log, "%s/web-%d.log", env.redis.dir, p);
-    char *bin = wf_test_path("wf");
-    const char *argv[9] = {bin, "web", "--listen", listen, "--redis", env.redis.url};
-    size_t n = 6;
-    if (token) argv[n++] = "--token", argv[n++] = token;
-    if (base) argv[n++] = "--base-path", argv[n++] = base;
-    pid_t pid = wf_test_spawn(argv, NULL, log);
-    free(bin);
-    cr_assert(wf_test_wait(answers, &p, 10000), "wf web did not listen on %s", listen);
-    return pid;
-}
-
-static pid_t start_web(int p, const char *token)
-{
-    return start_web_at(p, token, NULL);
-}
-
-static void setup(void)
-{
-    ops_env_start();
-    port = wf_test_free_port();
-    web = start_web(port, NULL);
-}
-
-static void teardown(void)
-{
-    if (web > 0) {
-        int status = wf_test_kill(web, SIGTERM, 5000);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "wf web did not exit cleanly");
-    }
-    if (web_token > 0) wf_test_kill(web_token, SIGTERM, 5000);
-    web = web_token = 0;
-    ops_env_stop();
-}
-
-TestSuite(web_api, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(web_api, .init = web_setup, .fini = web_teardown, .timeout = 120);
 
 /* ---- Reading --------------------------------------------------------------------------------- */
 
@@ -219,21 +100,6 @@ Test(web_api, workflows_runs_and_one_run)
 }
 
 /* ---- Actions --------------------------------------------------------------------------------- */
-
-static json_t *act(const char *id, const char *action, int code)
-{
-    char path[300];
-    snprintf(path, sizeof path, "/api/runs/%s/%s", id, action);
-    return call("POST", path, code);
-}
-
-static void act_state(const char *id, const char *action, const char *state)
-{
-    json_t *doc = act(id, action, 200);
-    cr_assert(json_is_true(json_object_get(doc, "ok")));
-    cr_assert_str_eq(sfield(json_object_get(doc, "run"), "state"), state, "after %s", action);
-    json_decref(doc);
-}
 
 Test(web_api, actions_and_their_conflicts)
 {
@@ -336,10 +202,14 @@ Test(web_api, page_is_served_with_a_strict_policy)
         cr_assert_gt(strlen(res.body), 500);
         response_free(&res);
     }
-    response res;
-    http("GET", "/app.js", &res);
-    cr_assert_null(strstr(res.body, "innerHTML"), "data goes into the DOM as text only");
-    response_free(&res);
+    static const char *const scripts[] = {"/app.js", "/ops.js"};
+    for (size_t i = 0; i < 2; i++) {
+        response res;
+        cr_assert_eq(http("GET", scripts[i], &res), 200, "%s", scripts[i]);
+        cr_assert_null(strstr(res.body, "innerHTML"), "%s: data goes into the DOM as text only",
+                       scripts[i]);
+        response_free(&res);
+    }
 }
 
 Test(web_api, loopback_host_and_same_origin_posts_only)
@@ -446,3 +316,77 @@ Test(web_api, refuses_to_start_unsafely)
     free(out);
     free(bin);
 }
+
+/* ---- Bulk actions, restart, live workers ------------------------------------------------------
+ */
+
+Test(web_api, restart_runs_a_finished_run_again)
+{
+    char *id = start_run("publish-draft", "{\"title\":\"again\"}", "--wait", NULL, NULL);
+    cr_assert_str_eq(state_of(id), "completed");
+    json_t *doc = act(id, "restart", 200);
+    cr_assert_eq(ifield(json_object_get(doc, "run"), "attempt"), 2);
+    json_decref(doc);
+    wait_state(id, "completed");
+    cr_assert_eq(run_attempt(id), 2);
+    free(id);
+}
+
+static long long live_workers_of(const char *workflow)
+{
+    json_t *v = workflow_member(workflow, "liveWorkers");
+    long long live = json_integer_value(v);
+    json_decref(v);
+    return live;
+}
+
+/* Runs queued for a workflow no live worker runs: the workflow and the run say so. */
+Test(web_api, says_when_no_live_worker_runs_a_workflow)
+{
+    cr_assert_eq(live_workers_of("publish-draft"), 1);
+    int status = wf_test_kill(env.worker, SIGTERM, 15000);
+    env.worker = 0;
+    cr_assert(WIFEXITED(status), "the worker exits on SIGTERM");
+    cr_assert_eq(live_workers_of("publish-draft"), 0, "a worker that left is not live");
+    char *id = start_run("publish-draft", "{}", NULL, NULL, NULL);
+    char path[300];
+    snprintf(path, sizeof path, "/api/runs/%s", id);
+    json_t *doc = call("GET", path, 200);
+    cr_assert_str_eq(sfield(doc, "state"), "queued");
+    cr_assert_eq(ifield(doc, "liveWorkers"), 0);
+    json_decref(doc);
+    free(id);
+}
+
+/* Behind a TLS-terminating proxy that forwards /ops/wf/ and the Host: the page's POSTs carry an
+ * https Origin of that host, which is this server's own. */
+Test(web_api, behind_a_proxy_an_https_origin_may_post)
+{
+    token_port = wf_test_free_port();
+    web_token = start_web_at(token_port, TOKEN, "/ops/wf");
+    char *id = start_run("publish-draft", "--delay", "600000", NULL, NULL);
+    char path[300];
+    snprintf(path, sizeof path, "/ops/wf/api/runs/%s/pause", id);
+    response res;
+    cr_assert_eq(http_to(token_port, "POST", path,
+                         "Host: wf.example.com\r\nOrigin: https://wf.evil.example\r\n"
+                         "Authorization: Bearer " TOKEN "\r\n",
+                         &res),
+                 403);
+    response_free(&res);
+    cr_assert_str_eq(state_of(id), "waiting");
+    cr_assert_eq(http_to(token_port, "POST", path,
+                         "Host: wf.example.com\r\nOrigin: https://wf.example.com\r\n"
+                         "Authorization: Bearer " TOKEN "\r\n",
+                         &res),
+                 200, "%s", res.body ? res.body : "");
+    response_free(&res);
+    cr_assert_str_eq(state_of(id), "paused");
+    free(id);
+}
+
+/* ---- Schedules ---------------------------------------------------------------------------------
+ */
+
+/* ---- Dead letters ------------------------------------------------------------------------------
+ */

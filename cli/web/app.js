@@ -1,7 +1,7 @@
 // app.js - the wf dashboard: polls the JSON API of `wf web` every 1.5 s and draws the overview
 // (workflows, workers, runs) or one run (#/run/ID). Every piece of data goes into the DOM as text
 // (text nodes and textContent, never parsed as markup), so a run's input or error cannot inject
-// markup.
+// markup. ops.js (loaded first) holds the operator actions: bulk, schedules, history, pausing.
 'use strict';
 
 const POLL_MS = 1500;
@@ -93,7 +93,7 @@ async function api(path, method) {
 
 // The overview's filters live in the URL (#/?workflow=&state=&limit=&q=), so a view can be
 // shared and survives a reload; the run page is #/run/ID.
-const FILTER_KEYS = ['workflow', 'state', 'limit', 'q'];
+const FILTER_KEYS = ['workflow', 'state', 'since', 'limit', 'q', 'offset', 'range'];
 let filters = {};
 
 function overviewHash(f) {
@@ -103,9 +103,11 @@ function overviewHash(f) {
   return '#/' + (s ? '?' + s : '');
 }
 
-// Changes some filters: a new URL, whose hashchange redraws.
+// Changes some filters: a new URL, whose hashchange redraws. Any change but the page's goes back
+// to the first page.
 function setFilter(changes) {
   const next = { ...filters, ...changes };
+  if (!('offset' in changes)) delete next.offset;
   const hash = overviewHash(next);
   if (location.hash === hash) refresh();
   else location.hash = hash;
@@ -119,16 +121,45 @@ function showFilters() {
     $('filter-workflow').value = filters.workflow;
   }
   $('filter-state').value = filters.state || '';
-  $('filter-limit').value = filters.limit || '50';
+  for (const [id, v, dflt] of [['filter-limit', filters.limit, '50'], ['filter-since', filters.since, '']]) {
+    const sel = $(id);
+    if (v && !Array.from(sel.options).some((o) => o.value === v)) sel.append(el('option', { value: v }, v));
+    sel.value = v || dflt;
+  }
   if (document.activeElement !== $('filter-q')) $('filter-q').value = filters.q || '';
   $('all-runs').href = overviewHash(filters);
 }
 
+// Runs that wait for a worker to take them: queued, waiting (a delay, a retry's backoff) and
+// running (a worker that died holds them until another reclaims them).
+function pendingRuns(w) {
+  return (w.counts.queued || 0) + (w.counts.waiting || 0) + (w.counts.running || 0);
+}
+
+// A workflow with runs pending that no live worker runs: they will not move until one starts.
+function unserved(w) {
+  return w.liveWorkers === 0 && pendingRuns(w) > 0;
+}
+
+function drawWarnings(list) {
+  const lines = list.filter(unserved).map((w) => {
+    const parts = ['queued', 'waiting', 'running'].filter((s) => w.counts[s]).map((s) => w.counts[s] + ' ' + s);
+    return el('p', { dataset: { workflow: w.workflow } }, '⚠ No live worker runs ',
+      el('strong', {}, w.workflow), ': its runs (' + parts.join(', ') +
+      ') will not move until a worker that runs it starts.');
+  });
+  $('worker-warnings').replaceChildren(...lines);
+  $('worker-warnings').hidden = lines.length === 0;
+}
+
 function drawWorkflows(list) {
+  drawWarnings(list);
   const body = $('workflows').tBodies[0];
   const rows = list.map((w) => {
     const cells = [el('td', {}, el('a', { className: 'count', onclick: () => setFilter({ workflow: w.workflow, state: '' }) },
-      w.workflow))];
+      w.workflow), w.paused ? el('span', { className: 'warn-tag paused-tag', title: 'paused: its queued runs wait' },
+      'paused') : null, unserved(w) ? el('span', { className: 'warn-tag', title: 'no live worker runs it' },
+      'no worker') : null)];
     for (const s of STATES) {
       const n = w.counts[s] || 0;
       cells.push(el('td', { className: 'num' + (n ? '' : ' zero'), dataset: { state: s } },
@@ -136,6 +167,11 @@ function drawWorkflows(list) {
     }
     cells.push(el('td', { className: 'num' }, w.completedLastMinute));
     cells.push(el('td', { className: 'num' }, w.counts.queued ? fmtDuration(w.oldestQueuedMs) : '-'));
+    cells.push(el('td', { className: 'row-actions' }, el('button', {
+      type: 'button', dataset: { workflowAction: w.paused ? 'resume' : 'pause' },
+      title: w.paused ? 'workers claim its queued runs again' : 'workers stop claiming its queued runs',
+      onclick: () => workflowAction(w.workflow, w.paused ? 'resume' : 'pause'),
+    }, w.paused ? 'Resume' : 'Pause')));
     return el('tr', { dataset: { workflow: w.workflow } }, ...cells);
   });
   body.replaceChildren(...rows);
@@ -171,17 +207,24 @@ function drawRuns(list) {
   $('runs-empty').hidden = list.length > 0;
 }
 
+// Newer / older pages of the run list (offset in the URL); "older" while a page comes back full.
+function drawPager(shown) {
+  const limit = Number(filters.limit) || 50, offset = Number(filters.offset) || 0;
+  $('page-newer').disabled = offset === 0;
+  $('page-older').disabled = shown < limit;
+  $('page-info').textContent = shown ? 'runs ' + (offset + 1) + '–' + (offset + shown) : '';
+}
+
 async function refreshOverview() {
   const q = new URLSearchParams();
-  if (filters.workflow) q.set('workflow', filters.workflow);
-  if (filters.state) q.set('state', filters.state);
+  for (const k of ['workflow', 'state', 'since', 'q', 'offset']) if (filters[k]) q.set(k, filters[k]);
   q.set('limit', filters.limit || '50');
-  if (filters.q) q.set('q', filters.q);
   const [wfs, workers, runs] = await Promise.all([
-    api('/workflows'), api('/workers'), api('/runs?' + q.toString())]);
+    api('/workflows'), api('/workers'), api('/runs?' + q.toString()), refreshHistory()]);
   drawWorkflows(wfs.workflows);
   drawWorkers(workers.workers);
   drawRuns(runs.runs);
+  drawPager(runs.runs.length);
 }
 
 // ---- One run ------------------------------------------------------------------------------------
@@ -244,17 +287,54 @@ function drawRun(r) {
   $('run-steps').tBodies[0].replaceChildren(...steps);
   $('steps-empty').hidden = r.steps.length > 0;
 
+  drawWaterfall(r);
+  drawHistoryEvents(r.events);
+
   $('run-timeline').replaceChildren(...r.timeline.map((t) => el('li', {},
     el('span', { className: 'at' }, fmtTime(t.at)), el('span', { className: 'ev' }, t.event),
     t.detail || '')));
 
+  const warn = $('run-warning');
+  warn.hidden = !(r.liveWorkers === 0 && ['queued', 'waiting', 'running'].includes(r.state));
+  warn.textContent = warn.hidden ? '' : '⚠ No live worker runs ' + r.workflow + ': this run will not move until a worker that runs it starts.';
+
   const allowed = {
+    restart: FINAL.has(r.state),
     stop: !FINAL.has(r.state),
     pause: ['queued', 'waiting', 'running'].includes(r.state),
     resume: r.state === 'paused',
     retry: ['failed', 'terminated', 'cancelled'].includes(r.state),
   };
   for (const b of document.querySelectorAll('#run-view [data-action]')) b.disabled = !allowed[b.dataset.action];
+}
+
+// The steps over time: one bar per step that started, from its start to its end (now while it
+// runs), on a scale from the run's start to its end (or now). Positions are percentages, so it
+// fits any width.
+function drawWaterfall(r) {
+  const steps = r.steps.filter((s) => s.startedAt);
+  const now = Date.now();
+  const end = (s) => s.finishedAt || (FINAL.has(r.state) ? (r.finishedAt || s.startedAt) : now);
+  const t0 = Math.min(...steps.map((s) => s.startedAt), r.startedAt || Infinity);
+  const t1 = Math.max(t0 + 1, r.finishedAt || 0, ...steps.map(end));
+  const pct = (t) => (100 * (t - t0) / (t1 - t0)).toFixed(2) + '%';
+  const rows = steps.map((s) => {
+    const bar = el('span', { className: 'bar bar-' + (s.status || 'unknown'),
+      title: s.name + ': ' + fmtTime(s.startedAt) + ' +' + fmtDuration(end(s) - s.startedAt) });
+    bar.style.left = pct(s.startedAt);
+    bar.style.width = 'max(2px, ' + pct(t0 + end(s) - s.startedAt) + ')';
+    return el('div', { className: 'wrow', dataset: { step: s.name } },
+      el('span', { className: 'wname', title: s.name }, s.name),
+      el('span', { className: 'wtrack' }, bar),
+      el('span', { className: 'wdur' }, fmtDuration(end(s) - s.startedAt)));
+  });
+  if (rows.length) {
+    rows.push(el('div', { className: 'wrow wscale' }, el('span', { className: 'wname' }),
+      el('span', { className: 'wtrack' }, el('span', {}, fmtTime(t0).slice(11)),
+        el('span', {}, '+' + fmtDuration(t1 - t0))), el('span', { className: 'wdur' })));
+  }
+  $('run-waterfall').replaceChildren(...rows);
+  $('waterfall-empty').hidden = rows.length > 0;
 }
 
 async function refreshRun(id) {
@@ -269,13 +349,23 @@ async function refreshRun(id) {
   }
 }
 
+// Stop and restart ask first (stop with an optional reason); pause, resume and retry do not.
 async function act(action) {
   if (!currentRun) return;
+  const id = currentRun.id;
+  let query = '';
+  if (action === 'stop' || action === 'restart') {
+    const yes = action === 'stop'
+      ? await confirmDialog('Stop run ' + id + '?', 'Stop', true)
+      : await confirmDialog('Restart run ' + id + ' from the start as a new attempt?', 'Restart', false);
+    if (!yes) return;
+    if (yes.reason) query = '?' + new URLSearchParams({ reason: yes.reason });
+  }
   const msg = $('action-msg');
   msg.className = 'message';
   msg.textContent = action + '…';
   try {
-    const res = await api('/runs/' + encodeURIComponent(currentRun.id) + '/' + action, 'POST');
+    const res = await api('/runs/' + encodeURIComponent(id) + '/' + action + query, 'POST');
     msg.textContent = action + ': now ' + res.run.state;
   } catch (e) {
     if (e instanceof NeedToken) return askToken();
@@ -290,6 +380,9 @@ async function act(action) {
 function route() {
   const m = location.hash.match(/^#\/run\/(.+)$/);
   if (m) return { view: 'run', id: decodeURIComponent(m[1]) };
+  if (/^#\/schedules\/?$/.test(location.hash)) return { view: 'schedules' };
+  const d = location.hash.match(/^#\/dead\/?(?:\?(.*))?$/);
+  if (d) return { view: 'dead', workflow: new URLSearchParams(d[1] || '').get('workflow') || '' };
   const q = new URLSearchParams(location.hash.replace(/^#\/?\??/, ''));
   const f = {};
   for (const k of FILTER_KEYS) if (q.get(k)) f[k] = q.get(k);
@@ -299,9 +392,18 @@ function route() {
 function askToken() {
   clearTimeout(timer);
   $('token-box').hidden = false;
-  $('overview-view').hidden = true;
-  $('run-view').hidden = true;
+  showView(null);
   $('token-input').focus();
+}
+
+const VIEWS = ['overview', 'run', 'schedules', 'dead'];
+
+// Shows one view (null: none, while the token is asked for) and marks its link in the header.
+function showView(view) {
+  for (const v of VIEWS) $(v + '-view').hidden = v !== view;
+  $('nav-runs').className = view === 'overview' || view === 'run' ? 'current' : '';
+  $('nav-schedules').className = view === 'schedules' ? 'current' : '';
+  $('nav-dead').className = view === 'dead' ? 'current' : '';
 }
 
 async function refresh() {
@@ -309,13 +411,19 @@ async function refresh() {
   if (busy) { timer = setTimeout(refresh, 200); return; }
   busy = true;
   const r = route();
-  $('overview-view').hidden = r.view !== 'overview';
-  $('run-view').hidden = r.view !== 'run';
+  showView(r.view);
   try {
     if (r.view === 'run') await refreshRun(r.id);
-    else {
+    else if (r.view === 'dead') {
+      document.title = 'dead letters · wf';
+      await refreshDead(r.workflow);
+    } else if (r.view === 'schedules') {
+      document.title = 'schedules · wf';
+      await refreshSchedules();
+    } else {
       filters = r.filters;
       showFilters();
+      showBulk();
       document.title = 'wf dashboard';
       await refreshOverview();
     }
@@ -366,6 +474,19 @@ function init() {
   $('filter-workflow').addEventListener('change', (ev) => setFilter({ workflow: ev.target.value }));
   $('filter-state').addEventListener('change', (ev) => setFilter({ state: ev.target.value }));
   $('filter-limit').addEventListener('change', (ev) => setFilter({ limit: ev.target.value }));
+  $('filter-since').addEventListener('change', (ev) => setFilter({ since: ev.target.value }));
+  const page = (dir) => {
+    const limit = Number(filters.limit) || 50;
+    const offset = Math.max(0, (Number(filters.offset) || 0) + dir * limit);
+    setFilter({ offset: offset ? String(offset) : '' });
+  };
+  $('page-newer').addEventListener('click', () => page(-1));
+  $('page-older').addEventListener('click', () => page(1));
+  $('bulk-button').addEventListener('click', bulk);
+  for (const b of document.querySelectorAll('#history [data-range]')) {
+    b.addEventListener('click', () => setFilter({ range: b.dataset.range === '1d' ? '1d' : '' }));
+  }
+  $('confirm-reason').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') $('confirm-ok').click(); });
   for (const b of document.querySelectorAll('#run-view [data-action]')) {
     b.addEventListener('click', () => act(b.dataset.action));
   }
@@ -373,6 +494,7 @@ function init() {
     currentRun = null;
     disableActions();
     $('action-msg').textContent = '';
+    $('bulk-msg').textContent = '';
     refresh();
   });
   refresh();

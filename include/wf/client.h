@@ -409,9 +409,10 @@ typedef struct wf_run_event {
 } wf_run_event;
 
 /* Reads run `run`'s history, oldest first (one round trip): every transition since it was
- * enqueued, or the newest 50 when there were more. On success
- * sets `*events` to `*n` entries (NULL and 0 for a run enqueued by an older wf, which recorded
- * none) that the caller frees with wf_run_events_free(*events, *n). Returns WF_OK,
+ * enqueued, or the newest 50 when there were more. A run that was only enqueued, started and
+ * ended (or one written by an older wf) records nothing, to keep the plain path cheap: its
+ * events come from its created_at, started_at and finished_at. On success
+ * sets `*events` to `*n` entries that the caller frees with wf_run_events_free(*events, *n). Returns WF_OK,
  * WF_ERR_NOT_FOUND when the run no longer exists, or a connection error. */
 int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err);
 
