@@ -83,9 +83,7 @@ int bench_drain(const bench_opts *o)
     drain_result d = drain(o, c, o->workflows, NULL, o->workflow, 0, n, NULL);
     report_drain("drain", &d, n, enq_cpu);
     bench_out("mem_per_finished_b", (bench_redis_mem_b(c) - m0) / (double)n);
-    wf_client_free(cl);
-    redisFree(c);
-    return 0;
+    return bench_done(cl, c);
 }
 
 int bench_idle(const bench_opts *o)
@@ -142,9 +140,7 @@ int bench_scale(const bench_opts *o)
         bench_out("scale_drain_redis_cpu_us", d.redis_cpu_s * 1e6 / (double)total);
         bench_out("scale_mem_per_finished_b", (bench_redis_mem_b(c) - m0) / (double)total);
     }
-    wf_client_free(cl);
-    redisFree(c);
-    return 0;
+    return bench_done(cl, c);
 }
 
 int bench_many(const bench_opts *o)
@@ -179,7 +175,5 @@ int bench_many(const bench_opts *o)
     bench_out("many_idle_redis_cpu_pct", (rc1 - rc0) / 2.0 * 100);
     bench_out("many_idle_worker_cpu_pct", (wc1 - wc0) / 2.0 * 100);
     bench_worker_stop(&w);
-    wf_client_free(cl);
-    redisFree(c);
-    return 0;
+    return bench_done(cl, c);
 }

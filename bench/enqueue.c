@@ -73,9 +73,7 @@ int bench_enqueue(const bench_opts *o)
     bench_out("enqueue_call_p50_us", bench_pct(lat, (size_t)n, 50));
     bench_out("enqueue_call_p99_us", bench_pct(lat, (size_t)n, 99));
     free(lat);
-    wf_client_free(cl);
-    redisFree(c);
-    return 0;
+    return bench_done(cl, c);
 }
 
 int bench_batch(const bench_opts *o)
@@ -87,9 +85,7 @@ int bench_batch(const bench_opts *o)
     bench_fill(cl, o->workflow, n);
     snap b = take(c);
     report("batch", n, &a, &b, c, o->workflow);
-    wf_client_free(cl);
-    redisFree(c);
-    return 0;
+    return bench_done(cl, c);
 }
 
 /* One client thread of the threads scenario. */

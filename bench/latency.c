@@ -147,7 +147,5 @@ int bench_latency(const bench_opts *o)
     free(b);
     free(d);
     free(call);
-    wf_client_free(cl);
-    redisFree(c);
-    return 0;
+    return bench_done(cl, c);
 }

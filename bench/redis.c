@@ -164,6 +164,13 @@ redisContext *bench_warm(const bench_opts *o, wf_client **cl)
     return c;
 }
 
+int bench_done(wf_client *cl, redisContext *c)
+{
+    wf_client_free(cl);
+    redisFree(c);
+    return 0;
+}
+
 void bench_fill(wf_client *cl, const char *workflow, long n)
 {
     wf_error err = {0};

@@ -84,6 +84,8 @@ wf_client *bench_client(const bench_opts *o);
 /* A connection (bench_redis) and a client (*cl) after one warm-up run (the client's first call
  * checks the workflow and connects: not part of what is measured), the keys reset again. */
 redisContext *bench_warm(const bench_opts *o, wf_client **cl);
+/* Frees what bench_warm gave; returns 0, a mode's exit status when it measured all it meant to. */
+int bench_done(wf_client *cl, redisContext *c);
 
 /* ---- Worker processes (procs.c) ----------------------------------------------------------------
  */

@@ -82,6 +82,11 @@ int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *pay
  * bytes) and sets *redirected. WF_ERR_PROTOCOL otherwise. */
 int wf__enqueue_reply(const redisReply *r, char *id, int *redirected, wf_error *err);
 
+/* Frees an array of `n` records of `size` bytes and, in each, the strings (char * members) at the
+ * byte offsets `strs` (offsetof): the one body of the public wf_X_free of every array of records
+ * whose strings the array owns. NULL is a no-op. */
+void wf__records_free(void *items, size_t n, size_t size, const size_t *strs, size_t nstrs);
+
 void wf__defer_free(wf_client *client);
 void wf__defer_report(wf_client *client, const char *workflow, const wf_error *err);
 

@@ -4,6 +4,7 @@
  * (wf_run_events, from its hash's fields evN that lib.lua's ev_fields adds), and the queue
  * entries a claim moved aside (wf_dead_letters, from the list P:{W}:dead). */
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,16 +64,26 @@ static int history_range(wf_client *client, int64_t *since, int64_t *until, wf_e
     return WF_OK;
 }
 
+/* The checks a per-workflow read starts with, once its *out is cleared: clears *n, and fails on a
+ * NULL client, out or n (WF_ERR_INVALID) or a bad workflow name (WF_ERR_BAD_NAME). */
+static int check_args(const wf_client *client, const char *workflow, const void *out, size_t *n,
+                      wf_error *err)
+{
+    if (n) *n = 0;
+    if (!client || !out || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
+    if (!workflow || !wf__name_valid(workflow))
+        return wf_error_set(err, WF_ERR_BAD_NAME, "invalid workflow name '%.64s'",
+                            workflow ? workflow : "(null)");
+    return WF_OK;
+}
+
 int wf_workflow_history(wf_client *client, const char *workflow, int64_t since_ms, int64_t until_ms,
                         wf_history_point **points, size_t *n, wf_error *err)
 {
     if (points) *points = NULL;
-    if (n) *n = 0;
-    if (!client || !points || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
-    if (!workflow || !wf__name_valid(workflow))
-        return wf_error_set(err, WF_ERR_BAD_NAME, "invalid workflow name '%.64s'",
-                            workflow ? workflow : "(null)");
-    int rc = history_range(client, &since_ms, &until_ms, err);
+    int rc = check_args(client, workflow, points, n, err);
+    if (rc != WF_OK) return rc;
+    rc = history_range(client, &since_ms, &until_ms, err);
     if (rc != WF_OK) return rc;
     size_t npts = (size_t)((until_ms - since_ms + MINUTE_MS - 1) / MINUTE_MS);
     long long h0 = since_ms / HOUR_MS, h1 = (until_ms - 1) / HOUR_MS;
@@ -123,12 +134,8 @@ int wf_workflow_history(wf_client *client, const char *workflow, int64_t since_m
 
 void wf_run_events_free(wf_run_event *events, size_t n)
 {
-    if (!events) return;
-    for (size_t i = 0; i < n; i++) {
-        free(events[i].kind);
-        free(events[i].detail);
-    }
-    free(events);
+    static const size_t strs[] = {offsetof(wf_run_event, kind), offsetof(wf_run_event, detail)};
+    wf__records_free(events, n, sizeof *events, strs, sizeof strs / sizeof *strs);
 }
 
 /* One event "MS KIND[ DETAIL]" into `ev`. Returns 0, or -1 when out of memory. An event that
@@ -284,14 +291,10 @@ int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err)
 
 void wf_dead_letters_free(wf_dead_letter *letters, size_t n)
 {
-    if (!letters) return;
-    for (size_t i = 0; i < n; i++) {
-        free(letters[i].run_id);
-        free(letters[i].reason);
-        free(letters[i].entry);
-        free(letters[i].worker);
-    }
-    free(letters);
+    static const size_t strs[] = {offsetof(wf_dead_letter, run_id),
+                                  offsetof(wf_dead_letter, reason), offsetof(wf_dead_letter, entry),
+                                  offsetof(wf_dead_letter, worker)};
+    wf__records_free(letters, n, sizeof *letters, strs, sizeof strs / sizeof *strs);
 }
 
 /* A copy of the JSON string `key` of `o`, or NULL. Sets *oom when a copy failed. */
@@ -337,11 +340,8 @@ int wf_dead_letters(wf_client *client, const char *workflow, size_t limit, wf_de
                     size_t *n, wf_error *err)
 {
     if (letters) *letters = NULL;
-    if (n) *n = 0;
-    if (!client || !letters || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
-    if (!workflow || !wf__name_valid(workflow))
-        return wf_error_set(err, WF_ERR_BAD_NAME, "invalid workflow name '%.64s'",
-                            workflow ? workflow : "(null)");
+    int rc = check_args(client, workflow, letters, n, err);
+    if (rc != WF_OK) return rc;
     if (limit == 0) limit = DEAD_DEFAULT;
     if (limit > DEAD_MAX) limit = DEAD_MAX;
     char *key = wf__key_wf(client->url.prefix, workflow, "dead");
@@ -349,7 +349,7 @@ int wf_dead_letters(wf_client *client, const char *workflow, size_t limit, wf_de
     redisReply *r = wf__client_cmd(client, 1, err, "LRANGE %s 0 %lld", key, (long long)limit - 1);
     free(key);
     if (!r) return err ? err->code : WF_ERR_IO;
-    int rc = WF_OK;
+    rc = WF_OK;
     wf_dead_letter *out = NULL;
     size_t count = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
     if (r->type != REDIS_REPLY_ARRAY)

@@ -13,6 +13,18 @@ void wf_list_free(char **items, size_t count)
     free(items);
 }
 
+void wf__records_free(void *items, size_t n, size_t size, const size_t *strs, size_t nstrs)
+{
+    if (!items) return;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < nstrs; k++) {
+            char *s; /* memcpy: the member is a char * at a byte offset, maybe unaligned for us */
+            memcpy(&s, (char *)items + i * size + strs[k], sizeof s);
+            free(s);
+        }
+    free(items);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

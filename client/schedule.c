@@ -7,6 +7,7 @@
  *   P:{W}:schedules:due   zset  schedule id -> next fire time (Redis ms)
  */
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -373,15 +374,11 @@ int wf_schedule_remove(wf_client *client, const char *workflow, const char *id, 
 
 void wf_schedules_free(wf_schedule_info *s, size_t n)
 {
-    if (!s) return;
-    for (size_t i = 0; i < n; i++) {
-        free(s[i].id);
-        free(s[i].workflow);
-        free(s[i].spec);
-        free(s[i].payload);
-        free(s[i].last_run);
-    }
-    free(s);
+    static const size_t strs[] = {
+        offsetof(wf_schedule_info, id), offsetof(wf_schedule_info, workflow),
+        offsetof(wf_schedule_info, spec), offsetof(wf_schedule_info, payload),
+        offsetof(wf_schedule_info, last_run)};
+    wf__records_free(s, n, sizeof *s, strs, sizeof strs / sizeof *strs);
 }
 
 static int info_from(const redisReply *id, const redisReply *val, const char *workflow,

@@ -1,6 +1,7 @@
 /* steps.c - reading a run's recorded steps for people: wf_run_steps() decodes every value of the
  * run's steps hash (P:{W}:run:ID:steps, msgpack records of core/steprec.c) into the public
  * wf_step_info, ordered by start time. Used by `wf status`, `wf steps` and the dashboard. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,17 +9,11 @@
 
 void wf_steps_free(wf_step_info *steps, size_t n)
 {
-    if (!steps) return;
-    for (size_t i = 0; i < n; i++) {
-        free(steps[i].name);
-        free(steps[i].kind);
-        free(steps[i].status);
-        free(steps[i].error);
-        free(steps[i].event);
-        free(steps[i].event_key);
-        free(steps[i].result);
-    }
-    free(steps);
+    static const size_t strs[] = {offsetof(wf_step_info, name),   offsetof(wf_step_info, kind),
+                                  offsetof(wf_step_info, status), offsetof(wf_step_info, error),
+                                  offsetof(wf_step_info, event),  offsetof(wf_step_info, event_key),
+                                  offsetof(wf_step_info, result)};
+    wf__records_free(steps, n, sizeof *steps, strs, sizeof strs / sizeof *strs);
 }
 
 static char *dup_n(const char *s, size_t n)

@@ -426,24 +426,16 @@ int wf_test_run(const char *const *argv, const char *const *env, const char *inp
     return -1;
 }
 
-long long wf_test_cmd_int(redisContext *c, const char *fmt, ...)
+long long wf_test_reply_int(redisReply *r)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = wf_test_vcommand(c, fmt, ap);
-    va_end(ap);
     long long v = -1;
     if (r && r->type == REDIS_REPLY_INTEGER) v = r->integer;
     if (r) freeReplyObject(r);
     return v;
 }
 
-char *wf_test_cmd_str(redisContext *c, const char *fmt, ...)
+char *wf_test_reply_str(redisReply *r)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = wf_test_vcommand(c, fmt, ap);
-    va_end(ap);
     char *s = NULL;
     if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
         s = strndup(r->str, r->len);

@@ -100,10 +100,15 @@ int wf_test_port_open(int port);
  * is not installed. Caller frees. */
 char *wf_test_which(const char *prog);
 
-/* Runs a command on a connection and returns the integer / string reply (helpers for asserts).
- * wf_test_cmd_str returns a malloc'd copy or NULL. */
-long long wf_test_cmd_int(redisContext *c, const char *fmt, ...);
-char *wf_test_cmd_str(redisContext *c, const char *fmt, ...);
+/* Take a reply (NULL allowed) and free it: its integer, or -1 when it is not one; a malloc'd copy
+ * of its string or status, or NULL. */
+long long wf_test_reply_int(redisReply *r);
+char *wf_test_reply_str(redisReply *r);
+/* Runs a command on a connection and returns the integer / string reply (helpers for asserts);
+ * wf_test_cmd_str returns a malloc'd copy or NULL. Macros so that the one varargs sender,
+ * wf_test_command (below, cluster-aware), serves them both. */
+#define wf_test_cmd_int(c, ...) wf_test_reply_int(wf_test_command((c), __VA_ARGS__))
+#define wf_test_cmd_str(c, ...) wf_test_reply_str(wf_test_command((c), __VA_ARGS__))
 
 /* ---- wf-worker processes (worker_start.c) ---------------------------------------------------- */
 
@@ -138,6 +143,12 @@ pid_t wf_test_worker_start(const wf_test_worker *w);
 /* ---- runs, temp dirs and worker logs (harness_wf.c) -------------------------------------------
  */
 
+/* Redis TIME on `c` in ms: the scripts' clock, which deadlines and schedules follow. */
+long long wf_test_redis_ms(redisContext *c);
+/* 1 once the server's clock on `c` reaches `at_ms` (polled with wf_test_wait), 0 after
+ * timeout_ms. */
+int wf_test_wait_redis_ms(redisContext *c, long long at_ms, int timeout_ms);
+
 /* Makes the suite's temp dir /tmp/wf-test-TAG-XXXXXX in `dir` (failing the test when it cannot);
  * remove it with wf_test_remove_tree(). */
 void wf_test_temp_dir(char *dir, size_t size, const char *tag);
@@ -149,6 +160,9 @@ wf_client *wf_test_client(const char *url);
 /* Initialises `sb` with the msgpack of the JSON text `json`, failing the test when it is not
  * JSON. Caller destroys sb. */
 void wf_test_msgpack(const char *json, msgpack_sbuffer *sb);
+/* An empty buffer and a packer writing into it, to build a payload value by value (free the
+ * buffer with msgpack_sbuffer_destroy). */
+void wf_test_packer(msgpack_sbuffer *sb, msgpack_packer *pk);
 
 /* Starts `workflow` with `json` (NULL: no input) converted to msgpack, with `opt` (may be NULL).
  * Fails the test when the JSON or the start is refused. Caller frees with wf_run_free(). */

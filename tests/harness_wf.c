@@ -18,12 +18,44 @@ void wf_test_temp_dir(char *dir, size_t size, const char *tag)
     cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
 }
 
+long long wf_test_redis_ms(redisContext *c)
+{
+    redisReply *r = wf_test_command(c, "TIME");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2, "Redis TIME");
+    long long ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    return ms;
+}
+
+struct redis_clock {
+    redisContext *c;
+    long long at_ms;
+};
+
+static int redis_clock_reached(void *arg)
+{
+    const struct redis_clock *rc = arg;
+    return wf_test_redis_ms(rc->c) >= rc->at_ms;
+}
+
+int wf_test_wait_redis_ms(redisContext *c, long long at_ms, int timeout_ms)
+{
+    struct redis_clock clock = {c, at_ms};
+    return wf_test_wait(redis_clock_reached, &clock, timeout_ms);
+}
+
 void wf_test_msgpack(const char *json, msgpack_sbuffer *sb)
 {
     msgpack_sbuffer_init(sb);
     wf_error err = {0};
     cr_assert_eq(wf_json_to_msgpack(json, strlen(json), NULL, sb, &err), WF_OK, "%s: %s", json,
                  err.message);
+}
+
+void wf_test_packer(msgpack_sbuffer *sb, msgpack_packer *pk)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
 }
 
 wf_run *wf_test_start_json(wf_client *cl, const char *workflow, const char *json,

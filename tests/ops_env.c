@@ -138,9 +138,5 @@ void wait_state(const char *id, const char *state)
 /* Redis TIME in ms. */
 long long redis_now(void)
 {
-    redisReply *r = wf_test_command(env.rc, "TIME");
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-    long long ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
-    freeReplyObject(r);
-    return ms;
+    return wf_test_redis_ms(env.rc);
 }

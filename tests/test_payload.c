@@ -51,9 +51,8 @@ static void assert_bad_mp(const void *data, size_t len, const char *needle)
 Test(msgpack, accepts_one_value)
 {
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    wf_test_packer(&sb, &pk);
     msgpack_pack_map(&pk, 2);
     msgpack_pack_str_with_body(&pk, "a", 1);
     msgpack_pack_array(&pk, 3);

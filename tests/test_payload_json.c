@@ -193,9 +193,8 @@ Test(to_json, bin_becomes_base64)
 Test(to_json, non_string_keys_become_their_json_text)
 {
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    wf_test_packer(&sb, &pk);
     msgpack_pack_map(&pk, 5);
     msgpack_pack_int(&pk, 1);
     msgpack_pack_str_with_body(&pk, "a", 1);

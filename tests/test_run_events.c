@@ -11,18 +11,32 @@
 
 TestSuite(runev, .init = worker_setup, .fini = worker_teardown, .timeout = 120);
 
-/* The kinds of `run`'s events joined by spaces into `buf`; fills `ev`/`n` (caller frees). */
-static const char *kinds(wf_run *run, char *buf, size_t size, wf_run_event **ev, size_t *n)
+/* A run's events as wf_run_events gives them, and their kinds joined by spaces. */
+struct history {
+    wf_run_event *ev;
+    size_t n;
+    char kinds[256];
+};
+
+/* Loads `run`'s history into `h` (history_free frees it), checking that the events come in
+ * order with Redis times; returns h->kinds. */
+static const char *history(wf_run *run, struct history *h)
 {
     wf_error err = {0};
-    cr_assert_eq(wf_run_events(run, ev, n, &err), WF_OK, "%s", err.message);
-    buf[0] = '\0';
-    for (size_t i = 0; i < *n; i++) {
-        if (i > 0) cr_assert_geq((*ev)[i].at_ms, (*ev)[i - 1].at_ms, "in order");
-        cr_assert_gt((*ev)[i].at_ms, 1700000000000LL, "a Redis time");
-        snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? " " : "", (*ev)[i].kind);
+    cr_assert_eq(wf_run_events(run, &h->ev, &h->n, &err), WF_OK, "%s", err.message);
+    h->kinds[0] = '\0';
+    for (size_t i = 0; i < h->n; i++) {
+        if (i > 0) cr_assert_geq(h->ev[i].at_ms, h->ev[i - 1].at_ms, "in order");
+        cr_assert_gt(h->ev[i].at_ms, 1700000000000LL, "a Redis time");
+        size_t used = strlen(h->kinds);
+        snprintf(h->kinds + used, sizeof h->kinds - used, "%s%s", i ? " " : "", h->ev[i].kind);
     }
-    return buf;
+    return h->kinds;
+}
+
+static void history_free(struct history *h)
+{
+    wf_run_events_free(h->ev, h->n);
 }
 
 Test(runev, a_plain_run_records_nothing_and_shows_its_timestamps)
@@ -32,18 +46,16 @@ Test(runev, a_plain_run_records_nothing_and_shows_its_timestamps)
     await_state(run, WF_STATE_COMPLETED, 10000);
     /* The plain path writes no event field: the hash is what it was before histories. */
     cr_assert_eq(wf_test_cmd_int(rc, "HEXISTS %s evn", wf_run_native(run)), 0);
-    char k[256];
-    wf_run_event *ev = NULL;
-    size_t n = 0;
-    cr_assert_str_eq(kinds(run, k, sizeof k, &ev, &n), "enqueued started completed");
-    cr_assert(strstr(ev[1].detail, "attempt 1 on "), "%s", ev[1].detail);
+    struct history h;
+    cr_assert_str_eq(history(run, &h), "enqueued started completed");
+    cr_assert(strstr(h.ev[1].detail, "attempt 1 on "), "%s", h.ev[1].detail);
     wf_status st = {0};
     wf_error err = {0};
     cr_assert_eq(wf_run_status(run, &st, &err), WF_OK, "%s", err.message);
-    cr_assert_eq(ev[0].at_ms, st.created_at_ms);
-    cr_assert_eq(ev[2].at_ms, st.finished_at_ms);
+    cr_assert_eq(h.ev[0].at_ms, st.created_at_ms);
+    cr_assert_eq(h.ev[2].at_ms, st.finished_at_ms);
     wf_status_clear(&st);
-    wf_run_events_free(ev, n);
+    history_free(&h);
     wf_run_free(run);
 }
 
@@ -52,18 +64,15 @@ Test(runev, retry_then_complete)
     worker_pid = start_worker(NULL);
     wf_run *run = start_run_int("flaky", 1);
     await_state(run, WF_STATE_COMPLETED, 10000);
-    char k[256];
-    wf_run_event *ev = NULL;
-    size_t n = 0;
-    cr_assert_str_eq(kinds(run, k, sizeof k, &ev, &n),
-                     "enqueued started retried started completed");
-    cr_assert_null(ev[0].detail);
-    cr_assert(strstr(ev[1].detail, "attempt 1 on "), "%s", ev[1].detail);
-    cr_assert(strstr(ev[2].detail, "attempt 1: flaky: attempt 1 fails; attempt 2 at "), "%s",
-              ev[2].detail);
-    cr_assert(strstr(ev[3].detail, "attempt 2 on "), "%s", ev[3].detail);
-    cr_assert_null(ev[4].detail);
-    wf_run_events_free(ev, n);
+    struct history h;
+    cr_assert_str_eq(history(run, &h), "enqueued started retried started completed");
+    cr_assert_null(h.ev[0].detail);
+    cr_assert(strstr(h.ev[1].detail, "attempt 1 on "), "%s", h.ev[1].detail);
+    cr_assert(strstr(h.ev[2].detail, "attempt 1: flaky: attempt 1 fails; attempt 2 at "), "%s",
+              h.ev[2].detail);
+    cr_assert(strstr(h.ev[3].detail, "attempt 2 on "), "%s", h.ev[3].detail);
+    cr_assert_null(h.ev[4].detail);
+    history_free(&h);
     wf_run_free(run);
 }
 
@@ -80,15 +89,12 @@ Test(runev, pause_resume_and_stop_with_a_reason)
     wait_state(run, WF_STATE_CANCELLED, 1000, &st);
     cr_assert_str_eq(st.error, "stopped by request: deploy in progress");
     wf_status_clear(&st);
-    char k[256];
-    wf_run_event *ev = NULL;
-    size_t n = 0;
-    cr_assert_str_eq(kinds(run, k, sizeof k, &ev, &n),
-                     "enqueued started paused resumed started stopped");
-    cr_assert_str_eq(ev[2].detail, "was running");
-    cr_assert_str_eq(ev[3].detail, "now queued");
-    cr_assert_str_eq(ev[5].detail, "stopped by request: deploy in progress");
-    wf_run_events_free(ev, n);
+    struct history h;
+    cr_assert_str_eq(history(run, &h), "enqueued started paused resumed started stopped");
+    cr_assert_str_eq(h.ev[2].detail, "was running");
+    cr_assert_str_eq(h.ev[3].detail, "now queued");
+    cr_assert_str_eq(h.ev[5].detail, "stopped by request: deploy in progress");
+    history_free(&h);
 
     char *long_reason = malloc(2000);
     memset(long_reason, 'x', 1999);
@@ -107,14 +113,11 @@ Test(runev, restart_keeps_the_history_and_plain_stop)
     wf_error err = {0};
     cr_assert_eq(wf_run_restart(run, 1, &err), WF_OK, "%s", err.message);
     await_state(run, WF_STATE_COMPLETED, 10000);
-    char k[256];
-    wf_run_event *ev = NULL;
-    size_t n = 0;
-    cr_assert_str_eq(kinds(run, k, sizeof k, &ev, &n),
-                     "enqueued started completed restarted started completed");
-    cr_assert_str_eq(ev[3].detail, "was completed; attempt 2, steps cleared");
-    cr_assert(strstr(ev[4].detail, "attempt 2 on "), "%s", ev[4].detail);
-    wf_run_events_free(ev, n);
+    struct history h;
+    cr_assert_str_eq(history(run, &h), "enqueued started completed restarted started completed");
+    cr_assert_str_eq(h.ev[3].detail, "was completed; attempt 2, steps cleared");
+    cr_assert(strstr(h.ev[4].detail, "attempt 2 on "), "%s", h.ev[4].detail);
+    history_free(&h);
     /* Short events keep the run hash in Redis's compact encoding (lua/lib.lua ev_fields). */
     char *enc = wf_test_cmd_str(rc, "OBJECT ENCODING %s", wf_run_native(run));
     cr_assert_str_eq(enc, "listpack");
@@ -126,19 +129,19 @@ Test(runev, restart_keeps_the_history_and_plain_stop)
         wf_run_workflow_ex(cl, "echo", NULL, 0, &(wf_run_options){.delay_ms = 60000}, &err);
     cr_assert_not_null(later, "%s", err.message);
     cr_assert_eq(wf_run_stop(later, &err), WF_OK, "%s", err.message);
-    cr_assert_str_eq(kinds(later, k, sizeof k, &ev, &n), "enqueued stopped");
-    cr_assert(strstr(ev[0].detail, "due at "), "%s", ev[0].detail);
-    cr_assert_str_eq(ev[1].detail, "stopped by request");
-    wf_run_events_free(ev, n);
+    cr_assert_str_eq(history(later, &h), "enqueued stopped");
+    cr_assert(strstr(h.ev[0].detail, "due at "), "%s", h.ev[0].detail);
+    cr_assert_str_eq(h.ev[1].detail, "stopped by request");
+    history_free(&h);
 
     /* A run with no recorded event (one that just ran, or one written by an older wf) shows the
      * events its timestamps tell; a run that is gone is not found. */
     cr_assert_eq(wf_test_cmd_int(rc, "HDEL %s ev1 ev2 evn", wf_run_native(later)), 3);
-    cr_assert_str_eq(kinds(later, k, sizeof k, &ev, &n), "enqueued cancelled");
-    cr_assert_null(ev[0].detail);
-    wf_run_events_free(ev, n);
+    cr_assert_str_eq(history(later, &h), "enqueued cancelled");
+    cr_assert_null(h.ev[0].detail);
+    history_free(&h);
     cr_assert_eq(wf_test_cmd_int(rc, "DEL %s", wf_run_native(later)), 1);
-    cr_assert_eq(wf_run_events(later, &ev, &n, &err), WF_ERR_NOT_FOUND);
+    cr_assert_eq(wf_run_events(later, &h.ev, &h.n, &err), WF_ERR_NOT_FOUND);
     wf_run_events_free(NULL, 0);
     wf_run_free(later);
 }
@@ -158,12 +161,10 @@ Test(runev, cli_stop_with_a_reason)
     cr_assert(strstr(out, "stopped by request: bad input"), "%s", out);
     free(out);
     free(wf);
-    char k[128];
-    wf_run_event *ev = NULL;
-    size_t n = 0;
-    cr_assert_str_eq(kinds(run, k, sizeof k, &ev, &n), "enqueued stopped");
-    cr_assert_str_eq(ev[1].detail, "stopped by request: bad input");
-    wf_run_events_free(ev, n);
+    struct history h;
+    cr_assert_str_eq(history(run, &h), "enqueued stopped");
+    cr_assert_str_eq(h.ev[1].detail, "stopped by request: bad input");
+    history_free(&h);
     wf_run_free(run);
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "schedule_env.h"
 #include "schedule_internal.h"
 #include "wf_internal.h"
 
@@ -222,63 +223,6 @@ static void start_worker(const char *processes)
                                                                  .workflows = names});
 }
 
-static int64_t redis_now(void)
-{
-    redisReply *r = wf_test_command(rc, "TIME");
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-    int64_t t =
-        strtoll(r->element[0]->str, NULL, 10) * 1000 + strtoll(r->element[1]->str, NULL, 10) / 1000;
-    freeReplyObject(r);
-    return t;
-}
-
-static int redis_reached(void *arg)
-{
-    return redis_now() >= *(const int64_t *)arg;
-}
-
-/* The fire times of every run schedule `id` started, ascending (from the runs' ids in the state
- * indexes). Returns how many; fills at most `max`. */
-static int fired_at(const char *id, int64_t *out, int max)
-{
-    static const char *const states[] = {"queued",    "running", "waiting",   "paused",
-                                         "completed", "failed",  "cancelled", "terminated"};
-    char prefix[128];
-    int plen = snprintf(prefix, sizeof prefix, "echo:sched-%s-", id);
-    int n = 0;
-    for (size_t s = 0; s < sizeof states / sizeof states[0]; s++) {
-        redisReply *r = wf_test_command(rc, "ZRANGE wf:{echo}:state:%s 0 -1", states[s]);
-        for (size_t i = 0; r && i < r->elements; i++)
-            if (strncmp(r->element[i]->str, prefix, (size_t)plen) == 0 && n < max)
-                out[n++] = strtoll(r->element[i]->str + plen, NULL, 10);
-        if (r) freeReplyObject(r);
-    }
-    for (int i = 1; i < n; i++) /* insertion sort: small */
-        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
-            int64_t t = out[j];
-            out[j] = out[j - 1];
-            out[j - 1] = t;
-        }
-    /* The state sets are read one after another, so a run that moved on between two reads
-     * (queued, then completed) was seen twice: count each firing once. */
-    int u = 0;
-    for (int i = 0; i < n; i++)
-        if (u == 0 || out[u - 1] != out[i]) out[u++] = out[i];
-    return u;
-}
-
-typedef struct fires_wait {
-    const char *id;
-    int want;
-} fires_wait;
-
-static int has_fired(void *arg)
-{
-    fires_wait *f = arg;
-    int64_t t[256];
-    return fired_at(f->id, t, 256) >= f->want;
-}
-
 static int all_completed(void *arg)
 {
     (void)arg;
@@ -298,45 +242,22 @@ Test(schedule, fire_lua_is_compare_and_set)
     wf_error err = {0};
     cr_assert_eq(wf_schedule_add(cl, "cas", "echo", "@every 1s", NULL, 0, &err), WF_OK, "%s",
                  err.message);
-    char *next = wf_test_cmd_str(rc, "ZSCORE wf:{echo}:schedules:due cas");
-    cr_assert_not_null(next);
-    int64_t seen = strtoll(next, NULL, 10);
-    free(next);
-    char run_id[WF__ID_MAX], nxt[24], seen_s[24];
-    wf__sched_run_id("echo", "cas", seen, run_id);
-    snprintf(seen_s, sizeof seen_s, "%lld", (long long)seen);
-    snprintf(nxt, sizeof nxt, "%lld", (long long)seen + 1000);
-    wf__wfkeys wk;
-    cr_assert_eq(wf__wfkeys_init(&wk, "wf", "echo"), WF_OK);
-    char *run_key = wf__key_run("wf", "echo", run_id);
-    const char *keys[WF__NFIXED + 3];
-    for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
-    keys[WF__NFIXED] = "wf:{echo}:schedules";
-    keys[WF__NFIXED + 1] = "wf:{echo}:schedules:due";
-    keys[WF__NFIXED + 2] = run_key;
-    const char *args[] = {"cas", seen_s, "@every 1s", nxt, run_id, "echo"};
-    wf__rc *c = wf__client_redis(cl);
+    int64_t seen = schedule_due_at(rc, "cas");
+    schedule_fire f;
+    schedule_fire_init(&f, "cas", seen);
 
     /* Not due yet by Redis's clock: refused. */
-    redisReply *r = wf__script_call(c, WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6, args, NULL, &err);
-    cr_assert_not_null(r, "%s", err.message);
-    cr_assert_eq(r->element[0]->integer, -1);
-    cr_assert_str_eq(r->element[1]->str, "early");
-    freeReplyObject(r);
-    cr_assert(wf_test_wait(redis_reached, &seen, 3000));
+    schedule_fire_refused(cl, &f, "early");
+    cr_assert(wf_test_wait_redis_ms(rc, seen, 3000));
 
-    r = wf__script_call(c, WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6, args, NULL, &err);
-    cr_assert_not_null(r, "%s", err.message);
+    redisReply *r = schedule_fire_call(cl, &f);
     cr_assert_eq(r->element[0]->integer, 1, "first caller fires");
-    cr_assert_str_eq(r->element[1]->str, run_id);
+    cr_assert_str_eq(r->element[1]->str, f.run_id);
     freeReplyObject(r);
     /* The same firing again (a racing worker that saw the same next_at): no second run. */
-    r = wf__script_call(c, WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6, args, NULL, &err);
-    cr_assert_eq(r->element[0]->integer, -1);
-    cr_assert_str_eq(r->element[1]->str, "moved");
-    freeReplyObject(r);
+    schedule_fire_refused(cl, &f, "moved");
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:queued"), 1, "one run");
-    char *input = wf_test_cmd_str(rc, "HGET %s schedule", run_key);
+    char *input = wf_test_cmd_str(rc, "HGET %s schedule", f.run_key);
     cr_assert_str_eq(input, "cas");
     free(input);
 
@@ -347,10 +268,9 @@ Test(schedule, fire_lua_is_compare_and_set)
     cr_assert_eq(s[0].fires, 1);
     cr_assert_eq(s[0].last_at_ms, seen);
     cr_assert_eq(s[0].next_at_ms, seen + 1000);
-    cr_assert_str_eq(s[0].last_run, run_id);
+    cr_assert_str_eq(s[0].last_run, f.run_id);
     wf_schedules_free(s, n);
-    free(run_key);
-    wf__wfkeys_free(&wk);
+    schedule_fire_free(&f);
 }
 
 /* The pids that logged a firing of `id` in worker<w>.log; returns how many (at most 8). */
@@ -386,8 +306,7 @@ Test(schedule, each_firing_starts_one_run_with_four_processes)
     cr_assert_eq(wf_schedule_add(cl, "every-second", "echo", "@every 1s", in.data, in.size, &err),
                  WF_OK, "%s", err.message);
     msgpack_sbuffer_destroy(&in);
-    fires_wait fw = {"every-second", 5};
-    cr_assert(wf_test_wait(has_fired, &fw, 15000), "5 firings within 15 s");
+    cr_assert(schedule_wait_fires(rc, "every-second", 5, 15000), "5 firings within 15 s");
     /* Whichever process wins the race (the one whose tick comes first after the due time, so
      * usually the same one): stop its whole "host"; the other two take over, with no gap. */
     long pids[8];
@@ -395,13 +314,12 @@ Test(schedule, each_firing_starts_one_run_with_four_processes)
     int status = wf_test_kill(workers[gone], SIGTERM, 30000);
     workers[gone] = 0;
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "supervisor %d drained", gone);
-    fw.want = 10;
-    cr_assert(wf_test_wait(has_fired, &fw, 15000), "10 firings within 15 s");
+    cr_assert(schedule_wait_fires(rc, "every-second", 10, 15000), "10 firings within 15 s");
     cr_assert_eq(wf_schedule_remove(cl, "echo", "every-second", &err), WF_OK, "%s", err.message);
     cr_assert(wf_test_wait(all_completed, NULL, 10000));
 
     int64_t t[256];
-    int n = fired_at("every-second", t, 256);
+    int n = schedule_fires(rc, "every-second", t, 256);
     cr_assert_geq(n, 10);
     for (int i = 1; i < n; i++)
         cr_assert_eq(t[i] - t[i - 1], 1000,
@@ -429,21 +347,21 @@ Test(schedule, catch_up_policies_after_no_worker_ran)
         cr_assert_eq(wf_schedule_add_ex(cl, ids[p], "echo", "@every 1s", NULL, 0, &o, &err), WF_OK,
                      "%s", err.message);
     }
-    int64_t created = redis_now();
+    int64_t created = wf_test_redis_ms(rc);
     /* No worker for 3.5 s: three firings of each schedule pass. */
     struct timespec gap = {3, 500 * 1000000L};
     nanosleep(&gap, NULL);
-    int64_t start = redis_now();
+    int64_t start = wf_test_redis_ms(rc);
     start_worker("1");
     /* Then on time again: wait for a firing at least a second after the worker started. */
     for (int p = 0; p <= WF_CATCH_UP_NONE; p++) {
-        fires_wait fw = {ids[p], p == WF_CATCH_UP_ALL ? 5 : 2};
-        cr_assert(wf_test_wait(has_fired, &fw, 15000), "%s fires again", ids[p]);
+        cr_assert(schedule_wait_fires(rc, ids[p], p == WF_CATCH_UP_ALL ? 5 : 2, 15000),
+                  "%s fires again", ids[p]);
     }
     int64_t t[256];
     int missed_runs[3], ontime[3];
     for (int p = 0; p <= WF_CATCH_UP_NONE; p++) {
-        int n = fired_at(ids[p], t, 256);
+        int n = schedule_fires(rc, ids[p], t, 256);
         missed_runs[p] = ontime[p] = 0;
         for (int i = 0; i < n; i++) {
             if (t[i] < start - 1000) missed_runs[p]++; /* due over a second before any worker */
@@ -481,16 +399,15 @@ Test(schedule, remove_stops_firing_cli)
     cr_assert_eq(wf_test_run(bad, NULL, NULL, &out, 10000), 6, "a bad spec is bad input");
     free(out);
 
-    fires_wait fw = {"gone-soon", 2};
-    cr_assert(wf_test_wait(has_fired, &fw, 10000));
+    cr_assert(schedule_wait_fires(rc, "gone-soon", 2, 10000));
     const char *rm[] = {wf, "--redis", srv.url, "schedule", "remove", "gone-soon", NULL};
     cr_assert_eq(wf_test_run(rm, NULL, NULL, &out, 10000), 0, "%s", out);
     free(out);
     int64_t t[256];
-    int before = fired_at("gone-soon", t, 256);
+    int before = schedule_fires(rc, "gone-soon", t, 256);
     struct timespec gap = {2, 500 * 1000000L};
     nanosleep(&gap, NULL);
-    cr_assert_eq(fired_at("gone-soon", t, 256), before, "no firing after remove");
+    cr_assert_eq(schedule_fires(rc, "gone-soon", t, 256), before, "no firing after remove");
     cr_assert_eq(wf_test_cmd_int(rc, "EXISTS wf:{echo}:schedules:due"), 0);
     cr_assert_eq(wf_test_run(rm, NULL, NULL, &out, 10000), 2, "removing it again: not found");
     free(out);

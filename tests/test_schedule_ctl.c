@@ -9,59 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schedule_env.h"
 #include "schedule_internal.h"
 #include "worker_env.h"
 
 TestSuite(schedctl, .init = worker_setup, .fini = worker_teardown, .timeout = 120);
-
-static int64_t redis_ms(void)
-{
-    redisReply *r = wf_test_command(rc, "TIME");
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-    int64_t t =
-        strtoll(r->element[0]->str, NULL, 10) * 1000 + strtoll(r->element[1]->str, NULL, 10) / 1000;
-    freeReplyObject(r);
-    return t;
-}
-
-static int redis_reached(void *arg)
-{
-    return redis_ms() >= *(const int64_t *)arg;
-}
-
-/* The fire times (ms) of the runs schedule `id` of echo started on its own (not triggered),
- * from their ids in the run hashes' state indexes; returns how many, fills at most `max`. */
-static int fired(const char *id, int64_t *out, int max)
-{
-    char prefix[96];
-    int plen = snprintf(prefix, sizeof prefix, "echo:sched-%s-", id), n = 0;
-    for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED; s++) {
-        redisReply *r = wf_test_command(rc, "ZRANGE wf:{echo}:state:%s 0 -1", wf_state_name(s));
-        for (size_t i = 0; r && i < r->elements; i++) {
-            const char *m = r->element[i]->str;
-            if (strncmp(m, prefix, (size_t)plen) != 0 || strncmp(m + plen, "now-", 4) == 0)
-                continue;
-            int64_t t = strtoll(m + plen, NULL, 10);
-            int dup = 0;
-            for (int k = 0; k < n; k++) dup |= out[k] == t;
-            if (!dup && n < max) out[n++] = t;
-        }
-        if (r) freeReplyObject(r);
-    }
-    return n;
-}
-
-typedef struct fire_wait {
-    const char *id;
-    int want;
-} fire_wait;
-
-static int has_fired(void *arg)
-{
-    fire_wait *f = arg;
-    int64_t t[128];
-    return fired(f->id, t, 128) >= f->want;
-}
 
 static wf_schedule_info one_schedule(const char *id, wf_schedule_info **all, size_t *n)
 {
@@ -80,12 +32,11 @@ Test(schedctl, pause_stops_firing_and_resume_skips_the_missed)
     wf_schedule_options all = {WF_CATCH_UP_ALL};
     cr_assert_eq(wf_schedule_add_ex(cl, "tick", "echo", "@every 1s", NULL, 0, &all, &err), WF_OK,
                  "%s", err.message);
-    fire_wait fw = {"tick", 1};
-    cr_assert(wf_test_wait(has_fired, &fw, 10000), "the schedule fires");
+    cr_assert(schedule_wait_fires(rc, "tick", 1, 10000), "the schedule fires");
     cr_assert_eq(wf_schedule_pause(cl, "echo", "tick", &err), WF_OK, "%s", err.message);
-    int64_t paused_at = redis_ms();
+    int64_t paused_at = wf_test_redis_ms(rc);
     int64_t t[128];
-    int before = fired("tick", t, 128);
+    int before = schedule_fires(rc, "tick", t, 128);
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:schedules:due"), 0, "off the due set");
     wf_schedule_info *s = NULL;
     size_t n = 0;
@@ -95,19 +46,18 @@ Test(schedctl, pause_stops_firing_and_resume_skips_the_missed)
 
     /* Three firings' worth of Redis time pass: none starts a run. */
     int64_t until = paused_at + 3000;
-    cr_assert(wf_test_wait(redis_reached, &until, 5000));
-    cr_assert_eq(fired("tick", t, 128), before, "no firing while paused");
+    cr_assert(wf_test_wait_redis_ms(rc, until, 5000));
+    cr_assert_eq(schedule_fires(rc, "tick", t, 128), before, "no firing while paused");
 
     cr_assert_eq(wf_schedule_resume(cl, "echo", "tick", &err), WF_OK, "%s", err.message);
-    int64_t resumed_at = redis_ms();
+    int64_t resumed_at = wf_test_redis_ms(rc);
     wf_schedule_info info = one_schedule("tick", &s, &n);
     cr_assert_eq(info.paused, 0);
     cr_assert_gt(info.next_at_ms, resumed_at - 50, "the next firing is after the resume");
     cr_assert_leq(info.next_at_ms, resumed_at + 1000);
     wf_schedules_free(s, n);
-    fw.want = before + 2;
-    cr_assert(wf_test_wait(has_fired, &fw, 10000), "it fires again");
-    int got = fired("tick", t, 128), missed = 0;
+    cr_assert(schedule_wait_fires(rc, "tick", before + 2, 10000), "it fires again");
+    int got = schedule_fires(rc, "tick", t, 128), missed = 0;
     for (int i = 0; i < got; i++) missed += t[i] > paused_at && t[i] < resumed_at - 50;
     cr_assert_eq(missed, 0, "no run for the firings missed while paused (catch-up all)");
 }
@@ -118,35 +68,15 @@ Test(schedctl, fire_lua_refuses_a_firing_planned_before_the_pause)
     cr_assert_eq(wf_test_cmd_int(rc, "HSET wf:workflows echo {}"), 1);
     cr_assert_eq(wf_schedule_add(cl, "cas", "echo", "@every 1s", NULL, 0, &err), WF_OK, "%s",
                  err.message);
-    char *next = wf_test_cmd_str(rc, "ZSCORE wf:{echo}:schedules:due cas");
-    cr_assert_not_null(next);
-    int64_t seen = strtoll(next, NULL, 10);
-    free(next);
+    int64_t seen = schedule_due_at(rc, "cas");
     cr_assert_eq(wf_schedule_pause(cl, "echo", "cas", &err), WF_OK, "%s", err.message);
-    cr_assert(wf_test_wait(redis_reached, &seen, 3000));
-    char run_id[WF__ID_MAX], nxt[24], seen_s[24];
-    wf__sched_run_id("echo", "cas", seen, run_id);
-    snprintf(seen_s, sizeof seen_s, "%lld", (long long)seen);
-    snprintf(nxt, sizeof nxt, "%lld", (long long)seen + 1000);
-    wf__wfkeys wk;
-    cr_assert_eq(wf__wfkeys_init(&wk, "wf", "echo"), WF_OK);
-    char *run_key = wf__key_run("wf", "echo", run_id);
-    const char *keys[WF__NFIXED + 3];
-    for (int i = 0; i < WF__NFIXED; i++) keys[i] = wk.k[i];
-    keys[WF__NFIXED] = "wf:{echo}:schedules";
-    keys[WF__NFIXED + 1] = "wf:{echo}:schedules:due";
-    keys[WF__NFIXED + 2] = run_key;
-    const char *args[] = {"cas", seen_s, "@every 1s", nxt, run_id, "echo"};
-    redisReply *r = wf__script_call(wf__client_redis(cl), WF__SCRIPT_FIRE, WF__NFIXED + 3, keys, 6,
-                                    args, NULL, &err);
-    cr_assert_not_null(r, "%s", err.message);
-    cr_assert_eq(r->element[0]->integer, -1);
-    cr_assert_str_eq(r->element[1]->str, "paused");
-    freeReplyObject(r);
-    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS %s", run_key), 0, "no run");
+    cr_assert(wf_test_wait_redis_ms(rc, seen, 3000));
+    schedule_fire f;
+    schedule_fire_init(&f, "cas", seen);
+    schedule_fire_refused(cl, &f, "paused");
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS %s", f.run_key), 0, "no run");
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:schedules:due"), 0, "not re-armed");
-    free(run_key);
-    wf__wfkeys_free(&wk);
+    schedule_fire_free(&f);
 }
 
 Test(schedctl, trigger_starts_a_run_now_and_keeps_the_next_firing)
@@ -188,18 +118,6 @@ Test(schedctl, trigger_starts_a_run_now_and_keeps_the_next_firing)
     cr_assert_eq(wf_schedule_resume(cl, "echo", "nope", &err), WF_ERR_NOT_FOUND);
     cr_assert_eq(wf_schedule_pause(cl, "bad name", "daily", &err), WF_ERR_BAD_NAME);
     cr_assert_eq(wf_schedule_pause(cl, "echo", "bad id", &err), WF_ERR_INVALID);
-}
-
-static int wf_cli(char **out, const char *const *args)
-{
-    char *wf = wf_test_path("wf");
-    const char *argv[12] = {wf, "--redis", srv.url};
-    int n = 3;
-    for (; *args && n < 11; args++) argv[n++] = *args;
-    argv[n] = NULL;
-    int st = wf_test_run(argv, NULL, NULL, out, 30000);
-    free(wf);
-    return st;
 }
 
 Test(schedctl, cli_pause_resume_trigger)

@@ -37,6 +37,16 @@ static wf_run *start(const char *json)
     return wf_test_start_json(cl, "stepper", json, NULL);
 }
 
+/* The usual worker (one process, two slots, a 15 s lease) and a run of `stepper` on `json`,
+ * waited for (timeout_ms at most) until it is in `state`, its status in *st. */
+static wf_run *start_until(const char *json, wf_state state, int timeout_ms, wf_status *st)
+{
+    worker_pid = start_worker("1", "2", "15000");
+    wf_run *run = start(json);
+    wait_state(run, state, timeout_ms, st);
+    return run;
+}
+
 /* Lines of the exec log equal to "WHAT RUNID STEP". */
 static int count_lines(const char *what, const char *id, const char *step)
 {
@@ -96,10 +106,8 @@ Test(steps, sleep_holds_no_slot_and_replays_finished_steps)
 
 Test(steps, step_retries_durably_then_succeeds)
 {
-    worker_pid = start_worker("1", "2", "15000");
-    wf_run *run = start("{\"n\":1,\"flaky\":3}");
     wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 15000, &st);
+    wf_run *run = start_until("{\"n\":1,\"flaky\":3}", WF_STATE_COMPLETED, 15000, &st);
     cr_assert_eq(st.attempt, 1, "step retries are not run attempts");
     wf_status_clear(&st);
     cr_assert_eq(count_lines("STEP", wf_run_id(run), "flaky"), 3);
@@ -109,11 +117,9 @@ Test(steps, step_retries_durably_then_succeeds)
 
 Test(steps, step_out_of_attempts_fails_the_run)
 {
-    worker_pid = start_worker("1", "2", "15000");
     /* The flaky step needs 5 attempts but its policy allows 3. */
-    wf_run *run = start("{\"n\":0,\"flaky\":5,\"flaky_max\":3}");
     wf_status st;
-    wait_state(run, WF_STATE_FAILED, 60000, &st);
+    wf_run *run = start_until("{\"n\":0,\"flaky\":5,\"flaky_max\":3}", WF_STATE_FAILED, 60000, &st);
     cr_assert(strstr(st.error, "step 'flaky' failed after 3 attempts"), "error: %s", st.error);
     cr_assert_eq(st.attempt, 1, "a step out of attempts fails the run at once");
     wf_status_clear(&st);
@@ -124,10 +130,9 @@ Test(steps, step_out_of_attempts_fails_the_run)
 
 Test(steps, event_wakes_a_waiting_run_with_its_payload)
 {
-    worker_pid = start_worker("1", "2", "15000");
-    wf_run *run = start("{\"n\":1,\"event\":\"shipped\",\"key\":\"A-1\"}");
     wf_status st;
-    wait_state(run, WF_STATE_WAITING, 10000, &st);
+    wf_run *run = start_until("{\"n\":1,\"event\":\"shipped\",\"key\":\"A-1\"}", WF_STATE_WAITING,
+                              10000, &st);
     cr_assert(strstr(st.wait_reason, "event shipped key A-1"), "reason: %s", st.wait_reason);
     wf_status_clear(&st);
     wf_error err = {0};
@@ -170,24 +175,11 @@ Test(steps, event_wait_times_out)
 
 /* ---- deadlines, decided by Redis time ------------------------------------------------------- */
 
-/* Redis time in ms, the scripts' clock. */
-static long long redis_ms(void)
-{
-    redisReply *r = wf_test_command(rc, "TIME");
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-    long long ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
-    freeReplyObject(r);
-    return ms;
-}
-
-static int redis_time_reached(void *arg)
-{
-    return redis_ms() >= *(const long long *)arg;
-}
-
-/* A run of stepper waiting for event `event` with a timeout; returns it with its deadline. */
+/* The usual worker and a run of stepper waiting for event `event` with a timeout; returns the run
+ * with its deadline. */
 static wf_run *waiting_for(const char *event, int timeout_ms, long long *deadline)
 {
+    worker_pid = start_worker("1", "2", "15000");
     char json[200];
     snprintf(json, sizeof json, "{\"n\":0,\"event\":\"%s\",\"event_timeout_ms\":%d}", event,
              timeout_ms);
@@ -200,6 +192,22 @@ static wf_run *waiting_for(const char *event, int timeout_ms, long long *deadlin
     return run;
 }
 
+/* waiting_for, then the worker stopped (drained, exit 0): nothing serves the wait until a test
+ * starts one again. */
+static wf_run *waiting_with_no_worker(const char *event, int timeout_ms, long long *deadline)
+{
+    wf_run *run = waiting_for(event, timeout_ms, deadline);
+    cr_assert_eq(pool_env_stop_worker(), 0);
+    return run;
+}
+
+/* Sends event `event` with the payload 42 (msgpack). */
+static void send_42(const char *event)
+{
+    wf_error err = {0};
+    cr_assert_eq(wf_send_event(cl, event, "\x2a", 1, &err), WF_OK, "%s", err.message);
+}
+
 /* Else an event after the deadline satisfied the wait. */
 static void expect_timeout(wf_run *run)
 {
@@ -210,25 +218,20 @@ Test(steps, event_just_after_the_deadline_does_not_satisfy_the_wait)
 {
     /* Workers up: the event is sent the moment Redis time passes the deadline, before the
      * worker's 100 ms timer tick turns the wait into a timeout. */
-    worker_pid = start_worker("1", "2", "15000");
     long long deadline = 0;
     wf_run *run = waiting_for("late", 500, &deadline);
-    cr_assert(wf_test_wait(redis_time_reached, &deadline, 5000));
-    wf_error err = {0};
-    cr_assert_eq(wf_send_event(cl, "late", "\x2a", 1, &err), WF_OK, "%s", err.message);
+    cr_assert(wf_test_wait_redis_ms(rc, deadline, 5000));
+    send_42("late");
     expect_timeout(run);
     wf_run_free(run);
 }
 
 Test(steps, event_sent_while_no_worker_is_up_after_the_deadline_is_a_timeout)
 {
-    worker_pid = start_worker("1", "2", "15000");
     long long deadline = 0;
-    wf_run *run = waiting_for("late2", 300, &deadline);
-    cr_assert_eq(pool_env_stop_worker(), 0);
-    cr_assert(wf_test_wait(redis_time_reached, &deadline, 5000));
-    wf_error err = {0};
-    cr_assert_eq(wf_send_event(cl, "late2", "\x2a", 1, &err), WF_OK, "%s", err.message);
+    wf_run *run = waiting_with_no_worker("late2", 300, &deadline);
+    cr_assert(wf_test_wait_redis_ms(rc, deadline, 5000));
+    send_42("late2");
     worker_pid = start_worker("1", "2", "15000");
     expect_timeout(run);
     wf_run_free(run);
@@ -238,16 +241,13 @@ Test(steps, event_before_the_deadline_found_after_it_still_counts)
 {
     /* The other side of the boundary: logged before the deadline, and no worker up until after
      * it, the event is the wait's result (the run finds it in the log when it wakes). */
-    worker_pid = start_worker("1", "2", "15000");
     long long deadline = 0;
-    wf_run *run = waiting_for("early", 2000, &deadline);
-    cr_assert_eq(pool_env_stop_worker(), 0);
+    wf_run *run = waiting_with_no_worker("early", 2000, &deadline);
     /* Make the run's own delivery miss it, as if the sender died between its two scripts. */
     cr_assert_eq(wf_test_cmd_int(rc, "DEL wf:{ev:early}:waiters"), 1);
-    wf_error err = {0};
-    cr_assert_eq(wf_send_event(cl, "early", "\x2a", 1, &err), WF_OK, "%s", err.message);
-    cr_assert_lt(redis_ms(), deadline, "sent before the deadline");
-    cr_assert(wf_test_wait(redis_time_reached, &deadline, 5000));
+    send_42("early");
+    cr_assert_lt(wf_test_redis_ms(rc), deadline, "sent before the deadline");
+    cr_assert(wf_test_wait_redis_ms(rc, deadline, 5000));
     worker_pid = start_worker("1", "2", "15000");
     expect_output(run, 10000, "{\"sum\":0,\"event\":42}");
     wf_run_free(run);
@@ -257,10 +257,8 @@ Test(steps, a_short_sleep_is_never_early)
 {
     /* Below the 50 ms the worker used to allow for its estimate of Redis time, a sleep returned
      * at once. Redis decides now: the run ends at or after the wake time, by Redis's clock. */
-    worker_pid = start_worker("1", "2", "15000");
-    wf_run *run = start("{\"n\":1,\"sleep_ms\":40}");
     wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    wf_run *run = start_until("{\"n\":1,\"sleep_ms\":40}", WF_STATE_COMPLETED, 10000, &st);
     wf_step_info *steps = NULL;
     size_t n = 0;
     wf_error err = {0};

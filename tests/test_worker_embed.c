@@ -50,6 +50,15 @@ static void *run_thread(void *arg)
     return (void *)r;
 }
 
+/* wf_worker_new with `opt`; fails the test when it cannot. */
+static wf_worker *new_worker(const wf_worker_options *opt)
+{
+    wf_error err = {0};
+    wf_worker *w = wf_worker_new(opt, &err);
+    cr_assert_not_null(w, "wf_worker_new: %s", err.message);
+    return w;
+}
+
 /* An embedded worker (`concurrency` slots, `drain_ms` of drain, 0: the default) that runs
  * `handler` as workflow `name`, its loop on thread *t. */
 static wf_worker *embed(const char *name, wf_handler_fn handler, int concurrency, int drain_ms,
@@ -58,8 +67,7 @@ static wf_worker *embed(const char *name, wf_handler_fn handler, int concurrency
     wf_error err = {0};
     wf_worker_options opt = {
         .redis_url = srv.url, .concurrency = concurrency, .drain_ms = drain_ms};
-    wf_worker *w = wf_worker_new(&opt, &err);
-    cr_assert_not_null(w, "%s", err.message);
+    wf_worker *w = new_worker(&opt);
     cr_assert_eq(wf_worker_define(w, name, handler, NULL, &err), WF_OK, "%s", err.message);
     cr_assert_eq(pthread_create(t, NULL, run_thread, w), 0);
     return w;
@@ -85,12 +93,23 @@ static void unembed(wf_worker *w, pthread_t t)
     wf_worker_free(w);
 }
 
+/* A run of `name` to completion (10 s at most) on an embedded worker of one slot running
+ * `handler`, which is then stopped (unembed); the run's status in *st. */
+static wf_run *run_embedded(const char *name, wf_handler_fn handler, wf_status *st)
+{
+    pthread_t t;
+    wf_worker *w = embed(name, handler, 1, 0, &t);
+    wf_run *run = start_unregistered(name);
+    wait_state(run, WF_STATE_COMPLETED, 10000, st);
+    unembed(w, t);
+    return run;
+}
+
 Test(worker, embedding_api)
 {
     wf_error err = {0};
     wf_worker_options opt = {.redis_url = srv.url, .concurrency = 2, .drain_ms = 2000};
-    wf_worker *w = wf_worker_new(&opt, &err);
-    cr_assert_not_null(w, "%s", err.message);
+    wf_worker *w = new_worker(&opt);
     cr_assert_not_null(wf_worker_consumer(w));
     cr_assert_eq(wf_worker_define(w, "embedded", embedded, NULL, &err), WF_OK, "%s", err.message);
     cr_assert_eq(wf_worker_define(w, "embedded", embedded, NULL, &err), WF_ERR_EXISTS);
@@ -142,18 +161,14 @@ static int ctxcall(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out
 
 Test(worker, ctx_call_runs_scripts_from_a_handler)
 {
-    pthread_t t;
-    wf_worker *w = embed("ctxcall", ctxcall, 1, 0, &t);
-    wf_run *run = start_unregistered("ctxcall");
     wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    wf_run *run = run_embedded("ctxcall", ctxcall, &st);
     /* [0 lost runs, WF_ERR_STALE] */
     cr_assert_eq(st.output_len, 3);
     cr_assert_eq((unsigned char)st.output[0], 0x92);
     cr_assert_eq(st.output[1], 0);
     cr_assert_eq((signed char)st.output[2], WF_ERR_STALE);
     wf_status_clear(&st);
-    unembed(w, t);
     wf_run_free(run);
 }
 
@@ -192,12 +207,10 @@ Test(worker, stop_before_run_returns_at_once)
 {
     wf_error err = {0};
     wf_worker_options opt = {.redis_url = srv.url};
-    wf_worker *w = wf_worker_new(&opt, &err);
-    cr_assert_not_null(w, "%s", err.message);
+    wf_worker *w = new_worker(&opt);
     cr_assert_eq(wf_worker_run(w, &err), WF_ERR_INVALID, "no workflows: %s", err.message);
     wf_worker_free(w);
-    w = wf_worker_new(&opt, &err);
-    cr_assert_not_null(w, "%s", err.message);
+    w = new_worker(&opt);
     cr_assert_eq(wf_worker_define(w, "embedded", embedded, NULL, &err), WF_OK);
     wf_worker_stop(w);
     cr_assert_eq(wf_worker_run(w, &err), WF_OK, "%s", err.message);
@@ -209,8 +222,7 @@ Test(worker, load_dir_in_process)
 {
     wf_error err = {0};
     wf_worker_options opt = {.redis_url = srv.url};
-    wf_worker *w = wf_worker_new(&opt, &err);
-    cr_assert_not_null(w, "%s", err.message);
+    wf_worker *w = new_worker(&opt);
     char *wfdir = wf_test_path("tests/workflows");
     int n = wf_worker_load_dir(w, wfdir, &err);
     cr_assert_geq(n, 6, "loaded %d: %s", n, err.message);
@@ -256,17 +268,13 @@ static int fenced(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out)
 
 Test(worker, a_step_does_not_start_past_the_lease_and_the_run_is_handed_back)
 {
-    pthread_t t;
-    wf_worker *w = embed("fenced", fenced, 1, 0, &t);
-    wf_run *run = start_unregistered("fenced");
     wf_status st;
-    wait_state(run, WF_STATE_COMPLETED, 10000, &st);
+    wf_run *run = run_embedded("fenced", fenced, &st);
     cr_assert_eq(atomic_load(&fence_first_rc), WF_ERR_CANCELLED, "the stalled step refused");
     cr_assert_eq(atomic_load(&fence_effects_before), 0, "its body did not run");
     cr_assert_eq(atomic_load(&fence_execs), 2, "handed back and run again");
     cr_assert_eq(atomic_load(&fence_effects), 1, "the effect ran once, on the second execution");
     cr_assert_eq(st.attempt, 1, "a hand-back is not a failed attempt");
     wf_status_clear(&st);
-    unembed(w, t);
     wf_run_free(run);
 }

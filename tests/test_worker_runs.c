@@ -33,6 +33,17 @@ static int zcard_is(void *arg)
     return wf_test_cmd_int(rc, "ZCARD %s", c->key) == c->want;
 }
 
+/* Checks that `run` ended after `attempts` attempts, each executed once (the exec log), then
+ * frees it and *st. */
+static void assert_attempts_then_free(wf_run *run, wf_status *st, int attempts)
+{
+    cr_assert_eq(st->attempt, attempts, "run %s: attempt %d", wf_run_id(run), st->attempt);
+    cr_assert_eq(exec_count(wf_run_id(run)), attempts, "run %s: each attempt executed once",
+                 wf_run_id(run));
+    wf_status_clear(st);
+    wf_run_free(run);
+}
+
 Test(worker, many_runs_two_processes_each_once)
 {
     enum { N = 500 };
@@ -63,10 +74,7 @@ Test(worker, many_runs_two_processes_each_once)
         size_t n = pack_int(want, 1000 + i);
         cr_assert_eq(st.output_len, n);
         cr_assert_eq(memcmp(st.output, want, n), 0, "run %d returned its input", i);
-        cr_assert_eq(st.attempt, 1);
-        cr_assert_eq(exec_count(wf_run_id(runs[i])), 1, "run %d ran once", i);
-        wf_status_clear(&st);
-        wf_run_free(runs[i]);
+        assert_attempts_then_free(runs[i], &st, 1);
     }
     free(runs);
     /* Every ready entry was acknowledged and deleted. */
@@ -87,36 +95,35 @@ static wf_run *run_to(const char *workflow, wf_state state, wf_status *st)
     return run;
 }
 
+/* run_to a final state whose error contains `error`. */
+static wf_run *run_to_error(const char *workflow, wf_state state, const char *error, wf_status *st)
+{
+    wf_run *run = run_to(workflow, state, st);
+    cr_assert_not_null(st->error, "run %s ended without an error", wf_run_id(run));
+    cr_assert(strstr(st->error, error), "error: %s", st->error);
+    return run;
+}
+
 Test(worker, retry_then_success_on_attempt_2)
 {
     wf_status st;
     wf_run *run = run_to("flaky", WF_STATE_COMPLETED, &st);
-    cr_assert_eq(st.attempt, 2);
     cr_assert_eq(st.output_len, 3);
     cr_assert_eq(memcmp(st.output, "\xa2ok", 3), 0);
-    cr_assert_eq(exec_count(wf_run_id(run)), 2);
-    wf_status_clear(&st);
-    wf_run_free(run);
+    assert_attempts_then_free(run, &st, 2);
 }
 
 Test(worker, fatal_fails_at_once_with_the_error_text)
 {
     wf_status st;
-    wf_run *run = run_to("fatal", WF_STATE_FAILED, &st);
-    cr_assert_eq(st.attempt, 1);
-    cr_assert_not_null(st.error);
-    cr_assert(strstr(st.error, "card declined (attempt 1)"), "error: %s", st.error);
-    cr_assert_eq(exec_count(wf_run_id(run)), 1);
-    wf_status_clear(&st);
-    wf_run_free(run);
+    wf_run *run = run_to_error("fatal", WF_STATE_FAILED, "card declined (attempt 1)", &st);
+    assert_attempts_then_free(run, &st, 1);
 }
 
 Test(worker, timeout_terminates_the_run)
 {
     wf_status st;
-    wf_run *run = run_to("timeout", WF_STATE_TERMINATED, &st);
-    cr_assert_not_null(st.error);
-    cr_assert(strstr(st.error, "timed out after 200 ms"), "error: %s", st.error);
+    wf_run *run = run_to_error("timeout", WF_STATE_TERMINATED, "timed out after 200 ms", &st);
     wf_status_clear(&st);
     /* The handler saw wf_ctx_cancelled, returned, and its late result was dropped. */
     wait_log("result dropped", 10000);

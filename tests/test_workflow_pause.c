@@ -140,18 +140,6 @@ Test(wfpause, idempotent_and_kept_by_flow_limits)
     cr_assert_eq(wf_workflow_pause(NULL, "echo", &err), WF_ERR_INVALID);
 }
 
-static int wf_cli(char **out, const char *const *args)
-{
-    char *wf = wf_test_path("wf");
-    const char *argv[12] = {wf, "--redis", srv.url};
-    int n = 3;
-    for (; *args && n < 11; args++) argv[n++] = *args;
-    argv[n] = NULL;
-    int st = wf_test_run(argv, NULL, NULL, out, 30000);
-    free(wf);
-    return st;
-}
-
 Test(wfpause, cli_pause_and_resume)
 {
     worker_pid = start_worker(NULL);

@@ -42,9 +42,8 @@ wf_run *start_run(const char *workflow, const void *payload, size_t len)
 size_t pack_int(char *buf, long long v)
 {
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    wf_test_packer(&sb, &pk);
     msgpack_pack_long_long(&pk, v);
     memcpy(buf, sb.data, sb.size);
     size_t n = sb.size;
@@ -89,4 +88,16 @@ pid_t holder_pid(wf_run *run)
     pid_t pid = (pid_t)strtol(colon + 1, NULL, 10);
     free(worker);
     return pid;
+}
+
+int wf_cli(char **out, const char *const *args)
+{
+    char *wf = wf_test_path("wf");
+    const char *argv[12] = {wf, "--redis", srv.url};
+    int n = 3;
+    for (; *args && n < 11; args++) argv[n++] = *args;
+    argv[n] = NULL;
+    int st = wf_test_run(argv, NULL, NULL, out, 30000);
+    free(wf);
+    return st;
 }

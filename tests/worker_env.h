@@ -37,4 +37,8 @@ void wait_log(const char *text, int timeout_ms);
 /* Pid of the worker process holding a running run (from the consumer name HOST:PID:HEX). */
 pid_t holder_pid(wf_run *run);
 
+/* Runs the built `wf --redis URL ARGS...` (NULL-terminated, at most 8 args) to completion; *out
+ * gets its output (caller frees). Returns its exit status. */
+int wf_cli(char **out, const char *const *args);
+
 #endif
