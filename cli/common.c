@@ -261,6 +261,14 @@ int wf__cli_connect(wf__cli *cli)
     return WF_CLI_OK;
 }
 
+/* Here rather than in input.c, which the fuzzer links alone (fuzz/run): it knows no connection. */
+int wf__cli_input_and_connect(wf__cli *cli, const char *arg, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer_init(out);
+    int rc = wf__cli_read_input(arg, out);
+    return rc == WF_CLI_OK ? wf__cli_connect(cli) : rc;
+}
+
 int wf__cli_fetch(wf__cli *cli, const char *id, wf_run **run, wf_status *status, wf_error *err)
 {
     *run = wf_get_workflow_run(cli->client, id, err);

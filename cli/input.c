@@ -64,10 +64,3 @@ int wf__cli_read_input(const char *arg, msgpack_sbuffer *out)
     if (rc != WF_OK) return wf__cli_fail(&err);
     return WF_CLI_OK;
 }
-
-int wf__cli_input_and_connect(wf__cli *cli, const char *arg, msgpack_sbuffer *out)
-{
-    msgpack_sbuffer_init(out);
-    int rc = wf__cli_read_input(arg, out);
-    return rc == WF_CLI_OK ? wf__cli_connect(cli) : rc;
-}

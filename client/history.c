@@ -82,7 +82,7 @@ int wf_workflow_history(wf_client *client, const char *workflow, int64_t since_m
 {
     if (points) *points = NULL;
     int rc = check_args(client, workflow, points, n, err);
-    if (rc != WF_OK) return rc;
+    if (rc != WF_OK || !points) return rc; /* (!points: check_args refused it already) */
     rc = history_range(client, &since_ms, &until_ms, err);
     if (rc != WF_OK) return rc;
     size_t npts = (size_t)((until_ms - since_ms + MINUTE_MS - 1) / MINUTE_MS);
@@ -341,7 +341,7 @@ int wf_dead_letters(wf_client *client, const char *workflow, size_t limit, wf_de
 {
     if (letters) *letters = NULL;
     int rc = check_args(client, workflow, letters, n, err);
-    if (rc != WF_OK) return rc;
+    if (rc != WF_OK || !letters) return rc; /* (!letters: check_args refused it already) */
     if (limit == 0) limit = DEAD_DEFAULT;
     if (limit > DEAD_MAX) limit = DEAD_MAX;
     char *key = wf__key_wf(client->url.prefix, workflow, "dead");

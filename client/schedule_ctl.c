@@ -77,6 +77,7 @@ static int act(wf_client *client, const char *workflow, const char *id, const ch
     char *hkey = wf__key_wf(client->url.prefix, workflow, "schedules");
     if (!hkey) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     wf__sched_rec rec;
+    memset(&rec, 0, sizeof rec); /* read only after read_rec filled it, but say so */
     redisReply *raw = NULL, *r = NULL;
     int64_t now = 0;
     char next[24] = "", rid[WF__ID_MAX] = "";

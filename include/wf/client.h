@@ -412,8 +412,8 @@ typedef struct wf_run_event {
  * enqueued, or the newest 50 when there were more. A run that was only enqueued, started and
  * ended (or one written by an older wf) records nothing, to keep the plain path cheap: its
  * events come from its created_at, started_at and finished_at. On success
- * sets `*events` to `*n` entries that the caller frees with wf_run_events_free(*events, *n). Returns WF_OK,
- * WF_ERR_NOT_FOUND when the run no longer exists, or a connection error. */
+ * sets `*events` to `*n` entries that the caller frees with wf_run_events_free(*events, *n).
+ * Returns WF_OK, WF_ERR_NOT_FOUND when the run no longer exists, or a connection error. */
 int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err);
 
 /* Frees an array returned by wf_run_events(). NULL is a no-op. */
