@@ -28,6 +28,7 @@ static const char USAGE[] =
     "  stats                     runs per state, throughput and queue age per workflow\n"
     "  workers                   the worker processes, their load and last heartbeat\n"
     "  purge --older-than D      delete finished runs older than D (e.g. 7d)\n"
+    "  migrate                   move an older wf's data in Redis to this wf's schema (upgrades)\n"
     "  send-event NAME [JSON|-]  record an event that waiting runs can receive\n"
     "  schedule add|list|remove  runs on a cron expression or an interval (@every 30s)\n"
     "  limit WORKFLOW            show or set how many of its runs may run at once\n"
@@ -97,6 +98,7 @@ static const command COMMANDS[] = {
     {"stats", wf__cli_cmd_stats},
     {"workers", wf__cli_cmd_workers},
     {"purge", wf__cli_cmd_purge},
+    {"migrate", wf__cli_cmd_migrate},
     {"web", wf__cli_cmd_web},
     {"schedule", wf__cli_cmd_schedule},
     {"limit", wf__cli_cmd_limit},

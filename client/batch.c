@@ -37,14 +37,14 @@ typedef struct batch {
     char *limits, *single; /* P:{W}:limits, P:{W}:single: singleton and debounce */
     char delay[32];
     const char *pri; /* enqueue.lua's priority argument: "high", "" (normal) or "low" */
+    const char *how; /* its ARGV 8: WF__ID_GENERATED, WF__ID_RETRY once a call went unanswered */
 } batch;
 
 /* Appends one EVALSHA (or EVAL when the SHA is unknown) of enqueue.lua that starts the k runs
- * `its[0..k)` (enqueue.lua's further-runs form when k > 1; the parent and priority arguments are
- * sent when k > 1 or the runs have a priority). */
+ * `its[0..k)` (enqueue.lua's further-runs form when k > 1). */
 static int append_call(batch *b, item *const *its, int k)
 {
-    int cap = 3 + WF__NFIXED + 3 + 7 + 3 * k;
+    int cap = 3 + WF__NFIXED + 3 + 8 + 3 * k;
     const char **argv = malloc((size_t)cap * sizeof *argv);
     size_t *len = malloc((size_t)cap * sizeof *len);
     const char *sha = wf__script_sha(WF__SCRIPT_ENQUEUE);
@@ -71,11 +71,10 @@ static int append_call(batch *b, item *const *its, int k)
     STR(b->name);
     ARG(its[0]->in_len ? (const char *)its[0]->in : "", its[0]->in_len);
     STR(b->delay);
-    if (k > 1 || b->pri[0]) {
-        STR(""); /* no parent */
-        STR("");
-        STR(b->pri);
-    }
+    STR(""); /* no parent */
+    STR("");
+    STR(b->pri);
+    STR(b->how);
     for (int i = 1; i < k; i++) {
         STR(its[i]->id);
         ARG(its[i]->in_len ? (const char *)its[i]->in : "", its[i]->in_len);
@@ -105,13 +104,12 @@ static int call_one(batch *b, item *it, wf_error *err)
     keys[WF__NFIXED] = it->key;
     keys[WF__NFIXED + 1] = b->limits;
     keys[WF__NFIXED + 2] = b->single;
-    const char *args[7] = {it->id, b->name, it->in_len ? (const char *)it->in : "", b->delay, "",
-                           "",     b->pri};
-    size_t lens[7] = {strlen(it->id), strlen(b->name), it->in_len, strlen(b->delay), 0, 0,
-                      strlen(b->pri)};
-    int nargs = b->pri[0] ? 7 : 4;
-    redisReply *r = wf__script_call(b->client->c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys, nargs,
-                                    args, lens, err);
+    const char *args[8] = {
+        it->id, b->name, it->in_len ? (const char *)it->in : "", b->delay, "", "", b->pri, b->how};
+    size_t lens[8] = {strlen(it->id), strlen(b->name), it->in_len, strlen(b->delay), 0, 0,
+                      strlen(b->pri), strlen(b->how)};
+    redisReply *r =
+        wf__script_call(b->client->c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, keys, 8, args, lens, err);
     if (!r) return err ? err->code : WF_ERR_IO;
     int ok = confirm(it, r);
     freeReplyObject(r);
@@ -215,7 +213,10 @@ static int send_chunk(batch *b, item *its, size_t m, wf_error *err)
     for (int attempt = 0; attempt < 2 && rc == WF_ERR_IO; attempt++) {
         if (wf__client_ensure(b->client, err) != WF_OK) return err ? err->code : WF_ERR_CONNECT;
         rc = send_pipeline(b, its, m, err);
-        if (rc == WF_ERR_IO && attempt == 0) wf__rc_break(b->client->c);
+        if (rc == WF_ERR_IO && attempt == 0) {
+            wf__rc_break(b->client->c);
+            b->how = WF__ID_RETRY; /* a call may have run unanswered: find its runs first */
+        }
     }
     return rc;
 }
@@ -239,7 +240,7 @@ int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
         wf__client_check_workflow(client, name, err) != WF_OK)
         return err ? err->code : WF_ERR_UNKNOWN_WORKFLOW;
 
-    batch b = {.client = client, .name = name};
+    batch b = {.client = client, .name = name, .how = WF__ID_GENERATED};
     b.limits = wf__key_wf(client->url.prefix, name, "limits");
     b.single = wf__key_wf(client->url.prefix, name, "single");
     if (!b.limits || !b.single || wf__wfkeys_init(&b.keys, client->url.prefix, name) != WF_OK) {

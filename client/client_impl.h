@@ -60,22 +60,36 @@ typedef struct wf__enqueue_call {
     char *own[3]; /* the run hash, P:{W}:limits, P:{W}:single */
     const char *keys[WF__NFIXED + 3];
     char delay[24];
-    const char *args[7]; /* id, name, input, delay[, parent, parent step, priority] */
-    size_t lens[7];
-    int nargs; /* 4 for a normal run, 7 with a priority */
+    const char *args[8]; /* id, name, input, delay, parent, parent step, priority, generated */
+    size_t lens[8];
+    int nargs; /* 8 */
 } wf__enqueue_call;
+
+/* enqueue.lua's ARGV 8: how the run id came to be. A generated id lets the run be lean (one stream
+ * entry, schema 2); a repeated call of a generated id looks for the run the lost call may have
+ * started first, so a retry never starts a second run. */
+#define WF__ID_CALLER    ""  /* the caller chose the id (wf_run_options.id) */
+#define WF__ID_GENERATED "1" /* a ULID of core/runid.c, first call */
+#define WF__ID_RETRY     "2" /* the same ULID, sent again after a lost answer */
 
 /* Fills `call` for run `id` (options already checked; NULL: none). Returns WF_OK or
  * WF_ERR_NOMEM (nothing to free then). Release with wf__enqueue_call_free(). */
 int wf__enqueue_call_init(wf__enqueue_call *call, const wf__url *url, const char *name,
                           const char *id, const void *payload, size_t len,
-                          const wf_run_options *opt);
+                          const wf_run_options *opt, const char *how);
 void wf__enqueue_call_free(wf__enqueue_call *call);
 
 /* Enqueue on a given sync connection (used by the defer thread too). Checks the options, fills
- * `id`. */
+ * `id` (WF__ID_MAX bytes). `id` is in-out: pass it empty ("") on a first call; a retry after
+ * WF_ERR_IO passes it back as filled, so the retry finds the run the lost call may have started
+ * (enqueue.lua ARGV 8) rather than starting another. */
 int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload, size_t len,
                 const wf_run_options *opt, char *id, wf_error *err);
+
+/* The run's fields as status.lua answers them (an array of field/value pairs, empty when there is
+ * no such run; a lean queued run's too), once more after a reconnect. NULL on error (err set).
+ * The caller frees the reply. */
+redisReply *wf__run_read(wf_run *run, wf_error *err);
 
 /* Reads enqueue.lua's answer {new, state[, other id]}: WF_OK when it has that shape, and when
  * singleton or debounce answered with another run, copies that run's id into `id` (WF__ID_MAX

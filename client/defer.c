@@ -89,6 +89,7 @@ static void send_job(wf__defer *d, wf__rc **c, const job *j)
     wf_error err = {0};
     int64_t deadline = wf__mono_ms() + url->timeout_ms;
     int delay = 50;
+    char id[WF__ID_MAX] = ""; /* kept across tries: a retry never starts a second run */
     for (;;) {
         int rc;
         if (!*c) *c = wf__rc_open(url, &err);
@@ -105,7 +106,6 @@ static void send_job(wf__defer *d, wf__rc **c, const job *j)
             if (r) freeReplyObject(r);
         }
         if (*c) {
-            char id[WF__ID_MAX];
             rc = wf__enqueue(*c, url, j->name, j->len ? j->payload : NULL, j->len, &j->opt, id,
                              &err);
             if (rc == WF_OK) return;
@@ -277,6 +277,16 @@ int wf_client_attach(wf_client *client, struct event_base *base, wf_error *err)
     return async_open(d, err);
 }
 
+/* enqueue.lua's ARGV 8 for a deferred run on the loop. The cluster router sends a command again
+ * when its node was lost (resend_lost), and it may have run unanswered; a lean run cannot tell
+ * (its repeat would be a second run), so there the run gets its hash at once, as a caller-chosen
+ * id does, and a repeat finds it. */
+static const char *defer_how(const wf__defer *d, const wf_run_options *opt)
+{
+    if ((opt && opt->id) || d->map) return WF__ID_CALLER;
+    return WF__ID_GENERATED;
+}
+
 static int defer_async(wf__defer *d, const char *name, const void *payload, size_t len,
                        const wf_run_options *opt)
 {
@@ -292,8 +302,8 @@ static int defer_async(wf__defer *d, const char *name, const void *payload, size
         wf__runid_new(name, id);
     wf__enqueue_call call;
     async_job *aj = calloc(1, sizeof *aj);
-    if (!aj ||
-        wf__enqueue_call_init(&call, &d->client->url, name, id, payload, len, opt) != WF_OK) {
+    if (!aj || wf__enqueue_call_init(&call, &d->client->url, name, id, payload, len, opt,
+                                     defer_how(d, opt)) != WF_OK) {
         free(aj);
         return WF_ERR_NOMEM;
     }

@@ -240,14 +240,11 @@ int wf_run_events(wf_run *run, wf_run_event **events, size_t *n, wf_error *err)
     if (n) *n = 0;
     if (!run || !events || !n) return wf_error_set(err, WF_ERR_INVALID, "NULL argument");
     /* The whole hash: the events are its fields evN, as many as the run has had (<= 50). */
-    redisReply *r = wf__client_cmd(run->client, 1, err, "HGETALL %s", run->key);
+    redisReply *r = wf__run_read(run, err);
     if (!r) return err ? err->code : WF_ERR_IO;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        int rc = r->type == REDIS_REPLY_ARRAY
-                     ? wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id)
-                     : wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to HGETALL");
+    if (r->elements == 0) {
         freeReplyObject(r);
-        return rc;
+        return wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id);
     }
     /* (number, index of the value) pairs, sorted by number. */
     long(*idx)[2] = calloc(r->elements / 2 + 1, sizeof *idx);

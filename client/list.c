@@ -1,5 +1,6 @@
-/* list.c - listing runs from the per-state index zsets (newest first, with an optional time window
- * and paging), and the registered workflows. */
+/* list.c - listing runs (newest first, with an optional time window and paging) from where each
+ * state keeps them (schema 2): queued runs are their entries on the lanes, running runs their
+ * leases, the other states their index zsets; and the registered workflows. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +61,88 @@ typedef struct scored {
     double score;
 } scored;
 
+/* The runs found so far, across workflows and states. */
+typedef struct found {
+    scored *all;
+    size_t n, cap;
+} found;
+
 static int cmp_newest(const void *a, const void *b)
 {
     const scored *x = a, *y = b;
     return x->score < y->score ? 1 : x->score > y->score ? -1 : strcmp(x->id, y->id);
+}
+
+static int found_add(found *f, const char *id, double score, wf_error *err)
+{
+    if (f->n == f->cap) {
+        /* `cap` grows only with `all`: a failed realloc leaves both as they were. */
+        size_t ncap = f->cap ? f->cap * 2 : 64;
+        scored *na = realloc(f->all, ncap * sizeof *f->all);
+        if (!na) return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+        f->all = na;
+        f->cap = ncap;
+    }
+    f->all[f->n].id = strdup(id);
+    f->all[f->n].score = score;
+    if (f->all[f->n].id) f->n++;
+    return WF_OK;
+}
+
+/* Members of zset `key` with scores in [min, max], newest `want` of them. */
+static int list_zset(wf_client *client, const char *key, const char *min, const char *max,
+                     size_t want, found *f, wf_error *err)
+{
+    redisReply *r =
+        wf__client_cmd(client, 1, err, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %lld", key,
+                       max, min, (long long)want);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    int rc = WF_OK;
+    for (size_t i = 0; i + 1 < r->elements && rc == WF_OK; i += 2)
+        rc = found_add(f, r->element[i]->str, strtod(r->element[i + 1]->str, NULL), err);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* The run id of queue entry `e` of `workflow` into `id`: its `c` (a lean run) or its record's. */
+static int entry_id(const redisReply *e, const char *workflow, char *id)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+        return 0;
+    const redisReply *fl = e->element[1];
+    for (size_t i = 0; i + 1 < fl->elements; i += 2) {
+        const redisReply *k = fl->element[i], *v = fl->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || k->len != 1 || v->type != REDIS_REPLY_STRING) continue;
+        if (k->str[0] == 'c' && wf__suffix_valid(v->str)) {
+            snprintf(id, WF__ID_MAX, "%s:%s", workflow, v->str);
+            return 1;
+        }
+        if (k->str[0] == 'r') return wf__record_decode(v->str, v->len, id, NULL, NULL) == WF_OK;
+    }
+    return 0;
+}
+
+/* Queued runs: the entries of the lanes with times in [min, max] ms (0: open), newest `want`. */
+static int list_lanes(wf_client *client, const wf__wfkeys *wk, const char *workflow, int64_t since,
+                      int64_t until, size_t want, found *f, wf_error *err)
+{
+    char lo[32] = "-", hi[32] = "+";
+    if (since) snprintf(lo, sizeof lo, "%lld", (long long)since);
+    if (until) snprintf(hi, sizeof hi, "%lld", (long long)until);
+    int rc = WF_OK;
+    for (int l = 0; l < WF__NLANES && rc == WF_OK; l++) {
+        redisReply *r = wf__client_cmd(client, 1, err, "XREVRANGE %s %s %s COUNT %lld",
+                                       wk->k[wf__lane_key((wf__lane)l)], hi, lo, (long long)want);
+        if (!r) return err ? err->code : WF_ERR_IO;
+        for (size_t i = 0; i < r->elements && rc == WF_OK; i++) {
+            char id[WF__ID_MAX];
+            const redisReply *e = r->element[i];
+            if (entry_id(e, workflow, id))
+                rc = found_add(f, id, strtod(e->element[0]->str, NULL), err);
+        }
+        freeReplyObject(r);
+    }
+    return rc;
 }
 
 int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, size_t *count,
@@ -97,8 +176,7 @@ int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, siz
     } else if ((rc = wf_list_workflows(client, &wfs, &nwf, err)) != WF_OK) {
         return rc;
     }
-    scored *all = NULL;
-    size_t nall = 0, cap = 0;
+    found f = {0};
     rc = WF_OK;
     for (size_t w = 0; w < nwf && rc == WF_OK; w++) {
         wf__wfkeys wk;
@@ -108,52 +186,33 @@ int wf_list_runs(wf_client *client, const wf_list_options *opt, char ***ids, siz
         }
         for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED && rc == WF_OK; s++) {
             if (o.state != WF_STATE_UNKNOWN && (int)o.state != s) continue;
-            redisReply *r =
-                wf__client_cmd(client, 1, err, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %lld",
-                               wk.k[WF__K_STATE(s)], max, min, (long long)want);
-            if (!r) {
-                rc = err ? err->code : WF_ERR_IO;
-                break;
-            }
-            for (size_t i = 0; i + 1 < r->elements; i += 2) {
-                if (nall == cap) {
-                    /* `cap` grows only with `all`: a failed realloc leaves both as they were. */
-                    size_t ncap = cap ? cap * 2 : 64;
-                    scored *na = realloc(all, ncap * sizeof *all);
-                    if (!na) {
-                        rc = WF_ERR_NOMEM;
-                        wf_error_set(err, rc, "out of memory");
-                        break;
-                    }
-                    all = na;
-                    cap = ncap;
-                }
-                all[nall].id = strdup(r->element[i]->str);
-                all[nall].score = strtod(r->element[i + 1]->str, NULL);
-                if (all[nall].id) nall++;
-            }
-            freeReplyObject(r);
+            if (s == WF_STATE_QUEUED)
+                rc = list_lanes(client, &wk, wfs[w], o.since_ms, o.until_ms, want, &f, err);
+            else /* running: by lease expiry, the time of its last claim or heartbeat + lease */
+                rc = list_zset(client,
+                               s == WF_STATE_RUNNING ? wk.k[WF__K_LEASES] : wk.k[WF__K_STATE(s)],
+                               min, max, want, &f, err);
         }
         wf__wfkeys_free(&wk);
     }
     wf_list_free(wfs, nwf);
     if (rc == WF_OK) {
-        if (nall) qsort(all, nall, sizeof *all, cmp_newest);
-        size_t first = o.offset < nall ? o.offset : nall;
-        size_t n = nall - first < limit ? nall - first : limit;
+        if (f.n) qsort(f.all, f.n, sizeof *f.all, cmp_newest);
+        size_t first = o.offset < f.n ? o.offset : f.n;
+        size_t n = f.n - first < limit ? f.n - first : limit;
         char **out = calloc(n + 1, sizeof(char *));
         if (!out) {
             rc = wf_error_set(err, WF_ERR_NOMEM, "out of memory");
         } else {
             for (size_t i = 0; i < n; i++) {
-                out[i] = all[first + i].id;
-                all[first + i].id = NULL;
+                out[i] = f.all[first + i].id;
+                f.all[first + i].id = NULL;
             }
             *ids = out;
             *count = n;
         }
     }
-    for (size_t i = 0; i < nall; i++) free(all[i].id);
-    free(all);
+    for (size_t i = 0; i < f.n; i++) free(f.all[i].id);
+    free(f.all);
     return rc;
 }

@@ -44,7 +44,7 @@ int wf__check_run_options(const wf_run_options *opt, wf_error *err)
 
 int wf__enqueue_call_init(wf__enqueue_call *call, const wf__url *url, const char *name,
                           const char *id, const void *payload, size_t len,
-                          const wf_run_options *opt)
+                          const wf_run_options *opt, const char *how)
 {
     memset(call, 0, sizeof *call);
     if (wf__wfkeys_init(&call->wk, url->prefix, name) != WF_OK) return WF_ERR_NOMEM;
@@ -60,15 +60,15 @@ int wf__enqueue_call_init(wf__enqueue_call *call, const wf__url *url, const char
     for (int i = 0; i < 3; i++) call->keys[WF__NFIXED + i] = call->own[i];
     snprintf(call->delay, sizeof call->delay, "%lld", (long long)(opt ? opt->delay_ms : 0));
     int lane = wf__lane_of_priority(opt ? opt->priority : WF_PRIORITY_NORMAL);
-    const char *a[7] = {id,
+    const char *a[8] = {id,
                         name,
                         payload ? (const char *)payload : "",
                         call->delay,
                         "",
                         "",
-                        wf__lane_arg(lane < 0 ? WF__LANE_NORMAL : (wf__lane)lane)};
-    /* A normal run sends no priority argument: the call is the one it was before lanes. */
-    call->nargs = lane < 0 || lane == WF__LANE_NORMAL ? 4 : 7;
+                        wf__lane_arg(lane < 0 ? WF__LANE_NORMAL : (wf__lane)lane),
+                        how};
+    call->nargs = 8;
     for (int i = 0; i < call->nargs; i++) {
         call->args[i] = a[i];
         call->lens[i] = i == 2 ? (payload ? len : 0) : strlen(a[i]);
@@ -88,12 +88,17 @@ int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *pay
 {
     int rc = wf__check_run_options(opt, err);
     if (rc != WF_OK) return rc;
-    if (opt && opt->id)
+    const char *how = WF__ID_CALLER;
+    if (opt && opt->id) {
         snprintf(id, WF__ID_MAX, "%s:%s", name, opt->id);
-    else
+    } else if (id[0]) {
+        how = WF__ID_RETRY; /* the id of a call whose answer was lost: look for its run first */
+    } else {
         wf__runid_new(name, id);
+        how = WF__ID_GENERATED;
+    }
     wf__enqueue_call call;
-    if (wf__enqueue_call_init(&call, url, name, id, payload, len, opt) != WF_OK)
+    if (wf__enqueue_call_init(&call, url, name, id, payload, len, opt, how) != WF_OK)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     redisReply *r = wf__script_call(c, WF__SCRIPT_ENQUEUE, WF__NFIXED + 3, call.keys, call.nargs,
                                     call.args, call.lens, err);
@@ -149,20 +154,14 @@ wf_run *wf_run_workflow_ex(wf_client *client, const char *name, const void *payl
     if (!(options && options->allow_unregistered) &&
         wf__client_check_workflow(client, name, err) != WF_OK)
         return NULL;
-    char id[WF__ID_MAX];
+    char id[WF__ID_MAX] = "";
     int rc = WF_ERR_IO;
-    /* One retry after a reconnect: the enqueue script is idempotent for a given id, so a retry
-     * after a lost reply never creates a second run. */
+    /* One retry after a reconnect, with the id of the first try (wf__enqueue): the enqueue
+     * script looks for the run that try may have started, so a retry after a lost reply never
+     * creates a second run. */
     for (int attempt = 0; attempt < 2; attempt++) {
         if (wf__client_ensure(client, err) != WF_OK) return NULL;
-        wf_run_options opt = options ? *options : (wf_run_options){0};
-        char suffix[WF__SUFFIX_MAX + 1];
-        if (attempt == 1 && !opt.id) {
-            /* Keep the id of the first try so the retry cannot duplicate the run. */
-            snprintf(suffix, sizeof suffix, "%s", strchr(id, ':') + 1);
-            opt.id = suffix;
-        }
-        rc = wf__enqueue(client->c, &client->url, name, payload, len, &opt, id, err);
+        rc = wf__enqueue(client->c, &client->url, name, payload, len, options, id, err);
         if (rc != WF_ERR_IO) break;
     }
     if (rc != WF_OK) return NULL;
@@ -185,12 +184,13 @@ wf_run *wf_get_workflow_run(wf_client *client, const char *id, wf_error *err)
     if (wf__runid_parse(id, workflow, err) != WF_OK) return NULL;
     wf_run *run = run_new(client, id, workflow, err);
     if (!run) return NULL;
-    redisReply *r = wf__client_cmd(client, 1, err, "EXISTS %s", run->key);
+    /* status.lua rather than EXISTS: a lean queued run has no hash yet (schema 2). */
+    redisReply *r = wf__run_read(run, err);
     if (!r) {
         wf_run_free(run);
         return NULL;
     }
-    int exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    int exists = r->elements > 0;
     freeReplyObject(r);
     if (!exists) {
         wf_error_set(err, WF_ERR_NOT_FOUND,
@@ -249,16 +249,30 @@ static char *dup_bytes(const char *s, size_t n)
     return d;
 }
 
+redisReply *wf__run_read(wf_run *run, wf_error *err)
+{
+    const char *keys[1] = {run->key};
+    const char *args[1] = {run->id};
+    for (int attempt = 0; attempt < 2; attempt++) { /* a read: once more after a reconnect */
+        if (wf__client_ensure(run->client, err) != WF_OK) return NULL;
+        redisReply *r =
+            wf__script_call(run->client->c, WF__SCRIPT_STATUS, 1, keys, 1, args, NULL, err);
+        if (r && r->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from status.lua");
+            return NULL;
+        }
+        if (r || (err && err->code != WF_ERR_IO)) return r;
+    }
+    return NULL;
+}
+
 int wf_run_status(wf_run *run, wf_status *st, wf_error *err)
 {
     if (!run || !st) return wf_error_set(err, WF_ERR_INVALID, "run or status is NULL");
     memset(st, 0, sizeof *st);
-    redisReply *r = wf__client_cmd(run->client, 1, err, "HGETALL %s", run->key);
+    redisReply *r = wf__run_read(run, err);
     if (!r) return err ? err->code : WF_ERR_IO;
-    if (r->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(r);
-        return wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply to HGETALL");
-    }
     if (r->elements == 0) {
         freeReplyObject(r);
         return wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id);

@@ -66,9 +66,44 @@ void wf_stats_free(wf_stats *stats, size_t n)
     free(stats);
 }
 
-/* Commands per workflow: TIME, 8 x ZCARD, ZCOUNT completed, ZRANGE queued 0 0, LLEN dead, HGET
- * of the pause (wf_workflow_pause). */
-#define NSTATS_CMDS 13
+/* Commands per workflow (one pipeline, after TIME): per lane XLEN and its first entry (queued
+ * runs are their entries, schema 2), ZCARD of the leases (running runs), ZCARD of the six other
+ * state indexes, ZCOUNT completed, LLEN dead, HGET of the pause (wf_workflow_pause). */
+#define NSTATS_CMDS (2 * WF__NLANES + 1 + 6 + 3)
+
+/* The Redis ms of the oldest of the lanes' first entries `first` (XRANGE - + COUNT 1 answers),
+ * 0 when they are all empty. */
+static int64_t oldest_entry(redisReply *const *first)
+{
+    int64_t oldest = 0;
+    for (int l = 0; l < WF__NLANES; l++) {
+        const redisReply *q = first[l];
+        if (!q || q->type != REDIS_REPLY_ARRAY || q->elements < 1 ||
+            q->element[0]->type != REDIS_REPLY_ARRAY || q->element[0]->elements < 1 ||
+            q->element[0]->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        int64_t ms = (int64_t)strtoll(q->element[0]->element[0]->str, NULL, 10);
+        if (ms > 0 && (!oldest || ms < oldest)) oldest = ms;
+    }
+    return oldest;
+}
+
+static void stats_fill(wf_stats *out, redisReply *const *r, int64_t now)
+{
+    memset(out, 0, sizeof *out);
+    out->now_ms = now;
+    size_t c = 0;
+    for (int l = 0; l < WF__NLANES; l++) out->count[WF_STATE_QUEUED] += reply_int(r[c++]);
+    int64_t since = oldest_entry(&r[c]);
+    c += WF__NLANES;
+    out->oldest_queued_ms = since > 0 && now > since ? now - since : 0;
+    out->count[WF_STATE_RUNNING] = reply_int(r[c++]);
+    for (int s = WF_STATE_PAUSED; s <= WF_STATE_TERMINATED; s++) out->count[s] = reply_int(r[c++]);
+    out->completed_last_minute = reply_int(r[c++]);
+    out->runs_per_second = (double)out->completed_last_minute / 60.0;
+    out->dead = reply_int(r[c++]);
+    out->paused = r[c] && r[c]->type == REDIS_REPLY_STRING;
+}
 
 static int stats_one(wf_client *client, const char *workflow, wf_stats *out, wf_error *err)
 {
@@ -87,43 +122,38 @@ static int stats_one(wf_client *client, const char *workflow, wf_stats *out, wf_
     }
     char minute_ago[32];
     snprintf(minute_ago, sizeof minute_ago, "(%lld", (long long)(now - 60000));
-    const char *cmds[NSTATS_CMDS][6];
+    const char *cmds[NSTATS_CMDS][7];
     size_t c = 0;
-    for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED; s++, c++) {
+    for (int l = 0; l < WF__NLANES; l++, c++) {
+        cmds[c][0] = "XLEN";
+        cmds[c][1] = wk.k[wf__lane_key((wf__lane)l)];
+        cmds[c][2] = NULL;
+    }
+    for (int l = 0; l < WF__NLANES; l++, c++) {
+        const char *first[] = {"XRANGE", wk.k[wf__lane_key((wf__lane)l)], "-", "+", "COUNT", "1",
+                               NULL};
+        memcpy(cmds[c], first, sizeof first);
+    }
+    for (int s = WF_STATE_RUNNING; s <= WF_STATE_TERMINATED; s++, c++) {
         cmds[c][0] = "ZCARD";
-        cmds[c][1] = wk.k[WF__K_STATE(s)];
+        cmds[c][1] = s == WF_STATE_RUNNING ? wk.k[WF__K_LEASES] : wk.k[WF__K_STATE(s)];
         cmds[c][2] = NULL;
     }
     const char *zcount[] = {"ZCOUNT", wk.k[WF__K_STATE(WF_STATE_COMPLETED)], minute_ago, "+inf",
                             NULL};
-    const char *oldest[] = {"ZRANGE", wk.k[WF__K_STATE(WF_STATE_QUEUED)], "0", "0", "WITHSCORES",
-                            NULL};
     const char *dead[] = {"LLEN", wk.k[WF__K_DEAD], NULL};
     const char *paused[] = {"HGET", limits, "paused", NULL};
-    const char *const *list[NSTATS_CMDS - 1];
+    const char *const *list[NSTATS_CMDS];
     for (size_t i = 0; i < c; i++) list[i] = cmds[i];
     list[c++] = zcount;
-    list[c++] = oldest;
     list[c++] = dead;
     list[c++] = paused;
-    redisReply *r[NSTATS_CMDS - 1] = {0};
+    redisReply *r[NSTATS_CMDS] = {0};
     int rc = wf__client_pipeline(client, c, list, r, err);
     wf__wfkeys_free(&wk);
     free(limits);
     if (rc != WF_OK) return rc;
-    memset(out, 0, sizeof *out);
-    out->now_ms = now;
-    for (int s = WF_STATE_QUEUED; s <= WF_STATE_TERMINATED; s++)
-        out->count[s] = reply_int(r[s - 1]);
-    out->completed_last_minute = reply_int(r[8]);
-    out->runs_per_second = (double)out->completed_last_minute / 60.0;
-    const redisReply *q = r[9];
-    if (q && q->type == REDIS_REPLY_ARRAY && q->elements == 2) {
-        int64_t since = (int64_t)strtoll(q->element[1]->str ? q->element[1]->str : "0", NULL, 10);
-        out->oldest_queued_ms = since > 0 && now > since ? now - since : 0;
-    }
-    out->dead = reply_int(r[10]);
-    out->paused = r[11] && r[11]->type == REDIS_REPLY_STRING;
+    stats_fill(out, r, now);
     for (size_t i = 0; i < c; i++) {
         if (r[i] && r[i]->type == REDIS_REPLY_ERROR && rc == WF_OK)
             rc = wf__script_error(r[i]->str, r[i]->len, err);

@@ -78,13 +78,20 @@ static int by_start(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* WF_ERR_NOT_FOUND when the run hash is gone, else WF_OK or a connection error. */
+/* WF_ERR_NOT_FOUND when the run is gone, else WF_OK or a connection error. A run with no hash
+ * may be a lean queued run (schema 2): its steps are none, not an error. */
 static int check_exists(wf_run *run, wf_error *err)
 {
     redisReply *r = wf__client_cmd(run->client, 1, err, "EXISTS %s", run->key);
     if (!r) return err ? err->code : WF_ERR_IO;
     int exists = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
     freeReplyObject(r);
+    if (!exists) {
+        r = wf__run_read(run, err);
+        if (!r) return err ? err->code : WF_ERR_IO;
+        exists = r->elements > 0;
+        freeReplyObject(r);
+    }
     if (!exists) return wf_error_set(err, WF_ERR_NOT_FOUND, "run '%s' no longer exists", run->id);
     return WF_OK;
 }

@@ -17,8 +17,10 @@
 #include "wf_scripts.h"
 
 /* Version of the Redis data layout, kept in key "P:schema". Bump it when a key's type or a
- * field's meaning changes incompatibly; docs/redis-layout.md says how. */
-#define WF__SCHEMA_VERSION 1
+ * field's meaning changes incompatibly; docs/redis-layout.md says how. 2: lean queued runs (one
+ * stream entry), no state:queued / state:running indexes; `wf migrate` (client/migrate.c) moves
+ * data of schema 1 to it. */
+#define WF__SCHEMA_VERSION 2
 
 #define WF__NAME_MAX             128 /* workflow name: [A-Za-z0-9][A-Za-z0-9._-]{0,127} */
 #define WF__SUFFIX_MAX           128 /* run id suffix: [A-Za-z0-9._-]{1,128} */

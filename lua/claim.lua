@@ -3,8 +3,10 @@
 --       P:{W}:limits, P:{W}:flow, P:{W}:held, P:{W}:rate (flow control, lib.lua; without them:
 --       no limits)
 -- ARGV: 1 consumer, 2 lease ms, 3 number of good entries G, 4 the lane the entries were read
---       from ('high', '' for normal, 'low': lib.lua lane_key), then G pairs (entry id, run id),
---       then pairs (entry id, reason) for entries that are not valid run records
+--       from ('high', '' for normal, 'low': lib.lua lane_key), 5 one letter per good entry: 'r'
+--       a run with a hash (a record entry, field `r`), 'p' a lean run (field `p`, enqueue.lua),
+--       then G triples (entry id, run id, input: a lean run's `p`, '' for the others), then
+--       pairs (entry id, reason) for entries that are not valid run records
 -- Returns one item per good entry: {run id, lease token, attempt, input, started_at} when the run
 -- is now ours, {run id} when the entry was stale (run stopped, paused or re-queued since),
 -- {run id, 'GONE'} when the run's hash no longer exists (expired, or deleted by hand), or
@@ -17,6 +19,10 @@
 -- leases, not the stream's pending list, protect a running run. A run's entry is always on its
 -- own lane, so the entry id alone tells the current entry from a stale one. Invalid entries go
 -- to the dead-letter list with a reason.
+-- A lean run's hash is written here, running, from its entry: nothing was written for it before.
+-- Should that hash exist already, the run was stopped or paused while this worker held its entry
+-- unclaimed (lib.lua lean_hash; its entry is gone then: {run id}, stale), or, with its entry still
+-- there, an old run has the same id (a lane deleted by hand restarts its ids): dead-lettered.
 -- Runs started for the first time are counted in P:{W}:hist:s:HOUR (lib.lua hist_add).
 -- A clobbered fixed key refuses the whole batch before anything is written (WRONGTYPE): the
 -- entries stay pending and XAUTOCLAIM retries them once the key is repaired.
@@ -56,7 +62,7 @@ local function dead_letter(entry, reason, id)
 end
 
 local function dead_letter_rest()
-    local b = 5 + 2 * g
+    local b = 6 + 3 * g
     while ARGV[b] do
         dead_letter(ARGV[b], ARGV[b + 1] or 'invalid record')
         b = b + 2
@@ -70,7 +76,7 @@ end
 -- reads them again: the worker stops reading the workflow on this answer, and on resume takes
 -- them back with XAUTOCLAIM (worker/flow.c), as it would after a dead consumer; no run is lost.
 if PAUSED then
-    for i = 1, g do out[i] = {ARGV[4 + 2 * i], 'PAUSED'} end
+    for i = 1, g do out[i] = {ARGV[4 + 3 * i], 'PAUSED'} end
     dead_letter_rest()
     return out
 end
@@ -82,52 +88,93 @@ local started = 0
 -- The worker in a run's 'started' event: the consumer's last 28 bytes (HOST:PID:HEX, the PID and
 -- HEX part always), so the event stays within a listpack value (lib.lua ev_fields).
 local who = string.sub(consumer, -28)
-for i = 1, g do
-    local entry, id = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
-    local h = KEYS[WF_NFIXED + i]
-    -- One read for everything the claim needs; an error here means the key is not a hash.
-    local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input', 'created_at',
-        'wait_reason', 'wake_at', 'held', 'started_at', 'evn')
-    if f.err then
-        local reason = 'run key ' .. h .. ' holds a ' .. key_type(h) .. ', not a hash (WRONGTYPE)'
-        dead_letter(entry, reason, id)
-        out[#out + 1] = {id, 'DEAD', reason}
-    else
-        done[#done + 1] = entry
-        local why, fkey
-        local mine = f[1] == 'queued' and f[2] == entry
-        if FLOW_LIM and mine then
-            fkey = flow_key(FLOW_LIM, f[5])
-            why = flow_refuse(FLOW_LIM, FLOW, fkey, 0, 0, RATE, now)
+local kinds = ARGV[5]
+-- Claims lean run `id` from its `entry` with `input` into hash `h`; returns its answer.
+local function claim_lean(h, entry, id, input)
+    if FLOW_LIM then
+        -- Under flow control the run goes the way of the others: a hash, queued, then the checks.
+        lean_hash(h, id)
+        return nil
+    end
+    if redis.call('HSETNX', h, 'state', 'running') == 0 then
+        if redis.call('XRANGE', Q, entry, entry)[1] then
+            dead_letter(entry, 'run ' .. id .. ' already exists (its lane was deleted and ' ..
+                'reused ids?)', id)
+            return {id, 'DEAD', 'run ' .. id .. ' already exists'}
         end
-        if why then
-            -- Held back, in line by creation time; admit.lua re-queues it when there is room.
-            set_state(h, id, 'queued', 'waiting', now)
-            redis.call('HSET', h, 'wait_reason', why, 'held', '1')
-            redis.call('HDEL', h, 'entry', 'wake_at')
-            redis.call('ZADD', HELD, tonumber(f[6]) or now, id)
-            out[#out + 1] = {id, 'HELD', why}
-        elseif mine then
-            local token = tostring((tonumber(f[3]) or 0) + 1)
-            redis.call('ZREM', WF_STATE_KEY.queued, id)
-            redis.call('ZADD', WF_STATE_KEY.running, now_s, id)
-            redis.call('HSET', h, 'state', 'running', 'updated_at', now_s, 'lease', token, 'worker',
-                consumer, 'started_at', now_s, ev_next(h, f[11], now_s, 'started',
-                f[11] and ('attempt ' .. tostring(f[4]) .. ' on ' .. who)))
-            -- `entry` stays until the run ends (finish_one drops it): stale either way, since a
-            -- claim needs state queued, and one call fewer per run.
-            if f[7] or f[8] or f[9] then redis.call('HDEL', h, 'wait_reason', 'wake_at', 'held') end
-            if fkey and FLOW_LIM.per_key > 0 then redis.call('ZADD', FLOW, 0, fkey .. '\t' .. id) end
-            local rm = FLOW_LIM and flow_rate_member(FLOW_LIM, fkey)
-            if rm then flow_rate_take(FLOW_LIM, RATE, rm, now) end
-            redis.call('ZADD', KEYS[3], until_s, id)
-            -- Started: the run's first claim (a reclaimed, retried or restarted run was before).
-            if not f[10] and f[4] == '1' then started = started + 1 end
-            out[#out + 1] = {id, token, tonumber(f[4]), f[5] or '', now}
-        elseif not f[1] then
-            out[#out + 1] = {id, 'GONE'}
+        done[#done + 1] = entry
+        return {id}
+    end
+    done[#done + 1] = entry
+    local f = {'workflow', string.match(id, '^(.*):'), 'attempt', '1', 'created_at',
+               string.match(entry, '^(%d+)'), 'updated_at', now_s, 'input', input, 'lease', '1',
+               'worker', consumer, 'started_at', now_s}
+    if LANE == 'high' or LANE == 'low' then
+        f[#f + 1] = 'pri'
+        f[#f + 1] = LANE
+    end
+    redis.call('HSET', h, unpack(f))
+    redis.call('ZADD', KEYS[3], until_s, id)
+    started = started + 1
+    return {id, '1', 1, input, now}
+end
+for i = 1, g do
+    local entry, id = ARGV[3 + 3 * i], ARGV[4 + 3 * i]
+    local h = KEYS[WF_NFIXED + i]
+    local lean = string.sub(kinds, i, i) == 'p' and claim_lean(h, entry, id, ARGV[5 + 3 * i])
+    if lean then out[#out + 1] = lean end
+    if not lean then
+        -- One read for everything the claim needs; an error here means the key is not a hash.
+        local f = redis.pcall('HMGET', h, 'state', 'entry', 'lease', 'attempt', 'input',
+            'created_at', 'wait_reason', 'wake_at', 'held', 'started_at', 'evn')
+        if f.err then
+            local reason = 'run key ' .. h .. ' holds a ' .. key_type(h) ..
+                ', not a hash (WRONGTYPE)'
+            dead_letter(entry, reason, id)
+            out[#out + 1] = {id, 'DEAD', reason}
         else
-            out[#out + 1] = {id}
+            done[#done + 1] = entry
+            local why, fkey
+            local mine = f[1] == 'queued' and f[2] == entry
+            if FLOW_LIM and mine then
+                fkey = flow_key(FLOW_LIM, f[5])
+                why = flow_refuse(FLOW_LIM, FLOW, fkey, 0, 0, RATE, now)
+            end
+            if why then
+                -- Held back, in line by creation time; admit.lua re-queues it when there is room.
+                set_state(h, id, 'queued', 'waiting', now)
+                redis.call('HSET', h, 'wait_reason', why, 'held', '1')
+                redis.call('HDEL', h, 'entry', 'wake_at')
+                redis.call('ZADD', HELD, tonumber(f[6]) or now, id)
+                out[#out + 1] = {id, 'HELD', why}
+            elseif mine then
+                local token = tostring((tonumber(f[3]) or 0) + 1)
+                -- Schema 2 has no queued index; a schema 1 client still connected after
+                -- `wf migrate` may have added this run to it (one call, off the lean path).
+                redis.call('ZREM', KEYS[5], id)
+                redis.call('HSET', h, 'state', 'running', 'updated_at', now_s, 'lease', token,
+                    'worker', consumer, 'started_at', now_s, ev_next(h, f[11], now_s, 'started',
+                    f[11] and ('attempt ' .. tostring(f[4]) .. ' on ' .. who)))
+                -- `entry` stays until the run ends (finish_one drops it): stale either way, since
+                -- a claim needs state queued, and one call fewer per run.
+                if f[7] or f[8] or f[9] then
+                    redis.call('HDEL', h, 'wait_reason', 'wake_at', 'held')
+                end
+                if fkey and FLOW_LIM.per_key > 0 then
+                    redis.call('ZADD', FLOW, 0, fkey .. '\t' .. id)
+                end
+                local rm = FLOW_LIM and flow_rate_member(FLOW_LIM, fkey)
+                if rm then flow_rate_take(FLOW_LIM, RATE, rm, now) end
+                redis.call('ZADD', KEYS[3], until_s, id)
+                -- Started: the run's first claim (a reclaimed, retried or restarted run was
+                -- before).
+                if not f[10] and f[4] == '1' then started = started + 1 end
+                out[#out + 1] = {id, token, tonumber(f[4]), f[5] or '', now}
+            elseif not f[1] then
+                out[#out + 1] = {id, 'GONE'}
+            else
+                out[#out + 1] = {id}
+            end
         end
     end
 end

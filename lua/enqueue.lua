@@ -7,32 +7,27 @@
 -- ARGV: 1 run id, 2 workflow name, 3 input (msgpack, may be empty), 4 delay ms (0: ready now),
 --       [5 parent run id, 6 parent step: a child run started by wf_step_invoke (lib.lua
 --       parent_add; '' for none), 7 priority: 'high', 'low', or '' / absent for normal (kept in
---       the run hash as `pri`, lib.lua lane_key); then (run id, input) of further runs, same
---       delay, parent and priority]
+--       the run hash as `pri`, lib.lua lane_key), 8 '1' when the client generated the ids
+--       (ULIDs, no caller-chosen id): the runs may be lean (below), '2' the same when the call
+--       repeats one whose answer was lost (each run is looked for first, lean or not); then
+--       (run id, input) of further runs, same delay, parent, priority and ARGV 8]
 -- Returns {1, state} for a new run; {0, state} when a run with this id already exists (a
 -- caller-chosen id used twice returns the existing run, untouched); {0, state, other id} when
 -- singleton or debounce answered with the run that already stands for this key. With further
 -- runs: an array of those replies, one per run, in order.
 --
--- Singleton (limits `singleton` = 1): at most one run per key value (limits `key`, a field of the
--- input; no `key`: the whole workflow) queued, running, waiting or paused; a start while one is
--- returns that one. Debounce (limits `debounce_ms` = Q): a start waits Q ms (`waiting`, reason
--- "debounce"); another start of the same key value within that time pushes it back to Q ms from
--- now and returns the pending run, so the run starts once, Q ms after the last request, with the
--- first request's input. P:{W}:single maps a key value to its run: "ID" (singleton) or "ID|DUE"
--- (debounce: DUE is the delayed-zset score this script set, so a run whose timer is anything else,
--- e.g. a durable sleep after it started, is no longer pending).
--- Only the fixed keys this script writes are checked (the runs' lane, delayed, and the queued and
--- waiting indexes): a read of another clobbered key fails before anything is written.
+-- Lean runs (schema 2): a run with a generated id, ready now, without a parent, of a workflow
+-- without singleton or debounce, is written as one stream entry and nothing else, fields `c`
+-- (its id's suffix) and `p` (its input): no hash, no index (lib.lua lean_find reads it back from
+-- its id). Its hash appears when it is claimed (claim.lua) or touched while queued (lib.lua
+-- lean_hash). About 60 B of Redis memory and one XADD, against a hash, an index entry and a
+-- record entry (~450 B) for the others.
 local pri = ARGV[7]
 if pri ~= 'high' and pri ~= 'low' then pri = nil end
-local bad = check_fixed_keys({lane_index(pri), 2, 5, 8})
-if bad then return bad end
 local wfname = ARGV[2]
 local delay = tonumber(ARGV[4]) or 0
 local parent, parent_step = ARGV[5] or '', ARGV[6] or ''
-local now = now_ms()
-local now_s = tostring(now) -- passed as a string: a number is printf-formatted on every call
+local generated = ARGV[8] == '1'
 
 local SINGLE = KEYS[WF_NFIXED + 3]
 local kfield, quiet, singleton
@@ -55,10 +50,62 @@ if SINGLE then
     end
 end
 
+-- The runs of the call, {hash key, id, input} each; further run j (2, 3, ...) has its hash at
+-- KEYS[WF_NFIXED + 2 + j] and its id and input at ARGV 5 + 2j, 6 + 2j.
+local runs = {{KEYS[WF_NFIXED + 1], ARGV[1], ARGV[3]}}
+while ARGV[5 + 2 * (#runs + 1)] do
+    local j = #runs + 1
+    runs[j] = {KEYS[WF_NFIXED + 2 + j], ARGV[5 + 2 * j], ARGV[6 + 2 * j] or ''}
+end
+local out, answered = {}, 0
+local function reply()
+    if #runs == 1 then return out[1] end
+    return out
+end
+
+-- A repeated call (ARGV 8 '2'): a run that the lost call did start is answered as it stands.
+local function started_before(h, id)
+    local st = redis.call('HGET', h, 'state')
+    if st then return {0, st} end
+    if lean_find(id) then return {0, 'queued'} end
+    return nil
+end
+
+-- The lean path. Each run's entry id is set at its ULID's time when that is after the lane's last
+-- entry, else Redis picks it (later still): either way at or after the ULID's time, as lean_find
+-- needs. A run whose ULID is more than 2 s off Redis's clock is not lean (the hash path below
+-- finds it by its key whatever the clocks say). A clobbered lane fails the first XADD, before
+-- anything is written, so no TYPE check is needed.
+if (ARGV[8] == '1' or ARGV[8] == '2') and delay <= 0 and parent == '' and not kfield then
+    local lane, now = lane_key(pri), now_ms()
+    for i, r in ipairs(runs) do
+        local suffix = string.sub(r[2], #wfname + 2)
+        local ms = ulid_ms(suffix)
+        if ms and ms <= now + 2000 and ms >= now - 2000 then
+            out[i] = ARGV[8] == '2' and started_before(r[1], r[2])
+            if not out[i] then
+                local e = redis.pcall('XADD', lane, ms .. '-*', 'c', suffix, 'p', r[3])
+                if type(e) == 'table' and e.err then
+                    redis.call('XADD', lane, '*', 'c', suffix, 'p', r[3])
+                end
+                out[i] = {1, 'queued'}
+            end
+            answered = answered + 1
+        end
+    end
+    if answered == #runs then return reply() end
+end
+
+local bad = check_fixed_keys({lane_index(pri), 2, 5, 8})
+if bad then return bad end
+local now = now_ms()
+local now_s = tostring(now) -- passed as a string: a number is printf-formatted on every call
+
 -- Creates (or finds) run `id` with hash `h` and input `input`; returns its reply.
 local function enqueue_one(h, id, input)
     local existing = redis.call('HGET', h, 'state')
     if existing then return {0, existing} end
+    if ARGV[8] == '2' and lean_find(id) then return {0, 'queued'} end
     local kv
     if kfield then
         if kfield ~= '' then
@@ -81,9 +128,11 @@ local function enqueue_one(h, id, input)
                 return {0, 'waiting', cid}
             end
             if singleton then
-                for _, st in ipairs({'queued', 'running', 'waiting', 'paused'}) do
-                    if redis.call('ZSCORE', WF_STATE_KEY[st], cid) then return {0, st, cid} end
-                end
+                -- A singleton run always has a hash (it is never lean): its state says it all.
+                -- The one key named here rather than declared: the run hash of `cid`, built
+                -- from this run's (same workflow, same hash tag and slot).
+                local st = redis.call('HGET', string.sub(h, 1, #h - #id) .. cid, 'state')
+                if st and not WF_FINAL[st] then return {0, st, cid} end
             end
         end
     end
@@ -133,18 +182,12 @@ local function enqueue_one(h, id, input)
         f[#f + 1] = v2
     end
     redis.call('HSET', h, unpack(f))
-    redis.call('ZADD', WF_STATE_KEY[state], now_s, id)
+    if WF_STATE_KEY[state] then redis.call('ZADD', WF_STATE_KEY[state], now_s, id) end
     if due then redis.call('ZADD', KEYS[2], due, id) end
     return {1, state}
 end
 
-local first = enqueue_one(KEYS[WF_NFIXED + 1], ARGV[1], ARGV[3])
-if not ARGV[8] then return first end
-local out = {first}
--- Further run j (2, 3, ...): hash KEYS[WF_NFIXED + 2 + j], id and input from ARGV[4 + 2j].
-local j = 2
-while ARGV[4 + 2 * j] do
-    out[j] = enqueue_one(KEYS[WF_NFIXED + 2 + j], ARGV[4 + 2 * j], ARGV[5 + 2 * j] or '')
-    j = j + 1
+for i, r in ipairs(runs) do
+    if not out[i] then out[i] = enqueue_one(r[1], r[2], r[3]) end
 end
-return out
+return reply()

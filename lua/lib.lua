@@ -16,8 +16,16 @@
 local WF_NFIXED = 14
 local WF_STATES = {'queued', 'running', 'paused', 'waiting', 'completed', 'failed', 'cancelled',
                    'terminated'}
+-- The state indexes of schema 2: paused, waiting and the final states. A queued run is its
+-- entry on a lane (the lanes' lengths count them) and a running run is its lease (KEYS[3] counts
+-- and lists them), so the keys of state:queued and state:running stay declared (the fixed-key
+-- order is unchanged) but schema 2 never writes them; `wf migrate` deleted what schema 1 left
+-- there. Saves a ZADD and a ZREM per run on each of claim and finish, and ~100 B per queued run.
 local WF_STATE_KEY = {}
-for i, s in ipairs(WF_STATES) do WF_STATE_KEY[s] = KEYS[4 + i] end
+for i, s in ipairs(WF_STATES) do
+    if s ~= 'queued' and s ~= 'running' then WF_STATE_KEY[s] = KEYS[4 + i] end
+end
+local WF_RUNNING = KEYS[3]
 local WF_FINAL = {completed = true, failed = true, cancelled = true, terminated = true}
 
 -- Priority lanes: a run's priority is its hash field `pri`, 'high' or 'low', absent for normal
@@ -34,15 +42,36 @@ local function lane_index(pri)
     return 1
 end
 
+-- Lean runs (schema 2, enqueue.lua): a queued run that is only its entry on a lane, fields `c`
+-- (its id's suffix, a ULID the client generated: core/runid.c) and `p` (its input). Its entry id
+-- is never before the ULID's time and at most a few seconds after it (enqueue.lua lean_add), so
+-- the run is found from its id alone by reading its lane from that time (lean_find).
+local WF_CROCKFORD = {}
+for i = 1, 32 do WF_CROCKFORD[string.byte('0123456789ABCDEFGHJKMNPQRSTVWXYZ', i)] = i - 1 end
+local WF_LEAN_SPAN = 4000 -- ms after the ULID's time within which its entry is
+
+-- The milliseconds of ULID `suffix` (its first 10 characters), or nil when it is not a ULID.
+local function ulid_ms(suffix)
+    if #suffix ~= 26 then return nil end
+    local ms = 0
+    for i = 1, 10 do
+        local d = WF_CROCKFORD[string.byte(suffix, i)]
+        if not d then return nil end
+        ms = ms * 32 + d
+    end
+    return ms
+end
+
 local function now_ms()
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Moves run `id` (hash `h`) from state `from` to `to`: the hash and the state indexes together.
+-- Moves run `id` (hash `h`) from state `from` to `to`: the hash and the state indexes together
+-- (queued and running have none: WF_STATE_KEY).
 local function set_state(h, id, from, to, now)
     if from and WF_STATE_KEY[from] then redis.call('ZREM', WF_STATE_KEY[from], id) end
-    redis.call('ZADD', WF_STATE_KEY[to], now, id)
+    if WF_STATE_KEY[to] then redis.call('ZADD', WF_STATE_KEY[to], now, id) end
     redis.call('HSET', h, 'state', to, 'updated_at', now)
 end
 
@@ -61,6 +90,48 @@ local function push_ready(h, id, attempt, pri)
     local entry = ready_entry(id, attempt, pri)
     redis.call('HSET', h, 'entry', entry)
     return entry
+end
+
+-- The lane priority (nil: normal), entry id and input of lean run `id` (WORKFLOW:ULID) while it
+-- is queued, or nil. Reads each lane from the ULID's time, 100 entries at a time, until
+-- WF_LEAN_SPAN after it: a few entries unless thousands of runs a second were queued then.
+-- `lanes` (normal, high, low) defaults to the fixed keys' (KEYS 1, 13, 14).
+local function lean_find(id, lanes)
+    local suffix = string.match(id, ':(.*)$') or ''
+    local ms = ulid_ms(suffix)
+    if not ms then return nil end
+    lanes = lanes or {KEYS[1], KEYS[13], KEYS[14]}
+    for i, pri in ipairs({false, 'high', 'low'}) do
+        local lane, from = lanes[i], ms .. '-0'
+        while true do
+            local es = redis.call('XRANGE', lane, from, (ms + WF_LEAN_SPAN) .. '-0', 'COUNT', 100)
+            for _, e in ipairs(es) do
+                local f = e[2]
+                if f[1] == 'c' and f[2] == suffix then return pri or nil, e[1], f[4] or '' end
+            end
+            if #es < 100 then break end
+            from = '(' .. es[#es][1]
+        end
+    end
+    return nil
+end
+
+-- Makes the hash `h` of a lean run `id` that is still queued, so that a script acting on a run
+-- (stop, pause) finds it as it finds any queued run: state queued, its input, its entry. Nothing
+-- happens when the hash exists, or when no lean entry is found (then the run does not exist:
+-- claimed runs have hashes).
+local function lean_hash(h, id)
+    if redis.call('EXISTS', h) == 1 then return end
+    local pri, entry, input = lean_find(id)
+    if not entry then return end
+    local created = string.match(entry, '^(%d+)')
+    local f = {'workflow', string.match(id, '^(.*):'), 'attempt', '1', 'created_at', created,
+               'updated_at', created, 'input', input, 'entry', entry, 'state', 'queued'}
+    if pri then
+        f[#f + 1] = 'pri'
+        f[#f + 1] = pri
+    end
+    redis.call('HSET', h, unpack(f))
 end
 
 -- Deletes run `id`'s current ready entry `entry` (nil: none) from the lane of `pri`.
@@ -364,7 +435,7 @@ end
 local function flow_running(flow, key)
     local n = 0
     for _, m in ipairs(redis.call('ZRANGEBYLEX', flow, '[' .. key .. '\t', '[' .. key .. '\t\255')) do
-        if redis.call('ZSCORE', WF_STATE_KEY.running, string.sub(m, #key + 2)) then
+        if redis.call('ZSCORE', WF_RUNNING, string.sub(m, #key + 2)) then
             n = n + 1
         else
             redis.call('ZREM', flow, m)
@@ -402,7 +473,7 @@ end
 -- runs let go but not running yet (admit.lua), counted as running (and as started, for rates).
 local function flow_refuse(lim, flow, key, extra, extra_key, rate, now)
     if lim.max > 0 then
-        local n = redis.call('ZCARD', WF_STATE_KEY.running) + (extra or 0)
+        local n = redis.call('ZCARD', WF_RUNNING) + (extra or 0)
         if n >= lim.max then
             return 'concurrency limit: ' .. n .. ' of ' .. lim.max .. ' running'
         end
@@ -431,7 +502,7 @@ end
 local function flow_sweep(flow, n)
     for _, m in ipairs(redis.call('ZRANDMEMBER', flow, n)) do
         local tab = string.find(m, '\t', 1, true)
-        if not tab or not redis.call('ZSCORE', WF_STATE_KEY.running, string.sub(m, tab + 1)) then
+        if not tab or not redis.call('ZSCORE', WF_RUNNING, string.sub(m, tab + 1)) then
             redis.call('ZREM', flow, m)
         end
     end

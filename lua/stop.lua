@@ -10,6 +10,7 @@
 local bad = check_fixed_keys()
 if bad then return bad end
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
+lean_hash(h, id) -- a lean queued run gets its hash first, then goes the common way
 local f = redis.call('HMGET', h, 'state', 'entry', 'pri', 'evn')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
 if WF_FINAL[f[1]] then return redis.error_reply('FINAL ' .. f[1]) end

@@ -118,11 +118,19 @@ int wf__schema_check(wf__rc *c, const char *prefix, wf_error *err)
     } else if (r->type == REDIS_REPLY_STRING) {
         char want[16];
         snprintf(want, sizeof want, "%d", WF__SCHEMA_VERSION);
+        long have = strtol(r->str, NULL, 10);
         if (strlen(want) != r->len || memcmp(want, r->str, r->len) != 0)
-            rc = wf_error_set(err, WF_ERR_SCHEMA,
-                              "Redis key %s says schema version %.*s but this wf speaks %d: "
-                              "upgrade wf or use another prefix",
-                              key, (int)(r->len > 16 ? 16 : r->len), r->str, WF__SCHEMA_VERSION);
+            rc = have > 0 && have < WF__SCHEMA_VERSION
+                     ? wf_error_set(err, WF_ERR_SCHEMA,
+                                    "Redis key %s says schema version %ld, an older wf's data; "
+                                    "this wf speaks %d: stop the older wf's workers, then run "
+                                    "`wf migrate` (docs/upgrading.md)",
+                                    key, have, WF__SCHEMA_VERSION)
+                     : wf_error_set(err, WF_ERR_SCHEMA,
+                                    "Redis key %s says schema version %.*s but this wf speaks %d: "
+                                    "upgrade wf or use another prefix",
+                                    key, (int)(r->len > 16 ? 16 : r->len), r->str,
+                                    WF__SCHEMA_VERSION);
     }
     if (r) freeReplyObject(r);
     free(key);

@@ -175,16 +175,23 @@ long long xpending(void)
     return n;
 }
 
-/* The run hash says `state` and the run is in that state's index zset and in no other. */
+/* The run hash says `state` and the run is in that state's index zset and in no other. Schema 2
+ * indexes neither queued nor running runs (lua/lib.lua WF_STATE_KEY): those keys stay empty, and
+ * a run is running exactly when it holds a lease. */
 void assert_state(const char *id, const char *state)
 {
     const char *s = hget(id, "state");
     cr_assert_not_null(s, "run %s has no hash", id);
     cr_assert_str_eq(s, state, "run %s", id);
+    long long lease = zscore(wk.k[WF__K_LEASES], id);
+    if (strcmp(state, "running") == 0)
+        cr_assert_geq(lease, 0, "running run %s has no lease", id);
+    else
+        cr_assert_eq(lease, -1, "run %s (state %s) holds a lease", id, state);
     for (int i = 1; i <= 8; i++) {
         const char *name = wf_state_name((wf_state)i);
         long long sc = zscore(wk.k[WF__K_STATE((wf_state)i)], id);
-        if (strcmp(name, state) == 0)
+        if (strcmp(name, state) == 0 && i != WF_STATE_QUEUED && i != WF_STATE_RUNNING)
             cr_assert_geq(sc, 0, "run %s missing from index state:%s", id, name);
         else
             cr_assert_eq(sc, -1, "run %s (state %s) still in index state:%s", id, state, name);
@@ -240,7 +247,7 @@ const char *claim(const char *id, const char *lease_ms)
     cr_assert(read_entry(entry, sizeof entry, rid, &attempt), "no entry to claim");
     cr_assert_str_eq(rid, id);
     redisReply *r =
-        eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", lease_ms, "1", "", entry, id, NULL);
+        eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", lease_ms, "1", "", "r", entry, id, "", NULL);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "claim: %s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
     cr_assert_eq(r->elements, 1);

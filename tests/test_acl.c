@@ -21,9 +21,11 @@
  * steps, dead letters (xrange, lpush, ltrim), restart with cleared steps (del, persist), the
  * NOSCRIPT fallback after SCRIPT FLUSH (eval), `wf status` and `wf list`. */
 #define WF_ACL_COMMANDS                                                                            \
-    "-@all +ping +time +set +hset +hget +hmget +hgetall +hkeys +hexists +hdel +hincrby +zadd "     \
+    "-@all +ping +time +set +hset +hsetnx +hget +hmget +hgetall +hkeys +hexists +hdel +hincrby "   \
+    "+zadd "                                                                                       \
     "+zrem +zscore +zrange +zrangebyscore +zrevrangebyscore +zremrangebyscore +xadd +xack +xdel "  \
-    "+xlen +xrange +xreadgroup +xautoclaim +xgroup|create +lpush +ltrim +type +exists +del "       \
+    "+xlen +xrange +xrevrange +xreadgroup +xautoclaim +xgroup|create +lpush +ltrim +type +exists " \
+    "+del "                                                                                        \
     "+pexpire +persist +evalsha +eval +script|load"
 
 #define PASSWORD "s3cret-Pw-app1"

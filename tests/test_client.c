@@ -48,7 +48,7 @@ static size_t pack_title(char *buf, size_t cap, const char *title)
     return n;
 }
 
-Test(client, run_is_queued_and_readable_with_hgetall)
+Test(client, run_is_queued_as_one_entry_and_readable_by_status)
 {
     char payload[64];
     size_t n = pack_title(payload, sizeof payload, "Hello World");
@@ -62,15 +62,20 @@ Test(client, run_is_queued_and_readable_with_hgetall)
     snprintf(want, sizeof want, "wf:{publish-draft}:run:%s", wf_run_id(run));
     cr_assert_str_eq(wf_run_native(run), want);
 
-    char *state = wf_test_cmd_str(rc, "HGET %s state", wf_run_native(run));
-    cr_assert_str_eq(state, "queued");
-    free(state);
-    char *input = wf_test_cmd_str(rc, "HGET %s input", wf_run_native(run));
-    cr_assert_not_null(input);
-    cr_assert_eq(memcmp(input, payload, n), 0, "input stored as given");
-    free(input);
+    /* Schema 2: a plain queued run is its stream entry and nothing else (lean): fields c (the
+     * id's suffix) and p (the input); the hash appears when a worker claims it. */
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS %s", wf_run_native(run)), 0);
     cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{publish-draft}:queue"), 1);
-    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{publish-draft}:state:queued"), 1);
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS wf:{publish-draft}:state:queued"), 0);
+    redisReply *e = wf_test_command(rc, "XRANGE wf:{publish-draft}:queue - +");
+    cr_assert(e && e->elements == 1 && e->element[0]->element[1]->elements == 4);
+    const redisReply *f = e->element[0]->element[1];
+    cr_assert_str_eq(f->element[0]->str, "c");
+    cr_assert_str_eq(f->element[1]->str, wf_run_id(run) + 14);
+    cr_assert_str_eq(f->element[2]->str, "p");
+    cr_assert_eq(f->element[3]->len, n);
+    cr_assert_eq(memcmp(f->element[3]->str, payload, n), 0, "input stored as given");
+    freeReplyObject(e);
 
     wf_status st;
     cr_assert_eq(wf_run_status(run, &st, &err), WF_OK, "%s", err.message);
@@ -79,6 +84,11 @@ Test(client, run_is_queued_and_readable_with_hgetall)
     cr_assert_gt(st.created_at_ms, 1700000000000LL);
     cr_assert_null(st.output);
     cr_assert_geq(st.raw_len, 5);
+    int saw_input = 0;
+    for (size_t i = 0; i < st.raw_len; i++)
+        if (strcmp(st.raw[i].name, "input") == 0)
+            saw_input = st.raw[i].value_len == n && memcmp(st.raw[i].value, payload, n) == 0;
+    cr_assert(saw_input, "status reads the input back from the entry");
     wf_status_clear(&st);
     cr_assert_eq(st.raw_len, 0);
     wf_run_free(run);
@@ -97,7 +107,7 @@ Test(client, ids_are_time_ordered_and_unique)
         snprintf(prev, sizeof prev, "%s", wf_run_id(run));
         wf_run_free(run);
     }
-    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:queued"), 200);
+    cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{echo}:queue"), 200, "a lean run is one entry");
 }
 
 Test(client, reattach_and_stop_queued_run)

@@ -61,7 +61,7 @@ Test(flow, max_running_holds_across_workers)
     long long max_running = 0;
     int saw_reason = 0;
     for (int t = 0; t < 1500 && completed("slow") < N; t++) { /* at most 15 s */
-        long long r = wf_test_cmd_int(rc, "ZCARD wf:{slow}:state:running");
+        long long r = wf_test_cmd_int(rc, "ZCARD wf:{slow}:leases");
         if (r > max_running) max_running = r;
         if (!saw_reason) {
             for (int i = 0; i < N && !saw_reason; i++) {
@@ -307,8 +307,8 @@ Test(flow, singleton_returns_the_run_that_stands_for_the_key)
     cr_assert(wf_test_wait(run_final, b1, 15000), "b1 completed");
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{stepper}:state:completed"), 3,
                  "three runs in all: a1, b1, a3");
-    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{stepper}:state:running") +
-                     wf_test_cmd_int(rc, "ZCARD wf:{stepper}:state:queued"),
+    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{stepper}:leases") +
+                     wf_test_cmd_int(rc, "XLEN wf:{stepper}:queue"),
                  0);
     wf_run_free(a1);
     wf_run_free(a2);
@@ -354,8 +354,8 @@ Test(flow, debounce_starts_once_after_the_quiet_period)
     wf_status_clear(&st);
     cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:completed") +
                      wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:waiting") +
-                     wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:queued") +
-                     wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:running"),
+                     wf_test_cmd_int(rc, "XLEN wf:{echo}:queue") +
+                     wf_test_cmd_int(rc, "ZCARD wf:{echo}:leases"),
                  2, "one run for customer a, one for b");
     for (int i = 0; i < 3; i++) wf_run_free(r[i]);
     wf_run_free(other);

@@ -1,10 +1,12 @@
-/* test_layout_v1_fixture.c - the data today's (schema 1) workers wrote, loaded into a real Redis:
- * tests/fixtures/layout-v1.dump, captured from real v1 workers by scripts/capture-v1-fixture,
- * with its manifest of runs (RUN_ID STATE WORKFLOW SHAPE). Checks that every run reads back
- * through the public API as the capture made it, and that a worker started on that data finishes
- * the ready runs, takes over the killed worker's orphaned lease and finishes that run once,
- * without re-running a recorded step. The v2 upgrade test (issue #15) grows from this suite: it
- * loads the same fixture, upgrades it, and must see the same. Fixture: pool_env.h. */
+/* test_layout_v1_fixture.c - the upgrade from schema 1 (issue #15): the data schema 1 workers
+ * wrote, loaded into a real Redis: tests/fixtures/layout-v1.dump, captured from real v1 workers by
+ * scripts/capture-v1-fixture, with its manifest of runs (RUN_ID STATE WORKFLOW SHAPE). A client
+ * and a worker of this wf refuse that data with a clear error until `wf migrate` (wf_migrate) has
+ * run, which is idempotent. After it, every run reads back through the public API as the capture
+ * made it, and a worker started on that data finishes the ready runs, takes over the killed
+ * worker's orphaned lease and finishes that run once, without re-running a recorded step; new
+ * (lean) runs of schema 2 run beside the old ones. docs/upgrading.md is the procedure. Fixture:
+ * pool_env.h. */
 #include "fixture_load.h"
 #include "pool_env.h"
 
@@ -24,6 +26,28 @@ static void setup(void)
     cr_assert_gt(nruns, 20, "the manifest %s did not load", MANIFEST_PATH);
 }
 
+/* The upgrade step of docs/upgrading.md, as an operator runs it: the schema 1 indexes go, the
+ * schema key says 2, and every workflow was visited. */
+static void migrate(void)
+{
+    cr_assert_str_eq(wf_test_cmd_str(rc, "GET wf:schema"), "1", "the fixture is schema 1 data");
+    cr_assert_gt(wf_test_cmd_int(rc, "EXISTS wf:{echo}:state:queued wf:{stepper}:state:running"),
+                 0);
+    wf_migrate_result res = {0};
+    wf_error err = {0};
+    cr_assert_eq(wf_migrate(srv.url, 0, &res, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(res.from, 1);
+    cr_assert_eq(res.to, 2);
+    cr_assert_geq(res.workflows, 8);
+    cr_assert_gt(res.queued_index, 5);
+    cr_assert_geq(res.running_index, 1, "the orphaned run's schema 1 index entry");
+    char *v = wf_test_cmd_str(rc, "GET wf:schema");
+    cr_assert_str_eq(v, "2");
+    free(v);
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS wf:{echo}:state:queued wf:{stepper}:state:running"),
+                 0);
+}
+
 static void teardown(void)
 {
     free(runs);
@@ -31,6 +55,42 @@ static void teardown(void)
 }
 
 TestSuite(layout_v1_fixture, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Until `wf migrate`, this wf refuses the data and says what to do; the command migrates once
+ * and is a no-op after; it refuses while a worker looks alive unless forced. */
+Test(layout_v1_fixture, schema_1_is_refused_until_wf_migrate)
+{
+    wf_error err = {0};
+    wf_client *c2 = wf_client_connect(srv.url, &err);
+    cr_assert_null(c2);
+    cr_assert_eq(err.code, WF_ERR_SCHEMA);
+    cr_assert(strstr(err.message, "wf migrate"), "the error names the fix: %s", err.message);
+    /* A live worker (a fresh heartbeat in wf:workers, as an old worker leaves it) blocks it. */
+    long long now = wf_test_redis_ms(rc);
+    cr_assert_geq(wf_test_cmd_int(rc,
+                                  "HSET wf:workers old:1 {\"host\":\"h\",\"pid\":1,"
+                                  "\"last_seen\":%lld}",
+                                  now),
+                  0);
+    char *wf = wf_test_path("wf");
+    char *out = NULL;
+    const char *cmd[] = {wf, "--redis", srv.url, "migrate", NULL};
+    cr_assert_neq(wf_test_run(cmd, NULL, NULL, &out, 10000), 0, "refused while a worker is alive");
+    free(out);
+    char *v = wf_test_cmd_str(rc, "GET wf:schema");
+    cr_assert_str_eq(v, "1", "a refused migration changes nothing");
+    free(v);
+    cr_assert_eq(wf_test_cmd_int(rc, "HDEL wf:workers old:1"), 1);
+    migrate();
+    const char *again[] = {wf, "--redis", srv.url, "--json", "migrate", NULL};
+    cr_assert_eq(wf_test_run(again, NULL, NULL, &out, 10000), 0);
+    cr_assert(strstr(out, "\"from\":2") && strstr(out, "\"to\":2"), "a second run: %s", out);
+    free(out);
+    free(wf);
+    c2 = wf_client_connect(srv.url, &err);
+    cr_assert_not_null(c2, "%s", err.message);
+    wf_client_free(c2);
+}
 
 /* The manifest's one run of `shape` (fails the test when there is none). */
 static const wf_test_fixture_run *shape(const char *name)
@@ -77,6 +137,7 @@ static const wf_step_info *step_named(const wf_step_info *steps, size_t n, const
 
 Test(layout_v1_fixture, every_run_reads_back_in_its_state)
 {
+    migrate();
     for (long i = 0; i < nruns; i++) {
         wf_run *run = open_run(runs[i].id);
         cr_assert_str_eq(wf_run_workflow_name(run), runs[i].workflow, "%s", runs[i].id);
@@ -93,6 +154,7 @@ Test(layout_v1_fixture, every_run_reads_back_in_its_state)
 
 Test(layout_v1_fixture, finished_runs_keep_outputs_errors_and_steps)
 {
+    migrate();
     wf_status st;
     wf_test_status_of(cl, shape("caller-id")->id, &st);
     cr_assert_str_eq(shape("caller-id")->id, "echo:custom-id-1");
@@ -119,6 +181,7 @@ Test(layout_v1_fixture, finished_runs_keep_outputs_errors_and_steps)
 
 Test(layout_v1_fixture, children_name_their_parents)
 {
+    migrate();
     const char *pairs[][2] = {{"parent", "child"}, {"parent-waiting", "child-queued"}};
     for (size_t i = 0; i < 2; i++) {
         const wf_test_fixture_run *parent = shape(pairs[i][0]), *child = shape(pairs[i][1]);
@@ -139,6 +202,7 @@ Test(layout_v1_fixture, children_name_their_parents)
 /* Sleeps, event waits and delays of ten years: still ahead whenever the test runs. */
 Test(layout_v1_fixture, waiting_runs_wait_for_what_they_waited_for)
 {
+    migrate();
     const char *long_waits[] = {"sleep", "delayed", "event-timeout"};
     for (size_t i = 0; i < 3; i++) {
         wf_status st;
@@ -171,6 +235,7 @@ Test(layout_v1_fixture, waiting_runs_wait_for_what_they_waited_for)
 
 Test(layout_v1_fixture, priorities_pauses_and_the_orphaned_lease)
 {
+    migrate();
     const char *lanes[][2] = {{"queued-high", "high"}, {"queued-low", "low"}, {"queued", "normal"}};
     wf_priority want[] = {WF_PRIORITY_HIGH, WF_PRIORITY_LOW, WF_PRIORITY_NORMAL};
     for (size_t i = 0; i < 3; i++) {
@@ -201,6 +266,7 @@ Test(layout_v1_fixture, priorities_pauses_and_the_orphaned_lease)
 /* wf stats and wf list agree with the manifest, run for run. */
 Test(layout_v1_fixture, stats_and_lists_count_every_run)
 {
+    migrate();
     wf_stats *stats = NULL;
     size_t nw = 0;
     cr_assert_eq(wf_workflow_stats(cl, NULL, &stats, &nw, NULL), WF_OK);
@@ -238,6 +304,7 @@ Test(layout_v1_fixture, stats_and_lists_count_every_run)
 
 Test(layout_v1_fixture, schedules_and_limits_read_back)
 {
+    migrate();
     wf_schedule_info *sch = NULL;
     size_t n = 0;
     cr_assert_eq(wf_schedule_list(cl, NULL, &sch, &n, NULL), WF_OK);
@@ -298,6 +365,7 @@ static void expect_done(const char *shape_name, const char *want)
  * waits. */
 Test(layout_v1_fixture, a_worker_takes_over_the_v1_runs)
 {
+    migrate();
     const char *env[] = {exec_env, port_env, NULL};
     const char *extra[] = {"--processes", "0", "--lease-ms", "2000", NULL};
     const char *served[] = {"echo", "stepper", "slow", NULL};
@@ -307,6 +375,11 @@ Test(layout_v1_fixture, a_worker_takes_over_the_v1_runs)
                                                         .log_path = log_path,
                                                         .rc = rc,
                                                         .workflows = served});
+    /* A run of schema 2 (lean: one entry) queued beside the old ones runs as well. */
+    wf_run *fresh = wf_test_start_json(cl, "echo", "{\"q\":\"v2\"}", NULL);
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS %s", wf_run_native(fresh)), 0, "lean while queued");
+    expect_output(fresh, 30000, "{\"q\":\"v2\"}");
+    wf_run_free(fresh);
     expect_done("served-queued-high", "{\"q\":\"high\"}");
     expect_done("served-queued-low", "{\"q\":\"low\"}");
     expect_done("retry", "\"slept\"");

@@ -50,7 +50,7 @@ static const char *claim_lane(int k, const char *pri, const char *id, const char
     cr_assert_str_eq(rid, id);
     cr_assert_str_eq(hget(id, "entry"), entry, "the run's current entry");
     freeReplyObject(r);
-    r = eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", lease_ms, "1", pri, entry, id, NULL);
+    r = eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", lease_ms, "1", pri, "r", entry, id, "", NULL);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "claim: %s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
     cr_assert_eq(r->element[0]->elements, 5, "claim did not take run %s", id);

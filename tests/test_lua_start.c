@@ -39,8 +39,9 @@ Test(lua, enqueue_of_several_runs_answers_each_in_order)
     enqueue(d, "0", "queued");
     char entry[64];
     cr_assert(read_entry(entry, sizeof entry, NULL, NULL));
-    redisReply *r = eval(WF__SCRIPT_ENQUEUE, 5, run_key(a), LIMITS_KEY, SINGLE_KEY, run_key(d),
-                         run_key(b), a, WFN, "in-a", "0", "", "", "", d, "in-d", b, "in-b", NULL);
+    redisReply *r =
+        eval(WF__SCRIPT_ENQUEUE, 5, run_key(a), LIMITS_KEY, SINGLE_KEY, run_key(d), run_key(b), a,
+             WFN, "in-a", "0", "", "", "", "", d, "in-d", b, "in-b", NULL);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "enqueue: %s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
     cr_assert_eq(r->elements, 3);
@@ -101,8 +102,8 @@ Test(lua, claim_turns_queued_into_running_with_token_and_lease)
     cr_assert(read_entry(entry, sizeof entry, rid, &attempt));
     cr_assert_eq(xpending(), 1);
     long long t0 = rnow();
-    redisReply *r =
-        eval(WF__SCRIPT_CLAIM, 1, run_key(id), "worker-7", "30000", "1", "", entry, id, NULL);
+    redisReply *r = eval(WF__SCRIPT_CLAIM, 1, run_key(id), "worker-7", "30000", "1", "", "r", entry,
+                         id, "", NULL);
     long long t1 = rnow();
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     cr_assert_eq(r->elements, 1);
@@ -139,7 +140,8 @@ Test(lua, claim_skips_and_deletes_a_stale_entry)
     cr_assert_eq(s->type, REDIS_REPLY_STRING);
     freeReplyObject(s);
 
-    redisReply *r = eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", "30000", "1", "", entry, id, NULL);
+    redisReply *r =
+        eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", "30000", "1", "", "r", entry, id, "", NULL);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     cr_assert_eq(r->elements, 1);
     cr_assert_eq(r->element[0]->elements, 1, "stale: only the id comes back");
@@ -159,7 +161,8 @@ Test(lua, claim_of_an_entry_that_is_no_longer_the_runs_current_one_is_stale)
     char entry[64];
     cr_assert(read_entry(entry, sizeof entry, NULL, NULL));
     cr_assert_eq(wf_test_cmd_int(c, "HSET %s entry 9999999999999-0", run_key(id)), 0);
-    redisReply *r = eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", "30000", "1", "", entry, id, NULL);
+    redisReply *r =
+        eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", "30000", "1", "", "r", entry, id, "", NULL);
     cr_assert_eq(r->element[0]->elements, 1);
     freeReplyObject(r);
     assert_state(id, "queued");
@@ -177,7 +180,7 @@ Test(lua, claim_sends_a_bad_entry_to_the_dead_list)
     cr_assert(read_entry(entry, sizeof entry, NULL, NULL));
     cr_assert_str_eq(entry, bad);
     redisReply *r =
-        eval(WF__SCRIPT_CLAIM, 0, "c1", "30000", "0", "", entry, "record is not msgpack", NULL);
+        eval(WF__SCRIPT_CLAIM, 0, "c1", "30000", "0", "", "", entry, "record is not msgpack", NULL);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     cr_assert_eq(r->elements, 0);
     freeReplyObject(r);
@@ -225,8 +228,7 @@ Test(lua, enqueue_singleton_answers_with_the_active_run_until_it_ends)
     freeReplyObject(r);
     cr_assert_null(hget(y, "state"), "no second run was written");
     /* x ends: the next start is a new run. */
-    freeReplyObject(wf_test_command(c, "ZREM %s %s", wk.k[WF__K_STATE(WF_STATE_QUEUED)], x));
-    freeReplyObject(wf_test_command(c, "ZADD " PREFIX ":{" WFN "}:state:completed 1 %s", x));
+    freeReplyObject(wf_test_command(c, "HSET %s state completed", run_key(x)));
     r = enqueue_limited(z);
     cr_assert_eq(r->elements, 2);
     cr_assert_eq(r->element[0]->integer, 1);

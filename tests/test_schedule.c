@@ -227,8 +227,8 @@ static int all_completed(void *arg)
 {
     (void)arg;
     long long done = wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:completed");
-    long long other = wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:queued") +
-                      wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:running");
+    long long other =
+        wf_test_cmd_int(rc, "XLEN wf:{echo}:queue") + wf_test_cmd_int(rc, "ZCARD wf:{echo}:leases");
     return done > 0 && other == 0;
 }
 
@@ -256,7 +256,7 @@ Test(schedule, fire_lua_is_compare_and_set)
     freeReplyObject(r);
     /* The same firing again (a racing worker that saw the same next_at): no second run. */
     schedule_fire_refused(cl, &f, "moved");
-    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:queued"), 1, "one run");
+    cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{echo}:queue"), 1, "one run");
     char *input = wf_test_cmd_str(rc, "HGET %s schedule", f.run_key);
     cr_assert_str_eq(input, "cas");
     free(input);

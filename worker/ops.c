@@ -306,8 +306,8 @@ static void probe(wf_worker *w)
 typedef struct gauge_req {
     wf__ops *ops;
     int def;  /* index in w->defs; -1 for TIME */
-    int kind; /* 0 TIME, 1 XLEN, 2 ZRANGE */
-    int lane; /* XLEN: of which lane (wf__lane) */
+    int kind; /* 0 TIME, 1 XLEN, 2 XRANGE - + COUNT 1 (the lane's first entry) */
+    int lane; /* XLEN, XRANGE: of which lane (wf__lane) */
 } gauge_req;
 
 static void gauge_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -332,12 +332,21 @@ static void gauge_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 sum = gg->lane_depth[l] < 0 ? -1 : sum + gg->lane_depth[l];
             if (sum >= 0) gg->depth = sum;
         } else if (g->kind == 2 && r->type == REDIS_REPLY_ARRAY) {
+            /* Queued runs are lane entries (schema 2): the oldest is the earliest first entry,
+             * once the last lane (low, sent last) has answered. */
             wf__gauges *gg = &ops->gauges[g->def];
-            gg->oldest_age_s = 0;
-            if (r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
-                int64_t since = strtoll(r->element[1]->str, NULL, 10);
-                if (gg->redis_now_ms > since)
-                    gg->oldest_age_s = (gg->redis_now_ms - since) / 1000.0;
+            const redisReply *e = r->elements ? r->element[0] : NULL;
+            gg->lane_first[g->lane] = e && e->type == REDIS_REPLY_ARRAY && e->elements > 0 &&
+                                              e->element[0]->type == REDIS_REPLY_STRING
+                                          ? strtoll(e->element[0]->str, NULL, 10)
+                                          : 0;
+            if (g->lane == WF__NLANES - 1) {
+                int64_t since = 0;
+                for (int l = 0; l < WF__NLANES; l++)
+                    if (gg->lane_first[l] > 0 && (!since || gg->lane_first[l] < since))
+                        since = gg->lane_first[l];
+                gg->oldest_age_s =
+                    since > 0 && gg->redis_now_ms > since ? (gg->redis_now_ms - since) / 1000.0 : 0;
             }
         }
     }
@@ -371,8 +380,9 @@ static void refresh_gauges(wf_worker *w)
         if (!ops->gauges[i].leader) continue;
         for (int l = 0; l < WF__NLANES; l++)
             gauge_cmd(w, i, 1, l, "XLEN %s", w->defs[i]->keys.k[wf__lane_key((wf__lane)l)]);
-        gauge_cmd(w, i, 2, 0, "ZRANGE %s 0 0 WITHSCORES",
-                  w->defs[i]->keys.k[WF__K_STATE(WF_STATE_QUEUED)]);
+        for (int l = 0; l < WF__NLANES; l++)
+            gauge_cmd(w, i, 2, l, "XRANGE %s - + COUNT 1",
+                      w->defs[i]->keys.k[wf__lane_key((wf__lane)l)]);
     }
 }
 

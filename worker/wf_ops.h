@@ -105,7 +105,8 @@ typedef struct wf__gauges {
     long long depth; /* XLEN of the queue, every priority lane added up: ready runs not
                         yet claimed; -1 unknown */
     long long lane_depth[WF__NLANES]; /* XLEN of each lane (wf__lane); -1 unknown */
-    double oldest_age_s;  /* Redis time minus the oldest queued run's last change; 0 if none */
+    int64_t lane_first[WF__NLANES];   /* ms of each lane's first entry, 0 none (this refresh) */
+    double oldest_age_s;  /* Redis time minus the oldest queued run's entry time; 0 if none */
     int64_t redis_now_ms; /* Redis TIME of the refresh, for the age */
     char *lease_key;      /* P:{W}:gauges, the gauge lease (ops.c); owned */
     int leader;           /* this process holds it: it reads and exports the queue gauges */

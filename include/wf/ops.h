@@ -184,6 +184,27 @@ typedef struct wf_purge_options {
 int wf_purge_runs(wf_client *client, const wf_purge_options *options, size_t *purged,
                   wf_error *err);
 
+/* ---- Upgrades ------------------------------------------------------------------------------ */
+
+/* What wf_migrate() did. */
+typedef struct wf_migrate_result {
+    int from;             /* the schema version Redis held (0: none, an empty Redis) */
+    int to;               /* the one it holds now: this wf's */
+    size_t workflows;     /* workflows whose keys were migrated */
+    size_t queued_index;  /* members of the schema 1 state:queued indexes deleted */
+    size_t running_index; /* members of the schema 1 state:running indexes deleted */
+} wf_migrate_result;
+
+/* Moves the data in the Redis at `url` from an older wf's schema to this wf's
+ * (docs/upgrading.md): the step between stopping the older workers and starting this wf's. No
+ * run is rewritten, lost or run twice; runs queued, waiting, paused, running under a lease or
+ * finished before go on after. Safe to run again (after an interruption, or when there is nothing
+ * to do). Refuses with WF_ERR_STATE while worker processes are alive unless `force` is 1 (an
+ * older worker would not read the runs newer clients write). `result` may be NULL. Returns WF_OK,
+ * WF_ERR_STATE, WF_ERR_SCHEMA (Redis holds a newer schema than this wf's), WF_ERR_INVALID (a bad
+ * URL), or a connection error. */
+int wf_migrate(const char *url, int force, wf_migrate_result *result, wf_error *err);
+
 /* ---- Schedules ----------------------------------------------------------------------------- */
 
 /* What a schedule does about firings that passed while no worker ran it. */

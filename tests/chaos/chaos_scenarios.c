@@ -366,8 +366,8 @@ static void term_workers(chaos_env *e, int64_t elapsed, void *arg)
     redisContext *c = chaos_redis(e);
     long long running = 0;
     if (c) {
-        running = wf_test_cmd_int(c, "ZCARD wf:{stepper}:state:running") +
-                  wf_test_cmd_int(c, "ZCARD wf:{slow}:state:running");
+        running = wf_test_cmd_int(c, "ZCARD wf:{stepper}:leases") +
+                  wf_test_cmd_int(c, "ZCARD wf:{slow}:leases");
     }
     if (running != 0)
         chaos_problem(e, "%lld runs still `running` after the supervisor drained", running);

@@ -130,8 +130,7 @@ static int idle(void *arg)
 {
     (void)arg;
     return wf_test_cmd_int(rc, "XLEN wf:{echo}:queue") == 0 &&
-           wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:running") == 0 &&
-           wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:queued") == 0;
+           wf_test_cmd_int(rc, "ZCARD wf:{echo}:leases") == 0;
 }
 
 static void sample(long long done, time_t t0)
