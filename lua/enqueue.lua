@@ -67,7 +67,7 @@ end
 local function started_before(h, id)
     local st = redis.call('HGET', h, 'state')
     if st then return {0, st} end
-    if lean_find(id) then return {0, 'queued'} end
+    if select(2, lean_find(id)) then return {0, 'queued'} end -- (its entry: 1st is the lane)
     return nil
 end
 
@@ -105,7 +105,7 @@ local now_s = tostring(now) -- passed as a string: a number is printf-formatted 
 local function enqueue_one(h, id, input)
     local existing = redis.call('HGET', h, 'state')
     if existing then return {0, existing} end
-    if ARGV[8] == '2' and lean_find(id) then return {0, 'queued'} end
+    if ARGV[8] == '2' and select(2, lean_find(id)) then return {0, 'queued'} end
     local kv
     if kfield then
         if kfield ~= '' then

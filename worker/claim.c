@@ -205,98 +205,8 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     wf__worker_check_drain(w);
 }
 
-/* The value of one-letter field `name` of an entry's field list, or NULL. */
-static const redisReply *entry_field(const redisReply *fields, char name)
-{
-    for (size_t f = 0; f + 1 < fields->elements; f += 2)
-        if (fields->element[f]->type == REDIS_REPLY_STRING && fields->element[f]->len == 1 &&
-            fields->element[f]->str[0] == name &&
-            fields->element[f + 1]->type == REDIS_REPLY_STRING)
-            return fields->element[f + 1];
-    return NULL;
-}
-
-/* The run id of entry `fields` of `def` into `id`: from its record (field `r`, a run with a hash)
- * or, for a lean run (fields `c` and `p`, lua/enqueue.lua), from its id suffix `c`; *input is the
- * lean run's input then. NULL when the entry is a run, else why it is not (malloc'd). */
-static char *entry_run(const wf__wdef *def, const redisReply *fields, char *id,
-                       const redisReply **input)
-{
-    char buf[WF__ID_MAX + 64], wfname[WF__NAME_MAX + 1];
-    wf_error err = {0};
-    const redisReply *rec = entry_field(fields, 'r'), *c = entry_field(fields, 'c');
-    *input = NULL;
-    if (c) {
-        *input = entry_field(fields, 'p');
-        if (!*input || c->len > WF__SUFFIX_MAX || memchr(c->str, '\0', c->len) ||
-            !wf__suffix_valid(c->str))
-            return strdup("lean entry without a valid 'c' (run id) and 'p' (input)");
-        snprintf(id, WF__ID_MAX, "%s:%s", def->name, c->str);
-        return NULL;
-    }
-    if (!rec) return strdup("entry has no field 'r' or 'c' (not written by wf)");
-    if (wf__record_decode(rec->str, rec->len, id, NULL, &err) != WF_OK) return strdup(err.message);
-    if (wf__runid_parse(id, wfname, &err) != WF_OK || strcmp(wfname, def->name) != 0) {
-        snprintf(buf, sizeof buf, "run %s does not belong to workflow %s", id, def->name);
-        return strdup(buf);
-    }
-    return NULL;
-}
-
-/* The claim.lua call being built: its keys and arguments (see its header). */
-typedef struct claim_call {
-    const char **keys;
-    const char **good; /* triples (entry, run id, lean input) */
-    size_t *good_len;
-    const char **bad; /* pairs (entry, reason) */
-    char *kinds;      /* 'r' / 'p' per good entry */
-    char **owned;     /* run keys, ids, reasons we allocated */
-    int ngood, nbad, nowned;
-} claim_call;
-
-/* Adds entry `e` of an XREADGROUP / XAUTOCLAIM answer to `cc`. */
-static void claim_add(wf_worker *w, wf__wdef *def, claim_call *cc, const redisReply *e)
-{
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
-        return; /* nil: an entry deleted while pending; nothing to claim */
-    const char *entry = e->element[0]->str;
-    char id[WF__ID_MAX];
-    const redisReply *input;
-    char *reason = entry_run(def, e->element[1], id, &input);
-    if (!reason) {
-        char *key = wf__key_run(w->url.prefix, def->name, id);
-        char *idc = strdup(id);
-        if (!key || !idc) {
-            free(key);
-            free(idc);
-            return;
-        }
-        cc->owned[cc->nowned++] = key;
-        cc->owned[cc->nowned++] = idc;
-        cc->keys[WF__NFIXED + cc->ngood] = key;
-        int g = cc->ngood++;
-        cc->good[3 * g] = entry;
-        cc->good_len[3 * g] = strlen(entry);
-        cc->good[3 * g + 1] = idc;
-        cc->good_len[3 * g + 1] = strlen(idc);
-        cc->good[3 * g + 2] = input ? input->str : "";
-        cc->good_len[3 * g + 2] = input ? input->len : 0;
-        cc->kinds[g] = input ? 'p' : 'r';
-        return;
-    }
-    cc->owned[cc->nowned++] = reason;
-    wf__log(WF__LOG_WARN,
-            "queue entry %s of workflow %s is not a valid run record (%s); "
-            "moving it to the dead-letter list %s",
-            entry, def->name, reason, def->keys.k[WF__K_DEAD]);
-    cc->bad[2 * cc->nbad] = entry;
-    cc->bad[2 * cc->nbad + 1] = reason;
-    cc->nbad++;
-}
-
 /* Sends claim.lua for the entries collected in `cc`. */
-static void claim_send(wf_worker *w, wf__wdef *def, wf__lane lane, claim_call *cc,
+static void claim_send(wf_worker *w, wf__wdef *def, wf__lane lane, wf__claim_call *cc,
                        const char **args, size_t *arglen)
 {
     int ngood = cc->ngood;
@@ -349,7 +259,7 @@ static void claim_entries(wf_worker *w, wf__wdef *def, wf__lane lane, const redi
     if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return;
     size_t n = entries->elements;
     /* Worst case: every entry good (3 args + 1 key) or bad (2 args). */
-    claim_call cc = {0};
+    wf__claim_call cc = {0};
     cc.keys = calloc(WF__NFIXED + n + 4, sizeof *cc.keys); /* + flow control's 4 */
     cc.good = calloc(3 * n, sizeof *cc.good);
     cc.good_len = calloc(3 * n, sizeof *cc.good_len);
@@ -360,7 +270,7 @@ static void claim_entries(wf_worker *w, wf__wdef *def, wf__lane lane, const redi
     size_t *arglen = calloc(5 + 5 * n, sizeof *arglen);
     if (cc.keys && cc.good && cc.good_len && cc.bad && cc.kinds && cc.owned && args && arglen) {
         for (int i = 0; i < WF__NFIXED; i++) cc.keys[i] = def->keys.k[i];
-        for (size_t i = 0; i < n; i++) claim_add(w, def, &cc, entries->element[i]);
+        for (size_t i = 0; i < n; i++) wf__claim_add(w, def, &cc, entries->element[i]);
         if (cc.ngood + cc.nbad > 0) claim_send(w, def, lane, &cc, args, arglen);
     }
     if (cc.owned)

@@ -18,6 +18,21 @@ void wf__claim_arm(wf_worker *w);
 void wf__claim_autoclaim(wf_worker *w, wf__wdef *def, int64_t min_idle_ms);
 /* setup.c: on every (re)connect of cmd: schema key, consumer groups, P:workflows registration. */
 void wf__claim_setup(wf_worker *w);
+/* claim_entry.c: the claim.lua call being built from the entries of one read: its keys and
+ * arguments (see lua/claim.lua's header). */
+typedef struct wf__claim_call {
+    const char **keys;
+    const char **good; /* triples (entry, run id, lean input) */
+    size_t *good_len;
+    const char **bad; /* pairs (entry, reason) */
+    char *kinds;      /* 'r' / 'p' per good entry */
+    char **owned;     /* run keys, ids, reasons we allocated */
+    int ngood, nbad, nowned;
+} wf__claim_call;
+
+/* Adds entry `e` of an XREADGROUP / XAUTOCLAIM answer to `cc`: a run (with a hash: field `r`;
+ * lean: fields `c` and `p`) or an entry that is not one, with the reason (logged). */
+void wf__claim_add(wf_worker *w, wf__wdef *def, wf__claim_call *cc, const redisReply *e);
 /* claim_lost.c: hands back (release.lua) every run a claim whose reply was lost made ours, once cmd
  * is ready: without it such a run would wait for its lease to expire and be reclaimed as if this
  * worker had died. Called on every reconnect; frees the list at close (w->stop.closing). */

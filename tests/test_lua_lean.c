@@ -1,0 +1,195 @@
+/* test_lua_lean.c - lean runs of schema 2 through the scripts alone (lua_env.h): enqueue.lua
+ * writing one entry, claim.lua writing the hash from it, a repeated enqueue finding the run it
+ * started, stop.lua and status.lua on a run that is only an entry, the clock guard, and
+ * migrate.lua deleting the schema 1 indexes. */
+#include "lua_env.h"
+
+#define LIMITS PREFIX ":{" WFN "}:limits"
+#define SINGLE PREFIX ":{" WFN "}:single"
+
+/* A generated id (a ULID of now, as clients make them), kept. */
+static const char *fresh_id(void)
+{
+    char *id = keep(malloc(WF__ID_MAX));
+    wf__runid_new(WFN, id);
+    return id;
+}
+
+/* enqueue.lua as a client sends a generated id: ARGV 8 `how` ('1' first call, '2' a repeat). */
+static redisReply *enqueue_gen(const char *id, const char *input, const char *how)
+{
+    redisReply *r = eval(WF__SCRIPT_ENQUEUE, 3, run_key(id), LIMITS, SINGLE, id, WFN, input, "0",
+                         "", "", "", how, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "enqueue: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    return r;
+}
+
+/* XREADGROUP of the next entry as consumer c1: its id (kept) and fields (the reply, kept in *r). */
+static const char *read_next(redisReply **r)
+{
+    *r = wf_test_command(c, "XREADGROUP GROUP %s c1 COUNT 1 STREAMS %s >", WF__GROUP,
+                         wk.k[WF__K_QUEUE]);
+    cr_assert((*r)->type == REDIS_REPLY_ARRAY && (*r)->elements == 1, "nothing to read");
+    const redisReply *e = (*r)->element[0]->element[1]->element[0];
+    return keep(strdup(e->element[0]->str));
+}
+
+static redisReply *claim_lean(const char *entry, const char *id, const char *input)
+{
+    return eval(WF__SCRIPT_CLAIM, 1, run_key(id), "c1", "30000", "1", "", "p", entry, id, input,
+                NULL);
+}
+
+Test(lua, a_generated_run_is_one_entry_until_claimed)
+{
+    const char *id = fresh_id();
+    redisReply *r = enqueue_gen(id, "in-lean", "1");
+    cr_assert_eq(r->elements, 2);
+    cr_assert_eq(r->element[0]->integer, 1);
+    cr_assert_str_eq(r->element[1]->str, "queued");
+    freeReplyObject(r);
+    cr_assert_eq(wf_test_cmd_int(c, "EXISTS %s", run_key(id)), 0, "no hash while queued");
+    cr_assert_eq(xlen(), 1);
+    cr_assert_eq(wf_test_cmd_int(c, "EXISTS %s", wk.k[WF__K_STATE(WF_STATE_QUEUED)]), 0);
+
+    redisReply *rd;
+    const char *entry = read_next(&rd);
+    const redisReply *f = rd->element[0]->element[1]->element[0]->element[1];
+    cr_assert_eq(f->elements, 4);
+    cr_assert_str_eq(f->element[0]->str, "c");
+    cr_assert_str_eq(f->element[1]->str, strchr(id, ':') + 1);
+    cr_assert_str_eq(f->element[3]->str, "in-lean");
+    /* The entry's time is the ULID's (XADD MS-*), which is what lets lean_find find it. */
+    char ulid_ms[32];
+    snprintf(ulid_ms, sizeof ulid_ms, "%lld", (long long)strtoll(entry, NULL, 10));
+    freeReplyObject(rd);
+
+    r = claim_lean(entry, id, "in-lean");
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "claim: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    const redisReply *it = r->element[0];
+    cr_assert_eq(it->elements, 5, "claimed");
+    cr_assert_str_eq(it->element[1]->str, "1", "first lease token");
+    cr_assert_eq(it->element[2]->integer, 1);
+    cr_assert_str_eq(it->element[3]->str, "in-lean");
+    freeReplyObject(r);
+    assert_state(id, "running");
+    cr_assert_str_eq(hget(id, "input"), "in-lean");
+    cr_assert_str_eq(hget(id, "created_at"), ulid_ms, "created when queued, from the entry");
+    cr_assert_str_eq(hget(id, "worker"), "c1");
+    cr_assert_str_eq(hget(id, "workflow"), WFN);
+    cr_assert_eq(xlen(), 0, "the entry is deleted at claim");
+    cr_assert_eq(xpending(), 0, "and acknowledged");
+}
+
+Test(lua, a_repeated_enqueue_finds_the_run_the_lost_call_started)
+{
+    const char *id = fresh_id();
+    freeReplyObject(enqueue_gen(id, "x", "1"));
+    redisReply *r = enqueue_gen(id, "x", "2");
+    cr_assert_eq(r->element[0]->integer, 0, "not a second run (%lld %s, %lld entries)",
+                 r->element[0]->integer, r->element[1]->str, xlen());
+    cr_assert_str_eq(r->element[1]->str, "queued");
+    freeReplyObject(r);
+    cr_assert_eq(xlen(), 1);
+    /* Claimed meanwhile: the repeat finds the hash. */
+    redisReply *rd;
+    const char *entry = read_next(&rd);
+    freeReplyObject(rd);
+    freeReplyObject(claim_lean(entry, id, "x"));
+    r = enqueue_gen(id, "x", "2");
+    cr_assert_eq(r->element[0]->integer, 0);
+    cr_assert_str_eq(r->element[1]->str, "running");
+    freeReplyObject(r);
+    cr_assert_eq(xlen(), 0, "nothing queued again");
+    /* A first call is not looked up (the common case pays no read): a second id is new. */
+    r = enqueue_gen(fresh_id(), "y", "2");
+    cr_assert_eq(r->element[0]->integer, 1);
+    freeReplyObject(r);
+}
+
+Test(lua, stop_and_status_of_a_run_that_is_only_an_entry)
+{
+    const char *id = fresh_id();
+    freeReplyObject(enqueue_gen(id, "in-s", "1"));
+    const char *keys[] = {run_key(id)};
+    const char *args[] = {id};
+    redisReply *st = eval_argv(WF__SCRIPT_STATUS, 0, 1, keys, 1, args, NULL);
+    cr_assert_eq(st->type, REDIS_REPLY_ARRAY);
+    int state_ok = 0, input_ok = 0;
+    for (size_t i = 0; i + 1 < st->elements; i += 2) {
+        state_ok |=
+            !strcmp(st->element[i]->str, "state") && !strcmp(st->element[i + 1]->str, "queued");
+        input_ok |=
+            !strcmp(st->element[i]->str, "input") && !strcmp(st->element[i + 1]->str, "in-s");
+    }
+    cr_assert(state_ok && input_ok, "status.lua reads the lean run from its entry");
+    freeReplyObject(st);
+    /* A worker read the entry before the stop (it is pending, not yet claimed). */
+    redisReply *rd;
+    const char *entry = read_next(&rd);
+    freeReplyObject(rd);
+    redisReply *r =
+        eval(WF__SCRIPT_STOP, 2, run_key(id), steps_key(id), id, "stopped", RETENTION, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_STRING, "stop: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    cr_assert_str_eq(r->str, "queued");
+    freeReplyObject(r);
+    assert_state(id, "cancelled");
+    cr_assert_str_eq(hget(id, "input"), "in-s", "the input is kept");
+    cr_assert_eq(xlen(), 0, "the entry is gone: no worker can start it");
+    /* The claim that follows is stale and acknowledges the entry. */
+    r = claim_lean(entry, id, "in-s");
+    cr_assert_eq(r->element[0]->elements, 1, "stale");
+    freeReplyObject(r);
+    assert_state(id, "cancelled");
+    cr_assert_eq(xpending(), 0);
+    /* A run that does not exist: status.lua answers nothing, stop NOTFOUND. */
+    const char *none = fresh_id();
+    const char *nk[] = {run_key(none)};
+    const char *na[] = {none};
+    st = eval_argv(WF__SCRIPT_STATUS, 0, 1, nk, 1, na, NULL);
+    cr_assert_eq(st->elements, 0);
+    freeReplyObject(st);
+    expect_error(
+        eval(WF__SCRIPT_STOP, 2, run_key(none), steps_key(none), none, "x", RETENTION, NULL),
+        "NOTFOUND");
+}
+
+Test(lua, a_run_whose_clock_is_far_off_gets_a_hash)
+{
+    /* A ULID of 1970: a client clock that far from Redis's cannot be trusted to find the entry
+     * again by time, so the run is written the way a caller-chosen id is. */
+    const char *id = keep(strdup(WFN ":00000000010000000000000000"));
+    redisReply *r = enqueue_gen(id, "old", "1");
+    cr_assert_eq(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    assert_state(id, "queued");
+    cr_assert_str_eq(hget(id, "input"), "old");
+    /* Singleton makes a generated run keep a hash too (its key is looked up by run). */
+    freeReplyObject(wf_test_command(c, "HSET %s singleton 1", LIMITS));
+    const char *s = fresh_id();
+    freeReplyObject(enqueue_gen(s, "single", "1"));
+    assert_state(s, "queued");
+}
+
+Test(lua, migrate_deletes_the_schema_1_indexes_once)
+{
+    freeReplyObject(wf_test_command(c, "ZADD %s 1 a 2 b", wk.k[WF__K_STATE(WF_STATE_QUEUED)]));
+    freeReplyObject(wf_test_command(c, "ZADD %s 1 r", wk.k[WF__K_STATE(WF_STATE_RUNNING)]));
+    freeReplyObject(wf_test_command(c, "ZADD %s 1 w", wk.k[WF__K_STATE(WF_STATE_WAITING)]));
+    redisReply *r = eval(WF__SCRIPT_MIGRATE, 0, NULL);
+    cr_assert_eq(r->elements, 2);
+    cr_assert_eq(r->element[0]->integer, 2);
+    cr_assert_eq(r->element[1]->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(wf_test_cmd_int(c, "EXISTS %s %s", wk.k[WF__K_STATE(WF_STATE_QUEUED)],
+                                 wk.k[WF__K_STATE(WF_STATE_RUNNING)]),
+                 0);
+    cr_assert_eq(zscore(wk.k[WF__K_STATE(WF_STATE_WAITING)], "w"), 1, "other indexes are kept");
+    r = eval(WF__SCRIPT_MIGRATE, 0, NULL);
+    cr_assert_eq(r->element[0]->integer, 0);
+    cr_assert_eq(r->element[1]->integer, 0);
+    freeReplyObject(r);
+}
