@@ -74,7 +74,20 @@ double bench_redis_mem_b(redisContext *c)
 
 long bench_count_state(redisContext *c, const char *workflow, const char *state)
 {
-    redisReply *r = bench_cmd(c, "ZCARD wf:{%s}:state:%s", workflow, state);
+    /* Schema 2 indexes neither: a queued run is its entry on a lane, a running run its lease. */
+    if (strcmp(state, "queued") == 0) {
+        long v = 0;
+        static const char *const lanes[] = {"queue", "queue:high", "queue:low"};
+        for (int i = 0; i < 3; i++) {
+            redisReply *r = bench_cmd(c, "XLEN wf:{%s}:%s", workflow, lanes[i]);
+            v += r->type == REDIS_REPLY_INTEGER ? (long)r->integer : 0;
+            freeReplyObject(r);
+        }
+        return v;
+    }
+    redisReply *r = strcmp(state, "running") == 0
+                        ? bench_cmd(c, "ZCARD wf:{%s}:leases", workflow)
+                        : bench_cmd(c, "ZCARD wf:{%s}:state:%s", workflow, state);
     long v = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : 0;
     freeReplyObject(r);
     return v;

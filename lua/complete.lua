@@ -20,13 +20,18 @@ local out, completed = {}, 0
 for i = 1, n do
     local h, steps = KEYS[WF_NFIXED + 2 * i - 1], KEYS[WF_NFIXED + 2 * i]
     local id, token = ARGV[3 * i - 2], ARGV[3 * i - 1]
-    local f = redis.call('HMGET', h, 'state', 'lease', 'parent', 'evn')
+    local f = redis.call('HMGET', h, 'state', 'lease', 'parent', 'evn', 'wait_reason', 'wake_at',
+        'entry', 'error', 'step', 'reclaims')
     local e = lease_reply(id, f, token)
     if e then
         out[i] = e
     else
+        -- Which fields finish_one would delete or whose steps hash it would expire: a lean run
+        -- that recorded no step has none, and saves those calls.
+        local has = {wait_reason = f[5], wake_at = f[6], entry = f[7], error = f[8], step = f[9],
+                     reclaims = f[10]}
         finish_one(h, steps, id, 'running', 'completed', now, retention,
-            {'output', ARGV[3 * i], ev_next(h, f[4], now, 'completed')}, 'error')
+            {'output', ARGV[3 * i], ev_next(h, f[4], now, 'completed')}, 'error', has)
         outbox_add(notify, outbox, h, id, 'completed', now)
         if f[3] and f[3] ~= '' then parent_add(parents, h, id, 'completed', now) end
         out[i] = redis.status_reply('OK')

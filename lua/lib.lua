@@ -143,7 +143,11 @@ end
 -- (each redis.call costs about as much as the work it does): one HSET with the state, the times
 -- and the pairs of the flat list `set`, one HDEL of the waiting fields and `del` (a field name,
 -- or nil). The final index is not pruned here: prune_final does it once per script.
-local function finish_one(h, steps, id, from, to, now, retention, set, del)
+-- `has`, when the caller read them (complete.lua, the hot path), says which of the fields
+-- wait_reason, wake_at, entry, `del`, step and reclaims the hash holds: then only those are
+-- deleted (a lean run has none: no HDEL at all), and the steps hash, which exists only for a run
+-- that recorded a step or was reclaimed, gets its PEXPIRE only then.
+local function finish_one(h, steps, id, from, to, now, retention, set, del, has)
     if from and WF_STATE_KEY[from] then redis.call('ZREM', WF_STATE_KEY[from], id) end
     redis.call('ZADD', WF_STATE_KEY[to], now, id)
     if set then
@@ -151,7 +155,13 @@ local function finish_one(h, steps, id, from, to, now, retention, set, del)
     else
         redis.call('HSET', h, 'state', to, 'updated_at', now, 'finished_at', now)
     end
-    if del then
+    if has then
+        local gone = {}
+        for _, k in ipairs({'wait_reason', 'wake_at', 'entry', del}) do
+            if has[k] then gone[#gone + 1] = k end
+        end
+        if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
+    elseif del then
         redis.call('HDEL', h, 'wait_reason', 'wake_at', 'entry', del)
     else
         redis.call('HDEL', h, 'wait_reason', 'wake_at', 'entry')
@@ -161,7 +171,9 @@ local function finish_one(h, steps, id, from, to, now, retention, set, del)
     if from ~= 'running' then redis.call('ZREM', KEYS[2], id) end
     if retention > 0 then
         redis.call('PEXPIRE', h, retention)
-        if steps then redis.call('PEXPIRE', steps, retention) end
+        if steps and (not has or has.step or has.reclaims) then
+            redis.call('PEXPIRE', steps, retention)
+        end
     end
 end
 
