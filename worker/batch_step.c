@@ -55,8 +55,9 @@ void wf__sbatch_free(wf_worker *w)
 int wf__sbatch_add(wf_worker *w, wf__req *req)
 {
     wf__srec_state *s = &w->srec;
-    if (!s->batch_ev || req->nkeys != WF__NFIXED + 2 || req->argc - req->nkeys > REC_ARGS)
-        return WF_ERR_INVALID; /* not the shape of one record: sent as it is */
+    int nargs = req->argc - req->nkeys;
+    if (!s->batch_ev || req->nkeys != WF__NFIXED + 2 || nargs < REC_ARGS - 1 || nargs > REC_ARGS)
+        return WF_ERR_INVALID; /* not the shape of one record: sent alone, as it is */
     if (s->nbatch == s->batch_cap) {
         int cap = s->batch_cap ? s->batch_cap * 2 : 64;
         wf__req **a = realloc(s->batch, (size_t)cap * sizeof *a);
