@@ -1,16 +1,38 @@
--- step.lua: record a finished (or failed) step of a running run, atomically with the lease check.
--- KEYS: 1-14 fixed, 15 run hash, 16 steps hash
--- ARGV: 1 run id, 2 lease token, 3 step name, 4 step record (msgpack map, see worker/step.c),
---       5 (optional) '1': the record counts the executions lost before it; clear the count
---       (lib.lua WF_LOST_FIELD)
--- Returns 'OK', or an error STALE / NOTFOUND: a worker that lost the run records nothing.
+-- step.lua: record finished (or failed) steps of running runs, each atomically with its lease
+-- check. Any number of records of runs of one workflow go in one call (the worker sends the step
+-- records of one loop turn together, worker/batch_step.c), so the call's fixed price and the clock
+-- are paid once per batch.
+-- KEYS: 1-14 fixed, then per record its run's hash and steps hash (15, 16 for the first)
+-- ARGV: per record 5 values: run id, lease token, step name, step record (msgpack map, see
+--       core/steprec.c), lost flag: '1' when the record counts the executions lost before it, so
+--       the count is cleared (lib.lua WF_LOST_FIELD), anything else (or nothing, for the last
+--       record) leaves it
+-- Returns for one record 'OK', or an error STALE / NOTFOUND (a worker that lost the run records
+-- nothing); for several records an array of those, one per record, in order: a stale record
+-- leaves the others recorded.
 -- It writes no fixed key, so the clobbered-key guard (12 TYPE calls, a third of a step's cost)
--- has nothing to protect here: a clobbered run or steps hash fails the first read or write, before
--- anything changed.
-local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
-local e = lease_reply(id, redis.call('HMGET', h, 'state', 'lease'), ARGV[2])
-if e then return e end
-redis.call('HSET', steps, ARGV[3], ARGV[4])
-clear_lost(steps, ARGV[5])
-redis.call('HSET', h, 'step', ARGV[3], 'updated_at', now_ms())
-return redis.status_reply('OK')
+-- has nothing to protect here: a clobbered run or steps hash fails the first read or write of its
+-- record (WRONGTYPE, for that record alone: redis.pcall), before anything of it changed.
+local n = (#KEYS - WF_NFIXED) / 2
+-- A string: Lua formats a number argument with printf on every redis.call (claim.lua).
+local now = tostring(now_ms())
+local out = {}
+for i = 1, n do
+    local h, steps, a = KEYS[WF_NFIXED + 2 * i - 1], KEYS[WF_NFIXED + 2 * i], 5 * (i - 1)
+    local name = ARGV[a + 3]
+    local f = redis.pcall('HMGET', h, 'state', 'lease')
+    local e = f.err and f or lease_reply(ARGV[a + 1], f, ARGV[a + 2])
+    if not e then
+        local w = redis.pcall('HSET', steps, name, ARGV[a + 4])
+        if type(w) == 'table' and w.err then e = w end
+    end
+    if e then
+        out[i] = e
+    else
+        clear_lost(steps, ARGV[a + 5])
+        redis.call('HSET', h, 'step', name, 'updated_at', now)
+        out[i] = redis.status_reply('OK')
+    end
+end
+if n == 1 then return out[1] end
+return out

@@ -1,4 +1,5 @@
-/* test_lua_finish.c - complete.lua, fail.lua and release.lua on their own against a real
+/* test_lua_finish.c - complete.lua, fail.lua, release.lua and step.lua (one record, or
+ * records of several runs in one call) on their own against a real
  * redis-server: results, retention, backoff, retry-after, fatal errors, hand-backs and stale
  * tokens. Shared set-up and helpers: lua_env.h. */
 #include "lua_env.h"
@@ -244,4 +245,64 @@ Test(lua, step_records_under_the_lease_and_refuses_a_stale_token)
         eval(WF__SCRIPT_STEP, 2, run_key(id2), steps_key(id2), id2, token2, "s1", "r", NULL),
         "WRONGTYPE");
     cr_assert_null(hget(id2, "step"), "nothing half-written");
+}
+
+/* The worker sends the step records of one loop turn in one call (worker/batch_step.c): each
+ * record has its own lease check and its own answer, so a stale one in the middle is refused
+ * while the records before and after it are written; a clobbered steps hash fails its record
+ * alone. */
+Test(lua, step_records_several_runs_in_one_call_each_with_its_own_answer)
+{
+    enum { N = 4 };
+    const char *ids[N], *tokens[N];
+    const char *keys[2 * N], *args[5 * N];
+    const char *names[N] = {"a", "b", "c", "d"};
+    char recs[N][16];
+    for (int i = 0; i < N; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "multi%d", i);
+        ids[i] = run_id(suffix);
+        tokens[i] = enqueue_and_claim(ids[i], "30000");
+    }
+    freeReplyObject(wf_test_command(c, "HSET %s %s 2", steps_key(ids[0]), " lost"));
+    freeReplyObject(wf_test_command(c, "SET %s x", steps_key(ids[3]))); /* clobbered */
+    for (int i = 0; i < N; i++) {
+        keys[2 * i] = run_key(ids[i]);
+        keys[2 * i + 1] = steps_key(ids[i]);
+        args[5 * i] = ids[i];
+        args[5 * i + 1] = i == 1 ? "999" : tokens[i]; /* run 1: a lease it no longer holds */
+        args[5 * i + 2] = names[i];
+        snprintf(recs[i], sizeof recs[i], "record-%d", i);
+        args[5 * i + 3] = recs[i];
+        args[5 * i + 4] = i == 0 ? "1" : "";
+    }
+    redisReply *r = eval_argv(WF__SCRIPT_STEP, 1, 2 * N, keys, 5 * N, args, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "one answer per record");
+    cr_assert_eq(r->elements, (size_t)N);
+    const char *want[N] = {"OK", "STALE ", "OK", "WRONGTYPE"};
+    for (int i = 0; i < N; i++) {
+        const redisReply *e = r->element[i];
+        if (strcmp(want[i], "OK") == 0) {
+            cr_assert_eq(e->type, REDIS_REPLY_STATUS, "record %d: type %d", i, e->type);
+            cr_assert_str_eq(e->str, "OK");
+        } else {
+            cr_assert_eq(e->type, REDIS_REPLY_ERROR, "record %d: type %d", i, e->type);
+            cr_assert_eq(strncmp(e->str, want[i], strlen(want[i])), 0, "record %d: %s", i, e->str);
+        }
+    }
+    freeReplyObject(r);
+    for (int i = 0; i < 3; i++) {
+        char *rec = wf_test_cmd_str(c, "HGET %s %s", steps_key(ids[i]), names[i]);
+        if (i == 1) {
+            cr_assert_null(rec, "the stale record is dropped");
+            cr_assert_null(hget(ids[i], "step"));
+        } else {
+            cr_assert_str_eq(rec, recs[i]);
+            cr_assert_str_eq(hget(ids[i], "step"), names[i]);
+        }
+        free(rec);
+    }
+    cr_assert_eq(wf_test_cmd_int(c, "HEXISTS %s %s", steps_key(ids[0]), " lost"), 0,
+                 "the lost flag of record 0 cleared its count");
+    cr_assert_null(hget(ids[3], "step"), "the clobbered run's record wrote nothing");
 }

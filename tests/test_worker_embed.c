@@ -278,3 +278,66 @@ Test(worker, a_step_does_not_start_past_the_lease_and_the_run_is_handed_back)
     wf_status_clear(&st);
     wf_run_free(run);
 }
+
+/* ---- step records batched per loop turn ------------------------------------------------------ */
+
+/* Step records that reach the loop in the same turn share one step.lua call (batch_step.c), and
+ * each handler goes on with its own answer: many runs stepping at once must cost fewer calls than
+ * records, and every run must complete with all its steps recorded once. */
+enum { SB_RUNS = 32, SB_STEPS = 10 };
+static atomic_int sb_bodies;
+
+static int sb_body(wf_ctx *ctx, void *arg, msgpack_packer *out)
+{
+    (void)ctx;
+    atomic_fetch_add(&sb_bodies, 1);
+    msgpack_pack_int(out, (int)(intptr_t)arg);
+    return WF_OK;
+}
+
+static int stepbatch(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *out)
+{
+    (void)input;
+    long long sum = 0;
+    for (int i = 0; i < SB_STEPS; i++) {
+        const msgpack_object *r = NULL;
+        int src = wf_step_run(ctx, wf_step_name(ctx, "s", i), sb_body, (void *)(intptr_t)i, &r);
+        if (src != WF_OK) return src;
+        if (!r || r->type != MSGPACK_OBJECT_POSITIVE_INTEGER || r->via.u64 != (uint64_t)i)
+            return wf_ctx_fail(ctx, WF_ERR_FATAL, "step %d answered another step's result", i);
+        sum += i;
+    }
+    msgpack_pack_int64(out, sum);
+    return WF_OK;
+}
+
+Test(worker, step_records_of_concurrent_runs_share_script_calls)
+{
+    pthread_t t;
+    wf_worker *w = embed("stepbatch", stepbatch, 16, 0, &t);
+    wf_run *runs[SB_RUNS];
+    for (int i = 0; i < SB_RUNS; i++) runs[i] = start_unregistered("stepbatch");
+    for (int i = 0; i < SB_RUNS; i++) {
+        wf_status st;
+        wait_state(runs[i], WF_STATE_COMPLETED, 30000, &st);
+        cr_assert_eq(st.output_len, 1);
+        cr_assert_eq(st.output[0], SB_STEPS * (SB_STEPS - 1) / 2);
+        wf_status_clear(&st);
+        char *key = wf__key_steps("wf", "stepbatch", wf_run_id(runs[i]));
+        cr_assert_eq(wf_test_cmd_int(rc, "HLEN %s", key), SB_STEPS);
+        free(key);
+        wf_run_free(runs[i]);
+    }
+    wf_worker_stop(w);
+    void *ret;
+    pthread_join(t, &ret);
+    cr_assert_eq((intptr_t)ret, WF_OK);
+    /* Read once the loop is left: the loop thread alone writes them. */
+    int64_t calls = w->srec.calls, records = w->srec.records;
+    wf_worker_free(w);
+    cr_assert_eq(atomic_load(&sb_bodies), SB_RUNS * SB_STEPS, "each step body ran once");
+    cr_assert_eq(records, SB_RUNS * SB_STEPS, "each step recorded once");
+    cr_assert_lt(calls, records, "%lld step.lua calls for %lld records: nothing shared a call",
+                 (long long)calls, (long long)records);
+    cr_log_info("%lld step.lua calls for %lld step records", (long long)calls, (long long)records);
+}

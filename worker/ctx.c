@@ -12,7 +12,9 @@
  * its step again). A request whose reply was lost with its connection is sent again when it is
  * idempotent, which every request of the step engine is (step.lua and suspend.lua check the lease
  * token; the rest are reads or enqueue under a fixed id); an event sent from a handler is not
- * (it could be delivered twice), so its lost reply stays WF_ERR_IO.
+ * (it could be delivered twice), so its lost reply stays WF_ERR_IO. Step records (step.lua) are
+ * not sent one by one: those the loop takes in one turn go out together (batch_step.c), and each
+ * is answered, held or re-sent here like any other request.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -223,12 +225,8 @@ int wf_ctx_send_event(wf_ctx *ctx, const char *name, const void *payload, size_t
 
 /* ---- Requests (loop side) ------------------------------------------------------------------ */
 
-static void req_reply(redisAsyncContext *ac, void *reply, void *privdata)
+void wf__req_answer(wf_worker *w, wf__req *req, const redisReply *r)
 {
-    wf__conn *conn = ac->data;
-    wf_worker *w = conn->w;
-    wf__req *req = privdata;
-    redisReply *r = reply;
     wf_error e = {0};
     if (!r && req->resend_ok && !w->stop.closing && wf__mono_ms() < req->deadline_mono) {
         /* Lost with its connection: queued again, sent once the connection is back. */
@@ -250,8 +248,17 @@ static void req_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
+static void req_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    wf__conn *conn = ac->data;
+    wf__req_answer(conn->w, privdata, reply);
+}
+
 static int req_send(wf_worker *w, wf__req *req)
 {
+    /* Step records wait for the end of the loop turn, to go out with the others (batch_step.c). */
+    if (!req->raw && req->script == WF__SCRIPT_STEP && wf__sbatch_add(w, req) == WF_OK)
+        return WF_OK;
     if (req->raw)
         return wf__conn_argv(&w->cmd, req_reply, req, req->argc, (const char **)req->argv,
                              req->argvlen) == REDIS_OK
@@ -311,6 +318,7 @@ void wf__reqs_pump(wf_worker *w)
 
 void wf__reqs_fail_all(wf_worker *w, int code, const char *why)
 {
+    wf__sbatch_hold(w); /* step records not sent yet fail with the rest */
     wf__req *req = w->reqs_head;
     w->reqs_head = w->reqs_tail = NULL;
     while (req) {

@@ -152,6 +152,7 @@ int wf__loop_init(wf_worker *w, wf_error *err)
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
     w->done_ev = event_new(w->base, -1, 0, done_cb, w);
     if (!w->stop.ev || !w->tick_ev || !w->done_ev || wf__cbatch_init(w) != WF_OK ||
+        wf__sbatch_init(w) != WF_OK ||
         wf__conn_init(&w->block, w, "block", on_ready, on_down) != WF_OK ||
         wf__conn_init(&w->cmd, w, "cmd", on_ready, on_down) != WF_OK)
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory creating the worker's events");

@@ -2,7 +2,8 @@
  *
  * On the first step call of an execution the run's steps hash is read once (HGETALL through the
  * loop); after that a finished step is answered from memory and a new result costs exactly one
- * script call (step.lua, which also checks the lease). A step claims its name first: a name used
+ * script call (step.lua, which also checks the lease; the records of other runs that reach the
+ * loop in the same turn share it, batch_step.c). A step claims its name first: a name used
  * twice in one execution, or with another kind than its record, fails the run. Sleeps, event waits
  * and step retries end the execution with suspend.lua: the run becomes `waiting`, gives back its
  * lease, and the handler returns WF_SUSPEND. Results handed to the handler live in a zone freed

@@ -102,5 +102,21 @@ const wf__wfkeys *wf__ctx_keys(wf_ctx *ctx);
  */
 void wf__reqs_pump(wf_worker *w);
 void wf__reqs_fail_all(wf_worker *w, int code, const char *why);
+/* ctx.c, loop side: what a request's reply (NULL: lost with its connection) does to it: completes
+ * it, or queues it again to be re-sent (idempotent, within its deadline). */
+void wf__req_answer(wf_worker *w, wf__req *req, const redisReply *reply);
+
+/* ---- Step records batched per loop turn (batch_step.c) ------------------------------------ */
+
+int wf__sbatch_init(wf_worker *w);
+void wf__sbatch_free(wf_worker *w);
+/* Takes a step.lua request to send at the end of this loop turn with the others of its
+ * workflow; WF_ERR_NOMEM (not taken: send it alone) when it cannot. */
+int wf__sbatch_add(wf_worker *w, wf__req *req);
+/* Sends the batch now: one step.lua call per workflow; each request is answered on its own. */
+void wf__sbatch_send(wf_worker *w);
+/* Puts the requests of the batch back at the head of the worker's request list, unsent (to
+ * be held while the connection is down, or failed at shutdown). */
+void wf__sbatch_hold(wf_worker *w);
 
 #endif

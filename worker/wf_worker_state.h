@@ -116,6 +116,16 @@ typedef struct wf__ends_state {
     struct event *batch_ev; /* fires at the end of the turn */
 } wf__ends_state;
 
+/* Step records of handlers (batch_step.c): the step.lua requests the loop takes during one turn,
+ * sent at its end in one call per workflow. */
+typedef struct wf__srec_state {
+    wf__req **batch; /* waiting for the end of the turn */
+    int nbatch, batch_cap;
+    struct event *batch_ev; /* fires at the end of the turn */
+    int64_t calls;          /* step.lua calls sent, and the records they carried: what batching */
+    int64_t records;        /* saves (loop thread only; read by tests once the loop is left) */
+} wf__srec_state;
+
 /* Asking the supervisor for a fresh process (recycle.c; 0: feature off). */
 typedef struct wf__recycle_state {
     int64_t stuck_grace_ms; /* a cancelled handler not back after this: recycle */
@@ -151,6 +161,7 @@ struct wf_worker {
     wf__jobs_state jobs;
     wf__claim_state claim;
     wf__ends_state ends;
+    wf__srec_state srec;
     wf__recycle_state recycle;
     wf__kids_state kids;
 

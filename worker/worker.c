@@ -349,6 +349,7 @@ void wf_worker_free(wf_worker *worker)
         if (w->tick_ev) event_free(w->tick_ev);
         if (w->done_ev) event_free(w->done_ev);
         wf__cbatch_free(w);
+        wf__sbatch_free(w);
         event_base_free(w->base);
     }
     if (w->stop.pipe[0] >= 0) close(w->stop.pipe[0]);
