@@ -311,12 +311,35 @@ static int stepbatch(wf_ctx *ctx, const msgpack_object *input, msgpack_packer *o
     return WF_OK;
 }
 
+/* How many HGETALLs Redis has run (INFO commandstats). */
+static long long hgetall_calls(void)
+{
+    char *info = wf_test_cmd_str(rc, "INFO commandstats");
+    const char *p = info ? strstr(info, "cmdstat_hgetall:calls=") : NULL;
+    long long n = p ? atoll(p + strlen("cmdstat_hgetall:calls=")) : 0;
+    free(info);
+    return n;
+}
+
+static int all_completed(void *arg)
+{
+    (void)arg;
+    return wf_test_cmd_int(rc, "ZCARD wf:{stepbatch}:state:completed") == SB_RUNS;
+}
+
 Test(worker, step_records_of_concurrent_runs_share_script_calls)
 {
     pthread_t t;
     wf_worker *w = embed("stepbatch", stepbatch, 16, 0, &t);
+    long long hgetall0 = hgetall_calls();
     wf_run *runs[SB_RUNS];
     for (int i = 0; i < SB_RUNS; i++) runs[i] = start_unregistered("stepbatch");
+    /* Awaited by the completed index, not by status reads (status.lua runs an HGETALL). */
+    cr_assert(wf_test_wait(all_completed, NULL, 30000), "the runs completed");
+    /* Fresh runs (claimed for the first time) have no step records to read back: none of the
+     * runs sent an HGETALL of its steps hash. */
+    long long hgetalls = hgetall_calls() - hgetall0;
+    cr_assert_lt(hgetalls, SB_RUNS / 4, "%lld HGETALLs for %d fresh runs", hgetalls, SB_RUNS);
     for (int i = 0; i < SB_RUNS; i++) {
         wf_status st;
         wait_state(runs[i], WF_STATE_COMPLETED, 30000, &st);

@@ -79,7 +79,12 @@ static void runkeys_free(runkeys *rk)
 /* Loads the steps hash once per execution. */
 static int load(wf_ctx *ctx, struct wf__steps *s)
 {
-    if (s->all) return WF_OK;
+    if (s->all || (s->none && !s->reread)) return WF_OK;
+    if (!s->reread && strcmp(ctx->job->token, "1") == 0) {
+        s->none = 1;
+        s->lost = 0;
+        return WF_OK;
+    }
     char *key = wf__key_steps(wf__ctx_prefix(ctx), ctx->job->workflow, ctx->job->id);
     if (!key) return wf_ctx_fail(ctx, WF_ERR_NOMEM, "out of memory");
     const char *argv[2] = {"HGETALL", key};
@@ -310,5 +315,6 @@ void wf__step_forget(wf_ctx *ctx)
     if (!s) return;
     wf__reply_free(s->all);
     s->all = NULL;
+    s->reread = 1;
     if (s->nseen > 0) free(s->seen[--s->nseen].name);
 }

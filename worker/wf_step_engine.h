@@ -37,6 +37,11 @@ struct wf__steps {
     int lost; /* executions lost with their worker since the last step record (the steps hash's
                * " lost", reclaim.lua): added to the attempts of the first step body this
                * execution runs, and cleared by the first record it writes */
+    /* A run claimed for the first time (lease token "1": nothing held it before, so nothing wrote
+     * its steps hash) has no records to read: `none` says the first step call knew that without
+     * an HGETALL (a round trip and 2-3 us of Redis CPU per run). wf__step_forget sets `reread`:
+     * a record someone else wrote since (an event delivered) must then be read. */
+    int none, reread;
 };
 
 #endif
