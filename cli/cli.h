@@ -288,6 +288,7 @@ int wf__cli_cmd_stats(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_workers(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_purge(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_migrate(wf__cli *cli, int argc, char **argv);
+int wf__cli_cmd_retention(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_web(wf__cli *cli, int argc, char **argv);
 int wf__cli_cmd_schedule(wf__cli *cli, int argc, char **argv); /* cmd_schedule.c */
 int wf__cli_cmd_limit(wf__cli *cli, int argc, char **argv);    /* cmd_limit.c */

@@ -29,6 +29,8 @@ static const char USAGE[] =
     "  workers                   the worker processes, their load and last heartbeat\n"
     "  purge --older-than D      delete finished runs older than D (e.g. 7d)\n"
     "  migrate                   move an older wf's data in Redis to this wf's schema (upgrades)\n"
+    "  retention WORKFLOW        show or set how long its finished runs are kept (a time, the\n"
+    "                            last N, or none)\n"
     "  send-event NAME [JSON|-]  record an event that waiting runs can receive\n"
     "  schedule add|list|remove  runs on a cron expression or an interval (@every 30s)\n"
     "  limit WORKFLOW            show or set how many of its runs may run at once\n"
@@ -99,6 +101,7 @@ static const command COMMANDS[] = {
     {"workers", wf__cli_cmd_workers},
     {"purge", wf__cli_cmd_purge},
     {"migrate", wf__cli_cmd_migrate},
+    {"retention", wf__cli_cmd_retention},
     {"web", wf__cli_cmd_web},
     {"schedule", wf__cli_cmd_schedule},
     {"limit", wf__cli_cmd_limit},

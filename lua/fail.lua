@@ -3,7 +3,7 @@
 --       [18 P:{W}:parents: a child run's final end is recorded there (lib.lua parent_add)]
 -- ARGV: 1 run id, 2 lease token, 3 error text, 4 fatal (1: no retry), 5 max attempts,
 --       6 backoff ms (doubled per attempt), 7 max backoff ms, 8 retry-after ms (-1: use backoff),
---       9 retention ms, 10 final state for a fatal end ('failed' or 'terminated'),
+--       9 retention ms (unless the workflow's own, lib.lua keep_policy), 10 final state for a fatal end ('failed' or 'terminated'),
 --       [11 notify: '1' / 'auto' records a final end in the outbox KEYS[17] (lib.lua outbox_add);
 --       a retry is not an end and records nothing]
 -- A final end (not a retry) is counted in P:{W}:hist:f:HOUR (lib.lua hist_add).
@@ -21,10 +21,11 @@ if fatal or attempt >= max_attempts then
     if to ~= 'terminated' then to = 'failed' end
     redis.call('HSET', h, 'error', ARGV[3],
         ev_fields(h, a[2], now, to, 'attempt ' .. attempt .. ': ' .. ARGV[3]))
-    finish(h, steps, id, 'running', to, now, tonumber(ARGV[9]))
+    local drop = finish(h, steps, id, 'running', to, now, keep_policy('f', ARGV[9]))
     hist_add('f', 1, now)
     outbox_add(ARGV[11], KEYS[WF_NFIXED + 3], h, id, to, now)
     parent_add(KEYS[WF_NFIXED + 4], h, id, to, now)
+    if drop then drop_ended(h, steps, id, to) end
     return {to, 0}
 end
 local delay = tonumber(ARGV[8])

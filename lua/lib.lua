@@ -185,10 +185,51 @@ local function prune_final(to, now, retention)
     end
 end
 
--- Ends run `id` in final state `to`, keeps it `retention` ms, prunes the final index.
-local function finish(h, steps, id, from, to, now, retention)
-    finish_one(h, steps, id, from, to, now, retention)
-    prune_final(to, now, retention)
+-- ---- Retention per workflow (wf_workflow_retention_set) --------------------------------------
+-- The hash P:{W}:keep: for completed runs (kind 'c') and for the other final states (kind 'f':
+-- failed, cancelled, terminated), `KIND_ms` keeps each run that long (instead of the caller's
+-- connection-wide retention), `KIND_last` keeps at most that many of the newest in each final
+-- index, `KIND_none` '1' removes each run as it ends (remove-on-complete: only the per-minute
+-- history counts it). Named after KEYS[1] like the history's keys (same hash tag, same slot),
+-- and read once per script call, which the script keeps in a local (no state between calls).
+-- Returns {ms, last, none}.
+local function keep_policy(kind, default_ms)
+    local q = KEYS[1]
+    local f = redis.call('HMGET', string.sub(q, 1, #q - 5) .. 'keep', kind .. '_ms',
+        kind .. '_last', kind .. '_none')
+    return {ms = tonumber(f[1]) or tonumber(default_ms) or 0, last = tonumber(f[2]) or 0,
+            none = f[3] == '1'}
+end
+
+-- Removes ended run `id` (hash `h`, steps hash `steps`) that finish_one recorded in final state
+-- `to`: what keep 'none' asks, once its end has been told (outbox, parent).
+local function drop_ended(h, steps, id, to)
+    redis.call('ZREM', WF_STATE_KEY[to], id)
+    redis.call('DEL', h, steps)
+end
+
+-- Keeps the newest `last` runs of final index `to` (0: no limit), deleting the others with their
+-- steps; at most 1000 a call, so lowering the limit a lot is caught up over a few calls.
+local function trim_final(to, last)
+    if last <= 0 then return end
+    local n = redis.call('ZCARD', WF_STATE_KEY[to]) - last
+    if n <= 0 then return end
+    if n > 1000 then n = 1000 end
+    local q = KEYS[1]
+    local run = string.sub(q, 1, #q - 5) .. 'run:'
+    for _, id in ipairs(redis.call('ZRANGE', WF_STATE_KEY[to], 0, n - 1)) do
+        redis.call('DEL', run .. id, run .. id .. ':steps')
+    end
+    redis.call('ZREMRANGEBYRANK', WF_STATE_KEY[to], 0, n - 1)
+end
+
+-- Ends run `id` in final state `to`, keeps it as `keep` (keep_policy) says, prunes the final
+-- index. Returns true when the run is to be removed once its end is told (drop_ended).
+local function finish(h, steps, id, from, to, now, keep)
+    finish_one(h, steps, id, from, to, now, keep.ms)
+    prune_final(to, now, keep.ms)
+    trim_final(to, keep.last)
+    return keep.none
 end
 
 -- The type Redis reports for key `k` ('hash', 'zset', 'none', ...).

@@ -1,7 +1,7 @@
 -- reclaim.lua: runs whose lease expired (their worker died or lost Redis) go back to the queue.
 -- KEYS: 1-14 fixed, then per candidate (in ARGV order) its run hash and its steps hash, then
 --       optionally P:{W}:parents (a child run failed here is recorded there, lib.lua parent_add)
--- ARGV: 1 max reclaims, 2 retention ms, then candidate run ids (read from the leases zset by the
+-- ARGV: 1 max reclaims, 2 retention ms (unless the workflow's own, lib.lua keep_policy), then candidate run ids (read from the leases zset by the
 --       caller; each is re-checked here, so racing reapers are harmless)
 -- Runs failed here are counted in P:{W}:hist:f:HOUR (lib.lua hist_add).
 -- Returns the number of runs re-queued plus failed. A re-queued run's steps hash counts the
@@ -12,6 +12,7 @@ local max_reclaims, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
 local parents = KEYS[WF_NFIXED + 2 * (#ARGV - 2) + 1]
 local n, failed = 0, 0
+local keep -- the workflow's retention of failed runs, read at the first one (lib.lua keep_policy)
 local i = 1
 while ARGV[2 + i] do
     local id = ARGV[2 + i]
@@ -32,8 +33,10 @@ while ARGV[2 + i] do
                 local why = 'worker lost ' .. r .. ' times while running this run (last: ' ..
                     tostring(f[2]) .. '); the run may be crashing its worker'
                 redis.call('HSET', h, 'error', why, ev_fields(h, f[5], now, 'failed', why))
-                finish(h, steps, id, 'running', 'failed', now, retention)
+                keep = keep or keep_policy('f', retention)
+                local drop = finish(h, steps, id, 'running', 'failed', now, keep)
                 parent_add(parents, h, id, 'failed', now)
+                if drop then drop_ended(h, steps, id, 'failed') end
                 failed = failed + 1
             else
                 local why = 'lease expired: worker ' .. tostring(f[2]) .. ' presumed dead; run ' ..

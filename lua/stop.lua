@@ -1,7 +1,7 @@
 -- stop.lua: cancel a run in any non-final state.
 -- KEYS: 1-14 fixed, 15 run hash, 16 steps hash, [17 P:{W}:outbox, only with ARGV 4],
 --       [18 P:{W}:parents: a child run's cancellation is recorded there (lib.lua parent_add)]
--- ARGV: 1 run id, 2 reason text, 3 retention ms,
+-- ARGV: 1 run id, 2 reason text, 3 retention ms (unless the workflow's own, lib.lua keep_policy),
 --       [4 notify: '1' / 'auto' records the cancellation in the outbox KEYS[17] (lib.lua
 --       outbox_add); libwf's wf_run_stop passes 'auto']
 -- Returns the state the run was in. Errors: NOTFOUND, FINAL <state> (nothing to do).
@@ -17,7 +17,8 @@ if WF_FINAL[f[1]] then return redis.error_reply('FINAL ' .. f[1]) end
 drop_entry(f[2], f[3])
 local now = now_ms()
 redis.call('HSET', h, 'error', ARGV[2], ev_fields(h, f[4], now, 'stopped', ARGV[2]))
-finish(h, steps, id, f[1], 'cancelled', now, tonumber(ARGV[3]))
+local drop = finish(h, steps, id, f[1], 'cancelled', now, keep_policy('f', ARGV[3]))
 outbox_add(ARGV[4], KEYS[WF_NFIXED + 3], h, id, 'cancelled', now)
 parent_add(KEYS[WF_NFIXED + 4], h, id, 'cancelled', now)
+if drop then drop_ended(h, steps, id, 'cancelled') end
 return f[1]

@@ -89,3 +89,60 @@ Test(retention, final_indexes_forget_expired_runs_without_a_later_end)
     wf_run_free(ok);
     wf_run_free(bad);
 }
+
+/* The run was claimed (its entry is gone: a lean run has no hash while queued), then removed. */
+static int echo_hash_gone(void *arg)
+{
+    return wf_test_cmd_int(rc, "XLEN wf:{echo}:queue") == 0 &&
+           wf_test_cmd_int(rc, "EXISTS %s", wf_run_native(arg)) == 0 &&
+           wf_test_cmd_int(rc, "ZCARD wf:{echo}:leases") == 0;
+}
+
+/* A workflow's own retention, set with `wf retention` for every worker at once: echo keeps none
+ * of its completed runs, fatal keeps only its last failed one; the API reads back what the CLI
+ * set. */
+Test(retention, per_workflow_policies_set_by_the_cli)
+{
+    char *wf = wf_test_path("wf"), *out = NULL;
+    const char *none[] = {wf,     "--redis", srv.url, "retention", "echo", "--completed",
+                          "none", "--force", NULL};
+    cr_assert_eq(wf_test_run(none, NULL, NULL, &out, 10000), 0, "%s", out);
+    cr_assert(strstr(out, "none: removed as they end"), "%s", out);
+    free(out);
+    const char *last[] = {wf,      "--redis",  srv.url,  "--json",  "retention",
+                          "fatal", "--failed", "last:1", "--force", NULL};
+    cr_assert_eq(wf_test_run(last, NULL, NULL, &out, 10000), 0, "%s", out);
+    cr_assert(strstr(out, "\"keepLast\":1"), "%s", out);
+    free(out);
+    const char *bad[] = {wf,     "--redis",     srv.url,  "retention",
+                         "echo", "--completed", "last:0", NULL};
+    cr_assert_eq(wf_test_run(bad, NULL, NULL, &out, 10000), 1, "a usage error: %s", out);
+    free(out);
+    free(wf);
+    wf_retention c = {0}, fl = {0};
+    wf_error err = {0};
+    cr_assert_eq(wf_workflow_retention_get(cl, "fatal", &c, &fl, &err), WF_OK, "%s", err.message);
+    cr_assert_eq(fl.keep_last, 1);
+    cr_assert_eq(c.keep_last + c.keep_ms + c.keep_none, 0, "completed: the default");
+    wf_retention wrong = {.keep_none = 1, .keep_ms = 5};
+    cr_assert_eq(wf_workflow_retention_set(cl, "echo", &wrong, NULL, &err), WF_ERR_INVALID);
+
+    start_worker();
+    wf_run *ok = start("echo");
+    cr_assert(wf_test_wait(echo_hash_gone, ok, 10000), "a completed echo run is removed");
+    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{echo}:state:completed"), 0);
+    wf_status st;
+    cr_assert_eq(wf_run_status(ok, &st, &err), WF_ERR_NOT_FOUND, "%s", err.message);
+    wf_run *f[3];
+    for (int i = 0; i < 3; i++) { /* one after the other: each is seen failed before it goes */
+        f[i] = start("fatal");
+        await_state(f[i], WF_STATE_FAILED, 10000);
+    }
+    wf_run *f1 = f[0], *f2 = f[1], *f3 = f[2];
+    cr_assert_eq(wf_test_cmd_int(rc, "ZCARD wf:{fatal}:state:failed"), 1, "only the last kept");
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS %s", wf_run_native(f3)), 1, "the newest");
+    wf_run_free(ok);
+    wf_run_free(f1);
+    wf_run_free(f2);
+    wf_run_free(f3);
+}

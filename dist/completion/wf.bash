@@ -11,7 +11,7 @@ _wf() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     local commands="run status wait steps stop pause resume restart retry list workflows stats
-        workers purge migrate send-event schedule limit pause-workflow resume-workflow web help"
+        workers purge migrate retention send-event schedule limit pause-workflow resume-workflow web help"
     local states="queued running paused waiting completed failed cancelled terminated"
     cmd=
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -48,6 +48,7 @@ _wf() {
     workers) opts+=" --live" ;;
     purge) opts+=" --older-than --workflow --force --state --dry-run" ;;
     migrate) opts+=" --force" ;;
+    retention) opts+=" --completed --failed --force" ;;
     send-event) opts+=" --key" ;;
     schedule) opts+=" --catch-up --workflow --force" ;;
     limit) opts+=" --max-running --key --per-key --rate --per --rate-per-key --singleton

@@ -311,6 +311,33 @@ int wf_workflow_pause(wf_client *client, const char *workflow, wf_error *err);
  * Returns WF_OK, WF_ERR_BAD_NAME or a connection error. */
 int wf_workflow_resume(wf_client *client, const char *workflow, wf_error *err);
 
+/* How long a workflow's finished runs are kept (wf_workflow_retention_set), as queue users expect:
+ * for a time, the last N, or none. All zero: the connection's retention (`?retention=` in the
+ * URL; 0 there keeps runs forever). `keep_ms` and `keep_last` may be combined (whichever drops a
+ * run first); `keep_none` goes alone. */
+typedef struct wf_retention {
+    int64_t keep_ms; /* keep each finished run this long after it ended; 0: the connection's */
+    long keep_last;  /* > 0: keep at most this many of the newest, per final state */
+    int keep_none;   /* 1: remove each run as it ends (remove-on-complete): only the per-minute
+                        history (wf_workflow_history) counts it, and wf_run_status says
+                        WF_ERR_NOT_FOUND */
+} wf_retention;
+
+/* Sets how long `workflow`'s finished runs are kept: `completed` for completed runs, `failed` for
+ * failed, cancelled and terminated ones (NULL: the connection's retention for that kind). Stored in
+ * Redis (P:{W}:keep), so it holds for every worker and client, and applies to the runs that end
+ * from then on (a lower `keep_last` trims older runs too, up to 1000 each time a run ends).
+ * Returns WF_OK, WF_ERR_INVALID (a negative figure, `keep_none` with another), WF_ERR_BAD_NAME or
+ * a connection error. No worker need have registered the workflow. */
+int wf_workflow_retention_set(wf_client *client, const char *workflow,
+                              const wf_retention *completed, const wf_retention *failed,
+                              wf_error *err);
+
+/* Reads what wf_workflow_retention_set() stored (all zero: the connection's). Either output may be
+ * NULL. Returns WF_OK, WF_ERR_BAD_NAME or a connection error. */
+int wf_workflow_retention_get(wf_client *client, const char *workflow, wf_retention *completed,
+                              wf_retention *failed, wf_error *err);
+
 /* A workflow's limits, enforced in Redis across every worker. A run over a limit is not started:
  * it waits (state `waiting`, wait_reason "concurrency limit: ...", "key limit: ..." or "rate
  * limit: ...", holding no worker slot) and starts, oldest first, when a running one ends or the
