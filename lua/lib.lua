@@ -1,4 +1,8 @@
--- lib.lua: helpers prepended to every wf script at build time (cmake/embed_lua.cmake).
+-- lib.lua: helpers shared by every wf script. The build (cmake/embed_lua.cmake) makes lua/ one
+-- Redis Functions library, `wf`: this file once, then each script as a function `wf_NAME`. It is
+-- loaded once and serves every call, so nothing here may hold what belongs to one call: KEYS and
+-- ARGV are the library's upvalues, set from each FCALL's keys and args, and what depends on them
+-- or caches within a call is set by wf_call_begin (at the end) before each script runs.
 --
 -- Every script receives the workflow's fixed keys first, in this order (core/keys.c builds
 -- them), then the keys of the runs it touches:
@@ -16,14 +20,13 @@
 local WF_NFIXED = 14
 local WF_STATES = {'queued', 'running', 'paused', 'waiting', 'completed', 'failed', 'cancelled',
                    'terminated'}
-local WF_STATE_KEY = {}
-for i, s in ipairs(WF_STATES) do WF_STATE_KEY[s] = KEYS[4 + i] end
+local WF_STATE_KEY = {} -- state -> its P:{W}:state:S key, KEYS[5..12] (wf_call_begin)
 local WF_FINAL = {completed = true, failed = true, cancelled = true, terminated = true}
 
 -- Priority lanes: a run's priority is its hash field `pri`, 'high' or 'low', absent for normal
 -- (so a normal run costs nothing more), and its ready entries go to that lane's stream. Workers
 -- read high before normal before low (worker/claim.c). Anything else reads as normal.
-local WF_LANE = {high = KEYS[13], low = KEYS[14]}
+local WF_LANE = {} -- high = KEYS[13], low = KEYS[14] (wf_call_begin)
 local function lane_key(pri)
     return WF_LANE[pri] or KEYS[1]
 end
@@ -177,6 +180,16 @@ local function outbox_add(mode, outbox, h, id, state, now)
     local wf = redis.call('HGET', h, 'workflow') or ''
     redis.call('XADD', outbox, 'MAXLEN', '~', 100000, '*', 'id', id, 'state', state,
         'workflow', wf, 'at', now)
+end
+
+-- ---- Per call ----------------------------------------------------------------------------------
+-- Run by the library before every script (cmake/embed_lua.cmake), once KEYS and ARGV are the
+-- call's: the tables above that are read from KEYS, and the caches that last one call. (Here,
+-- after the last of them; every helper below reads only KEYS, ARGV and its arguments.)
+local function wf_call_begin()
+    for i, s in ipairs(WF_STATES) do WF_STATE_KEY[s] = KEYS[4 + i] end
+    WF_LANE.high, WF_LANE.low = KEYS[13], KEYS[14]
+    if next(WF_OUTBOX_EXISTS) then WF_OUTBOX_EXISTS = {} end
 end
 
 -- The status `s` of step record `raw` (msgpack map, core/steprec.c), or nil. Redis's cmsgpack

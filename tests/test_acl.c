@@ -19,12 +19,12 @@
 /* The minimal ACL of docs/security.md. Found by dropping one command at a time and rerunning
  * this test (WF_TEST_ACL); the test goes through every path that needs one: claims, retries,
  * steps, dead letters (xrange, lpush, ltrim), restart with cleared steps (del, persist), the
- * NOSCRIPT fallback after SCRIPT FLUSH (eval), `wf status` and `wf list`. */
+ * library loaded again after FUNCTION FLUSH (function|load), `wf status` and `wf list`. */
 #define WF_ACL_COMMANDS                                                                            \
     "-@all +ping +time +set +hset +hget +hmget +hgetall +hkeys +hexists +hdel +hincrby +zadd "     \
     "+zrem +zscore +zrange +zrangebyscore +zrevrangebyscore +zremrangebyscore +xadd +xack +xdel "  \
     "+xlen +xrange +xreadgroup +xautoclaim +xgroup|create +lpush +ltrim +type +exists +del "       \
-    "+pexpire +persist +evalsha +eval +script|load"
+    "+pexpire +persist +fcall +function|load"
 
 #define PASSWORD "s3cret-Pw-app1"
 
@@ -156,10 +156,10 @@ Test(acl, a_prefix_restricted_user_runs_everything_and_cannot_touch_another_pref
     wf_status_clear(&st);
     cr_assert_eq(wf_run_stop(r, &err), WF_ERR_FINAL, "%s", err.message);
     wf_run_free(r);
-    /* Restart with cleared steps (restart.lua: DEL, PERSIST), after Redis forgot the scripts
-     * (EVAL fallback); a hand-written bad entry (claim.lua's dead letters: XRANGE, LPUSH, LTRIM).
-     */
-    redisReply *fl = wf_test_command(rc, "SCRIPT FLUSH");
+    /* Restart with cleared steps (restart.lua: DEL, PERSIST), after Redis lost the library
+     * (loaded again: FUNCTION LOAD); a hand-written bad entry (claim.lua's dead letters: XRANGE,
+     * LPUSH, LTRIM). */
+    redisReply *fl = wf_test_command(rc, "FUNCTION FLUSH");
     freeReplyObject(fl);
     r = wf_get_workflow_run(cl, ids[2], &err);
     cr_assert_not_null(r, "%s", err.message);
