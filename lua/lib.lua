@@ -2,7 +2,7 @@
 -- Redis Functions library, `wf`: this file once, then each script as a function `wf_NAME`. It is
 -- loaded once and serves every call, so nothing here may hold what belongs to one call: KEYS and
 -- ARGV are the library's upvalues, set from each FCALL's keys and args, and what depends on them
--- or caches within a call is set by wf_call_begin (at the end) before each script runs.
+-- or caches within a call is set by wf_call_begin (below) before each script runs.
 --
 -- Every script receives the workflow's fixed keys first, in this order (core/keys.c builds
 -- them), then the keys of the runs it touches:
