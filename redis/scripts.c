@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster.h"
 #include "reply_action.h"
@@ -24,10 +25,35 @@ static int load_error(wf_error *err, const redisContext *c, const redisReply *r)
         return wf_error_set(err, WF_ERR_IO,
                             "Redis connection failed while loading wf's library: %s",
                             c->errstr[0] ? c->errstr : "no reply");
-    return wf_error_set(err, WF_ERR_REDIS,
-                        "Redis refused to load wf's Lua library (%.*s): the ACL user needs +fcall "
-                        "and +function|load (docs/security.md), or an operator loads it once",
-                        (int)(r->len > 200 ? 200 : r->len), r->str ? r->str : "");
+    int len = (int)(r->len > 200 ? 200 : r->len);
+    if (r->str && strncmp(r->str, "NOPERM", 6) == 0)
+        return wf_error_set(err, WF_ERR_REDIS,
+                            "Redis refused wf's Lua library (%.*s): the ACL user needs +fcall and "
+                            "+function|load, or an administrator loads the library "
+                            "(docs/security.md)",
+                            len, r->str);
+    return wf_error_set(err, WF_ERR_REDIS, "Redis refused to load wf's Lua library: %.*s", len,
+                        r->str ? r->str : "");
+}
+
+/* FCALL wf_version 0 (load 0) or FUNCTION LOAD [REPLACE] of the library on `c`, sent again while
+ * Redis refuses it for now (LOADING, BUSY, ...: not run; wf__reply_action), 3 s at most. */
+static redisReply *ask(redisContext *c, int load, int replace)
+{
+    for (int retry = 0;; retry++) {
+        redisReply *r;
+        if (!load)
+            r = redisCommand(c, "FCALL wf_version 0");
+        else if (replace)
+            r = redisCommand(c, "FUNCTION LOAD REPLACE %b", wf__library_src, wf__library_len);
+        else
+            r = redisCommand(c, "FUNCTION LOAD %b", wf__library_src, wf__library_len);
+        if (!r || wf__reply_action(r) != WF__ACT_RETRY || retry == 10) return r;
+        freeReplyObject(r);
+        int ms = wf__reply_retry_ms(retry);
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Makes the library on `c` this build's, or leaves a newer release's (wf__library_replace).
@@ -37,7 +63,7 @@ static int ensure_on(redisContext *c, void *arg)
     wf_error *err = arg;
     int force = 0; /* a library `wf` without wf_version is there: replace it */
     for (int attempt = 0; attempt < 3; attempt++) {
-        redisReply *r = redisCommand(c, "FCALL wf_version 0");
+        redisReply *r = ask(c, 0, 0);
         if (!r || (r->type == REDIS_REPLY_ERROR && wf__reply_action(r) != WF__ACT_LOAD)) {
             load_error(err, c, r);
             if (r) freeReplyObject(r);
@@ -47,8 +73,7 @@ static int ensure_on(redisContext *c, void *arg)
         int replace = have ? wf__library_replace(r->str, r->len) : force;
         freeReplyObject(r);
         if (have && !replace) return 0;
-        r = redisCommand(c, replace ? "FUNCTION LOAD REPLACE %b" : "FUNCTION LOAD %b",
-                         wf__library_src, wf__library_len);
+        r = ask(c, 1, replace);
         int ok = r && r->type == REDIS_REPLY_STRING;
         /* Another process loaded one since we asked (look again), or a foreign `wf` is there. */
         int exists = r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "already exists");
