@@ -24,6 +24,7 @@
 # $SOURCE_DATE_EPOCH, else 0): core/script_table.c's wf__library_replace orders two builds by it,
 # so that of two builds of one release the later commit's library wins (docs/architecture.md).
 cmake_policy(SET CMP0054 NEW)
+cmake_policy(SET CMP0057 NEW) # if(IN_LIST)
 # Invoked as: cmake -DLUA_DIR=... -DOUT=... -DWF_VERSION=x.y.z -P embed_lua.cmake
 if(NOT WF_VERSION)
   set(WF_VERSION 0.0.0)
@@ -37,6 +38,15 @@ endif()
 if(NOT when MATCHES "^[0-9]+$")
   set(when 0)
 endif()
+# The scripts that may run on a Redis out of memory (maxmemory reached, noeviction), registered
+# with the flag allow-oom; Redis refuses the others before they run. The list keeps what Redis
+# did with them as EVAL scripts: it refused a script at its first command that may grow memory
+# unless it had written already, and these begin with one that cannot (ZREM, XACK, XDEL, HDEL,
+# DEL: they move or end runs, or take timers due), so they ran to their end; the others
+# (enqueue, event_send, heartbeat, step, suspend) begin with one that can, and were refused. A
+# new script is refused on a full Redis unless it is listed here (docs/architecture.md).
+set(allow_oom admit claim complete deliver event_wait fail fire outbox pause purge reclaim release
+  restart resume schedule_ctl stop wake)
 file(GLOB scripts ${LUA_DIR}/*.lua)
 list(SORT scripts)
 file(READ ${LUA_DIR}/lib.lua lib)
@@ -52,7 +62,12 @@ foreach(path ${scripts})
   endif()
   file(READ ${path} src)
   string(APPEND lua "local function script_${name}()\n${src}\nend\n")
-  string(APPEND register "redis.register_function('wf_${name}', call(script_${name}))\n")
+  if(name IN_LIST allow_oom)
+    string(APPEND register "redis.register_function{function_name = 'wf_${name}', \
+callback = call(script_${name}), flags = {'allow-oom'}}\n")
+  else()
+    string(APPEND register "redis.register_function('wf_${name}', call(script_${name}))\n")
+  endif()
   string(APPEND table "    {\"${name}\", \"wf_${name}\"},\n")
   string(TOUPPER ${name} id)
   string(APPEND ids "    WF__SCRIPT_${id},\n")

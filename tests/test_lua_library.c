@@ -2,8 +2,9 @@
  * redis/scripts.c) against a real redis-server: every lua/NAME.lua but lib.lua is a function
  * wf_NAME of the library `wf`, and nothing else is; what lib.lua keeps per call (the state keys,
  * the lanes, the outbox cache) is the call's own, never the previous call's; a FUNCTION FLUSH (a
- * restart without persistence) is healed by the next call; and the version rule: an older or
- * foreign library `wf` is replaced, a newer build's kept. Shared set-up and helpers: lua_env.h.
+ * restart without persistence) is healed by the next call; a full Redis (maxmemory) still ends
+ * runs but starts none; and the version rule: an older or foreign library `wf` is replaced, a
+ * newer build's kept. Shared set-up and helpers: lua_env.h.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -137,6 +138,28 @@ Test(lua, what_lib_keeps_per_call_is_the_calls_own)
         expect_status_ok(r);
     }
     cr_assert_eq(wf_test_cmd_int(c, "XLEN %s", outbox), 2, "created, then run c's end");
+}
+
+Test(lua, on_a_full_redis_runs_end_and_nothing_new_starts)
+{
+    /* As with EVAL before: a script that moves or ends runs still runs (allow-oom), one that
+     * adds a run is refused before it writes anything. */
+    const char *id = run_id("full"), *token = enqueue_and_claim(id, "60000");
+    wf_test_cmd_int(c, "HSET %s filler 1", run_key(run_id("filler"))); /* used memory > 1 */
+    redisReply *set = wf_test_command(c, "CONFIG SET maxmemory-policy noeviction");
+    freeReplyObject(set);
+    set = wf_test_command(c, "CONFIG SET maxmemory 1");
+    freeReplyObject(set);
+    redisReply *done =
+        eval(WF__SCRIPT_COMPLETE, 2, run_key(id), steps_key(id), id, token, "out", RETENTION, NULL);
+    const char *nid = run_id("refused");
+    redisReply *added = eval(WF__SCRIPT_ENQUEUE, 1, run_key(nid), nid, WFN, "in", "0", NULL);
+    set = wf_test_command(c, "CONFIG SET maxmemory 0"); /* before asserting: a shared cluster */
+    freeReplyObject(set);
+    expect_status_ok(done);
+    assert_state(id, "completed");
+    expect_error(added, "OOM");
+    cr_assert_null(hget(nid, "state"), "nothing of the refused run was written");
 }
 
 /* FUNCTION LOAD REPLACE of a library `wf` whose only function answers wf_version `v` (NULL: a
