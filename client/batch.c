@@ -14,6 +14,7 @@
 
 #include "client_impl.h"
 #include "cluster.h"
+#include "reply_action.h"
 
 #define CHUNK 256 /* runs per round trip: bounds the client's buffers */
 #define GROUP 64  /* runs per enqueue.lua call: bounds one script's time in Redis (~0.3 ms) */
@@ -40,16 +41,15 @@ typedef struct batch {
     const char *how; /* its ARGV 8: WF__ID_GENERATED, WF__ID_RETRY once a call went unanswered */
 } batch;
 
-/* Appends one EVALSHA (or EVAL when the SHA is unknown) of enqueue.lua that starts the k runs
- * `its[0..k)` (enqueue.lua's further-runs form when k > 1). */
+/* Appends one FCALL wf_enqueue (enqueue.lua) that starts the k runs `its[0..k)` (enqueue.lua's
+ * further-runs form when k > 1). */
 static int append_call(batch *b, item *const *its, int k)
 {
     int cap = 3 + WF__NFIXED + 3 + 8 + 3 * k;
     const char **argv = malloc((size_t)cap * sizeof *argv);
     size_t *len = malloc((size_t)cap * sizeof *len);
-    const char *sha = wf__script_sha(WF__SCRIPT_ENQUEUE);
     const wf__script_src *src = wf__script_get(WF__SCRIPT_ENQUEUE);
-    if (!argv || !len || (!sha && !src)) {
+    if (!argv || !len || !src) {
         free(argv);
         free(len);
         return -1;
@@ -59,8 +59,8 @@ static int append_call(batch *b, item *const *its, int k)
     int a = 0;
 #define ARG(p, n) (argv[a] = (p), len[a] = (n), a++)
 #define STR(p)    ARG((p), strlen(p))
-    STR(sha ? "EVALSHA" : "EVAL");
-    ARG(sha ? sha : src->src, sha ? 40 : src->len);
+    STR("FCALL");
+    STR(src->fn);
     STR(numkeys);
     for (int i = 0; i < WF__NFIXED; i++) STR(b->keys.k[i]);
     STR(its[0]->key);
@@ -96,7 +96,7 @@ static int confirm(item *it, const redisReply *r)
     return 1;
 }
 
-/* Re-runs one call through wf__script_call, which falls back to EVAL after NOSCRIPT. */
+/* Re-runs one call through wf__script_call, which loads the library after "Function not found". */
 static int call_one(batch *b, item *it, wf_error *err)
 {
     const char *keys[WF__NFIXED + 3];
@@ -154,9 +154,8 @@ static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
             for (int i = 0; i < k; i++) ok &= confirm(call[i], r->element[i]);
         else
             ok = 0;
-        if (!ok && r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
-            memcmp(r->str, "NOSCRIPT", 8) == 0) {
-            for (int i = 0; i < k; i++) call[i]->sent = 2; /* redo with EVAL, one by one */
+        if (!ok && wf__reply_action(r) == WF__ACT_LOAD) {
+            for (int i = 0; i < k; i++) call[i]->sent = 2; /* redo after the load, one by one */
         } else if (!ok && rc == WF_OK) {
             rc = r->type == REDIS_REPLY_ERROR
                      ? wf__script_error(r->str, r->len, err)

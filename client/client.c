@@ -15,8 +15,7 @@ static wf__rc *open_conn(const wf__url *url, wf_error *err)
         wf__rc_free(c);
         return NULL;
     }
-    if (!wf__script_sha(WF__SCRIPT_ENQUEUE) && wf__scripts_load(c) != 0) {
-        wf_error_set(err, WF_ERR_REDIS, "Redis refused SCRIPT LOAD (is scripting disabled?)");
+    if (wf__functions_load(c, err) != WF_OK) {
         wf__rc_free(c);
         return NULL;
     }

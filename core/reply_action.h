@@ -1,5 +1,5 @@
 /* reply_action.h - the one place that decides what a Redis error reply means for the command that
- * got it: done (a result or a final error), follow a redirect, load the script, wait and send the
+ * got it: done (a result or a final error), follow a redirect, load the library, wait and send the
  * same command again, or reconnect first. Every caller (the worker's async router, the attached
  * client's router, the synchronous wf__rc, the worker's end operations and executor requests)
  * asks wf__reply_action() instead of matching error prefixes of its own.
@@ -22,7 +22,7 @@ typedef enum wf__reply_act {
     WF__ACT_DONE = 0,  /* not an error, or an error that is the command's answer: deliver it */
     WF__ACT_MOVED,     /* cluster: the slot lives elsewhere; update the map, send there */
     WF__ACT_ASK,       /* cluster: slot being migrated; ASKING + the command to the node named */
-    WF__ACT_NOSCRIPT,  /* EVALSHA of a script this server has not seen: send EVAL */
+    WF__ACT_LOAD,      /* FCALL of a function this server lacks: load the library, send again */
     WF__ACT_RETRY,     /* refused for now (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN) */
     WF__ACT_RECONNECT, /* READONLY: this node is no master now; reconnect, then send again */
 } wf__reply_act;

@@ -1,19 +1,13 @@
 /* script_table.c - the embedded Lua scripts as the protocol knows them: which lua/ file each
- * wf__script is, its source (generated wf_scripts.c), its SHA1 once Redis told it, and what a
- * script's error reply means as a wf_err.
- *
- * SHA1s are learnt from Redis (SCRIPT LOAD answers with the digest, redis/scripts.c) rather than
- * computed here, so libwf carries no SHA1 code; they are process-wide because the sources never
- * change.
+ * wf__script is and its function in the library `wf` (generated wf_scripts.c), whether the
+ * library Redis holds should be replaced by this build's, and what a script's error reply means as
+ * a wf_err.
  */
-#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "reply_action.h"
 #include "wf_core.h"
-
-static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
-static char shas[WF__SCRIPT_COUNT][41];
 
 const wf__script_src *wf__script_get(wf__script script)
 {
@@ -21,22 +15,28 @@ const wf__script_src *wf__script_get(wf__script script)
     return (unsigned)script < WF__SCRIPT_COUNT ? &wf__script_sources[script] : NULL;
 }
 
-const char *wf__script_sha(wf__script script)
+/* Reads "MAJOR.MINOR.PATCH TIME HASH" into v[0..3] and hash; 0, or -1 when `s` is not that. */
+static int parse_version(const char *s, size_t len, long long v[4], char hash[16])
 {
-    if ((int)script < 0 || script >= WF__SCRIPT_COUNT) return NULL;
-    pthread_mutex_lock(&sha_lock);
-    const char *r = shas[script][0] ? shas[script] : NULL;
-    pthread_mutex_unlock(&sha_lock);
-    return r;
+    char buf[96];
+    if (len >= sizeof buf) return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "%lld.%lld.%lld %lld %15s", &v[0], &v[1], &v[2], &v[3], hash) != 5) return -1;
+    return 0;
 }
 
-void wf__script_sha_remember(wf__script script, const char *sha, size_t len)
+int wf__library_replace(const char *loaded, size_t len)
 {
-    if (len != 40) return;
-    pthread_mutex_lock(&sha_lock);
-    memcpy(shas[script], sha, 40);
-    shas[script][40] = '\0';
-    pthread_mutex_unlock(&sha_lock);
+    if (!loaded) return 1;
+    long long a[4], b[4];
+    char ha[16], hb[16];
+    if (parse_version(loaded, len, a, ha) != 0) return 1;
+    if (parse_version(wf__library_version, strlen(wf__library_version), b, hb) != 0) return 0;
+    if (strcmp(ha, hb) == 0) return 0; /* the same sources */
+    for (int i = 0; i < 4; i++)
+        if (a[i] != b[i]) return a[i] < b[i];
+    return 1;
 }
 
 int wf__script_error(const char *text, size_t len, wf_error *err)

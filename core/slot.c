@@ -90,7 +90,8 @@ int wf__cmd_slot(const char *cmd, size_t len)
     int n = wf__resp_args(cmd, len, MAXA, a, al);
     if (n > MAXA) n = MAXA;
     if (n < 2) return -1;
-    if (is(a[0], al[0], "EVALSHA") || is(a[0], al[0], "EVAL")) {
+    if (is(a[0], al[0], "FCALL") || is(a[0], al[0], "FCALL_RO") || is(a[0], al[0], "EVALSHA") ||
+        is(a[0], al[0], "EVAL")) {
         if (n < 4 || (al[2] == 1 && a[2][0] == '0')) return -1;
         return wf__key_slot(a[3], al[3]);
     }
@@ -99,10 +100,10 @@ int wf__cmd_slot(const char *cmd, size_t len)
             if (is(a[i], al[i], "STREAMS")) return wf__key_slot(a[i + 1], al[i + 1]);
         return -1;
     }
-    static const char *const keyless[] = {"PING",   "TIME",   "INFO",     "SCRIPT", "CLUSTER",
-                                          "AUTH",   "SELECT", "ASKING",   "CLIENT", "ROLE",
-                                          "DBSIZE", "CONFIG", "FLUSHALL", "WAIT",   "ECHO",
-                                          "MULTI",  "EXEC",   "DISCARD",  "HELLO",  "COMMAND"};
+    static const char *const keyless[] = {
+        "PING",   "TIME",   "INFO", "SCRIPT",  "CLUSTER", "AUTH",     "SELECT",
+        "ASKING", "CLIENT", "ROLE", "DBSIZE",  "CONFIG",  "FLUSHALL", "WAIT",
+        "ECHO",   "MULTI",  "EXEC", "DISCARD", "HELLO",   "COMMAND",  "FUNCTION"};
     for (size_t i = 0; i < sizeof keyless / sizeof keyless[0]; i++)
         if (is(a[0], al[0], keyless[i])) return -1;
     return wf__key_slot(a[1], al[1]);

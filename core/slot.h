@@ -17,9 +17,9 @@ int wf__key_slot(const char *key, size_t len);
  * more than max: call again with room for them) or -1 when `cmd` is not such an array. */
 int wf__resp_args(const char *cmd, size_t len, int max, const char **argv, size_t *argvlen);
 
-/* The slot a formatted command must go to: its first key's (EVAL/EVALSHA: the first of KEYS;
- * XREAD/XREADGROUP: the first stream), or -1 for a command without keys (PING, TIME, MULTI...),
- * which any node may answer. */
+/* The slot a formatted command must go to: its first key's (FCALL, EVAL: the first of KEYS;
+ * XREAD/XREADGROUP: the first stream), or -1 for a command without keys (PING, TIME, MULTI,
+ * FUNCTION, an FCALL with no keys...), which any node may answer. */
 int wf__cmd_slot(const char *cmd, size_t len);
 
 /* Parses an error reply "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381". Returns 1 and

@@ -1,8 +1,10 @@
-/* wf_scripts.h - the Lua scripts of lua/, embedded at build time (cmake/embed_lua.cmake).
+/* wf_scripts.h - the Lua scripts of lua/, embedded at build time as one Redis Functions library
+ * (cmake/embed_lua.cmake).
  *
- * Each script is one atomic state transition; lua/lib.lua is prepended to each. The SHA1 that
- * EVALSHA needs is learnt from Redis itself (SCRIPT LOAD at connect) and cached process-wide, since
- * the sources never change while a process lives.
+ * Each lua/NAME.lua but lib.lua is one atomic state transition and becomes the function wf_NAME
+ * of the library `wf`, called as FCALL wf_NAME numkeys keys... args... (redis/scripts.c);
+ * lua/lib.lua's helpers are defined once in the library. The library answers FCALL wf_version
+ * with wf__library_version, which tells a client whether the library Redis holds is its own.
  */
 #ifndef WF_SCRIPTS_H
 #define WF_SCRIPTS_H
@@ -11,25 +13,33 @@
 
 typedef struct wf__script_src {
     const char *name; /* file name without .lua */
-    const char *src;
-    size_t len;
+    const char *fn;   /* the library's function: "wf_" name */
 } wf__script_src;
 
-/* Generated: every lua/NAME.lua but lib.lua, sorted by name, then a {0,0,0} terminator. */
+/* Generated: every lua/NAME.lua but lib.lua, sorted by name, then a {0,0} terminator. */
 extern const wf__script_src wf__script_sources[];
+
+/* Generated: the library's source ("#!lua name=wf ..."), for FUNCTION LOAD, and its length. */
+extern const char *const wf__library_src;
+extern const size_t wf__library_len;
+/* Generated: "MAJOR.MINOR.PATCH TIME HASH" - the project version, the Unix time of the git commit
+ * the sources are at (0 when unknown) and 12 hex digits of the SHA1 of the library - what FCALL
+ * wf_version answers. */
+extern const char *const wf__library_version;
 
 /* The scripts' ids, WF__SCRIPT_<NAME> for lua/<name>.lua, generated from lua/ with the table above
  * (cmake/embed_lua.cmake): adding lua/NAME.lua is all it takes to get WF__SCRIPT_NAME. */
 #include "wf_script_ids.h"
 
-/* The script's source (lib.lua included) and file name. Static. NULL if not embedded. */
+/* The script's file and function names. Static. NULL if not embedded. */
 const wf__script_src *wf__script_get(wf__script script);
 
-/* The script's SHA1 as 40 hex chars, or NULL if not yet learnt from Redis. Thread-safe. */
-const char *wf__script_sha(wf__script script);
-
-/* Caches the SHA1 Redis answered for `script`'s SCRIPT LOAD (`sha`, `len` bytes; anything but 40
- * hex chars is ignored). Thread-safe. Called by wf__scripts_load() (redis/scripts.c). */
-void wf__script_sha_remember(wf__script script, const char *sha, size_t len);
+/* Whether a process of this build should FUNCTION LOAD REPLACE the library Redis holds, given
+ * what that library's wf_version answered (`loaded`, `len` bytes; NULL: it has no wf_version,
+ * so it is no wf library or a broken one). 0: keep it - the same sources (same hash), or a newer
+ * build (a higher project version, or the same one at a later commit). 1: replace it - older,
+ * unreadable, or of the same version and commit time with other sources (uncommitted edits: the
+ * last process to connect wins). */
+int wf__library_replace(const char *loaded, size_t len);
 
 #endif

@@ -1,4 +1,8 @@
--- lib.lua: helpers prepended to every wf script at build time (cmake/embed_lua.cmake).
+-- lib.lua: helpers shared by every wf script. The build (cmake/embed_lua.cmake) makes lua/ one
+-- Redis Functions library, `wf`: this file once, then each script as a function `wf_NAME`. It is
+-- loaded once and serves every call, so nothing here may hold what belongs to one call: KEYS and
+-- ARGV are the library's upvalues, set from each FCALL's keys and args, and what depends on them
+-- or caches within a call is set by wf_call_begin (below) before each script runs.
 --
 -- Every script receives the workflow's fixed keys first, in this order (core/keys.c builds
 -- them), then the keys of the runs it touches:
@@ -21,17 +25,14 @@ local WF_STATES = {'queued', 'running', 'paused', 'waiting', 'completed', 'faile
 -- and lists them), so the keys of state:queued and state:running stay declared (the fixed-key
 -- order is unchanged) but schema 2 never writes them; `wf migrate` deleted what schema 1 left
 -- there. Saves a ZADD and a ZREM per run on each of claim and finish, and ~100 B per queued run.
-local WF_STATE_KEY = {}
-for i, s in ipairs(WF_STATES) do
-    if s ~= 'queued' and s ~= 'running' then WF_STATE_KEY[s] = KEYS[4 + i] end
-end
-local WF_RUNNING = KEYS[3]
+local WF_STATE_KEY = {} -- state -> its P:{W}:state:S key, KEYS[5..12] but 5 and 6 (wf_call_begin)
+local WF_RUNNING -- the leases, KEYS[3]: the running runs (wf_call_begin)
 local WF_FINAL = {completed = true, failed = true, cancelled = true, terminated = true}
 
 -- Priority lanes: a run's priority is its hash field `pri`, 'high' or 'low', absent for normal
 -- (so a normal run costs nothing more), and its ready entries go to that lane's stream. Workers
 -- read high before normal before low (worker/claim.c). Anything else reads as normal.
-local WF_LANE = {high = KEYS[13], low = KEYS[14]}
+local WF_LANE = {} -- high = KEYS[13], low = KEYS[14] (wf_call_begin)
 local function lane_key(pri)
     return WF_LANE[pri] or KEYS[1]
 end
@@ -46,13 +47,15 @@ end
 -- (its id's suffix, a ULID the client generated: core/runid.c) and `p` (its input). Its entry id
 -- is never before the ULID's time and at most a few seconds after it (enqueue.lua lean_add), so
 -- the run is found from its id alone by reading its lane from that time (lean_find).
-local WF_CROCKFORD = {}
-for i = 1, 32 do WF_CROCKFORD[string.byte('0123456789ABCDEFGHJKMNPQRSTVWXYZ', i)] = i - 1 end
+local WF_CROCKFORD = {} -- byte -> digit, made at the first use (a library's load has no `string`)
 local WF_LEAN_SPAN = 4000 -- ms after the ULID's time within which its entry is
 
 -- The milliseconds of ULID `suffix` (its first 10 characters), or nil when it is not a ULID.
 local function ulid_ms(suffix)
     if #suffix ~= 26 then return nil end
+    if not WF_CROCKFORD[48] then
+        for i = 1, 32 do WF_CROCKFORD[string.byte('0123456789ABCDEFGHJKMNPQRSTVWXYZ', i)] = i - 1 end
+    end
     local ms = 0
     for i = 1, 10 do
         local d = WF_CROCKFORD[string.byte(suffix, i)]
@@ -301,6 +304,19 @@ local function outbox_add(mode, outbox, h, id, state, now)
     local wf = redis.call('HGET', h, 'workflow') or ''
     redis.call('XADD', outbox, 'MAXLEN', '~', 100000, '*', 'id', id, 'state', state,
         'workflow', wf, 'at', now)
+end
+
+-- ---- Per call ----------------------------------------------------------------------------------
+-- Run by the library before every script (cmake/embed_lua.cmake), once KEYS and ARGV are the
+-- call's: the tables above that are read from KEYS, and the caches that last one call. (Here,
+-- after the last of them; every helper below reads only KEYS, ARGV and its arguments.)
+local function wf_call_begin()
+    for i, s in ipairs(WF_STATES) do
+        if s ~= 'queued' and s ~= 'running' then WF_STATE_KEY[s] = KEYS[4 + i] end
+    end
+    WF_RUNNING = KEYS[3]
+    WF_LANE.high, WF_LANE.low = KEYS[13], KEYS[14]
+    if next(WF_OUTBOX_EXISTS) then WF_OUTBOX_EXISTS = {} end
 end
 
 -- The status `s` of step record `raw` (msgpack map, core/steprec.c), or nil. Redis's cmsgpack

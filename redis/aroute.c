@@ -1,7 +1,7 @@
 /* aroute.c - wf__ar, the one async Redis router (aroute.h): a command's bytes kept until its
- * final reply, routing by slot or lane, and what each reply asks for (wf__reply_action): EVAL
- * after NOSCRIPT, MOVED and ASK followed, a refusal for now waited out on a timer, a lost node or
- * READONLY told to the owner. */
+ * final reply, routing by slot or lane, and what each reply asks for (wf__reply_action): the
+ * library loaded and the FCALL sent again after "Function not found", MOVED and ASK followed, a
+ * refusal for now waited out on a timer, a lost node or READONLY told to the owner. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +12,7 @@
 #include "aroute_impl.h"
 #include "reply_action.h"
 
-#define MAX_HOPS   8    /* redirects and NOSCRIPTs one command follows */
+#define MAX_HOPS   8    /* redirects and library loads one command follows */
 #define NOTE_EVERY 5000 /* ms between two WF__AR_REFUSED notes */
 
 typedef struct wf__fwd {
@@ -22,7 +22,7 @@ typedef struct wf__fwd {
     char *cmd; /* the formatted command (RESP) */
     size_t len;
     int lane;   /* >= 0: the fixed lane; -1: routed by slot */
-    int script; /* 1 + the wf__script of an EVALSHA (NOSCRIPT -> EVAL), 0: none */
+    int script; /* 1: an FCALL of the library, loaded once if Redis lacks it; 0: not, or done */
     int hops;
     wf__ar_merge *m; /* a part of a split XREADGROUP: the reply goes there */
     /* Waiting on `ev` to be sent again (in ar->refused meanwhile). */
@@ -81,31 +81,17 @@ static int route(wf__fwd *f)
     return send_on(f, ctx_for(ar, f->lane, node));
 }
 
-/* EVALSHA -> EVAL with the script's source, same keys and arguments. 0 or -1. */
-static int to_eval(wf__fwd *f)
+/* Redis answered "Function not found" on `ac` (it lost the library, or a new master never had
+ * it): FUNCTION LOAD there, then the same FCALL after it on the same connection, so the call runs
+ * once the library is in. Without REPLACE: a library `wf` that is there already is left to the
+ * synchronous load at connect, which knows which version to keep (wf__functions_load). 0 or -1. */
+static int load_and_resend(wf__fwd *f, redisAsyncContext *ac)
 {
-    const wf__script_src *src = wf__script_get((wf__script)(f->script - 1));
-    int n = wf__resp_args(f->cmd, f->len, 0, NULL, NULL);
-    if (!src || n < 2) return -1;
-    const char **argv = malloc(sizeof *argv * (size_t)n);
-    size_t *lens = malloc(sizeof *lens * (size_t)n);
-    char *cmd = NULL;
-    long long len = -1;
-    if (argv && lens && wf__resp_args(f->cmd, f->len, n, argv, lens) == n) {
-        argv[0] = "EVAL";
-        lens[0] = 4;
-        argv[1] = src->src;
-        lens[1] = src->len;
-        len = redisFormatCommandArgv(&cmd, n, argv, lens);
-    }
-    free(argv);
-    free(lens);
-    if (len < 0) return -1;
-    free(f->cmd);
-    f->cmd = cmd;
-    f->len = (size_t)len;
+    if (redisAsyncCommand(ac, NULL, NULL, "FUNCTION LOAD %b", wf__library_src, wf__library_len) !=
+        REDIS_OK)
+        return -1;
     f->script = 0;
-    return 0;
+    return send_on(f, ac);
 }
 
 /* ---- sending again after a wait --------------------------------------------------------------
@@ -233,8 +219,8 @@ static void fwd_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (act != WF__ACT_RETRY) f->hops++;
     switch (act) {
-    case WF__ACT_NOSCRIPT:
-        if (f->script && to_eval(f) == 0 && send_on(f, ac) == 0) return;
+    case WF__ACT_LOAD:
+        if (f->script && load_and_resend(f, ac) == 0) return;
         break;
     case WF__ACT_MOVED:
     case WF__ACT_ASK:
@@ -321,7 +307,6 @@ int wf__ar_script(wf__ar *ar, redisCallbackFn *fn, void *priv, wf__script script
 {
     const wf__script_src *src = wf__script_get(script);
     if (!src) return WF_ERR_INVALID;
-    const char *sha = wf__script_sha(script);
     int argc = 3 + nkeys + nargs;
     const char **argv = malloc(sizeof *argv * (size_t)argc);
     size_t *lens = malloc(sizeof *lens * (size_t)argc);
@@ -332,10 +317,10 @@ int wf__ar_script(wf__ar *ar, redisCallbackFn *fn, void *priv, wf__script script
     }
     char nk[16];
     snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = sha ? "EVALSHA" : "EVAL";
-    lens[0] = strlen(argv[0]);
-    argv[1] = sha ? sha : src->src;
-    lens[1] = sha ? 40 : src->len;
+    argv[0] = "FCALL";
+    lens[0] = 5;
+    argv[1] = src->fn;
+    lens[1] = strlen(src->fn);
     argv[2] = nk;
     lens[2] = strlen(nk);
     for (int i = 0; i < nkeys; i++) {
@@ -346,7 +331,7 @@ int wf__ar_script(wf__ar *ar, redisCallbackFn *fn, void *priv, wf__script script
         argv[3 + nkeys + i] = args[i] ? args[i] : "";
         lens[3 + nkeys + i] = arglens ? arglens[i] : (args[i] ? strlen(args[i]) : 0);
     }
-    int rc = wf__ar_send_argv(ar, fn, priv, argc, argv, lens, -1, sha ? 1 + (int)script : 0, NULL);
+    int rc = wf__ar_send_argv(ar, fn, priv, argc, argv, lens, -1, 1, NULL);
     free(argv);
     free(lens);
     return rc == REDIS_OK ? WF_OK : WF_ERR_IO;

@@ -4,7 +4,8 @@
  * Design
  * ------
  * A command is formatted once and keeps its bytes until its final reply, so that the reply
- * callback can send it again: as EVAL after NOSCRIPT (a node that never saw the script), to the
+ * callback can send it again: after FUNCTION LOAD when Redis answers an FCALL with "Function not
+ * found" (a node that lost or never had the library `wf`), to the
  * node a MOVED names (the slot map is updated) or, after ASKING, to the node an ASK names, and
  * after a wait when Redis refused it for now (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN:
  * it did not run), backing off 20 ms doubling to 500 ms (wf__reply_retry_ms), for at most the
@@ -96,7 +97,8 @@ int wf__ar_vcommand(wf__ar *ar, redisCallbackFn *fn, void *priv, const char *fmt
 /* On lane `lane` of the owner's contexts (cluster; one server: its one context). */
 int wf__ar_lane_argv(wf__ar *ar, int lane, redisCallbackFn *fn, void *priv, int argc,
                      const char **argv, const size_t *argvlen);
-/* Lua script `script` by EVALSHA, sent again as EVAL after NOSCRIPT. WF_OK, or WF_ERR_INVALID /
+/* Lua script `script` as FCALL wf_NAME, sent once more after loading the library where Redis
+ * answers "Function not found". WF_OK, or WF_ERR_INVALID /
  * WF_ERR_NOMEM / WF_ERR_IO (then fn never fires). NULL args count as "". Copied. */
 int wf__ar_script(wf__ar *ar, redisCallbackFn *fn, void *priv, wf__script script, int nkeys,
                   const char *const *keys, int nargs, const char *const *args,

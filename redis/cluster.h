@@ -94,6 +94,12 @@ int wf__rc_append(wf__rc *rc, const char *fmt, ...);
 int wf__rc_append_argv(wf__rc *rc, int argc, const char **argv, const size_t *argvlen);
 int wf__rc_get_reply(wf__rc *rc, void **reply);
 
+/* Calls fn(c, arg) with the context of each master in turn (one server: its one context), for
+ * what every master must get (FUNCTION LOAD); fn talks to c directly (redisCommand), so this is
+ * only for between pipelines. A master that cannot be reached is skipped. Returns how many masters
+ * were skipped or had fn return non-zero (0: all done), or -1 when commands are pending. */
+int wf__rc_each_master(wf__rc *rc, int (*fn)(redisContext *c, void *arg), void *arg);
+
 /* Commands without a key (MULTI, EXEC) go to the node owning `key` until called again with
  * NULL: a transaction's MULTI must reach the node of the keys it wraps. */
 void wf__rc_pin(wf__rc *rc, const char *key);

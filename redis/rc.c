@@ -416,3 +416,26 @@ redisReply *wf__rc_argv(wf__rc *rc, int argc, const char **argv, const size_t *a
 {
     return one(rc, wf__rc_append_argv(rc, argc, argv, argvlen));
 }
+
+int wf__rc_each_master(wf__rc *rc, int (*fn)(redisContext *c, void *arg), void *arg)
+{
+    if (!rc || rc->qn > 0) return -1;
+    if (!rc->cluster) return rc->c && !rc->c->err && fn(rc->c, arg) == 0 ? 0 : 1;
+    int failed = 0;
+    for (int i = 0; i < rc->map.nnodes; i++) {
+        int owns = 0;
+        for (int s = 0; s < WF__SLOTS && !owns; s++) owns = rc->map.owner[s] == i;
+        if (!owns) continue; /* named by a MOVED once, no master of the map now */
+        if (rc->nc[i] && rc->nc[i]->err) {
+            redisFree(rc->nc[i]);
+            rc->nc[i] = NULL;
+        }
+        /* Not node_ctx(): a master unreachable here is skipped, not the end of the handle. */
+        wf_error e = {0};
+        if (!rc->nc[i])
+            rc->nc[i] =
+                wf__redis_connect_to(rc->url, rc->map.node[i].host, rc->map.node[i].port, &e);
+        if (!rc->nc[i] || fn(rc->nc[i], arg) != 0) failed++;
+    }
+    return failed;
+}

@@ -1,6 +1,7 @@
 /* wf_redis.h - the Redis layer's shared declarations: parsed URLs, opening a connection (one
  * server, a sentinel-found master), the routed synchronous connection wf__rc, calling the
- * embedded scripts by SHA with the EVAL fallback, the schema check and consumer groups.
+ * embedded scripts (FCALL of the library `wf`, loaded again when Redis lost it), the schema check
+ * and consumer groups.
  *
  * redis/ sits on core/ (wf_core.h) and below client/ (docs/architecture.md). Cluster routing is in
  * cluster.h, Sentinel in sentinel.h.
@@ -60,19 +61,23 @@ int wf__redis_auth_async(redisAsyncContext *ac, const wf__url *url, redisCallbac
 
 /* ---- Calling the scripts (scripts.c) --------------------------------------------------------- */
 
-/* Calls script `script` with EVALSHA, falling back to EVAL when Redis answers NOSCRIPT (after a
- * restart or SCRIPT FLUSH). keys/args with explicit lengths (arglen NULL: strlen). Returns the
- * reply (caller frees with freeReplyObject()) or NULL with `err` filled: WF_ERR_IO when the
- * connection failed, WF_ERR_REDIS when Redis answered an error (message included), except that
- * the script errors "STALE ...", "NOTFOUND ...", "FINAL ..." map to WF_ERR_STALE,
- * WF_ERR_NOT_FOUND and WF_ERR_FINAL. */
+/* Calls script `script` as FCALL wf_NAME of the library `wf`; when Redis answers "Function not
+ * found" (a restart without persistence, FUNCTION FLUSH, a new cluster master) loads the library
+ * (wf__functions_load) and sends the call once more. keys/args with explicit lengths (arglen
+ * NULL: strlen). Returns the reply (caller frees with freeReplyObject()) or NULL with `err`
+ * filled: WF_ERR_IO when the connection failed, WF_ERR_REDIS when Redis answered an error
+ * (message included), except that the script errors "STALE ...", "NOTFOUND ...", "FINAL ..."
+ * map to WF_ERR_STALE, WF_ERR_NOT_FOUND and WF_ERR_FINAL. */
 redisReply *wf__script_call(wf__rc *c, wf__script script, int nkeys, const char *const *keys,
                             int nargs, const char *const *args, const size_t *arglen,
                             wf_error *err);
 
-/* Learns and caches every script's SHA1 by SCRIPT LOAD on `c` (also loads them into Redis).
- * Returns 0 or -1 when Redis refused (err-free: callers report the connection error). */
-int wf__scripts_load(wf__rc *c);
+/* Makes sure every master behind `c` holds this build's library `wf` (FCALL wf_version), loading
+ * it where there is none and replacing an older one (FUNCTION LOAD [REPLACE]; a newer release's
+ * is kept: wf__library_replace). Called at connect, and by wf__script_call after "Function not
+ * found". Only between pipelines. Returns WF_OK, or WF_ERR_REDIS (Redis refused: an ACL without
+ * FUNCTION LOAD, ...) / WF_ERR_IO with `err` filled. */
+int wf__functions_load(wf__rc *c, wf_error *err);
 
 /* ---- Reply copies (reply.c) ------------------------------------------------------------------ */
 

@@ -4,9 +4,9 @@
  * themselves; what is here serves only the tests' own asserting connection, which must reach the
  * key's master the way any cluster client does: by following MOVED and ASK, not by computing
  * slots (so a slot bug in libwf cannot hide behind the same bug here). Keyless commands that
- * mean "the whole data set" (DBSIZE, KEYS, FLUSHALL, CONFIG SET, INFO clients, ...) go to every
- * master and their replies are merged. Also running one of libwf's scripts on a test's
- * connection or the shared cluster (script_call.h). */
+ * mean "the whole data set" (DBSIZE, KEYS, FLUSHALL, CONFIG SET, INFO clients, FUNCTION FLUSH,
+ * ...) go to every master and their replies are merged. Also running one of libwf's scripts on a
+ * test's connection or the shared cluster (script_call.h). */
 #include "harness.h"
 
 #include <ctype.h>
@@ -198,6 +198,9 @@ static int fans_out(const char *name, const char *sub)
     for (int i = 0; whole[i]; i++)
         if (!strcmp(name, whole[i])) return 1;
     if (!strcmp(name, "SCRIPT") && !strcmp(sub, "FLUSH")) return 1;
+    if (!strcmp(name, "FUNCTION") &&
+        (!strcmp(sub, "FLUSH") || !strcmp(sub, "DELETE") || !strcmp(sub, "LOAD")))
+        return 1;
     if (!strcmp(name, "CONFIG") && (!strcmp(sub, "SET") || !strcmp(sub, "RESETSTAT"))) return 1;
     if (!strcmp(name, "MEMORY") && !strcmp(sub, "PURGE")) return 1;
     if (!strcmp(name, "CLIENT") && !strcmp(sub, "KILL")) return 1;
@@ -365,6 +368,16 @@ int wf_test_ensure_group(redisContext *c, const char *queue, wf_error *err)
     if (shared) return wf__ensure_group(shared, queue, err);
     wf__rc *w = wf__rc_wrap(c);
     int code = w ? wf__ensure_group(w, queue, err) : WF_ERR_NOMEM;
+    wf__rc_free(w);
+    return code;
+}
+
+int wf_test_functions_load(redisContext *c, wf_error *err)
+{
+    wf__rc *shared = wf_test_cluster_rc();
+    if (shared) return wf__functions_load(shared, err);
+    wf__rc *w = wf__rc_wrap(c);
+    int code = w ? wf__functions_load(w, err) : WF_ERR_NOMEM;
     wf__rc_free(w);
     return code;
 }

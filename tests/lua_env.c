@@ -1,5 +1,5 @@
 /* lua_env.c - the Lua script tests' shared set-up and helpers (lua_env.h): a real redis-server,
- * the workflow's keys, EVAL of the embedded scripts and small assertions on Redis state. */
+ * the workflow's keys, FCALL of the embedded scripts and small assertions on Redis state. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,7 @@ void lua_env_setup(void)
     cr_assert_not_null(c);
     cr_assert_eq(wf__wfkeys_init(&wk, PREFIX, WFN), WF_OK);
     wf_error err = {0};
+    cr_assert_eq(wf_test_functions_load(c, &err), WF_OK, "%s", err.message);
     cr_assert_eq(wf_test_ensure_group(c, wk.k[WF__K_QUEUE], &err), WF_OK, "%s", err.message);
 }
 
@@ -77,8 +78,8 @@ redisReply *eval_argv(wf__script script, int fixed, int nkeys, const char *const
     size_t alen[64];
     char numkeys[16];
     snprintf(numkeys, sizeof numkeys, "%d", (fixed ? WF__NFIXED : 0) + nkeys);
-    const char *head[3] = {"EVAL", s->src, numkeys};
-    size_t head_len[3] = {4, s->len, strlen(numkeys)};
+    const char *head[3] = {"FCALL", s->fn, numkeys};
+    size_t head_len[3] = {5, strlen(s->fn), strlen(numkeys)};
     int n = 0;
     for (int i = 0; i < 3; i++, n++) argv[n] = head[i], alen[n] = head_len[i];
     for (int i = 0; fixed && i < WF__NFIXED; i++, n++) argv[n] = wk.k[i], alen[n] = strlen(wk.k[i]);

@@ -1,5 +1,5 @@
 /* lua_env.h - what the Lua script tests (test_lua_*.c) share: a real redis-server, the workflow's
- * keys, EVAL of the embedded scripts (lib.lua prepended, exactly what libwf sends) and small
+ * keys, FCALL of the embedded scripts (the library `wf`, exactly what libwf loads) and small
  * assertions on Redis state. Keys come from wf__wfkeys_init / wf__key_run, as libwf builds them.
  * Waiting for Redis time to pass (lease expiry, timers) polls a condition with wf_test_wait.
  * The code is in lua_env.c; a suite that includes this header is linked with it
@@ -39,12 +39,13 @@ const char *run_key(const char *id);
 const char *steps_key(const char *id);
 const char *run_id(const char *suffix);
 
-/* EVALs `script` with the 14 fixed keys plus `nextra` keys, then arguments: the variadic list holds
- * the extra keys followed by the arguments, NULL-terminated. Caller frees the reply. */
+/* Calls `script` (FCALL wf_NAME) with the 14 fixed keys plus `nextra` keys, then arguments: the
+ * variadic list holds the extra keys followed by the arguments, NULL-terminated. Caller frees the
+ * reply. */
 redisReply *eval(wf__script script, int nextra, ...);
 
-/* EVALs `script` with `nkeys` keys (the 14 fixed ones first when `fixed`) and `nargs` arguments,
- * binary-safe (`lens` NULL: C strings). Caller frees the reply. */
+/* Calls `script` (FCALL wf_NAME) with `nkeys` keys (the 14 fixed ones first when `fixed`) and
+ * `nargs` arguments, binary-safe (`lens` NULL: C strings). Caller frees the reply. */
 redisReply *eval_argv(wf__script script, int fixed, int nkeys, const char *const *keys, int nargs,
                       const char *const *args, const size_t *lens);
 

@@ -13,6 +13,10 @@ wf__rc *wf_test_cluster_rc(void);
 redisReply *wf_test_script(redisContext *c, wf__script s, int nkeys, const char *const *keys,
                            int nargs, const char *const *args, const size_t *lens, wf_error *err);
 
+/* wf__functions_load on `c` (the library `wf` loaded, or checked to be this build's), or in
+ * cluster mode on every master of the shared cluster. */
+int wf_test_functions_load(redisContext *c, wf_error *err);
+
 /* wf__ensure_group on `c`, or in cluster mode on the shared cluster. */
 int wf_test_ensure_group(redisContext *c, const char *queue, wf_error *err);
 

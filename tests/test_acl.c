@@ -14,19 +14,20 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "script_call.h"
 #include "wf_internal.h"
 
 /* The minimal ACL of docs/security.md. Found by dropping one command at a time and rerunning
  * this test (WF_TEST_ACL); the test goes through every path that needs one: claims, retries,
  * steps, dead letters (xrange, lpush, ltrim), restart with cleared steps (del, persist), the
- * NOSCRIPT fallback after SCRIPT FLUSH (eval), `wf status` and `wf list`. */
+ * library loaded again after FUNCTION FLUSH (function|load), `wf status` and `wf list`. */
 #define WF_ACL_COMMANDS                                                                            \
     "-@all +ping +time +set +hset +hsetnx +hget +hmget +hgetall +hkeys +hexists +hdel +hincrby "   \
     "+zadd "                                                                                       \
     "+zrem +zscore +zrange +zrangebyscore +zrevrangebyscore +zremrangebyscore +xadd +xack +xdel "  \
     "+xlen +xrange +xrevrange +xreadgroup +xautoclaim +xgroup|create +lpush +ltrim +type +exists " \
     "+del "                                                                                        \
-    "+pexpire +persist +evalsha +eval +script|load"
+    "+pexpire +persist +fcall +function|load"
 
 #define PASSWORD "s3cret-Pw-app1"
 
@@ -158,10 +159,10 @@ Test(acl, a_prefix_restricted_user_runs_everything_and_cannot_touch_another_pref
     wf_status_clear(&st);
     cr_assert_eq(wf_run_stop(r, &err), WF_ERR_FINAL, "%s", err.message);
     wf_run_free(r);
-    /* Restart with cleared steps (restart.lua: DEL, PERSIST), after Redis forgot the scripts
-     * (EVAL fallback); a hand-written bad entry (claim.lua's dead letters: XRANGE, LPUSH, LTRIM).
-     */
-    redisReply *fl = wf_test_command(rc, "SCRIPT FLUSH");
+    /* Restart with cleared steps (restart.lua: DEL, PERSIST), after Redis lost the library
+     * (loaded again: FUNCTION LOAD); a hand-written bad entry (claim.lua's dead letters: XRANGE,
+     * LPUSH, LTRIM). */
+    redisReply *fl = wf_test_command(rc, "FUNCTION FLUSH");
     freeReplyObject(fl);
     r = wf_get_workflow_run(cl, ids[2], &err);
     cr_assert_not_null(r, "%s", err.message);
@@ -223,4 +224,31 @@ Test(acl, a_prefix_restricted_user_runs_everything_and_cannot_touch_another_pref
     char *log = wf_test_slurp(log_path);
     cr_assert_null(strstr(log, PASSWORD), "the password appeared in the worker's log");
     free(log);
+}
+
+/* docs/security.md: when tenants share a Redis, their users may not load functions and an
+ * administrator loads wf's library. Without it loaded, connecting says what is missing; once it
+ * is, the same user starts runs. */
+Test(acl, a_user_that_may_not_load_functions_works_once_an_administrator_loaded_them)
+{
+    redisReply *r = wf_test_command(rc, "ACL SETUSER app1 -function|load");
+    freeReplyObject(r);
+    r = wf_test_command(rc, "FUNCTION FLUSH");
+    freeReplyObject(r);
+    wf_test_cmd_int(rc, "HSET app1:workflows echo {}");
+    char curl[200];
+    snprintf(curl, sizeof curl, "redis://app1:%s@127.0.0.1:%d?prefix=app1", PASSWORD, srv.port);
+    wf_error err = {0};
+    wf_client *cl = wf_client_connect(curl, &err);
+    cr_assert_null(cl, "no library, and no right to load it");
+    cr_assert(strstr(err.message, "+function|load") && strstr(err.message, "NOPERM"), "%s",
+              err.message);
+
+    cr_assert_eq(wf_test_functions_load(rc, &err), WF_OK, "the administrator: %s", err.message);
+    cl = wf_client_connect(curl, &err);
+    cr_assert_not_null(cl, "%s", err.message);
+    wf_run *run = wf_run_workflow(cl, "echo", "\x80", 1, &err);
+    cr_assert_not_null(run, "%s", err.message);
+    wf_run_free(run);
+    wf_client_free(cl);
 }

@@ -341,14 +341,24 @@ Test(client, schema_mismatch_is_refused)
     cr_assert(strstr(err.message, "999"), "%s", err.message);
 }
 
-Test(client, scripts_survive_script_flush)
+Test(client, scripts_survive_function_flush)
 {
-    redisReply *r = wf_test_command(rc, "SCRIPT FLUSH");
+    /* As after a restart without persistence (in cluster mode: on every master). */
+    redisReply *r = wf_test_command(rc, "FUNCTION FLUSH");
     freeReplyObject(r);
     wf_error err = {0};
     wf_run *run = wf_run_workflow(cl, "echo", NULL, 0, &err);
-    cr_assert_not_null(run, "NOSCRIPT must fall back to EVAL: %s", err.message);
+    cr_assert_not_null(run, "a missing library must be loaded again: %s", err.message);
     wf_run_free(run);
+    r = wf_test_command(rc, "FUNCTION FLUSH");
+    freeReplyObject(r);
+    wf_run *runs[2] = {NULL, NULL};
+    cr_assert_eq(wf_run_workflow_batch(cl, "echo", 2, NULL, NULL, NULL, runs, &err), WF_OK,
+                 "the batch path loads it again too: %s", err.message);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_not_null(runs[i]);
+        wf_run_free(runs[i]);
+    }
 }
 
 static int deferred_errors;

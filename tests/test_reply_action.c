@@ -1,5 +1,6 @@
 /* test_reply_action.c - the one reply policy (core/reply_action.h): what each Redis error reply
- * asks a router to do, checked on replies a real redis-server gives (BUSY, BUSYGROUP, NOSCRIPT,
+ * asks a router to do, checked on replies a real redis-server gives (BUSY, BUSYGROUP, a missing
+ * function,
  * READONLY, WRONGTYPE) and on the texts Redis documents for the ones a single server cannot be
  * made to give here (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, MASTERDOWN; LOADING is test_restart's).
  * Then the synchronous client's side of the policy: a call refused with BUSY waits and succeeds. */
@@ -62,6 +63,8 @@ Test(reply_action, documented_texts)
         /* A script's own refusals are answers, not the router's business. */
         {"STALE lease token 3 is not the run's (4)", WF__ACT_DONE},
         {"ERR Error running script: LOADING in the text", WF__ACT_DONE},
+        {"ERR Function not found", WF__ACT_LOAD}, /* FCALL's: the code alone is ERR */
+        {"ERR Function not found in the script's text", WF__ACT_DONE},
         {"", WF__ACT_DONE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -93,8 +96,7 @@ Test(reply_action, real_replies_of_one_server)
     cr_assert_eq(act_of_command(rc, "PING"), WF__ACT_DONE);
     cr_assert_eq(act_of_command(rc, "XGROUP CREATE s g $ MKSTREAM"), WF__ACT_DONE);
     cr_assert_eq(act_of_command(rc, "XGROUP CREATE s g $ MKSTREAM"), WF__ACT_DONE, "BUSYGROUP");
-    cr_assert_eq(act_of_command(rc, "EVALSHA 0123456789012345678901234567890123456789 0"),
-                 WF__ACT_NOSCRIPT);
+    cr_assert_eq(act_of_command(rc, "FCALL wf_no_such_function 0"), WF__ACT_LOAD);
     cr_assert_eq(act_of_command(rc, "SET str x"), WF__ACT_DONE);
     cr_assert_eq(act_of_command(rc, "HGET str f"), WF__ACT_DONE, "WRONGTYPE is final");
 

@@ -1,9 +1,9 @@
 /* route.c - sending commands on a worker connection (wf__conn), a thin layer over the shared async
  * router (redis/aroute.h), which formats each command once, routes it to the one server or to
- * the cluster node owning its slot (or to a workflow's lane of the block connection), follows
- * NOSCRIPT, MOVED and ASK, and sends again what Redis refused for now for as long as a lease
- * lasts (the worker's lease_ms): a Redis that loads its data set for seconds costs the callers a
- * delay, not an error.
+ * the cluster node owning its slot (or to a workflow's lane of the block connection), loads the
+ * library after "Function not found", follows MOVED and ASK, and sends again what Redis refused
+ * for now for as long as a lease lasts (the worker's lease_ms): a Redis that loads its data set
+ * for seconds costs the callers a delay, not an error.
  *
  * What is the worker's is here: which context a lane or node is (conn.c makes and reconnects
  * them), and what the router tells the connection. READONLY (a master demoted by a failover)

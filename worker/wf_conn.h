@@ -92,8 +92,8 @@ int wf__conn_command(wf__conn *conn, redisCallbackFn *fn, void *priv, const char
  * cluster; the one context otherwise). */
 int wf__conn_lane_argv(wf__conn *conn, int lane, redisCallbackFn *fn, void *priv, int argc,
                        const char **argv, const size_t *argvlen);
-/* Lua script `script` by EVALSHA, re-sent as EVAL after NOSCRIPT. Returns WF_OK or an error
- * (then `fn` never fires). Arguments are copied. */
+/* Lua script `script` as FCALL, re-sent after loading the library where Redis lacks it
+ * (aroute.h). Returns WF_OK or an error (then `fn` never fires). Arguments are copied. */
 int wf__conn_script(wf__conn *conn, redisCallbackFn *fn, void *priv, wf__script script, int nkeys,
                     const char *const *keys, int nargs, const char *const *args,
                     const size_t *arglens);

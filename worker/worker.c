@@ -116,7 +116,10 @@ static wf__rc *open_sync(const wf__url *url, wf_error *err)
         wf__rc_free(c);
         return NULL;
     }
-    if (!wf__script_sha(WF__SCRIPT_CLAIM)) (void)wf__scripts_load(c); /* EVAL fallback if not */
+    if (wf__functions_load(c, err) != WF_OK) {
+        wf__rc_free(c);
+        return NULL;
+    }
     return c;
 }
 
