@@ -10,7 +10,8 @@
 -- The runs completed are counted in P:{W}:hist:c:HOUR (lib.lua hist_add).
 -- Returns for one run 'OK', or an error STALE (the caller no longer holds the run: its result is
 -- dropped) / NOTFOUND; for several runs an array of those, one per run, in order.
-local bad = check_fixed_keys(WF_BASE_FIXED) -- it queues nothing: the lanes are not its business
+-- The fixed keys it writes: the leases and the completed index (schema 2 indexes no running run).
+local bad = check_fixed_keys({3, 9})
 if bad then return bad end
 local n = math.floor((#ARGV - 1) / 3)
 local notify = ARGV[3 * n + 2]

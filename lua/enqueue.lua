@@ -96,7 +96,7 @@ if (ARGV[8] == '1' or ARGV[8] == '2') and delay <= 0 and parent == '' and not kf
     if answered == #runs then return reply() end
 end
 
-local bad = check_fixed_keys({lane_index(pri), 2, 5, 8})
+local bad = check_fixed_keys({lane_index(pri), 2, 8}) -- (schema 2 has no queued index to write)
 if bad then return bad end
 local now = now_ms()
 local now_s = tostring(now) -- passed as a string: a number is printf-formatted on every call

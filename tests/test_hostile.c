@@ -359,13 +359,13 @@ Test(hostile, a_clobbered_fixed_key_stops_claims_cleanly_until_repaired)
 {
     start_worker();
     pid_t child = worker_child();
-    /* The queued index: written by enqueue.lua and claim.lua alike. */
-    char *ok = wf_test_cmd_str(rc, "SET wf:{echo}:state:queued x");
+    /* The waiting index: written by enqueue.lua (a delayed start) and claim.lua (a held run). */
+    char *ok = wf_test_cmd_str(rc, "SET wf:{echo}:state:waiting x");
     free(ok);
     wf_error err = {0};
     cr_assert_null(start_echo("refused", &err), "enqueue must not half-write");
     cr_assert_eq(err.code, WF_ERR_REDIS);
-    cr_assert(strstr(err.message, "state:queued") && strstr(err.message, "holds a string"), "%s",
+    cr_assert(strstr(err.message, "state:waiting") && strstr(err.message, "holds a string"), "%s",
               err.message);
     cr_assert_eq(wf_test_cmd_int(rc, "EXISTS wf:{echo}:run:echo:refused"), 0, "half-written run");
     /* claim.lua refuses the whole batch before it writes anything: the entry stays pending,
@@ -377,7 +377,7 @@ Test(hostile, a_clobbered_fixed_key_stops_claims_cleanly_until_repaired)
     cr_assert_str_eq(st, "queued", "nothing half-claimed");
     free(st);
     /* Repaired: XAUTOCLAIM recovers the pending entry after the lease time. */
-    cr_assert_eq(wf_test_cmd_int(rc, "DEL wf:{echo}:state:queued"), 1);
+    cr_assert_eq(wf_test_cmd_int(rc, "DEL wf:{echo}:state:waiting"), 1);
     wait_state("echo:later", "completed", 10000);
     cr_assert_eq(worker_child(), child, "the worker process survived");
 }
