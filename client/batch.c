@@ -39,7 +39,38 @@ typedef struct batch {
     char delay[32];
     const char *pri; /* enqueue.lua's priority argument: "high", "" (normal) or "low" */
     const char *how; /* its ARGV 8: WF__ID_GENERATED, WF__ID_RETRY once a call went unanswered */
+    char *lane;      /* the runs' lane, for enqueue_lean.lua; NULL: every call is enqueue.lua's */
 } batch;
+
+/* Appends one FCALL wf_enqueue_lean (enqueue_lean.lua): the first call for runs with generated
+ * ids, ready now, in the form with the fewest arguments. */
+static int append_lean(batch *b, item *const *its, int k)
+{
+    int cap = 5 + 2 * k;
+    const char **argv = malloc((size_t)cap * sizeof *argv);
+    size_t *len = malloc((size_t)cap * sizeof *len);
+    const wf__script_src *src = wf__script_get(WF__SCRIPT_ENQUEUE_LEAN);
+    if (!argv || !len || !src) {
+        free(argv);
+        free(len);
+        return -1;
+    }
+    int a = 0;
+    argv[a] = "FCALL", len[a] = 5, a++;
+    argv[a] = src->fn, len[a] = strlen(src->fn), a++;
+    argv[a] = "2", len[a] = 1, a++;
+    argv[a] = b->lane, len[a] = strlen(b->lane), a++;
+    argv[a] = b->limits, len[a] = strlen(b->limits), a++;
+    for (int i = 0; i < k; i++) {
+        const char *suffix = strchr(its[i]->id, ':') + 1;
+        argv[a] = suffix, len[a] = strlen(suffix), a++;
+        argv[a] = its[i]->in_len ? (const char *)its[i]->in : "", len[a] = its[i]->in_len, a++;
+    }
+    int rc = wf__rc_append_argv(b->client->c, a, argv, len) == REDIS_OK ? 0 : -1;
+    free(argv);
+    free(len);
+    return rc;
+}
 
 /* Appends one FCALL wf_enqueue (enqueue.lua) that starts the k runs `its[0..k)` (enqueue.lua's
  * further-runs form when k > 1). */
@@ -136,8 +167,9 @@ static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
     size_t n = (u + GROUP - 1) / GROUP;
 #define CALL(j)  (&order[(j)*GROUP])
 #define NCALL(j) ((int)((j) + 1 < n ? GROUP : u - (j)*GROUP))
+    int lean = b->lane && strcmp(b->how, WF__ID_GENERATED) == 0;
     for (size_t j = 0; j < n; j++)
-        if (append_call(b, CALL(j), NCALL(j)) != 0)
+        if ((lean ? append_lean : append_call)(b, CALL(j), NCALL(j)) != 0)
             return wf_error_set(err, WF_ERR_IO, "cannot queue the enqueue call: %s",
                                 wf__rc_errstr(c)[0] ? wf__rc_errstr(c) : "out of memory");
     int rc = WF_OK;
@@ -148,7 +180,14 @@ static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
                                 wf__rc_errstr(c)[0] ? wf__rc_errstr(c) : "no reply");
         int k = NCALL(j), ok = 1;
         item **call = CALL(j);
-        if (k == 1)
+        if (lean && r->type == REDIS_REPLY_INTEGER && r->integer == k) {
+            for (int i = 0; i < k; i++) call[i]->confirmed = 1;
+        } else if (lean && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "FULL") == 0) {
+            /* Not for the lean form (singleton, debounce, a clock far off): enqueue.lua's. */
+            for (int i = 0; i < k; i++) call[i]->sent = 2;
+        } else if (lean)
+            ok = 0;
+        else if (k == 1)
             ok = confirm(call[0], r);
         else if (r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)k)
             for (int i = 0; i < k; i++) ok &= confirm(call[i], r->element[i]);
@@ -248,7 +287,11 @@ int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
         return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
     }
     snprintf(b.delay, sizeof b.delay, "%lld", (long long)(options ? options->delay_ms : 0));
-    b.pri = wf__lane_arg((wf__lane)wf__lane_of_priority(options ? options->priority : 0));
+    int lane = wf__lane_of_priority(options ? options->priority : 0);
+    b.pri = wf__lane_arg((wf__lane)lane);
+    /* Ready now: the lean form first (enqueue_lean.lua). */
+    if (!(options && options->delay_ms > 0))
+        b.lane = strdup(b.keys.k[wf__lane_key((wf__lane)lane)]);
     item *its = calloc(n < CHUNK ? n : CHUNK, sizeof *its);
     if (!its) {
         wf__wfkeys_free(&b.keys);
@@ -284,5 +327,6 @@ int wf_run_workflow_batch(wf_client *client, const char *name, size_t n,
     wf__wfkeys_free(&b.keys);
     free(b.limits);
     free(b.single);
+    free(b.lane);
     return rc;
 }

@@ -83,6 +83,38 @@ void wf__enqueue_call_free(wf__enqueue_call *call)
     memset(call, 0, sizeof *call);
 }
 
+/* enqueue_lean.lua for run `id` (a generated id, ready now): WF_OK once it is queued, lean; *full
+ * set (and nothing written) when enqueue.lua must take it (singleton, debounce, a clock far off);
+ * or an error (WF_ERR_IO: the caller's retry goes through enqueue.lua, which looks first). */
+static int enqueue_lean(wf__rc *c, const wf__url *url, const char *name, const char *id,
+                        const void *payload, size_t len, const wf_run_options *opt, int *full,
+                        wf_error *err)
+{
+    static const char *const lanes[WF__NLANES] = {"queue:high", "queue", "queue:low"};
+    int lane = wf__lane_of_priority(opt ? opt->priority : WF_PRIORITY_NORMAL);
+    char *keys[2] = {wf__key_wf(url->prefix, name, lanes[lane < 0 ? WF__LANE_NORMAL : lane]),
+                     wf__key_wf(url->prefix, name, "limits")};
+    if (!keys[0] || !keys[1]) {
+        free(keys[0]);
+        free(keys[1]);
+        return wf_error_set(err, WF_ERR_NOMEM, "out of memory");
+    }
+    const char *args[2] = {strchr(id, ':') + 1, payload ? (const char *)payload : ""};
+    size_t lens[2] = {strlen(args[0]), payload ? len : 0};
+    redisReply *r = wf__script_call(c, WF__SCRIPT_ENQUEUE_LEAN, 2, (const char *const *)keys, 2,
+                                    args, lens, err);
+    free(keys[0]);
+    free(keys[1]);
+    if (!r) return err ? err->code : WF_ERR_IO;
+    int rc = WF_OK;
+    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "FULL") == 0)
+        *full = 1;
+    else if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+        rc = wf_error_set(err, WF_ERR_PROTOCOL, "unexpected reply from enqueue_lean.lua");
+    freeReplyObject(r);
+    return rc;
+}
+
 int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *payload, size_t len,
                 const wf_run_options *opt, char *id, wf_error *err)
 {
@@ -96,6 +128,11 @@ int wf__enqueue(wf__rc *c, const wf__url *url, const char *name, const void *pay
     } else {
         wf__runid_new(name, id);
         how = WF__ID_GENERATED;
+    }
+    if (strcmp(how, WF__ID_GENERATED) == 0 && !(opt && opt->delay_ms > 0)) {
+        int full = 0;
+        rc = enqueue_lean(c, url, name, id, payload, len, opt, &full, err);
+        if (!full) return rc;
     }
     wf__enqueue_call call;
     if (wf__enqueue_call_init(&call, url, name, id, payload, len, opt, how) != WF_OK)

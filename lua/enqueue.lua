@@ -71,23 +71,19 @@ local function started_before(h, id)
     return nil
 end
 
--- The lean path. Each run's entry id is set at its ULID's time when that is after the lane's last
--- entry, else Redis picks it (later still): either way at or after the ULID's time, as lean_find
--- needs. A run whose ULID is more than 2 s off Redis's clock is not lean (the hash path below
+-- The lean path (lib.lua lean_ms, lean_add; enqueue_lean.lua is the same for first calls, with
+-- fewer keys). A run whose ULID is more than 2 s off Redis's clock is not lean (the hash path below
 -- finds it by its key whatever the clocks say). A clobbered lane fails the first XADD, before
 -- anything is written, so no TYPE check is needed.
 if (ARGV[8] == '1' or ARGV[8] == '2') and delay <= 0 and parent == '' and not kfield then
     local lane, now = lane_key(pri), now_ms()
     for i, r in ipairs(runs) do
         local suffix = string.sub(r[2], #wfname + 2)
-        local ms = ulid_ms(suffix)
-        if ms and ms <= now + 2000 and ms >= now - 2000 then
+        local ms = lean_ms(suffix, now)
+        if ms then
             out[i] = ARGV[8] == '2' and started_before(r[1], r[2])
             if not out[i] then
-                local e = redis.pcall('XADD', lane, ms .. '-*', 'c', suffix, 'p', r[3])
-                if type(e) == 'table' and e.err then
-                    redis.call('XADD', lane, '*', 'c', suffix, 'p', r[3])
-                end
+                lean_add(lane, suffix, ms, r[3])
                 out[i] = {1, 'queued'}
             end
             answered = answered + 1

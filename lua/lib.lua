@@ -95,6 +95,24 @@ local function push_ready(h, id, attempt, pri)
     return entry
 end
 
+-- The ms of ULID `suffix` when a lean entry may be written for it now (Redis ms `now`): the
+-- entry goes at that ms or later, so a client clock more than 2 s off Redis's would put entries
+-- out of reach of lean_find's window (or the lane's ids in the future); nil then, or when it is
+-- not a ULID: the run gets a hash instead.
+local function lean_ms(suffix, now)
+    local ms = ulid_ms(suffix)
+    if ms and ms <= now + 2000 and ms >= now - 2000 then return ms end
+    return nil
+end
+
+-- Writes lean run `suffix` (its id's suffix, a ULID of time `ms`) with `input` on `lane`: at the
+-- ULID's millisecond when that is after the lane's last entry, else where Redis puts it (later
+-- still). Either way at or after the ULID's time, as lean_find needs.
+local function lean_add(lane, suffix, ms, input)
+    local e = redis.pcall('XADD', lane, ms .. '-*', 'c', suffix, 'p', input)
+    if type(e) == 'table' and e.err then redis.call('XADD', lane, '*', 'c', suffix, 'p', input) end
+end
+
 -- The lane priority (nil: normal), entry id and input of lean run `id` (WORKFLOW:ULID) while it
 -- is queued, or nil. Reads each lane from the ULID's time, 100 entries at a time, until
 -- WF_LEAN_SPAN after it: a few entries unless thousands of runs a second were queued then.

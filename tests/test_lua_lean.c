@@ -193,3 +193,35 @@ Test(lua, migrate_deletes_the_schema_1_indexes_once)
     cr_assert_eq(r->element[1]->integer, 0);
     freeReplyObject(r);
 }
+
+Test(lua, enqueue_lean_writes_entries_or_hands_the_call_to_enqueue)
+{
+    const char *a = fresh_id(), *b = fresh_id();
+    const char *keys[] = {wk.k[WF__K_QUEUE], LIMITS};
+    const char *args[] = {strchr(a, ':') + 1, "in-a", strchr(b, ':') + 1, "in-b"};
+    redisReply *r = eval_argv(WF__SCRIPT_ENQUEUE_LEAN, 0, 2, keys, 4, args, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "");
+    cr_assert_eq(r->integer, 2);
+    freeReplyObject(r);
+    cr_assert_eq(xlen(), 2);
+    cr_assert_eq(wf_test_cmd_int(c, "EXISTS %s", run_key(a)), 0, "lean: no hash");
+    /* Read back from the id alone, as any lean run. */
+    const char *sk[] = {run_key(b)};
+    const char *sa[] = {b};
+    redisReply *st = eval_argv(WF__SCRIPT_STATUS, 0, 1, sk, 1, sa, NULL);
+    cr_assert_gt(st->elements, 0, "status.lua finds b");
+    freeReplyObject(st);
+    /* A clock far off, or singleton: nothing written, the call is enqueue.lua's. */
+    const char *old[] = {"00000000010000000000000000", "x"};
+    r = eval_argv(WF__SCRIPT_ENQUEUE_LEAN, 0, 2, keys, 2, old, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_STATUS);
+    cr_assert_str_eq(r->str, "FULL");
+    freeReplyObject(r);
+    freeReplyObject(wf_test_command(c, "HSET %s singleton 1", LIMITS));
+    const char *cid = fresh_id();
+    const char *one[] = {strchr(cid, ':') + 1, "x"};
+    r = eval_argv(WF__SCRIPT_ENQUEUE_LEAN, 0, 2, keys, 2, one, NULL);
+    cr_assert_str_eq(r->str, "FULL");
+    freeReplyObject(r);
+    cr_assert_eq(xlen(), 2, "nothing more was written");
+}
