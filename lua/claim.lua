@@ -176,10 +176,50 @@ for i = 1, g do
         end
     end
 end
+-- The entries of the runs handled here go from the lane. XDEL finds each entry in its listpack
+-- node and marks it, three times the cost of the XADD that wrote it (INFO commandstats of a drain:
+-- 1.6 us a run); XTRIM MINID drops whole nodes at once. The lane can be cut up to the oldest entry
+-- still needed: the first one not yet delivered, and the oldest pending one (read by a worker that
+-- has not claimed it yet, left by a paused workflow or by a dead consumer). Entries of this batch
+-- at or after that cut (another worker's older entry is pending) are deleted one by one.
+local function cut_of(lane)
+    local cut = nil
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', lane)) do
+        local f = {}
+        for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+        if f.name == 'workers' then
+            local ms, seq = string.match(f['last-delivered-id'] or '', '^(%d+)%-(%d+)$')
+            if ms then cut = {tonumber(ms), tonumber(seq) + 1} end
+        end
+    end
+    if not cut then return nil end
+    local p = redis.call('XPENDING', lane, 'workers')
+    local ms, seq = string.match(type(p[2]) == 'string' and p[2] or '', '^(%d+)%-(%d+)$')
+    if ms and (tonumber(ms) < cut[1] or (tonumber(ms) == cut[1] and tonumber(seq) < cut[2])) then
+        cut = {tonumber(ms), tonumber(seq)}
+    end
+    return cut
+end
+local function before(entry, cut)
+    local ms, seq = string.match(entry, '^(%d+)%-(%d+)$')
+    ms, seq = tonumber(ms), tonumber(seq)
+    return ms < cut[1] or (ms == cut[1] and seq < cut[2])
+end
 for s = 1, #done, 1000 do -- (unpack's stack limit)
     local e = math.min(s + 999, #done)
     redis.call('XACK', Q, 'workers', unpack(done, s, e))
-    redis.call('XDEL', Q, unpack(done, s, e))
+end
+if #done > 0 then
+    local cut, rest = cut_of(Q), {}
+    if cut then
+        redis.call('XTRIM', Q, 'MINID', string.format('%d-%d', cut[1], cut[2]))
+        for _, entry in ipairs(done) do
+            if not before(entry, cut) then rest[#rest + 1] = entry end
+        end
+    else
+        rest = done
+    end
+    for s = 1, #rest, 1000 do redis.call('XDEL', Q, unpack(rest, s, math.min(s + 999, #rest))) end
 end
 if FLOW_LIM and FLOW_LIM.per_key > 0 then flow_sweep(FLOW, 4) end
 hist_add('s', started, now)

@@ -25,7 +25,8 @@
     "-@all +ping +time +set +hset +hsetnx +hget +hmget +hgetall +hkeys +hexists +hdel +hincrby "   \
     "+zadd "                                                                                       \
     "+zrem +zscore +zrange +zrangebyscore +zrevrangebyscore +zremrangebyscore +xadd +xack +xdel "  \
-    "+xlen +xrange +xrevrange +xreadgroup +xautoclaim +xgroup|create +lpush +ltrim +type +exists " \
+    "+xlen +xrange +xrevrange +xreadgroup +xautoclaim +xpending +xtrim +xinfo|groups "             \
+    "+xgroup|create +lpush +ltrim +type +exists "                                                  \
     "+del "                                                                                        \
     "+pexpire +persist +fcall +function|load"
 

@@ -225,3 +225,45 @@ Test(lua, enqueue_lean_writes_entries_or_hands_the_call_to_enqueue)
     freeReplyObject(r);
     cr_assert_eq(xlen(), 2, "nothing more was written");
 }
+
+/* The entry of run `id` on the lane, or NULL (kept). */
+static const char *entry_of(const char *id)
+{
+    redisReply *r = wf_test_command(c, "XRANGE %s - +", wk.k[WF__K_QUEUE]);
+    const char *found = NULL;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        if (f->elements >= 2 && strcmp(f->element[1]->str, strchr(id, ':') + 1) == 0)
+            found = keep(strdup(r->element[i]->element[0]->str));
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+Test(lua, claim_trims_the_lane_but_keeps_what_is_pending_or_undelivered)
+{
+    const char *a = fresh_id(), *b = fresh_id(), *d = fresh_id();
+    freeReplyObject(enqueue_gen(a, "in-a", "1"));
+    freeReplyObject(enqueue_gen(b, "in-b", "1"));
+    freeReplyObject(enqueue_gen(d, "in-d", "1"));
+    /* Another worker read a (the oldest) and has not claimed it yet; c1 reads and claims b. */
+    freeReplyObject(wf_test_command(c, "XREADGROUP GROUP %s c2 COUNT 1 STREAMS %s >", WF__GROUP,
+                                    wk.k[WF__K_QUEUE]));
+    redisReply *rd;
+    const char *eb = read_next(&rd);
+    freeReplyObject(rd);
+    freeReplyObject(claim_lean(eb, b, "in-b"));
+    assert_state(b, "running");
+    cr_assert_null(entry_of(b), "b's entry is gone");
+    cr_assert_not_null(entry_of(a), "a is pending with another worker: kept");
+    cr_assert_not_null(entry_of(d), "d was never delivered: kept");
+    cr_assert_eq(xlen(), 2);
+    /* a is claimed in turn: the lane is cut up to d, which stays. */
+    redisReply *r = eval(WF__SCRIPT_CLAIM, 1, run_key(a), "c2", "30000", "1", "", "p", entry_of(a),
+                         a, "in-a", NULL);
+    freeReplyObject(r);
+    assert_state(a, "running");
+    cr_assert_eq(xlen(), 1);
+    cr_assert_not_null(entry_of(d));
+    cr_assert_eq(xpending(), 0);
+}
