@@ -61,6 +61,10 @@ enum { WF__OPT_REDIS = 1000, WF__OPT_JSON, WF__OPT_HELP, WF__OPT_NO_COLOR };
  * option's value, -1 at the end, or '?' after printing a usage error. */
 int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *options);
 
+/* The options of a command whose only own option is --force (*force 1 when given): WF_CLI_OK, or
+ * WF_CLI_USAGE after wf__cli_getopt printed why. */
+int wf__cli_force_only(wf__cli *cli, int argc, char **argv, int *force);
+
 /* The start of a command whose only own options are --workflow W (*workflow, NULL when absent:
  * every workflow) and --force: parses its options (the global ones as wf__cli_getopt does), checks
  * them as wf__cli_args does with `nargs` arguments, then connects and refuses an unregistered W

@@ -302,17 +302,8 @@ static const char MIGRATE_USAGE[] =
 
 int wf__cli_cmd_migrate(wf__cli *cli, int argc, char **argv)
 {
-    enum { OPT_FORCE = 1 };
-    static const struct option options[] = {
-        WF__CLI_GLOBAL_OPTIONS,
-        {"force", no_argument, NULL, OPT_FORCE},
-        {NULL, 0, NULL, 0},
-    };
-    int force = 0, c;
-    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
-        if (c != OPT_FORCE) return WF_CLI_USAGE;
-        force = 1;
-    }
+    int force;
+    if (wf__cli_force_only(cli, argc, argv, &force) != WF_CLI_OK) return WF_CLI_USAGE;
     int done;
     if (wf__cli_args(cli, argc, "migrate", MIGRATE_USAGE, 0, 0, "migrate takes no arguments",
                      &done))

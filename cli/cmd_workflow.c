@@ -30,17 +30,8 @@ static const char RESUME_USAGE[] =
 static int pause_or_resume(wf__cli *cli, int argc, char **argv, int pause)
 {
     const char *cmd = pause ? "pause-workflow" : "resume-workflow";
-    enum { OPT_FORCE = 1 };
-    static const struct option options[] = {
-        WF__CLI_GLOBAL_OPTIONS,
-        {"force", no_argument, NULL, OPT_FORCE},
-        {NULL, 0, NULL, 0},
-    };
-    int force = 0, c;
-    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
-        if (c != OPT_FORCE) return WF_CLI_USAGE;
-        force = 1;
-    }
+    int force;
+    if (wf__cli_force_only(cli, argc, argv, &force) != WF_CLI_OK) return WF_CLI_USAGE;
     if (cli->help)
         return fputs(pause ? PAUSE_USAGE : RESUME_USAGE, stdout) == EOF ? WF_CLI_USAGE : WF_CLI_OK;
     if (argc - optind != 1) return wf__cli_usage_error(cmd, "%s wants one WORKFLOW", cmd);

@@ -40,6 +40,23 @@ int wf__cli_getopt(wf__cli *cli, int argc, char **argv, const struct option *opt
     }
 }
 
+int wf__cli_force_only(wf__cli *cli, int argc, char **argv, int *force)
+{
+    enum { OPT_FORCE = 1 };
+    static const struct option options[] = {
+        WF__CLI_GLOBAL_OPTIONS,
+        {"force", no_argument, NULL, OPT_FORCE},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    *force = 0;
+    while ((c = wf__cli_getopt(cli, argc, argv, options)) != -1) {
+        if (c != OPT_FORCE) return WF_CLI_USAGE;
+        *force = 1;
+    }
+    return WF_CLI_OK;
+}
+
 int wf__cli_redis_option(wf__cli *cli, const char *url, const char *cmd)
 {
     /* An empty URL used to mean "not given" (so $WF_REDIS_URL, else localhost): a script whose
