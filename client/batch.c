@@ -127,6 +127,33 @@ static int confirm(item *it, const redisReply *r)
     return 1;
 }
 
+/* Takes enqueue_lean.lua's answer `r` for the k runs `call`: the number written (confirmed), or
+ * FULL: none written, each to be sent to enqueue.lua (sent = 2; singleton, debounce, a clock far
+ * off). Returns 1 for either, 0 for any other reply. */
+static int confirm_lean(item **call, int k, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == k) {
+        for (int i = 0; i < k; i++) call[i]->confirmed = 1;
+        return 1;
+    }
+    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "FULL") == 0) {
+        for (int i = 0; i < k; i++) call[i]->sent = 2;
+        return 1;
+    }
+    return 0;
+}
+
+/* Takes enqueue.lua's answer `r` for the k runs `call` (one reply, or an array of k). Returns 1
+ * when every run was confirmed, else 0. */
+static int confirm_call(item **call, int k, const redisReply *r)
+{
+    if (k == 1) return confirm(call[0], r);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)k) return 0;
+    int ok = 1;
+    for (int i = 0; i < k; i++) ok &= confirm(call[i], r->element[i]);
+    return ok;
+}
+
 /* Re-runs one call through wf__script_call, which loads the library after "Function not found". */
 static int call_one(batch *b, item *it, wf_error *err)
 {
@@ -178,21 +205,9 @@ static int send_pipeline(batch *b, item *its, size_t m, wf_error *err)
         if (wf__rc_get_reply(c, (void **)&r) != REDIS_OK || !r)
             return wf_error_set(err, WF_ERR_IO, "Redis connection failed: %s",
                                 wf__rc_errstr(c)[0] ? wf__rc_errstr(c) : "no reply");
-        int k = NCALL(j), ok = 1;
+        int k = NCALL(j);
         item **call = CALL(j);
-        if (lean && r->type == REDIS_REPLY_INTEGER && r->integer == k) {
-            for (int i = 0; i < k; i++) call[i]->confirmed = 1;
-        } else if (lean && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "FULL") == 0) {
-            /* Not for the lean form (singleton, debounce, a clock far off): enqueue.lua's. */
-            for (int i = 0; i < k; i++) call[i]->sent = 2;
-        } else if (lean)
-            ok = 0;
-        else if (k == 1)
-            ok = confirm(call[0], r);
-        else if (r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)k)
-            for (int i = 0; i < k; i++) ok &= confirm(call[i], r->element[i]);
-        else
-            ok = 0;
+        int ok = lean ? confirm_lean(call, k, r) : confirm_call(call, k, r);
         if (!ok && wf__reply_action(r) == WF__ACT_LOAD) {
             for (int i = 0; i < k; i++) call[i]->sent = 2; /* redo after the load, one by one */
         } else if (!ok && rc == WF_OK) {

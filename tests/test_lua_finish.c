@@ -12,8 +12,8 @@ Test(lua, complete_finishes_the_run_and_sets_retention)
     const char *token = enqueue_and_claim(id, "30000");
     /* A step recorded as workers do (step.lua also marks the run hash: complete.lua expires the
      * steps hash only of a run that has one). */
-    expect_status_ok(eval(WF__SCRIPT_STEP, 2, run_key(id), steps_key(id), id, token, "s1", "x",
-                          NULL));
+    expect_status_ok(
+        eval(WF__SCRIPT_STEP, 2, run_key(id), steps_key(id), id, token, "s1", "x", NULL));
     expect_status_ok(eval(WF__SCRIPT_COMPLETE, 2, run_key(id), steps_key(id), id, token,
                           "output-bytes", RETENTION, NULL));
     assert_state(id, "completed");
