@@ -5,17 +5,11 @@
  * loop's done event (safe from any thread: evthread_use_pthreads() ran before the base existed).
  * Handlers' calls into Redis (wf__ctx_call) travel the same way: queued here, sent by the loop.
  *
- * Hand-off: jobs wait in the pool's queue; an idle thread sleeps on its own semaphore (a stack of
- * idle threads), and at most one is on its way at a time (`waking`): a thread woken takes a job
- * and, when more are waiting, wakes the next (a chain), and a thread whose handler returned takes
- * the next job without sleeping. So a burst of short handlers is run by as few threads as keep up
- * with it, instead of one futex wake-up and context switch per job: with one wake-up per job
- * (the job handed straight to a sleeping thread), those were about half of the worker's CPU per
- * no-op run (perf, 1 x 32 drain). Long handlers still get a thread each, one wake-up apart.
- * Threads sleeping on one shared condition variable had to take the pool's mutex again as each
- * woke, and with many threads per core that convoy was most of the worker's CPU per run, hence
- * a semaphore per thread. A job is RUNNING from the moment a thread takes it from the queue: the
- * thread owns it.
+ * Hand-off: an idle thread sleeps on its own semaphore, and the loop gives a job straight to one
+ * (a stack of idle threads). Threads sleeping on one shared condition variable had to take the
+ * pool's mutex again as each woke, and with many threads per core that convoy was most of the
+ * worker's CPU per run. A job handed to a thread is RUNNING from the hand-off on: the thread owns
+ * it. The queue is only used when no thread is idle.
  *
  * Lifetime: the pool is reference counted (the worker plus one per thread) so that a thread whose
  * handler never returns can be detached when the worker is freed; when it does return it finds
@@ -33,7 +27,8 @@
 typedef struct slot {
     struct wf__pool *pool;
     int idx;
-    sem_t sem;              /* posted to look at the queue again, or to leave (quit) */
+    sem_t sem;              /* posted when `job` was handed over, or to leave (quit) */
+    wf__job *job;           /* written by the loop under mu before the post; read after the wait */
     struct slot *next_idle; /* link in the pool's idle stack */
 } slot;
 
@@ -42,7 +37,6 @@ struct wf__pool {
     pthread_cond_t exit_cv; /* a thread exited */
     slot *slots;            /* one per thread (freed with the pool: threads may outlive it) */
     slot *idle;             /* threads waiting on their semaphore */
-    int waking;             /* 1 while a thread was posted and has not looked at the queue yet */
     wf__job *qhead, *qtail; /* jobs waiting for a thread */
     wf__job *dhead, *dtail; /* jobs whose handler returned, for the loop */
     wf__req *rhead, *rtail; /* ctx calls for the loop */
@@ -98,16 +92,6 @@ static void run_job(wf__job *job)
     msgpack_unpacked_destroy(&u);
 }
 
-/* Posts the most recently idle thread to look at the queue. mu is held; a thread is idle. */
-static void wake_one_locked(wf__pool *p)
-{
-    slot *s = p->idle;
-    p->idle = s->next_idle;
-    s->next_idle = NULL;
-    p->waking = 1;
-    sem_post(&s->sem);
-}
-
 static void *thread_main(void *varg)
 {
     slot *self = varg;
@@ -117,24 +101,25 @@ static void *thread_main(void *varg)
         /* mu is held here */
         if (p->quit) break;
         wf__job *job = p->qhead;
-        if (!job) {
+        if (job) {
+            p->qhead = job->qnext;
+            if (!p->qhead) p->qtail = NULL;
+            job->qnext = NULL;
+            job->exec_state = WF__EXEC_RUNNING;
+            pthread_mutex_unlock(&p->mu);
+        } else {
             self->next_idle = p->idle;
             p->idle = self;
             pthread_mutex_unlock(&p->mu);
             while (sem_wait(&self->sem) != 0 && errno == EINTR) {
             }
-            pthread_mutex_lock(&p->mu);
-            p->waking = 0; /* this thread was the one on its way */
-            continue;
+            job = self->job; /* ordered by the semaphore: no lock needed to read it */
+            self->job = NULL;
+            if (!job) { /* woken to leave */
+                pthread_mutex_lock(&p->mu);
+                continue;
+            }
         }
-        p->qhead = job->qnext;
-        if (!p->qhead) p->qtail = NULL;
-        job->qnext = NULL;
-        job->exec_state = WF__EXEC_RUNNING;
-        /* More waiting and no thread on its way: one more, so the threads at work grow with the
-         * queue (each woken thread wakes the next while jobs remain). */
-        if (p->qhead && !p->waking && p->idle) wake_one_locked(p);
-        pthread_mutex_unlock(&p->mu);
 
         run_job(job);
 
@@ -224,14 +209,22 @@ void wf__pool_submit(wf__pool *p, wf__job *job)
 {
     pthread_mutex_lock(&p->mu);
     job->qnext = NULL;
+    slot *s = p->quit ? NULL : p->idle;
+    if (s) {
+        p->idle = s->next_idle;
+        s->next_idle = NULL;
+        job->exec_state = WF__EXEC_RUNNING; /* the thread owns it from here */
+        s->job = job;
+        pthread_mutex_unlock(&p->mu);
+        sem_post(&s->sem);
+        return;
+    }
     job->exec_state = WF__EXEC_QUEUED;
     if (p->qtail)
         p->qtail->qnext = job;
     else
         p->qhead = job;
     p->qtail = job;
-    /* A thread on its way, or one at work, takes it; else wake one (thread_main's chain). */
-    if (!p->quit && !p->waking && p->idle) wake_one_locked(p);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -331,7 +324,7 @@ void wf__pool_stop(wf__pool *p, int64_t grace_ms)
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->quit = 1;
-    for (slot *s = p->idle; s; s = s->next_idle) sem_post(&s->sem); /* quit: leave */
+    for (slot *s = p->idle; s; s = s->next_idle) sem_post(&s->sem); /* job NULL: leave */
     p->idle = NULL;
     int64_t deadline = mono_ms() + (grace_ms > 0 ? grace_ms : 0);
     while (p->alive > 0) {
