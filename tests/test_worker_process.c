@@ -22,6 +22,11 @@ TestSuite(worker, .init = worker_setup, .fini = worker_teardown, .timeout = 120)
 
 /* ---- crashes and signals ------------------------------------------------------------------ */
 
+static int handler_started(void *arg)
+{
+    return exec_count(wf_run_id(arg)) >= 1;
+}
+
 Test(worker, sigkill_of_a_worker_child_mid_run_is_recovered)
 {
     /* A lease long enough that a loaded machine does not miss a heartbeat (a miss would re-run
@@ -31,6 +36,10 @@ Test(worker, sigkill_of_a_worker_child_mid_run_is_recovered)
     worker_pid = start_worker((const char *[]){"--processes", "1", "--lease-ms", "2500", NULL});
     wf_run *run = start_slow_running(3000);
     wf_status st;
+    /* `running` is written at the claim, before an executor thread starts the handler: the kill
+     * must land once the handler runs (its first line of the exec log), or the first attempt
+     * never ran and there is one execution, not two (seen once under ASan in a CI run). */
+    cr_assert(wf_test_wait(handler_started, run, 10000), "the handler did not start");
     pid_t child = holder_pid(run);
     cr_assert_gt(child, 0);
     cr_assert_neq(child, worker_pid, "the run is held by a child, not the supervisor");
