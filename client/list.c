@@ -70,7 +70,9 @@ typedef struct found {
 static int cmp_newest(const void *a, const void *b)
 {
     const scored *x = a, *y = b;
-    return x->score < y->score ? 1 : x->score > y->score ? -1 : strcmp(x->id, y->id);
+    /* Ties newest-id first, the order ZREVRANGEBYSCORE gives them: every index's newest `want`
+     * then holds the overall newest `want`, so pages neither repeat nor skip a run. */
+    return x->score < y->score ? 1 : x->score > y->score ? -1 : strcmp(y->id, x->id);
 }
 
 static int found_add(found *f, const char *id, double score, wf_error *err)
@@ -122,7 +124,27 @@ static int entry_id(const redisReply *e, const char *workflow, char *id)
     return 0;
 }
 
-/* Queued runs: the entries of the lanes with times in [min, max] ms (0: open), newest `want`. */
+/* Adds the runs of XRANGE reply `r`; `last` gets the id of its last entry ("" if none). */
+static int add_entries(const redisReply *r, const char *workflow, found *f, char last[64],
+                       wf_error *err)
+{
+    int rc = WF_OK;
+    last[0] = 0;
+    for (size_t i = 0; i < r->elements && rc == WF_OK; i++) {
+        char id[WF__ID_MAX];
+        const redisReply *e = r->element[i];
+        if (entry_id(e, workflow, id)) rc = found_add(f, id, strtod(e->element[0]->str, NULL), err);
+        if (e->type == REDIS_REPLY_ARRAY && e->elements &&
+            e->element[0]->type == REDIS_REPLY_STRING)
+            snprintf(last, 64, "%s", e->element[0]->str);
+    }
+    return rc;
+}
+
+/* Queued runs: the entries of the lanes with times in [min, max] ms (0: open), newest `want`.
+ * A lane orders one millisecond's entries by sequence, the merge by run id: when the newest
+ * `want` stop inside a millisecond, the rest of that millisecond is read too, or a page could
+ * miss a run that the merge puts before one it has. */
 static int list_lanes(wf_client *client, const wf__wfkeys *wk, const char *workflow, int64_t since,
                       int64_t until, size_t want, found *f, wf_error *err)
 {
@@ -131,15 +153,19 @@ static int list_lanes(wf_client *client, const wf__wfkeys *wk, const char *workf
     if (until) snprintf(hi, sizeof hi, "%lld", (long long)until);
     int rc = WF_OK;
     for (int l = 0; l < WF__NLANES && rc == WF_OK; l++) {
-        redisReply *r = wf__client_cmd(client, 1, err, "XREVRANGE %s %s %s COUNT %lld",
-                                       wk->k[wf__lane_key((wf__lane)l)], hi, lo, (long long)want);
+        const char *lane = wk->k[wf__lane_key((wf__lane)l)];
+        redisReply *r = wf__client_cmd(client, 1, err, "XREVRANGE %s %s %s COUNT %lld", lane, hi,
+                                       lo, (long long)want);
         if (!r) return err ? err->code : WF_ERR_IO;
-        for (size_t i = 0; i < r->elements && rc == WF_OK; i++) {
-            char id[WF__ID_MAX];
-            const redisReply *e = r->element[i];
-            if (entry_id(e, workflow, id))
-                rc = found_add(f, id, strtod(e->element[0]->str, NULL), err);
-        }
+        char last[64];
+        size_t got = r->elements;
+        rc = add_entries(r, workflow, f, last, err);
+        freeReplyObject(r);
+        if (rc != WF_OK || got < want || !last[0]) continue;
+        long long ms = strtoll(last, NULL, 10);
+        r = wf__client_cmd(client, 1, err, "XREVRANGE %s (%s %lld-0", lane, last, ms);
+        if (!r) return err ? err->code : WF_ERR_IO;
+        rc = add_entries(r, workflow, f, last, err);
         freeReplyObject(r);
     }
     return rc;

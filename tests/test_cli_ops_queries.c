@@ -78,6 +78,82 @@ Test(cli_ops, list_time_window_and_paging)
     for (int i = 0; i < 5; i++) free(ids[i]);
 }
 
+/* The ids of `pages` pages of `limit` runs of `workflow` (and `state`), in order, into ids. */
+static size_t page_through(const char *workflow, const char *state, int limit, int pages,
+                           char ids[][WF__ID_MAX])
+{
+    size_t n = 0;
+    for (int p = 0; p < pages; p++) {
+        char lim[16], off[16], *out;
+        snprintf(lim, sizeof lim, "%d", limit);
+        snprintf(off, sizeof off, "%d", p * limit);
+        cr_assert_eq(wf(&out, "list", "--json", "--workflow", workflow, "--state", state, "--limit",
+                        lim, "--offset", off, NULL),
+                     0);
+        json_t *doc = parse(out);
+        for (size_t i = 0; i < json_array_size(doc); i++)
+            snprintf(ids[n++], WF__ID_MAX, "%s", sfield(json_array_get(doc, i), "id"));
+        json_decref(doc);
+    }
+    return n;
+}
+
+static void assert_distinct(char ids[][WF__ID_MAX], size_t n, size_t want)
+{
+    cr_assert_eq(n, want, "the pages hold every run once: %zu of %zu", n, want);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            cr_assert_str_neq(ids[i], ids[j], "page %zu and %zu both show %s", i, j, ids[i]);
+}
+
+/* Runs that ended in one millisecond tie in the index: each page must still give new ones (the
+ * dashboard's bulk retry ends several runs in one loop turn, and its second page repeated one). */
+Test(cli_ops, list_pages_runs_that_ended_in_one_millisecond)
+{
+    char *run[5];
+    for (int i = 0; i < 5; i++) run[i] = start_run("publish-draft", "--wait", NULL, NULL, NULL);
+    wf__wfkeys wk;
+    cr_assert_eq(wf__wfkeys_init(&wk, "wf", "publish-draft"), WF_OK);
+    for (int i = 0; i < 5; i++) {
+        redisReply *r = wf_test_command(env.rc, "ZADD %s XX CH 1000 %s",
+                                        wk.k[WF__K_STATE(WF_STATE_COMPLETED)], run[i]);
+        cr_assert_eq(r->integer, 1, "%s is in the completed index", run[i]);
+        freeReplyObject(r);
+    }
+    char ids[8][WF__ID_MAX];
+    for (int limit = 1; limit <= 3; limit++)
+        assert_distinct(ids, page_through("publish-draft", "completed", limit, 6 / limit, ids), 5);
+    wf__wfkeys_free(&wk);
+    for (int i = 0; i < 5; i++) free(run[i]);
+}
+
+/* Queued runs of one millisecond: a lane orders them by entry sequence, the pages by run id, so
+ * a page that stops inside the millisecond must still read the rest of it. */
+Test(cli_ops, list_pages_queued_runs_of_one_millisecond)
+{
+    wf__wfkeys wk;
+    cr_assert_eq(wf__wfkeys_init(&wk, "wf", "idle"), WF_OK);
+    const char *lane = wk.k[wf__lane_key(WF__LANE_NORMAL)];
+    /* lean entries as enqueue_lean writes them (at their ULID's ms, 1700000000000), their ids
+     * descending as the sequence rises */
+    const char *suffix[] = {"01HF7YAT00AAAAAAAAAAAAAAAZ", "01HF7YAT00AAAAAAAAAAAAAAAM",
+                            "01HF7YAT00AAAAAAAAAAAAAAAB"};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r =
+            wf_test_command(env.rc, "XADD %s 1700000000000-%d c %s p {}", lane, i + 1, suffix[i]);
+        cr_assert_eq(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+    free(queued_run()); /* registers `idle`, and one run queued now, the newest */
+    char ids[8][WF__ID_MAX];
+    size_t n = page_through("idle", "queued", 1, 5, ids);
+    char first[WF__ID_MAX];
+    snprintf(first, sizeof first, "idle:%s", suffix[0]);
+    cr_assert_str_eq(ids[1], first, "after the run queued now, the newest id of the millisecond");
+    assert_distinct(ids, n, 4);
+    wf__wfkeys_free(&wk);
+}
+
 /* ---- stats ---------------------------------------------------------------------------------- */
 
 static int oldest_queued_grew(void *arg)
