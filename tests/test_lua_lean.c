@@ -240,30 +240,119 @@ static const char *entry_of(const char *id)
     return found;
 }
 
+/* How many calls of `cmd` Redis has run (INFO commandstats); always 0 on the cluster, which the
+ * suites share while they run side by side, so its counts say nothing of one test. */
+static long long calls_of(const char *cmd)
+{
+    if (wf_test_cluster_mode()) return 0;
+    char *info = wf_test_cmd_str(c, "INFO commandstats"), key[64];
+    snprintf(key, sizeof key, "cmdstat_%s:calls=", cmd);
+    const char *p = info ? strstr(info, key) : NULL;
+    long long n = p ? atoll(p + strlen(key)) : 0;
+    free(info);
+    return n;
+}
+
+/* Runs `n` fresh lean runs queued, then read by consumer `who` in one XREADGROUP: ids and entries
+ * (kept). */
+static void queue_and_read(int n, const char *who, const char **ids, const char **entries)
+{
+    for (int i = 0; i < n; i++) {
+        ids[i] = fresh_id();
+        freeReplyObject(enqueue_gen(ids[i], "in", "1"));
+    }
+    redisReply *r = wf_test_command(c, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s >", WF__GROUP,
+                                    who, n, wk.k[WF__K_QUEUE]);
+    cr_assert_eq(r->element[0]->element[1]->elements, (size_t)n);
+    for (int i = 0; i < n; i++)
+        entries[i] = keep(strdup(r->element[0]->element[1]->element[i]->element[0]->str));
+    freeReplyObject(r);
+}
+
+/* claim.lua of `n` lean runs read by `who`, in one call. */
+static redisReply *claim_batch(int n, const char *who, const char **ids, const char **entries)
+{
+    const char *keys[8], *args[5 + 3 * 8];
+    char g[8], kinds[9] = "";
+    snprintf(g, sizeof g, "%d", n);
+    for (int i = 0; i < n; i++) {
+        keys[i] = run_key(ids[i]);
+        kinds[i] = 'p';
+        args[5 + 3 * i] = entries[i];
+        args[6 + 3 * i] = ids[i];
+        args[7 + 3 * i] = "in";
+    }
+    kinds[n] = 0;
+    args[0] = who;
+    args[1] = "30000";
+    args[2] = g;
+    args[3] = "";
+    args[4] = kinds;
+    return eval_argv(WF__SCRIPT_CLAIM, 1, n, keys, 5 + 3 * n, args, NULL);
+}
+
 Test(lua, claim_trims_the_lane_but_keeps_what_is_pending_or_undelivered)
 {
-    const char *a = fresh_id(), *b = fresh_id(), *d = fresh_id();
-    freeReplyObject(enqueue_gen(a, "in-a", "1"));
-    freeReplyObject(enqueue_gen(b, "in-b", "1"));
+    /* Another worker read a (the oldest) and has not claimed it yet; c1 reads and claims four. */
+    const char *a[1], *ea[1], *b[4], *eb[4];
+    queue_and_read(1, "c2", a, ea);
+    queue_and_read(4, "c1", b, eb);
+    const char *d = fresh_id();
     freeReplyObject(enqueue_gen(d, "in-d", "1"));
-    /* Another worker read a (the oldest) and has not claimed it yet; c1 reads and claims b. */
-    freeReplyObject(wf_test_command(c, "XREADGROUP GROUP %s c2 COUNT 1 STREAMS %s >", WF__GROUP,
-                                    wk.k[WF__K_QUEUE]));
-    redisReply *rd;
-    const char *eb = read_next(&rd);
-    freeReplyObject(rd);
-    freeReplyObject(claim_lean(eb, b, "in-b"));
-    assert_state(b, "running");
-    cr_assert_null(entry_of(b), "b's entry is gone");
-    cr_assert_not_null(entry_of(a), "a is pending with another worker: kept");
+    long long trims = calls_of("xtrim");
+    freeReplyObject(claim_batch(4, "c1", b, eb));
+    int one = !wf_test_cluster_mode(); /* 1 when counted */
+    cr_assert_eq(calls_of("xtrim"), trims + one, "a batch of 4 cuts the lane");
+    for (int i = 0; i < 4; i++) {
+        assert_state(b[i], "running");
+        cr_assert_null(entry_of(b[i]), "b%d's entry is gone", i);
+    }
+    cr_assert_not_null(entry_of(a[0]), "a is pending with another worker: kept");
     cr_assert_not_null(entry_of(d), "d was never delivered: kept");
     cr_assert_eq(xlen(), 2);
-    /* a is claimed in turn: the lane is cut up to d, which stays. */
-    redisReply *r = eval(WF__SCRIPT_CLAIM, 1, run_key(a), "c2", "30000", "1", "", "p", entry_of(a),
-                         a, "in-a", NULL);
-    freeReplyObject(r);
-    assert_state(a, "running");
+    /* a is claimed in turn, alone: one XDEL, no cut (two calls to find it are not worth it). */
+    freeReplyObject(claim_batch(1, "c2", a, ea));
+    cr_assert_eq(calls_of("xtrim"), trims + one);
+    assert_state(a[0], "running");
     cr_assert_eq(xlen(), 1);
     cr_assert_not_null(entry_of(d));
+    cr_assert_eq(xpending(), 0);
+    /* d is claimed, then four more, with nothing pending or undelivered before them: the cut
+     * goes past them, and the lane is trimmed, not deleted from one by one. */
+    const char *ed[1] = {entry_of(d)}, *di[1] = {d};
+    freeReplyObject(wf_test_command(c, "XREADGROUP GROUP %s c1 COUNT 1 STREAMS %s >", WF__GROUP,
+                                    wk.k[WF__K_QUEUE]));
+    freeReplyObject(claim_batch(1, "c1", di, ed));
+    const char *e[4], *ee[4];
+    long long dels = calls_of("xdel");
+    queue_and_read(4, "c1", e, ee);
+    freeReplyObject(claim_batch(4, "c1", e, ee));
+    cr_assert_eq(calls_of("xtrim"), trims + 2 * one);
+    cr_assert_eq(calls_of("xdel"), dels, "nothing left to delete one by one");
+    cr_assert_eq(xlen(), 0);
+    cr_assert_eq(xpending(), 0);
+}
+
+/* A run stopped while its entry waited, read, in a batch is stale; the others are claimed. */
+Test(lua, a_batch_claim_skips_a_run_stopped_while_it_waited)
+{
+    const char *ids[3], *entries[3];
+    queue_and_read(3, "c1", ids, entries);
+    redisReply *r =
+        eval(WF__SCRIPT_STOP, 2, run_key(ids[1]), steps_key(ids[1]), ids[1], "no", RETENTION, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_STRING, "stop: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    freeReplyObject(r);
+    r = claim_batch(3, "c1", ids, entries);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(r->element[0]->elements, 5, "claimed");
+    cr_assert_eq(r->element[1]->elements, 1, "the stopped run is stale");
+    cr_assert_eq(r->element[2]->elements, 5, "claimed");
+    freeReplyObject(r);
+    assert_state(ids[0], "running");
+    assert_state(ids[1], "cancelled");
+    assert_state(ids[2], "running");
+    cr_assert_str_eq(hget(ids[2], "input"), "in");
+    cr_assert_eq(xlen(), 0);
     cr_assert_eq(xpending(), 0);
 }
