@@ -1,7 +1,7 @@
 /* flow.c - flow control's settings (include/wf/client.h, "Flow control"): a workflow's limits in
  * the hash P:{W}:limits {max_running, key, max_per_key, ...} and its pause (field `paused`).
- * Enforcement is in Lua (lua/lib.lua's flow_* helpers, used by claim.lua and admit.lua) and the
- * worker (worker/flow.c). */
+ * Enforcement is in Lua (lua/lib_flow.lua's flow_* helpers, used by claim.lua and admit.lua) and
+ * the worker (worker/flow.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* history.c - what happened, as the scripts recorded it when it happened: a workflow's runs
  * started, completed and failed per minute (wf_workflow_history, from the hashes
- * P:{W}:hist:KIND:HOUR that lua/lib.lua's hist_add keeps for a day), one run's transitions
- * (wf_run_events, from its hash's fields evN that lib.lua's ev_fields adds), and the queue
+ * P:{W}:hist:KIND:HOUR that lua/lib_history.lua's hist_add keeps for a day), one run's transitions
+ * (wf_run_events, from its hash's fields evN that lib_history.lua's ev_fields adds), and the queue
  * entries a claim moved aside (wf_dead_letters, from the list P:{W}:dead). */
 #include <stdio.h>
 #include <stddef.h>
@@ -158,7 +158,7 @@ static int parse_event(const char *line, size_t len, wf_run_event *ev)
     return ev->kind && (!sp2 || sp2 + 1 >= end || ev->detail) ? 0 : -1;
 }
 
-/* The number N of a run hash field "evN" (lua/lib.lua ev_fields), or 0 when it is not one. */
+/* The number N of a run hash field "evN" (lua/lib_history.lua ev_fields), else 0. */
 static long event_number(const redisReply *f)
 {
     if (f->type != REDIS_REPLY_STRING || f->len < 3 || f->len > 12 || memcmp(f->str, "ev", 2))
@@ -201,8 +201,9 @@ static int implicit_event(wf_run_event *out, size_t *count, const redisReply *at
     return ev->kind && (!detail || ev->detail) ? 0 : -1;
 }
 
-/* A run whose history is implicit (no evN field: lua/lib.lua ev_open): its enqueued, started
- * and final events, from created_at, started_at and finished_at, as ev_open would write them. */
+/* A run whose history is implicit (no evN field: lib_history.lua ev_open): its enqueued,
+ * started and final events, from created_at, started_at and finished_at, as ev_open would write
+ * them. */
 static int implicit_events(const redisReply *r, wf_run_event **events, size_t *n)
 {
     wf_run_event *out = calloc(3, sizeof *out);

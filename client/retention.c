@@ -1,8 +1,8 @@
 /* retention.c - a workflow's own retention of finished runs (include/wf/ops.h,
  * wf_workflow_retention_set): the hash P:{W}:keep, fields c_ms, c_last, c_none for completed runs
  * and f_ms, f_last, f_none for failed, cancelled and terminated ones. The scripts that end runs
- * read it (lua/lib.lua keep_policy) in the call that ends them, so a setting holds across every
- * worker and client without a restart.
+ * read it (lua/lib_finish.lua keep_policy) in the call that ends them, so a setting holds across
+ * every worker and client without a restart.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -401,8 +401,9 @@ static int stop_one(wf_client *client, const char *workflow, const char *id, con
     char *runkey = wf__key_run(client->url.prefix, workflow, id);
     char *steps = wf__key_steps(client->url.prefix, workflow, id);
     /* The workflow's webhook outbox: "auto" records the cancellation there when a worker with
-     * webhooks created it (lua/lib.lua outbox_add): the notification is as durable as the stop.
-     * P:{W}:parents: a child run's cancellation reaches its parent (lib.lua parent_add). */
+     * webhooks created it (lua/lib_finish.lua outbox_add): the notification is as durable as the
+     * stop. P:{W}:parents: a child run's cancellation reaches its parent (lib_finish.lua
+     * parent_add). */
     char *outbox = wf__key_wf(client->url.prefix, workflow, "outbox");
     char *parents = wf__key_wf(client->url.prefix, workflow, "parents");
     int rc = WF_OK;

@@ -126,7 +126,7 @@ int wf_run_steps(wf_run *run, wf_step_info **steps, size_t *n, wf_error *err)
         const redisReply *k = r->element[i], *v = r->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
         /* Bookkeeping fields are not steps: their names are not step names (" lost",
-         * lua/lib.lua WF_LOST_FIELD). */
+         * lua/lib_history.lua WF_LOST_FIELD). */
         if (!wf__step_name_valid(k->str)) continue;
         rc = fill(&out[count], k, v);
         count++; /* counted even when half filled, so wf_steps_free() releases it */

@@ -1,8 +1,8 @@
 /* record.c - the msgpack run record carried by a stream entry (field "r").
  *
- * {"v": 1, "id": "<run id>", "a": <attempt>}, packed by lua/lib.lua's push_ready(). Workers decode
- * it before claiming; anything that does not decode is an entry someone wrote by hand or a newer
- * schema, and goes to the dead-letter list with the reason given here.
+ * {"v": 1, "id": "<run id>", "a": <attempt>}, packed by lua/lib_queue.lua's push_ready(). Workers
+ * decode it before claiming; anything that does not decode is an entry someone wrote by hand or a
+ * newer schema, and goes to the dead-letter list with the reason given here.
  */
 #include <string.h>
 

@@ -71,7 +71,7 @@ enum {
 
 /* A workflow's queue is one stream per priority, its lanes, numbered in the order a worker reads
  * them. A run's lane is its `pri` field ("high", "low"; absent: normal), which every script that
- * queues the run reads (lua/lib.lua push_ready). */
+ * queues the run reads (lua/lib_queue.lua push_ready). */
 typedef enum wf__lane { WF__LANE_HIGH = 0, WF__LANE_NORMAL, WF__LANE_LOW, WF__NLANES } wf__lane;
 
 /* The lane of `priority` (a wf_priority), or -1 for a value that is not one. */

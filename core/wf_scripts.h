@@ -1,10 +1,11 @@
 /* wf_scripts.h - the Lua scripts of lua/, embedded at build time as one Redis Functions library
  * (cmake/embed_lua.cmake).
  *
- * Each lua/NAME.lua but lib.lua is one atomic state transition and becomes the function wf_NAME
- * of the library `wf`, called as FCALL wf_NAME numkeys keys... args... (redis/scripts.c);
- * lua/lib.lua's helpers are defined once in the library. The library answers FCALL wf_version
- * with wf__library_version, which tells a client whether the library Redis holds is its own.
+ * Each lua/NAME.lua but lib.lua and its parts lib_*.lua is one atomic state transition and
+ * becomes the function wf_NAME of the library `wf`, called as FCALL wf_NAME numkeys keys...
+ * args... (redis/scripts.c); the helpers of lua/lib.lua and its parts are defined once in the
+ * library. The library answers FCALL wf_version with wf__library_version, which tells a client
+ * whether the library Redis holds is its own.
  */
 #ifndef WF_SCRIPTS_H
 #define WF_SCRIPTS_H
@@ -16,7 +17,7 @@ typedef struct wf__script_src {
     const char *fn;   /* the library's function: "wf_" name */
 } wf__script_src;
 
-/* Generated: every lua/NAME.lua but lib.lua, sorted by name, then a {0,0} terminator. */
+/* Generated: every lua/NAME.lua but lib.lua and lib_*.lua, sorted by name, then {0,0}. */
 extern const wf__script_src wf__script_sources[];
 
 /* Generated: the library's source ("#!lua name=wf ..."), for FUNCTION LOAD, and its length. */

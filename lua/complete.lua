@@ -2,12 +2,12 @@
 -- number of runs of one workflow go in one call (the worker sends the results of one loop turn
 -- together), so the fixed-key check, the clock and the index pruning are paid once per batch.
 -- KEYS: 1-14 fixed, then per run its hash and its steps hash, then optionally P:{W}:outbox (with
---       ARGV notify, lib.lua outbox_add) and P:{W}:parents (a child run's end is recorded there
---       for its parent, lib.lua parent_add)
+--       ARGV notify, lib_finish.lua outbox_add) and P:{W}:parents (a child run's end is recorded
+--       there for its parent, lib_finish.lua parent_add)
 -- ARGV: per run (run id, lease token, output msgpack), then retention ms (unless the workflow's
---       own: P:{W}:keep, lib.lua keep_policy, which may also keep the last N or none), then
+--       own: P:{W}:keep, lib_finish.lua keep_policy, which may also keep the last N or none), then
 --       optionally notify ('1' / 'auto')
--- The runs completed are counted in P:{W}:hist:c:HOUR (lib.lua hist_add).
+-- The runs completed are counted in P:{W}:hist:c:HOUR (lib_history.lua hist_add).
 -- Returns for one run 'OK', or an error STALE (the caller no longer holds the run: its result is
 -- dropped) / NOTFOUND; for several runs an array of those, one per run, in order.
 -- The fixed keys it writes: the leases and the completed index (schema 2 indexes no running run).
@@ -15,7 +15,7 @@ local bad = check_fixed_keys({3, 9})
 if bad then return bad end
 local n = math.floor((#ARGV - 1) / 3)
 local notify = ARGV[3 * n + 2]
--- The workflow's retention of completed runs, else the caller's (lib.lua keep_policy).
+-- The workflow's retention of completed runs, else the caller's (lib_finish.lua keep_policy).
 local keep = keep_policy('c', ARGV[3 * n + 1])
 local retention = keep.ms
 local outbox, parents = KEYS[WF_NFIXED + 2 * n + 1], KEYS[WF_NFIXED + 2 * n + 2]

@@ -5,7 +5,7 @@
 --       17 P:{W}:single: singleton and debounce (below); without them neither applies; then the
 --       hashes of further runs]
 -- ARGV: 1 run id, 2 workflow name, 3 input (msgpack, may be empty), 4 delay ms (0: ready now),
---       [5 parent run id, 6 parent step: a child run started by wf_step_invoke (lib.lua
+--       [5 parent run id, 6 parent step: a child run started by wf_step_invoke (lib_finish.lua
 --       parent_add; '' for none), 7 priority: 'high', 'low', or '' / absent for normal (kept in
 --       the run hash as `pri`, lib.lua lane_key), 8 '1' when the client generated the ids
 --       (ULIDs, no caller-chosen id): the runs may be lean (below), '2' the same when the call
@@ -18,10 +18,10 @@
 --
 -- Lean runs (schema 2): a run with a generated id, ready now, without a parent, of a workflow
 -- without singleton or debounce, is written as one stream entry and nothing else, fields `c`
--- (its id's suffix) and `p` (its input): no hash, no index (lib.lua lean_find reads it back from
--- its id). Its hash appears when it is claimed (claim.lua) or touched while queued (lib.lua
--- lean_hash). About 60 B of Redis memory and one XADD, against a hash, an index entry and a
--- record entry (~450 B) for the others.
+-- (its id's suffix) and `p` (its input): no hash, no index (lib_queue.lua lean_find reads it back
+-- from its id). Its hash appears when it is claimed (claim.lua) or touched while queued
+-- (lib_queue.lua lean_hash). About 60 B of Redis memory and one XADD, against a hash, an index
+-- entry and a record entry (~450 B) for the others.
 local pri = ARGV[7]
 if pri ~= 'high' and pri ~= 'low' then pri = nil end
 local wfname = ARGV[2]
@@ -71,9 +71,9 @@ local function started_before(h, id)
     return nil
 end
 
--- The lean path (lib.lua lean_ms, lean_add; enqueue_lean.lua is the same for first calls, with
--- fewer keys). A run whose ULID is more than 2 s off Redis's clock is not lean (the hash path below
--- finds it by its key whatever the clocks say). A clobbered lane fails the first XADD, before
+-- The lean path (lib_queue.lua lean_ms, lean_add; enqueue_lean.lua is the same for first calls,
+-- with fewer keys). A run whose ULID is more than 2 s off Redis's clock is not lean (the hash path
+-- below finds it by its key whatever the clocks say). A clobbered lane fails the first XADD, before
 -- anything is written, so no TYPE check is needed.
 if (ARGV[8] == '1' or ARGV[8] == '2') and delay <= 0 and parent == '' and not kfield then
     local lane, now = lane_key(pri), now_ms()
@@ -168,8 +168,8 @@ local function enqueue_one(h, id, input)
     end
     f[#f + 1] = 'state'
     f[#f + 1] = state
-    -- A plain start leaves its history implicit (lib.lua ev_open); a delayed one records when
-    -- it is due.
+    -- A plain start leaves its history implicit (lib_history.lua ev_open); a delayed one records
+    -- when it is due.
     if due then
         local k1, v1, k2, v2 = ev_fields(h, 0, now_s, 'enqueued', 'due at ' .. due)
         f[#f + 1] = k1

@@ -8,7 +8,7 @@
 -- ARGV: then per run (its id's suffix, a ULID; its input, msgpack, may be empty)
 -- Returns the number of runs written; or 'FULL' (a status), having written nothing, when any of
 -- them must go through enqueue.lua (the workflow has singleton or debounce; a ULID more than 2 s
--- off Redis's clock: lib.lua lean_ms).
+-- off Redis's clock: lib_queue.lua lean_ms).
 local f = redis.pcall('HMGET', KEYS[2], 'singleton', 'debounce_ms')
 if f.err then return f end
 if f[1] == '1' or (tonumber(f[2]) or 0) > 0 then return redis.status_reply('FULL') end

@@ -1,12 +1,13 @@
 -- fail.lua: a handler failed: schedule a retry (waiting, reason "retry") or fail the run.
 -- KEYS: 1-14 fixed, 15 run hash, 16 steps hash, [17 P:{W}:outbox, only with ARGV 11],
---       [18 P:{W}:parents: a child run's final end is recorded there (lib.lua parent_add)]
+--       [18 P:{W}:parents: a child run's final end is recorded there, lib_finish.lua parent_add]
 -- ARGV: 1 run id, 2 lease token, 3 error text, 4 fatal (1: no retry), 5 max attempts,
 --       6 backoff ms (doubled per attempt), 7 max backoff ms, 8 retry-after ms (-1: use backoff),
---       9 retention ms (unless the workflow's own, lib.lua keep_policy), 10 final state for a fatal end ('failed' or 'terminated'),
---       [11 notify: '1' / 'auto' records a final end in the outbox KEYS[17] (lib.lua outbox_add);
---       a retry is not an end and records nothing]
--- A final end (not a retry) is counted in P:{W}:hist:f:HOUR (lib.lua hist_add).
+--       9 retention ms (unless the workflow's own, lib_finish.lua keep_policy), 10 final state
+--       for a fatal end ('failed' or 'terminated'), [11 notify: '1' / 'auto' records a final end
+--       in the outbox KEYS[17] (lib_finish.lua outbox_add); a retry is not an end and records
+--       nothing]
+-- A final end (not a retry) is counted in P:{W}:hist:f:HOUR (lib_history.lua hist_add).
 -- Returns {state, wake_at}: 'waiting' with the retry time, or the final state with 0.
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
 local e = check_lease(h, id, ARGV[2], WF_BASE_FIXED) -- a retry waits: wake.lua queues it

@@ -1,18 +1,21 @@
 -- reclaim.lua: runs whose lease expired (their worker died or lost Redis) go back to the queue.
 -- KEYS: 1-14 fixed, then per candidate (in ARGV order) its run hash and its steps hash, then
---       optionally P:{W}:parents (a child run failed here is recorded there, lib.lua parent_add)
--- ARGV: 1 max reclaims, 2 retention ms (unless the workflow's own, lib.lua keep_policy), then candidate run ids (read from the leases zset by the
---       caller; each is re-checked here, so racing reapers are harmless)
--- Runs failed here are counted in P:{W}:hist:f:HOUR (lib.lua hist_add).
+--       optionally P:{W}:parents (a child run failed here is recorded there, lib_finish.lua
+--       parent_add)
+-- ARGV: 1 max reclaims, 2 retention ms (unless the workflow's own, lib_finish.lua keep_policy),
+--       then candidate run ids (read from the leases zset by the caller; each is re-checked
+--       here, so racing reapers are harmless)
+-- Runs failed here are counted in P:{W}:hist:f:HOUR (lib_history.lua hist_add).
 -- Returns the number of runs re-queued plus failed. A re-queued run's steps hash counts the
--- executions lost since its last step record in the field ' lost' (lib.lua WF_LOST_FIELD).
+-- executions lost since its last step record in the field ' lost' (lib_history.lua
+-- WF_LOST_FIELD).
 local bad = check_fixed_keys()
 if bad then return bad end
 local max_reclaims, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
 local parents = KEYS[WF_NFIXED + 2 * (#ARGV - 2) + 1]
 local n, failed = 0, 0
-local keep -- the workflow's retention of failed runs, read at the first one (lib.lua keep_policy)
+local keep -- the workflow's retention of failed runs, read at the first one (keep_policy)
 local i = 1
 while ARGV[2 + i] do
     local id = ARGV[2 + i]

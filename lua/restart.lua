@@ -8,7 +8,7 @@ if bad then return bad end
 local h, steps, id = KEYS[WF_NFIXED + 1], KEYS[WF_NFIXED + 2], ARGV[1]
 local f = redis.call('HMGET', h, 'state', 'entry', 'attempt', 'pri', 'evn')
 if not f[1] then return redis.error_reply('NOTFOUND run ' .. id .. ' does not exist') end
--- The history so far, before finished_at goes (lib.lua ev_open: it may still be implicit).
+-- The history so far, before finished_at goes (lib_history.lua ev_open: it may still be implicit).
 if not f[5] then f[5] = ev_open(h) end
 drop_entry(f[2], f[4])
 redis.call('ZREM', KEYS[2], id)

@@ -3,7 +3,7 @@
 -- KEYS: 1 the run hash P:{W}:run:ID
 -- ARGV: 1 the run id (WORKFLOW:SUFFIX)
 -- Returns the run hash's field/value pairs when it has one; for a lean run that is still queued
--- (schema 2: only its stream entry, lib.lua lean_find) the same fields its hash will have:
+-- (schema 2: only its stream entry, lib_queue.lua lean_find) the same fields its hash will have:
 -- workflow, state `queued`, attempt, created_at, updated_at, input, entry and pri; else an empty
 -- array (no such run).
 -- The lanes it reads are named after KEYS[1] (same workflow, hash tag and slot), so an operator

@@ -5,8 +5,8 @@
 -- KEYS: 1-14 fixed, then per record its run's hash and steps hash (15, 16 for the first)
 -- ARGV: per record 5 values: run id, lease token, step name, step record (msgpack map, see
 --       core/steprec.c), lost flag: '1' when the record counts the executions lost before it, so
---       the count is cleared (lib.lua WF_LOST_FIELD), anything else (or nothing, for the last
---       record) leaves it
+--       the count is cleared (lib_history.lua WF_LOST_FIELD), anything else (or nothing, for the
+--       last record) leaves it
 -- Returns for one record 'OK', or an error STALE / NOTFOUND (a worker that lost the run records
 -- nothing); for several records an array of those, one per record, in order: a stale record
 -- leaves the others recorded.

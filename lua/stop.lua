@@ -1,9 +1,9 @@
 -- stop.lua: cancel a run in any non-final state.
 -- KEYS: 1-14 fixed, 15 run hash, 16 steps hash, [17 P:{W}:outbox, only with ARGV 4],
---       [18 P:{W}:parents: a child run's cancellation is recorded there (lib.lua parent_add)]
--- ARGV: 1 run id, 2 reason text, 3 retention ms (unless the workflow's own, lib.lua keep_policy),
---       [4 notify: '1' / 'auto' records the cancellation in the outbox KEYS[17] (lib.lua
---       outbox_add); libwf's wf_run_stop passes 'auto']
+--       [18 P:{W}:parents: a child run's cancellation is recorded there, lib_finish.lua parent_add]
+-- ARGV: 1 run id, 2 reason text, 3 retention ms (unless the workflow's own, lib_finish.lua
+--       keep_policy), [4 notify: '1' / 'auto' records the cancellation in the outbox KEYS[17]
+--       (lib_finish.lua outbox_add); libwf's wf_run_stop passes 'auto']
 -- Returns the state the run was in. Errors: NOTFOUND, FINAL <state> (nothing to do).
 -- A running run loses its lease here: its worker learns it at the next heartbeat (and sees
 -- wf_ctx_cancelled), and whatever it reports afterwards is refused as STALE.

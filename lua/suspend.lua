@@ -6,7 +6,7 @@
 --       7 (optional) '1': the timer is a deadline the caller wants decided by Redis time: if
 --       wake_at has already come, do not wait and answer DUE, 8 (optional, with 7) the step
 --       record to store when DUE (a sleep's `done` record), 9 (optional) '1': the record(s)
---       count the executions lost before; clear the count (lib.lua WF_LOST_FIELD)
+--       count the executions lost before; clear the count (lib_history.lua WF_LOST_FIELD)
 -- Returns 'OK' (now waiting) or 'RESUME' when the step was completed meanwhile (an event delivered
 -- between the wait's registration and this call): the handler goes on without waiting; or 'DUE'
 -- (with ARGV 7) when Redis time reached wake_at: the run stays running, nothing was written but

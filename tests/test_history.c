@@ -1,8 +1,8 @@
 /* test_history.c - the per-minute counters of started, completed and failed runs that the scripts
- * keep (lib.lua hist_add, P:{W}:hist:KIND:HOUR) and wf_workflow_history(), which reads them.
- * The scripts are called directly (lua_env.h), so every transition is exact: first claims count
- * as started, reclaims and retries do not; a batch completion counts each run; a retry is not a
- * failure, the final failure is, and so is a run reclaim.lua gives up on. */
+ * keep (lib_history.lua hist_add, P:{W}:hist:KIND:HOUR) and wf_workflow_history(), which reads
+ * them. The scripts are called directly (lua_env.h), so every transition is exact: first claims
+ * count as started, reclaims and retries do not; a batch completion counts each run; a retry is not
+ * a failure, the final failure is, and so is a run reclaim.lua gives up on. */
 #include "lua_env.h"
 
 typedef struct totals {
@@ -80,7 +80,8 @@ Test(lua, history_counts_first_starts_and_final_ends)
     enqueue_and_claim(g, "1");
     reclaim(g, "0");
     assert_state(g, "failed");
-    /* The same scripts record the runs' histories (lib.lua ev_add; test_run_events.c). */
+    /* The same scripts record the runs' histories (lib_history.lua ev_fields; test_run_events.c).
+     */
     cr_assert(strstr(hget(f, "ev3"), " reclaimed lease expired: worker c1 presumed dead"), "%s",
               hget(f, "ev3"));
     cr_assert(strstr(hget(g, "ev3"), " failed worker lost 1 times"), "%s", hget(g, "ev3"));

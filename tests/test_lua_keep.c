@@ -1,4 +1,4 @@
-/* test_lua_keep.c - a workflow's own retention (P:{W}:keep, lib.lua keep_policy) through the
+/* test_lua_keep.c - a workflow's own retention (P:{W}:keep, lib_finish.lua keep_policy) through the
  * scripts that end runs: complete.lua keeping completed runs for a time, the last N, or none;
  * fail.lua and stop.lua under the policy of the other final states. */
 #include "lua_env.h"

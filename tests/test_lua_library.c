@@ -1,10 +1,10 @@
 /* test_lua_library.c - the scripts as one Redis Functions library (cmake/embed_lua.cmake,
- * redis/scripts.c) against a real redis-server: every lua/NAME.lua but lib.lua is a function
- * wf_NAME of the library `wf`, and nothing else is; what lib.lua keeps per call (the state keys,
- * the lanes, the outbox cache) is the call's own, never the previous call's; a FUNCTION FLUSH (a
- * restart without persistence) is healed by the next call; a full Redis (maxmemory) still ends
- * runs but starts none; and the version rule: an older or foreign library `wf` is replaced, a
- * newer build's kept. Shared set-up and helpers: lua_env.h.
+ * redis/scripts.c) against a real redis-server: every lua/NAME.lua but lib.lua and its parts
+ * lib_*.lua is a function wf_NAME of the library `wf`, and nothing else is; what lib.lua keeps per
+ * call (the state keys, the lanes, the outbox cache) is the call's own, never the previous call's;
+ * a FUNCTION FLUSH (a restart without persistence) is healed by the next call; a full Redis
+ * (maxmemory) still ends runs but starts none; and the version rule: an older or foreign library
+ * `wf` is replaced, a newer build's kept. Shared set-up and helpers: lua_env.h.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -65,7 +65,8 @@ Test(lua, every_script_in_lua_is_a_function_and_nothing_else)
     for (struct dirent *e; (e = readdir(d));) {
         size_t len = strlen(e->d_name);
         if (len < 5 || strcmp(e->d_name + len - 4, ".lua") != 0) continue;
-        if (strcmp(e->d_name, "lib.lua") == 0) continue;
+        /* lib.lua and its parts lib_*.lua are the helpers, not scripts. */
+        if (strcmp(e->d_name, "lib.lua") == 0 || strncmp(e->d_name, "lib_", 4) == 0) continue;
         char fn[80];
         snprintf(fn, sizeof fn, "wf_%.*s", (int)(len - 4), e->d_name);
         cr_assert(has(names, n, fn), "lua/%s is not the library's function %s", e->d_name, fn);

@@ -1,7 +1,7 @@
 /* test_run_events.c - a run's history as the scripts record it (the run hash's fields evN,
- * lib.lua ev_fields; wf_run_events) and a stop with a reason (wf_run_stop_reason): a real wf-worker
- * on the test workflows (worker_env.h) retries, pauses, resumes, restarts and stops runs, and
- * the history lists each transition once, in order, with its details. */
+ * lib_history.lua ev_fields; wf_run_events) and a stop with a reason (wf_run_stop_reason): a real
+ * wf-worker on the test workflows (worker_env.h) retries, pauses, resumes, restarts and stops runs,
+ * and the history lists each transition once, in order, with its details. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,7 +118,7 @@ Test(runev, restart_keeps_the_history_and_plain_stop)
     cr_assert_str_eq(h.ev[3].detail, "was completed; attempt 2, steps cleared");
     cr_assert(strstr(h.ev[4].detail, "attempt 2 on "), "%s", h.ev[4].detail);
     history_free(&h);
-    /* Short events keep the run hash in Redis's compact encoding (lua/lib.lua ev_fields). */
+    /* Short events keep the run hash in Redis's compact encoding (lib_history.lua ev_fields). */
     char *enc = wf_test_cmd_str(rc, "OBJECT ENCODING %s", wf_run_native(run));
     cr_assert_str_eq(enc, "listpack");
     free(enc);

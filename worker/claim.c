@@ -210,7 +210,7 @@ static void claim_send(wf_worker *w, wf__wdef *def, wf__lane lane, wf__claim_cal
                        const char **args, size_t *arglen)
 {
     int ngood = cc->ngood;
-    /* Flow control (lua/lib.lua): claim.lua holds back runs over the workflow's limits. */
+    /* Flow control (lua/lib_flow.lua): claim.lua holds back runs over the workflow's limits. */
     for (int i = 0; i < 4; i++) cc->keys[WF__NFIXED + ngood + i] = def->aux[WF__AUX_LIMITS + i];
     char lease[24], count[24];
     snprintf(lease, sizeof lease, "%lld", (long long)w->opt.lease_ms);

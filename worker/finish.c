@@ -200,7 +200,7 @@ static void send_op(wf_worker *w, wf__job *job)
     /* Webhooks (wf_ops.h): complete/fail record a run's end in its outbox in the same script. */
     const char *outbox = script == WF__SCRIPT_RELEASE ? NULL : def->aux[WF__AUX_OUTBOX];
     /* Child runs (invoke.c): the end of a run with a parent is recorded in P:{W}:parents by the
-     * same script (lua/lib.lua parent_add), after the optional outbox key. */
+     * same script (lua/lib_finish.lua parent_add), after the optional outbox key. */
     const char *parents = outbox ? def->aux[WF__AUX_PARENTS] : NULL;
     if (outbox) {
         keys[nkeys++] = outbox;

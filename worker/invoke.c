@@ -11,7 +11,7 @@
  *           was delivered in between.
  *   child   the script that ends it (complete.lua, fail.lua, stop.lua, reclaim.lua) appends
  *           {id, parent, step, state, output, error} to P:{W}:parents in the same atomic call
- *           (lua/lib.lua parent_add).
+ *           (lua/lib_finish.lua parent_add).
  *   any worker of W reads P:{W}:parents (consumer group "parents"), runs deliver.lua on the
  *           parent's keys (records the step `done` with the child's end, queues the parent when
  *           it waits on that step), then XACK + XDEL. An entry whose reader died stays pending

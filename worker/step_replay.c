@@ -23,7 +23,7 @@
 
 #define MAX_NAMES 4096
 
-#define LOST_FIELD " lost" /* lua/lib.lua WF_LOST_FIELD */
+#define LOST_FIELD " lost" /* lua/lib_history.lua WF_LOST_FIELD */
 
 void wf__steps_free(struct wf__steps *s)
 {

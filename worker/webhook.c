@@ -1,9 +1,9 @@
 /* webhook.c - delivering run notifications from the durable outbox (wf-worker --webhook URL).
  *
  * The script that ends a run (complete.lua, fail.lua, stop.lua) appends {id, state, workflow, at}
- * to the stream P:{W}:outbox in the same atomic call (lua/lib.lua outbox_add). Every worker with
- * a webhook reads the outboxes of its workflows through the consumer group "webhooks" on its cmd
- * connection and, for each entry (a "delivery" below):
+ * to the stream P:{W}:outbox in the same atomic call (lua/lib_finish.lua outbox_add). Every worker
+ * with a webhook reads the outboxes of its workflows through the consumer group "webhooks" on its
+ * cmd connection and, for each entry (a "delivery" below):
  *
  *   LOAD   HMGET the run's output, error and finished_at (and, for an entry taken over from a
  *          dead worker, XPENDING for the attempts already made), build the JSON body;

@@ -25,10 +25,11 @@
  * (after the connections, whose pending callbacks may still reach ops, before the event base).
  *
  * The end of a run is recorded in the outbox by the script that ends it (complete.lua, fail.lua,
- * stop.lua with the trailing "notify" argument, see lua/lib.lua outbox_add), so a worker that dies
- * right after loses no notification: another one finds the entry in the stream or, once it was
- * read, in the consumer group's pending list (XAUTOCLAIM after the visibility timeout). Delivery
- * is at least once; receivers deduplicate on X-WF-Event (the outbox entry id) or runId + state.
+ * stop.lua with the trailing "notify" argument, see lua/lib_finish.lua outbox_add), so a worker
+ * that dies right after loses no notification: another one finds the entry in the stream or, once
+ * it was read, in the consumer group's pending list (XAUTOCLAIM after the visibility timeout).
+ * Delivery is at least once; receivers deduplicate on X-WF-Event (the outbox entry id) or on
+ * runId + state.
  */
 #ifndef WF_OPS_H
 #define WF_OPS_H
