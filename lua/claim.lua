@@ -1,6 +1,6 @@
 -- claim.lua: turn stream entries this consumer just read into running runs with leases.
 -- KEYS: 1-14 fixed, then one run hash per good entry (in ARGV order), then optionally
---       P:{W}:limits, P:{W}:flow, P:{W}:held, P:{W}:rate (flow control, lib.lua; without them:
+--       P:{W}:limits, P:{W}:flow, P:{W}:held, P:{W}:rate (flow control, lib_flow.lua; without them:
 --       no limits)
 -- ARGV: 1 consumer, 2 lease ms, 3 number of good entries G, 4 the lane the entries were read
 --       from ('high', '' for normal, 'low': lib.lua lane_key), 5 one letter per good entry: 'r'
@@ -21,9 +21,10 @@
 -- to the dead-letter list with a reason.
 -- A lean run's hash is written here, running, from its entry: nothing was written for it before.
 -- Should that hash exist already, the run was stopped or paused while this worker held its entry
--- unclaimed (lib.lua lean_hash; its entry is gone then: {run id}, stale), or, with its entry still
--- there, an old run has the same id (a lane deleted by hand restarts its ids): dead-lettered.
--- Runs started for the first time are counted in P:{W}:hist:s:HOUR (lib.lua hist_add).
+-- unclaimed (lib_queue.lua lean_hash; its entry is gone then: {run id}, stale), or, with its
+-- entry still there, an old run has the same id (a lane deleted by hand restarts its ids):
+-- dead-lettered.
+-- Runs started for the first time are counted in P:{W}:hist:s:HOUR (lib_history.lua hist_add).
 -- A clobbered fixed key refuses the whole batch before anything is written (WRONGTYPE): the
 -- entries stay pending and XAUTOCLAIM retries them once the key is repaired.
 local LANE = ARGV[4]
@@ -38,7 +39,7 @@ local now = now_ms()
 -- in a drain profile): the hot path passes these strings, made once per batch.
 local now_s, until_s = tostring(now), tostring(now + lease_ms)
 local out = {}
--- Flow control (lib.lua), when the caller passes KEYS P:{W}:limits, P:{W}:flow, P:{W}:held,
+-- Flow control (lib_flow.lua), when the caller passes KEYS P:{W}:limits, P:{W}:flow, P:{W}:held,
 -- P:{W}:rate after the run hashes: a run over a limit is answered {run id, 'HELD', reason} and
 -- parked `waiting`.
 local FLOW, HELD = KEYS[WF_NFIXED + g + 2], KEYS[WF_NFIXED + g + 3]
@@ -87,7 +88,7 @@ end
 local done = {}
 local started = 0
 -- The worker in a run's 'started' event: the consumer's last 28 bytes (HOST:PID:HEX, the PID and
--- HEX part always), so the event stays within a listpack value (lib.lua ev_fields).
+-- HEX part always), so the event stays within a listpack value (lib_history.lua ev_fields).
 local who = string.sub(consumer, -28)
 local kinds = ARGV[5]
 -- Claims lean run `id` from its `entry` with `input` into hash `h`; returns its answer.
