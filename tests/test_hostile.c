@@ -226,7 +226,10 @@ Test(hostile, payloads_at_and_over_the_limit_and_nested_too_deep)
     cr_assert_eq(err.code, WF_ERR_BAD_PAYLOAD, "%s", err.message);
     /* Two values, a truncated one, the byte msgpack never uses. */
     cr_assert_null(wf_run_workflow_ex(cl, "echo", "\x01\x02", 2, &o, &err));
-    cr_assert_null(wf_run_workflow_ex(cl, "echo", "\xa5ab", 3, &o, &err));
+    cr_assert_null(wf_run_workflow_ex(cl, "echo",
+                                      "\xa5"
+                                      "ab",
+                                      3, &o, &err));
     cr_assert_null(wf_run_workflow_ex(cl, "echo", "\xc1", 1, &o, &err));
     cr_assert_eq(err.code, WF_ERR_BAD_PAYLOAD);
 }
@@ -282,6 +285,38 @@ Test(hostile, bad_stream_entries_go_to_the_dead_list_and_the_queue_keeps_moving)
     free(e2);
     free(e3);
     wf_run_free(a);
+    wf_run_free(b);
+}
+
+Test(hostile, a_lean_entry_whose_input_is_not_one_msgpack_value_is_dead_lettered_not_run)
+{
+    /* A forged lean entry (fields c and p, lua/enqueue.lua) with a valid id but an input the
+     * handler's thread could not decode: two values, and an array claiming 2^32-1 items that
+     * msgpack-c would allocate for (found by fuzz/fuzz_claim_entry.c). */
+    start_worker();
+    wf_error err = {0};
+    char *e1 =
+        wf_test_cmd_str(rc, "XADD wf:{echo}:queue * c forged-two p %b", "\x01\x02", (size_t)2);
+    char *e2 = wf_test_cmd_str(rc, "XADD wf:{echo}:queue * c forged-huge p %b",
+                               "\xdd\xff\xff\xff\xff", (size_t)5);
+    cr_assert(e1 && e2);
+    wf_run *b = start_echo("after", &err);
+    cr_assert_not_null(b, "%s", err.message);
+    wait_state("echo:after", "completed", 10000);
+    cr_assert_eq(wf_test_cmd_int(rc, "LLEN wf:{echo}:dead"), 2);
+    redisReply *l = wf_test_command(rc, "LRANGE wf:{echo}:dead 0 -1");
+    cr_assert_eq(l->elements, 2);
+    for (size_t i = 0; i < l->elements; i++) {
+        const char *s = l->element[i]->str;
+        cr_assert(strstr(s, e1) || strstr(s, e2), "%s", s);
+        cr_assert(strstr(s, "input 'p' is not one msgpack value"), "%s", s);
+    }
+    freeReplyObject(l);
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS wf:{echo}:run:echo:forged-two"), 0, "never claimed");
+    cr_assert_eq(wf_test_cmd_int(rc, "EXISTS wf:{echo}:run:echo:forged-huge"), 0, "never claimed");
+    cr_assert_eq(wf_test_cmd_int(rc, "XLEN wf:{echo}:queue"), 0);
+    free(e1);
+    free(e2);
     wf_run_free(b);
 }
 

@@ -5,7 +5,7 @@
  * fixed-key type check, the clock, the index pruning) on top of the few commands a completion
  * needs; with one call per run that fixed price was most of the Redis CPU a run cost. A batch
  * pays it once. Nothing waits for a batch to fill: it is sent at the end of the loop turn that
- * produced it (an event made active when the first job joins), so latency is unchanged.
+ * produced it (a wf__turn_batch, wf_turn_batch.h), so latency is unchanged.
  *
  * A job in the batch is `batched` (not yet sent) and may not be freed (wf__job_maybe_free checks
  * it). If the cmd connection is down when the batch goes out, its jobs simply stay ENDING, and
@@ -25,41 +25,27 @@ typedef struct sent_batch {
     wf__job *jobs[BATCH_MAX];
 } sent_batch;
 
-static void batch_cb(evutil_socket_t fd, short what, void *arg)
+static void batch_flush(void *w)
 {
-    (void)fd;
-    (void)what;
-    wf__cbatch_send(arg);
+    wf__cbatch_send(w);
 }
 
 int wf__cbatch_init(wf_worker *w)
 {
-    w->ends.batch_ev = event_new(w->base, -1, 0, batch_cb, w);
-    return w->ends.batch_ev ? WF_OK : WF_ERR_NOMEM;
+    return wf__turn_batch_init(&w->ends.batch, w->base, batch_flush, w);
 }
 
 void wf__cbatch_free(wf_worker *w)
 {
-    if (w->ends.batch_ev) event_free(w->ends.batch_ev);
-    w->ends.batch_ev = NULL;
-    free(w->ends.batch);
-    w->ends.batch = NULL;
-    w->ends.nbatch = w->ends.batch_cap = 0;
+    wf__turn_batch_free(&w->ends.batch);
 }
 
 int wf__cbatch_add(wf_worker *w, wf__job *job)
 {
     if (job->batched) return WF_OK;
-    if (w->ends.nbatch == w->ends.batch_cap) {
-        int cap = w->ends.batch_cap ? w->ends.batch_cap * 2 : 64;
-        wf__job **a = realloc(w->ends.batch, (size_t)cap * sizeof *a);
-        if (!a) return WF_ERR_NOMEM; /* the job stays ENDING: the next flush retries it */
-        w->ends.batch = a;
-        w->ends.batch_cap = cap;
-    }
-    w->ends.batch[w->ends.nbatch++] = job;
+    int rc = wf__turn_batch_add(&w->ends.batch, job);
+    if (rc != WF_OK) return rc; /* the job stays ENDING: the next flush retries it */
     job->batched = 1;
-    if (w->ends.nbatch == 1) event_active(w->ends.batch_ev, EV_TIMEOUT, 0);
     return WF_OK;
 }
 
@@ -144,18 +130,17 @@ static void send_one(wf_worker *w, wf__job **jobs, int n)
 
 void wf__cbatch_send(wf_worker *w)
 {
-    int n = w->ends.nbatch;
-    wf__job **all = w->ends.batch;
-    w->ends.batch = NULL;
-    w->ends.nbatch = w->ends.batch_cap = 0;
+    int n;
+    void **all = wf__turn_batch_take(&w->ends.batch, &n); /* of wf__job * */
     /* Drop jobs that are no longer ours to complete (lease lost meanwhile). */
     int m = 0;
     for (int i = 0; i < n; i++) {
-        all[i]->batched = 0;
-        if (all[i]->lease == WF__LEASE_ENDING && !all[i]->op_inflight)
-            all[m++] = all[i];
+        wf__job *job = all[i];
+        job->batched = 0;
+        if (job->lease == WF__LEASE_ENDING && !job->op_inflight)
+            all[m++] = job;
         else
-            wf__job_maybe_free(w, all[i]);
+            wf__job_maybe_free(w, job);
     }
     if (!wf__conn_usable(&w->cmd)) {
         for (int i = 0; i < m; i++) wf__job_maybe_free(w, all[i]);
@@ -165,15 +150,16 @@ void wf__cbatch_send(wf_worker *w)
     /* Group by workflow (keys of one call share one hash tag), in order of arrival. */
     wf__job *group[BATCH_MAX];
     for (int i = 0; i < m; i++) {
-        if (!all[i]) continue;
+        const wf__job *first = all[i];
+        if (!first) continue;
         int g = 0;
         for (int j = i; j < m && g < BATCH_MAX; j++) {
-            if (all[j] && all[j]->def == all[i]->def) {
-                group[g++] = all[j];
-                if (j != i) all[j] = NULL;
+            wf__job *job = all[j];
+            if (job && job->def == first->def) {
+                group[g++] = job;
+                all[j] = NULL;
             }
         }
-        all[i] = NULL;
         send_one(w, group, g); /* any more of this workflow start a group further on */
     }
     free(all);

@@ -5,8 +5,8 @@
  * Why: a step record is three or four commands in Redis, but a script call that arrives alone
  * costs several times that (the call, the lib.lua prelude, the clock); with one call per record
  * that fixed price was most of what a step cost Redis. A batch pays it once. Nothing waits for a
- * batch to fill: it goes out at the end of the turn in which its first record arrived (an event
- * made active then, as batch_end.c does for completions), so a lone record is not delayed.
+ * batch to fill: it goes out at the end of the turn in which its first record arrived (a
+ * wf__turn_batch, wf_turn_batch.h, as batch_end.c's completions), so a lone record is not delayed.
  *
  * Durability is unchanged: a handler goes on only once Redis answered its own record (it waits
  * in wf__ctx_call until wf__req_answer completes its request), so a worker killed at any point
@@ -30,56 +30,41 @@ typedef struct sent_batch {
     wf__req *reqs[BATCH_MAX];
 } sent_batch;
 
-static void batch_cb(evutil_socket_t fd, short what, void *arg)
+static void batch_flush(void *w)
 {
-    (void)fd;
-    (void)what;
-    wf__sbatch_send(arg);
+    wf__sbatch_send(w);
 }
 
 int wf__sbatch_init(wf_worker *w)
 {
-    w->srec.batch_ev = event_new(w->base, -1, 0, batch_cb, w);
-    return w->srec.batch_ev ? WF_OK : WF_ERR_NOMEM;
+    return wf__turn_batch_init(&w->srec.batch, w->base, batch_flush, w);
 }
 
 void wf__sbatch_free(wf_worker *w)
 {
-    if (w->srec.batch_ev) event_free(w->srec.batch_ev);
-    w->srec.batch_ev = NULL;
-    free(w->srec.batch); /* empty: wf__reqs_fail_all took its requests at shutdown */
-    w->srec.batch = NULL;
-    w->srec.nbatch = w->srec.batch_cap = 0;
+    /* empty: wf__reqs_fail_all took its requests at shutdown */
+    wf__turn_batch_free(&w->srec.batch);
 }
 
 int wf__sbatch_add(wf_worker *w, wf__req *req)
 {
-    wf__srec_state *s = &w->srec;
     int nargs = req->argc - req->nkeys;
-    if (!s->batch_ev || req->nkeys != WF__NFIXED + 2 || nargs < REC_ARGS - 1 || nargs > REC_ARGS)
+    if (req->nkeys != WF__NFIXED + 2 || nargs < REC_ARGS - 1 || nargs > REC_ARGS)
         return WF_ERR_INVALID; /* not the shape of one record: sent alone, as it is */
-    if (s->nbatch == s->batch_cap) {
-        int cap = s->batch_cap ? s->batch_cap * 2 : 64;
-        wf__req **a = realloc(s->batch, (size_t)cap * sizeof *a);
-        if (!a) return WF_ERR_NOMEM;
-        s->batch = a;
-        s->batch_cap = cap;
-    }
-    s->batch[s->nbatch++] = req;
-    if (s->nbatch == 1) event_active(s->batch_ev, EV_TIMEOUT, 0);
-    return WF_OK;
+    return wf__turn_batch_add(&w->srec.batch, req); /* WF_ERR_INVALID before init: alone too */
 }
 
 void wf__sbatch_hold(wf_worker *w)
 {
-    wf__srec_state *s = &w->srec;
-    for (int i = s->nbatch - 1; i >= 0; i--) {
-        wf__req *req = s->batch[i];
+    int n;
+    void **all = wf__turn_batch_take(&w->srec.batch, &n); /* of wf__req * */
+    for (int i = n - 1; i >= 0; i--) {
+        wf__req *req = all[i];
         req->next = w->reqs_head;
         w->reqs_head = req;
         if (!w->reqs_tail) w->reqs_tail = req;
     }
-    s->nbatch = 0;
+    free(all);
 }
 
 static void batch_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -139,15 +124,17 @@ static int send_one(wf_worker *w, wf__req **reqs, int n)
     return rc;
 }
 
-/* Moves the requests of `all` whose first key (a fixed key of their workflow) is that of
- * all[from] into `group`, in order, at most BATCH_MAX; returns how many. */
-static int take_group(wf__req **all, int m, int from, wf__req **group)
+/* Moves the requests (wf__req *) of `all` whose first key (a fixed key of their workflow) is that
+ * of all[from] into `group`, in order, at most BATCH_MAX; returns how many. */
+static int take_group(void **all, int m, int from, wf__req **group)
 {
-    const char *key = all[from]->argv[0];
+    const wf__req *first = all[from];
+    const char *key = first->argv[0];
     int g = 0;
     for (int j = from; j < m && g < BATCH_MAX; j++) {
-        if (all[j] && strcmp(all[j]->argv[0], key) == 0) {
-            group[g++] = all[j];
+        wf__req *q = all[j];
+        if (q && strcmp(q->argv[0], key) == 0) {
+            group[g++] = q;
             all[j] = NULL;
         }
     }
@@ -157,10 +144,8 @@ static int take_group(wf__req **all, int m, int from, wf__req **group)
 void wf__sbatch_send(wf_worker *w)
 {
     wf__srec_state *s = &w->srec;
-    int m = s->nbatch;
-    wf__req **all = s->batch;
-    s->batch = NULL;
-    s->nbatch = s->batch_cap = 0;
+    int m;
+    void **all = wf__turn_batch_take(&s->batch, &m); /* of wf__req * */
     wf__req *group[BATCH_MAX] = {0};
     for (int i = 0; i < m; i++) {
         if (!all[i]) continue;

@@ -22,29 +22,48 @@ static const redisReply *entry_field(const redisReply *fields, char name)
 
 /* The run id of entry `fields` of `def` into `id`: from its record (field `r`, a run with a hash)
  * or, for a lean run (fields `c` and `p`, lua/enqueue.lua), from its id suffix `c`; *input is the
- * lean run's input then. NULL when the entry is a run, else why it is not (malloc'd). */
-static char *entry_run(const wf__wdef *def, const redisReply *fields, char *id,
-                       const redisReply **input)
+ * lean run's input then (borrowed from `fields`). Returns 0 when the entry is a run, else -1 with
+ * why it is not in `why` (`whylen` bytes, never left empty). */
+static int entry_run(const wf__wdef *def, const redisReply *fields, char *id,
+                     const redisReply **input, char *why, size_t whylen)
 {
-    char buf[WF__ID_MAX + 64], wfname[WF__NAME_MAX + 1];
+    char wfname[WF__NAME_MAX + 1];
     wf_error err = {0};
     const redisReply *rec = entry_field(fields, 'r'), *c = entry_field(fields, 'c');
     *input = NULL;
     if (c) {
-        *input = entry_field(fields, 'p');
-        if (!*input || c->len > WF__SUFFIX_MAX || memchr(c->str, '\0', c->len) ||
-            !wf__suffix_valid(c->str))
-            return strdup("lean entry without a valid 'c' (run id) and 'p' (input)");
+        const redisReply *p = entry_field(fields, 'p');
+        if (!p || c->len > WF__SUFFIX_MAX || memchr(c->str, '\0', c->len) ||
+            !wf__suffix_valid(c->str)) {
+            snprintf(why, whylen, "lean entry without a valid 'c' (run id) and 'p' (input)");
+            return -1;
+        }
+        /* The handler's thread decodes the input with msgpack-c (executor.c): a forged one must
+         * not reach it, since msgpack-c allocates for the counts it reads. Its size is not checked
+         * against this worker's max_payload: the enqueuing client applied its own URL's limit. */
+        wf_payload_limits lim = {p->len, 0};
+        if (p->len > 0 && wf_msgpack_check(p->str, p->len, &lim, &err) != WF_OK) {
+            snprintf(why, whylen, "lean entry's input 'p' is not one msgpack value: %s",
+                     err.message);
+            return -1;
+        }
         snprintf(id, WF__ID_MAX, "%s:%s", def->name, c->str);
-        return NULL;
+        *input = p;
+        return 0;
     }
-    if (!rec) return strdup("entry has no field 'r' or 'c' (not written by wf)");
-    if (wf__record_decode(rec->str, rec->len, id, NULL, &err) != WF_OK) return strdup(err.message);
+    if (!rec) {
+        snprintf(why, whylen, "entry has no field 'r' or 'c' (not written by wf)");
+        return -1;
+    }
+    if (wf__record_decode(rec->str, rec->len, id, NULL, &err) != WF_OK) {
+        snprintf(why, whylen, "%s", err.message[0] ? err.message : "not a run record");
+        return -1;
+    }
     if (wf__runid_parse(id, wfname, &err) != WF_OK || strcmp(wfname, def->name) != 0) {
-        snprintf(buf, sizeof buf, "run %s does not belong to workflow %s", id, def->name);
-        return strdup(buf);
+        snprintf(why, whylen, "run %s does not belong to workflow %s", id, def->name);
+        return -1;
     }
-    return NULL;
+    return 0;
 }
 
 /* Adds entry `e` of an XREADGROUP / XAUTOCLAIM answer to `cc`. */
@@ -56,8 +75,8 @@ void wf__claim_add(wf_worker *w, wf__wdef *def, wf__claim_call *cc, const redisR
     const char *entry = e->element[0]->str;
     char id[WF__ID_MAX];
     const redisReply *input;
-    char *reason = entry_run(def, e->element[1], id, &input);
-    if (!reason) {
+    char why[WF__ID_MAX + WF__NAME_MAX + WF_ERROR_MSG_MAX];
+    if (entry_run(def, e->element[1], id, &input, why, sizeof why) == 0) {
         char *key = wf__key_run(w->url.prefix, def->name, id);
         char *idc = strdup(id);
         if (!key || !idc) {
@@ -78,6 +97,8 @@ void wf__claim_add(wf_worker *w, wf__wdef *def, wf__claim_call *cc, const redisR
         cc->kinds[g] = input ? 'p' : 'r';
         return;
     }
+    char *reason = strdup(why);
+    if (!reason) return; /* out of memory: XAUTOCLAIM brings the entry back after the lease time */
     cc->owned[cc->nowned++] = reason;
     wf__log(WF__LOG_WARN,
             "queue entry %s of workflow %s is not a valid run record (%s); "

@@ -31,7 +31,9 @@ typedef struct wf__claim_call {
 } wf__claim_call;
 
 /* Adds entry `e` of an XREADGROUP / XAUTOCLAIM answer to `cc`: a run (with a hash: field `r`;
- * lean: fields `c` and `p`) or an entry that is not one, with the reason (logged). */
+ * lean: fields `c` and `p`, an input of one msgpack value or none) or an entry that is not one,
+ * with the reason (logged); nothing for a nil entry (deleted while pending) or when out of memory.
+ * Anyone who can write the stream can forge `e`: fuzz/fuzz_claim_entry.c. */
 void wf__claim_add(wf_worker *w, wf__wdef *def, wf__claim_call *cc, const redisReply *e);
 /* claim_lost.c: hands back (release.lua) every run a claim whose reply was lost made ours, once cmd
  * is ready: without it such a run would wait for its lease to expire and be reclaimed as if this

@@ -5,6 +5,7 @@
  *   wf_worker_state.h  the worker (struct wf_worker), its workflows, defaults; the design overview
  *   wf_job.h           the job and its two state machines (exec, lease); the handler's wf_ctx
  *   wf_executor.h      the executor pool, requests from handlers to the loop, reply copies
+ *   wf_turn_batch.h    a list gathered during one loop turn, flushed at its end (the batches)
  *   wf_conn.h          the async connections (block, cmd) and routing commands over them
  *   wf_loop.h          the loop's parts: claim, tick, schedules, flow limits, children, loop
  *   wf_steps.h         the durable step engine's entry points (its state: wf_step_engine.h)

@@ -24,6 +24,7 @@
 #include "wf_greader.h"
 #include "wf_internal.h"
 #include "wf_job.h"
+#include "wf_turn_batch.h"
 
 /* The workflow's keys beyond the fixed fourteen, named once at definition (worker.c) rather than
  * on every claim, end or tick. */
@@ -109,21 +110,17 @@ typedef struct wf__claim_state {
  * per loop turn into one complete.lua call per workflow. An end operation is never given up: a
  * refused one goes out again from the tick. */
 typedef struct wf__ends_state {
-    int inflight;    /* end operations outstanding */
-    int refused;     /* one came back refused: resend on the tick */
-    wf__job **batch; /* completions to send at the end of this loop turn */
-    int nbatch, batch_cap;
-    struct event *batch_ev; /* fires at the end of the turn */
+    int inflight;         /* end operations outstanding */
+    int refused;          /* one came back refused: resend on the tick */
+    wf__turn_batch batch; /* completions (wf__job *) to send at the end of this loop turn */
 } wf__ends_state;
 
 /* Step records of handlers (batch_step.c): the step.lua requests the loop takes during one turn,
  * sent at its end in one call per workflow. */
 typedef struct wf__srec_state {
-    wf__req **batch; /* waiting for the end of the turn */
-    int nbatch, batch_cap;
-    struct event *batch_ev; /* fires at the end of the turn */
-    int64_t calls;          /* step.lua calls sent, and the records they carried: what batching */
-    int64_t records;        /* saves (loop thread only; read by tests once the loop is left) */
+    wf__turn_batch batch; /* requests (wf__req *) waiting for the end of the turn */
+    int64_t calls;        /* step.lua calls sent, and the records they carried: what batching */
+    int64_t records;      /* saves (loop thread only; read by tests once the loop is left) */
 } wf__srec_state;
 
 /* Asking the supervisor for a fresh process (recycle.c; 0: feature off). */
