@@ -94,3 +94,40 @@ Test(kill, thousand_runs_survive_random_sigkills)
     cr_assert_not(sanitizer, "a sanitizer reported an error in a worker process");
     cr_assert(WIFEXITED(status), "supervisor exited after SIGTERM (status 0x%x)", status);
 }
+
+static int claim_read_late(void *arg)
+{
+    (void)arg;
+    char *log = wf_test_slurp(log_path);
+    /* handed back at its first step (fenced), or run and its result dropped */
+    int done =
+        log && (strstr(log, "stalled past the run's lease") || strstr(log, "result dropped"));
+    free(log);
+    return done;
+}
+
+/* A process that froze with a claim's reply unread must not run a step body once it reads it:
+ * the lease began when Redis ran the claim, and meanwhile another worker took the run over and
+ * recorded the step (the chaos suite's `pause` scenario found bodies run again this way). Two
+ * processes, a 1 s lease; the one that first claims run "late" reads the reply 3 s later
+ * (WF_TEST_STALL_CLAIM_RUN), after the other has reclaimed the run and finished it. */
+Test(kill, a_claim_reply_read_after_the_lease_runs_no_recorded_step)
+{
+    const char *args[] = {"--processes", "2", "--concurrency", "2", "--lease-ms", "1000", NULL};
+    pid_t sup = worker_pid = pool_env_worker(args, "WF_TEST_STALL_CLAIM_RUN=stepper:late", stepper);
+    (void)sup;
+    wf_run_options opt = {.id = "late"};
+    wf_run *run = wf_test_start_json(cl, "stepper", "{\"n\":2}", &opt);
+    wf_status st;
+    wf_test_wait_state(run, WF_STATE_COMPLETED, 20000, &st, log_path);
+    cr_assert_eq(wf_test_raw_field(&st, "reclaims"), 1, "taken over once");
+    wf_status_clear(&st);
+    cr_assert(wf_test_wait(claim_read_late, NULL, 20000),
+              "the stalled process read its claim and dropped the run");
+    wf_run_free(run);
+    pool_env_stop_worker();
+    char *exec = wf_test_slurp(exec_path);
+    int violations = wf_test_count(exec, "VIOLATION");
+    free(exec);
+    cr_assert_eq(violations, 0, "a step recorded by the other process ran again");
+}

@@ -20,9 +20,11 @@
  * the next round), and under constant high load low runs wait. In a cluster each workflow runs
  * its own round on its own connection (arm_lanes).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wf_worker_internal.h"
 
@@ -34,6 +36,11 @@ typedef struct claim_batch {
     wf__wdef *def;
     int ngood;  /* slots reserved */
     char **ids; /* the ngood run ids, for wf__claim_recover should the reply be lost */
+    /* wf__mono_ms() when claim.lua was sent: the leases it grants start no earlier, so they
+     * surely last until this + lease_ms. Not the reply's arrival: a process frozen (SIGSTOP, a
+     * long stall) with the reply unread would start step bodies after its lease had expired and
+     * another worker had run and recorded those steps (the chaos suite's `pause` found it). */
+    int64_t sent_mono;
 } claim_batch;
 
 static void batch_free(claim_batch *b)
@@ -57,7 +64,8 @@ static wf__wdef *def_by_queue(wf_worker *w, const char *name, size_t len, wf__la
     return NULL;
 }
 
-static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *item)
+static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *item,
+                               int64_t sent_mono)
 {
     const redisReply *id = item->element[0], *tok = item->element[1], *att = item->element[2],
                      *in = item->element[3];
@@ -74,7 +82,7 @@ static wf__job *job_from_claim(wf_worker *w, wf__wdef *def, const redisReply *it
     /* Redis time at the claim anchors the step engine's clock (sleeps compare with Redis time). */
     job->claimed_mono = wf__mono_ms();
     job->lease_ms = w->opt.lease_ms;
-    atomic_store(&job->lease_until_mono, job->claimed_mono + w->opt.lease_ms);
+    atomic_store(&job->lease_until_mono, sent_mono + w->opt.lease_ms);
     job->claimed_redis_ms = item->elements > 4 && item->element[4]->type == REDIS_REPLY_INTEGER
                                 ? item->element[4]->integer
                                 : wf__now_ms();
@@ -145,7 +153,7 @@ static int claim_item(claim_batch *b, const redisReply *item)
                     item->element[0]->str);
         return 0;
     }
-    wf__job *job = job_from_claim(w, b->def, item);
+    wf__job *job = job_from_claim(w, b->def, item, b->sent_mono);
     if (!job) {
         wf__log(WF__LOG_ERROR,
                 "unusable claim reply item for workflow %s (or out of "
@@ -173,6 +181,23 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
         lose_once = 0;
         r = NULL;
         wf__conn_drop(&w->cmd, ac, "test: claim reply lost");
+    }
+#endif
+#ifdef WF_FAULT_INJECTION
+    /* As if the process froze with the reply unread: a stall of WF_TEST_STALL_CLAIM_MS (3000)
+     * before the first claim (token 1) of run $WF_TEST_STALL_CLAIM_RUN is read. */
+    const char *stall = getenv("WF_TEST_STALL_CLAIM_RUN");
+    for (size_t i = 0; stall && r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *it = r->element[i];
+        if (it->type == REDIS_REPLY_ARRAY && it->elements >= 5 &&
+            it->element[0]->type == REDIS_REPLY_STRING && !strcmp(it->element[0]->str, stall) &&
+            it->element[1]->type == REDIS_REPLY_STRING && !strcmp(it->element[1]->str, "1")) {
+            const char *ms = getenv("WF_TEST_STALL_CLAIM_MS");
+            long stall_ms = ms ? atol(ms) : 3000;
+            struct timespec ts = {stall_ms / 1000, (stall_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+        }
     }
 #endif
     if (!r) {
@@ -236,6 +261,7 @@ static void claim_send(wf_worker *w, wf__wdef *def, wf__lane lane, wf__claim_cal
     b->w = w;
     b->def = def;
     b->ngood = ngood;
+    b->sent_mono = wf__mono_ms();
     b->ids = calloc((size_t)ngood + 1, sizeof *b->ids);
     for (int i = 0; b->ids && i < ngood; i++) b->ids[i] = strdup(cc->good[3 * i + 1]);
     if (!wf__conn_usable(&w->cmd) ||
